@@ -1,0 +1,61 @@
+# Fixtures come from ../shared when it exists (the team's read-only copy) and
+# from their public download locations otherwise. Nothing fetched here is
+# committed: see .gitignore.
+SHARED ?= ../shared
+GO ?= go
+HF := https://huggingface.co/karpathy/tinyllamas/resolve/main
+LLAMA2C := https://github.com/karpathy/llama2.c/raw/master
+
+# Models with a public source: name-in-testdata=URL.
+PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
+	tok512.bin=$(HF)/stories260K/tok512.bin \
+	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
+
+.PHONY: all build test race vet fmt fixtures bench fuzz stories15M stories42M stories110M clean
+
+all: build
+
+build:
+	$(GO) build -o llama2 .
+
+## fixtures: fill testdata/ and ./tokenizer.bin from ../shared, or download them.
+fixtures:
+	@mkdir -p testdata
+	@if [ -d "$(SHARED)/models" ]; then \
+		echo "fixtures: copying from $(SHARED)"; \
+		cp -f $(SHARED)/models/*.bin testdata/ && \
+		rm -rf testdata/golden && mkdir -p testdata/golden && \
+		cp -rf $(SHARED)/golden/. testdata/golden/ && chmod -R u+w testdata/golden testdata/*.bin; \
+	else \
+		echo "fixtures: $(SHARED) not found; downloading the public files (goldens need $(SHARED))"; \
+		for pair in $(PUBLIC_MODELS); do \
+			f=$${pair%%=*}; url=$${pair#*=}; \
+			[ -s testdata/$$f ] || curl -fL --retry 3 -o testdata/$$f "$$url" || exit 1; \
+		done; \
+	fi
+	@cp -f testdata/tokenizer.bin tokenizer.bin
+
+## test: the whole suite, with the race detector, as CI runs it.
+test:
+	$(GO) vet ./...
+	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -tags purego ./...
+
+## bench: kernel and per-token benchmarks (go test -bench).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./model/
+
+## fuzz: a short run of every fuzz target.
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./model/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./model/ || exit 1; \
+	done
+
+## stories15M etc.: the published TinyStories models (60 MB, 167 MB, 438 MB).
+stories15M stories42M stories110M:
+	[ -s $@.bin ] || curl -fL --retry 3 -o $@.bin $(HF)/$@.bin
+	[ -s tokenizer.bin ] || curl -fL --retry 3 -o tokenizer.bin $(LLAMA2C)/tokenizer.bin
+
+clean:
+	rm -f llama2
