@@ -1,0 +1,326 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Model is an opened checkpoint: its header and read-only weight views into
+// the file's memory mapping. It is safe for concurrent use by any number of
+// sessions; Close it only after every session is done.
+type Model struct {
+	Config Config
+	path   string
+	w      weights
+	unmap  func() error
+	once   sync.Once
+}
+
+// Open memory-maps the checkpoint at path (legacy v0 or version 1) and
+// validates it. Weights are views into the mapping, never copies.
+func Open(path string) (*Model, error) {
+	data, unmap, err := mapFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, unwrapPath(err))
+	}
+	cfg, w, err := parseCheckpoint(data, path)
+	if err != nil {
+		unmap()
+		return nil, err
+	}
+	return &Model{Config: cfg, path: path, w: w, unmap: unmap}, nil
+}
+
+// unwrapPath drops the *os.PathError wrapper, whose path the caller's message
+// already names.
+func unwrapPath(err error) error {
+	var pe interface{ Unwrap() error }
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return fmt.Errorf("%w", pe.Unwrap())
+	}
+	return err
+}
+
+// Path is the file the model was opened from.
+func (m *Model) Path() string { return m.path }
+
+// Close unmaps the checkpoint. Sessions must not be used afterwards.
+func (m *Model) Close() error {
+	var err error
+	m.once.Do(func() {
+		m.w = weights{}
+		err = m.unmap()
+	})
+	return err
+}
+
+// SessionOptions configures a new session. The zero value is the default.
+type SessionOptions struct {
+	// Threads is the number of cores a forward pass uses; 0 means all of
+	// the machine's cores.
+	Threads int
+}
+
+// Session is the mutable state of one sequence over a shared Model: the KV
+// cache and the activations of a forward pass. A session is used by one
+// goroutine at a time.
+type Session struct {
+	m    *Model
+	cfg  Config
+	pool *pool
+
+	x      []float32 // (dim) residual stream
+	xb     []float32 // (dim) normalised input of a sub-block, then attention output
+	xb2    []float32 // (dim) sub-block output before the residual add
+	hb     []float32 // (hidden) w1 output, then SwiGLU output
+	hb2    []float32 // (hidden) w3 output
+	q      []float32 // (dim) query of the current position
+	att    []float32 // (heads, seq_len) attention scores
+	logits []float32 // (vocab)
+
+	keyCache   []float32 // (layer, seq_len, kv_dim)
+	valueCache []float32 // (layer, seq_len, kv_dim)
+
+	ropeFreq []float32 // (head_size/2) RoPE frequency of each pair in a head
+	ropeCos  []float32 // (head_size/2) cos(pos * freq) for the current position
+	ropeSin  []float32 // (head_size/2)
+
+	// Arguments of the current step, read by the parallel bodies below.
+	layer int
+	pos   int
+
+	// Bodies handed to the pool, bound once so dispatching allocates nothing.
+	qkvBody, attnBody, woBody, ffnUpBody, w2Body, classifierBody func(lo, hi int)
+}
+
+// rowGrain is the number of output rows a worker takes at a time: 16 floats
+// fill a 64-byte cache line, so workers never write to the same line.
+const rowGrain = 16
+
+// NewSession allocates a session's KV cache and activations.
+func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
+	c := m.Config
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("threads %d must not be negative", opts.Threads)
+	}
+	threads := opts.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	kvSize := c.Layers * c.SeqLen * c.KVDim()
+	s := &Session{
+		m: m, cfg: c, pool: newPool(threads),
+		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
+		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim),
+		q: make([]float32, c.Dim), att: make([]float32, c.Heads*c.SeqLen),
+		logits:   make([]float32, c.VocabSize),
+		keyCache: make([]float32, kvSize), valueCache: make([]float32, kvSize),
+		ropeFreq: make([]float32, c.HeadSize()/2),
+		ropeCos:  make([]float32, c.HeadSize()/2), ropeSin: make([]float32, c.HeadSize()/2),
+	}
+	hs := c.HeadSize()
+	for j := range s.ropeFreq {
+		// run.c: 1.0f / powf(10000.0f, head_dim / (float)head_size), all in float32.
+		s.ropeFreq[j] = 1 / float32(math.Pow(10000, float64(float32(2*j)/float32(hs))))
+	}
+	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
+	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
+	return s, nil
+}
+
+// Close stops the session's worker goroutines.
+func (s *Session) Close() { s.pool.close() }
+
+// Model is the model the session runs.
+func (s *Session) Model() *Model { return s.m }
+
+// Forward feeds token at position pos and returns the logits for the next
+// token. The slice is owned by the session and valid until its next call.
+// Positions must be fed in order from 0 (the KV cache holds 0..pos-1).
+func (s *Session) Forward(token, pos int) ([]float32, error) {
+	c := &s.cfg
+	if token < 0 || token >= c.VocabSize {
+		return nil, fmt.Errorf("token %d is outside the vocabulary [0, %d)", token, c.VocabSize)
+	}
+	if pos < 0 || pos >= c.SeqLen {
+		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, c.SeqLen)
+	}
+	w := &s.m.w
+	dim := c.Dim
+	copy(s.x, w.tokenEmbedding[token*dim:(token+1)*dim])
+	s.pos = pos
+	s.setRoPE(pos)
+	for l := range w.layers {
+		s.layer = l
+		lw := &w.layers[l]
+		rmsnorm(s.xb, s.x, lw.rmsAtt)
+		s.pool.run(dim+2*c.KVDim(), rowGrain, s.qkvBody)
+		s.rope()
+		s.pool.run(c.Heads, 1, s.attnBody)
+		s.pool.run(dim, rowGrain, s.woBody)
+		addInPlace(s.x, s.xb2)
+		rmsnorm(s.xb, s.x, lw.rmsFFN)
+		s.pool.run(c.HiddenDim, rowGrain, s.ffnUpBody)
+		s.pool.run(dim, rowGrain, s.w2Body)
+		addInPlace(s.x, s.xb)
+	}
+	rmsnorm(s.x, s.x, w.rmsFinal)
+	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
+	return s.logits, nil
+}
+
+// kvSlot returns the cache rows of layer l at position pos.
+func (s *Session) kvSlot(cache []float32, l, pos int) []float32 {
+	kvDim := s.cfg.KVDim()
+	off := (l*s.cfg.SeqLen + pos) * kvDim
+	return cache[off : off+kvDim]
+}
+
+// qkv computes rows [lo, hi) of the query, key and value projections, seen
+// as one (dim + 2*kv_dim, dim) matrix so that one dispatch covers all three.
+func (s *Session) qkv(lo, hi int) {
+	lw := &s.m.w.layers[s.layer]
+	dim, kvDim := s.cfg.Dim, s.cfg.KVDim()
+	k := s.kvSlot(s.keyCache, s.layer, s.pos)
+	v := s.kvSlot(s.valueCache, s.layer, s.pos)
+	rowsOf(s.q, lw.wq, s.xb, 0, dim, lo, hi)
+	rowsOf(k, lw.wk, s.xb, dim, kvDim, lo, hi)
+	rowsOf(v, lw.wv, s.xb, dim+kvDim, kvDim, lo, hi)
+}
+
+// rowsOf computes the part of rows [lo, hi) of a stacked product that falls
+// into the matrix w, whose rows are numbered from base to base+rows.
+func rowsOf(out, w, x []float32, base, rows, lo, hi int) {
+	a, b := max(lo-base, 0), min(hi-base, rows)
+	if a >= b {
+		return
+	}
+	n := len(x)
+	matVec(out[a:b], w[a*n:b*n], x)
+}
+
+// setRoPE fills the cos/sin tables of the current position.
+func (s *Session) setRoPE(pos int) {
+	for j, f := range s.ropeFreq {
+		val := float32(pos) * f
+		s.ropeCos[j] = float32(math.Cos(float64(val)))
+		s.ropeSin[j] = float32(math.Sin(float64(val)))
+	}
+}
+
+// rope rotates each pair of the query, and of the key inside kv_dim, by the
+// position's angle (run.c's RoPE, pairs within each head).
+func (s *Session) rope() {
+	hs := s.cfg.HeadSize()
+	k := s.kvSlot(s.keyCache, s.layer, s.pos)
+	rotate := func(vec []float32) {
+		for i := 0; i < len(vec); i += 2 {
+			j := (i % hs) / 2
+			fcr, fci := s.ropeCos[j], s.ropeSin[j]
+			v0, v1 := vec[i], vec[i+1]
+			vec[i] = v0*fcr - v1*fci
+			vec[i+1] = v0*fci + v1*fcr
+		}
+	}
+	rotate(s.q)
+	rotate(k)
+}
+
+// attention computes heads [lo, hi) of multi-head (grouped-query) attention
+// of the current position over positions 0..pos, writing into xb.
+func (s *Session) attention(lo, hi int) {
+	c := &s.cfg
+	hs, kvDim, kvMul := c.HeadSize(), c.KVDim(), c.KVMul()
+	pos := s.pos
+	layerOff := s.layer * c.SeqLen * kvDim
+	scale := float32(math.Sqrt(float64(hs)))
+	for h := lo; h < hi; h++ {
+		q := s.q[h*hs : (h+1)*hs]
+		att := s.att[h*c.SeqLen : h*c.SeqLen+pos+1]
+		kvOff := layerOff + (h/kvMul)*hs
+		for t := range att {
+			k := s.keyCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
+			att[t] = dot(q, k) / scale
+		}
+		softmax(att)
+		xb := s.xb[h*hs : (h+1)*hs]
+		clear(xb)
+		for t, a := range att {
+			axpy(a, s.valueCache[kvOff+t*kvDim:kvOff+t*kvDim+hs], xb)
+		}
+	}
+}
+
+func (s *Session) wo(lo, hi int) {
+	dim := s.cfg.Dim
+	matVec(s.xb2[lo:hi], s.m.w.layers[s.layer].wo[lo*dim:hi*dim], s.xb)
+}
+
+// ffnUp computes rows [lo, hi) of w1 and w3 and their SwiGLU in one pass.
+func (s *Session) ffnUp(lo, hi int) {
+	lw := &s.m.w.layers[s.layer]
+	dim := s.cfg.Dim
+	matVec(s.hb[lo:hi], lw.w1[lo*dim:hi*dim], s.xb)
+	matVec(s.hb2[lo:hi], lw.w3[lo*dim:hi*dim], s.xb)
+	swiglu(s.hb[lo:hi], s.hb2[lo:hi])
+}
+
+func (s *Session) w2(lo, hi int) {
+	hidden := s.cfg.HiddenDim
+	matVec(s.xb[lo:hi], s.m.w.layers[s.layer].w2[lo*hidden:hi*hidden], s.hb)
+}
+
+func (s *Session) classify(lo, hi int) {
+	dim := s.cfg.Dim
+	matVec(s.logits[lo:hi], s.m.w.classifier[lo*dim:hi*dim], s.x)
+}
+
+// rmsnorm sets out = weight * (x / rms(x)), run.c's order of operations.
+func rmsnorm(out, x, weight []float32) {
+	ss := dot(x, x)
+	ss /= float32(len(x))
+	ss += 1e-5
+	ss = 1 / float32(math.Sqrt(float64(ss)))
+	scaleMul(out, weight, x, ss)
+}
+
+// softmax normalises x in place into probabilities.
+func softmax(x []float32) {
+	maxVal := x[0]
+	for _, v := range x[1:] {
+		if v > maxVal {
+			maxVal = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		x[i] = expf(v - maxVal)
+		sum += x[i]
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}
+
+// swiglu sets hb[i] = silu(hb[i]) * hb2[i].
+func swiglu(hb, hb2 []float32) {
+	hb2 = hb2[:len(hb)]
+	for i, v := range hb {
+		v *= 1 / (1 + expf(-v))
+		hb[i] = v * hb2[i]
+	}
+}
+
+func addInPlace(x, y []float32) {
+	y = y[:len(x)]
+	for i := range x {
+		x[i] += y[i]
+	}
+}
+
+// expf is C's expf: float64 exp rounded to float32 is correctly rounded in
+// all but vanishingly rare cases, as glibc's expf is.
+func expf(x float32) float32 { return float32(math.Exp(float64(x))) }

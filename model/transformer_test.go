@@ -1,0 +1,194 @@
+package model
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// maxAbsDiff is the largest |a[i]-b[i]|.
+func maxAbsDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
+}
+
+type logitsCase struct {
+	Checkpoint string `json:"checkpoint"`
+	Tokens     []int  `json:"tokens"`
+	Logits     string `json:"logits"`
+	VocabSize  int    `json:"vocab_size"`
+}
+
+// loadLogitsCases reads golden/logits.json and the reference logits.
+func loadLogitsCases(t *testing.T) ([]logitsCase, [][]float32) {
+	data, err := os.ReadFile(fixture(t, "golden/logits.json"))
+	require.NoError(t, err)
+	var cases []logitsCase
+	require.NoError(t, json.Unmarshal(data, &cases))
+	require.NotEmpty(t, cases)
+	var want [][]float32
+	for _, c := range cases {
+		raw, err := os.ReadFile(fixture(t, filepath.Join("golden", c.Logits)))
+		require.NoError(t, err)
+		require.Equal(t, len(c.Tokens)*c.VocabSize*4, len(raw), c.Logits)
+		f := make([]float32, len(raw)/4)
+		for i := range f {
+			f[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		want = append(want, f)
+	}
+	return cases, want
+}
+
+// TestForwardMatchesReferenceLogits compares the logits after every position
+// with llama2.c's, within 1e-4 absolute (float32 sums in another order differ
+// by a few ulps of values of order 10).
+func TestForwardMatchesReferenceLogits(t *testing.T) {
+	cases, want := loadLogitsCases(t)
+	for i, c := range cases {
+		name := strings.TrimPrefix(c.Checkpoint, "models/")
+		m := openModel(t, fixture(t, name))
+		require.Equal(t, c.VocabSize, m.Config.VocabSize)
+		ref := newReferenceForward(m)
+		for _, threads := range []int{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/threads=%d", name, threads), func(t *testing.T) {
+				s := newSession(t, m, threads)
+				for pos, tok := range c.Tokens {
+					got, err := s.Forward(tok, pos)
+					require.NoError(t, err)
+					w := want[i][pos*c.VocabSize : (pos+1)*c.VocabSize]
+					require.LessOrEqual(t, maxAbsDiff(got, w), 1e-4, "position %d", pos)
+				}
+			})
+		}
+		t.Run(name+"/reference", func(t *testing.T) {
+			for pos, tok := range c.Tokens {
+				w := want[i][pos*c.VocabSize : (pos+1)*c.VocabSize]
+				require.LessOrEqual(t, maxAbsDiff(ref.forward(tok, pos), w), 1e-4, "position %d", pos)
+			}
+		})
+	}
+}
+
+// TestForwardMatchesReferenceOnOddShapes runs the session and the plain
+// reference on generated checkpoints of awkward shapes and both formats.
+func TestForwardMatchesReferenceOnOddShapes(t *testing.T) {
+	shapes := []Config{
+		tinyConfig,
+		{Dim: 64, HiddenDim: 172, Layers: 3, Heads: 8, KVHeads: 8, VocabSize: 50, SeqLen: 16, SharedClassifier: true},
+		{Dim: 36, HiddenDim: 77, Layers: 1, Heads: 3, KVHeads: 1, VocabSize: 300, SeqLen: 9, Version: 1},
+		{Dim: 2, HiddenDim: 1, Layers: 1, Heads: 1, KVHeads: 1, VocabSize: 3, SeqLen: 5, Version: 1, SharedClassifier: true},
+	}
+	for _, c := range shapes {
+		t.Run(c.describe(), func(t *testing.T) {
+			m := openModel(t, writeCheckpoint(t, c, 7))
+			ref := newReferenceForward(m)
+			s1, s2 := newSession(t, m, 1), newSession(t, m, 2)
+			r := rand.New(rand.NewPCG(1, 2))
+			for pos := range c.SeqLen {
+				tok := r.IntN(c.VocabSize)
+				want := ref.forward(tok, pos)
+				for _, s := range []*Session{s1, s2} {
+					got, err := s.Forward(tok, pos)
+					require.NoError(t, err)
+					require.LessOrEqual(t, maxAbsDiff(got, want), 1e-5, "position %d", pos)
+				}
+			}
+		})
+	}
+}
+
+// TestVersion1MatchesLegacy reads the same weights from a v0 and a v1 file.
+func TestVersion1MatchesLegacy(t *testing.T) {
+	c0 := tinyConfig
+	c1 := c0
+	c1.Version = 1
+	m0 := openModel(t, writeCheckpoint(t, c0, 3))
+	m1 := openModel(t, writeCheckpoint(t, c1, 3))
+	require.Equal(t, 1, m1.Config.Version)
+	s0, s1 := newSession(t, m0, 1), newSession(t, m1, 1)
+	for pos, tok := range []int{1, 5, 36, 0, 17} {
+		a, err := s0.Forward(tok, pos)
+		require.NoError(t, err)
+		b, err := s1.Forward(tok, pos)
+		require.NoError(t, err)
+		require.Equal(t, a, b)
+	}
+}
+
+// TestConcurrentSessions runs several sessions on one model at once; each
+// must produce exactly what a session alone produces.
+func TestConcurrentSessions(t *testing.T) {
+	m := openModel(t, writeCheckpoint(t, tinyConfig, 5))
+	const n = 4
+	seqs := make([][]int, n)
+	for i := range seqs {
+		r := rand.New(rand.NewPCG(uint64(i), 9))
+		for range m.Config.SeqLen {
+			seqs[i] = append(seqs[i], r.IntN(m.Config.VocabSize))
+		}
+	}
+	run := func(s *Session, seq []int) [][]float32 {
+		var out [][]float32
+		for pos, tok := range seq {
+			l, err := s.Forward(tok, pos)
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, append([]float32(nil), l...))
+		}
+		return out
+	}
+	alone := make([][][]float32, n)
+	for i := range seqs {
+		alone[i] = run(newSession(t, m, 1), seqs[i])
+	}
+	together := make([][][]float32, n)
+	var wg sync.WaitGroup
+	for i := range seqs {
+		s := newSession(t, m, 2)
+		wg.Go(func() { together[i] = run(s, seqs[i]) })
+	}
+	wg.Wait()
+	require.Equal(t, alone, together)
+}
+
+func TestForwardRejectsBadArguments(t *testing.T) {
+	m := openModel(t, writeCheckpoint(t, tinyConfig, 1))
+	s := newSession(t, m, 1)
+	_, err := s.Forward(m.Config.VocabSize, 0)
+	require.ErrorContains(t, err, "outside the vocabulary")
+	_, err = s.Forward(-1, 0)
+	require.ErrorContains(t, err, "outside the vocabulary")
+	_, err = s.Forward(0, m.Config.SeqLen)
+	require.ErrorContains(t, err, "outside the context")
+	_, err = m.NewSession(SessionOptions{Threads: -1})
+	require.ErrorContains(t, err, "threads")
+}
+
+func TestForwardDoesNotAllocate(t *testing.T) {
+	m := openModel(t, writeCheckpoint(t, tinyConfig, 1))
+	for _, threads := range []int{1, 2} {
+		s := newSession(t, m, threads)
+		pos := 0
+		allocs := testing.AllocsPerRun(20, func() {
+			if _, err := s.Forward(3, pos); err != nil {
+				t.Fatal(err)
+			}
+			pos++
+		})
+		require.Zero(t, allocs, "threads=%d", threads)
+	}
+}

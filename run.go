@@ -1,0 +1,194 @@
+// Command llama2 runs Llama-2-architecture checkpoints on the CPU, with the
+// command line of llama2.c's run:
+//
+//	llama2 <checkpoint> [options]
+//	llama2 stories15M.bin -i "Once upon a time"
+//
+// Run it with -h for the options.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/llama2-go/llama2/model"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the whole command line, separated from main so tests drive the
+// real code path. It returns the process's exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	opts, err := parseArgs(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, usage)
+		return 1
+	}
+	if err := generateOrChat(ctx, opts, stdin, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+const usage = `Usage:   llama2 <checkpoint> [options]
+Example: llama2 model.bin -n 256 -i "Once upon a time"
+Options:
+  -t <float>   temperature in [0,inf], default 1.0
+  -p <float>   p value in top-p (nucleus) sampling in [0,1], default 0.9
+  -s <int>     random seed, default time(NULL)
+  -n <int>     number of steps to run for, default 256. 0 = max_seq_len
+  -i <string>  input prompt
+  -z <string>  optional path to custom tokenizer, default tokenizer.bin
+  -m <string>  mode: generate|chat, default: generate
+  -y <string>  (optional) system prompt in chat mode
+  -threads <int>  cores to use, default all of them
+`
+
+// options are run.c's settings, after its clamping.
+type options struct {
+	checkpoint  string
+	temperature float32
+	topp        float32
+	seed        uint64
+	steps       int
+	prompt      *string // nil when -i was not given
+	tokenizer   string
+	mode        string
+	system      *string // nil when -y was not given
+	threads     int
+}
+
+// parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
+// package prefers, `[options] <checkpoint>`.
+func parseArgs(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("llama2", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints the usage itself
+	temperature := fs.Float64("t", 1.0, "")
+	topp := fs.Float64("p", 0.9, "")
+	seed := fs.Int64("s", 0, "")
+	fs.IntVar(&o.steps, "n", 256, "")
+	prompt := fs.String("i", "", "")
+	fs.StringVar(&o.tokenizer, "z", "tokenizer.bin", "")
+	fs.StringVar(&o.mode, "m", "generate", "")
+	system := fs.String("y", "", "")
+	fs.IntVar(&o.threads, "threads", 0, "")
+
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		o.checkpoint, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	rest := fs.Args()
+	if o.checkpoint == "" && len(rest) > 0 {
+		o.checkpoint, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return o, fmt.Errorf("unexpected argument %q (options follow the checkpoint)", rest[0])
+	}
+	if o.checkpoint == "" {
+		return o, errors.New("no checkpoint given")
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "i":
+			o.prompt = prompt
+		case "y":
+			o.system = system
+		}
+	})
+	// run.c's clamping.
+	o.temperature = float32(max(*temperature, 0))
+	o.topp = float32(*topp)
+	if *topp < 0 || *topp > 1 {
+		o.topp = 0.9
+	}
+	o.seed = uint64(*seed) // run.c: atoi, then unsigned long long; 0 means the clock
+	o.steps = max(o.steps, 0)
+	if o.threads < 0 {
+		return o, fmt.Errorf("-threads %d must not be negative", o.threads)
+	}
+	if o.mode != "generate" && o.mode != "chat" {
+		return o, fmt.Errorf("unknown mode %q for -m (generate or chat)", o.mode)
+	}
+	return o, nil
+}
+
+func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
+	m, err := model.Open(o.checkpoint)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tok, err := model.LoadTokenizer(o.tokenizer, m.Config.VocabSize)
+	if err != nil {
+		return err
+	}
+	session, err := m.NewSession(model.SessionOptions{Threads: o.threads})
+	if err != nil {
+		return err
+	}
+	defer session.Close()
+	sampler := model.NewSampler(m.Config.VocabSize, o.temperature, o.topp, o.seed)
+	if o.mode == "chat" {
+		opts := model.ChatOptions{System: o.system, User: o.prompt, Steps: o.steps}
+		return session.Chat(ctx, tok, sampler, opts, stdin, stdout)
+	}
+	return generate(ctx, session, tok, sampler, o, stdout, stderr)
+}
+
+// generate prints the prompt and the story as it is made, then run.c's
+// tok/s line on stderr.
+func generate(ctx context.Context, s *model.Session, tok *model.Tokenizer, sampler *model.Sampler, o options, stdout, stderr io.Writer) error {
+	var text string
+	if o.prompt != nil {
+		text = *o.prompt
+	}
+	prompt := tok.Encode(text, true, false)
+	if n := s.Model().Config.SeqLen; len(prompt) > n {
+		return fmt.Errorf("the prompt is %d tokens long, more than the model's context of %d", len(prompt), n)
+	}
+	out := bufio.NewWriter(stdout)
+	decoder := tok.NewTextDecoder()
+	var buf []byte
+	var writeErr error
+	stats, err := s.Generate(ctx, prompt, sampler, o.steps, func(prev, next int) bool {
+		buf = decoder.Append(buf[:0], prev, next)
+		if _, writeErr = out.Write(buf); writeErr == nil {
+			writeErr = out.Flush()
+		}
+		return writeErr == nil
+	})
+	out.Write(decoder.Flush(buf[:0]))
+	out.WriteString("\n")
+	if ferr := out.Flush(); writeErr == nil {
+		writeErr = ferr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if writeErr != nil {
+		return fmt.Errorf("writing the output: %w", writeErr)
+	}
+	if stats.Positions > 1 {
+		fmt.Fprintf(stderr, "achieved tok/s: %f\n", stats.TokensPerSecond())
+	}
+	return nil
+}
