@@ -156,7 +156,7 @@ func TestBadFiles(t *testing.T) {
 		{[]string{model, "-z", filepath.Join(dir, "none.bin")}, "none.bin"},
 		{[]string{model, "-z", badTok}, "tok.bin"},
 		{[]string{model, "-z", fixture(t, "tokenizer.bin"), "-i", strings.Repeat("Once upon a time ", 200)}, "more than the model's context"},
-		{[]string{fixture(t, "rand-mha-32k.bin"), "-z", tok}, "tok.bin"},
+		{[]string{fixture(t, "rand-mha-32k.bin"), "-z", tok}, "has 512 pieces, the model needs 32000"},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runCLI(t, "", c.args...)
