@@ -1,0 +1,100 @@
+package model_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"strings"
+
+	"github.com/llama2-go/llama2/model"
+)
+
+// Generate a story greedily and collect its text. (The fixtures come from
+// `make fixtures`.)
+func Example() {
+	m, err := model.Open("../testdata/stories260K.bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	if err != nil {
+		log.Fatal(err)
+	}
+	session, err := m.NewSession(model.SessionOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+
+	sampler := model.NewSampler(m.Config.VocabSize, 0, 0.9, 1) // temperature 0: greedy
+	prompt := tok.Encode("Once upon a time", true, false)
+	var text strings.Builder
+	decoder := tok.NewTextDecoder()
+	_, err = session.Generate(context.Background(), prompt, sampler, 31, func(prev, next int) bool {
+		text.Write(decoder.Append(nil, prev, next))
+		return true
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(text.String())
+	// Output: Once upon a time, there was a little girl named Lily. She loved to play outside in the park.
+}
+
+// Many sessions share one mapped model; each is used by one goroutine.
+func ExampleModel_NewSession() {
+	m, err := model.Open("../testdata/stories260K.bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	done := make(chan int)
+	for range 3 {
+		go func() {
+			s, err := m.NewSession(model.SessionOptions{Threads: 1})
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer s.Close()
+			logits, err := s.Forward(model.BOS, 0)
+			if err != nil {
+				log.Fatal(err)
+			}
+			done <- model.NewSampler(len(logits), 0, 0, 1).Sample(logits)
+		}()
+	}
+	fmt.Println(<-done, <-done, <-done)
+	// Output: 403 403 403
+}
+
+// Forward gives the logits of the next token; Sample picks one.
+func ExampleSession_Forward() {
+	m, err := model.Open("../testdata/stories260K.bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := m.NewSession(model.SessionOptions{Threads: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	sampler := model.NewSampler(m.Config.VocabSize, 0, 0, 1)
+	token := model.BOS
+	for pos := range 6 {
+		logits, err := s.Forward(token, pos)
+		if err != nil {
+			log.Fatal(err)
+		}
+		next := sampler.Sample(logits)
+		fmt.Printf("%q ", tok.Decode(token, next))
+		token = next
+	}
+	fmt.Println()
+	// Output: "Once" " upon" " a" " time" "," " there"
+}
