@@ -58,6 +58,7 @@ Options:
   -m <string>  mode: generate|chat, default: generate
   -y <string>  (optional) system prompt in chat mode
   -threads <int>  cores to use, default all of them
+  -batch <int>    prompt tokens fed through the model at once, default 64; 1 = one at a time
 `
 
 // options are run.c's settings, after its clamping.
@@ -72,6 +73,7 @@ type options struct {
 	mode        string
 	system      *string // nil when -y was not given
 	threads     int
+	batch       int
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -89,6 +91,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.mode, "m", "generate", "")
 	system := fs.String("y", "", "")
 	fs.IntVar(&o.threads, "threads", 0, "")
+	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
 
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		o.checkpoint, args = args[0], args[1:]
@@ -125,6 +128,9 @@ func parseArgs(args []string) (options, error) {
 	if o.threads < 0 {
 		return o, fmt.Errorf("-threads %d must not be negative", o.threads)
 	}
+	if o.batch < 1 {
+		return o, fmt.Errorf("-batch %d must be at least 1", o.batch)
+	}
 	if o.mode != "generate" && o.mode != "chat" {
 		return o, fmt.Errorf("unknown mode %q for -m (generate or chat)", o.mode)
 	}
@@ -141,7 +147,7 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	session, err := m.NewSession(model.SessionOptions{Threads: o.threads})
+	session, err := m.NewSession(model.SessionOptions{Threads: o.threads, Batch: o.batch})
 	if err != nil {
 		return err
 	}

@@ -78,10 +78,10 @@ func TestGoldenCases(t *testing.T) {
 		}
 		want, err := os.ReadFile(fixture(t, filepath.Join("golden", c.Stdout)))
 		require.NoError(t, err)
-		for _, threads := range []string{"1", "2"} {
-			t.Run(c.Name+"/threads="+threads, func(t *testing.T) {
+		for _, run := range []struct{ threads, batch string }{{"1", "1"}, {"2", "1"}, {"1", "64"}, {"2", "5"}} {
+			t.Run(c.Name+"/threads="+run.threads+"/batch="+run.batch, func(t *testing.T) {
 				args := append([]string{checkpoint, "-z", tokenizer}, c.Args...)
-				args = append(args, "-threads", threads)
+				args = append(args, "-threads", run.threads, "-batch", run.batch)
 				code, stdout, stderr := runCLI(t, c.Stdin, args...)
 				require.Equal(t, 0, code, stderr)
 				got := stdout
@@ -127,6 +127,7 @@ func TestBadArguments(t *testing.T) {
 		{[]string{model, "-m", "poem"}, `unknown mode "poem"`},
 		{[]string{model, "extra"}, `unexpected argument "extra"`},
 		{[]string{model, "-threads", "-2"}, "must not be negative"},
+		{[]string{model, "-batch", "0"}, "-batch 0 must be at least 1"},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runCLI(t, "", c.args...)

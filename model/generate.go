@@ -13,31 +13,34 @@ type Stats struct {
 	GeneratedTokens int // tokens sampled
 	Positions       int // positions fed through the model
 
-	// PromptDuration is the time spent feeding the prompt; GenerateDuration
-	// the time spent sampling new tokens.
+	// PromptDuration is the time until the first token was sampled (the
+	// whole prompt fed); GenerateDuration the time spent after it.
 	PromptDuration, GenerateDuration time.Duration
 
-	// Timed is run.c's measure: the wall clock from the end of the first
-	// position to the end, over Positions-1 positions.
-	Timed time.Duration
+	// TimedPositions positions ran in Timed. Without prompt batching this is
+	// run.c's measure: every position after the first, timed from the end of
+	// the first. A batched prompt counts as that first step: the positions it
+	// fed at once are not in TimedPositions.
+	TimedPositions int
+	Timed          time.Duration
 }
 
-// TokensPerSecond is run.c's "achieved tok/s": positions after the first
-// divided by the time since the first one finished. It is 0 when fewer than
-// two positions ran.
+// TokensPerSecond is run.c's "achieved tok/s": TimedPositions per second of
+// Timed. It is 0 when nothing was timed.
 func (s Stats) TokensPerSecond() float64 {
-	if s.Positions < 2 || s.Timed <= 0 {
+	if s.TimedPositions < 1 || s.Timed <= 0 {
 		return 0
 	}
-	return float64(s.Positions-1) / s.Timed.Seconds()
+	return float64(s.TimedPositions) / s.Timed.Seconds()
 }
 
 // Generate runs run.c's generation loop on a fresh sequence: it feeds the
-// prompt tokens from position 0 (no sampling while in the prompt), then
-// samples, until steps positions have run, BOS is sampled, emit returns
-// false, or ctx is cancelled. steps <= 0 or beyond the context means the
-// whole context, as in run.c. EOS does not stop generation (run.c does not
-// either); embedders that want it to can return false from emit.
+// prompt tokens from position 0 (no sampling while in the prompt, batched
+// by [Session.Prefill]), then samples, until steps positions have run, BOS is
+// sampled, emit returns false, or ctx is cancelled. steps <= 0 or beyond the
+// context means the whole context, as in run.c. EOS does not stop generation
+// (run.c does not either); embedders that want it to can return false from
+// emit.
 //
 // For every position it calls emit(prev, next): the token just fed and the
 // token that follows it, from the prompt or sampled. Decode the pair with
@@ -54,52 +57,78 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 	if steps <= 0 || steps > seqLen {
 		steps = seqLen
 	}
-	begin := time.Now()
-	var timerStart time.Time
+	t := generationTimer{begin: time.Now()}
+	defer t.finish(&st)
+
+	// The prompt tokens whose successor is known: fed without logits.
+	known := min(len(prompt)-1, steps)
+	if known > 1 && s.batch != nil {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if err := s.Prefill(prompt[:known], 0); err != nil {
+			return st, err
+		}
+		t.prefilled = known
+	}
 	token := prompt[0]
 	for pos := 0; pos < steps; pos++ {
 		if err := ctx.Err(); err != nil {
-			st.finish(begin, timerStart)
-			return st, err
-		}
-		logits, err := s.Forward(token, pos)
-		if err != nil {
 			return st, err
 		}
 		var next int
-		if pos < len(prompt)-1 {
+		if pos < known {
+			if pos >= t.prefilled {
+				if _, err := s.Forward(token, pos); err != nil {
+					return st, err
+				}
+			}
 			next = prompt[pos+1]
 		} else {
+			logits, err := s.Forward(token, pos)
+			if err != nil {
+				return st, err
+			}
 			if st.GeneratedTokens == 0 {
-				st.PromptDuration = time.Since(begin)
+				st.PromptDuration = time.Since(t.begin)
 			}
 			next = sampler.Sample(logits)
 			st.GeneratedTokens++
 		}
 		st.Positions = pos + 1
-		if next == BOS {
-			break
-		}
-		if !emit(token, next) {
+		if next == BOS || !emit(token, next) {
 			break
 		}
 		token = next
-		if timerStart.IsZero() {
-			timerStart = time.Now()
-		}
+		t.startOnce(max(t.prefilled, 1))
 	}
-	st.finish(begin, timerStart)
 	return st, nil
 }
 
-func (st *Stats) finish(begin, timerStart time.Time) {
+// generationTimer measures as run.c does: the clock starts once the first
+// step (the first position, or the batched prompt) is done.
+type generationTimer struct {
+	begin     time.Time
+	start     time.Time
+	startPos  int // positions done when the clock started
+	prefilled int // prompt positions fed in one batch
+}
+
+func (t *generationTimer) startOnce(positionsDone int) {
+	if t.start.IsZero() {
+		t.start, t.startPos = time.Now(), positionsDone
+	}
+}
+
+func (t *generationTimer) finish(st *Stats) {
 	end := time.Now()
 	if st.GeneratedTokens == 0 {
-		st.PromptDuration = end.Sub(begin)
+		st.PromptDuration = end.Sub(t.begin)
 	} else {
-		st.GenerateDuration = end.Sub(begin) - st.PromptDuration
+		st.GenerateDuration = end.Sub(t.begin) - st.PromptDuration
 	}
-	if !timerStart.IsZero() {
-		st.Timed = end.Sub(timerStart)
+	if !t.start.IsZero() {
+		st.Timed = end.Sub(t.start)
+		st.TimedPositions = st.Positions - t.startPos
 	}
 }

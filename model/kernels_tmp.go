@@ -28,3 +28,10 @@ func scaleMul(out, w, x []float32, s float32) {
 		out[i] = w[i] * (s * x[i])
 	}
 }
+
+func matMat(out, w, x []float32, batch int) {
+	n, m := len(x)/batch, len(out)/batch
+	for b := 0; b < batch; b++ {
+		matVec(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
+	}
+}

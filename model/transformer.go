@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -62,15 +63,24 @@ type SessionOptions struct {
 	// Threads is the number of cores a forward pass uses; 0 means all of
 	// the machine's cores.
 	Threads int
+	// Batch is the number of prompt tokens [Session.Prefill] pushes through
+	// the model together; 0 means DefaultBatch and 1 turns batching off.
+	Batch int
 }
+
+// DefaultBatch is the default prompt batch: large enough that each weight
+// fetched from memory serves many tokens, small enough that a batch's
+// activations stay in cache.
+const DefaultBatch = 64
 
 // Session is the mutable state of one sequence over a shared Model: the KV
 // cache and the activations of a forward pass. A session is used by one
 // goroutine at a time.
 type Session struct {
-	m    *Model
-	cfg  Config
-	pool *pool
+	m     *Model
+	cfg   Config
+	pool  *pool
+	batch *batchState // nil when batching is off
 
 	x      []float32 // (dim) residual stream
 	xb     []float32 // (dim) normalised input of a sub-block, then attention output
@@ -106,6 +116,9 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if opts.Threads < 0 {
 		return nil, fmt.Errorf("threads %d must not be negative", opts.Threads)
 	}
+	if opts.Batch < 0 {
+		return nil, fmt.Errorf("batch %d must not be negative", opts.Batch)
+	}
 	threads := opts.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
@@ -128,6 +141,9 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
+	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
+		s.batch = newBatchState(s, min(batch, c.SeqLen))
+	}
 	return s, nil
 }
 
@@ -143,10 +159,10 @@ func (s *Session) Model() *Model { return s.m }
 func (s *Session) Forward(token, pos int) ([]float32, error) {
 	c := &s.cfg
 	if token < 0 || token >= c.VocabSize {
-		return nil, fmt.Errorf("token %d is outside the vocabulary [0, %d)", token, c.VocabSize)
+		return nil, errToken(token, c.VocabSize)
 	}
 	if pos < 0 || pos >= c.SeqLen {
-		return nil, fmt.Errorf("position %d is outside the context [0, %d)", pos, c.SeqLen)
+		return nil, errPosition(pos, c.SeqLen)
 	}
 	w := &s.m.w
 	dim := c.Dim
@@ -170,6 +186,14 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 	rmsnorm(s.x, s.x, w.rmsFinal)
 	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
 	return s.logits, nil
+}
+
+func errToken(token, vocab int) error {
+	return fmt.Errorf("token %d is outside the vocabulary [0, %d)", token, vocab)
+}
+
+func errPosition(pos, seqLen int) error {
+	return fmt.Errorf("position %d is outside the context [0, %d)", pos, seqLen)
 }
 
 // kvSlot returns the cache rows of layer l at position pos.
@@ -211,42 +235,48 @@ func (s *Session) setRoPE(pos int) {
 	}
 }
 
-// rope rotates each pair of the query, and of the key inside kv_dim, by the
-// position's angle (run.c's RoPE, pairs within each head).
+// rope rotates the query, and the key inside kv_dim, by the position's
+// angles (run.c's RoPE).
 func (s *Session) rope() {
 	hs := s.cfg.HeadSize()
-	k := s.kvSlot(s.keyCache, s.layer, s.pos)
-	rotate := func(vec []float32) {
-		for i := 0; i < len(vec); i += 2 {
-			j := (i % hs) / 2
-			fcr, fci := s.ropeCos[j], s.ropeSin[j]
-			v0, v1 := vec[i], vec[i+1]
-			vec[i] = v0*fcr - v1*fci
-			vec[i+1] = v0*fci + v1*fcr
-		}
-	}
-	rotate(s.q)
-	rotate(k)
+	rotate(s.q, s.ropeCos, s.ropeSin, hs)
+	rotate(s.kvSlot(s.keyCache, s.layer, s.pos), s.ropeCos, s.ropeSin, hs)
 }
 
-// attention computes heads [lo, hi) of multi-head (grouped-query) attention
-// of the current position over positions 0..pos, writing into xb.
+// rotate turns each pair (vec[i], vec[i+1]) by the angle of its index
+// within a head, whose cos and sin are cos[j] and sin[j], j = (i%hs)/2.
+func rotate(vec, cos, sin []float32, hs int) {
+	for i := 0; i < len(vec); i += 2 {
+		j := (i % hs) / 2
+		fcr, fci := cos[j], sin[j]
+		v0, v1 := vec[i], vec[i+1]
+		vec[i] = v0*fcr - v1*fci
+		vec[i+1] = v0*fci + v1*fcr
+	}
+}
+
+// attention computes heads [lo, hi) of the current position.
 func (s *Session) attention(lo, hi int) {
+	s.attendHeads(s.q, s.xb, s.pos, lo, hi)
+}
+
+// attendHeads computes heads [lo, hi) of grouped-query attention of query q
+// at position pos over the cached positions 0..pos of the current layer,
+// writing each head's output into out.
+func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
 	c := &s.cfg
 	hs, kvDim, kvMul := c.HeadSize(), c.KVDim(), c.KVMul()
-	pos := s.pos
 	layerOff := s.layer * c.SeqLen * kvDim
 	scale := float32(math.Sqrt(float64(hs)))
 	for h := lo; h < hi; h++ {
-		q := s.q[h*hs : (h+1)*hs]
+		qh := q[h*hs : (h+1)*hs]
 		att := s.att[h*c.SeqLen : h*c.SeqLen+pos+1]
 		kvOff := layerOff + (h/kvMul)*hs
 		for t := range att {
-			k := s.keyCache[kvOff+t*kvDim : kvOff+t*kvDim+hs]
-			att[t] = dot(q, k) / scale
+			att[t] = dot(qh, s.keyCache[kvOff+t*kvDim:kvOff+t*kvDim+hs]) / scale
 		}
 		softmax(att)
-		xb := s.xb[h*hs : (h+1)*hs]
+		xb := out[h*hs : (h+1)*hs]
 		clear(xb)
 		for t, a := range att {
 			axpy(a, s.valueCache[kvOff+t*kvDim:kvOff+t*kvDim+hs], xb)

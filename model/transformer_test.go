@@ -192,3 +192,51 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		require.Zero(t, allocs, "threads=%d", threads)
 	}
 }
+
+// TestPrefillMatchesForward feeds prompts in batches of several sizes and
+// compares the next logits and the KV cache with one-at-a-time feeding.
+func TestPrefillMatchesForward(t *testing.T) {
+	for _, c := range []Config{tinyConfig, {Dim: 64, HiddenDim: 172, Layers: 2, Heads: 8, KVHeads: 4, VocabSize: 40, SeqLen: 40, SharedClassifier: true}} {
+		m := openModel(t, writeCheckpoint(t, c, 11))
+		r := rand.New(rand.NewPCG(5, 6))
+		tokens := make([]int, c.SeqLen)
+		for i := range tokens {
+			tokens[i] = r.IntN(c.VocabSize)
+		}
+		for _, n := range []int{2, 7, c.SeqLen} {
+			one := newSession(t, m, 1)
+			var want []float32
+			for pos, tok := range tokens[:n] {
+				l, err := one.Forward(tok, pos)
+				require.NoError(t, err)
+				want = l
+			}
+			for _, batch := range []int{2, 3, 5, 64} {
+				for _, threads := range []int{1, 2} {
+					s, err := m.NewSession(SessionOptions{Threads: threads, Batch: batch})
+					require.NoError(t, err)
+					require.NoError(t, s.Prefill(tokens[:n-1], 0))
+					got, err := s.Forward(tokens[n-1], n-1)
+					require.NoError(t, err)
+					require.LessOrEqual(t, maxAbsDiff(got, want), 1e-5, "n=%d batch=%d threads=%d", n, batch, threads)
+					kv := n * c.KVDim()
+					for l := range c.Layers {
+						off := l * c.SeqLen * c.KVDim()
+						require.LessOrEqual(t, maxAbsDiff(s.keyCache[off:off+kv], one.keyCache[off:off+kv]), 1e-5)
+						require.LessOrEqual(t, maxAbsDiff(s.valueCache[off:off+kv], one.valueCache[off:off+kv]), 1e-5)
+					}
+					s.Close()
+				}
+			}
+		}
+	}
+}
+
+func TestPrefillErrors(t *testing.T) {
+	m := openModel(t, writeCheckpoint(t, tinyConfig, 1))
+	s := newSession(t, m, 1)
+	require.ErrorContains(t, s.Prefill(make([]int, tinyConfig.SeqLen+1), 0), "outside the context")
+	require.ErrorContains(t, s.Prefill([]int{1, 99}, 0), "outside the vocabulary")
+	_, err := m.NewSession(SessionOptions{Batch: -1})
+	require.ErrorContains(t, err, "batch")
+}

@@ -1,0 +1,166 @@
+package model
+
+import "math"
+
+// Batched prompt processing. Feeding a prompt token by token streams every
+// weight once per token; pushing a batch of tokens through each layer
+// together turns the matrix-vector products into matrix-matrix products that
+// reuse each weight across the batch from cache. Attention stays causal:
+// token b of the batch attends to positions 0..pos0+b.
+
+// batchState holds the activations of a batch of tokens, row-major.
+type batchState struct {
+	size int       // capacity in tokens
+	n    int       // tokens in the current batch
+	pos0 int       // position of the first token
+	x    []float32 // (size, dim) residual streams
+	xb   []float32 // (size, dim)
+	xb2  []float32 // (size, dim)
+	q    []float32 // (size, dim)
+	hb   []float32 // (size, hidden)
+	hb2  []float32 // (size, hidden)
+	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
+	sin  []float32 // (size, head_size/2)
+
+	qkvBody, attnBody, woBody, ffnUpBody, w2Body func(lo, hi int)
+}
+
+// batchGrain is the number of tokens a worker takes at a time, a multiple of
+// the matMat kernel's tile.
+const batchGrain = 4
+
+func newBatchState(s *Session, size int) *batchState {
+	c := s.cfg
+	half := c.HeadSize() / 2
+	b := &batchState{
+		size: size,
+		x:    make([]float32, size*c.Dim), xb: make([]float32, size*c.Dim),
+		xb2: make([]float32, size*c.Dim), q: make([]float32, size*c.Dim),
+		hb: make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
+		cos: make([]float32, size*half), sin: make([]float32, size*half),
+	}
+	b.qkvBody = s.qkvBatch
+	b.attnBody = s.attentionBatch
+	b.woBody = s.woBatch
+	b.ffnUpBody = s.ffnUpBatch
+	b.w2Body = s.w2Batch
+	return b
+}
+
+// Prefill feeds tokens at positions pos, pos+1, ... without computing their
+// logits: use it for the prompt tokens whose next token is already known,
+// then Forward for the last one. With batching off (SessionOptions.Batch 1)
+// it is Forward token by token.
+func (s *Session) Prefill(tokens []int, pos int) error {
+	c := &s.cfg
+	if pos < 0 || pos+len(tokens) > c.SeqLen {
+		return errPosition(pos+len(tokens)-1, c.SeqLen)
+	}
+	for _, t := range tokens {
+		if t < 0 || t >= c.VocabSize {
+			return errToken(t, c.VocabSize)
+		}
+	}
+	if s.batch == nil {
+		for i, t := range tokens {
+			if _, err := s.Forward(t, pos+i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(tokens) > 0 {
+		n := min(len(tokens), s.batch.size)
+		s.prefillBatch(tokens[:n], pos)
+		tokens, pos = tokens[n:], pos+n
+	}
+	return nil
+}
+
+func (s *Session) prefillBatch(tokens []int, pos0 int) {
+	c := &s.cfg
+	b := s.batch
+	b.n, b.pos0 = len(tokens), pos0
+	dim, half := c.Dim, c.HeadSize()/2
+	w := &s.m.w
+	for i, t := range tokens {
+		copy(b.x[i*dim:(i+1)*dim], w.tokenEmbedding[t*dim:(t+1)*dim])
+		for j, f := range s.ropeFreq {
+			val := float32(pos0+i) * f
+			b.cos[i*half+j] = float32(math.Cos(float64(val)))
+			b.sin[i*half+j] = float32(math.Sin(float64(val)))
+		}
+	}
+	n := len(tokens)
+	for l := range w.layers {
+		s.layer = l
+		lw := &w.layers[l]
+		for i := range n {
+			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsAtt)
+		}
+		s.pool.run(n, batchGrain, b.qkvBody)
+		s.pool.run(c.Heads, 1, b.attnBody)
+		s.pool.run(n, batchGrain, b.woBody)
+		addInPlace(b.x[:n*dim], b.xb2)
+		for i := range n {
+			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsFFN)
+		}
+		s.pool.run(n, batchGrain, b.ffnUpBody)
+		s.pool.run(n, batchGrain, b.w2Body)
+		addInPlace(b.x[:n*dim], b.xb)
+	}
+}
+
+// qkvBatch projects tokens [lo, hi) of the batch to queries, and to keys and
+// values written straight into the cache (consecutive positions are
+// consecutive cache rows), then rotates them.
+func (s *Session) qkvBatch(lo, hi int) {
+	b := s.batch
+	lw := &s.m.w.layers[s.layer]
+	dim, kvDim, hs := s.cfg.Dim, s.cfg.KVDim(), s.cfg.HeadSize()
+	n := hi - lo
+	xb := b.xb[lo*dim : hi*dim]
+	q := b.q[lo*dim : hi*dim]
+	layerOff := s.layer * s.cfg.SeqLen * kvDim
+	kvLo, kvHi := layerOff+(b.pos0+lo)*kvDim, layerOff+(b.pos0+hi)*kvDim
+	k, v := s.keyCache[kvLo:kvHi], s.valueCache[kvLo:kvHi]
+	matMat(q, lw.wq, xb, n)
+	matMat(k, lw.wk, xb, n)
+	matMat(v, lw.wv, xb, n)
+	half := hs / 2
+	for i := range n {
+		cos := b.cos[(lo+i)*half : (lo+i+1)*half]
+		sin := b.sin[(lo+i)*half : (lo+i+1)*half]
+		rotate(q[i*dim:(i+1)*dim], cos, sin, hs)
+		rotate(k[i*kvDim:(i+1)*kvDim], cos, sin, hs)
+	}
+}
+
+// attentionBatch computes heads [lo, hi) for every token of the batch.
+func (s *Session) attentionBatch(lo, hi int) {
+	b := s.batch
+	dim := s.cfg.Dim
+	for i := range b.n {
+		s.attendHeads(b.q[i*dim:(i+1)*dim], b.xb[i*dim:(i+1)*dim], b.pos0+i, lo, hi)
+	}
+}
+
+func (s *Session) woBatch(lo, hi int) {
+	b, dim := s.batch, s.cfg.Dim
+	matMat(b.xb2[lo*dim:hi*dim], s.m.w.layers[s.layer].wo, b.xb[lo*dim:hi*dim], hi-lo)
+}
+
+func (s *Session) ffnUpBatch(lo, hi int) {
+	b, dim, hidden := s.batch, s.cfg.Dim, s.cfg.HiddenDim
+	lw := &s.m.w.layers[s.layer]
+	xb := b.xb[lo*dim : hi*dim]
+	hb, hb2 := b.hb[lo*hidden:hi*hidden], b.hb2[lo*hidden:hi*hidden]
+	matMat(hb, lw.w1, xb, hi-lo)
+	matMat(hb2, lw.w3, xb, hi-lo)
+	swiglu(hb, hb2)
+}
+
+func (s *Session) w2Batch(lo, hi int) {
+	b, dim, hidden := s.batch, s.cfg.Dim, s.cfg.HiddenDim
+	matMat(b.xb[lo*dim:hi*dim], s.m.w.layers[s.layer].w2, b.hb[lo*hidden:hi*hidden], hi-lo)
+}
