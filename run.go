@@ -30,6 +30,9 @@ func main() {
 // run is the whole command line, separated from main so tests drive the
 // real code path. It returns the process's exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return runBench(args[1:], stdout, stderr)
+	}
 	opts, err := parseArgs(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -47,6 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 const usage = `Usage:   llama2 <checkpoint> [options]
+         llama2 bench <checkpoint> [options]   (llama2 bench -h for its options)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0

@@ -45,6 +45,27 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// StreamedBytesPerToken is the number of weight bytes one forward pass reads:
+// every tensor once, except that only one row of the token embedding table is
+// read unless it doubles as the classifier. It bounds generation speed by
+// memory bandwidth.
+func (m *Model) StreamedBytesPerToken() int64 {
+	c := m.Config
+	n := c.Params()
+	if !c.SharedClassifier {
+		n -= int64(c.VocabSize-1) * int64(c.Dim)
+	}
+	return 4 * n
+}
+
+// Format names the checkpoint's file format.
+func (m *Model) Format() string {
+	if m.Config.Version == 0 {
+		return "fp32 (v0)"
+	}
+	return fmt.Sprintf("fp32 (v%d)", m.Config.Version)
+}
+
 // Path is the file the model was opened from.
 func (m *Model) Path() string { return m.path }
 

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llama2-go/llama2/model"
+)
+
+const benchUsage = `Usage: llama2 bench <checkpoint> [options]
+Measures prompt processing (ppN) and generation (tgN) speed, llama-bench style.
+Options:
+  -p <list>        prompt sizes, comma-separated, default 128 (0 = none)
+  -n <list>        generated tokens, comma-separated, default 256 (0 = none)
+  -r <int>         repetitions of each test after one warm-up run, default 5
+  -threads <list>  thread counts, comma-separated, default all cores
+  -batch <int>     prompt batch size, default 64
+  -bandwidth       measure memory bandwidth and report the fraction used by tg, default true
+  -o <md|json>     output format, default md
+`
+
+type benchOptions struct {
+	checkpoint string
+	prompts    []int
+	gens       []int
+	reps       int
+	threads    []int
+	batch      int
+	bandwidth  bool
+	output     string
+}
+
+// benchResult is one row of the table.
+type benchResult struct {
+	Model      string    `json:"model"`
+	SizeBytes  int64     `json:"size_bytes"`
+	Params     int64     `json:"params"`
+	Format     string    `json:"format"`
+	Threads    int       `json:"threads"`
+	Test       string    `json:"test"`
+	Tokens     int       `json:"tokens"`
+	AvgTPS     float64   `json:"avg_ts"`
+	StddevTPS  float64   `json:"stddev_ts"`
+	SamplesTPS []float64 `json:"samples_ts"`
+	// For generation: weight bytes read per token × tok/s, over the
+	// bandwidth measured with the same number of threads.
+	BandwidthGBs     float64 `json:"bandwidth_gbs,omitempty"`
+	BandwidthPercent float64 `json:"bandwidth_used_percent,omitempty"`
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	o, err := parseBenchArgs(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, benchUsage)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, benchUsage)
+		return 1
+	}
+	results, err := bench(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+		return 0
+	}
+	printBenchTable(stdout, results)
+	return 0
+}
+
+func parseBenchArgs(args []string) (benchOptions, error) {
+	o := benchOptions{reps: 5, batch: model.DefaultBatch, bandwidth: true, output: "md"}
+	fs := flag.NewFlagSet("llama2 bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	prompts := fs.String("p", "128", "")
+	gens := fs.String("n", "256", "")
+	threads := fs.String("threads", strconv.Itoa(runtime.NumCPU()), "")
+	fs.IntVar(&o.reps, "r", o.reps, "")
+	fs.IntVar(&o.batch, "batch", o.batch, "")
+	fs.BoolVar(&o.bandwidth, "bandwidth", o.bandwidth, "")
+	fs.StringVar(&o.output, "o", o.output, "")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		o.checkpoint, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if rest := fs.Args(); o.checkpoint == "" && len(rest) == 1 {
+		o.checkpoint = rest[0]
+	} else if len(rest) > 0 {
+		return o, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	if o.checkpoint == "" {
+		return o, errors.New("no checkpoint given")
+	}
+	var err error
+	if o.prompts, err = parseList("-p", *prompts, 0); err != nil {
+		return o, err
+	}
+	if o.gens, err = parseList("-n", *gens, 0); err != nil {
+		return o, err
+	}
+	if o.threads, err = parseList("-threads", *threads, 1); err != nil {
+		return o, err
+	}
+	switch {
+	case o.reps < 1:
+		return o, fmt.Errorf("-r %d must be at least 1", o.reps)
+	case o.batch < 1:
+		return o, fmt.Errorf("-batch %d must be at least 1", o.batch)
+	case o.output != "md" && o.output != "json":
+		return o, fmt.Errorf("-o %q: want md or json", o.output)
+	}
+	return o, nil
+}
+
+// parseList reads comma-separated integers of at least least.
+func parseList(name, s string, least int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < least {
+			return nil, fmt.Errorf("%s %q: want comma-separated integers >= %d", name, s, least)
+		}
+		if v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
+	m, err := model.Open(o.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	fi, err := os.Stat(o.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config
+	for _, n := range append(append([]int(nil), o.prompts...), o.gens...) {
+		if n > c.SeqLen {
+			return nil, fmt.Errorf("test size %d is beyond the model's context of %d", n, c.SeqLen)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var results []benchResult
+	for _, threads := range o.threads {
+		s, err := m.NewSession(model.SessionOptions{Threads: threads, Batch: o.batch})
+		if err != nil {
+			return nil, err
+		}
+		row := func(test string, tokens int, run func() time.Duration) benchResult {
+			fmt.Fprintf(progress, "bench: %s, %d threads, %s...\n", filepath.Base(o.checkpoint), threads, test)
+			run() // warm-up: page in the weights, settle the clocks
+			res := benchResult{
+				Model: filepath.Base(o.checkpoint), SizeBytes: fi.Size(), Params: c.Params(),
+				Format: m.Format(), Threads: threads, Test: test, Tokens: tokens,
+			}
+			for range o.reps {
+				res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
+			}
+			res.AvgTPS, res.StddevTPS = meanStddev(res.SamplesTPS)
+			return res
+		}
+		for _, p := range o.prompts {
+			prompt := make([]int, p)
+			for i := range prompt {
+				prompt[i] = r.IntN(c.VocabSize)
+			}
+			results = append(results, row(fmt.Sprintf("pp%d", p), p, func() time.Duration {
+				start := time.Now()
+				s.Prefill(prompt[:p-1], 0)
+				s.Forward(prompt[p-1], p-1)
+				return time.Since(start)
+			}))
+		}
+		for _, n := range o.gens {
+			res := row(fmt.Sprintf("tg%d", n), n, func() time.Duration {
+				start := time.Now()
+				token := model.BOS
+				for pos := range n {
+					logits, _ := s.Forward(token, pos)
+					token = argmax(logits)
+				}
+				return time.Since(start)
+			})
+			if o.bandwidth {
+				fmt.Fprintf(progress, "bench: measuring memory bandwidth with %d threads...\n", threads)
+				bw := model.MeasureBandwidth(1<<30, threads, 10)
+				res.BandwidthGBs = bw / 1e9
+				res.BandwidthPercent = 100 * float64(m.StreamedBytesPerToken()) * res.AvgTPS / bw
+			}
+			results = append(results, res)
+		}
+		s.Close()
+	}
+	return results, nil
+}
+
+func argmax(p []float32) int {
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func meanStddev(xs []float64) (mean, sd float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)-1))
+}
+
+func printBenchTable(w io.Writer, results []benchResult) {
+	fmt.Fprintln(w, "| model | size | params | format | threads | test | t/s | memory bandwidth used |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+	for _, r := range results {
+		bw := ""
+		if r.BandwidthGBs > 0 {
+			bw = fmt.Sprintf("%.1f%% of %.1f GB/s", r.BandwidthPercent, r.BandwidthGBs)
+		}
+		fmt.Fprintf(w, "| %s | %.2f MiB | %.2f M | %s | %d | %s | %.2f ± %.2f | %s |\n",
+			r.Model, float64(r.SizeBytes)/(1<<20), float64(r.Params)/1e6, r.Format, r.Threads, r.Test,
+			r.AvgTPS, r.StddevTPS, bw)
+	}
+}

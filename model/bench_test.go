@@ -1,0 +1,86 @@
+package model
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Shapes of the published TinyStories models (random weights: the values do
+// not change the speed).
+var storiesShapes = []struct {
+	name string
+	cfg  Config
+}{
+	{"stories15M", Config{Dim: 288, HiddenDim: 768, Layers: 6, Heads: 6, KVHeads: 6, VocabSize: 32000, SeqLen: 256, SharedClassifier: true}},
+	{"stories42M", Config{Dim: 512, HiddenDim: 1376, Layers: 8, Heads: 8, KVHeads: 8, VocabSize: 32000, SeqLen: 1024, SharedClassifier: true}},
+	{"stories110M", Config{Dim: 768, HiddenDim: 2048, Layers: 12, Heads: 12, KVHeads: 12, VocabSize: 32000, SeqLen: 1024, SharedClassifier: true}},
+}
+
+// benchCheckpoint writes (once per machine) a random checkpoint of shape c
+// into the temporary directory and returns its path.
+func benchCheckpoint(b *testing.B, name string, c Config) string {
+	b.Helper()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("llama2-bench-%s-%s.bin", name, c.describe()))
+	want, _ := c.fileSize(legacyHeaderSize)
+	if fi, err := os.Stat(path); err == nil && fi.Size() == want {
+		return path
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, checkpointBytes(c, 1), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkForward times one generated token (a forward pass at position
+// 128) on each stories shape, with 1 and 2 threads. Reports tok/s.
+func BenchmarkForward(b *testing.B) {
+	for _, shape := range storiesShapes {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", shape.name, threads), func(b *testing.B) {
+				m := openModel(b, benchCheckpoint(b, shape.name, shape.cfg))
+				s := newSession(b, m, threads)
+				for pos := range 128 {
+					if _, err := s.Forward(1, pos); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(m.StreamedBytesPerToken())
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := s.Forward(1, 128); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
+	}
+}
+
+// BenchmarkPrefill times a 128-token prompt pushed through in batches.
+func BenchmarkPrefill(b *testing.B) {
+	for _, shape := range storiesShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			m := openModel(b, benchCheckpoint(b, shape.name, shape.cfg))
+			s := newSession(b, m, 0)
+			prompt := make([]int, 128)
+			for i := range prompt {
+				prompt[i] = (i * 7919) % shape.cfg.VocabSize
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Prefill(prompt, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
