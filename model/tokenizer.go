@@ -26,11 +26,10 @@ const minMergeScore = float32(-1e10)
 // It reproduces llama2.c's run.c: [Tokenizer.Encode] gives the same ids as
 // run.c's encode() and [Tokenizer.Decode] the same text as its decode().
 type Tokenizer struct {
-	pieces         []string
-	scores         []float32
-	ids            map[string]int // piece -> lowest id holding it
-	maxTokenLength int            // from the file header; informative only
-	spaceID        int            // id of the piece " " (dummy prefix), or -1
+	pieces  []string
+	scores  []float32
+	ids     map[string]int // piece -> lowest id holding it
+	spaceID int            // id of the piece " " (dummy prefix), or -1
 	// rawByte[id] is the byte a piece of the form <0xXX> stands for, or -1.
 	rawByte []int16
 }
@@ -71,7 +70,8 @@ func parseTokenizer(data []byte, vocabSize int) (*Tokenizer, error) {
 	if len(data) < headerSize {
 		return nil, fmt.Errorf("file is %d bytes, shorter than its %d-byte header", len(data), headerSize)
 	}
-	maxLen := binary.LittleEndian.Uint32(data)
+	// The header's max_token_length only sizes run.c's buffers: unused.
+	//
 	// Every record takes at least 8 bytes, which bounds the allocation
 	// whatever vocabSize claims.
 	capacity := min(vocabSize, (len(data)-headerSize)/8)
@@ -98,20 +98,19 @@ func parseTokenizer(data []byte, vocabSize int) (*Tokenizer, error) {
 		spans = append(spans, pieceSpan{off, off + int(length)})
 		off += int(length)
 	}
-	return newTokenizer(string(data[headerSize:off]), headerSize, spans, scores, int(maxLen)), nil
+	return newTokenizer(string(data[headerSize:off]), headerSize, spans, scores), nil
 }
 
 // newTokenizer builds the lookup tables. All pieces are substrings of one
 // string (the records' bytes, at file offset base), which saves an allocation
 // per piece.
-func newTokenizer(records string, base int, spans []pieceSpan, scores []float32, maxLen int) *Tokenizer {
+func newTokenizer(records string, base int, spans []pieceSpan, scores []float32) *Tokenizer {
 	t := &Tokenizer{
-		pieces:         make([]string, len(spans)),
-		scores:         scores,
-		ids:            make(map[string]int, len(spans)),
-		maxTokenLength: maxLen,
-		spaceID:        -1,
-		rawByte:        make([]int16, len(spans)),
+		pieces:  make([]string, len(spans)),
+		scores:  scores,
+		ids:     make(map[string]int, len(spans)),
+		spaceID: -1,
+		rawByte: make([]int16, len(spans)),
 	}
 	for id, s := range spans {
 		piece := records[s.start-base : s.end-base]
