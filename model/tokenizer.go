@@ -26,11 +26,10 @@ const minMergeScore = float32(-1e10)
 // It reproduces llama2.c's run.c: [Tokenizer.Encode] gives the same ids as
 // run.c's encode() and [Tokenizer.Decode] the same text as its decode().
 type Tokenizer struct {
-	pieces         []string
-	scores         []float32
-	ids            map[string]int // piece -> lowest id holding it
-	maxTokenLength int            // from the file header; informative only
-	spaceID        int            // id of the piece " " (dummy prefix), or -1
+	pieces  []string
+	scores  []float32
+	ids     map[string]int // piece -> lowest id holding it
+	spaceID int            // id of the piece " " (dummy prefix), or -1
 	// rawByte[id] is the byte a piece of the form <0xXX> stands for, or -1.
 	rawByte []int16
 }
@@ -71,7 +70,8 @@ func parseTokenizer(data []byte, vocabSize int) (*Tokenizer, error) {
 	if len(data) < headerSize {
 		return nil, fmt.Errorf("file is %d bytes, shorter than its %d-byte header", len(data), headerSize)
 	}
-	maxLen := binary.LittleEndian.Uint32(data)
+	// The header's max_token_length only sizes run.c's buffers: unused.
+	//
 	// Every record takes at least 8 bytes, which bounds the allocation
 	// whatever vocabSize claims.
 	capacity := min(vocabSize, (len(data)-headerSize)/8)
@@ -98,20 +98,19 @@ func parseTokenizer(data []byte, vocabSize int) (*Tokenizer, error) {
 		spans = append(spans, pieceSpan{off, off + int(length)})
 		off += int(length)
 	}
-	return newTokenizer(string(data[headerSize:off]), headerSize, spans, scores, int(maxLen)), nil
+	return newTokenizer(string(data[headerSize:off]), headerSize, spans, scores), nil
 }
 
 // newTokenizer builds the lookup tables. All pieces are substrings of one
 // string (the records' bytes, at file offset base), which saves an allocation
 // per piece.
-func newTokenizer(records string, base int, spans []pieceSpan, scores []float32, maxLen int) *Tokenizer {
+func newTokenizer(records string, base int, spans []pieceSpan, scores []float32) *Tokenizer {
 	t := &Tokenizer{
-		pieces:         make([]string, len(spans)),
-		scores:         scores,
-		ids:            make(map[string]int, len(spans)),
-		maxTokenLength: maxLen,
-		spaceID:        -1,
-		rawByte:        make([]int16, len(spans)),
+		pieces:  make([]string, len(spans)),
+		scores:  scores,
+		ids:     make(map[string]int, len(spans)),
+		spaceID: -1,
+		rawByte: make([]int16, len(spans)),
 	}
 	for id, s := range spans {
 		piece := records[s.start-base : s.end-base]
@@ -280,12 +279,12 @@ func (t *Tokenizer) appendChar(tokens []int, char string) []int {
 //
 // run.c rescans all adjacent pairs for the best merge after every merge. We
 // keep the tokens in a doubly linked list and every mergeable pair in a
-// max-heap ordered by (score, leftmost first). A merge changes only the pairs
-// around it: the two new pairs are pushed, and entries for pairs that no
-// longer exist stay in the heap until popped, when a version stamp per node
+// min-heap keyed by (score descending, left position ascending). A merge
+// changes only the pairs next to it: they are pushed anew, and entries for
+// pairs that changed stay in the heap until popped, when a version stamp
 // exposes them as stale. Node indices never change and the list keeps their
-// order, so "leftmost" is "lowest left index", and every pop yields exactly
-// the pair run.c's scan would pick.
+// order, so "leftmost" is "lowest left index", and every pop of a current
+// entry yields exactly the pair run.c's scan would pick.
 func (t *Tokenizer) merge(tokens []int) []int {
 	if len(tokens) < 2 {
 		return tokens
@@ -295,9 +294,11 @@ func (t *Tokenizer) merge(tokens []int) []int {
 		m.nodes[i] = mergeNode{prev: int32(i - 1), next: int32(i + 1)}
 	}
 	m.nodes[len(tokens)-1].next = -1
+	m.heap = make([]mergeCand, 0, len(tokens))
 	for i := 0; i+1 < len(tokens); i++ {
-		m.push(int32(i), int32(i+1))
+		m.add(int32(i))
 	}
+	m.heapify()
 	for len(m.heap) > 0 {
 		if c := m.pop(); m.current(c) {
 			m.apply(c)
@@ -313,29 +314,37 @@ func (t *Tokenizer) merge(tokens []int) []int {
 	return out
 }
 
-// mergeNode links a token into the list; version changes whenever the
-// token's id changes or the token is removed.
+// mergeNode links a token into the list. Its version identifies the pair
+// the node starts: it changes whenever the node or its right neighbour
+// changes, and when the node is removed.
 type mergeNode struct {
 	prev, next int32
 	version    uint32
 }
 
-// mergeCand is a candidate merge of the adjacent nodes left and right into
-// the piece id, valid while both nodes still have the recorded versions.
+// mergeCand is a candidate merge of the node at position left with its
+// right neighbour into the piece id, current while that node's version is
+// unchanged. key orders the heap; the low 32 bits are left.
 type mergeCand struct {
-	score        float32
-	id           int32
-	left, right  int32
-	leftVersion  uint32
-	rightVersion uint32
+	key     uint64
+	id      int32
+	version uint32
 }
 
-// before orders the heap: higher score first, then leftmost.
-func (c *mergeCand) before(d *mergeCand) bool {
-	if c.score != d.score {
-		return c.score > d.score
+// mergeKey orders candidates by score, highest first, then by position,
+// leftmost first: smaller keys merge first. score is not NaN.
+func mergeKey(score float32, left int32) uint64 {
+	if score == 0 {
+		score = 0 // -0 ties with +0, as in run.c's float comparison
 	}
-	return c.left < d.left
+	// Map the float's bits to an unsigned integer of the same order.
+	bits := math.Float32bits(score)
+	if bits&(1<<31) != 0 {
+		bits = ^bits
+	} else {
+		bits |= 1 << 31
+	}
+	return uint64(^bits)<<32 | uint64(uint32(left))
 }
 
 type merger struct {
@@ -346,9 +355,10 @@ type merger struct {
 	buf    []byte // scratch for concatenating two pieces
 }
 
-// push adds the pair (left, right) to the heap if its concatenation is a
-// piece that run.c would merge.
-func (m *merger) push(left, right int32) {
+// add appends to the heap's slice, without ordering it, the pair starting at
+// node left if its concatenation is a piece that run.c would merge.
+func (m *merger) add(left int32) {
+	right := m.nodes[left].next
 	a, b := m.t.Piece(m.tokens[left]), m.t.Piece(m.tokens[right])
 	m.buf = append(append(m.buf[:0], a...), b...)
 	id, ok := m.t.ids[string(m.buf)] // a map index by string(bytes) does not allocate
@@ -359,35 +369,46 @@ func (m *merger) push(left, right int32) {
 	if !(score > minMergeScore) { // also rejects NaN, as run.c's > does
 		return
 	}
-	m.heap = append(m.heap, mergeCand{
-		score: score, id: int32(id), left: left, right: right,
-		leftVersion: m.nodes[left].version, rightVersion: m.nodes[right].version,
-	})
-	m.up(len(m.heap) - 1)
+	m.heap = append(m.heap, mergeCand{key: mergeKey(score, left), id: int32(id), version: m.nodes[left].version})
 }
 
-// current reports whether c still describes two adjacent, unchanged nodes.
+// push adds the pair starting at node left to the heap.
+func (m *merger) push(left int32) {
+	n := len(m.heap)
+	m.add(left)
+	if len(m.heap) > n {
+		m.up(n)
+	}
+}
+
+// current reports whether c still describes an existing, unchanged pair.
 func (m *merger) current(c mergeCand) bool {
-	return m.nodes[c.left].version == c.leftVersion && m.nodes[c.right].version == c.rightVersion
+	return m.nodes[int32(c.key)].version == c.version
 }
 
-// apply merges the right node of c into its left node and queues the two
-// pairs that the merge creates.
+// apply merges the pair of c into its left node and queues the pairs that
+// the merge changes.
 func (m *merger) apply(c mergeCand) {
-	left, right := &m.nodes[c.left], &m.nodes[c.right]
-	m.tokens[c.left] = int(c.id)
+	li := int32(c.key)
+	left := &m.nodes[li]
+	right := &m.nodes[left.next]
+	m.tokens[li] = int(c.id)
 	left.version++
-	right.version++ // removed: every pair naming it is stale now
-	next := right.next
-	left.next = next
-	if next >= 0 {
-		m.nodes[next].prev = c.left
+	right.version++ // removed: its pair is stale
+	left.next = right.next
+	if left.next >= 0 {
+		m.nodes[left.next].prev = li
+		m.push(li)
 	}
 	if left.prev >= 0 {
-		m.push(left.prev, c.left)
+		m.nodes[left.prev].version++ // its right neighbour changed
+		m.push(left.prev)
 	}
-	if next >= 0 {
-		m.push(c.left, next)
+}
+
+func (m *merger) heapify() {
+	for i := len(m.heap)/2 - 1; i >= 0; i-- {
+		m.down(i)
 	}
 }
 
@@ -405,30 +426,34 @@ func (m *merger) pop() mergeCand {
 
 func (m *merger) up(i int) {
 	h := m.heap
+	c := h[i]
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !h[i].before(&h[parent]) {
-			return
+		if h[parent].key <= c.key {
+			break
 		}
-		h[i], h[parent] = h[parent], h[i]
+		h[i] = h[parent]
 		i = parent
 	}
+	h[i] = c
 }
 
 func (m *merger) down(i int) {
 	h := m.heap
+	c := h[i]
 	for {
-		best := i
-		if l := 2*i + 1; l < len(h) && h[l].before(&h[best]) {
-			best = l
+		child := 2*i + 1
+		if child >= len(h) {
+			break
 		}
-		if r := 2*i + 2; r < len(h) && h[r].before(&h[best]) {
-			best = r
+		if r := child + 1; r < len(h) && h[r].key < h[child].key {
+			child = r
 		}
-		if best == i {
-			return
+		if c.key <= h[child].key {
+			break
 		}
-		h[i], h[best] = h[best], h[i]
-		i = best
+		h[i] = h[child]
+		i = child
 	}
+	h[i] = c
 }

@@ -216,6 +216,7 @@ func TestEncodeSyntheticVocab(t *testing.T) {
 	}
 	nan := float32(math.NaN())
 	inf := float32(math.Inf(1))
+	negZero := float32(math.Copysign(0, -1))
 	extra := []struct {
 		piece string
 		score float32
@@ -226,6 +227,7 @@ func TestEncodeSyntheticVocab(t *testing.T) {
 		{"cb", -1e10}, {"bb", float32(math.Inf(-1))}, {"ac", inf},
 		{" a", -5}, {" b", -2}, {"ab", 7}, // duplicate: the first "ab" wins
 		{"<s> a", 3}, {"é", 5}, {"aab", -2}, {"éa", -1e9},
+		{"x", -1}, {"y", -1}, {"z", -1}, {"xy", negZero}, {"yz", 0}, {"zx", 0},
 	}
 	for _, e := range extra {
 		pieces = append(pieces, e.piece)
@@ -239,6 +241,7 @@ func TestEncodeSyntheticVocab(t *testing.T) {
 	require.NoError(t, err)
 
 	const space, a, b, c, ab, spaceA, spaceB, bosSpaceA = 259, 260, 261, 262, 264, 277, 278, 280
+	const z, xy = 286, 287
 	assert.Equal(t, []int{BOS, spaceB}, withSpace.Encode("b", true, false), `" b" merges`)
 	assert.Equal(t, []int{bosSpaceA}, withSpace.Encode("a", true, false), `BOS merges with " a"`)
 	assert.Equal(t, []int{spaceA}, withSpace.Encode("a", false, false))
@@ -246,8 +249,9 @@ func TestEncodeSyntheticVocab(t *testing.T) {
 	assert.Equal(t, []int{BOS, c, a}, noSpace.Encode("ca", true, false), "NaN never merges, no dummy prefix")
 	assert.Equal(t, []int{c, b}, noSpace.Encode("cb", false, false), "-1e10 never merges")
 	assert.Equal(t, []int{BOS, b, b}, noSpace.Encode("bb", true, false), "-Inf never merges")
+	assert.Equal(t, []int{xy, z}, noSpace.Encode("xyz", false, false), "-0 ties with +0: leftmost wins")
 
-	alphabet := []string{"a", "b", "c", " ", "é", "\xc3", "x", "<s>"}
+	alphabet := []string{"a", "b", "c", " ", "é", "\xc3", "x", "y", "z", "<s>", "q"}
 	r := rand.New(rand.NewPCG(2, 3))
 	for range 2000 {
 		var sb strings.Builder
@@ -428,9 +432,16 @@ func FuzzParseTokenizer(f *testing.F) {
 			return
 		}
 		require.Equal(t, vocabSize, tok.VocabSize())
-		// Whatever the vocabulary, encoding and decoding must not panic.
+		// Whatever the vocabulary, encoding must match run.c's and decoding
+		// must not panic.
 		text := string(data[min(len(data), 4):])
 		ids := tok.Encode(text, true, true)
+		if len(text) <= 256 { // the reference is quadratic
+			require.Equal(t, referenceEncode(tok, text, true, true), ids)
+		}
+		for _, id := range ids[1 : len(ids)-1] {
+			require.True(t, id >= 0 && id < vocabSize, "id %d out of range", id)
+		}
 		d := tok.NewTextDecoder()
 		var out []byte
 		prev := 0
@@ -462,15 +473,21 @@ func FuzzEncodeDecode(f *testing.F) {
 		for _, id := range ids {
 			require.True(t, id >= 0 && id < tok512Vocab, "id %d out of range", id)
 		}
-		got := decodeAll(tok, ids, 0)
-		if utf8.ValidString(text) && !hasControl(text) {
-			want := ""
-			if text != "" {
-				want = " " + text
-			}
-			require.Equal(t, want, got)
+		if len(text) <= 256 { // the reference is quadratic
+			require.Equal(t, referenceEncode(tok, text, false, false), ids)
 		}
+		got := decodeAll(tok, ids, 0)
 		require.True(t, utf8.ValidString(got), "invalid UTF-8 output %q", got)
+		if !utf8.ValidString(text) || hasControl(text) {
+			return
+		}
+		want := ""
+		if text != "" {
+			want = " " + text
+		}
+		require.Equal(t, want, got)
+		// After BOS, Decode drops the dummy prefix again.
+		require.Equal(t, text, decodeAll(tok, tok.Encode(text, true, false)[1:], BOS))
 	})
 }
 
