@@ -30,8 +30,13 @@ func main() {
 // run is the whole command line, separated from main so tests drive the
 // real code path. It returns the process's exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "bench" {
-		return runBench(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "bench":
+			return runBench(args[1:], stdout, stderr)
+		case "quantize":
+			return runQuantize(args[1:], stdout, stderr)
+		}
 	}
 	opts, err := parseArgs(args)
 	switch {
@@ -50,7 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 const usage = `Usage:   llama2 <checkpoint> [options]
-         llama2 bench <checkpoint> [options]   (llama2 bench -h for its options)
+         llama2 bench <checkpoint> [options]       (llama2 bench -h for its options)
+         llama2 quantize <in.bin> <out.bin> [-g N] (fp32 to Q8_0)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0
@@ -63,6 +69,7 @@ Options:
   -y <string>  (optional) system prompt in chat mode
   -threads <int>  cores to use, default all of them
   -batch <int>    prompt tokens fed through the model at once, default 64; 1 = one at a time
+  -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
 `
 
 // options are run.c's settings, after its clamping.
@@ -78,6 +85,7 @@ type options struct {
 	system      *string // nil when -y was not given
 	threads     int
 	batch       int
+	q8          bool
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -96,6 +104,7 @@ func parseArgs(args []string) (options, error) {
 	system := fs.String("y", "", "")
 	fs.IntVar(&o.threads, "threads", 0, "")
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
+	fs.BoolVar(&o.q8, "q8", false, "")
 
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		o.checkpoint, args = args[0], args[1:]
@@ -145,6 +154,14 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 	m, err := model.Open(o.checkpoint)
 	if err != nil {
 		return err
+	}
+	if o.q8 && m.Config.GroupSize == 0 {
+		q, err := m.Quantize(model.DefaultGroupSize(m.Config))
+		if err != nil {
+			m.Close()
+			return err
+		}
+		m = q
 	}
 	defer m.Close()
 	tok, err := model.LoadTokenizer(o.tokenizer, m.Config.VocabSize)

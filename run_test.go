@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -55,12 +58,6 @@ type goldenCase struct {
 	ComparePrefix int      `json:"compare_prefix_bytes"`
 }
 
-// isQ80 reports whether a golden case runs an int8 (version 2) checkpoint.
-func isQ80(path string) bool {
-	b, err := os.ReadFile(path)
-	return err == nil && len(b) >= 8 && string(b[:4]) == "24ka" && b[4] == 2
-}
-
 // TestGoldenCases runs every case of llama2.c's recorded output through the
 // real command line and compares standard output byte for byte.
 func TestGoldenCases(t *testing.T) {
@@ -73,9 +70,6 @@ func TestGoldenCases(t *testing.T) {
 	for _, c := range cases {
 		checkpoint := fixture(t, strings.TrimPrefix(c.Checkpoint, "models/"))
 		tokenizer := fixture(t, strings.TrimPrefix(c.Tokenizer, "models/"))
-		if isQ80(checkpoint) {
-			continue // int8 checkpoints: not supported by this build yet
-		}
 		want, err := os.ReadFile(fixture(t, filepath.Join("golden", c.Stdout)))
 		require.NoError(t, err)
 		for _, run := range []struct{ threads, batch string }{{"1", "1"}, {"2", "1"}, {"1", "64"}, {"2", "5"}} {
@@ -96,11 +90,76 @@ func TestGoldenCases(t *testing.T) {
 	require.NotZero(t, ran)
 }
 
+// TestQuantizeMatchesExportPy checks the quantizer's output against the md5
+// of what llama2.c's export.py --version 2 writes.
+func TestQuantizeMatchesExportPy(t *testing.T) {
+	data, err := os.ReadFile(fixture(t, "golden/quantize.json"))
+	require.NoError(t, err)
+	var cases []struct {
+		Source    string `json:"source"`
+		GroupSize int    `json:"group_size"`
+		MD5       string `json:"output_md5"`
+	}
+	require.NoError(t, json.Unmarshal(data, &cases))
+	require.NotEmpty(t, cases)
+	for _, c := range cases {
+		out := filepath.Join(t.TempDir(), "q80.bin")
+		code, _, stderr := runCLI(t, "", "quantize", fixture(t, strings.TrimPrefix(c.Source, "models/")), out,
+			"-g", strconv.Itoa(c.GroupSize))
+		require.Equal(t, 0, code, stderr)
+		got, err := os.ReadFile(out)
+		require.NoError(t, err)
+		require.Equal(t, c.MD5, fmt.Sprintf("%x", md5.Sum(got)), c.Source)
+	}
+}
+
+// TestQuantizeAtLoad: -q8 on the fp32 model gives the Q8_0 file's story.
+func TestQuantizeAtLoad(t *testing.T) {
+	tok := fixture(t, "tok512.bin")
+	_, fromFile, _ := runCLI(t, "", fixture(t, "stories260K-q80.bin"), "-z", tok, "-t", "0", "-n", "200")
+	code, atLoad, stderr := runCLI(t, "", fixture(t, "stories260K.bin"), "-q8", "-z", tok, "-t", "0", "-n", "200")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, fromFile, atLoad)
+}
+
+func TestQuantizeErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := fixture(t, "stories260K.bin")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"quantize", in}, "want an input and an output checkpoint"},
+		{[]string{"quantize", in, filepath.Join(dir, "a.bin"), "-g", "3"}, "group_size 3 does not divide"},
+		{[]string{"quantize", in, filepath.Join(dir, "a.bin"), "-g", "-1"}, "group size -1 must be positive"},
+		{[]string{"quantize", fixture(t, "stories260K-q80.bin"), filepath.Join(dir, "b.bin")}, "already Q8_0"},
+		{[]string{"quantize", in, in}, "would overwrite the input"},
+		{[]string{"quantize", filepath.Join(dir, "none.bin"), filepath.Join(dir, "c.bin")}, "none.bin"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCLI(t, "", c.args...)
+		require.Equal(t, 1, code, c.args)
+		require.Contains(t, stderr, c.want)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no partial output is left behind")
+	// A group size that splits rows is accepted with a note.
+	code, _, stderr := runCLI(t, "", "quantize", in, filepath.Join(dir, "ok.bin"))
+	require.Equal(t, 0, code)
+	require.Contains(t, stderr, "does not divide hidden_dim 172")
+	require.Contains(t, stderr, "-g 4 is the largest")
+}
+
 func TestTokPerSecondLine(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"), "-t", "0", "-n", "20")
 	require.Equal(t, 0, code)
 	require.True(t, strings.HasPrefix(stdout, "Once upon a time"), stdout)
 	require.Regexp(t, `^achieved tok/s: [0-9]+\.[0-9]{6}\n$`, stderr)
+	var tps float64
+	_, err := fmt.Sscanf(stderr, "achieved tok/s: %f", &tps)
+	require.NoError(t, err)
+	require.Greater(t, tps, 0.0)
 }
 
 func TestUsage(t *testing.T) {

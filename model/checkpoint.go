@@ -2,7 +2,6 @@ package model
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -39,6 +38,9 @@ type Config struct {
 	SharedClassifier bool
 	// Version is the file format: 0 (legacy, run.c), 1 (fp32) or 2 (Q8_0).
 	Version int
+	// GroupSize is the number of consecutive weights that share one scale
+	// in a Q8_0 (version 2) checkpoint; 0 for fp32 checkpoints.
+	GroupSize int
 }
 
 // HeadSize is the width of one attention head.
@@ -63,22 +65,22 @@ func (c Config) Params() int64 {
 // layerWeights are one transformer block's tensors: views into the mapping.
 type layerWeights struct {
 	rmsAtt []float32 // (dim)
-	wq     []float32 // (dim, dim)
-	wk     []float32 // (kv_dim, dim)
-	wv     []float32 // (kv_dim, dim)
-	wo     []float32 // (dim, dim)
+	wq     tensor    // (dim, dim)
+	wk     tensor    // (kv_dim, dim)
+	wv     tensor    // (kv_dim, dim)
+	wo     tensor    // (dim, dim)
 	rmsFFN []float32 // (dim)
-	w1     []float32 // (hidden, dim)
-	w2     []float32 // (dim, hidden)
-	w3     []float32 // (hidden, dim)
+	w1     tensor    // (hidden, dim)
+	w2     tensor    // (dim, hidden)
+	w3     tensor    // (hidden, dim)
 }
 
 // weights are the model's tensors, row-major, each a view into the mapping.
 type weights struct {
-	tokenEmbedding []float32 // (vocab, dim)
+	tokenEmbedding tensor // (vocab, dim)
 	layers         []layerWeights
 	rmsFinal       []float32 // (dim)
-	classifier     []float32 // (vocab, dim); the embedding table when shared
+	classifier     tensor    // (vocab, dim); the embedding table when shared
 }
 
 // parseCheckpoint validates a checkpoint's bytes and returns its header and
@@ -111,9 +113,6 @@ func parseCheckpoint(data []byte, name string) (Config, weights, error) {
 	if err := cfg.checkKVCache(); err != nil {
 		return fail("%v", err)
 	}
-	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%4 != 0 {
-		return fail("internal error: data is not 4-byte aligned")
-	}
 	return cfg, cfg.layout(data[headerSize:]), nil
 }
 
@@ -144,16 +143,19 @@ func parseHeader(data []byte) (Config, int, error) {
 		return Config{}, 0, fmt.Errorf("file is %d bytes, shorter than the %d-byte header", len(data), versionedHeaderSize)
 	}
 	version := int32At(4)
-	switch version {
-	case 1:
-	case 2:
-		return Config{}, 0, errors.New("version 2 (Q8_0 int8) checkpoints are not supported yet")
-	default:
-		return Config{}, 0, fmt.Errorf("unknown checkpoint version %d (this build reads 0 and 1)", version)
+	if version != 1 && version != 2 {
+		return Config{}, 0, fmt.Errorf("unknown checkpoint version %d (this build reads 0, 1 and 2)", version)
 	}
 	cfg := readDims(8)
 	cfg.Version = int(version)
 	cfg.SharedClassifier = data[36] != 0
+	if version == 2 {
+		// The group size follows the shared-classifier byte, unaligned.
+		cfg.GroupSize = int32At(37)
+		if cfg.GroupSize <= 0 {
+			return Config{}, 0, fmt.Errorf("header field group_size is %d, must be positive", cfg.GroupSize)
+		}
+	}
 	return cfg, versionedHeaderSize, nil
 }
 
@@ -176,6 +178,13 @@ func (c Config) validate() error {
 	case c.HeadSize()%2 != 0:
 		return fmt.Errorf("head size %d (dim %d / n_heads %d) is odd; RoPE rotates pairs", c.HeadSize(), c.Dim, c.Heads)
 	}
+	if c.GroupSize > 0 {
+		for _, t := range c.tensorSpecs() {
+			if t.quantized && (t.rows*t.cols)%int64(c.GroupSize) != 0 {
+				return fmt.Errorf("group_size %d does not divide tensor %s (%d × %d values)", c.GroupSize, t.name, t.rows, t.cols)
+			}
+		}
+	}
 	return nil
 }
 
@@ -195,45 +204,64 @@ func (c Config) describe() string {
 		c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, c.SeqLen)
 }
 
-// tensorSizes lists the float32 counts of the tensors in file order.
-func (c Config) tensorSizes() []tensorSize {
+// tensorSpec describes count consecutive tensors of rows × cols in a file:
+// one per layer, or a single one.
+type tensorSpec struct {
+	name       string
+	count      int64
+	rows, cols int64
+	quantized  bool // Q8_0: each tensor's int8 values, then its float32 scales
+}
+
+// tensorSpecs lists the tensors in file order.
+func (c Config) tensorSpecs() []tensorSpec {
 	d, h, l := int64(c.Dim), int64(c.HiddenDim), int64(c.Layers)
 	kv, v := int64(c.KVDim()), int64(c.VocabSize)
-	ts := func(name string, dims ...int64) tensorSize { return tensorSize{name, dims} }
-	var sizes []tensorSize
-	if c.Version == 0 {
-		sizes = []tensorSize{
-			ts("token_embedding", v, d), ts("rms_att", l, d), ts("wq", l, d, d), ts("wk", l, kv, d),
-			ts("wv", l, kv, d), ts("wo", l, d, d), ts("rms_ffn", l, d), ts("w1", l, h, d),
-			ts("w2", l, d, h), ts("w3", l, h, d), ts("rms_final", d),
+	q := c.Version == 2
+	var specs []tensorSpec
+	switch c.Version {
+	case 0:
+		specs = []tensorSpec{
+			{"token_embedding", 1, v, d, false}, {"rms_att", l, 1, d, false}, {"wq", l, d, d, false},
+			{"wk", l, kv, d, false}, {"wv", l, kv, d, false}, {"wo", l, d, d, false},
+			{"rms_ffn", l, 1, d, false}, {"w1", l, h, d, false}, {"w2", l, d, h, false},
+			{"w3", l, h, d, false}, {"rms_final", 1, 1, d, false},
 			// Two obsolete RoPE tables (freq_cis_real, freq_cis_imag): skipped.
-			ts("freq_cis", 2, int64(c.SeqLen), int64(c.HeadSize()/2)),
+			{"freq_cis", 2, int64(c.SeqLen), int64(c.HeadSize() / 2), false},
 		}
-	} else {
-		sizes = []tensorSize{
-			ts("rms_att", l, d), ts("rms_ffn", l, d), ts("rms_final", d), ts("token_embedding", v, d),
-			ts("wq", l, d, d), ts("wk", l, kv, d), ts("wv", l, kv, d), ts("wo", l, d, d),
-			ts("w1", l, h, d), ts("w2", l, d, h), ts("w3", l, h, d),
+	default:
+		specs = []tensorSpec{
+			{"rms_att", l, 1, d, false}, {"rms_ffn", l, 1, d, false}, {"rms_final", 1, 1, d, false},
+			{"token_embedding", 1, v, d, q}, {"wq", l, d, d, q}, {"wk", l, kv, d, q}, {"wv", l, kv, d, q},
+			{"wo", l, d, d, q}, {"w1", l, h, d, q}, {"w2", l, d, h, q}, {"w3", l, h, d, q},
 		}
 	}
 	if !c.SharedClassifier {
-		sizes = append(sizes, ts("classifier", v, d))
+		specs = append(specs, tensorSpec{"classifier", 1, v, d, q})
 	}
-	return sizes
+	return specs
 }
 
-type tensorSize struct {
-	name string
-	dims []int64
+// bytes is the size of one tensor of t in the file.
+func (t tensorSpec) bytes(gs int) (int64, bool) {
+	n, ok := mul64(t.rows, t.cols)
+	if !ok {
+		return 0, false
+	}
+	if t.quantized {
+		return n + 4*(n/int64(gs)), n < 1<<60
+	}
+	return mul64(4, n)
 }
 
 // fileSize is the number of bytes the header implies, computed in 64 bits
 // with overflow checks (llama2.c overflowed 32-bit offsets on 13B models).
 func (c Config) fileSize(headerSize int) (int64, error) {
 	total := int64(headerSize)
-	for _, t := range c.tensorSizes() {
-		n, ok := mul64(append([]int64{4}, t.dims...)...)
-		if !ok || total+n < total {
+	for _, t := range c.tensorSpecs() {
+		one, ok := t.bytes(c.GroupSize)
+		n, ok2 := mul64(t.count, one)
+		if !ok || !ok2 || total+n < total {
 			return 0, fmt.Errorf("tensor %s of the header (%s) does not fit in 64 bits", t.name, c.describe())
 		}
 		total += n
@@ -242,43 +270,68 @@ func (c Config) fileSize(headerSize int) (int64, error) {
 }
 
 // layout cuts body (the bytes after the header, already checked to be long
-// enough) into the weight tensors.
+// enough) into the weight tensors: views into body, except the scales of a
+// Q8_0 tensor that are not 4-byte aligned, which are copied.
 func (c Config) layout(body []byte) weights {
-	all := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(body))), len(body)/4)
-	tensors := make(map[string][]float32)
+	tensors := make(map[string][]tensor)
 	off := int64(0)
-	for _, t := range c.tensorSizes() {
-		n, _ := mul64(t.dims...)
-		tensors[t.name] = all[off : off+n : off+n]
-		off += n
-	}
-	d, h, kv := c.Dim, c.HiddenDim, c.KVDim()
-	layer := func(name string, l, size int) []float32 {
-		return tensors[name][l*size : (l+1)*size : (l+1)*size]
+	for _, t := range c.tensorSpecs() {
+		for range t.count {
+			n := t.rows * t.cols
+			tt := tensor{rows: int(t.rows), cols: int(t.cols)}
+			if t.quantized {
+				tt.gs = c.GroupSize
+				tt.q = unsafe.Slice((*int8)(unsafe.Pointer(&body[off])), n)
+				tt.s = float32s(body[off+n : off+n+4*(n/int64(c.GroupSize))])
+			} else {
+				tt.f = float32s(body[off : off+4*n])
+			}
+			size, _ := t.bytes(c.GroupSize)
+			off += size
+			tensors[t.name] = append(tensors[t.name], tt)
+		}
 	}
 	w := weights{
-		tokenEmbedding: tensors["token_embedding"],
+		tokenEmbedding: tensors["token_embedding"][0],
 		layers:         make([]layerWeights, c.Layers),
-		rmsFinal:       tensors["rms_final"],
-		classifier:     tensors["classifier"],
+		rmsFinal:       tensors["rms_final"][0].f,
 	}
 	if c.SharedClassifier {
 		w.classifier = w.tokenEmbedding
+	} else {
+		w.classifier = tensors["classifier"][0]
 	}
 	for l := range w.layers {
 		w.layers[l] = layerWeights{
-			rmsAtt: layer("rms_att", l, d),
-			wq:     layer("wq", l, d*d),
-			wk:     layer("wk", l, kv*d),
-			wv:     layer("wv", l, kv*d),
-			wo:     layer("wo", l, d*d),
-			rmsFFN: layer("rms_ffn", l, d),
-			w1:     layer("w1", l, h*d),
-			w2:     layer("w2", l, d*h),
-			w3:     layer("w3", l, h*d),
+			rmsAtt: tensors["rms_att"][l].f,
+			wq:     tensors["wq"][l],
+			wk:     tensors["wk"][l],
+			wv:     tensors["wv"][l],
+			wo:     tensors["wo"][l],
+			rmsFFN: tensors["rms_ffn"][l].f,
+			w1:     tensors["w1"][l],
+			w2:     tensors["w2"][l],
+			w3:     tensors["w3"][l],
 		}
 	}
 	return w
+}
+
+// float32s views b as float32s, copying only when b is not 4-byte aligned.
+func float32s(b []byte) []float32 {
+	n := len(b) / 4
+	if n == 0 {
+		return []float32{}
+	}
+	p := unsafe.Pointer(&b[0])
+	if uintptr(p)%4 == 0 {
+		return unsafe.Slice((*float32)(p), n)
+	}
+	f := make([]float32, n)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return f
 }
 
 // mul64 multiplies non-negative factors, reporting false on overflow.

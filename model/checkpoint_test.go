@@ -65,7 +65,7 @@ func TestParseCheckpointErrors(t *testing.T) {
 			return b
 		}(), "KV cache"},
 		{"unknown version", withVersion(7), "unknown checkpoint version 7"},
-		{"version 2 unsupported", withVersion(2), "version 2"},
+		{"version 2 without a group size", withVersion(2), "group_size is 0, must be positive"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -87,8 +87,8 @@ func TestParseCheckpointAcceptsValid(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, c, got)
 			require.Len(t, w.layers, c.Layers)
-			require.Len(t, w.classifier, c.VocabSize*c.Dim)
-			require.Len(t, w.layers[1].w2, c.Dim*c.HiddenDim)
+			require.Len(t, w.classifier.f, c.VocabSize*c.Dim)
+			require.Len(t, w.layers[1].w2.f, c.Dim*c.HiddenDim)
 			// Trailing bytes after the weights are ignored, as run.c does.
 			_, _, err = parseCheckpoint(aligned(append(data, 1, 2, 3, 4)), "ok.bin")
 			require.NoError(t, err)
@@ -115,8 +115,8 @@ func TestOpenErrors(t *testing.T) {
 // mapping rather than copies.
 func TestOpenSharesTheMapping(t *testing.T) {
 	m := openModel(t, writeCheckpoint(t, tinyConfig, 2))
-	emb := m.w.tokenEmbedding
-	q := m.w.layers[0].wq
+	emb := m.w.tokenEmbedding.f
+	q := m.w.layers[0].wq.f
 	// In a v0 file the first layer's wq follows the embedding table and
 	// rms_att in the same buffer.
 	gap := uintptr(unsafe.Pointer(&q[0])) - uintptr(unsafe.Pointer(&emb[0]))
@@ -143,7 +143,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 		if err != nil || need > int64(len(data)) {
 			t.Fatalf("accepted %d bytes needing %d (%v)", len(data), need, err)
 		}
-		if len(w.layers) != c.Layers || len(w.classifier) != c.VocabSize*c.Dim {
+		if len(w.layers) != c.Layers || w.classifier.rows != c.VocabSize || w.classifier.cols != c.Dim {
 			t.Fatalf("bad layout for %s", c.describe())
 		}
 	})

@@ -45,8 +45,8 @@ func (s Stats) TokensPerSecond() float64 {
 // For every position it calls emit(prev, next): the token just fed and the
 // token that follows it, from the prompt or sampled. Decode the pair with
 // [Tokenizer.Decode] or a [TextDecoder] to print the text.
-func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, steps int, emit func(prev, next int) bool) (Stats, error) {
-	st := Stats{PromptTokens: len(prompt)}
+func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, steps int, emit func(prev, next int) bool) (st Stats, err error) {
+	st.PromptTokens = len(prompt)
 	seqLen := s.cfg.SeqLen
 	if len(prompt) == 0 {
 		return st, errors.New("generate: the prompt has no tokens (it should at least hold BOS)")
@@ -66,7 +66,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if err := s.Prefill(prompt[:known], 0); err != nil {
+		if err = s.Prefill(prompt[:known], 0); err != nil {
 			return st, err
 		}
 		t.prefilled = known
@@ -79,7 +79,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 		var next int
 		if pos < known {
 			if pos >= t.prefilled {
-				if _, err := s.Forward(token, pos); err != nil {
+				if _, err = s.Forward(token, pos); err != nil {
 					return st, err
 				}
 			}

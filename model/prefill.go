@@ -49,8 +49,8 @@ func newBatchState(s *Session, size int) *batchState {
 
 // Prefill feeds tokens at positions pos, pos+1, ... without computing their
 // logits: use it for the prompt tokens whose next token is already known,
-// then Forward for the last one. With batching off (SessionOptions.Batch 1)
-// it is Forward token by token.
+// then Forward for the last one. With batching off (SessionOptions.Batch 1),
+// and for Q8_0 models, it is Forward token by token.
 func (s *Session) Prefill(tokens []int, pos int) error {
 	c := &s.cfg
 	if pos < 0 || pos+len(tokens) > c.SeqLen {
@@ -84,7 +84,7 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 	dim, half := c.Dim, c.HeadSize()/2
 	w := &s.m.w
 	for i, t := range tokens {
-		copy(b.x[i*dim:(i+1)*dim], w.tokenEmbedding[t*dim:(t+1)*dim])
+		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], t)
 		for j, f := range s.ropeFreq {
 			val := float32(pos0+i) * f
 			b.cos[i*half+j] = float32(math.Cos(float64(val)))
@@ -124,9 +124,9 @@ func (s *Session) qkvBatch(lo, hi int) {
 	layerOff := s.layer * s.cfg.SeqLen * kvDim
 	kvLo, kvHi := layerOff+(b.pos0+lo)*kvDim, layerOff+(b.pos0+hi)*kvDim
 	k, v := s.keyCache[kvLo:kvHi], s.valueCache[kvLo:kvHi]
-	matMat(q, lw.wq, xb, n)
-	matMat(k, lw.wk, xb, n)
-	matMat(v, lw.wv, xb, n)
+	matMat(q, lw.wq.f, xb, n)
+	matMat(k, lw.wk.f, xb, n)
+	matMat(v, lw.wv.f, xb, n)
 	half := hs / 2
 	for i := range n {
 		cos := b.cos[(lo+i)*half : (lo+i+1)*half]
@@ -147,7 +147,7 @@ func (s *Session) attentionBatch(lo, hi int) {
 
 func (s *Session) woBatch(lo, hi int) {
 	b, dim := s.batch, s.cfg.Dim
-	matMat(b.xb2[lo*dim:hi*dim], s.m.w.layers[s.layer].wo, b.xb[lo*dim:hi*dim], hi-lo)
+	matMat(b.xb2[lo*dim:hi*dim], s.m.w.layers[s.layer].wo.f, b.xb[lo*dim:hi*dim], hi-lo)
 }
 
 func (s *Session) ffnUpBatch(lo, hi int) {
@@ -155,12 +155,12 @@ func (s *Session) ffnUpBatch(lo, hi int) {
 	lw := &s.m.w.layers[s.layer]
 	xb := b.xb[lo*dim : hi*dim]
 	hb, hb2 := b.hb[lo*hidden:hi*hidden], b.hb2[lo*hidden:hi*hidden]
-	matMat(hb, lw.w1, xb, hi-lo)
-	matMat(hb2, lw.w3, xb, hi-lo)
+	matMat(hb, lw.w1.f, xb, hi-lo)
+	matMat(hb2, lw.w3.f, xb, hi-lo)
 	swiglu(hb, hb2)
 }
 
 func (s *Session) w2Batch(lo, hi int) {
 	b, dim, hidden := s.batch, s.cfg.Dim, s.cfg.HiddenDim
-	matMat(b.xb[lo*dim:hi*dim], s.m.w.layers[s.layer].w2, b.hb[lo*hidden:hi*hidden], hi-lo)
+	matMat(b.xb[lo*dim:hi*dim], s.m.w.layers[s.layer].w2.f, b.hb[lo*hidden:hi*hidden], hi-lo)
 }

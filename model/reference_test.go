@@ -69,15 +69,15 @@ func (r *referenceForward) forward(token, pos int) []float32 {
 	hb := make([]float32, hidden)
 	hb2 := make([]float32, hidden)
 	q := make([]float32, dim)
-	copy(x, w.tokenEmbedding[token*dim:(token+1)*dim])
+	copy(x, w.tokenEmbedding.f[token*dim:(token+1)*dim])
 	for l := 0; l < c.Layers; l++ {
 		lw := w.layers[l]
 		refRMSNorm(xb, x, lw.rmsAtt)
 		k := r.keyCache[l][pos*kvDim : (pos+1)*kvDim]
 		v := r.valueCache[l][pos*kvDim : (pos+1)*kvDim]
-		refMatmul(q, xb, lw.wq, dim, dim)
-		refMatmul(k, xb, lw.wk, dim, kvDim)
-		refMatmul(v, xb, lw.wv, dim, kvDim)
+		refMatmul(q, xb, lw.wq.f, dim, dim)
+		refMatmul(k, xb, lw.wk.f, dim, kvDim)
+		refMatmul(v, xb, lw.wv.f, dim, kvDim)
 		for i := 0; i < dim; i += 2 {
 			headDim := i % hs
 			freq := 1 / float32(math.Pow(10000, float64(float32(headDim)/float32(hs))))
@@ -119,25 +119,25 @@ func (r *referenceForward) forward(token, pos int) []float32 {
 				}
 			}
 		}
-		refMatmul(xb2, xb, lw.wo, dim, dim)
+		refMatmul(xb2, xb, lw.wo.f, dim, dim)
 		for i := range x {
 			x[i] += xb2[i]
 		}
 		refRMSNorm(xb, x, lw.rmsFFN)
-		refMatmul(hb, xb, lw.w1, dim, hidden)
-		refMatmul(hb2, xb, lw.w3, dim, hidden)
+		refMatmul(hb, xb, lw.w1.f, dim, hidden)
+		refMatmul(hb2, xb, lw.w3.f, dim, hidden)
 		for i := range hb {
 			val := hb[i]
 			val *= 1 / (1 + float32(math.Exp(float64(-val))))
 			hb[i] = val * hb2[i]
 		}
-		refMatmul(xb, hb, lw.w2, hidden, dim)
+		refMatmul(xb, hb, lw.w2.f, hidden, dim)
 		for i := range x {
 			x[i] += xb[i]
 		}
 	}
 	refRMSNorm(x, x, w.rmsFinal)
 	logits := make([]float32, c.VocabSize)
-	refMatmul(logits, x, w.classifier, dim, c.VocabSize)
+	refMatmul(logits, x, w.classifier.f, dim, c.VocabSize)
 	return logits
 }

@@ -42,8 +42,8 @@ func checkpointBytes(c Config, seed uint64) []byte {
 		out = append(out, shared)
 		out = append(out, make([]byte, versionedHeaderSize-len(out))...)
 	}
-	for _, t := range c.tensorSizes() {
-		n, _ := mul64(t.dims...)
+	for _, t := range c.tensorSpecs() {
+		n := t.count * t.rows * t.cols
 		h := fnv.New64a()
 		h.Write([]byte(t.name))
 		r := rand.New(rand.NewPCG(seed, h.Sum64()))

@@ -51,17 +51,22 @@ func unwrapPath(err error) error {
 // memory bandwidth.
 func (m *Model) StreamedBytesPerToken() int64 {
 	c := m.Config
-	n := c.Params()
+	d := int64(c.Dim)
+	norms := int64(2*c.Layers+1) * d
+	matrices := c.Params() - norms
 	if !c.SharedClassifier {
-		n -= int64(c.VocabSize-1) * int64(c.Dim)
+		matrices -= int64(c.VocabSize-1) * d
 	}
-	return 4 * n
+	if gs := int64(c.GroupSize); gs > 0 {
+		return 4*norms + matrices + 4*matrices/gs
+	}
+	return 4 * (norms + matrices)
 }
 
-// Format names the checkpoint's file format.
+// Format names the weights' format and the file's version.
 func (m *Model) Format() string {
-	if m.Config.Version == 0 {
-		return "fp32 (v0)"
+	if gs := m.Config.GroupSize; gs > 0 {
+		return fmt.Sprintf("Q8_0 g%d (v%d)", gs, m.Config.Version)
 	}
 	return fmt.Sprintf("fp32 (v%d)", m.Config.Version)
 }
@@ -111,6 +116,10 @@ type Session struct {
 	q      []float32 // (dim) query of the current position
 	att    []float32 // (heads, seq_len) attention scores
 	logits []float32 // (vocab)
+
+	// The inputs of the weight products, with their int8 form for Q8_0
+	// models: xb (q/k/v, wo, w1/w3), hb (w2) and x (classifier).
+	xbIn, hbIn, xIn activation
 
 	keyCache   []float32 // (layer, seq_len, kv_dim)
 	valueCache []float32 // (layer, seq_len, kv_dim)
@@ -162,7 +171,10 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
-	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
+	s.xbIn = newActivation(s.xb, c.GroupSize)
+	s.hbIn = newActivation(s.hb, c.GroupSize)
+	s.xIn = newActivation(s.x, c.GroupSize)
+	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 && c.GroupSize == 0 {
 		s.batch = newBatchState(s, min(batch, c.SeqLen))
 	}
 	return s, nil
@@ -187,24 +199,29 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 	}
 	w := &s.m.w
 	dim := c.Dim
-	copy(s.x, w.tokenEmbedding[token*dim:(token+1)*dim])
+	w.tokenEmbedding.rowTo(s.x, token)
 	s.pos = pos
 	s.setRoPE(pos)
 	for l := range w.layers {
 		s.layer = l
 		lw := &w.layers[l]
 		rmsnorm(s.xb, s.x, lw.rmsAtt)
+		s.xbIn.quantize()
 		s.pool.run(dim+2*c.KVDim(), rowGrain, s.qkvBody)
 		s.rope()
 		s.pool.run(c.Heads, 1, s.attnBody)
+		s.xbIn.quantize()
 		s.pool.run(dim, rowGrain, s.woBody)
 		addInPlace(s.x, s.xb2)
 		rmsnorm(s.xb, s.x, lw.rmsFFN)
+		s.xbIn.quantize()
 		s.pool.run(c.HiddenDim, rowGrain, s.ffnUpBody)
+		s.hbIn.quantize()
 		s.pool.run(dim, rowGrain, s.w2Body)
 		addInPlace(s.x, s.xb)
 	}
 	rmsnorm(s.x, s.x, w.rmsFinal)
+	s.xIn.quantize()
 	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
 	return s.logits, nil
 }
@@ -231,20 +248,18 @@ func (s *Session) qkv(lo, hi int) {
 	dim, kvDim := s.cfg.Dim, s.cfg.KVDim()
 	k := s.kvSlot(s.keyCache, s.layer, s.pos)
 	v := s.kvSlot(s.valueCache, s.layer, s.pos)
-	rowsOf(s.q, lw.wq, s.xb, 0, dim, lo, hi)
-	rowsOf(k, lw.wk, s.xb, dim, kvDim, lo, hi)
-	rowsOf(v, lw.wv, s.xb, dim+kvDim, kvDim, lo, hi)
+	rowsOf(s.q, &lw.wq, &s.xbIn, 0, lo, hi)
+	rowsOf(k, &lw.wk, &s.xbIn, dim, lo, hi)
+	rowsOf(v, &lw.wv, &s.xbIn, dim+kvDim, lo, hi)
 }
 
 // rowsOf computes the part of rows [lo, hi) of a stacked product that falls
-// into the matrix w, whose rows are numbered from base to base+rows.
-func rowsOf(out, w, x []float32, base, rows, lo, hi int) {
-	a, b := max(lo-base, 0), min(hi-base, rows)
-	if a >= b {
-		return
+// into the tensor w, whose rows are numbered from base to base+w.rows.
+func rowsOf(out []float32, w *tensor, x *activation, base, lo, hi int) {
+	a, b := max(lo-base, 0), min(hi-base, w.rows)
+	if a < b {
+		w.mulRows(out[a:b], a, x)
 	}
-	n := len(x)
-	matVec(out[a:b], w[a*n:b*n], x)
 }
 
 // setRoPE fills the cos/sin tables of the current position.
@@ -306,27 +321,23 @@ func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
 }
 
 func (s *Session) wo(lo, hi int) {
-	dim := s.cfg.Dim
-	matVec(s.xb2[lo:hi], s.m.w.layers[s.layer].wo[lo*dim:hi*dim], s.xb)
+	s.m.w.layers[s.layer].wo.mulRows(s.xb2[lo:hi], lo, &s.xbIn)
 }
 
 // ffnUp computes rows [lo, hi) of w1 and w3 and their SwiGLU in one pass.
 func (s *Session) ffnUp(lo, hi int) {
 	lw := &s.m.w.layers[s.layer]
-	dim := s.cfg.Dim
-	matVec(s.hb[lo:hi], lw.w1[lo*dim:hi*dim], s.xb)
-	matVec(s.hb2[lo:hi], lw.w3[lo*dim:hi*dim], s.xb)
+	lw.w1.mulRows(s.hb[lo:hi], lo, &s.xbIn)
+	lw.w3.mulRows(s.hb2[lo:hi], lo, &s.xbIn)
 	swiglu(s.hb[lo:hi], s.hb2[lo:hi])
 }
 
 func (s *Session) w2(lo, hi int) {
-	hidden := s.cfg.HiddenDim
-	matVec(s.xb[lo:hi], s.m.w.layers[s.layer].w2[lo*hidden:hi*hidden], s.hb)
+	s.m.w.layers[s.layer].w2.mulRows(s.xb[lo:hi], lo, &s.hbIn)
 }
 
 func (s *Session) classify(lo, hi int) {
-	dim := s.cfg.Dim
-	matVec(s.logits[lo:hi], s.m.w.classifier[lo*dim:hi*dim], s.x)
+	s.m.w.classifier.mulRows(s.logits[lo:hi], lo, &s.xIn)
 }
 
 // rmsnorm sets out = weight * (x / rms(x)), run.c's order of operations.

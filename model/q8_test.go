@@ -1,0 +1,170 @@
+package model
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// plainDotQ8 is the definition of dotQ8 written index by index: a run ends
+// wherever the weight group or the activation group of the next index
+// differs.
+func plainDotQ8(wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) float32 {
+	var total float32
+	var sum int32
+	for k := range xq {
+		sum += int32(wq[k]) * int32(xq[k])
+		last := k == len(xq)-1
+		if last || (off+k+1)/gs != (off+k)/gs || (k+1)/gs != k/gs {
+			total += float32(sum) * ws[(off+k)/gs] * xs[k/gs]
+			sum = 0
+		}
+	}
+	return total
+}
+
+func randomFloats(r *rand.Rand, n int) []float32 {
+	f := make([]float32, n)
+	for i := range f {
+		f[i] = float32(r.NormFloat64())
+	}
+	return f
+}
+
+func TestDotQ8MatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, gs := range []int{1, 3, 4, 32, 64} {
+		for _, n := range []int{1, 2, 7, 31, 63, 64, 65, 172, 288} {
+			for _, off := range []int{0, 1, 5, 63, 64 * 3} {
+				w := randomFloats(r, off+n+gs)
+				x := randomFloats(r, n)
+				wq, ws := make([]int8, len(w)), make([]float32, (len(w)+gs-1)/gs)
+				xq, xs := make([]int8, n), make([]float32, (n+gs-1)/gs)
+				quantizeQ8(wq, ws, w, gs, roundHalfEven)
+				quantizeQ8(xq, xs, x, gs, roundHalfAwayFromZero)
+				got := dotQ8(wq[off:], ws, off, gs, xq, xs)
+				require.Equal(t, plainDotQ8(wq[off:], ws, off, gs, xq, xs), got, "gs=%d n=%d off=%d", gs, n, off)
+				// And it approximates the float dot product: each value is off
+				// by at most half its group's step (max|v|/254).
+				var exact, bound float64
+				for i := range x {
+					exact += float64(w[off+i]) * float64(x[i])
+					bound += math.Abs(float64(ws[(off+i)/gs]*127)*float64(xs[i/gs]*127)) * (2.0/254 + 1.0/254/254)
+				}
+				require.InDelta(t, exact, float64(got), bound+1e-4, "gs=%d n=%d off=%d", gs, n, off)
+
+				out := make([]float32, 3)
+				rows := make([]int8, off+3*n)
+				rs := make([]float32, (off+3*n+gs-1)/gs)
+				quantizeQ8(rows, rs, randomFloats(r, off+3*n), gs, roundHalfEven)
+				matVecQ8(out, rows, rs, off, gs, xq, xs)
+				for i := range out {
+					o := off + i*n
+					require.Equal(t, plainDotQ8(rows[o:o+n], rs, o, gs, xq, xs), out[i])
+				}
+			}
+		}
+	}
+}
+
+func TestQuantizeQ8(t *testing.T) {
+	q := make([]int8, 7)
+	s := make([]float32, 3)
+	// Groups of 3: zeros; a tie at .5 after scaling; a short last group.
+	quantizeQ8(q, s, []float32{0, 0, 0, 127, 0.5, -1.5, 2}, 3, roundHalfEven)
+	require.Equal(t, []float32{0, 1, 2.0 / 127}, s)
+	require.Equal(t, []int8{0, 0, 0, 127, 0, -2, 127}, q)
+	quantizeQ8(q, s, []float32{0, 0, 0, 127, 0.5, -1.5, 2}, 3, roundHalfAwayFromZero)
+	require.Equal(t, []int8{0, 0, 0, 127, 1, -2, 127}, q)
+}
+
+// TestQ8LogitsCloseToFP32 compares a Q8_0 model's logits with its fp32
+// original's. Rounding weights and activations to 8 bits (steps of 1/127 of
+// each group's largest value) perturbs every product by about 1%, and the
+// perturbations add up over the layers: on stories260K the logits move by
+// about 1.5% of their range (spread of about 25, differences up to 0.47).
+// The bound, 3% of each position's range, leaves room for float ordering but
+// fails for a wrong group, scale or rounding (errors of 10% and more), and
+// the most likely token must not change.
+func TestQ8LogitsCloseToFP32(t *testing.T) {
+	fp := openModel(t, fixture(t, "stories260K.bin"))
+	q8 := openModel(t, fixture(t, "stories260K-q80.bin"))
+	require.Equal(t, 64, q8.Config.GroupSize)
+	a, b := newSession(t, fp, 1), newSession(t, q8, 2)
+	for pos, tok := range []int{1, 403, 407, 261, 378, 432, 383, 286, 261, 376} {
+		la, err := a.Forward(tok, pos)
+		require.NoError(t, err)
+		lb, err := b.Forward(tok, pos)
+		require.NoError(t, err)
+		lo, hi := la[0], la[0]
+		for _, v := range la {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		require.Less(t, maxAbsDiff(la, lb), 0.03*float64(hi-lo), "position %d", pos)
+		require.Equal(t, argmax(la), argmax(lb), "position %d", pos)
+	}
+}
+
+// TestQuantizeInMemoryMatchesFile: Model.Quantize gives the same model as
+// the file WriteQ8 writes.
+func TestQuantizeInMemoryMatchesFile(t *testing.T) {
+	for _, c := range []Config{tinyConfig, {Dim: 64, HiddenDim: 172, Layers: 2, Heads: 8, KVHeads: 4, VocabSize: 50, SeqLen: 8, SharedClassifier: true}} {
+		src := openModel(t, writeCheckpoint(t, c, 4))
+		var buf bytes.Buffer
+		require.NoError(t, WriteQ8(&buf, src, 4, nil))
+		path := filepath.Join(t.TempDir(), "q.bin")
+		require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+		fromFile := openModel(t, path)
+		require.Equal(t, 2, fromFile.Config.Version)
+		inMemory, err := openModel(t, writeCheckpoint(t, c, 4)).Quantize(4)
+		require.NoError(t, err)
+		sa, sb := newSession(t, fromFile, 1), newSession(t, inMemory, 2)
+		for pos, tok := range []int{1, 3, 5, 7, 2, 0} {
+			la, err := sa.Forward(tok, pos)
+			require.NoError(t, err)
+			lb, err := sb.Forward(tok, pos)
+			require.NoError(t, err)
+			require.Equal(t, la, lb)
+		}
+	}
+}
+
+func TestParseQ8CheckpointErrors(t *testing.T) {
+	src := openModel(t, writeCheckpoint(t, tinyConfig, 4))
+	var buf bytes.Buffer
+	require.NoError(t, WriteQ8(&buf, src, 4, nil))
+	valid := buf.Bytes()
+	_, _, err := parseCheckpoint(aligned(valid), "q.bin")
+	require.NoError(t, err)
+	withGS := func(gs int32) []byte {
+		b := append([]byte(nil), valid...)
+		binary.LittleEndian.PutUint32(b[37:], uint32(gs))
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"truncated", valid[:len(valid)-1], "truncated"},
+		{"group size 0", withGS(0), "group_size is 0"},
+		{"negative group size", withGS(-64), "group_size is -64"},
+		{"group size not dividing", withGS(7), "group_size 7 does not divide tensor"},
+		{"group size larger than tensors", withGS(1 << 30), "does not divide"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := parseCheckpoint(aligned(c.data), "q.bin")
+			require.ErrorContains(t, err, "checkpoint q.bin: ")
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+	require.ErrorContains(t, WriteQ8(&buf, src, 5, nil), "does not divide")
+	_, err = src.Quantize(0)
+	require.ErrorContains(t, err, "must be positive")
+}

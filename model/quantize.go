@@ -1,0 +1,170 @@
+package model
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"unsafe"
+)
+
+// DefaultGroupSize is the Q8_0 group size llama2.c's export.py picks for a
+// model: 64, halved until it divides dim.
+func DefaultGroupSize(c Config) int {
+	gs := 64
+	for c.Dim%gs != 0 {
+		gs /= 2
+	}
+	return gs
+}
+
+// RowAlignedGroupSize is the largest group size that divides both dim and
+// hidden_dim, so that every group lies inside one row of every matrix (what
+// llama2.c's runq.c assumes). 0 when no group size of at least 1 fits (never:
+// 1 always divides).
+func RowAlignedGroupSize(c Config) int {
+	a, b := c.Dim, c.HiddenDim
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// checkGroupSize reports whether gs can quantize a model of shape c.
+func checkGroupSize(c Config, gs int) error {
+	if gs <= 0 {
+		return fmt.Errorf("group size %d must be positive", gs)
+	}
+	q := c
+	q.Version, q.GroupSize = 2, gs
+	return q.validate()
+}
+
+// Quantize returns a Q8_0 version of an fp32 model, made in memory with
+// export.py's algorithm: the int8 weights and their scales are allocated
+// (a quarter of the fp32 size), the norms stay views into the mapping. The
+// returned model owns the mapping: close it, not m, when done.
+func (m *Model) Quantize(groupSize int) (*Model, error) {
+	if m.Config.GroupSize > 0 {
+		return nil, fmt.Errorf("checkpoint %s is already Q8_0", m.path)
+	}
+	if err := checkGroupSize(m.Config, groupSize); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", m.path, err)
+	}
+	q := &Model{Config: m.Config, path: m.path, w: m.w, unmap: m.unmap}
+	q.Config.GroupSize = groupSize
+	qt := func(t tensor) tensor {
+		out := tensor{rows: t.rows, cols: t.cols, gs: groupSize,
+			q: make([]int8, len(t.f)), s: make([]float32, len(t.f)/groupSize)}
+		quantizeQ8(out.q, out.s, t.f, groupSize, roundHalfEven)
+		return out
+	}
+	q.w.tokenEmbedding = qt(m.w.tokenEmbedding)
+	q.w.classifier = q.w.tokenEmbedding
+	if !m.Config.SharedClassifier {
+		q.w.classifier = qt(m.w.classifier)
+	}
+	q.w.layers = make([]layerWeights, len(m.w.layers))
+	for l, lw := range m.w.layers {
+		q.w.layers[l] = layerWeights{
+			rmsAtt: lw.rmsAtt, rmsFFN: lw.rmsFFN,
+			wq: qt(lw.wq), wk: qt(lw.wk), wv: qt(lw.wv), wo: qt(lw.wo),
+			w1: qt(lw.w1), w2: qt(lw.w2), w3: qt(lw.w3),
+		}
+	}
+	m.unmap = func() error { return nil } // q owns the mapping now
+	return q, nil
+}
+
+// WriteQ8 writes an fp32 model as a llama2.c version 2 (Q8_0) checkpoint,
+// byte for byte what export.py --version 2 writes: the 256-byte header
+// (with the group size after the shared-classifier byte), the fp32 norms,
+// then each weight tensor of each layer as int8 values followed by its
+// float32 scales. progress, if not nil, is called after each tensor with
+// the number of weights written so far and in all.
+func WriteQ8(w io.Writer, m *Model, groupSize int, progress func(done, total int64)) error {
+	c := m.Config
+	if c.GroupSize > 0 {
+		return fmt.Errorf("checkpoint %s is already Q8_0", m.path)
+	}
+	if err := checkGroupSize(c, groupSize); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", m.path, err)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	le := binary.LittleEndian
+	header := make([]byte, 0, versionedHeaderSize)
+	header = le.AppendUint32(header, versionMagic)
+	header = le.AppendUint32(header, 2)
+	for _, d := range []int{c.Dim, c.HiddenDim, c.Layers, c.Heads, c.KVHeads, c.VocabSize, c.SeqLen} {
+		header = le.AppendUint32(header, uint32(int32(d)))
+	}
+	header = append(header, boolByte(c.SharedClassifier))
+	header = le.AppendUint32(header, uint32(int32(groupSize)))
+	header = header[:versionedHeaderSize] // zero padding
+
+	if _, err := bw.Write(header); err != nil {
+		return err
+	}
+	writeF32 := func(f []float32) error {
+		_, err := bw.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*len(f)))
+		return err
+	}
+	var norms [][]float32
+	for _, lw := range m.w.layers {
+		norms = append(norms, lw.rmsAtt)
+	}
+	for _, lw := range m.w.layers {
+		norms = append(norms, lw.rmsFFN)
+	}
+	norms = append(norms, m.w.rmsFinal)
+	for _, n := range norms {
+		if err := writeF32(n); err != nil {
+			return err
+		}
+	}
+
+	tensors := []tensor{m.w.tokenEmbedding}
+	for _, pick := range []func(*layerWeights) tensor{
+		func(l *layerWeights) tensor { return l.wq }, func(l *layerWeights) tensor { return l.wk },
+		func(l *layerWeights) tensor { return l.wv }, func(l *layerWeights) tensor { return l.wo },
+		func(l *layerWeights) tensor { return l.w1 }, func(l *layerWeights) tensor { return l.w2 },
+		func(l *layerWeights) tensor { return l.w3 },
+	} {
+		for l := range m.w.layers {
+			tensors = append(tensors, pick(&m.w.layers[l]))
+		}
+	}
+	if !c.SharedClassifier {
+		tensors = append(tensors, m.w.classifier)
+	}
+	var total, done int64
+	for _, t := range tensors {
+		total += int64(len(t.f))
+	}
+	var q []int8
+	var s []float32
+	for _, t := range tensors {
+		q = slices.Grow(q[:0], len(t.f))[:len(t.f)]
+		s = slices.Grow(s[:0], len(t.f)/groupSize)[:len(t.f)/groupSize]
+		quantizeQ8(q, s, t.f, groupSize, roundHalfEven)
+		if _, err := bw.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q))), len(q))); err != nil {
+			return err
+		}
+		if err := writeF32(s); err != nil {
+			return err
+		}
+		done += int64(len(t.f))
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	return bw.Flush()
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
