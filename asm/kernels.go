@@ -600,9 +600,20 @@ func matVec4(name string, zmm bool) {
 	i := GP64()
 	XORQ(i, i)
 
+	Comment("pf runs through the next block of 4 rows (contiguous, 16*n bytes)",
+		"at 4 bytes per byte of x consumed, prefetching it while this block",
+		"computes: the hardware prefetchers follow each row but stall at every",
+		"jump to a new row, and a matrix-vector product is all jumps.")
+	pf := GP64()
+	LEAQ(Mem{Base: rows[3], Index: stride, Scale: 1}, pf)
+
 	Label("loop2")
 	CMPQ(i, end2)
 	JAE(LabelRef("step1"))
+	for l := 0; l < 2*lanes*16/64; l++ {
+		PREFETCHT0(Mem{Base: pf, Disp: 64 * l})
+	}
+	ADDQ(U32(2*lanes*16), pf)
 	var xv [2]VecVirtual
 	for u := range xv {
 		xv[u] = vec()

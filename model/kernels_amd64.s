@@ -408,7 +408,7 @@ done:
 	RET
 
 // func matVec4AVX2(out []float32, w []float32, x []float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·matVec4AVX2(SB), NOSPLIT, $0-72
 	MOVQ out_base+0(FP), AX
 	MOVQ out_len+8(FP), CX
@@ -445,9 +445,20 @@ rowloop:
 	VXORPS Y8, Y8, Y8
 	XORQ   R13, R13
 
+	// pf runs through the next block of 4 rows (contiguous, 16*n bytes)
+	// at 4 bytes per byte of x consumed, prefetching it while this block
+	// computes: the hardware prefetchers follow each row but stall at every
+	// jump to a new row, and a matrix-vector product is all jumps.
+	LEAQ (R12)(DI*1), R14
+
 loop2:
 	CMPQ        R13, R8
 	JAE         step1
+	PREFETCHT0  (R14)
+	PREFETCHT0  64(R14)
+	PREFETCHT0  128(R14)
+	PREFETCHT0  192(R14)
+	ADDQ        $0x00000100, R14
 	VMOVUPS     (BX)(R13*4), Y9
 	VMOVUPS     32(BX)(R13*4), Y10
 	VFMADD231PS (DX)(R13*4), Y9, Y1
@@ -517,7 +528,7 @@ done:
 	RET
 
 // func matVec4AVX512(out []float32, w []float32, x []float32)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, MMX+
 TEXT ·matVec4AVX512(SB), NOSPLIT, $0-72
 	MOVQ out_base+0(FP), AX
 	MOVQ out_len+8(FP), CX
@@ -553,9 +564,24 @@ rowloop:
 	VPXORD Z7, Z7, Z7
 	XORQ   R13, R13
 
+	// pf runs through the next block of 4 rows (contiguous, 16*n bytes)
+	// at 4 bytes per byte of x consumed, prefetching it while this block
+	// computes: the hardware prefetchers follow each row but stall at every
+	// jump to a new row, and a matrix-vector product is all jumps.
+	LEAQ (R12)(DI*1), R14
+
 loop2:
 	CMPQ        R13, R8
 	JAE         step1
+	PREFETCHT0  (R14)
+	PREFETCHT0  64(R14)
+	PREFETCHT0  128(R14)
+	PREFETCHT0  192(R14)
+	PREFETCHT0  256(R14)
+	PREFETCHT0  320(R14)
+	PREFETCHT0  384(R14)
+	PREFETCHT0  448(R14)
+	ADDQ        $0x00000200, R14
 	VMOVUPS     (BX)(R13*4), Z8
 	VMOVUPS     64(BX)(R13*4), Z9
 	VFMADD231PS (DX)(R13*4), Z8, Z0
