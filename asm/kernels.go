@@ -22,6 +22,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/mmcloughlin/avo/gotypes"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -675,23 +677,25 @@ func matVec4(name string, zmm bool) {
 func matVec4AVX2()   { matVec4("matVec4AVX2", false) }
 func matVec4AVX512() { matVec4("matVec4AVX512", true) }
 
-// matMatTile generates a kernel computing one tile of 4 rows x nb batch
-// vectors: out[b*m+r] = dot(w[r*n:], x[b*n:]) for r < 4, b < nb. Every step
-// loads 4 row vectors of w and nb vectors of x into registers and does 4*nb
-// FMAs, so each load feeds nb (or 4) FMAs instead of one as in matVec:
+// matMatTile generates a kernel computing tiles of 4 rows x nb batch
+// vectors: out[b*m+r] = dot(w[r*n:], x[b*n:]) for r < 4, b < nb*tiles. Every
+// step loads 4 row vectors of w and nb vectors of x into registers and does
+// 4*nb FMAs, so each load feeds nb (or 4) FMAs instead of one as in matVec:
 // matMat runs from L1/L2 at FMA speed rather than at load speed. The
 // accumulator tile is sized to the register file: 4x4 zmm (16 of 32
-// registers) or 4x2 ymm (8 of 16).
+// registers) or 4x2 ymm (8 of 16). The 4 rows of w stay in L1 while the
+// kernel walks tiles consecutive vectors of x.
 func matMatTile(name string, zmm bool, nb int) {
-	TEXT(name, NOSPLIT, "func(out, w, x []float32, n, m int)")
-	Doc(name+" sets out[b*m+r] = dot(w[r*n:(r+1)*n], x[b*n:(b+1)*n]) for r < 4 and",
-		"b < "+string(rune('0'+nb))+"; the caller guarantees the slices are long enough.")
+	TEXT(name, NOSPLIT, "func(out, w, x []float32, n, m, tiles int)")
+	Doc(fmt.Sprintf("%s sets out[b*m+r] = dot(w[r*n:(r+1)*n], x[b*n:(b+1)*n]) for r < 4 and", name),
+		fmt.Sprintf("b < %d*tiles; the caller guarantees the slices are long enough.", nb))
 	lanes := 8
 	vec := YMM
 	if zmm {
 		lanes = 16
 		vec = ZMM
 	}
+	tiles := addr(Param("tiles"))
 	op := Load(Param("out").Base(), GP64())
 	wp := Load(Param("w").Base(), GP64())
 	xp := Load(Param("x").Base(), GP64())
@@ -711,10 +715,12 @@ func matMatTile(name string, zmm bool, nb int) {
 		loadMask16(rem, k)
 	} else {
 		mask = loadMask8(rem)
+		MOVQ(n, rem)
+		ANDQ(U8(lanes-1), rem)
 	}
 
-	Comment("Count i from -n1 up to 0 on pointers advanced to the end of the",
-		"full vectors: the loop needs no separate bound register.")
+	Comment("The inner loop counts i from -n1 up to 0 on pointers advanced to",
+		"the end of the full vectors, so it needs no separate bound register.")
 	n1 := GP64()
 	MOVQ(n, n1)
 	ANDQ(I32(-lanes), n1)
@@ -728,15 +734,14 @@ func matMatTile(name string, zmm bool, nb int) {
 	for _, p := range append(rows[:], vecs...) {
 		LEAQ(Mem{Base: p, Index: n1, Scale: 4}, p)
 	}
-	i := GP64()
-	MOVQ(n1, i)
-	NEGQ(i)
+	Comment("From one tile to the next the vectors move by nb*n floats.")
+	tstride := stride
+	SHLQ(U8(bitsOf(nb)), tstride)
 
 	acc := make([][4]VecVirtual, nb)
 	for b := range acc {
 		for r := range acc[b] {
 			acc[b][r] = vec()
-			zero(zmm, acc[b][r])
 		}
 	}
 	var wv [4]VecVirtual
@@ -755,7 +760,15 @@ func matMatTile(name string, zmm bool, nb int) {
 		}
 	}
 
-	TESTQ(i, i)
+	Label("tileloop")
+	CMPQ(tiles, U8(0))
+	JE(LabelRef("done"))
+	for b := range acc {
+		zero(zmm, acc[b][:]...)
+	}
+	i := GP64()
+	MOVQ(n1, i)
+	NEGQ(i)
 	JZ(LabelRef("tail"))
 	Label("loop")
 	for r := range rows {
@@ -795,12 +808,26 @@ func matMatTile(name string, zmm bool, nb int) {
 	SHLQ(U8(2), ostride)
 	for b := range acc {
 		VMOVUPS(hsum4(acc[b], zmm), Mem{Base: op})
-		if b < nb-1 {
-			ADDQ(ostride, op)
-		}
+		ADDQ(ostride, op)
 	}
+	for _, p := range vecs {
+		ADDQ(tstride, p)
+	}
+	DECQ(tiles)
+	JMP(LabelRef("tileloop"))
+
+	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// bitsOf returns log2(v) for a power of two v.
+func bitsOf(v int) int {
+	b := 0
+	for 1<<b < v {
+		b++
+	}
+	return b
 }
 
 func matMat4x2AVX2()   { matMatTile("matMat4x2AVX2", false, 2) }

@@ -143,24 +143,24 @@ func matVec4AVX2(out, w, x []float32)
 //go:noescape
 func matVec4AVX512(out, w, x []float32)
 
-// matMat4x2AVX2 computes one 4-row by 2-vector tile of matMat:
+// matMat4x2AVX2 computes tiles of 4 rows by 2 vectors of matMat:
 //
-//	for b := 0; b < 2; b++ {
+//	for b := 0; b < 2*tiles; b++ {
 //		for r := 0; r < 4; r++ {
 //			out[b*m+r] = dot(w[r*n:(r+1)*n], x[b*n:(b+1)*n])
 //		}
 //	}
 //
-// len(w), len(x) >= 4*n resp. 2*n and len(out) >= m+4.
+// len(w) >= 4*n, len(x) >= 2*tiles*n and len(out) >= (2*tiles-1)*m+4.
 //
 //go:noescape
-func matMat4x2AVX2(out, w, x []float32, n, m int)
+func matMat4x2AVX2(out, w, x []float32, n, m, tiles int)
 
-// matMat4x4AVX512 is matMat4x2AVX2 with a 4-row by 4-vector tile
-// (b < 4; len(x) >= 4*n, len(out) >= 3*m+4).
+// matMat4x4AVX512 is matMat4x2AVX2 with tiles of 4 rows by 4 vectors
+// (b < 4*tiles; len(x) >= 4*tiles*n, len(out) >= (4*tiles-1)*m+4).
 //
 //go:noescape
-func matMat4x4AVX512(out, w, x []float32, n, m int)
+func matMat4x4AVX512(out, w, x []float32, n, m, tiles int)
 
 // Go drivers around the assembly: row remainders and cache blocking.
 
@@ -218,13 +218,11 @@ func matMatTiled(out, w, x []float32, batch int, avx512 bool) {
 		b1 := min(b0+chunk, bFull)
 		for r := 0; r < m4; r += 4 {
 			wr := w[r*n : (r+4)*n]
-			for b := b0; b < b1; b += tb {
-				o, xb := out[b*m+r:(b+tb-1)*m+r+4], x[b*n:(b+tb)*n]
-				if avx512 {
-					matMat4x4AVX512(o, wr, xb, n, m)
-				} else {
-					matMat4x2AVX2(o, wr, xb, n, m)
-				}
+			o, xb := out[b0*m+r:(b1-1)*m+r+4], x[b0*n:b1*n]
+			if avx512 {
+				matMat4x4AVX512(o, wr, xb, n, m, (b1-b0)/4)
+			} else {
+				matMat4x2AVX2(o, wr, xb, n, m, (b1-b0)/2)
 			}
 		}
 		for r := m4; r < m; r++ {

@@ -654,9 +654,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func matMat4x2AVX2(out []float32, w []float32, x []float32, n int, m int)
+// func matMat4x2AVX2(out []float32, w []float32, x []float32, n int, m int, tiles int)
 // Requires: AVX, FMA3
-TEXT ·matMat4x2AVX2(SB), NOSPLIT, $0-88
+TEXT ·matMat4x2AVX2(SB), NOSPLIT, $0-96
 	MOVQ out_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ x_base+48(FP), DX
@@ -670,21 +670,29 @@ TEXT ·matMat4x2AVX2(SB), NOSPLIT, $0-88
 	LEAQ    tailmask8<>+32(SB), R8
 	NEGQ    DI
 	VMOVDQU (R8)(DI*4), Y0
+	MOVQ    BX, DI
+	ANDQ    $0x07, DI
 
-	// Count i from -n1 up to 0 on pointers advanced to the end of the
-	// full vectors: the loop needs no separate bound register.
-	ANDQ   $-8, BX
-	LEAQ   (CX)(SI*1), R8
-	LEAQ   (R8)(SI*1), R9
-	LEAQ   (R9)(SI*1), R10
-	LEAQ   (DX)(SI*1), SI
-	LEAQ   (CX)(BX*4), CX
-	LEAQ   (R8)(BX*4), R8
-	LEAQ   (R9)(BX*4), R9
-	LEAQ   (R10)(BX*4), R10
-	LEAQ   (DX)(BX*4), DX
-	LEAQ   (SI)(BX*4), SI
-	NEGQ   BX
+	// The inner loop counts i from -n1 up to 0 on pointers advanced to
+	// the end of the full vectors, so it needs no separate bound register.
+	ANDQ $-8, BX
+	LEAQ (CX)(SI*1), R8
+	LEAQ (R8)(SI*1), R9
+	LEAQ (R9)(SI*1), R10
+	LEAQ (DX)(SI*1), R11
+	LEAQ (CX)(BX*4), CX
+	LEAQ (R8)(BX*4), R8
+	LEAQ (R9)(BX*4), R9
+	LEAQ (R10)(BX*4), R10
+	LEAQ (DX)(BX*4), DX
+	LEAQ (R11)(BX*4), R11
+
+	// From one tile to the next the vectors move by nb*n floats.
+	SHLQ $0x01, SI
+
+tileloop:
+	CMPQ   tiles+88(FP), $0x00
+	JE     done
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -693,16 +701,17 @@ TEXT ·matMat4x2AVX2(SB), NOSPLIT, $0-88
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	VXORPS Y8, Y8, Y8
-	TESTQ  BX, BX
+	MOVQ   BX, R12
+	NEGQ   R12
 	JZ     tail
 
 loop:
-	VMOVUPS     (CX)(BX*4), Y9
-	VMOVUPS     (R8)(BX*4), Y10
-	VMOVUPS     (R9)(BX*4), Y11
-	VMOVUPS     (R10)(BX*4), Y12
-	VMOVUPS     (DX)(BX*4), Y13
-	VMOVUPS     (SI)(BX*4), Y14
+	VMOVUPS     (CX)(R12*4), Y9
+	VMOVUPS     (R8)(R12*4), Y10
+	VMOVUPS     (R9)(R12*4), Y11
+	VMOVUPS     (R10)(R12*4), Y12
+	VMOVUPS     (DX)(R12*4), Y13
+	VMOVUPS     (R11)(R12*4), Y14
 	VFMADD231PS Y9, Y13, Y1
 	VFMADD231PS Y10, Y13, Y2
 	VFMADD231PS Y11, Y13, Y3
@@ -711,7 +720,7 @@ loop:
 	VFMADD231PS Y10, Y14, Y6
 	VFMADD231PS Y11, Y14, Y7
 	VFMADD231PS Y12, Y14, Y8
-	ADDQ        $0x08, BX
+	ADDQ        $0x08, R12
 	JNZ         loop
 
 tail:
@@ -724,7 +733,7 @@ tail:
 	VMASKMOVPS  (R9), Y0, Y11
 	VMASKMOVPS  (R10), Y0, Y12
 	VMASKMOVPS  (DX), Y0, Y13
-	VMASKMOVPS  (SI), Y0, Y14
+	VMASKMOVPS  (R11), Y0, Y14
 	VFMADD231PS Y9, Y13, Y1
 	VFMADD231PS Y10, Y13, Y2
 	VFMADD231PS Y11, Y13, Y3
@@ -735,51 +744,58 @@ tail:
 	VFMADD231PS Y12, Y14, Y8
 
 reduce:
-	MOVQ         m+80(FP), CX
-	SHLQ         $0x02, CX
-	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X0
+	MOVQ         m+80(FP), R12
+	SHLQ         $0x02, R12
+	VEXTRACTF128 $0x01, Y1, X9
+	VADDPS       X9, X1, X9
 	VEXTRACTF128 $0x01, Y2, X1
 	VADDPS       X1, X2, X1
 	VEXTRACTF128 $0x01, Y3, X2
 	VADDPS       X2, X3, X2
 	VEXTRACTF128 $0x01, Y4, X3
 	VADDPS       X3, X4, X3
-	VUNPCKLPS    X1, X0, X4
-	VUNPCKHPS    X1, X0, X0
-	VADDPS       X0, X4, X4
-	VUNPCKLPS    X3, X2, X0
-	VUNPCKHPS    X3, X2, X1
-	VADDPS       X1, X0, X0
-	VMOVLHPS     X0, X4, X1
-	VMOVHLPS     X4, X0, X0
-	VADDPS       X0, X1, X1
-	VMOVUPS      X1, (AX)
-	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y5, X0
-	VADDPS       X0, X5, X0
-	VEXTRACTF128 $0x01, Y6, X1
-	VADDPS       X1, X6, X1
-	VEXTRACTF128 $0x01, Y7, X2
-	VADDPS       X2, X7, X2
-	VEXTRACTF128 $0x01, Y8, X3
-	VADDPS       X3, X8, X3
-	VUNPCKLPS    X1, X0, X4
-	VUNPCKHPS    X1, X0, X0
-	VADDPS       X0, X4, X4
-	VUNPCKLPS    X3, X2, X0
-	VUNPCKHPS    X3, X2, X1
-	VADDPS       X1, X0, X0
-	VMOVLHPS     X0, X4, X1
-	VMOVHLPS     X4, X0, X0
-	VADDPS       X0, X1, X1
-	VMOVUPS      X1, (AX)
+	VUNPCKLPS    X1, X9, X4
+	VUNPCKHPS    X1, X9, X1
+	VADDPS       X1, X4, X4
+	VUNPCKLPS    X3, X2, X1
+	VUNPCKHPS    X3, X2, X2
+	VADDPS       X2, X1, X1
+	VMOVLHPS     X1, X4, X2
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X2, X2
+	VMOVUPS      X2, (AX)
+	ADDQ         R12, AX
+	VEXTRACTF128 $0x01, Y5, X1
+	VADDPS       X1, X5, X1
+	VEXTRACTF128 $0x01, Y6, X2
+	VADDPS       X2, X6, X2
+	VEXTRACTF128 $0x01, Y7, X3
+	VADDPS       X3, X7, X3
+	VEXTRACTF128 $0x01, Y8, X4
+	VADDPS       X4, X8, X4
+	VUNPCKLPS    X2, X1, X5
+	VUNPCKHPS    X2, X1, X1
+	VADDPS       X1, X5, X5
+	VUNPCKLPS    X4, X3, X1
+	VUNPCKHPS    X4, X3, X2
+	VADDPS       X2, X1, X1
+	VMOVLHPS     X1, X5, X2
+	VMOVHLPS     X5, X1, X1
+	VADDPS       X1, X2, X2
+	VMOVUPS      X2, (AX)
+	ADDQ         R12, AX
+	ADDQ         SI, DX
+	ADDQ         SI, R11
+	DECQ         tiles+88(FP)
+	JMP          tileloop
+
+done:
 	VZEROUPPER
 	RET
 
-// func matMat4x4AVX512(out []float32, w []float32, x []float32, n int, m int)
+// func matMat4x4AVX512(out []float32, w []float32, x []float32, n int, m int, tiles int)
 // Requires: AVX, AVX512F, AVX512VL
-TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-88
+TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-96
 	MOVQ out_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ x_base+48(FP), DX
@@ -793,24 +809,30 @@ TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-88
 	LEAQ  tailmask16<>+0(SB), R8
 	KMOVW (R8)(DI*2), K1
 
-	// Count i from -n1 up to 0 on pointers advanced to the end of the
-	// full vectors: the loop needs no separate bound register.
-	ANDQ   $-16, BX
-	LEAQ   (CX)(SI*1), R8
-	LEAQ   (R8)(SI*1), R9
-	LEAQ   (R9)(SI*1), R10
-	LEAQ   (DX)(SI*1), R11
-	LEAQ   (R11)(SI*1), R12
-	LEAQ   (R12)(SI*1), SI
-	LEAQ   (CX)(BX*4), CX
-	LEAQ   (R8)(BX*4), R8
-	LEAQ   (R9)(BX*4), R9
-	LEAQ   (R10)(BX*4), R10
-	LEAQ   (DX)(BX*4), DX
-	LEAQ   (R11)(BX*4), R11
-	LEAQ   (R12)(BX*4), R12
-	LEAQ   (SI)(BX*4), SI
-	NEGQ   BX
+	// The inner loop counts i from -n1 up to 0 on pointers advanced to
+	// the end of the full vectors, so it needs no separate bound register.
+	ANDQ $-16, BX
+	LEAQ (CX)(SI*1), R8
+	LEAQ (R8)(SI*1), R9
+	LEAQ (R9)(SI*1), R10
+	LEAQ (DX)(SI*1), R11
+	LEAQ (R11)(SI*1), R12
+	LEAQ (R12)(SI*1), R13
+	LEAQ (CX)(BX*4), CX
+	LEAQ (R8)(BX*4), R8
+	LEAQ (R9)(BX*4), R9
+	LEAQ (R10)(BX*4), R10
+	LEAQ (DX)(BX*4), DX
+	LEAQ (R11)(BX*4), R11
+	LEAQ (R12)(BX*4), R12
+	LEAQ (R13)(BX*4), R13
+
+	// From one tile to the next the vectors move by nb*n floats.
+	SHLQ $0x02, SI
+
+tileloop:
+	CMPQ   tiles+88(FP), $0x00
+	JE     done
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -827,18 +849,19 @@ TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-88
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-	TESTQ  BX, BX
+	MOVQ   BX, R14
+	NEGQ   R14
 	JZ     tail
 
 loop:
-	VMOVUPS     (CX)(BX*4), Z16
-	VMOVUPS     (R8)(BX*4), Z17
-	VMOVUPS     (R9)(BX*4), Z18
-	VMOVUPS     (R10)(BX*4), Z19
-	VMOVUPS     (DX)(BX*4), Z20
-	VMOVUPS     (R11)(BX*4), Z21
-	VMOVUPS     (R12)(BX*4), Z22
-	VMOVUPS     (SI)(BX*4), Z23
+	VMOVUPS     (CX)(R14*4), Z16
+	VMOVUPS     (R8)(R14*4), Z17
+	VMOVUPS     (R9)(R14*4), Z18
+	VMOVUPS     (R10)(R14*4), Z19
+	VMOVUPS     (DX)(R14*4), Z20
+	VMOVUPS     (R11)(R14*4), Z21
+	VMOVUPS     (R12)(R14*4), Z22
+	VMOVUPS     (R13)(R14*4), Z23
 	VFMADD231PS Z16, Z20, Z0
 	VFMADD231PS Z17, Z20, Z1
 	VFMADD231PS Z18, Z20, Z2
@@ -855,7 +878,7 @@ loop:
 	VFMADD231PS Z17, Z23, Z13
 	VFMADD231PS Z18, Z23, Z14
 	VFMADD231PS Z19, Z23, Z15
-	ADDQ        $0x10, BX
+	ADDQ        $0x10, R14
 	JNZ         loop
 
 tail:
@@ -870,7 +893,7 @@ tail:
 	VMOVUPS.Z   (DX), K1, Z20
 	VMOVUPS.Z   (R11), K1, Z21
 	VMOVUPS.Z   (R12), K1, Z22
-	VMOVUPS.Z   (SI), K1, Z23
+	VMOVUPS.Z   (R13), K1, Z23
 	VFMADD231PS Z16, Z20, Z0
 	VFMADD231PS Z17, Z20, Z1
 	VFMADD231PS Z18, Z20, Z2
@@ -889,114 +912,123 @@ tail:
 	VFMADD231PS Z19, Z23, Z15
 
 reduce:
-	MOVQ          m+80(FP), CX
-	SHLQ          $0x02, CX
-	VEXTRACTF64X4 $0x01, Z0, Y16
-	VADDPS        Y16, Y0, Y16
-	VEXTRACTF32X4 $0x01, Y16, X0
-	VADDPS        X0, X16, X0
-	VEXTRACTF64X4 $0x01, Z1, Y16
-	VADDPS        Y16, Y1, Y16
-	VEXTRACTF32X4 $0x01, Y16, X1
-	VADDPS        X1, X16, X1
-	VEXTRACTF64X4 $0x01, Z2, Y16
-	VADDPS        Y16, Y2, Y16
-	VEXTRACTF32X4 $0x01, Y16, X2
-	VADDPS        X2, X16, X2
-	VEXTRACTF64X4 $0x01, Z3, Y16
-	VADDPS        Y16, Y3, Y16
-	VEXTRACTF32X4 $0x01, Y16, X3
-	VADDPS        X3, X16, X3
-	VUNPCKLPS     X1, X0, X16
-	VUNPCKHPS     X1, X0, X0
-	VADDPS        X0, X16, X16
-	VUNPCKLPS     X3, X2, X0
-	VUNPCKHPS     X3, X2, X1
-	VADDPS        X1, X0, X0
-	VMOVLHPS      X0, X16, X1
-	VMOVHLPS      X16, X0, X0
-	VADDPS        X0, X1, X1
-	VMOVUPS       X1, (AX)
-	ADDQ          CX, AX
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X2
-	VADDPS        X2, X0, X2
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
-	VEXTRACTF32X4 $0x01, Y0, X3
-	VADDPS        X3, X0, X3
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y0
-	VEXTRACTF32X4 $0x01, Y0, X4
-	VADDPS        X4, X0, X4
-	VUNPCKLPS     X2, X1, X0
-	VUNPCKHPS     X2, X1, X1
-	VADDPS        X1, X0, X0
-	VUNPCKLPS     X4, X3, X1
-	VUNPCKHPS     X4, X3, X2
-	VADDPS        X2, X1, X1
-	VMOVLHPS      X1, X0, X2
-	VMOVHLPS      X0, X1, X0
-	VADDPS        X0, X2, X2
-	VMOVUPS       X2, (AX)
-	ADDQ          CX, AX
-	VEXTRACTF64X4 $0x01, Z8, Y0
-	VADDPS        Y0, Y8, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VEXTRACTF64X4 $0x01, Z9, Y0
-	VADDPS        Y0, Y9, Y0
-	VEXTRACTF32X4 $0x01, Y0, X2
-	VADDPS        X2, X0, X2
-	VEXTRACTF64X4 $0x01, Z10, Y0
-	VADDPS        Y0, Y10, Y0
-	VEXTRACTF32X4 $0x01, Y0, X3
-	VADDPS        X3, X0, X3
-	VEXTRACTF64X4 $0x01, Z11, Y0
-	VADDPS        Y0, Y11, Y0
-	VEXTRACTF32X4 $0x01, Y0, X4
-	VADDPS        X4, X0, X4
-	VUNPCKLPS     X2, X1, X0
-	VUNPCKHPS     X2, X1, X1
-	VADDPS        X1, X0, X0
-	VUNPCKLPS     X4, X3, X1
-	VUNPCKHPS     X4, X3, X2
-	VADDPS        X2, X1, X1
-	VMOVLHPS      X1, X0, X2
-	VMOVHLPS      X0, X1, X0
-	VADDPS        X0, X2, X2
-	VMOVUPS       X2, (AX)
-	ADDQ          CX, AX
-	VEXTRACTF64X4 $0x01, Z12, Y0
-	VADDPS        Y0, Y12, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VEXTRACTF64X4 $0x01, Z13, Y0
-	VADDPS        Y0, Y13, Y0
-	VEXTRACTF32X4 $0x01, Y0, X2
-	VADDPS        X2, X0, X2
-	VEXTRACTF64X4 $0x01, Z14, Y0
-	VADDPS        Y0, Y14, Y0
-	VEXTRACTF32X4 $0x01, Y0, X3
-	VADDPS        X3, X0, X3
-	VEXTRACTF64X4 $0x01, Z15, Y0
-	VADDPS        Y0, Y15, Y0
-	VEXTRACTF32X4 $0x01, Y0, X4
-	VADDPS        X4, X0, X4
-	VUNPCKLPS     X2, X1, X0
-	VUNPCKHPS     X2, X1, X1
-	VADDPS        X1, X0, X0
-	VUNPCKLPS     X4, X3, X1
-	VUNPCKHPS     X4, X3, X2
-	VADDPS        X2, X1, X1
-	VMOVLHPS      X1, X0, X2
-	VMOVHLPS      X0, X1, X0
-	VADDPS        X0, X2, X2
-	VMOVUPS       X2, (AX)
+	MOVQ          m+80(FP), R14
+	SHLQ          $0x02, R14
+	VEXTRACTF64X4 $0x01, Z0, Y17
+	VADDPS        Y17, Y0, Y17
+	VEXTRACTF32X4 $0x01, Y17, X16
+	VADDPS        X16, X17, X16
+	VEXTRACTF64X4 $0x01, Z1, Y18
+	VADDPS        Y18, Y1, Y18
+	VEXTRACTF32X4 $0x01, Y18, X17
+	VADDPS        X17, X18, X17
+	VEXTRACTF64X4 $0x01, Z2, Y19
+	VADDPS        Y19, Y2, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z3, Y20
+	VADDPS        Y20, Y3, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VUNPCKLPS     X17, X16, X20
+	VUNPCKHPS     X17, X16, X16
+	VADDPS        X16, X20, X20
+	VUNPCKLPS     X19, X18, X16
+	VUNPCKHPS     X19, X18, X17
+	VADDPS        X17, X16, X16
+	VMOVLHPS      X16, X20, X17
+	VMOVHLPS      X20, X16, X16
+	VADDPS        X16, X17, X17
+	VMOVUPS       X17, (AX)
+	ADDQ          R14, AX
+	VEXTRACTF64X4 $0x01, Z4, Y17
+	VADDPS        Y17, Y4, Y17
+	VEXTRACTF32X4 $0x01, Y17, X16
+	VADDPS        X16, X17, X16
+	VEXTRACTF64X4 $0x01, Z5, Y18
+	VADDPS        Y18, Y5, Y18
+	VEXTRACTF32X4 $0x01, Y18, X17
+	VADDPS        X17, X18, X17
+	VEXTRACTF64X4 $0x01, Z6, Y19
+	VADDPS        Y19, Y6, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z7, Y20
+	VADDPS        Y20, Y7, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VUNPCKLPS     X17, X16, X20
+	VUNPCKHPS     X17, X16, X16
+	VADDPS        X16, X20, X20
+	VUNPCKLPS     X19, X18, X16
+	VUNPCKHPS     X19, X18, X17
+	VADDPS        X17, X16, X16
+	VMOVLHPS      X16, X20, X17
+	VMOVHLPS      X20, X16, X16
+	VADDPS        X16, X17, X17
+	VMOVUPS       X17, (AX)
+	ADDQ          R14, AX
+	VEXTRACTF64X4 $0x01, Z8, Y17
+	VADDPS        Y17, Y8, Y17
+	VEXTRACTF32X4 $0x01, Y17, X16
+	VADDPS        X16, X17, X16
+	VEXTRACTF64X4 $0x01, Z9, Y18
+	VADDPS        Y18, Y9, Y18
+	VEXTRACTF32X4 $0x01, Y18, X17
+	VADDPS        X17, X18, X17
+	VEXTRACTF64X4 $0x01, Z10, Y19
+	VADDPS        Y19, Y10, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z11, Y20
+	VADDPS        Y20, Y11, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VUNPCKLPS     X17, X16, X20
+	VUNPCKHPS     X17, X16, X16
+	VADDPS        X16, X20, X20
+	VUNPCKLPS     X19, X18, X16
+	VUNPCKHPS     X19, X18, X17
+	VADDPS        X17, X16, X16
+	VMOVLHPS      X16, X20, X17
+	VMOVHLPS      X20, X16, X16
+	VADDPS        X16, X17, X17
+	VMOVUPS       X17, (AX)
+	ADDQ          R14, AX
+	VEXTRACTF64X4 $0x01, Z12, Y17
+	VADDPS        Y17, Y12, Y17
+	VEXTRACTF32X4 $0x01, Y17, X16
+	VADDPS        X16, X17, X16
+	VEXTRACTF64X4 $0x01, Z13, Y18
+	VADDPS        Y18, Y13, Y18
+	VEXTRACTF32X4 $0x01, Y18, X17
+	VADDPS        X17, X18, X17
+	VEXTRACTF64X4 $0x01, Z14, Y19
+	VADDPS        Y19, Y14, Y19
+	VEXTRACTF32X4 $0x01, Y19, X18
+	VADDPS        X18, X19, X18
+	VEXTRACTF64X4 $0x01, Z15, Y20
+	VADDPS        Y20, Y15, Y20
+	VEXTRACTF32X4 $0x01, Y20, X19
+	VADDPS        X19, X20, X19
+	VUNPCKLPS     X17, X16, X20
+	VUNPCKHPS     X17, X16, X16
+	VADDPS        X16, X20, X20
+	VUNPCKLPS     X19, X18, X16
+	VUNPCKHPS     X19, X18, X17
+	VADDPS        X17, X16, X16
+	VMOVLHPS      X16, X20, X17
+	VMOVHLPS      X20, X16, X16
+	VADDPS        X16, X17, X17
+	VMOVUPS       X17, (AX)
+	ADDQ          R14, AX
+	ADDQ          SI, DX
+	ADDQ          SI, R11
+	ADDQ          SI, R12
+	ADDQ          SI, R13
+	DECQ          tiles+88(FP)
+	JMP           tileloop
+
+done:
 	VZEROUPPER
 	RET
