@@ -1,0 +1,22 @@
+package model
+
+import "golang.org/x/sys/cpu"
+
+// CPU features, detected once. This is the only place the package asks about
+// the processor; kernels and tests read these flags. cpu.X86 also checks that
+// the operating system saves the wider registers (XCR0), so a flag is only
+// set when the instructions are actually usable. On other architectures all
+// flags are false.
+var (
+	// hasAVX2FMA: 256-bit AVX2 with fused multiply-add (Haswell, Zen 1 and later).
+	hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+	// hasAVX512: the AVX-512 subsets the kernels use: F (zmm, opmasks), plus
+	// VL, BW and DQ, which every AVX-512 CPU since Skylake-SP has; VL lets
+	// EVEX-encoded xmm/ymm instructions reach registers 16-31.
+	hasAVX512 = hasAVX2FMA && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
+		cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ
+
+	// hasVNNI: AVX-512 VNNI (VPDPBUSD), for int8 quantized dot products.
+	hasVNNI = hasAVX512 && cpu.X86.HasAVX512VNNI
+)

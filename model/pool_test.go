@@ -1,0 +1,164 @@
+package model
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPoolCoversEachIndexOnce(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 4, 7} {
+		p := newPool(threads)
+		require.Equal(t, threads, p.threads())
+		for _, n := range []int{0, 1, 2, 3, 5, 8, 13, 64, 100, 288, 1000} {
+			for _, grain := range []int{0, 1, 2, 3, 4, 16, 100, 2000} {
+				hits := make([]int32, n)
+				var calls atomic.Int32
+				p.run(n, grain, func(lo, hi int) {
+					calls.Add(1)
+					require.Less(t, lo, hi)
+					if g := max(grain, 1); lo%g != 0 || (hi%g != 0 && hi != n) {
+						t.Errorf("chunk [%d,%d) not on grain %d (n=%d)", lo, hi, g, n)
+					}
+					for i := lo; i < hi; i++ {
+						atomic.AddInt32(&hits[i], 1)
+					}
+				})
+				for i, h := range hits {
+					if h != 1 {
+						t.Fatalf("threads=%d n=%d grain=%d: index %d covered %d times", threads, n, grain, i, h)
+					}
+				}
+				require.LessOrEqual(t, int(calls.Load()), threads)
+			}
+		}
+		p.close()
+	}
+}
+
+// TestPoolLayout checks the cache-line layout the dispatch latency relies on:
+// the job word and its fields share one line, and each worker has its own.
+func TestPoolLayout(t *testing.T) {
+	require.Equal(t, uintptr(256), unsafe.Sizeof(pool{}), "pool must fill the 256-byte size class")
+	require.Equal(t, uintptr(64), unsafe.Sizeof(poolWorker{}))
+	require.Equal(t, uintptr(64), unsafe.Offsetof(pool{}.waiter))
+	for threads := 1; threads <= 9; threads++ {
+		p := newPool(threads)
+		require.Zero(t, uintptr(unsafe.Pointer(p))%64)
+		if len(p.workers) > 0 {
+			require.Zero(t, uintptr(unsafe.Pointer(&p.workers[0]))%64)
+		}
+		p.close()
+	}
+}
+
+func TestPoolUsesAllThreads(t *testing.T) {
+	p := newPool(3)
+	defer p.close()
+	var mu sync.Mutex
+	chunks := map[[2]int]bool{}
+	p.run(9, 1, func(lo, hi int) {
+		mu.Lock()
+		chunks[[2]int{lo, hi}] = true
+		mu.Unlock()
+	})
+	require.Equal(t, map[[2]int]bool{{0, 3}: true, {3, 6}: true, {6, 9}: true}, chunks)
+}
+
+// TestPoolParksAndWakes runs jobs separated by pauses longer than the spin
+// time, so every job has to wake parked workers (and a slow worker makes the
+// caller park too).
+func TestPoolParksAndWakes(t *testing.T) {
+	p := newPool(3)
+	defer p.close()
+	for k := 0; k < 20; k++ {
+		var sum atomic.Int64
+		p.run(30, 1, func(lo, hi int) {
+			if lo == 0 && k%2 == 0 {
+				time.Sleep(3 * spinFor) // the caller outwaits its spin
+			}
+			for i := lo; i < hi; i++ {
+				sum.Add(int64(i))
+			}
+		})
+		require.Equal(t, int64(29*30/2), sum.Load())
+		time.Sleep(2 * spinFor)
+	}
+}
+
+func TestPoolConcurrentCallers(t *testing.T) {
+	p := newPool(2)
+	defer p.close()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 200; k++ {
+				var sum atomic.Int64
+				p.run(100, 7, func(lo, hi int) { sum.Add(int64(hi - lo)) })
+				if sum.Load() != 100 {
+					t.Errorf("sum %d", sum.Load())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestPoolNoAllocs(t *testing.T) {
+	p := newPool(2)
+	defer p.close()
+	out := make([]float32, 1000)
+	body := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i]++
+		}
+	}
+	allocs := testing.AllocsPerRun(1000, func() { p.run(len(out), 8, body) })
+	require.Zero(t, allocs)
+}
+
+func TestPoolCloseIdempotentNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newPool(4)
+	p.run(100, 1, func(lo, hi int) {})
+	p.close()
+	p.close()
+	// After close, run still works (serially).
+	n := 0
+	p.run(10, 1, func(lo, hi int) { n += hi - lo })
+	require.Equal(t, 10, n)
+
+	var after int
+	for i := 0; i < 100; i++ {
+		if after = runtime.NumGoroutine(); after <= before {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	require.LessOrEqual(t, after, before, "goroutines leaked")
+}
+
+// BenchmarkPoolRun measures the dispatch overhead: a run whose body does
+// (almost) nothing, as a function of the pool size.
+func BenchmarkPoolRun(b *testing.B) {
+	for _, threads := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
+			p := newPool(threads)
+			defer p.close()
+			var sink [64]atomic.Int64
+			body := func(lo, hi int) { sink[lo%64].Add(int64(hi - lo)) }
+			for b.Loop() {
+				p.run(64, 1, body)
+			}
+		})
+	}
+}
