@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test race vet fmt fixtures bench fuzz stories15M stories42M stories110M clean
+.PHONY: all build test cross fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -41,6 +41,18 @@ test:
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -tags purego ./...
+
+## cross: the other platforms build (pure-Go kernels, mmap per OS).
+cross:
+	GOOS=linux GOARCH=arm64 $(GO) build ./...
+	GOOS=darwin GOARCH=arm64 $(GO) build ./...
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
+	GOOS=freebsd GOARCH=amd64 $(GO) build ./...
+	GOOS=js GOARCH=wasm $(GO) build ./...
+
+## generate: rebuild the assembly from the avo generators in asm/.
+generate:
+	$(GO) generate ./model/
 
 ## bench: kernel and per-token benchmarks (go test -bench).
 bench:
