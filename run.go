@@ -33,6 +33,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "serve" {
+		return runServe(ctx, args[1:], stdout, stderr)
+	}
 	opts, err := parseArgs(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -51,6 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const usage = `Usage:   llama2 <checkpoint> [options]
          llama2 bench <checkpoint> [options]   (llama2 bench -h for its options)
+         llama2 serve <checkpoint> [options]   (OpenAI-compatible HTTP server; llama2 serve -h)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0
