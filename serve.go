@@ -558,7 +558,7 @@ type completionResponse struct {
 	Created int64              `json:"created"`
 	Model   string             `json:"model"`
 	Choices []completionChoice `json:"choices"`
-	Usage   *tokenUsage             `json:"usage,omitempty"`
+	Usage   *tokenUsage        `json:"usage,omitempty"`
 }
 
 type chatMessageOut struct {
@@ -585,7 +585,7 @@ type chatResponse struct {
 	Created int64        `json:"created"`
 	Model   string       `json:"model"`
 	Choices []chatChoice `json:"choices"`
-	Usage   *tokenUsage       `json:"usage,omitempty"`
+	Usage   *tokenUsage  `json:"usage,omitempty"`
 }
 
 type modelObject struct {
