@@ -67,6 +67,7 @@ type serveOptions struct {
 	queue           int
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
+	readTimeout     time.Duration // not a flag: readTimeout, shorter in tests
 	logFormat       string
 }
 
@@ -80,7 +81,7 @@ func defaultParallel(cpus int) int {
 }
 
 func parseServeArgs(args []string) (serveOptions, error) {
-	var o serveOptions
+	o := serveOptions{readTimeout: readTimeout}
 	fs := flag.NewFlagSet("llama2 serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.tokenizer, "z", "tokenizer.bin", "")
@@ -261,7 +262,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
+		ReadTimeout:       s.opts.readTimeout,
 		WriteTimeout:      s.opts.writeTimeout,
 		IdleTimeout:       idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return base },
