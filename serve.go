@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -1040,7 +1041,7 @@ func (s *server) generate(ctx context.Context, sess *model.Session, g genParams,
 		}
 		return true
 	}
-	stats, err := sess.Generate(ctx, g.prompt, sampler, steps, func(prev, next int) bool {
+	stats, err := generateTokens(ctx, sess, g.prompt, sampler, steps, func(prev, next int) bool {
 		calls++
 		if calls < len(g.prompt) {
 			return true // a prompt token
@@ -1087,6 +1088,68 @@ func (s *server) generate(ctx context.Context, sess *model.Session, g genParams,
 		return res, errWrite{writeErr}
 	}
 	return res, nil
+}
+
+// generateTokens is Session.Generate, except that a BOS inside the prompt
+// does not end the generation. Generate stops whenever the next token is BOS,
+// prompt tokens included, so it cannot run a multi-turn Llama 2 chat prompt
+// (BOS before every [INST]); such prompts take generateManual, the same loop
+// over the public Prefill, Forward and Sample.
+func generateTokens(ctx context.Context, sess *model.Session, prompt []int, sampler *model.Sampler, steps int, emit func(prev, next int) bool) (model.Stats, error) {
+	if len(prompt) < 2 || !slices.Contains(prompt[1:], model.BOS) {
+		return sess.Generate(ctx, prompt, sampler, steps, emit)
+	}
+	return generateManual(ctx, sess, prompt, sampler, steps, emit)
+}
+
+// generateManual is Generate's loop (same emit calls, same sampling) without
+// its stop at a BOS in the prompt. Only GeneratedTokens, PromptTokens and
+// Positions are reported.
+func generateManual(ctx context.Context, sess *model.Session, prompt []int, sampler *model.Sampler, steps int, emit func(prev, next int) bool) (model.Stats, error) {
+	st := model.Stats{PromptTokens: len(prompt)}
+	seqLen := sess.Model().Config.SeqLen
+	if len(prompt) == 0 {
+		return st, errors.New("generate: the prompt has no tokens")
+	}
+	if len(prompt) > seqLen {
+		return st, fmt.Errorf("generate: the prompt has %d tokens, more than the model's context of %d", len(prompt), seqLen)
+	}
+	if steps <= 0 || steps > seqLen {
+		steps = seqLen
+	}
+	known := min(len(prompt)-1, steps)
+	if known > 0 {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if err := sess.Prefill(prompt[:known], 0); err != nil {
+			return st, err
+		}
+	}
+	for pos := range known {
+		st.Positions = pos + 1
+		if !emit(prompt[pos], prompt[pos+1]) {
+			return st, nil
+		}
+	}
+	token := prompt[known]
+	for pos := known; pos < steps; pos++ {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		logits, err := sess.Forward(token, pos)
+		if err != nil {
+			return st, err
+		}
+		next := sampler.Sample(logits)
+		st.GeneratedTokens++
+		st.Positions = pos + 1
+		if next == model.BOS || !emit(token, next) {
+			break
+		}
+		token = next
+	}
+	return st, nil
 }
 
 // ---- handlers ----

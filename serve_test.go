@@ -942,3 +942,46 @@ func TestRunServe(t *testing.T) {
 	}
 	require.Contains(t, stderr.String(), `"msg":"request","method":"POST","path":"/v1/completions","status":200,"prompt_tokens":5,"completion_tokens":8`)
 }
+
+// TestGenerateManualMatchesGenerate: the loop used for prompts with a BOS
+// inside emits what Session.Generate emits.
+func TestGenerateManualMatchesGenerate(t *testing.T) {
+	s, _ := newTestServer(t, testOptions(), nil)
+	sess := <-s.pool
+	defer func() { s.pool <- sess }()
+	prompt := s.tok.Encode("Once upon a time there was a dog", true, false)
+	type pair struct{ prev, next int }
+	for _, temp := range []float32{0, 1} {
+		for _, steps := range []int{3, 40, 0} {
+			var want, got []pair
+			st1, err := sess.Generate(context.Background(), prompt, model.NewSampler(512, temp, 0.9, 77), steps, func(p, n int) bool {
+				want = append(want, pair{p, n})
+				return true
+			})
+			require.NoError(t, err)
+			st2, err := generateManual(context.Background(), sess, prompt, model.NewSampler(512, temp, 0.9, 77), steps, func(p, n int) bool {
+				got = append(got, pair{p, n})
+				return true
+			})
+			require.NoError(t, err)
+			require.Equal(t, want, got, "temperature %v steps %d", temp, steps)
+			require.Equal(t, st1.GeneratedTokens, st2.GeneratedTokens)
+			require.Equal(t, st1.Positions, st2.Positions)
+		}
+	}
+}
+
+// TestServeMultiTurnChat: a conversation with history (a BOS before every
+// turn) generates an answer, streamed or not.
+func TestServeMultiTurnChat(t *testing.T) {
+	s, _ := newTestServer(t, testOptions(), nil)
+	url, c := startHTTP(t, s)
+	body := `{"messages":[{"role":"system","content":"Tell stories."},{"role":"user","content":"Hello"},{"role":"assistant","content":"Hi! Once upon a time there was a dog."},{"role":"user","content":"Go on."}],"max_tokens":60,"seed":7`
+	out := complete(t, c, url, "/v1/chat/completions", body+"}")
+	require.NotEmpty(t, out.text())
+	require.Positive(t, out.Usage.CompletionTokens)
+	events, done := stream(t, c, url, "/v1/chat/completions", body+`,"stream":true}`)
+	require.True(t, done)
+	require.Equal(t, out.text(), streamedText(events))
+	require.Equal(t, *out.Choices[0].FinishReason, *events[len(events)-1].Choices[0].FinishReason)
+}
