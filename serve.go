@@ -1164,7 +1164,8 @@ func (s *server) prepare(w http.ResponseWriter, r *http.Request, parse func(http
 	g, rerr := parse(w, r)
 	// The body is read: the read deadline (ReadTimeout) must not cut the
 	// generation short, since net/http cancels the request's context when
-	// its background read times out.
+	// its background read fails. (net/http clears the deadline itself once
+	// the body is read to its end; this also covers a body left unread.)
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if rerr != nil {
 		writeRequestError(w, rerr)
@@ -1297,6 +1298,22 @@ func (s *server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	e.send(nil)
 }
 
+// trimFirstSpace drops the space that starts an assistant's answer: the
+// first piece after "[/INST]" is usually a word with SentencePiece's leading
+// space, which Llama 2's reference decoder (sentencepiece) drops as well.
+func trimFirstSpace(onText func([]byte) error) func([]byte) error {
+	first := true
+	return func(b []byte) error {
+		if first {
+			first = false
+			if b = bytes.TrimPrefix(b, []byte(" ")); len(b) == 0 {
+				return nil
+			}
+		}
+		return onText(b)
+	}
+}
+
 func (s *server) handleChat(w http.ResponseWriter, r *http.Request) {
 	g, sess, ok := s.prepare(w, r, s.parseChat)
 	if !ok {
@@ -1310,7 +1327,7 @@ func (s *server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if !g.stream {
 		var text strings.Builder
-		res, err := s.generate(r.Context(), sess, g, func(b []byte) error { text.Write(b); return nil })
+		res, err := s.generate(r.Context(), sess, g, trimFirstSpace(func(b []byte) error { text.Write(b); return nil }))
 		info.completionTokens, info.finish = res.completionTokens, res.finish
 		if err != nil {
 			s.generationFailed(w, r, err)
@@ -1331,10 +1348,10 @@ func (s *server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if e.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil)) != nil {
 		return
 	}
-	res, err := s.generate(r.Context(), sess, g, func(b []byte) error {
+	res, err := s.generate(r.Context(), sess, g, trimFirstSpace(func(b []byte) error {
 		text := string(b)
 		return e.send(chunk(chatDelta{Content: &text}, nil))
-	})
+	}))
 	info.completionTokens, info.finish = res.completionTokens, res.finish
 	if err != nil {
 		s.streamFailed(r, e, err)

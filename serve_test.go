@@ -273,6 +273,7 @@ func TestServeStreamEqualsNonStream(t *testing.T) {
 			}
 		}
 		if chat {
+			require.False(t, strings.HasPrefix(full.text(), " "), "the answer's leading space is dropped")
 			require.Equal(t, "chat.completion", full.Object)
 			require.Equal(t, "assistant", full.Choices[0].Message.Role)
 			require.Regexp(t, `^chatcmpl-`, full.ID)
@@ -337,6 +338,20 @@ func TestServeStopStrings(t *testing.T) {
 		require.Equal(t, finish, *out.Choices[0].FinishReason, tc.stop)
 		require.Equal(t, finish, *events[len(events)-1].Choices[0].FinishReason, tc.stop)
 	}
+}
+
+func TestTrimFirstSpace(t *testing.T) {
+	var got []string
+	f := trimFirstSpace(func(b []byte) error { got = append(got, string(b)); return nil })
+	for _, piece := range []string{" ", " Hi", " there"} {
+		require.NoError(t, f([]byte(piece)))
+	}
+	require.Equal(t, []string{" Hi", " there"}, got, "only the first piece loses one space")
+	got = nil
+	f = trimFirstSpace(func(b []byte) error { got = append(got, string(b)); return nil })
+	f([]byte("  Hi"))
+	f([]byte(" x"))
+	require.Equal(t, []string{" Hi", " x"}, got)
 }
 
 func TestStopFilter(t *testing.T) {
