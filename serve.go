@@ -341,7 +341,12 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("/v1/models", s.onlyMethod(http.MethodGet, s.handleModels))
 	mux.HandleFunc("/v1/models/{id}", s.onlyMethod(http.MethodGet, s.handleModel))
 	mux.HandleFunc("/health", s.onlyMethod(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		select {
+		case <-s.draining:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		}
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url", "",

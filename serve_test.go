@@ -195,6 +195,13 @@ func TestServeHealthAndModels(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	// While shutting down, /health says so (for load balancers).
+	s.startDraining()
+	rec := httptest.NewRecorder()
+	s.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.JSONEq(t, `{"status":"shutting_down"}`, rec.Body.String())
 }
 
 // TestServeGreedyMatchesCLI: a greedy completion is the CLI's greedy story
