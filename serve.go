@@ -1183,7 +1183,7 @@ func (s *server) prepare(w http.ResponseWriter, r *http.Request, parse func(http
 	case errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded", "",
-			fmt.Sprintf("the server is busy: %d generations running and %d waiting; retry later", s.opts.parallel, s.opts.queue))
+			fmt.Sprintf("the server is busy (generating: %d, queued: %d); retry later", s.opts.parallel, s.opts.queue))
 		return g, nil, false
 	case errors.Is(err, errDraining):
 		writeError(w, http.StatusServiceUnavailable, "server_error", "shutting_down", "", "the server is shutting down")

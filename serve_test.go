@@ -693,7 +693,7 @@ func TestServeQueueFull(t *testing.T) {
 
 	status, b := post(t, c, url+"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`)
 	require.Equal(t, http.StatusTooManyRequests, status)
-	require.JSONEq(t, `{"error":{"message":"the server is busy: 1 generations running and 1 waiting; retry later","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`, string(b))
+	require.JSONEq(t, `{"error":{"message":"the server is busy (generating: 1, queued: 1); retry later","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`, string(b))
 
 	close(g.release)
 	wg.Wait()
