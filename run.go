@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runBench(args[1:], stdout, stderr)
 		case "quantize":
 			return runQuantize(args[1:], stdout, stderr)
+		case "serve":
+			return runServe(ctx, args[1:], stdout, stderr)
 		}
 	}
 	opts, err := parseArgs(args)
@@ -55,8 +57,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 const usage = `Usage:   llama2 <checkpoint> [options]
-         llama2 bench <checkpoint> [options]       (llama2 bench -h for its options)
+         llama2 bench <checkpoint> [options]       (speed, llama-bench style; -h for options)
          llama2 quantize <in.bin> <out.bin> [-g N] (fp32 to Q8_0)
+         llama2 serve <checkpoint> [options]       (OpenAI-compatible HTTP server; -h for options)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0

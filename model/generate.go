@@ -37,7 +37,8 @@ func (s Stats) TokensPerSecond() float64 {
 // Generate runs run.c's generation loop on a fresh sequence: it feeds the
 // prompt tokens from position 0 (no sampling while in the prompt, batched
 // by [Session.Prefill]), then samples, until steps positions have run, BOS is
-// sampled, emit returns false, or ctx is cancelled. steps <= 0 or beyond the
+// sampled, emit returns false, or ctx is cancelled. The prompt may hold BOS
+// tokens after the first (a multi-turn chat rendered as Llama 2 does). steps <= 0 or beyond the
 // context means the whole context, as in run.c. EOS does not stop generation
 // (run.c does not either); embedders that want it to can return false from
 // emit.
@@ -77,7 +78,8 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 			return st, err
 		}
 		var next int
-		if pos < known {
+		sampled := pos >= known
+		if !sampled {
 			if pos >= t.prefilled {
 				if _, err = s.Forward(token, pos); err != nil {
 					return st, err
@@ -96,7 +98,9 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 			st.GeneratedTokens++
 		}
 		st.Positions = pos + 1
-		if next == BOS || !emit(token, next) {
+		// A sampled BOS ends the sequence; BOS inside the prompt (a
+		// multi-turn chat) does not.
+		if (sampled && next == BOS) || !emit(token, next) {
 			break
 		}
 		token = next

@@ -129,3 +129,20 @@ func TestLlama2ChatPrompt(t *testing.T) {
 	require.Equal(t, "[INST] <<SYS>>\nsys\n<</SYS>>\n\nhi [/INST]", Llama2ChatPrompt("sys", "hi"))
 	require.Equal(t, "[INST] hi [/INST]", Llama2ChatPrompt("", "hi"))
 }
+
+// TestGenerateContinuesPastPromptBOS: a multi-turn chat prompt holds a BOS
+// before every turn; only a sampled BOS ends generation.
+func TestGenerateContinuesPastPromptBOS(t *testing.T) {
+	m, tok := stories260K(t)
+	s := newSession(t, m, 1)
+	prompt := append(tok.Encode("Hello there", true, true), tok.Encode("Once upon", true, false)...)
+	var fed []int
+	st, err := s.Generate(context.Background(), prompt, NewSampler(512, 0, 0, 1), len(prompt)+5, func(prev, next int) bool {
+		fed = append(fed, next)
+		return true
+	})
+	require.NoError(t, err)
+	require.Equal(t, len(prompt)+5, st.Positions)
+	require.Equal(t, 6, st.GeneratedTokens)
+	require.Equal(t, prompt[1:], fed[:len(prompt)-1])
+}

@@ -1,0 +1,131 @@
+// End-to-end tests of `llama2 serve` through the official openai client.
+// run.sh starts the server and sets LLAMA2_BASE_URL (http://127.0.0.1:PORT/v1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const baseURL = process.env.LLAMA2_BASE_URL;
+assert.ok(baseURL, 'LLAMA2_BASE_URL must be set (run ./run.sh)');
+assert.match(baseURL, /^http:\/\/127\.0\.0\.1:\d+\/v1$/, 'loopback only');
+
+const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
+const MODEL = 'stories260K';
+const opts = { timeout: 30_000 };
+
+test('models.list names the loaded model', opts, async () => {
+  const models = [];
+  for await (const m of client.models.list()) models.push(m);
+  assert.equal(models.length, 1);
+  assert.equal(models[0].id, MODEL);
+  assert.equal(models[0].object, 'model');
+  const one = await client.models.retrieve(MODEL);
+  assert.equal(one.id, MODEL);
+});
+
+test('greedy completion continues the story', opts, async () => {
+  const c = await client.completions.create({
+    model: MODEL, prompt: 'Once upon a time', max_tokens: 12, temperature: 0,
+  });
+  assert.equal(c.object, 'text_completion');
+  assert.equal(c.model, MODEL);
+  assert.match(c.id, /^cmpl-/);
+  assert.equal(c.choices.length, 1);
+  assert.ok(c.choices[0].text.startsWith(', there was a little girl named Lily'), c.choices[0].text);
+  assert.equal(c.choices[0].finish_reason, 'length');
+  assert.equal(c.choices[0].logprobs, null);
+  assert.deepEqual(c.usage, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 });
+});
+
+test('completion with a stop string', opts, async () => {
+  const c = await client.completions.create({
+    model: MODEL, prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop: ['Lily'],
+  });
+  assert.equal(c.choices[0].text, ', there was a little girl named ');
+  assert.equal(c.choices[0].finish_reason, 'stop');
+});
+
+test('chat completion', opts, async () => {
+  const c = await client.chat.completions.create({
+    model: MODEL,
+    messages: [
+      { role: 'system', content: 'You tell short stories.' },
+      { role: 'user', content: 'Tell me about a cat.' },
+    ],
+    max_tokens: 40, seed: 42, temperature: 0.7,
+  });
+  assert.equal(c.object, 'chat.completion');
+  assert.match(c.id, /^chatcmpl-/);
+  const choice = c.choices[0];
+  assert.equal(choice.message.role, 'assistant');
+  assert.equal(typeof choice.message.content, 'string');
+  assert.ok(choice.message.content.length > 0);
+  assert.ok(['stop', 'length'].includes(choice.finish_reason));
+  assert.ok(c.usage.prompt_tokens > 10);
+  assert.equal(c.usage.total_tokens, c.usage.prompt_tokens + c.usage.completion_tokens);
+});
+
+test('streamed chat completion equals the non-streamed one', opts, async () => {
+  const request = {
+    model: MODEL,
+    messages: [
+      { role: 'user', content: 'Hello' },
+      { role: 'assistant', content: 'Hi! Once upon a time there was a dog.' },
+      { role: 'user', content: 'Go on.' },
+    ],
+    max_tokens: 60, seed: 7,
+  };
+  const whole = await client.chat.completions.create(request);
+  const stream = await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let first = true;
+  let finish = null;
+  let usage = null;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) { usage = chunk.usage; continue; }
+    const choice = chunk.choices[0];
+    if (first) { assert.equal(choice.delta.role, 'assistant'); first = false; }
+    text += choice.delta.content ?? '';
+    if (choice.finish_reason) finish = choice.finish_reason;
+    chunks++;
+  }
+  assert.ok(chunks > 2, 'several chunks');
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.deepEqual(usage, whole.usage);
+});
+
+test('streamed completion with a stop string holds back nothing wrong', opts, async () => {
+  const stream = await client.completions.create({
+    model: MODEL, prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop: 'little', stream: true,
+  });
+  let text = '';
+  let finish = null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0].text;
+    finish = chunk.choices[0].finish_reason ?? finish;
+  }
+  assert.equal(text, ', there was a ');
+  assert.equal(finish, 'stop');
+});
+
+test('a bad request throws APIError 400', opts, async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], temperature: -1 }),
+    (err) => {
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.ok(err instanceof OpenAI.BadRequestError);
+      assert.equal(err.status, 400);
+      assert.equal(err.type, 'invalid_request_error');
+      assert.equal(err.param, 'temperature');
+      assert.match(err.message, /temperature must not be negative/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    client.completions.create({ model: MODEL, prompt: 'hi', max_tokens: 100000 }),
+    (err) => err instanceof OpenAI.BadRequestError && err.param === 'max_tokens',
+  );
+  await assert.rejects(client.models.retrieve('gpt-4'), (err) => err instanceof OpenAI.NotFoundError);
+});
