@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test cross fixtures bench fuzz generate stories15M stories42M stories110M clean
+.PHONY: all build test test-go e2e cross fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -35,12 +35,19 @@ fixtures:
 	fi
 	@cp -f testdata/tokenizer.bin tokenizer.bin
 
-## test: the whole suite, with the race detector, as CI runs it.
-test:
+## test: the whole suite, as CI runs it: Go tests (race detector, pure-Go
+## kernels) and the server's end-to-end test with the openai npm client.
+test: test-go e2e
+
+test-go:
 	$(GO) vet ./...
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -tags purego ./...
+
+## e2e: `llama2 serve` driven by the official openai client, and a load test.
+e2e:
+	cd e2e && npm ci --no-audit --no-fund && ./run.sh
 
 ## cross: the other platforms build (pure-Go kernels, mmap per OS).
 cross:
