@@ -28,6 +28,7 @@ Options:
   -batch <int>     prompt batch size, default 64
   -bandwidth       measure memory bandwidth and report the fraction used by tg, default true
   -o <md|json>     output format, default md
+  -q8              quantize an fp32 checkpoint to Q8_0 (int8) when loading it
 `
 
 type benchOptions struct {
@@ -39,6 +40,7 @@ type benchOptions struct {
 	batch      int
 	bandwidth  bool
 	output     string
+	q8         bool
 }
 
 // benchResult is one row of the table.
@@ -95,6 +97,7 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	fs.IntVar(&o.batch, "batch", o.batch, "")
 	fs.BoolVar(&o.bandwidth, "bandwidth", o.bandwidth, "")
 	fs.StringVar(&o.output, "o", o.output, "")
+	fs.BoolVar(&o.q8, "q8", false, "")
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		o.checkpoint, args = args[0], args[1:]
 	}
@@ -146,7 +149,7 @@ func parseList(name, s string, least int) ([]int, error) {
 }
 
 func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
-	m, err := model.Open(o.checkpoint)
+	m, err := openModel(o.checkpoint, o.q8)
 	if err != nil {
 		return nil, err
 	}

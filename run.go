@@ -154,17 +154,9 @@ func parseArgs(args []string) (options, error) {
 }
 
 func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
-	m, err := model.Open(o.checkpoint)
+	m, err := openModel(o.checkpoint, o.q8)
 	if err != nil {
 		return err
-	}
-	if o.q8 && m.Config.GroupSize == 0 {
-		q, err := m.Quantize(model.DefaultGroupSize(m.Config))
-		if err != nil {
-			m.Close()
-			return err
-		}
-		m = q
 	}
 	defer m.Close()
 	tok, err := model.LoadTokenizer(o.tokenizer, m.Config.VocabSize)
@@ -182,6 +174,21 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 		return session.Chat(ctx, tok, sampler, opts, stdin, stdout)
 	}
 	return generate(ctx, session, tok, sampler, o, stdout, stderr)
+}
+
+// openModel opens a checkpoint and, with q8, quantizes an fp32 one to Q8_0
+// in memory with export.py's group size.
+func openModel(path string, q8 bool) (*model.Model, error) {
+	m, err := model.Open(path)
+	if err != nil || !q8 || m.Config.GroupSize > 0 {
+		return m, err
+	}
+	q, err := m.Quantize(model.DefaultGroupSize(m.Config))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return q, nil
 }
 
 // generate prints the prompt and the story as it is made, then run.c's

@@ -42,6 +42,7 @@ Options:
   -write-timeout <dur>     longest a single write (a response or one streamed chunk) may take, default 60s
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s
   -log-format <text|json>  format of the log on standard error, default text
+  -q8                      quantize an fp32 checkpoint to Q8_0 (int8) when loading it
 `
 
 // Limits that are not flags.
@@ -69,6 +70,7 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	readTimeout     time.Duration // not a flag: readTimeout, shorter in tests
 	logFormat       string
+	q8              bool
 }
 
 // defaultParallel is the number of generations run at once unless -parallel
@@ -93,6 +95,7 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 60*time.Second, "")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
+	fs.BoolVar(&o.q8, "q8", false, "")
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		o.checkpoint, args = args[0], args[1:]
 	}
@@ -154,7 +157,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 
-	m, err := model.Open(o.checkpoint)
+	m, err := openModel(o.checkpoint, o.q8)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1

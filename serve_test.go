@@ -896,10 +896,10 @@ func TestParseServeArgs(t *testing.T) {
 	require.Equal(t, 60*time.Second, o.writeTimeout)
 	require.Equal(t, 30*time.Second, o.shutdownTimeout)
 
-	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0", "-log-format", "json"})
+	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0", "-log-format", "json", "-q8"})
 	require.NoError(t, err)
 	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", addr: "127.0.0.1:0", parallel: 3, threads: 2, batch: 64,
-		queue: 0, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, readTimeout: readTimeout, logFormat: "json"}, o)
+		queue: 0, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, readTimeout: readTimeout, logFormat: "json", q8: true}, o)
 
 	for _, d := range []struct{ cpus, want int }{{1, 1}, {2, 1}, {4, 2}, {8, 4}, {64, 4}} {
 		assert.Equal(t, d.want, defaultParallel(d.cpus), d.cpus)
@@ -933,16 +933,23 @@ func TestRunServeUsageAndErrors(t *testing.T) {
 }
 
 // TestRunServe drives the real subcommand: flags, listening, a request, and
-// a clean exit when its context is cancelled; nothing goes to stdout.
+// a clean exit when its context is cancelled; nothing goes to stdout. With
+// -q8 the fp32 model is quantized at load (its greedy start is the same).
 func TestRunServe(t *testing.T) {
+	for _, extra := range [][]string{nil, {"-q8"}} {
+		t.Run(strings.Join(append([]string{"args"}, extra...), " "), func(t *testing.T) { testRunServe(t, extra) })
+	}
+}
+
+func testRunServe(t *testing.T, extra []string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout bytes.Buffer
 	stderr := &syncBuffer{}
 	exit := make(chan int, 1)
 	go func() {
-		exit <- runServe(ctx, []string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
-			"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, &stdout, stderr)
+		exit <- runServe(ctx, append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
+			"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, extra...), &stdout, stderr)
 	}()
 	addrRe := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	var addr string
