@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test test-go e2e cross fixtures bench fuzz generate stories15M stories42M stories110M clean
+.PHONY: all build test test-go e2e cross bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -64,6 +64,24 @@ generate:
 ## bench: kernel and per-token benchmarks (go test -bench).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./model/
+
+## bench-stories: `llama2 bench` on random checkpoints of the stories15M/42M/110M
+## shapes (written once by ../shared/tools/mkckpt into $(BENCH_DIR)), fp32 and
+## Q8_0, 1 and 2 threads. Takes a few minutes.
+BENCH_DIR ?= /tmp/llama2-bench
+bench-stories: build
+	@mkdir -p $(BENCH_DIR)
+	@[ -s $(BENCH_DIR)/r15M.bin ] || $(GO) -C $(SHARED)/tools/mkckpt run . -o $(BENCH_DIR)/r15M.bin
+	@[ -s $(BENCH_DIR)/r42M.bin ] || $(GO) -C $(SHARED)/tools/mkckpt run . -o $(BENCH_DIR)/r42M.bin \
+		-dim 512 -hidden 1376 -layers 8 -heads 8 -kv 8 -vocab 32000 -seq 1024
+	@[ -s $(BENCH_DIR)/r110M.bin ] || $(GO) -C $(SHARED)/tools/mkckpt run . -o $(BENCH_DIR)/r110M.bin \
+		-dim 768 -hidden 2048 -layers 12 -heads 12 -kv 12 -vocab 32000 -seq 1024
+	@for m in 15M 42M; do [ -s $(BENCH_DIR)/r$$m-q8.bin ] || ./llama2 quantize $(BENCH_DIR)/r$$m.bin $(BENCH_DIR)/r$$m-q8.bin -g 32; done
+	@[ -s $(BENCH_DIR)/r110M-q8.bin ] || ./llama2 quantize $(BENCH_DIR)/r110M.bin $(BENCH_DIR)/r110M-q8.bin
+	@for m in 15M 42M 110M; do \
+		./llama2 bench $(BENCH_DIR)/r$$m.bin -threads 1,2 -r 7 2>/dev/null | tail -n +$$([ $$m = 15M ] && echo 1 || echo 3); \
+		./llama2 bench $(BENCH_DIR)/r$$m-q8.bin -p 0 -threads 1,2 -r 7 2>/dev/null | tail -n +3; \
+	done
 
 ## fuzz: a short run of every fuzz target.
 fuzz:

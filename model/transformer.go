@@ -20,7 +20,7 @@ type Model struct {
 	once   sync.Once
 }
 
-// Open memory-maps the checkpoint at path (legacy v0 or version 1) and
+// Open memory-maps the checkpoint at path (legacy v0, version 1 or version 2) and
 // validates it. Weights are views into the mapping, never copies.
 func Open(path string) (*Model, error) {
 	data, unmap, err := mapFile(path)
