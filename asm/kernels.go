@@ -32,8 +32,8 @@ import (
 )
 
 var (
-	// mask16 is the AVX-512 tail-mask table: entry r (uint16) has the low r
-	// bits set, selecting the first r lanes of a zmm register.
+	// mask16 is the AVX-512 tail-mask table: entry r (uint16, 0 <= r <= 16)
+	// has the low r bits set, selecting the first r lanes of a zmm register.
 	mask16 Mem
 	// mask8 is the AVX2 tail-mask table: 8 all-ones int32 followed by 8
 	// zeros. The 8 dwords starting at element 8-r select the first r lanes.
@@ -44,7 +44,7 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 
 	mask16 = GLOBL("tailmask16", RODATA|NOPTR)
-	for r := 0; r < 16; r++ {
+	for r := 0; r <= 16; r++ {
 		DATA(2*r, U16(1<<r-1))
 	}
 	mask8 = GLOBL("tailmask8", RODATA|NOPTR)
@@ -67,6 +67,22 @@ func main() {
 	matMat4x2AVX2()
 	matMat4x4AVX512()
 
+	expConstants()
+	siluMul("siluMulAVX2", false)
+	siluMul("siluMulAVX512", true)
+	expSubSum("expSubSumAVX2", false)
+	expSubSum("expSubSumAVX512", true)
+	maxf("maxfAVX2", false)
+	maxf("maxfAVX512", true)
+	divScalar("divScalarAVX2", false)
+	divScalar("divScalarAVX512", true)
+	dotStrided("dotStrided8AVX2", false, 8)
+	dotStrided("dotStrided4AVX2", false, 4)
+	dotStrided("dotStrided8AVX512", true, 8)
+	dotStrided("dotStrided4AVX512", true, 4)
+	axpyStridedChunk("axpyStridedChunkAVX2", false, 8)
+	axpyStridedChunk("axpyStridedChunkAVX512", true, 8)
+
 	Generate()
 }
 
@@ -85,7 +101,7 @@ func at(base, i Register, off int) Mem {
 	return Mem{Base: base, Index: i, Scale: 4, Disp: 4 * off}
 }
 
-// loadMask16 sets k to select the first rem lanes (rem < 16) of a zmm.
+// loadMask16 sets k to select the first rem lanes (rem <= 16) of a zmm.
 func loadMask16(rem Register, k Register) {
 	tbl := GP64()
 	LEAQ(mask16, tbl)

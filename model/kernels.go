@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // Float32 kernels: the inner loops of a transformer forward pass.
 //
 // Each kernel comes in three forms:
@@ -62,6 +64,59 @@ func scaleMul(out, w, x []float32, s float32) {
 	scaleMulImpl(out, w, x, s)
 }
 
+// siluMul sets hb[i] = silu(hb[i]) * hb2[i] for i < len(hb) (SwiGLU), with
+// run.c's order of operations: v *= 1/(1+exp(-v)); hb[i] = v*hb2[i], exp
+// being exp32. len(hb2) >= len(hb).
+func siluMul(hb, hb2 []float32) {
+	if len(hb2) < len(hb) {
+		panic("model: siluMul: len(hb2) < len(hb)")
+	}
+	siluMulImpl(hb, hb2)
+}
+
+// expSubSum sets x[i] = exp(x[i]-m) (exp32) and returns the float32 sum of
+// the new x[i] (in some order): softmax's middle step.
+func expSubSum(x []float32, m float32) float32 { return expSubSumImpl(x, m) }
+
+// maxf returns the largest element of x, or -Inf if x is empty. x must not
+// contain NaNs (the result is then unspecified).
+func maxf(x []float32) float32 { return maxfImpl(x) }
+
+// divScalar sets x[i] = x[i] / d (a true division, as run.c's softmax does,
+// not a multiplication by 1/d).
+func divScalar(x []float32, d float32) { divScalarImpl(x, d) }
+
+// dotStrided sets out[t] = dot(q, k[t*stride:t*stride+len(q)]) for
+// t < len(out): the attention scores of one head over positions whose keys
+// are rows stride floats apart. stride >= len(q) and, when out is not empty,
+// len(k) >= (len(out)-1)*stride + len(q); nothing past that is read.
+func dotStrided(out, q, k []float32, stride int) {
+	checkStrided("dotStrided", len(out), len(q), len(k), stride)
+	dotStridedImpl(out, q, k, stride)
+}
+
+// axpyStrided sets out[i] += sum over t < len(a) of a[t]*v[t*stride+i] for
+// i < len(out): the attention-weighted sum of one head's values, rows stride
+// floats apart. The terms are added to out[i] in order of t, each as one
+// fused multiply-add on amd64 (exactly what a loop of axpy(a[t], row t, out)
+// computes). stride >= len(out) and, when a is not empty,
+// len(v) >= (len(a)-1)*stride + len(out); nothing past that is read.
+func axpyStrided(out, a, v []float32, stride int) {
+	checkStrided("axpyStrided", len(a), len(out), len(v), stride)
+	axpyStridedImpl(out, a, v, stride)
+}
+
+// checkStrided checks that rows rows of width floats, stride apart, fit in
+// n floats.
+func checkStrided(name string, rows, width, n, stride int) {
+	if stride < width {
+		panic("model: " + name + ": stride < row length")
+	}
+	if rows > 0 && n < (rows-1)*stride+width {
+		panic("model: " + name + ": slice too short for its rows")
+	}
+}
+
 func checkMatMat(out, w, x []float32, batch int) {
 	if batch <= 0 {
 		if batch == 0 && len(out) == 0 && len(x) == 0 {
@@ -80,16 +135,26 @@ func checkMatMat(out, w, x []float32, batch int) {
 // kernelImpl is one complete implementation of the kernels, so tests and
 // benchmarks can run each variant the machine supports explicitly.
 type kernelImpl struct {
-	name     string
-	dot      func(x, y []float32) float32
-	matVec   func(out, w, x []float32)
-	matMat   func(out, w, x []float32, batch int)
-	axpy     func(a float32, x, y []float32)
-	scaleMul func(out, w, x []float32, s float32)
+	name        string
+	dot         func(x, y []float32) float32
+	matVec      func(out, w, x []float32)
+	matMat      func(out, w, x []float32, batch int)
+	axpy        func(a float32, x, y []float32)
+	scaleMul    func(out, w, x []float32, s float32)
+	siluMul     func(hb, hb2 []float32)
+	expSubSum   func(x []float32, m float32) float32
+	maxf        func(x []float32) float32
+	divScalar   func(x []float32, d float32)
+	dotStrided  func(out, q, k []float32, stride int)
+	axpyStrided func(out, a, v []float32, stride int)
 }
 
 // goKernels is the pure-Go implementation, available everywhere.
-var goKernels = kernelImpl{"go", dotGo, matVecGo, matMatGo, axpyGo, scaleMulGo}
+var goKernels = kernelImpl{
+	name: "go", dot: dotGo, matVec: matVecGo, matMat: matMatGo, axpy: axpyGo, scaleMul: scaleMulGo,
+	siluMul: siluMulGo, expSubSum: expSubSumGo, maxf: maxfGo, divScalar: divScalarGo,
+	dotStrided: dotStridedGo, axpyStrided: axpyStridedGo,
+}
 
 // kernelImpls returns every implementation usable on this machine, fastest
 // first; the first is the one the dispatching functions use.
@@ -135,6 +200,50 @@ func axpyGeneric(a float32, x, y []float32) {
 func scaleMulGeneric(out, w, x []float32, s float32) {
 	for i := range out {
 		out[i] = w[i] * (s * x[i])
+	}
+}
+
+func siluMulGeneric(hb, hb2 []float32) {
+	for i, v := range hb {
+		v *= 1 / (1 + expRef(-v))
+		hb[i] = v * hb2[i]
+	}
+}
+
+func expSubSumGeneric(x []float32, m float32) float32 {
+	var sum float32
+	for i, v := range x {
+		x[i] = expRef(v - m)
+		sum += x[i]
+	}
+	return sum
+}
+
+func maxfGeneric(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+func divScalarGeneric(x []float32, d float32) {
+	for i := range x {
+		x[i] /= d
+	}
+}
+
+func dotStridedGeneric(out, q, k []float32, stride int) {
+	for t := range out {
+		out[t] = dotGeneric(q, k[t*stride:t*stride+len(q)])
+	}
+}
+
+func axpyStridedGeneric(out, a, v []float32, stride int) {
+	for t, at := range a {
+		axpyGeneric(at, v[t*stride:t*stride+len(out)], out)
 	}
 }
 
@@ -187,5 +296,39 @@ func scaleMulGo(out, w, x []float32, s float32) {
 	w, x = w[:len(out)], x[:len(out)]
 	for i := range out {
 		out[i] = w[i] * (s * x[i])
+	}
+}
+
+func siluMulGo(hb, hb2 []float32) {
+	hb2 = hb2[:len(hb)]
+	for i, v := range hb {
+		v *= 1 / (1 + exp32(-v))
+		hb[i] = v * hb2[i]
+	}
+}
+
+func expSubSumGo(x []float32, m float32) float32 {
+	var sum float32
+	for i, v := range x {
+		e := exp32(v - m)
+		x[i] = e
+		sum += e
+	}
+	return sum
+}
+
+func maxfGo(x []float32) float32 { return maxfGeneric(x) }
+
+func divScalarGo(x []float32, d float32) { divScalarGeneric(x, d) }
+
+func dotStridedGo(out, q, k []float32, stride int) {
+	for t := range out {
+		out[t] = dotGo(q, k[t*stride:t*stride+len(q)])
+	}
+}
+
+func axpyStridedGo(out, a, v []float32, stride int) {
+	for t, at := range a {
+		axpyGo(at, v[t*stride:t*stride+len(out)], out)
 	}
 }

@@ -62,13 +62,85 @@ func scaleMulImpl(out, w, x []float32, s float32) {
 	}
 }
 
+func siluMulImpl(hb, hb2 []float32) {
+	switch {
+	case hasAVX512:
+		siluMulAVX512(hb, hb2)
+	case hasAVX2FMA:
+		siluMulAVX2(hb, hb2)
+	default:
+		siluMulGo(hb, hb2)
+	}
+}
+
+func expSubSumImpl(x []float32, m float32) float32 {
+	switch {
+	case hasAVX512:
+		return expSubSumAVX512(x, m)
+	case hasAVX2FMA:
+		return expSubSumAVX2(x, m)
+	}
+	return expSubSumGo(x, m)
+}
+
+func maxfImpl(x []float32) float32 {
+	switch {
+	case hasAVX512:
+		return maxfAVX512(x)
+	case hasAVX2FMA:
+		return maxfAVX2(x)
+	}
+	return maxfGo(x)
+}
+
+func divScalarImpl(x []float32, d float32) {
+	switch {
+	case hasAVX512:
+		divScalarAVX512(x, d)
+	case hasAVX2FMA:
+		divScalarAVX2(x, d)
+	default:
+		divScalarGo(x, d)
+	}
+}
+
+func dotStridedImpl(out, q, k []float32, stride int) {
+	switch {
+	case hasAVX512:
+		dotStridedAVX512(out, q, k, stride)
+	case hasAVX2FMA:
+		dotStridedAVX2(out, q, k, stride)
+	default:
+		dotStridedGo(out, q, k, stride)
+	}
+}
+
+func axpyStridedImpl(out, a, v []float32, stride int) {
+	switch {
+	case hasAVX512:
+		axpyStridedAVX512(out, a, v, stride)
+	case hasAVX2FMA:
+		axpyStridedAVX2(out, a, v, stride)
+	default:
+		axpyStridedGo(out, a, v, stride)
+	}
+}
+
 func archKernels() []kernelImpl {
 	var impls []kernelImpl
 	if hasAVX512 {
-		impls = append(impls, kernelImpl{"avx512", dotAVX512, matVecAVX512, matMatAVX512, axpyAVX512, scaleMulAVX512})
+		impls = append(impls, kernelImpl{
+			name: "avx512", dot: dotAVX512, matVec: matVecAVX512, matMat: matMatAVX512, axpy: axpyAVX512, scaleMul: scaleMulAVX512,
+			siluMul: siluMulAVX512, expSubSum: expSubSumAVX512, maxf: maxfAVX512, divScalar: divScalarAVX512,
+			dotStrided: dotStridedAVX512, axpyStrided: axpyStridedAVX512,
+		})
 	}
 	if hasAVX2FMA {
-		impls = append(impls, kernelImpl{"avx2", dotAVX2, matVecAVX2, matMatAVX2, axpyAVX2, scaleMulAVX2})
+		impls = append(impls, kernelImpl{
+			name: "avx2", dot: dotAVX2, matVec: matVecAVX2, matMat: matMatAVX2, axpy: axpyAVX2, scaleMul: scaleMulAVX2,
+			siluMul: siluMulAVX2, expSubSum: expSubSumAVX2, maxf: maxfAVX2, divScalar: divScalarAVX2,
+			dotStrided: dotStridedAVX2, axpyStrided: axpyStridedAVX2,
+		})
 	}
 	return impls
 }
@@ -242,5 +314,182 @@ func matMatTiled(out, w, x []float32, batch int, avx512 bool) {
 		} else {
 			matVecAVX2(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
 		}
+	}
+}
+
+// Element-wise kernels with exp (exp.go describes the algorithm; the
+// assembly follows it step by step, with fused multiply-adds).
+
+// siluMulAVX2 computes
+//
+//	for i, v := range hb {
+//		v *= 1 / (1 + exp32(-v))
+//		hb[i] = v * hb2[i]
+//	}
+//
+// len(hb2) >= len(hb).
+//
+//go:noescape
+func siluMulAVX2(hb, hb2 []float32)
+
+// siluMulAVX512 is siluMulAVX2 for AVX-512.
+//
+//go:noescape
+func siluMulAVX512(hb, hb2 []float32)
+
+// expSubSumAVX2 computes
+//
+//	var sum float32
+//	for i, v := range x {
+//		x[i] = exp32(v - m)
+//		sum += x[i]
+//	}
+//	return sum
+//
+// (with a different summation order).
+//
+//go:noescape
+func expSubSumAVX2(x []float32, m float32) float32
+
+// expSubSumAVX512 is expSubSumAVX2 for AVX-512.
+//
+//go:noescape
+func expSubSumAVX512(x []float32, m float32) float32
+
+// maxfAVX2 computes
+//
+//	m := float32(math.Inf(-1))
+//	for _, v := range x {
+//		if v > m {
+//			m = v
+//		}
+//	}
+//	return m
+//
+// for x without NaNs.
+//
+//go:noescape
+func maxfAVX2(x []float32) float32
+
+// maxfAVX512 is maxfAVX2 for AVX-512.
+//
+//go:noescape
+func maxfAVX512(x []float32) float32
+
+// divScalarAVX2 computes, with exactly the same rounding,
+//
+//	for i := range x {
+//		x[i] /= d
+//	}
+//
+//go:noescape
+func divScalarAVX2(x []float32, d float32)
+
+// divScalarAVX512 is divScalarAVX2 for AVX-512.
+//
+//go:noescape
+func divScalarAVX512(x []float32, d float32)
+
+// Strided attention kernels.
+
+// dotStrided8AVX2 computes, eight rows per pass,
+//
+//	for t := range out {
+//		out[t] = dot(q, k[t*stride:t*stride+len(q)])
+//	}
+//
+// len(out) must be a multiple of 8, and len(k) >= (len(out)-1)*stride+len(q).
+//
+//go:noescape
+func dotStrided8AVX2(out, q, k []float32, stride int)
+
+// dotStrided4AVX2 is dotStrided8AVX2 four rows per pass (len(out) a
+// multiple of 4).
+//
+//go:noescape
+func dotStrided4AVX2(out, q, k []float32, stride int)
+
+// dotStrided8AVX512 is dotStrided8AVX2 for AVX-512.
+//
+//go:noescape
+func dotStrided8AVX512(out, q, k []float32, stride int)
+
+// dotStrided4AVX512 is dotStrided4AVX2 for AVX-512.
+//
+//go:noescape
+func dotStrided4AVX512(out, q, k []float32, stride int)
+
+// axpyStridedChunkAVX2 computes
+//
+//	for t := range a {
+//		for i := range out {
+//			out[i] += a[t] * v[t*stride+i] // one FMA
+//		}
+//	}
+//
+// with out held in registers: 1 <= len(out) <= 64, len(a) >= 1 and
+// len(v) >= (len(a)-1)*stride+len(out).
+//
+//go:noescape
+func axpyStridedChunkAVX2(out, a, v []float32, stride int)
+
+// axpyStridedChunkAVX512 is axpyStridedChunkAVX2 for AVX-512, with
+// 1 <= len(out) <= 128.
+//
+//go:noescape
+func axpyStridedChunkAVX512(out, a, v []float32, stride int)
+
+// Go drivers for the strided kernels: blocks of 8 and 4 rows in assembly,
+// the last rows with dot; out in chunks of the registers' capacity.
+
+func dotStridedAVX2(out, q, k []float32, stride int) {
+	t := len(out) &^ 7
+	if t > 0 {
+		dotStrided8AVX2(out[:t], q, k, stride)
+	}
+	if len(out)-t >= 4 {
+		dotStrided4AVX2(out[t:t+4], q, k[t*stride:], stride)
+		t += 4
+	}
+	for ; t < len(out); t++ {
+		out[t] = dotAVX2(q, k[t*stride:])
+	}
+}
+
+func dotStridedAVX512(out, q, k []float32, stride int) {
+	t := len(out) &^ 7
+	if t > 0 {
+		dotStrided8AVX512(out[:t], q, k, stride)
+	}
+	if len(out)-t >= 4 {
+		dotStrided4AVX512(out[t:t+4], q, k[t*stride:], stride)
+		t += 4
+	}
+	for ; t < len(out); t++ {
+		out[t] = dotAVX512(q, k[t*stride:])
+	}
+}
+
+// axpyStridedChunk{AVX2,AVX512} hold at most this many floats of out.
+const (
+	axpyChunkAVX2   = 64
+	axpyChunkAVX512 = 128
+)
+
+func axpyStridedAVX2(out, a, v []float32, stride int) {
+	if len(a) == 0 {
+		return
+	}
+	for c := 0; c < len(out); c += axpyChunkAVX2 {
+		axpyStridedChunkAVX2(out[c:min(c+axpyChunkAVX2, len(out))], a, v[c:], stride)
+	}
+}
+
+func axpyStridedAVX512(out, a, v []float32, stride int) {
+	if len(a) == 0 {
+		return
+	}
+	for c := 0; c < len(out); c += axpyChunkAVX512 {
+		axpyStridedChunkAVX512(out[c:min(c+axpyChunkAVX512, len(out))], a, v[c:], stride)
 	}
 }

@@ -20,7 +20,8 @@ DATA tailmask16<>+24(SB)/2, $0x0fff
 DATA tailmask16<>+26(SB)/2, $0x1fff
 DATA tailmask16<>+28(SB)/2, $0x3fff
 DATA tailmask16<>+30(SB)/2, $0x7fff
-GLOBL tailmask16<>(SB), RODATA|NOPTR, $32
+DATA tailmask16<>+32(SB)/2, $0xffff
+GLOBL tailmask16<>(SB), RODATA|NOPTR, $34
 
 DATA tailmask8<>+0(SB)/4, $0xffffffff
 DATA tailmask8<>+4(SB)/4, $0xffffffff
@@ -1028,6 +1029,1698 @@ reduce:
 	ADDQ          SI, R13
 	DECQ          tiles+88(FP)
 	JMP           tileloop
+
+done:
+	VZEROUPPER
+	RET
+
+DATA expconst<>+0(SB)/4, $0x3fb8aa3b
+DATA expconst<>+4(SB)/4, $0x3fb8aa3b
+DATA expconst<>+8(SB)/4, $0x3fb8aa3b
+DATA expconst<>+12(SB)/4, $0x3fb8aa3b
+DATA expconst<>+16(SB)/4, $0x3fb8aa3b
+DATA expconst<>+20(SB)/4, $0x3fb8aa3b
+DATA expconst<>+24(SB)/4, $0x3fb8aa3b
+DATA expconst<>+28(SB)/4, $0x3fb8aa3b
+DATA expconst<>+32(SB)/4, $0x3fb8aa3b
+DATA expconst<>+36(SB)/4, $0x3fb8aa3b
+DATA expconst<>+40(SB)/4, $0x3fb8aa3b
+DATA expconst<>+44(SB)/4, $0x3fb8aa3b
+DATA expconst<>+48(SB)/4, $0x3fb8aa3b
+DATA expconst<>+52(SB)/4, $0x3fb8aa3b
+DATA expconst<>+56(SB)/4, $0x3fb8aa3b
+DATA expconst<>+60(SB)/4, $0x3fb8aa3b
+DATA expconst<>+64(SB)/4, $0x4b400000
+DATA expconst<>+68(SB)/4, $0x4b400000
+DATA expconst<>+72(SB)/4, $0x4b400000
+DATA expconst<>+76(SB)/4, $0x4b400000
+DATA expconst<>+80(SB)/4, $0x4b400000
+DATA expconst<>+84(SB)/4, $0x4b400000
+DATA expconst<>+88(SB)/4, $0x4b400000
+DATA expconst<>+92(SB)/4, $0x4b400000
+DATA expconst<>+96(SB)/4, $0x4b400000
+DATA expconst<>+100(SB)/4, $0x4b400000
+DATA expconst<>+104(SB)/4, $0x4b400000
+DATA expconst<>+108(SB)/4, $0x4b400000
+DATA expconst<>+112(SB)/4, $0x4b400000
+DATA expconst<>+116(SB)/4, $0x4b400000
+DATA expconst<>+120(SB)/4, $0x4b400000
+DATA expconst<>+124(SB)/4, $0x4b400000
+DATA expconst<>+128(SB)/4, $0x3f318000
+DATA expconst<>+132(SB)/4, $0x3f318000
+DATA expconst<>+136(SB)/4, $0x3f318000
+DATA expconst<>+140(SB)/4, $0x3f318000
+DATA expconst<>+144(SB)/4, $0x3f318000
+DATA expconst<>+148(SB)/4, $0x3f318000
+DATA expconst<>+152(SB)/4, $0x3f318000
+DATA expconst<>+156(SB)/4, $0x3f318000
+DATA expconst<>+160(SB)/4, $0x3f318000
+DATA expconst<>+164(SB)/4, $0x3f318000
+DATA expconst<>+168(SB)/4, $0x3f318000
+DATA expconst<>+172(SB)/4, $0x3f318000
+DATA expconst<>+176(SB)/4, $0x3f318000
+DATA expconst<>+180(SB)/4, $0x3f318000
+DATA expconst<>+184(SB)/4, $0x3f318000
+DATA expconst<>+188(SB)/4, $0x3f318000
+DATA expconst<>+192(SB)/4, $0xb95e8083
+DATA expconst<>+196(SB)/4, $0xb95e8083
+DATA expconst<>+200(SB)/4, $0xb95e8083
+DATA expconst<>+204(SB)/4, $0xb95e8083
+DATA expconst<>+208(SB)/4, $0xb95e8083
+DATA expconst<>+212(SB)/4, $0xb95e8083
+DATA expconst<>+216(SB)/4, $0xb95e8083
+DATA expconst<>+220(SB)/4, $0xb95e8083
+DATA expconst<>+224(SB)/4, $0xb95e8083
+DATA expconst<>+228(SB)/4, $0xb95e8083
+DATA expconst<>+232(SB)/4, $0xb95e8083
+DATA expconst<>+236(SB)/4, $0xb95e8083
+DATA expconst<>+240(SB)/4, $0xb95e8083
+DATA expconst<>+244(SB)/4, $0xb95e8083
+DATA expconst<>+248(SB)/4, $0xb95e8083
+DATA expconst<>+252(SB)/4, $0xb95e8083
+DATA expconst<>+256(SB)/4, $0x39506967
+DATA expconst<>+260(SB)/4, $0x39506967
+DATA expconst<>+264(SB)/4, $0x39506967
+DATA expconst<>+268(SB)/4, $0x39506967
+DATA expconst<>+272(SB)/4, $0x39506967
+DATA expconst<>+276(SB)/4, $0x39506967
+DATA expconst<>+280(SB)/4, $0x39506967
+DATA expconst<>+284(SB)/4, $0x39506967
+DATA expconst<>+288(SB)/4, $0x39506967
+DATA expconst<>+292(SB)/4, $0x39506967
+DATA expconst<>+296(SB)/4, $0x39506967
+DATA expconst<>+300(SB)/4, $0x39506967
+DATA expconst<>+304(SB)/4, $0x39506967
+DATA expconst<>+308(SB)/4, $0x39506967
+DATA expconst<>+312(SB)/4, $0x39506967
+DATA expconst<>+316(SB)/4, $0x39506967
+DATA expconst<>+320(SB)/4, $0x3ab743ce
+DATA expconst<>+324(SB)/4, $0x3ab743ce
+DATA expconst<>+328(SB)/4, $0x3ab743ce
+DATA expconst<>+332(SB)/4, $0x3ab743ce
+DATA expconst<>+336(SB)/4, $0x3ab743ce
+DATA expconst<>+340(SB)/4, $0x3ab743ce
+DATA expconst<>+344(SB)/4, $0x3ab743ce
+DATA expconst<>+348(SB)/4, $0x3ab743ce
+DATA expconst<>+352(SB)/4, $0x3ab743ce
+DATA expconst<>+356(SB)/4, $0x3ab743ce
+DATA expconst<>+360(SB)/4, $0x3ab743ce
+DATA expconst<>+364(SB)/4, $0x3ab743ce
+DATA expconst<>+368(SB)/4, $0x3ab743ce
+DATA expconst<>+372(SB)/4, $0x3ab743ce
+DATA expconst<>+376(SB)/4, $0x3ab743ce
+DATA expconst<>+380(SB)/4, $0x3ab743ce
+DATA expconst<>+384(SB)/4, $0x3c088908
+DATA expconst<>+388(SB)/4, $0x3c088908
+DATA expconst<>+392(SB)/4, $0x3c088908
+DATA expconst<>+396(SB)/4, $0x3c088908
+DATA expconst<>+400(SB)/4, $0x3c088908
+DATA expconst<>+404(SB)/4, $0x3c088908
+DATA expconst<>+408(SB)/4, $0x3c088908
+DATA expconst<>+412(SB)/4, $0x3c088908
+DATA expconst<>+416(SB)/4, $0x3c088908
+DATA expconst<>+420(SB)/4, $0x3c088908
+DATA expconst<>+424(SB)/4, $0x3c088908
+DATA expconst<>+428(SB)/4, $0x3c088908
+DATA expconst<>+432(SB)/4, $0x3c088908
+DATA expconst<>+436(SB)/4, $0x3c088908
+DATA expconst<>+440(SB)/4, $0x3c088908
+DATA expconst<>+444(SB)/4, $0x3c088908
+DATA expconst<>+448(SB)/4, $0x3d2aa9c1
+DATA expconst<>+452(SB)/4, $0x3d2aa9c1
+DATA expconst<>+456(SB)/4, $0x3d2aa9c1
+DATA expconst<>+460(SB)/4, $0x3d2aa9c1
+DATA expconst<>+464(SB)/4, $0x3d2aa9c1
+DATA expconst<>+468(SB)/4, $0x3d2aa9c1
+DATA expconst<>+472(SB)/4, $0x3d2aa9c1
+DATA expconst<>+476(SB)/4, $0x3d2aa9c1
+DATA expconst<>+480(SB)/4, $0x3d2aa9c1
+DATA expconst<>+484(SB)/4, $0x3d2aa9c1
+DATA expconst<>+488(SB)/4, $0x3d2aa9c1
+DATA expconst<>+492(SB)/4, $0x3d2aa9c1
+DATA expconst<>+496(SB)/4, $0x3d2aa9c1
+DATA expconst<>+500(SB)/4, $0x3d2aa9c1
+DATA expconst<>+504(SB)/4, $0x3d2aa9c1
+DATA expconst<>+508(SB)/4, $0x3d2aa9c1
+DATA expconst<>+512(SB)/4, $0x3e2aaaaa
+DATA expconst<>+516(SB)/4, $0x3e2aaaaa
+DATA expconst<>+520(SB)/4, $0x3e2aaaaa
+DATA expconst<>+524(SB)/4, $0x3e2aaaaa
+DATA expconst<>+528(SB)/4, $0x3e2aaaaa
+DATA expconst<>+532(SB)/4, $0x3e2aaaaa
+DATA expconst<>+536(SB)/4, $0x3e2aaaaa
+DATA expconst<>+540(SB)/4, $0x3e2aaaaa
+DATA expconst<>+544(SB)/4, $0x3e2aaaaa
+DATA expconst<>+548(SB)/4, $0x3e2aaaaa
+DATA expconst<>+552(SB)/4, $0x3e2aaaaa
+DATA expconst<>+556(SB)/4, $0x3e2aaaaa
+DATA expconst<>+560(SB)/4, $0x3e2aaaaa
+DATA expconst<>+564(SB)/4, $0x3e2aaaaa
+DATA expconst<>+568(SB)/4, $0x3e2aaaaa
+DATA expconst<>+572(SB)/4, $0x3e2aaaaa
+DATA expconst<>+576(SB)/4, $0x3f000000
+DATA expconst<>+580(SB)/4, $0x3f000000
+DATA expconst<>+584(SB)/4, $0x3f000000
+DATA expconst<>+588(SB)/4, $0x3f000000
+DATA expconst<>+592(SB)/4, $0x3f000000
+DATA expconst<>+596(SB)/4, $0x3f000000
+DATA expconst<>+600(SB)/4, $0x3f000000
+DATA expconst<>+604(SB)/4, $0x3f000000
+DATA expconst<>+608(SB)/4, $0x3f000000
+DATA expconst<>+612(SB)/4, $0x3f000000
+DATA expconst<>+616(SB)/4, $0x3f000000
+DATA expconst<>+620(SB)/4, $0x3f000000
+DATA expconst<>+624(SB)/4, $0x3f000000
+DATA expconst<>+628(SB)/4, $0x3f000000
+DATA expconst<>+632(SB)/4, $0x3f000000
+DATA expconst<>+636(SB)/4, $0x3f000000
+DATA expconst<>+640(SB)/4, $0x3f800000
+DATA expconst<>+644(SB)/4, $0x3f800000
+DATA expconst<>+648(SB)/4, $0x3f800000
+DATA expconst<>+652(SB)/4, $0x3f800000
+DATA expconst<>+656(SB)/4, $0x3f800000
+DATA expconst<>+660(SB)/4, $0x3f800000
+DATA expconst<>+664(SB)/4, $0x3f800000
+DATA expconst<>+668(SB)/4, $0x3f800000
+DATA expconst<>+672(SB)/4, $0x3f800000
+DATA expconst<>+676(SB)/4, $0x3f800000
+DATA expconst<>+680(SB)/4, $0x3f800000
+DATA expconst<>+684(SB)/4, $0x3f800000
+DATA expconst<>+688(SB)/4, $0x3f800000
+DATA expconst<>+692(SB)/4, $0x3f800000
+DATA expconst<>+696(SB)/4, $0x3f800000
+DATA expconst<>+700(SB)/4, $0x3f800000
+DATA expconst<>+704(SB)/4, $0x42b20000
+DATA expconst<>+708(SB)/4, $0x42b20000
+DATA expconst<>+712(SB)/4, $0x42b20000
+DATA expconst<>+716(SB)/4, $0x42b20000
+DATA expconst<>+720(SB)/4, $0x42b20000
+DATA expconst<>+724(SB)/4, $0x42b20000
+DATA expconst<>+728(SB)/4, $0x42b20000
+DATA expconst<>+732(SB)/4, $0x42b20000
+DATA expconst<>+736(SB)/4, $0x42b20000
+DATA expconst<>+740(SB)/4, $0x42b20000
+DATA expconst<>+744(SB)/4, $0x42b20000
+DATA expconst<>+748(SB)/4, $0x42b20000
+DATA expconst<>+752(SB)/4, $0x42b20000
+DATA expconst<>+756(SB)/4, $0x42b20000
+DATA expconst<>+760(SB)/4, $0x42b20000
+DATA expconst<>+764(SB)/4, $0x42b20000
+DATA expconst<>+768(SB)/4, $0xc2d00000
+DATA expconst<>+772(SB)/4, $0xc2d00000
+DATA expconst<>+776(SB)/4, $0xc2d00000
+DATA expconst<>+780(SB)/4, $0xc2d00000
+DATA expconst<>+784(SB)/4, $0xc2d00000
+DATA expconst<>+788(SB)/4, $0xc2d00000
+DATA expconst<>+792(SB)/4, $0xc2d00000
+DATA expconst<>+796(SB)/4, $0xc2d00000
+DATA expconst<>+800(SB)/4, $0xc2d00000
+DATA expconst<>+804(SB)/4, $0xc2d00000
+DATA expconst<>+808(SB)/4, $0xc2d00000
+DATA expconst<>+812(SB)/4, $0xc2d00000
+DATA expconst<>+816(SB)/4, $0xc2d00000
+DATA expconst<>+820(SB)/4, $0xc2d00000
+DATA expconst<>+824(SB)/4, $0xc2d00000
+DATA expconst<>+828(SB)/4, $0xc2d00000
+DATA expconst<>+832(SB)/4, $0x80000000
+DATA expconst<>+836(SB)/4, $0x80000000
+DATA expconst<>+840(SB)/4, $0x80000000
+DATA expconst<>+844(SB)/4, $0x80000000
+DATA expconst<>+848(SB)/4, $0x80000000
+DATA expconst<>+852(SB)/4, $0x80000000
+DATA expconst<>+856(SB)/4, $0x80000000
+DATA expconst<>+860(SB)/4, $0x80000000
+DATA expconst<>+864(SB)/4, $0x80000000
+DATA expconst<>+868(SB)/4, $0x80000000
+DATA expconst<>+872(SB)/4, $0x80000000
+DATA expconst<>+876(SB)/4, $0x80000000
+DATA expconst<>+880(SB)/4, $0x80000000
+DATA expconst<>+884(SB)/4, $0x80000000
+DATA expconst<>+888(SB)/4, $0x80000000
+DATA expconst<>+892(SB)/4, $0x80000000
+DATA expconst<>+896(SB)/4, $0x4b400000
+DATA expconst<>+900(SB)/4, $0x4b400000
+DATA expconst<>+904(SB)/4, $0x4b400000
+DATA expconst<>+908(SB)/4, $0x4b400000
+DATA expconst<>+912(SB)/4, $0x4b400000
+DATA expconst<>+916(SB)/4, $0x4b400000
+DATA expconst<>+920(SB)/4, $0x4b400000
+DATA expconst<>+924(SB)/4, $0x4b400000
+DATA expconst<>+928(SB)/4, $0x4b400000
+DATA expconst<>+932(SB)/4, $0x4b400000
+DATA expconst<>+936(SB)/4, $0x4b400000
+DATA expconst<>+940(SB)/4, $0x4b400000
+DATA expconst<>+944(SB)/4, $0x4b400000
+DATA expconst<>+948(SB)/4, $0x4b400000
+DATA expconst<>+952(SB)/4, $0x4b400000
+DATA expconst<>+956(SB)/4, $0x4b400000
+DATA expconst<>+960(SB)/4, $0x0000007f
+DATA expconst<>+964(SB)/4, $0x0000007f
+DATA expconst<>+968(SB)/4, $0x0000007f
+DATA expconst<>+972(SB)/4, $0x0000007f
+DATA expconst<>+976(SB)/4, $0x0000007f
+DATA expconst<>+980(SB)/4, $0x0000007f
+DATA expconst<>+984(SB)/4, $0x0000007f
+DATA expconst<>+988(SB)/4, $0x0000007f
+DATA expconst<>+992(SB)/4, $0x0000007f
+DATA expconst<>+996(SB)/4, $0x0000007f
+DATA expconst<>+1000(SB)/4, $0x0000007f
+DATA expconst<>+1004(SB)/4, $0x0000007f
+DATA expconst<>+1008(SB)/4, $0x0000007f
+DATA expconst<>+1012(SB)/4, $0x0000007f
+DATA expconst<>+1016(SB)/4, $0x0000007f
+DATA expconst<>+1020(SB)/4, $0x0000007f
+DATA expconst<>+1024(SB)/4, $0xff800000
+DATA expconst<>+1028(SB)/4, $0xff800000
+DATA expconst<>+1032(SB)/4, $0xff800000
+DATA expconst<>+1036(SB)/4, $0xff800000
+DATA expconst<>+1040(SB)/4, $0xff800000
+DATA expconst<>+1044(SB)/4, $0xff800000
+DATA expconst<>+1048(SB)/4, $0xff800000
+DATA expconst<>+1052(SB)/4, $0xff800000
+DATA expconst<>+1056(SB)/4, $0xff800000
+DATA expconst<>+1060(SB)/4, $0xff800000
+DATA expconst<>+1064(SB)/4, $0xff800000
+DATA expconst<>+1068(SB)/4, $0xff800000
+DATA expconst<>+1072(SB)/4, $0xff800000
+DATA expconst<>+1076(SB)/4, $0xff800000
+DATA expconst<>+1080(SB)/4, $0xff800000
+DATA expconst<>+1084(SB)/4, $0xff800000
+GLOBL expconst<>(SB), RODATA|NOPTR, $1088
+
+// func siluMulAVX2(hb []float32, hb2 []float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-48
+	MOVQ    hb_base+0(FP), AX
+	MOVQ    hb2_base+24(FP), CX
+	MOVQ    hb_len+8(FP), DX
+	VMOVUPS expconst<>+704(SB), Y0
+	VMOVUPS expconst<>+768(SB), Y1
+	VMOVUPS expconst<>+640(SB), Y2
+	XORQ    BX, BX
+	MOVQ    DX, SI
+	ANDQ    $-8, SI
+
+loop:
+	CMPQ    BX, SI
+	JAE     tail
+	VMOVUPS (AX)(BX*4), Y3
+	VXORPS  expconst<>+832(SB), Y3, Y4
+	VMINPS  Y4, Y0, Y4
+	VMAXPS  Y4, Y1, Y4
+	VMULPS  expconst<>+0(SB), Y4, Y5
+	VADDPS  expconst<>+64(SB), Y5, Y5
+	VSUBPS  expconst<>+64(SB), Y5, Y6
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Y6, Y4
+	VFNMADD231PS expconst<>+192(SB), Y6, Y4
+	VMOVUPS      expconst<>+256(SB), Y6
+	VFMADD213PS  expconst<>+320(SB), Y4, Y6
+	VFMADD213PS  expconst<>+384(SB), Y4, Y6
+	VFMADD213PS  expconst<>+448(SB), Y4, Y6
+	VFMADD213PS  expconst<>+512(SB), Y4, Y6
+	VFMADD213PS  expconst<>+576(SB), Y4, Y6
+	VMULPS       Y4, Y4, Y7
+	VFMADD213PS  Y4, Y7, Y6
+	VADDPS       expconst<>+640(SB), Y6, Y6
+
+	// x = p * 2^(n>>1) * 2^(n-n>>1): the first product is exact
+	VPSUBD  expconst<>+896(SB), Y5, Y4
+	VPSRAD  $0x01, Y4, Y5
+	VPSUBD  Y5, Y4, Y4
+	VPADDD  expconst<>+960(SB), Y5, Y5
+	VPSLLD  $0x17, Y5, Y5
+	VPADDD  expconst<>+960(SB), Y4, Y4
+	VPSLLD  $0x17, Y4, Y4
+	VMULPS  Y5, Y6, Y6
+	VMULPS  Y4, Y6, Y4
+	VADDPS  Y2, Y4, Y4
+	VDIVPS  Y4, Y2, Y4
+	VMULPS  Y4, Y3, Y3
+	VMOVUPS (CX)(BX*4), Y4
+	VMULPS  Y4, Y3, Y3
+	VMOVUPS Y3, (AX)(BX*4)
+	ADDQ    $0x08, BX
+	JMP     loop
+
+tail:
+	SUBQ       BX, DX
+	JZ         done
+	LEAQ       tailmask8<>+32(SB), SI
+	NEGQ       DX
+	VMOVDQU    (SI)(DX*4), Y3
+	VMASKMOVPS (AX)(BX*4), Y3, Y4
+	VXORPS     expconst<>+832(SB), Y4, Y5
+	VMINPS     Y5, Y0, Y5
+	VMAXPS     Y5, Y1, Y5
+	VMULPS     expconst<>+0(SB), Y5, Y0
+	VADDPS     expconst<>+64(SB), Y0, Y0
+	VSUBPS     expconst<>+64(SB), Y0, Y1
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Y1, Y5
+	VFNMADD231PS expconst<>+192(SB), Y1, Y5
+	VMOVUPS      expconst<>+256(SB), Y1
+	VFMADD213PS  expconst<>+320(SB), Y5, Y1
+	VFMADD213PS  expconst<>+384(SB), Y5, Y1
+	VFMADD213PS  expconst<>+448(SB), Y5, Y1
+	VFMADD213PS  expconst<>+512(SB), Y5, Y1
+	VFMADD213PS  expconst<>+576(SB), Y5, Y1
+	VMULPS       Y5, Y5, Y6
+	VFMADD213PS  Y5, Y6, Y1
+	VADDPS       expconst<>+640(SB), Y1, Y1
+
+	// x = p * 2^(n>>1) * 2^(n-n>>1): the first product is exact
+	VPSUBD     expconst<>+896(SB), Y0, Y0
+	VPSRAD     $0x01, Y0, Y5
+	VPSUBD     Y5, Y0, Y0
+	VPADDD     expconst<>+960(SB), Y5, Y5
+	VPSLLD     $0x17, Y5, Y5
+	VPADDD     expconst<>+960(SB), Y0, Y0
+	VPSLLD     $0x17, Y0, Y0
+	VMULPS     Y5, Y1, Y1
+	VMULPS     Y0, Y1, Y5
+	VADDPS     Y2, Y5, Y5
+	VDIVPS     Y5, Y2, Y0
+	VMULPS     Y0, Y4, Y4
+	VMASKMOVPS (CX)(BX*4), Y3, Y0
+	VMULPS     Y0, Y4, Y4
+	VMASKMOVPS Y4, Y3, (AX)(BX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func siluMulAVX512(hb []float32, hb2 []float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·siluMulAVX512(SB), NOSPLIT, $0-48
+	MOVQ    hb_base+0(FP), AX
+	MOVQ    hb2_base+24(FP), CX
+	MOVQ    hb_len+8(FP), DX
+	VMOVUPS expconst<>+704(SB), Z0
+	VMOVUPS expconst<>+768(SB), Z1
+	VMOVUPS expconst<>+640(SB), Z2
+	XORQ    BX, BX
+	MOVQ    DX, SI
+	ANDQ    $-16, SI
+
+loop:
+	CMPQ    BX, SI
+	JAE     tail
+	VMOVUPS (AX)(BX*4), Z3
+	VXORPS  expconst<>+832(SB), Z3, Z4
+	VMINPS  Z4, Z0, Z4
+	VMAXPS  Z4, Z1, Z4
+	VMULPS  expconst<>+0(SB), Z4, Z5
+	VADDPS  expconst<>+64(SB), Z5, Z5
+	VSUBPS  expconst<>+64(SB), Z5, Z5
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Z5, Z4
+	VFNMADD231PS expconst<>+192(SB), Z5, Z4
+	VMOVUPS      expconst<>+256(SB), Z6
+	VFMADD213PS  expconst<>+320(SB), Z4, Z6
+	VFMADD213PS  expconst<>+384(SB), Z4, Z6
+	VFMADD213PS  expconst<>+448(SB), Z4, Z6
+	VFMADD213PS  expconst<>+512(SB), Z4, Z6
+	VFMADD213PS  expconst<>+576(SB), Z4, Z6
+	VMULPS       Z4, Z4, Z7
+	VFMADD213PS  Z4, Z7, Z6
+	VADDPS       expconst<>+640(SB), Z6, Z6
+
+	// x = p * 2^n, one rounding (denormals and overflow included)
+	VSCALEFPS Z5, Z6, Z4
+	VADDPS    Z2, Z4, Z4
+	VDIVPS    Z4, Z2, Z4
+	VMULPS    Z4, Z3, Z3
+	VMOVUPS   (CX)(BX*4), Z4
+	VMULPS    Z4, Z3, Z3
+	VMOVUPS   Z3, (AX)(BX*4)
+	ADDQ      $0x10, BX
+	JMP       loop
+
+tail:
+	SUBQ      BX, DX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), SI
+	KMOVW     (SI)(DX*2), K1
+	VMOVUPS.Z (AX)(BX*4), K1, Z3
+	VXORPS    expconst<>+832(SB), Z3, Z4
+	VMINPS    Z4, Z0, Z4
+	VMAXPS    Z4, Z1, Z4
+	VMULPS    expconst<>+0(SB), Z4, Z0
+	VADDPS    expconst<>+64(SB), Z0, Z0
+	VSUBPS    expconst<>+64(SB), Z0, Z0
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Z0, Z4
+	VFNMADD231PS expconst<>+192(SB), Z0, Z4
+	VMOVUPS      expconst<>+256(SB), Z1
+	VFMADD213PS  expconst<>+320(SB), Z4, Z1
+	VFMADD213PS  expconst<>+384(SB), Z4, Z1
+	VFMADD213PS  expconst<>+448(SB), Z4, Z1
+	VFMADD213PS  expconst<>+512(SB), Z4, Z1
+	VFMADD213PS  expconst<>+576(SB), Z4, Z1
+	VMULPS       Z4, Z4, Z5
+	VFMADD213PS  Z4, Z5, Z1
+	VADDPS       expconst<>+640(SB), Z1, Z1
+
+	// x = p * 2^n, one rounding (denormals and overflow included)
+	VSCALEFPS Z0, Z1, Z4
+	VADDPS    Z2, Z4, Z4
+	VDIVPS    Z4, Z2, Z0
+	VMULPS    Z0, Z3, Z3
+	VMOVUPS.Z (CX)(BX*4), K1, Z0
+	VMULPS    Z0, Z3, Z3
+	VMOVUPS   Z3, K1, (AX)(BX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func expSubSumAVX2(x []float32, m float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expSubSumAVX2(SB), NOSPLIT, $0-36
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS m+24(FP), Y0
+	VMOVUPS      expconst<>+704(SB), Y1
+	VMOVUPS      expconst<>+768(SB), Y2
+	VXORPS       Y3, Y3, Y3
+	XORQ         DX, DX
+	MOVQ         CX, BX
+	ANDQ         $-8, BX
+
+loop:
+	CMPQ    DX, BX
+	JAE     tail
+	VMOVUPS (AX)(DX*4), Y4
+	VSUBPS  Y0, Y4, Y4
+	VMINPS  Y4, Y1, Y4
+	VMAXPS  Y4, Y2, Y4
+	VMULPS  expconst<>+0(SB), Y4, Y5
+	VADDPS  expconst<>+64(SB), Y5, Y5
+	VSUBPS  expconst<>+64(SB), Y5, Y6
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Y6, Y4
+	VFNMADD231PS expconst<>+192(SB), Y6, Y4
+	VMOVUPS      expconst<>+256(SB), Y6
+	VFMADD213PS  expconst<>+320(SB), Y4, Y6
+	VFMADD213PS  expconst<>+384(SB), Y4, Y6
+	VFMADD213PS  expconst<>+448(SB), Y4, Y6
+	VFMADD213PS  expconst<>+512(SB), Y4, Y6
+	VFMADD213PS  expconst<>+576(SB), Y4, Y6
+	VMULPS       Y4, Y4, Y7
+	VFMADD213PS  Y4, Y7, Y6
+	VADDPS       expconst<>+640(SB), Y6, Y6
+
+	// x = p * 2^(n>>1) * 2^(n-n>>1): the first product is exact
+	VPSUBD  expconst<>+896(SB), Y5, Y4
+	VPSRAD  $0x01, Y4, Y5
+	VPSUBD  Y5, Y4, Y4
+	VPADDD  expconst<>+960(SB), Y5, Y5
+	VPSLLD  $0x17, Y5, Y5
+	VPADDD  expconst<>+960(SB), Y4, Y4
+	VPSLLD  $0x17, Y4, Y4
+	VMULPS  Y5, Y6, Y6
+	VMULPS  Y4, Y6, Y4
+	VMOVUPS Y4, (AX)(DX*4)
+	VADDPS  Y4, Y3, Y3
+	ADDQ    $0x08, DX
+	JMP     loop
+
+tail:
+	SUBQ       DX, CX
+	JZ         done
+	LEAQ       tailmask8<>+32(SB), BX
+	NEGQ       CX
+	VMOVDQU    (BX)(CX*4), Y4
+	VMASKMOVPS (AX)(DX*4), Y4, Y5
+	VSUBPS     Y0, Y5, Y5
+	VMINPS     Y5, Y1, Y5
+	VMAXPS     Y5, Y2, Y5
+	VMULPS     expconst<>+0(SB), Y5, Y0
+	VADDPS     expconst<>+64(SB), Y0, Y0
+	VSUBPS     expconst<>+64(SB), Y0, Y1
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Y1, Y5
+	VFNMADD231PS expconst<>+192(SB), Y1, Y5
+	VMOVUPS      expconst<>+256(SB), Y1
+	VFMADD213PS  expconst<>+320(SB), Y5, Y1
+	VFMADD213PS  expconst<>+384(SB), Y5, Y1
+	VFMADD213PS  expconst<>+448(SB), Y5, Y1
+	VFMADD213PS  expconst<>+512(SB), Y5, Y1
+	VFMADD213PS  expconst<>+576(SB), Y5, Y1
+	VMULPS       Y5, Y5, Y2
+	VFMADD213PS  Y5, Y2, Y1
+	VADDPS       expconst<>+640(SB), Y1, Y1
+
+	// x = p * 2^(n>>1) * 2^(n-n>>1): the first product is exact
+	VPSUBD     expconst<>+896(SB), Y0, Y0
+	VPSRAD     $0x01, Y0, Y2
+	VPSUBD     Y2, Y0, Y0
+	VPADDD     expconst<>+960(SB), Y2, Y2
+	VPSLLD     $0x17, Y2, Y2
+	VPADDD     expconst<>+960(SB), Y0, Y0
+	VPSLLD     $0x17, Y0, Y0
+	VMULPS     Y2, Y1, Y1
+	VMULPS     Y0, Y1, Y5
+	VMASKMOVPS Y5, Y4, (AX)(DX*4)
+	VANDPS     Y4, Y5, Y5
+	VADDPS     Y5, Y3, Y3
+
+done:
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+32(FP)
+	RET
+
+// func expSubSumAVX512(x []float32, m float32) float32
+// Requires: AVX, AVX512F, AVX512VL, SSE
+TEXT ·expSubSumAVX512(SB), NOSPLIT, $0-36
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS m+24(FP), Z0
+	VMOVUPS      expconst<>+704(SB), Z1
+	VMOVUPS      expconst<>+768(SB), Z2
+	VPXORD       Z3, Z3, Z3
+	XORQ         DX, DX
+	MOVQ         CX, BX
+	ANDQ         $-16, BX
+
+loop:
+	CMPQ    DX, BX
+	JAE     tail
+	VMOVUPS (AX)(DX*4), Z4
+	VSUBPS  Z0, Z4, Z4
+	VMINPS  Z4, Z1, Z4
+	VMAXPS  Z4, Z2, Z4
+	VMULPS  expconst<>+0(SB), Z4, Z5
+	VADDPS  expconst<>+64(SB), Z5, Z5
+	VSUBPS  expconst<>+64(SB), Z5, Z5
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Z5, Z4
+	VFNMADD231PS expconst<>+192(SB), Z5, Z4
+	VMOVUPS      expconst<>+256(SB), Z6
+	VFMADD213PS  expconst<>+320(SB), Z4, Z6
+	VFMADD213PS  expconst<>+384(SB), Z4, Z6
+	VFMADD213PS  expconst<>+448(SB), Z4, Z6
+	VFMADD213PS  expconst<>+512(SB), Z4, Z6
+	VFMADD213PS  expconst<>+576(SB), Z4, Z6
+	VMULPS       Z4, Z4, Z7
+	VFMADD213PS  Z4, Z7, Z6
+	VADDPS       expconst<>+640(SB), Z6, Z6
+
+	// x = p * 2^n, one rounding (denormals and overflow included)
+	VSCALEFPS Z5, Z6, Z4
+	VMOVUPS   Z4, (AX)(DX*4)
+	VADDPS    Z4, Z3, Z3
+	ADDQ      $0x10, DX
+	JMP       loop
+
+tail:
+	SUBQ      DX, CX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), BX
+	KMOVW     (BX)(CX*2), K1
+	VMOVUPS.Z (AX)(DX*4), K1, Z4
+	VSUBPS    Z0, Z4, Z4
+	VMINPS    Z4, Z1, Z4
+	VMAXPS    Z4, Z2, Z4
+	VMULPS    expconst<>+0(SB), Z4, Z0
+	VADDPS    expconst<>+64(SB), Z0, Z0
+	VSUBPS    expconst<>+64(SB), Z0, Z0
+
+	// r = x - n*ln2Hi - n*ln2Lo (the first product and difference are exact)
+	VFNMADD231PS expconst<>+128(SB), Z0, Z4
+	VFNMADD231PS expconst<>+192(SB), Z0, Z4
+	VMOVUPS      expconst<>+256(SB), Z1
+	VFMADD213PS  expconst<>+320(SB), Z4, Z1
+	VFMADD213PS  expconst<>+384(SB), Z4, Z1
+	VFMADD213PS  expconst<>+448(SB), Z4, Z1
+	VFMADD213PS  expconst<>+512(SB), Z4, Z1
+	VFMADD213PS  expconst<>+576(SB), Z4, Z1
+	VMULPS       Z4, Z4, Z2
+	VFMADD213PS  Z4, Z2, Z1
+	VADDPS       expconst<>+640(SB), Z1, Z1
+
+	// x = p * 2^n, one rounding (denormals and overflow included)
+	VSCALEFPS Z0, Z1, Z4
+	VMOVUPS   Z4, K1, (AX)(DX*4)
+	VADDPS    Z4, Z3, K1, Z3
+
+done:
+	VEXTRACTF64X4 $0x01, Z3, Y0
+	VADDPS        Y0, Y3, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VMOVHLPS      X1, X1, X0
+	VADDPS        X0, X1, X1
+	VMOVSHDUP     X1, X0
+	VADDSS        X0, X1, X1
+	VZEROUPPER
+	MOVSS         X1, ret+32(FP)
+	RET
+
+// func maxfAVX2(x []float32) float32
+// Requires: AVX, SSE
+TEXT ·maxfAVX2(SB), NOSPLIT, $0-28
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	VMOVUPS expconst<>+1024(SB), Y0
+	VMOVUPS expconst<>+1024(SB), Y1
+	VMOVUPS expconst<>+1024(SB), Y2
+	VMOVUPS expconst<>+1024(SB), Y3
+	XORQ    DX, DX
+	MOVQ    CX, BX
+	ANDQ    $-32, BX
+
+loop4:
+	CMPQ   DX, BX
+	JAE    loop1
+	VMAXPS (AX)(DX*4), Y0, Y0
+	VMAXPS 32(AX)(DX*4), Y1, Y1
+	VMAXPS 64(AX)(DX*4), Y2, Y2
+	VMAXPS 96(AX)(DX*4), Y3, Y3
+	ADDQ   $0x20, DX
+	JMP    loop4
+
+loop1:
+	MOVQ CX, BX
+	ANDQ $-8, BX
+
+loop1body:
+	CMPQ   DX, BX
+	JAE    tail
+	VMAXPS (AX)(DX*4), Y0, Y0
+	ADDQ   $0x08, DX
+	JMP    loop1body
+
+tail:
+	SUBQ       DX, CX
+	JZ         reduce
+	LEAQ       tailmask8<>+32(SB), BX
+	NEGQ       CX
+	VMOVDQU    (BX)(CX*4), Y4
+	VMASKMOVPS (AX)(DX*4), Y4, Y5
+	VMOVUPS    expconst<>+1024(SB), Y6
+	VBLENDVPS  Y4, Y5, Y6, Y5
+	VMAXPS     Y5, Y1, Y1
+
+reduce:
+	VMAXPS       Y1, Y0, Y0
+	VMAXPS       Y3, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VMAXPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VMAXSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func maxfAVX512(x []float32) float32
+// Requires: AVX, AVX512F, AVX512VL, SSE
+TEXT ·maxfAVX512(SB), NOSPLIT, $0-28
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	VMOVUPS expconst<>+1024(SB), Z0
+	VMOVUPS expconst<>+1024(SB), Z1
+	VMOVUPS expconst<>+1024(SB), Z2
+	VMOVUPS expconst<>+1024(SB), Z3
+	XORQ    DX, DX
+	MOVQ    CX, BX
+	ANDQ    $-64, BX
+
+loop4:
+	CMPQ   DX, BX
+	JAE    loop1
+	VMAXPS (AX)(DX*4), Z0, Z0
+	VMAXPS 64(AX)(DX*4), Z1, Z1
+	VMAXPS 128(AX)(DX*4), Z2, Z2
+	VMAXPS 192(AX)(DX*4), Z3, Z3
+	ADDQ   $0x40, DX
+	JMP    loop4
+
+loop1:
+	MOVQ CX, BX
+	ANDQ $-16, BX
+
+loop1body:
+	CMPQ   DX, BX
+	JAE    tail
+	VMAXPS (AX)(DX*4), Z0, Z0
+	ADDQ   $0x10, DX
+	JMP    loop1body
+
+tail:
+	SUBQ   DX, CX
+	JZ     reduce
+	LEAQ   tailmask16<>+0(SB), BX
+	KMOVW  (BX)(CX*2), K1
+	VMAXPS (AX)(DX*4), Z1, K1, Z1
+
+reduce:
+	VMAXPS        Z1, Z0, Z0
+	VMAXPS        Z3, Z2, Z2
+	VMAXPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VMAXPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	VZEROUPPER
+	MOVSS         X0, ret+24(FP)
+	RET
+
+// func divScalarAVX2(x []float32, d float32)
+// Requires: AVX
+TEXT ·divScalarAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS d+24(FP), Y0
+	XORQ         DX, DX
+	MOVQ         CX, BX
+	ANDQ         $-8, BX
+
+loop:
+	CMPQ    DX, BX
+	JAE     tail
+	VMOVUPS (AX)(DX*4), Y1
+	VDIVPS  Y0, Y1, Y1
+	VMOVUPS Y1, (AX)(DX*4)
+	ADDQ    $0x08, DX
+	JMP     loop
+
+tail:
+	SUBQ       DX, CX
+	JZ         done
+	LEAQ       tailmask8<>+32(SB), BX
+	NEGQ       CX
+	VMOVDQU    (BX)(CX*4), Y1
+	VMASKMOVPS (AX)(DX*4), Y1, Y2
+	VDIVPS     Y0, Y2, Y2
+	VMASKMOVPS Y2, Y1, (AX)(DX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func divScalarAVX512(x []float32, d float32)
+// Requires: AVX, AVX512F
+TEXT ·divScalarAVX512(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS d+24(FP), Z0
+	XORQ         DX, DX
+	MOVQ         CX, BX
+	ANDQ         $-16, BX
+
+loop:
+	CMPQ    DX, BX
+	JAE     tail
+	VMOVUPS (AX)(DX*4), Z1
+	VDIVPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)(DX*4)
+	ADDQ    $0x10, DX
+	JMP     loop
+
+tail:
+	SUBQ      DX, CX
+	JZ        done
+	LEAQ      tailmask16<>+0(SB), BX
+	KMOVW     (BX)(CX*2), K1
+	VMOVUPS.Z (AX)(DX*4), K1, Z1
+	VDIVPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (AX)(DX*4)
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotStrided8AVX2(out []float32, q []float32, k []float32, stride int)
+// Requires: AVX, FMA3
+TEXT ·dotStrided8AVX2(SB), NOSPLIT, $0-80
+	MOVQ    out_base+0(FP), AX
+	MOVQ    out_len+8(FP), CX
+	SHRQ    $0x03, CX
+	MOVQ    q_base+24(FP), DX
+	MOVQ    q_len+32(FP), BX
+	MOVQ    k_base+48(FP), SI
+	MOVQ    stride+72(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (DI)(DI*2), R8
+	MOVQ    BX, R9
+	SHRQ    $0x03, R9
+	ANDQ    $0x07, BX
+	LEAQ    tailmask8<>+32(SB), R10
+	NEGQ    BX
+	VMOVDQU (R10)(BX*4), Y0
+
+blockloop:
+	TESTQ  CX, CX
+	JZ     done
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ   SI, BX
+	LEAQ   (SI)(DI*4), R10
+	MOVQ   DX, R11
+	MOVQ   R9, R12
+	TESTQ  R12, R12
+	JZ     tail
+
+colloop:
+	VMOVUPS     (R11), Y9
+	VFMADD231PS (BX), Y9, Y1
+	VFMADD231PS (BX)(DI*1), Y9, Y2
+	VFMADD231PS (BX)(DI*2), Y9, Y3
+	VFMADD231PS (BX)(R8*1), Y9, Y4
+	VFMADD231PS (R10), Y9, Y5
+	VFMADD231PS (R10)(DI*1), Y9, Y6
+	VFMADD231PS (R10)(DI*2), Y9, Y7
+	VFMADD231PS (R10)(R8*1), Y9, Y8
+	ADDQ        $0x20, R11
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, R10
+	DECQ        R12
+	JNZ         colloop
+
+tail:
+	VPTEST      Y0, Y0
+	JZ          reduce
+	VMASKMOVPS  (R11), Y0, Y9
+	VMASKMOVPS  (BX), Y0, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  (BX)(DI*1), Y0, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*2), Y0, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  (BX)(R8*1), Y0, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (R10), Y0, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  (R10)(DI*1), Y0, Y10
+	VFMADD231PS Y10, Y9, Y6
+	VMASKMOVPS  (R10)(DI*2), Y0, Y10
+	VFMADD231PS Y10, Y9, Y7
+	VMASKMOVPS  (R10)(R8*1), Y0, Y10
+	VFMADD231PS Y10, Y9, Y8
+
+reduce:
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VADDPS     Y1, Y9, Y9
+	VUNPCKLPS  Y4, Y3, Y1
+	VUNPCKHPS  Y4, Y3, Y2
+	VADDPS     Y2, Y1, Y1
+	VSHUFPS    $0x44, Y1, Y9, Y2
+	VSHUFPS    $0xee, Y1, Y9, Y1
+	VADDPS     Y1, Y2, Y2
+	VUNPCKLPS  Y6, Y5, Y1
+	VUNPCKHPS  Y6, Y5, Y3
+	VADDPS     Y3, Y1, Y1
+	VUNPCKLPS  Y8, Y7, Y3
+	VUNPCKHPS  Y8, Y7, Y4
+	VADDPS     Y4, Y3, Y3
+	VSHUFPS    $0x44, Y3, Y1, Y4
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VADDPS     Y1, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y2, Y1
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VMOVUPS    Y1, (AX)
+	ADDQ       $0x20, AX
+	LEAQ       (SI)(DI*8), SI
+	DECQ       CX
+	JMP        blockloop
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotStrided4AVX2(out []float32, q []float32, k []float32, stride int)
+// Requires: AVX, FMA3
+TEXT ·dotStrided4AVX2(SB), NOSPLIT, $0-80
+	MOVQ    out_base+0(FP), AX
+	MOVQ    out_len+8(FP), CX
+	SHRQ    $0x02, CX
+	MOVQ    q_base+24(FP), DX
+	MOVQ    q_len+32(FP), BX
+	MOVQ    k_base+48(FP), SI
+	MOVQ    stride+72(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (DI)(DI*2), R8
+	MOVQ    BX, R9
+	SHRQ    $0x03, R9
+	ANDQ    $0x07, BX
+	LEAQ    tailmask8<>+32(SB), R10
+	NEGQ    BX
+	VMOVDQU (R10)(BX*4), Y0
+
+blockloop:
+	TESTQ  CX, CX
+	JZ     done
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	MOVQ   SI, BX
+	MOVQ   DX, R10
+	MOVQ   R9, R11
+	TESTQ  R11, R11
+	JZ     tail
+
+colloop:
+	VMOVUPS     (R10), Y5
+	VFMADD231PS (BX), Y5, Y1
+	VFMADD231PS (BX)(DI*1), Y5, Y2
+	VFMADD231PS (BX)(DI*2), Y5, Y3
+	VFMADD231PS (BX)(R8*1), Y5, Y4
+	ADDQ        $0x20, R10
+	ADDQ        $0x20, BX
+	DECQ        R11
+	JNZ         colloop
+
+tail:
+	VPTEST      Y0, Y0
+	JZ          reduce
+	VMASKMOVPS  (R10), Y0, Y5
+	VMASKMOVPS  (BX), Y0, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  (BX)(DI*1), Y0, Y6
+	VFMADD231PS Y6, Y5, Y2
+	VMASKMOVPS  (BX)(DI*2), Y0, Y6
+	VFMADD231PS Y6, Y5, Y3
+	VMASKMOVPS  (BX)(R8*1), Y0, Y6
+	VFMADD231PS Y6, Y5, Y4
+
+reduce:
+	VUNPCKLPS    Y2, Y1, Y5
+	VUNPCKHPS    Y2, Y1, Y1
+	VADDPS       Y1, Y5, Y5
+	VUNPCKLPS    Y4, Y3, Y1
+	VUNPCKHPS    Y4, Y3, Y2
+	VADDPS       Y2, Y1, Y1
+	VSHUFPS      $0x44, Y1, Y5, Y2
+	VSHUFPS      $0xee, Y1, Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x10, AX
+	LEAQ         (SI)(DI*4), SI
+	DECQ         CX
+	JMP          blockloop
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotStrided8AVX512(out []float32, q []float32, k []float32, stride int)
+// Requires: AVX, AVX512F
+TEXT ·dotStrided8AVX512(SB), NOSPLIT, $0-80
+	MOVQ  out_base+0(FP), AX
+	MOVQ  out_len+8(FP), CX
+	SHRQ  $0x03, CX
+	MOVQ  q_base+24(FP), DX
+	MOVQ  q_len+32(FP), BX
+	MOVQ  k_base+48(FP), SI
+	MOVQ  stride+72(FP), DI
+	SHLQ  $0x02, DI
+	LEAQ  (DI)(DI*2), R8
+	MOVQ  BX, R9
+	SHRQ  $0x04, R9
+	ANDQ  $0x0f, BX
+	LEAQ  tailmask16<>+0(SB), R10
+	KMOVW (R10)(BX*2), K1
+
+blockloop:
+	TESTQ  CX, CX
+	JZ     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ   SI, BX
+	LEAQ   (SI)(DI*4), R10
+	MOVQ   DX, R11
+	MOVQ   R9, R12
+	TESTQ  R12, R12
+	JZ     tail
+
+colloop:
+	VMOVUPS     (R11), Z8
+	VFMADD231PS (BX), Z8, Z0
+	VFMADD231PS (BX)(DI*1), Z8, Z1
+	VFMADD231PS (BX)(DI*2), Z8, Z2
+	VFMADD231PS (BX)(R8*1), Z8, Z3
+	VFMADD231PS (R10), Z8, Z4
+	VFMADD231PS (R10)(DI*1), Z8, Z5
+	VFMADD231PS (R10)(DI*2), Z8, Z6
+	VFMADD231PS (R10)(R8*1), Z8, Z7
+	ADDQ        $0x40, R11
+	ADDQ        $0x40, BX
+	ADDQ        $0x40, R10
+	DECQ        R12
+	JNZ         colloop
+
+tail:
+	KORTESTW    K1, K1
+	JZ          reduce
+	VMOVUPS.Z   (R11), K1, Z8
+	VFMADD231PS (BX), Z8, K1, Z0
+	VFMADD231PS (BX)(DI*1), Z8, K1, Z1
+	VFMADD231PS (BX)(DI*2), Z8, K1, Z2
+	VFMADD231PS (BX)(R8*1), Z8, K1, Z3
+	VFMADD231PS (R10), Z8, K1, Z4
+	VFMADD231PS (R10)(DI*1), Z8, K1, Z5
+	VFMADD231PS (R10)(DI*2), Z8, K1, Z6
+	VFMADD231PS (R10)(R8*1), Z8, K1, Z7
+
+reduce:
+	VUNPCKLPS  Z1, Z0, Z8
+	VUNPCKHPS  Z1, Z0, Z9
+	VADDPS     Z9, Z8, Z8
+	VUNPCKLPS  Z3, Z2, Z9
+	VUNPCKHPS  Z3, Z2, Z10
+	VADDPS     Z10, Z9, Z9
+	VSHUFPS    $0x44, Z9, Z8, Z10
+	VSHUFPS    $0xee, Z9, Z8, Z8
+	VADDPS     Z8, Z10, Z10
+	VUNPCKLPS  Z5, Z4, Z8
+	VUNPCKHPS  Z5, Z4, Z9
+	VADDPS     Z9, Z8, Z8
+	VUNPCKLPS  Z7, Z6, Z9
+	VUNPCKHPS  Z7, Z6, Z11
+	VADDPS     Z11, Z9, Z9
+	VSHUFPS    $0x44, Z9, Z8, Z11
+	VSHUFPS    $0xee, Z9, Z8, Z8
+	VADDPS     Z8, Z11, Z11
+	VSHUFF32X4 $0x88, Z11, Z10, Z8
+	VSHUFF32X4 $0xdd, Z11, Z10, Z9
+	VADDPS     Z9, Z8, Z8
+	VSHUFF32X4 $0x08, Z8, Z8, Z9
+	VSHUFF32X4 $0x0d, Z8, Z8, Z8
+	VADDPS     Y8, Y9, Y9
+	VMOVUPS    Y9, (AX)
+	ADDQ       $0x20, AX
+	LEAQ       (SI)(DI*8), SI
+	DECQ       CX
+	JMP        blockloop
+
+done:
+	VZEROUPPER
+	RET
+
+// func dotStrided4AVX512(out []float32, q []float32, k []float32, stride int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·dotStrided4AVX512(SB), NOSPLIT, $0-80
+	MOVQ  out_base+0(FP), AX
+	MOVQ  out_len+8(FP), CX
+	SHRQ  $0x02, CX
+	MOVQ  q_base+24(FP), DX
+	MOVQ  q_len+32(FP), BX
+	MOVQ  k_base+48(FP), SI
+	MOVQ  stride+72(FP), DI
+	SHLQ  $0x02, DI
+	LEAQ  (DI)(DI*2), R8
+	MOVQ  BX, R9
+	SHRQ  $0x04, R9
+	ANDQ  $0x0f, BX
+	LEAQ  tailmask16<>+0(SB), R10
+	KMOVW (R10)(BX*2), K1
+
+blockloop:
+	TESTQ  CX, CX
+	JZ     done
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   SI, BX
+	MOVQ   DX, R10
+	MOVQ   R9, R11
+	TESTQ  R11, R11
+	JZ     tail
+
+colloop:
+	VMOVUPS     (R10), Z4
+	VFMADD231PS (BX), Z4, Z0
+	VFMADD231PS (BX)(DI*1), Z4, Z1
+	VFMADD231PS (BX)(DI*2), Z4, Z2
+	VFMADD231PS (BX)(R8*1), Z4, Z3
+	ADDQ        $0x40, R10
+	ADDQ        $0x40, BX
+	DECQ        R11
+	JNZ         colloop
+
+tail:
+	KORTESTW    K1, K1
+	JZ          reduce
+	VMOVUPS.Z   (R10), K1, Z4
+	VFMADD231PS (BX), Z4, K1, Z0
+	VFMADD231PS (BX)(DI*1), Z4, K1, Z1
+	VFMADD231PS (BX)(DI*2), Z4, K1, Z2
+	VFMADD231PS (BX)(R8*1), Z4, K1, Z3
+
+reduce:
+	VUNPCKLPS     Z1, Z0, Z4
+	VUNPCKHPS     Z1, Z0, Z5
+	VADDPS        Z5, Z4, Z4
+	VUNPCKLPS     Z3, Z2, Z5
+	VUNPCKHPS     Z3, Z2, Z6
+	VADDPS        Z6, Z5, Z5
+	VSHUFPS       $0x44, Z5, Z4, Z6
+	VSHUFPS       $0xee, Z5, Z4, Z4
+	VADDPS        Z4, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z6, Y4
+	VADDPS        Y4, Y6, Y4
+	VEXTRACTF32X4 $0x01, Y4, X5
+	VADDPS        X5, X4, X5
+	VMOVUPS       X5, (AX)
+	ADDQ          $0x10, AX
+	LEAQ          (SI)(DI*4), SI
+	DECQ          CX
+	JMP           blockloop
+
+done:
+	VZEROUPPER
+	RET
+
+// func axpyStridedChunkAVX2(out []float32, a []float32, v []float32, stride int)
+// Requires: AVX, FMA3
+TEXT ·axpyStridedChunkAVX2(SB), NOSPLIT, $0-80
+	MOVQ    out_base+0(FP), AX
+	MOVQ    out_len+8(FP), CX
+	MOVQ    a_base+24(FP), DX
+	MOVQ    a_len+32(FP), BX
+	MOVQ    v_base+48(FP), SI
+	MOVQ    stride+72(FP), DI
+	SHLQ    $0x02, DI
+	MOVQ    CX, R8
+	ADDQ    $0x07, R8
+	SHRQ    $0x03, R8
+	MOVQ    R8, R9
+	DECQ    R9
+	SHLQ    $0x03, R9
+	NEGQ    R9
+	ADDQ    CX, R9
+	LEAQ    tailmask8<>+32(SB), CX
+	NEGQ    R9
+	VMOVDQU (CX)(R9*4), Y0
+	CMPQ    R8, $0x01
+	JE      v1
+	CMPQ    R8, $0x02
+	JE      v2
+	CMPQ    R8, $0x03
+	JE      v3
+	CMPQ    R8, $0x04
+	JE      v4
+	CMPQ    R8, $0x05
+	JE      v5
+	CMPQ    R8, $0x06
+	JE      v6
+	CMPQ    R8, $0x07
+	JE      v7
+	JMP     v8
+
+v1:
+	VMASKMOVPS (AX), Y0, Y1
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows1:
+	VBROADCASTSS (DX), Y2
+	VMASKMOVPS   (CX), Y0, Y3
+	VFMADD231PS  Y3, Y2, Y1
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows1
+	VMASKMOVPS   Y1, Y0, (AX)
+	JMP          done
+
+v2:
+	VMOVUPS    (AX), Y1
+	VMASKMOVPS 32(AX), Y0, Y2
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows2:
+	VBROADCASTSS (DX), Y3
+	VFMADD231PS  (CX), Y3, Y1
+	VMASKMOVPS   32(CX), Y0, Y4
+	VFMADD231PS  Y4, Y3, Y2
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows2
+	VMOVUPS      Y1, (AX)
+	VMASKMOVPS   Y2, Y0, 32(AX)
+	JMP          done
+
+v3:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMASKMOVPS 64(AX), Y0, Y3
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows3:
+	VBROADCASTSS (DX), Y4
+	VFMADD231PS  (CX), Y4, Y1
+	VFMADD231PS  32(CX), Y4, Y2
+	VMASKMOVPS   64(CX), Y0, Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows3
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMASKMOVPS   Y3, Y0, 64(AX)
+	JMP          done
+
+v4:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMOVUPS    64(AX), Y3
+	VMASKMOVPS 96(AX), Y0, Y4
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows4:
+	VBROADCASTSS (DX), Y5
+	VFMADD231PS  (CX), Y5, Y1
+	VFMADD231PS  32(CX), Y5, Y2
+	VFMADD231PS  64(CX), Y5, Y3
+	VMASKMOVPS   96(CX), Y0, Y6
+	VFMADD231PS  Y6, Y5, Y4
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows4
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMASKMOVPS   Y4, Y0, 96(AX)
+	JMP          done
+
+v5:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMOVUPS    64(AX), Y3
+	VMOVUPS    96(AX), Y4
+	VMASKMOVPS 128(AX), Y0, Y5
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows5:
+	VBROADCASTSS (DX), Y6
+	VFMADD231PS  (CX), Y6, Y1
+	VFMADD231PS  32(CX), Y6, Y2
+	VFMADD231PS  64(CX), Y6, Y3
+	VFMADD231PS  96(CX), Y6, Y4
+	VMASKMOVPS   128(CX), Y0, Y7
+	VFMADD231PS  Y7, Y6, Y5
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows5
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMOVUPS      Y4, 96(AX)
+	VMASKMOVPS   Y5, Y0, 128(AX)
+	JMP          done
+
+v6:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMOVUPS    64(AX), Y3
+	VMOVUPS    96(AX), Y4
+	VMOVUPS    128(AX), Y5
+	VMASKMOVPS 160(AX), Y0, Y6
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows6:
+	VBROADCASTSS (DX), Y7
+	VFMADD231PS  (CX), Y7, Y1
+	VFMADD231PS  32(CX), Y7, Y2
+	VFMADD231PS  64(CX), Y7, Y3
+	VFMADD231PS  96(CX), Y7, Y4
+	VFMADD231PS  128(CX), Y7, Y5
+	VMASKMOVPS   160(CX), Y0, Y8
+	VFMADD231PS  Y8, Y7, Y6
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows6
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMOVUPS      Y4, 96(AX)
+	VMOVUPS      Y5, 128(AX)
+	VMASKMOVPS   Y6, Y0, 160(AX)
+	JMP          done
+
+v7:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMOVUPS    64(AX), Y3
+	VMOVUPS    96(AX), Y4
+	VMOVUPS    128(AX), Y5
+	VMOVUPS    160(AX), Y6
+	VMASKMOVPS 192(AX), Y0, Y7
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows7:
+	VBROADCASTSS (DX), Y8
+	VFMADD231PS  (CX), Y8, Y1
+	VFMADD231PS  32(CX), Y8, Y2
+	VFMADD231PS  64(CX), Y8, Y3
+	VFMADD231PS  96(CX), Y8, Y4
+	VFMADD231PS  128(CX), Y8, Y5
+	VFMADD231PS  160(CX), Y8, Y6
+	VMASKMOVPS   192(CX), Y0, Y9
+	VFMADD231PS  Y9, Y8, Y7
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows7
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMOVUPS      Y4, 96(AX)
+	VMOVUPS      Y5, 128(AX)
+	VMOVUPS      Y6, 160(AX)
+	VMASKMOVPS   Y7, Y0, 192(AX)
+	JMP          done
+
+v8:
+	VMOVUPS    (AX), Y1
+	VMOVUPS    32(AX), Y2
+	VMOVUPS    64(AX), Y3
+	VMOVUPS    96(AX), Y4
+	VMOVUPS    128(AX), Y5
+	VMOVUPS    160(AX), Y6
+	VMOVUPS    192(AX), Y7
+	VMASKMOVPS 224(AX), Y0, Y8
+	MOVQ       SI, CX
+	MOVQ       BX, BX
+
+rows8:
+	VBROADCASTSS (DX), Y9
+	VFMADD231PS  (CX), Y9, Y1
+	VFMADD231PS  32(CX), Y9, Y2
+	VFMADD231PS  64(CX), Y9, Y3
+	VFMADD231PS  96(CX), Y9, Y4
+	VFMADD231PS  128(CX), Y9, Y5
+	VFMADD231PS  160(CX), Y9, Y6
+	VFMADD231PS  192(CX), Y9, Y7
+	VMASKMOVPS   224(CX), Y0, Y10
+	VFMADD231PS  Y10, Y9, Y8
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows8
+	VMOVUPS      Y1, (AX)
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 64(AX)
+	VMOVUPS      Y4, 96(AX)
+	VMOVUPS      Y5, 128(AX)
+	VMOVUPS      Y6, 160(AX)
+	VMOVUPS      Y7, 192(AX)
+	VMASKMOVPS   Y8, Y0, 224(AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func axpyStridedChunkAVX512(out []float32, a []float32, v []float32, stride int)
+// Requires: AVX, AVX512F
+TEXT ·axpyStridedChunkAVX512(SB), NOSPLIT, $0-80
+	MOVQ  out_base+0(FP), AX
+	MOVQ  out_len+8(FP), CX
+	MOVQ  a_base+24(FP), DX
+	MOVQ  a_len+32(FP), BX
+	MOVQ  v_base+48(FP), SI
+	MOVQ  stride+72(FP), DI
+	SHLQ  $0x02, DI
+	MOVQ  CX, R8
+	ADDQ  $0x0f, R8
+	SHRQ  $0x04, R8
+	MOVQ  R8, R9
+	DECQ  R9
+	SHLQ  $0x04, R9
+	NEGQ  R9
+	ADDQ  CX, R9
+	LEAQ  tailmask16<>+0(SB), CX
+	KMOVW (CX)(R9*2), K1
+	CMPQ  R8, $0x01
+	JE    v1
+	CMPQ  R8, $0x02
+	JE    v2
+	CMPQ  R8, $0x03
+	JE    v3
+	CMPQ  R8, $0x04
+	JE    v4
+	CMPQ  R8, $0x05
+	JE    v5
+	CMPQ  R8, $0x06
+	JE    v6
+	CMPQ  R8, $0x07
+	JE    v7
+	JMP   v8
+
+v1:
+	VMOVUPS.Z (AX), K1, Z0
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows1:
+	VBROADCASTSS (DX), Z1
+	VFMADD231PS  (CX), Z1, K1, Z0
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows1
+	VMOVUPS      Z0, K1, (AX)
+	JMP          done
+
+v2:
+	VMOVUPS   (AX), Z0
+	VMOVUPS.Z 64(AX), K1, Z1
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows2:
+	VBROADCASTSS (DX), Z2
+	VFMADD231PS  (CX), Z2, Z0
+	VFMADD231PS  64(CX), Z2, K1, Z1
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows2
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, K1, 64(AX)
+	JMP          done
+
+v3:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS.Z 128(AX), K1, Z2
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows3:
+	VBROADCASTSS (DX), Z3
+	VFMADD231PS  (CX), Z3, Z0
+	VFMADD231PS  64(CX), Z3, Z1
+	VFMADD231PS  128(CX), Z3, K1, Z2
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows3
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, K1, 128(AX)
+	JMP          done
+
+v4:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS   128(AX), Z2
+	VMOVUPS.Z 192(AX), K1, Z3
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows4:
+	VBROADCASTSS (DX), Z4
+	VFMADD231PS  (CX), Z4, Z0
+	VFMADD231PS  64(CX), Z4, Z1
+	VFMADD231PS  128(CX), Z4, Z2
+	VFMADD231PS  192(CX), Z4, K1, Z3
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows4
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, 128(AX)
+	VMOVUPS      Z3, K1, 192(AX)
+	JMP          done
+
+v5:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS   128(AX), Z2
+	VMOVUPS   192(AX), Z3
+	VMOVUPS.Z 256(AX), K1, Z4
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows5:
+	VBROADCASTSS (DX), Z5
+	VFMADD231PS  (CX), Z5, Z0
+	VFMADD231PS  64(CX), Z5, Z1
+	VFMADD231PS  128(CX), Z5, Z2
+	VFMADD231PS  192(CX), Z5, Z3
+	VFMADD231PS  256(CX), Z5, K1, Z4
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows5
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, 128(AX)
+	VMOVUPS      Z3, 192(AX)
+	VMOVUPS      Z4, K1, 256(AX)
+	JMP          done
+
+v6:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS   128(AX), Z2
+	VMOVUPS   192(AX), Z3
+	VMOVUPS   256(AX), Z4
+	VMOVUPS.Z 320(AX), K1, Z5
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows6:
+	VBROADCASTSS (DX), Z6
+	VFMADD231PS  (CX), Z6, Z0
+	VFMADD231PS  64(CX), Z6, Z1
+	VFMADD231PS  128(CX), Z6, Z2
+	VFMADD231PS  192(CX), Z6, Z3
+	VFMADD231PS  256(CX), Z6, Z4
+	VFMADD231PS  320(CX), Z6, K1, Z5
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows6
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, 128(AX)
+	VMOVUPS      Z3, 192(AX)
+	VMOVUPS      Z4, 256(AX)
+	VMOVUPS      Z5, K1, 320(AX)
+	JMP          done
+
+v7:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS   128(AX), Z2
+	VMOVUPS   192(AX), Z3
+	VMOVUPS   256(AX), Z4
+	VMOVUPS   320(AX), Z5
+	VMOVUPS.Z 384(AX), K1, Z6
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows7:
+	VBROADCASTSS (DX), Z7
+	VFMADD231PS  (CX), Z7, Z0
+	VFMADD231PS  64(CX), Z7, Z1
+	VFMADD231PS  128(CX), Z7, Z2
+	VFMADD231PS  192(CX), Z7, Z3
+	VFMADD231PS  256(CX), Z7, Z4
+	VFMADD231PS  320(CX), Z7, Z5
+	VFMADD231PS  384(CX), Z7, K1, Z6
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows7
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, 128(AX)
+	VMOVUPS      Z3, 192(AX)
+	VMOVUPS      Z4, 256(AX)
+	VMOVUPS      Z5, 320(AX)
+	VMOVUPS      Z6, K1, 384(AX)
+	JMP          done
+
+v8:
+	VMOVUPS   (AX), Z0
+	VMOVUPS   64(AX), Z1
+	VMOVUPS   128(AX), Z2
+	VMOVUPS   192(AX), Z3
+	VMOVUPS   256(AX), Z4
+	VMOVUPS   320(AX), Z5
+	VMOVUPS   384(AX), Z6
+	VMOVUPS.Z 448(AX), K1, Z7
+	MOVQ      SI, CX
+	MOVQ      BX, BX
+
+rows8:
+	VBROADCASTSS (DX), Z8
+	VFMADD231PS  (CX), Z8, Z0
+	VFMADD231PS  64(CX), Z8, Z1
+	VFMADD231PS  128(CX), Z8, Z2
+	VFMADD231PS  192(CX), Z8, Z3
+	VFMADD231PS  256(CX), Z8, Z4
+	VFMADD231PS  320(CX), Z8, Z5
+	VFMADD231PS  384(CX), Z8, Z6
+	VFMADD231PS  448(CX), Z8, K1, Z7
+	ADDQ         $0x04, DX
+	ADDQ         DI, CX
+	DECQ         BX
+	JNZ          rows8
+	VMOVUPS      Z0, (AX)
+	VMOVUPS      Z1, 64(AX)
+	VMOVUPS      Z2, 128(AX)
+	VMOVUPS      Z3, 192(AX)
+	VMOVUPS      Z4, 256(AX)
+	VMOVUPS      Z5, 320(AX)
+	VMOVUPS      Z6, 384(AX)
+	VMOVUPS      Z7, K1, 448(AX)
 
 done:
 	VZEROUPPER

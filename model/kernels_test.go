@@ -91,7 +91,11 @@ func implNames() []string {
 
 // forEachImpl runs f for every implementation plus the dispatching functions.
 func forEachImpl(t *testing.T, f func(t *testing.T, k kernelImpl)) {
-	impls := append(kernelImpls(), kernelImpl{"dispatch", dot, matVec, matMat, axpy, scaleMul})
+	impls := append(kernelImpls(), kernelImpl{
+		name: "dispatch", dot: dot, matVec: matVec, matMat: matMat, axpy: axpy, scaleMul: scaleMul,
+		siluMul: siluMul, expSubSum: expSubSum, maxf: maxf, divScalar: divScalar,
+		dotStrided: dotStrided, axpyStrided: axpyStrided,
+	})
 	for _, k := range impls {
 		t.Run(k.name, func(t *testing.T) { f(t, k) })
 	}

@@ -308,15 +308,12 @@ func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
 		qh := q[h*hs : (h+1)*hs]
 		att := s.att[h*c.SeqLen : h*c.SeqLen+pos+1]
 		kvOff := layerOff + (h/kvMul)*hs
-		for t := range att {
-			att[t] = dot(qh, s.keyCache[kvOff+t*kvDim:kvOff+t*kvDim+hs]) / scale
-		}
+		dotStrided(att, qh, s.keyCache[kvOff:], kvDim)
+		divScalar(att, scale)
 		softmax(att)
 		xb := out[h*hs : (h+1)*hs]
 		clear(xb)
-		for t, a := range att {
-			axpy(a, s.valueCache[kvOff+t*kvDim:kvOff+t*kvDim+hs], xb)
-		}
+		axpyStrided(xb, att, s.valueCache[kvOff:], kvDim)
 	}
 }
 
@@ -351,30 +348,12 @@ func rmsnorm(out, x, weight []float32) {
 
 // softmax normalises x in place into probabilities.
 func softmax(x []float32) {
-	maxVal := x[0]
-	for _, v := range x[1:] {
-		if v > maxVal {
-			maxVal = v
-		}
-	}
-	var sum float32
-	for i, v := range x {
-		x[i] = expf(v - maxVal)
-		sum += x[i]
-	}
-	for i := range x {
-		x[i] /= sum
-	}
+	sum := expSubSum(x, maxf(x))
+	divScalar(x, sum)
 }
 
 // swiglu sets hb[i] = silu(hb[i]) * hb2[i].
-func swiglu(hb, hb2 []float32) {
-	hb2 = hb2[:len(hb)]
-	for i, v := range hb {
-		v *= 1 / (1 + expf(-v))
-		hb[i] = v * hb2[i]
-	}
-}
+func swiglu(hb, hb2 []float32) { siluMul(hb, hb2) }
 
 func addInPlace(x, y []float32) {
 	y = y[:len(x)]
@@ -382,7 +361,3 @@ func addInPlace(x, y []float32) {
 		x[i] += y[i]
 	}
 }
-
-// expf is C's expf: float64 exp rounded to float32 is correctly rounded in
-// all but vanishingly rare cases, as glibc's expf is.
-func expf(x float32) float32 { return float32(math.Exp(float64(x))) }
