@@ -23,61 +23,64 @@ DATA q8permpairs<>+60(SB)/4, $0x0000000f
 GLOBL q8permpairs<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ8x4VNNI32(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8x4VNNI32(SB), NOSPLIT, $0-128
-	MOVQ      out_base+0(FP), AX
-	MOVQ      out_len+8(FP), CX
-	MOVQ      w_base+24(FP), DX
-	MOVQ      ws_base+48(FP), BX
-	MOVQ      x_len+80(FP), SI
-	LEAQ      (SI)(SI*2), DI
-	MOVQ      xs_len+104(FP), R8
-	SHLQ      $0x02, R8
-	LEAQ      (R8)(R8*2), R9
-	TESTQ     CX, CX
+	MOVQ      out_len+8(FP), AX
+	MOVQ      w_base+24(FP), CX
+	MOVQ      ws_base+48(FP), DX
+	MOVQ      x_len+80(FP), BX
+	LEAQ      (BX)(BX*2), SI
+	MOVQ      xs_len+104(FP), DI
+	SHLQ      $0x02, DI
+	LEAQ      (DI)(DI*2), R8
+	TESTQ     AX, AX
 	JZ        done
-	MOVL      $0x00000002, R10
-	KMOVB     R10, K1
-	MOVL      $0x00000004, R10
-	KMOVB     R10, K2
-	MOVL      $0x00000008, R10
-	KMOVB     R10, K3
+	MOVL      $0x00000002, R9
+	KMOVB     R9, K1
+	MOVL      $0x00000004, R9
+	KMOVB     R9, K2
+	MOVL      $0x00000008, R9
+	KMOVB     R9, K3
 	VPXORD    Z0, Z0, Z0
 	VMOVDQU64 q8permpairs<>+0(SB), Z1
 
 block:
-	// Rarely needed values are reloaded from the arguments, for registers.
-	MOVQ   DX, R10
-	MOVQ   x_base+72(FP), R11
-	MOVQ   BX, R12
-	MOVQ   xs_base+96(FP), R13
-	MOVQ   xs_len+104(FP), R14
+	// Values needed once per block are reloaded from the arguments.
+	MOVQ   x_base+72(FP), R9
+	MOVQ   xs_base+96(FP), R10
+	MOVQ   xs_len+104(FP), R11
+	LEAQ   (CX)(BX*4), R12
 	VXORPS Y2, Y2, Y2
-	CMPQ   R14, $0x02
+	CMPQ   R11, $0x02
 	JB     single
 
 pair:
-	VPXORD    Z3, Z3, Z3
-	VPXORD    Z4, Z4, Z4
-	VPXORD    Z5, Z5, Z5
-	VPXORD    Z6, Z6, Z6
-	VMOVDQU64 (R11), Z7
-	VPMOVB2M  Z7, K4
-	VPABSB    Z7, Z7
-	VMOVDQU64 (R10), Z14
-	VPSUBB    Z14, Z0, K4, Z14
-	VPDPBUSD  Z14, Z7, Z3
-	VMOVDQU64 (R10)(SI*1), Z14
-	VPSUBB    Z14, Z0, K4, Z14
-	VPDPBUSD  Z14, Z7, Z4
-	VMOVDQU64 (R10)(SI*2), Z14
-	VPSUBB    Z14, Z0, K4, Z14
-	VPDPBUSD  Z14, Z7, Z5
-	VMOVDQU64 (R10)(DI*1), Z14
-	VPSUBB    Z14, Z0, K4, Z14
-	VPDPBUSD  Z14, Z7, Z6
-	ADDQ      $0x40, R11
-	ADDQ      $0x40, R10
+	VPXORD     Z3, Z3, Z3
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 128(R12)
+	PREFETCHT0 192(R12)
+	ADDQ       $0x00000100, R12
+	VMOVDQU64  (R9), Z7
+	VPMOVB2M   Z7, K4
+	VPABSB     Z7, Z7
+	VMOVDQU64  (CX), Z14
+	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z3
+	VMOVDQU64  (CX)(BX*1), Z14
+	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z4
+	VMOVDQU64  (CX)(BX*2), Z14
+	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z5
+	VMOVDQU64  (CX)(SI*1), Z14
+	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z6
+	ADDQ       $0x40, R9
+	ADDQ       $0x40, CX
 
 	// Fold; lane q of s is [a b c d] of 128-bit quarter q (q0, q1: group g).
 	// Permute to [a0 a2 b0 b2 c0 c2 d0 d2 | a1 a3 b1 b3 c1 c3 d1 d3] and add the halves.
@@ -94,44 +97,48 @@ pair:
 	VEXTRACTI64X4 $0x01, Z15, Y7
 	VPADDD        Y7, Y15, Y7
 	VCVTDQ2PS     Y7, Y7
-	VMOVSD        (R12), X8
-	VBROADCASTSD  (R12)(R8*1), K1, Y8
-	VBROADCASTSD  (R12)(R8*2), K2, Y8
-	VBROADCASTSD  (R12)(R9*1), K3, Y8
+	VMOVSD        (DX), X8
+	VBROADCASTSD  (DX)(DI*1), K1, Y8
+	VBROADCASTSD  (DX)(DI*2), K2, Y8
+	VBROADCASTSD  (DX)(R8*1), K3, Y8
 	VMULPS        Y8, Y7, Y7
-	VBROADCASTSD  (R13), Y14
+	VBROADCASTSD  (R10), Y14
 	VMULPS        Y14, Y7, Y7
 	VADDPS        Y7, Y2, Y2
 	VPSRLQ        $0x20, Y7, Y7
 	VADDPS        Y7, Y2, Y2
-	ADDQ          $0x08, R12
-	ADDQ          $0x08, R13
-	SUBQ          $0x02, R14
-	CMPQ          R14, $0x02
+	ADDQ          $0x08, DX
+	ADDQ          $0x08, R10
+	SUBQ          $0x02, R11
+	CMPQ          R11, $0x02
 	JAE           pair
 
 single:
-	TESTQ         R14, R14
+	TESTQ         R11, R11
 	JZ            store
 	VPXORD        Y9, Y9, Y9
 	VPXORD        Y10, Y10, Y10
 	VPXORD        Y11, Y11, Y11
 	VPXORD        Y12, Y12, Y12
-	VMOVDQU64     (R11), Y7
+	PREFETCHT0    (R12)
+	PREFETCHT0    64(R12)
+	ADDQ          $0x00000080, R12
+	VMOVDQU64     (R9), Y7
 	VPMOVB2M      Y7, K4
 	VPABSB        Y7, Y7
-	VMOVDQU64     (R10), Y14
+	VMOVDQU64     (CX), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y9
-	VMOVDQU64     (R10)(SI*1), Y14
+	VMOVDQU64     (CX)(BX*1), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y10
-	VMOVDQU64     (R10)(SI*2), Y14
+	VMOVDQU64     (CX)(BX*2), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y11
-	VMOVDQU64     (R10)(DI*1), Y14
+	VMOVDQU64     (CX)(SI*1), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y12
+	ADDQ          $0x20, CX
 	VPUNPCKLQDQ   Y10, Y9, Y7
 	VPUNPCKHQDQ   Y10, Y9, Y9
 	VPADDD        Y9, Y7, Y7
@@ -144,27 +151,30 @@ single:
 	VEXTRACTI32X4 $0x01, Y15, X7
 	VPADDD        X7, X15, X7
 	VCVTDQ2PS     X7, X7
-	VMOVSS        (R12), X13
-	VBROADCASTSS  (R12)(R8*1), K1, Y13
-	VBROADCASTSS  (R12)(R8*2), K2, Y13
-	VBROADCASTSS  (R12)(R9*1), K3, Y13
+	VMOVSS        (DX), X13
+	VBROADCASTSS  (DX)(DI*1), K1, Y13
+	VBROADCASTSS  (DX)(DI*2), K2, Y13
+	VBROADCASTSS  (DX)(R8*1), K3, Y13
 	VMULPS        X13, X7, X7
-	VBROADCASTSS  (R13), X8
+	VBROADCASTSS  (R10), X8
 	VMULPS        X8, X7, X7
 
 	// To the even lanes of a ymm, as the accumulator keeps them.
 	VPMOVZXDQ X7, Y7
 	VADDPS    Y7, Y2, Y2
+	ADDQ      $0x04, DX
 
 store:
 	// Even lanes of acc: [a . b . | c . d .] -> [a b c d].
 	VEXTRACTF128 $0x01, Y2, X7
 	VSHUFPS      $0x88, X7, X2, X7
-	VMOVUPS      X7, (AX)
-	ADDQ         $0x10, AX
-	LEAQ         (DX)(SI*4), DX
-	LEAQ         (BX)(R8*4), BX
-	SUBQ         $0x04, CX
+	MOVQ         out_len+8(FP), R9
+	SUBQ         AX, R9
+	MOVQ         out_base+0(FP), R10
+	VMOVUPS      X7, (R10)(R9*4)
+	ADDQ         SI, CX
+	ADDQ         R8, DX
+	SUBQ         $0x04, AX
 	JNZ          block
 
 done:
@@ -172,34 +182,32 @@ done:
 	RET
 
 // func matVecQ8x4VNNI64(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
-// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8x4VNNI64(SB), NOSPLIT, $0-128
-	MOVQ   out_base+0(FP), AX
-	MOVQ   out_len+8(FP), CX
-	MOVQ   w_base+24(FP), DX
-	MOVQ   ws_base+48(FP), BX
-	MOVQ   x_len+80(FP), SI
-	LEAQ   (SI)(SI*2), DI
-	MOVQ   xs_len+104(FP), R8
-	SHLQ   $0x02, R8
-	LEAQ   (R8)(R8*2), R9
-	TESTQ  CX, CX
+	MOVQ   out_len+8(FP), AX
+	MOVQ   w_base+24(FP), CX
+	MOVQ   ws_base+48(FP), DX
+	MOVQ   x_len+80(FP), BX
+	LEAQ   (BX)(BX*2), SI
+	MOVQ   xs_len+104(FP), DI
+	SHLQ   $0x02, DI
+	LEAQ   (DI)(DI*2), R8
+	TESTQ  AX, AX
 	JZ     done
-	MOVL   $0x00000002, R10
-	KMOVB  R10, K1
-	MOVL   $0x00000004, R10
-	KMOVB  R10, K2
-	MOVL   $0x00000008, R10
-	KMOVB  R10, K3
+	MOVL   $0x00000002, R9
+	KMOVB  R9, K1
+	MOVL   $0x00000004, R9
+	KMOVB  R9, K2
+	MOVL   $0x00000008, R9
+	KMOVB  R9, K3
 	VPXORD Z0, Z0, Z0
 
 block:
-	// Rarely needed values are reloaded from the arguments, for registers.
-	MOVQ   DX, R10
-	MOVQ   x_base+72(FP), R11
-	MOVQ   BX, R12
-	MOVQ   xs_base+96(FP), R13
-	MOVQ   xs_len+104(FP), R14
+	// Values needed once per block are reloaded from the arguments.
+	MOVQ   x_base+72(FP), R9
+	MOVQ   xs_base+96(FP), R10
+	MOVQ   xs_len+104(FP), R11
+	LEAQ   (CX)(BX*4), R12
 	VXORPS X1, X1, X1
 
 group:
@@ -207,29 +215,34 @@ group:
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVQ   gs+120(FP), R15
-	SHRQ   $0x06, R15
+	MOVQ   gs+120(FP), R13
+	SHRQ   $0x06, R13
 
 step:
-	VMOVDQU64 (R11), Z6
-	VPMOVB2M  Z6, K4
-	VPABSB    Z6, Z6
-	VMOVDQU64 (R10), Z8
-	VPSUBB    Z8, Z0, K4, Z8
-	VPDPBUSD  Z8, Z6, Z2
-	VMOVDQU64 (R10)(SI*1), Z8
-	VPSUBB    Z8, Z0, K4, Z8
-	VPDPBUSD  Z8, Z6, Z3
-	VMOVDQU64 (R10)(SI*2), Z8
-	VPSUBB    Z8, Z0, K4, Z8
-	VPDPBUSD  Z8, Z6, Z4
-	VMOVDQU64 (R10)(DI*1), Z8
-	VPSUBB    Z8, Z0, K4, Z8
-	VPDPBUSD  Z8, Z6, Z5
-	ADDQ      $0x40, R11
-	ADDQ      $0x40, R10
-	DECQ      R15
-	JNZ       step
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 128(R12)
+	PREFETCHT0 192(R12)
+	ADDQ       $0x00000100, R12
+	VMOVDQU64  (R9), Z6
+	VPMOVB2M   Z6, K4
+	VPABSB     Z6, Z6
+	VMOVDQU64  (CX), Z8
+	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z2
+	VMOVDQU64  (CX)(BX*1), Z8
+	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z3
+	VMOVDQU64  (CX)(BX*2), Z8
+	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z4
+	VMOVDQU64  (CX)(SI*1), Z8
+	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z5
+	ADDQ       $0x40, R9
+	ADDQ       $0x40, CX
+	DECQ       R13
+	JNZ        step
 
 	// Fold the four rows' lanes, then the four 128-bit lanes.
 	VPUNPCKLQDQ   Z3, Z2, Z6
@@ -246,23 +259,25 @@ step:
 	VEXTRACTI32X4 $0x01, Y6, X7
 	VPADDD        X7, X6, X7
 	VCVTDQ2PS     X7, X6
-	VMOVSS        (R12), X7
-	VBROADCASTSS  (R12)(R8*1), K1, Y7
-	VBROADCASTSS  (R12)(R8*2), K2, Y7
-	VBROADCASTSS  (R12)(R9*1), K3, Y7
+	VMOVSS        (DX), X7
+	VBROADCASTSS  (DX)(DI*1), K1, Y7
+	VBROADCASTSS  (DX)(DI*2), K2, Y7
+	VBROADCASTSS  (DX)(R8*1), K3, Y7
 	VMULPS        X7, X6, X6
-	VBROADCASTSS  (R13), X7
+	VBROADCASTSS  (R10), X7
 	VMULPS        X7, X6, X6
 	VADDPS        X6, X1, X1
-	ADDQ          $0x04, R12
-	ADDQ          $0x04, R13
-	DECQ          R14
+	ADDQ          $0x04, DX
+	ADDQ          $0x04, R10
+	DECQ          R11
 	JNZ           group
-	VMOVUPS       X1, (AX)
-	ADDQ          $0x10, AX
-	LEAQ          (DX)(SI*4), DX
-	LEAQ          (BX)(R8*4), BX
-	SUBQ          $0x04, CX
+	MOVQ          out_len+8(FP), R9
+	SUBQ          AX, R9
+	MOVQ          out_base+0(FP), R10
+	VMOVUPS       X1, (R10)(R9*4)
+	ADDQ          SI, CX
+	ADDQ          R8, DX
+	SUBQ          $0x04, AX
 	JNZ           block
 
 done:
@@ -270,29 +285,27 @@ done:
 	RET
 
 // func matVecQ8x4AVX2(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
-// Requires: AVX, AVX2
+// Requires: AVX, AVX2, MMX+
 TEXT ·matVecQ8x4AVX2(SB), NOSPLIT, $0-128
-	MOVQ     out_base+0(FP), AX
-	MOVQ     out_len+8(FP), CX
-	MOVQ     w_base+24(FP), DX
-	MOVQ     ws_base+48(FP), BX
-	MOVQ     x_len+80(FP), SI
-	LEAQ     (SI)(SI*2), DI
-	MOVQ     xs_len+104(FP), R8
-	SHLQ     $0x02, R8
-	LEAQ     (R8)(R8*2), R9
-	TESTQ    CX, CX
+	MOVQ     out_len+8(FP), AX
+	MOVQ     w_base+24(FP), CX
+	MOVQ     ws_base+48(FP), DX
+	MOVQ     x_len+80(FP), BX
+	LEAQ     (BX)(BX*2), SI
+	MOVQ     xs_len+104(FP), DI
+	SHLQ     $0x02, DI
+	LEAQ     (DI)(DI*2), R8
+	TESTQ    AX, AX
 	JZ       done
 	VPCMPEQW Y0, Y0, Y0
 	VPSRLW   $0x0f, Y0, Y0
 
 block:
-	// Rarely needed values are reloaded from the arguments, for registers.
-	MOVQ   DX, R10
-	MOVQ   x_base+72(FP), R11
-	MOVQ   BX, R12
-	MOVQ   xs_base+96(FP), R13
-	MOVQ   xs_len+104(FP), R14
+	// Values needed once per block are reloaded from the arguments.
+	MOVQ   x_base+72(FP), R9
+	MOVQ   xs_base+96(FP), R10
+	MOVQ   xs_len+104(FP), R11
+	LEAQ   (CX)(BX*4), R12
 	VXORPS X1, X1, X1
 
 group:
@@ -300,35 +313,38 @@ group:
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
-	MOVQ  gs+120(FP), R15
-	SHRQ  $0x05, R15
+	MOVQ  gs+120(FP), R13
+	SHRQ  $0x05, R13
 
 step:
-	VMOVDQU      (R11), Y6
+	PREFETCHT0   (R12)
+	PREFETCHT0   64(R12)
+	ADDQ         $0x00000080, R12
+	VMOVDQU      (R9), Y6
 	VPABSB       Y6, Y7
-	VMOVDQU      (R10), Y8
+	VMOVDQU      (CX), Y8
 	VPSIGNB      Y6, Y8, Y8
 	VPMADDUBSW   Y8, Y7, Y8
 	VPMADDWD     Y0, Y8, Y8
 	VPADDD       Y8, Y2, Y2
-	VMOVDQU      (R10)(SI*1), Y8
+	VMOVDQU      (CX)(BX*1), Y8
 	VPSIGNB      Y6, Y8, Y8
 	VPMADDUBSW   Y8, Y7, Y8
 	VPMADDWD     Y0, Y8, Y8
 	VPADDD       Y8, Y3, Y3
-	VMOVDQU      (R10)(SI*2), Y8
+	VMOVDQU      (CX)(BX*2), Y8
 	VPSIGNB      Y6, Y8, Y8
 	VPMADDUBSW   Y8, Y7, Y8
 	VPMADDWD     Y0, Y8, Y8
 	VPADDD       Y8, Y4, Y4
-	VMOVDQU      (R10)(DI*1), Y8
+	VMOVDQU      (CX)(SI*1), Y8
 	VPSIGNB      Y6, Y8, Y8
 	VPMADDUBSW   Y8, Y7, Y8
 	VPMADDWD     Y0, Y8, Y8
 	VPADDD       Y8, Y5, Y5
-	ADDQ         $0x20, R11
-	ADDQ         $0x20, R10
-	DECQ         R15
+	ADDQ         $0x20, R9
+	ADDQ         $0x20, CX
+	DECQ         R13
 	JNZ          step
 	VPHADDD      Y3, Y2, Y2
 	VPHADDD      Y5, Y4, Y3
@@ -336,23 +352,25 @@ step:
 	VEXTRACTI128 $0x01, Y2, X3
 	VPADDD       X3, X2, X3
 	VCVTDQ2PS    X3, X2
-	VMOVSS       (R12), X3
-	VINSERTPS    $0x10, (R12)(R8*1), X3, X3
-	VINSERTPS    $0x20, (R12)(R8*2), X3, X3
-	VINSERTPS    $0x30, (R12)(R9*1), X3, X3
+	VMOVSS       (DX), X3
+	VINSERTPS    $0x10, (DX)(DI*1), X3, X3
+	VINSERTPS    $0x20, (DX)(DI*2), X3, X3
+	VINSERTPS    $0x30, (DX)(R8*1), X3, X3
 	VMULPS       X3, X2, X2
-	VBROADCASTSS (R13), X3
+	VBROADCASTSS (R10), X3
 	VMULPS       X3, X2, X2
 	VADDPS       X2, X1, X1
-	ADDQ         $0x04, R12
-	ADDQ         $0x04, R13
-	DECQ         R14
+	ADDQ         $0x04, DX
+	ADDQ         $0x04, R10
+	DECQ         R11
 	JNZ          group
-	VMOVUPS      X1, (AX)
-	ADDQ         $0x10, AX
-	LEAQ         (DX)(SI*4), DX
-	LEAQ         (BX)(R8*4), BX
-	SUBQ         $0x04, CX
+	MOVQ         out_len+8(FP), R9
+	SUBQ         AX, R9
+	MOVQ         out_base+0(FP), R10
+	VMOVUPS      X1, (R10)(R9*4)
+	ADDQ         SI, CX
+	ADDQ         R8, DX
+	SUBQ         $0x04, AX
 	JNZ          block
 
 done:

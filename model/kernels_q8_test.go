@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -212,4 +213,45 @@ func BenchmarkMatVecQ8(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkMatVecQ8DRAM streams a 320 MB Q8_0 matrix (larger than the L3 of
+// the machines we run on) against the fp32 kernel on as many bytes: the
+// weights come from memory, as for a 110M model on most machines. It
+// allocates 640 MB, so it only runs with LLAMA2_BENCH_DRAM=1.
+func BenchmarkMatVecQ8DRAM(b *testing.B) {
+	if os.Getenv("LLAMA2_BENCH_DRAM") == "" {
+		b.Skip("set LLAMA2_BENCH_DRAM=1 to run")
+	}
+	const rows, cols, gs = 160000, 2048, 64
+	r := rand.New(rand.NewPCG(3, 4))
+	c := newQ8Case(r, 1<<20, cols, gs)
+	wq := make([]int8, rows*cols)
+	for i := range wq {
+		wq[i] = c.wq[i&(1<<20-1)]
+	}
+	ws := make([]float32, rows*cols/gs)
+	for i := range ws {
+		ws[i] = c.ws[i&(1<<14-1)]
+	}
+	out := make([]float32, rows)
+	for _, impl := range q8Impls() {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(int64(len(wq) + 4*len(ws)))
+			for b.Loop() {
+				impl.matVec(out, wq, ws, 0, gs, c.xq, c.xs)
+			}
+		})
+	}
+	wf := make([]float32, rows*cols/4)
+	for i := range wf {
+		wf[i] = float32(i % 7)
+	}
+	x := make([]float32, cols)
+	b.Run("fp32", func(b *testing.B) {
+		b.SetBytes(int64(4 * len(wf)))
+		for b.Loop() {
+			matVec(out[:rows/4], wf, x)
+		}
+	})
 }

@@ -98,11 +98,12 @@ func vpdpbusd(s8, u8, acc Op) {
 
 // kernel holds the registers shared by the three kernels' prologues.
 type kernel struct {
-	op, rows       gpr // out pointer, rows left (multiple of 4)
-	wp, n, n3      gpr // row 0 of the block; n and 3n bytes between rows
-	sp, ng4, ng12  gpr // row 0's first scale; ng*4 and 3*ng*4 bytes between rows
-	wpi, xpi       gpr // moving pointers inside the block
-	sg, xsg, gleft gpr // moving scale pointers and groups left
+	rows          gpr // rows left (a multiple of 4)
+	n, n3         gpr // n and 3n: bytes between rows
+	ng4, ng12     gpr // ng*4 and 3*ng*4: bytes between rows' scales
+	wpi, xpi      gpr // moving pointers into row 0 of the block and x
+	sg, xsg       gpr // moving pointers to row 0's and x's current scale
+	gleft, pf     gpr // groups left in the row; prefetch pointer
 }
 
 type gpr = Register
@@ -111,10 +112,9 @@ func prologue(name, doc string) *kernel {
 	TEXT(name, NOSPLIT, "func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)")
 	Doc(name+" "+doc, "The caller guarantees the preconditions; see model/kernels_q8_amd64.go.")
 	k := &kernel{}
-	k.op = Load(Param("out").Base(), GP64())
 	k.rows = Load(Param("out").Len(), GP64())
-	k.wp = Load(Param("w").Base(), GP64())
-	k.sp = Load(Param("ws").Base(), GP64())
+	k.wpi = Load(Param("w").Base(), GP64())
+	k.sg = Load(Param("ws").Base(), GP64())
 	k.n = Load(Param("x").Len(), GP64())
 	k.n3 = GP64()
 	LEAQ(Mem{Base: k.n, Index: k.n, Scale: 2}, k.n3)
@@ -124,7 +124,7 @@ func prologue(name, doc string) *kernel {
 	LEAQ(Mem{Base: k.ng4, Index: k.ng4, Scale: 2}, k.ng12)
 	TESTQ(k.rows, k.rows)
 	JZ(LabelRef("done"))
-	k.wpi, k.xpi, k.sg, k.xsg, k.gleft = GP64(), GP64(), GP64(), GP64(), GP64()
+	k.xpi, k.xsg, k.gleft, k.pf = GP64(), GP64(), GP64(), GP64()
 	return k
 }
 
@@ -154,30 +154,51 @@ func (k *kernel) scale(r, off int) Mem {
 	return Mem{Base: k.sg, Index: k.ng12, Scale: 1, Disp: off}
 }
 
-// blockStart sets the moving pointers to the start of a 4-row block.
+// blockStart sets the moving pointers to the start of a 4-row block (wpi
+// and sg are already there) and pf to the next block.
 func (k *kernel) blockStart() {
-	Comment("Rarely needed values are reloaded from the arguments, for registers.")
-	MOVQ(k.wp, k.wpi)
+	Comment("Values needed once per block are reloaded from the arguments.")
 	Load(Param("x").Base(), k.xpi)
-	MOVQ(k.sp, k.sg)
 	Load(Param("xs").Base(), k.xsg)
 	Load(Param("xs").Len(), k.gleft)
+	LEAQ(Mem{Base: k.wpi, Index: k.n, Scale: 4}, k.pf)
+}
+
+// prefetch fetches the next block of 4 rows (4n contiguous bytes) at the
+// pace this block consumes its own, lines bytes of it per call: the hardware
+// prefetchers follow each row but stall at every jump to a new row. Past the
+// end of w the prefetches are harmless (they never fault).
+func (k *kernel) prefetch(bytes int) {
+	for off := 0; off < bytes; off += 64 {
+		PREFETCHT0(Mem{Base: k.pf, Disp: off})
+	}
+	ADDQ(U32(bytes), k.pf)
+}
+
+// store writes the block's four results from an xmm.
+func (k *kernel) store(res Register) {
+	i, op := GP64(), GP64()
+	Load(Param("out").Len(), i)
+	SUBQ(k.rows, i)
+	Load(Param("out").Base(), op)
+	VMOVUPS(res, Mem{Base: op, Index: i, Scale: 4})
+}
+
+// blockEnd moves to the next 4 rows and loops; label done follows it. At
+// the end of a block wpi and sg have moved through row 0 to the start of
+// row 1 (or its scales): the next block starts 3 rows further.
+func (k *kernel) blockEnd(loop string) {
+	ADDQ(k.n3, k.wpi)
+	ADDQ(k.ng12, k.sg)
+	SUBQ(U8(4), k.rows)
+	JNZ(LabelRef(loop))
+	Label("done")
 }
 
 // steps loads gs >> shift into cnt.
 func steps(cnt Register, shift int) {
 	Load(Param("gs"), cnt)
 	SHRQ(U8(shift), cnt)
-}
-
-// blockEnd moves to the next 4 rows and loops; label done follows it.
-func (k *kernel) blockEnd(loop string) {
-	ADDQ(U8(16), k.op)
-	LEAQ(Mem{Base: k.wp, Index: k.n, Scale: 4}, k.wp)
-	LEAQ(Mem{Base: k.sp, Index: k.ng4, Scale: 4}, k.sp)
-	SUBQ(U8(4), k.rows)
-	JNZ(LabelRef(loop))
-	Label("done")
 }
 
 // fold4 adds the dword lanes of four row accumulators (any width) so that
@@ -244,6 +265,7 @@ func rowMasks() []Register {
 func (k *kernel) vnniStep(acc [4]VecVirtual, zero Register, vec func() VecVirtual, off int) {
 	xv, xa := vec(), vec()
 	sign := K()
+	k.prefetch(4 * int(xv.Size()))
 	VMOVDQU64(Mem{Base: k.xpi, Disp: off}, xv)
 	VPMOVB2M(xv, sign)
 	VPABSB(xv, xa)
@@ -296,7 +318,7 @@ func vnni64() {
 	DECQ(k.gleft)
 	JNZ(LabelRef("group"))
 
-	VMOVUPS(acc, Mem{Base: k.op})
+	k.store(acc)
 	k.blockEnd("block")
 	VZEROUPPER()
 	RET()
@@ -389,6 +411,7 @@ func vnni32() {
 			VPXORD(a[r], a[r], a[r])
 		}
 		k.vnniStep(a, zero.AsY(), YMM, 0)
+		ADDQ(U8(32), k.wpi)
 		s := fold4(a, false)
 		x := XMM()
 		VEXTRACTI32X4(U8(1), s, x)
@@ -404,6 +427,7 @@ func vnni32() {
 		e := YMM()
 		VPMOVZXDQ(f, e)
 		VADDPS(e, acc, acc)
+		ADDQ(U8(4), k.sg)
 	}
 
 	Label("store")
@@ -411,7 +435,7 @@ func vnni32() {
 	hi := XMM()
 	VEXTRACTF128(U8(1), acc, hi)
 	VSHUFPS(U8(0x88), hi, acc.AsX(), hi)
-	VMOVUPS(hi, Mem{Base: k.op})
+	k.store(hi)
 	k.blockEnd("block")
 	VZEROUPPER()
 	RET()
@@ -442,6 +466,7 @@ func avx2() {
 	steps(cnt, 5)
 	Label("step")
 	xv, xa := YMM(), YMM()
+	k.prefetch(4 * 32)
 	VMOVDQU(Mem{Base: k.xpi}, xv)
 	VPABSB(xv, xa)
 	for r := range a {
@@ -468,7 +493,7 @@ func avx2() {
 	DECQ(k.gleft)
 	JNZ(LabelRef("group"))
 
-	VMOVUPS(acc, Mem{Base: k.op})
+	k.store(acc)
 	k.blockEnd("block")
 	VZEROUPPER()
 	RET()
