@@ -98,12 +98,12 @@ func vpdpbusd(s8, u8, acc Op) {
 
 // kernel holds the registers shared by the three kernels' prologues.
 type kernel struct {
-	rows          gpr // rows left (a multiple of 4)
-	n, n3         gpr // n and 3n: bytes between rows
-	ng4, ng12     gpr // ng*4 and 3*ng*4: bytes between rows' scales
-	wpi, xpi      gpr // moving pointers into row 0 of the block and x
-	sg, xsg       gpr // moving pointers to row 0's and x's current scale
-	gleft, pf     gpr // groups left in the row; prefetch pointer
+	rows      gpr // rows left (a multiple of 4)
+	n, n3     gpr // n and 3n: bytes between rows
+	ng4, ng12 gpr // ng*4 and 3*ng*4: bytes between rows' scales
+	wpi, xpi  gpr // moving pointers into row 0 of the block and x
+	sg, xsg   gpr // moving pointers to row 0's and x's current scale
+	gleft, pf gpr // groups left in the row; prefetch pointer
 }
 
 type gpr = Register
