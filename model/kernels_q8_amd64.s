@@ -49,7 +49,7 @@ block:
 	MOVQ   x_base+72(FP), R9
 	MOVQ   xs_base+96(FP), R10
 	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*4), R12
+	LEAQ   (CX)(BX*8), R12
 	VXORPS Y2, Y2, Y2
 	CMPQ   R11, $0x02
 	JB     single
@@ -207,7 +207,7 @@ block:
 	MOVQ   x_base+72(FP), R9
 	MOVQ   xs_base+96(FP), R10
 	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*4), R12
+	LEAQ   (CX)(BX*8), R12
 	VXORPS X1, X1, X1
 
 group:
@@ -305,7 +305,7 @@ block:
 	MOVQ   x_base+72(FP), R9
 	MOVQ   xs_base+96(FP), R10
 	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*4), R12
+	LEAQ   (CX)(BX*8), R12
 	VXORPS X1, X1, X1
 
 group:
