@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // Q8_0 kernels.
 //
 // As for the float32 kernels (kernels.go), there are three forms:
@@ -148,4 +150,54 @@ type q8Impl struct {
 // first (the first is the one matVecQ8 runs).
 func q8Impls() []q8Impl {
 	return append(archQ8Impls(), q8Impl{"go", matVecQ8Go})
+}
+
+// quantizeActivation is quantizeQ8(q, s, x, gs, roundHalfAwayFromZero) with
+// the same result bit for bit, about 3x as fast: the rounding is inlined
+// instead of called through a function value, and branch-free: y = v/scale
+// (float32, as in quantizeQ8) plus ±0.5 is exact in float64, and truncating
+// it rounds half away from zero. It runs once per product input on one
+// thread before the parallel dispatch, so it shows in the per-token time. A
+// group with a NaN or an infinity is handed to quantizeQ8, whose max
+// propagates NaN.
+func quantizeActivation(q []int8, s []float32, x []float32, gs int) {
+	for g := 0; g*gs < len(x); g++ {
+		group := x[g*gs : min((g+1)*gs, len(x))]
+		out := q[g*gs:][:len(group)]
+		wmax, finite := maxAbs(group)
+		if !finite {
+			quantizeQ8(out, s[g:g+1], group, len(group), roundHalfAwayFromZero)
+			continue
+		}
+		scale := wmax / 127
+		s[g] = scale
+		if scale == 0 {
+			clear(out)
+			continue
+		}
+		roundDiv(out, group, scale)
+	}
+}
+
+// maxAbs returns the largest |v| of x and whether all of x is finite (NaN
+// and infinities have an all-ones exponent: adding one to it carries into
+// bit 31; no float addition chain, so the loop runs at load speed).
+func maxAbs(x []float32) (m float32, finite bool) {
+	var carry uint32
+	for _, v := range x {
+		carry |= math.Float32bits(v)&0x7f800000 + 0x00800000
+		if a := abs32(v); a > m {
+			m = a
+		}
+	}
+	return m, carry&0x80000000 == 0
+}
+
+// roundDiv sets out[i] = round(x[i] / scale), C's round, for finite x.
+func roundDiv(out []int8, x []float32, scale float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		y := float64(v / scale)
+		out[i] = int8(int32(y + math.Copysign(0.5, y)))
+	}
 }

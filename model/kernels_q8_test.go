@@ -255,3 +255,72 @@ func BenchmarkMatVecQ8DRAM(b *testing.B) {
 		}
 	})
 }
+
+// quantizeActivation must be quantizeQ8 with C's rounding, bit for bit.
+func TestQuantizeActivationMatchesQuantizeQ8(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	check := func(x []float32, gs int, msg string) {
+		t.Helper()
+		ng := (len(x) + gs - 1) / gs
+		q1, s1 := make([]int8, len(x)), make([]float32, ng)
+		q2, s2 := make([]int8, len(x)), make([]float32, ng)
+		quantizeQ8(q1, s1, x, gs, roundHalfAwayFromZero)
+		quantizeActivation(q2, s2, x, gs)
+		require.Equal(t, q1, q2, "%s gs=%d", msg, gs)
+		for i := range s1 {
+			require.Equal(t, math.Float32bits(s1[i]), math.Float32bits(s2[i]), "%s gs=%d scale %d", msg, gs, i)
+		}
+	}
+	for _, gs := range []int{1, 3, 32, 64} {
+		for _, n := range []int{1, 5, 64, 172, 288, 1000} {
+			check(randomFloats(r, n), gs, "normal")
+			// Ties: multiples of half a step, scale 1 (max 127).
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.IntN(255)-127) / 2
+				if i%gs == 0 {
+					x[i] = 127
+				}
+			}
+			check(x, gs, "ties")
+			// Tiny (subnormal scales), huge, zeros, NaN and infinities.
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * 1e-43
+			}
+			check(x, gs, "subnormal")
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * 1e38
+			}
+			check(x, gs, "huge")
+			clear(x)
+			check(x, gs, "zeros")
+			x[n/2] = float32(math.Inf(-1))
+			check(x, gs, "inf")
+		}
+	}
+	// NaN: compare the scales' NaN-ness and the other groups only (the int8
+	// of a NaN is whatever the conversion gives, the same in both).
+	x := randomFloats(r, 128)
+	x[70] = float32(math.NaN())
+	q1, s1 := make([]int8, 128), make([]float32, 4)
+	q2, s2 := make([]int8, 128), make([]float32, 4)
+	quantizeQ8(q1, s1, x, 32, roundHalfAwayFromZero)
+	quantizeActivation(q2, s2, x, 32)
+	require.Equal(t, q1, q2)
+	require.True(t, math.IsNaN(float64(s2[2])))
+}
+
+func BenchmarkQuantizeActivation(b *testing.B) {
+	x := randomFloats(rand.New(rand.NewPCG(1, 1)), 2048)
+	q, s := make([]int8, len(x)), make([]float32, len(x)/32)
+	b.Run("quantizeQ8", func(b *testing.B) {
+		for b.Loop() {
+			quantizeQ8(q, s, x, 32, roundHalfAwayFromZero)
+		}
+	})
+	b.Run("quantizeActivation", func(b *testing.B) {
+		for b.Loop() {
+			quantizeActivation(q, s, x, 32)
+		}
+	})
+}
