@@ -309,43 +309,67 @@ block:
 	VXORPS X1, X1, X1
 
 group:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	VPXOR Y4, Y4, Y4
-	VPXOR Y5, Y5, Y5
-	MOVQ  gs+120(FP), R13
-	SHRQ  $0x05, R13
+	// The group's first 32 bytes set the accumulators, the others add.
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	ADDQ       $0x00000080, R12
+	VMOVDQU    (R9), Y5
+	VPABSB     Y5, Y6
+	VMOVDQU    (CX), Y2
+	VPSIGNB    Y5, Y2, Y2
+	VPMADDUBSW Y2, Y6, Y2
+	VPMADDWD   Y0, Y2, Y2
+	VMOVDQU    (CX)(BX*1), Y3
+	VPSIGNB    Y5, Y3, Y3
+	VPMADDUBSW Y3, Y6, Y3
+	VPMADDWD   Y0, Y3, Y3
+	VMOVDQU    (CX)(BX*2), Y4
+	VPSIGNB    Y5, Y4, Y4
+	VPMADDUBSW Y4, Y6, Y4
+	VPMADDWD   Y0, Y4, Y4
+	VMOVDQU    (CX)(SI*1), Y7
+	VPSIGNB    Y5, Y7, Y7
+	VPMADDUBSW Y7, Y6, Y7
+	VPMADDWD   Y0, Y7, Y5
+	ADDQ       $0x20, R9
+	ADDQ       $0x20, CX
+	MOVQ       gs+120(FP), R13
+	SHRQ       $0x05, R13
+	DECQ       R13
+	JZ         fold
 
 step:
-	PREFETCHT0   (R12)
-	PREFETCHT0   64(R12)
-	ADDQ         $0x00000080, R12
-	VMOVDQU      (R9), Y6
-	VPABSB       Y6, Y7
-	VMOVDQU      (CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      (CX)(BX*1), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      (CX)(BX*2), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	VMOVDQU      (CX)(SI*1), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	ADDQ         $0x20, R9
-	ADDQ         $0x20, CX
-	DECQ         R13
-	JNZ          step
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	ADDQ       $0x00000080, R12
+	VMOVDQU    (R9), Y6
+	VPABSB     Y6, Y7
+	VMOVDQU    (CX), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y2, Y2
+	VMOVDQU    (CX)(BX*1), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y3, Y3
+	VMOVDQU    (CX)(BX*2), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y4, Y4
+	VMOVDQU    (CX)(SI*1), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y5, Y5
+	ADDQ       $0x20, R9
+	ADDQ       $0x20, CX
+	DECQ       R13
+	JNZ        step
+
+fold:
 	VPHADDD      Y3, Y2, Y2
 	VPHADDD      Y5, Y4, Y3
 	VPHADDD      Y3, Y2, Y2

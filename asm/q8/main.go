@@ -462,30 +462,41 @@ func avx2() {
 	VXORPS(acc, acc, acc)
 
 	Label("group")
+	Comment("The group's first 32 bytes set the accumulators, the others add.")
 	var a [4]VecVirtual
 	for r := range a {
 		a[r] = YMM()
-		VPXOR(a[r], a[r], a[r])
 	}
+	step := func(first bool) {
+		xv, xa := YMM(), YMM()
+		k.prefetch(4 * 32)
+		VMOVDQU(Mem{Base: k.xpi}, xv)
+		VPABSB(xv, xa)
+		for r := range a {
+			t := YMM()
+			VMOVDQU(k.row(r, 0), t)
+			VPSIGNB(xv, t, t)
+			VPMADDUBSW(t, xa, t)
+			if first {
+				VPMADDWD(ones, t, a[r])
+			} else {
+				VPMADDWD(ones, t, t)
+				VPADDD(t, a[r], a[r])
+			}
+		}
+		ADDQ(U8(32), k.xpi)
+		ADDQ(U8(32), k.wpi)
+	}
+	step(true)
 	steps(cnt, 5)
+	DECQ(cnt)
+	JZ(LabelRef("fold"))
 	Label("step")
-	xv, xa := YMM(), YMM()
-	k.prefetch(4 * 32)
-	VMOVDQU(Mem{Base: k.xpi}, xv)
-	VPABSB(xv, xa)
-	for r := range a {
-		t := YMM()
-		VMOVDQU(k.row(r, 0), t)
-		VPSIGNB(xv, t, t)
-		VPMADDUBSW(t, xa, t)
-		VPMADDWD(ones, t, t)
-		VPADDD(t, a[r], a[r])
-	}
-	ADDQ(U8(32), k.xpi)
-	ADDQ(U8(32), k.wpi)
+	step(false)
 	DECQ(cnt)
 	JNZ(LabelRef("step"))
 
+	Label("fold")
 	h1, h2 := YMM(), YMM()
 	VPHADDD(a[1], a[0], h1) // [a01 a23 b01 b23 | a45 a67 b45 b67]
 	VPHADDD(a[3], a[2], h2)
