@@ -1,6 +1,29 @@
 package model
 
-// Q8_0 kernels in plain Go.
+import "math"
+
+// Q8_0 kernels.
+//
+// As for the float32 kernels (kernels.go), there are three forms:
+//
+//   - matVecQ8, the dispatching function tensor.mulRows calls. It runs the
+//     fastest implementation for this CPU (kernels_q8_amd64.go: AVX-512 VNNI,
+//     else AVX2, else Go; kernels_q8_generic.go elsewhere).
+//   - the plain reference loops dotQ8 and matVecQ8Generic, which define the
+//     result.
+//   - matVecQ8Go, a faster pure-Go twin.
+//
+// The fast implementations only handle the aligned case, where every group
+// lies inside one row (n%gs == 0 and off%gs == 0: all stories shapes with gs
+// 32 or 64); any other shape runs the plain loop. They compute exactly the
+// same float32 values as the plain loop, bit for bit: the int32 group sums
+// are exact in any order, and each row's total is still accumulated group
+// by group, in order, with the same roundings (float(sum) * ws, then * xs,
+// then + total; separate multiplies and add, no FMA). The tests compare
+// with ==. (Summing in another order would be allowed, within 1e-5 of the
+// sum of |terms|; keeping the order costs little because the horizontal
+// sums are needed per group anyway, and it keeps the goldens and the Q8
+// logits of every implementation identical.)
 
 // dotQ8 returns the dot product of a Q8_0 weight row and a Q8_0 activation:
 // the row's values are wq[0:len(xq)], the first at flat index off of its
@@ -11,6 +34,10 @@ package model
 // runq.c's matmul exactly; when it does not (export.py writes such files,
 // e.g. for hidden_dim 172 with gs 64) runq.c drops each row's tail, and this
 // computes it.
+//
+// The explicit float32 conversions round after each operation: they forbid
+// the compiler from fusing the multiply and add (Go may fuse x*y + z, and
+// does on arm64 or with GOAMD64=v3), so the result is the same everywhere.
 func dotQ8(wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) float32 {
 	n := len(xq)
 	wq = wq[:n]
@@ -22,19 +49,155 @@ func dotQ8(wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) float3
 		for k := j; k < end; k++ {
 			sum += int32(wq[k]) * int32(xq[k])
 		}
-		total += float32(sum) * ws[wg] * xs[xg]
+		total += float32(float32(float32(sum)*ws[wg]) * xs[xg])
 		j = end
 	}
 	return total
 }
 
-// matVecQ8 sets out[r] = dotQ8 of row r of a Q8_0 tensor with n = len(xq)
-// columns, for rows starting at flat index off: out[r] uses
+// matVecQ8Generic sets out[r] = dotQ8 of row r of a Q8_0 tensor with
+// n = len(xq) columns, for rows starting at flat index off: out[r] uses
 // wq[off+r*n : off+(r+1)*n] and the tensor's scales ws.
-func matVecQ8(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) {
+func matVecQ8Generic(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) {
 	n := len(xq)
 	for r := range out {
 		o := off + r*n
 		out[r] = dotQ8(wq[o:o+n], ws, o, gs, xq, xs)
+	}
+}
+
+// q8Aligned reports whether a product takes the fast path: every group of
+// the rows lies inside one row, at the same columns as the activation's.
+func q8Aligned(n, off, gs int) bool {
+	return gs > 0 && n > 0 && n%gs == 0 && off%gs == 0
+}
+
+// q8Rows returns the rows' weights, their scales and the activation scales,
+// resliced to exactly what an aligned product of len(out) rows reads (this
+// also checks the lengths, panicking as the plain loop would).
+func q8Rows(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) ([]int8, []float32, []float32) {
+	end := off + len(out)*len(xq)
+	return wq[off:end], ws[off/gs : end/gs], xs[:len(xq)/gs]
+}
+
+// matVecQ8Go is matVecQ8 in pure Go: the plain loop for unaligned shapes,
+// else dotQ8Aligned2 on pairs of rows and dotQ8Aligned on the rest.
+func matVecQ8Go(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) {
+	n := len(xq)
+	if !q8Aligned(n, off, gs) {
+		matVecQ8Generic(out, wq, ws, off, gs, xq, xs)
+		return
+	}
+	w, s, xs := q8Rows(out, wq, ws, off, gs, xq, xs)
+	ng := n / gs
+	r := 0
+	for ; r+2 <= len(out); r += 2 {
+		dotQ8Aligned2((*[2]float32)(out[r:r+2]), w[r*n:(r+2)*n], s[r*ng:(r+2)*ng], gs, xq, xs)
+	}
+	for ; r < len(out); r++ {
+		out[r] = dotQ8Aligned(w[r*n:(r+1)*n], s[r*ng:(r+1)*ng], gs, xq, xs)
+	}
+}
+
+// dotQ8Aligned is dotQ8 for a row whose groups start at its column 0: w and
+// x hold len(xs) groups of gs values, w's scales are ws.
+func dotQ8Aligned(w []int8, ws []float32, gs int, x []int8, xs []float32) float32 {
+	ws = ws[:len(xs)]
+	var total float32
+	for g := range xs {
+		xg := x[g*gs : (g+1)*gs]
+		wg := w[g*gs:][:len(xg)]
+		var sum int32
+		for k, xv := range xg {
+			sum += int32(wg[k]) * int32(xv)
+		}
+		total += float32(float32(float32(sum)*ws[g]) * xs[g])
+	}
+	return total
+}
+
+// dotQ8Aligned2 is dotQ8Aligned for 2 consecutive rows (w holds them, ws
+// their scales), sharing each load of x and overlapping two int32 sums per
+// group. (Four rows would not fit the registers.)
+func dotQ8Aligned2(out *[2]float32, w []int8, ws []float32, gs int, x []int8, xs []float32) {
+	n, ng := len(x), len(xs)
+	w0, w1 := w[:n], w[n:2*n]
+	s0, s1 := ws[:ng], ws[ng:2*ng]
+	var t0, t1 float32
+	for g, xsg := range xs {
+		lo := g * gs
+		xg := x[lo : lo+gs]
+		a, b := w0[lo:][:len(xg)], w1[lo:][:len(xg)]
+		var u0, u1 int32
+		for k, xv := range xg {
+			xk := int32(xv)
+			u0 += int32(a[k]) * xk
+			u1 += int32(b[k]) * xk
+		}
+		t0 += float32(float32(float32(u0)*s0[g]) * xsg)
+		t1 += float32(float32(float32(u1)*s1[g]) * xsg)
+	}
+	out[0], out[1] = t0, t1
+}
+
+// q8Impl is one implementation of matVecQ8, for tests and benchmarks.
+type q8Impl struct {
+	name   string
+	matVec func(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32)
+}
+
+// q8Impls returns every implementation usable on this machine, fastest
+// first (the first is the one matVecQ8 runs).
+func q8Impls() []q8Impl {
+	return append(archQ8Impls(), q8Impl{"go", matVecQ8Go})
+}
+
+// quantizeActivation is quantizeQ8(q, s, x, gs, roundHalfAwayFromZero) with
+// the same result bit for bit, about 3x as fast: the rounding is inlined
+// instead of called through a function value, and branch-free: y = v/scale
+// (float32, as in quantizeQ8) plus ±0.5 is exact in float64, and truncating
+// it rounds half away from zero. It runs once per product input on one
+// thread before the parallel dispatch, so it shows in the per-token time. A
+// group with a NaN or an infinity is handed to quantizeQ8, whose max
+// propagates NaN.
+func quantizeActivation(q []int8, s []float32, x []float32, gs int) {
+	for g := 0; g*gs < len(x); g++ {
+		group := x[g*gs : min((g+1)*gs, len(x))]
+		out := q[g*gs:][:len(group)]
+		wmax, finite := maxAbs(group)
+		if !finite {
+			quantizeQ8(out, s[g:g+1], group, len(group), roundHalfAwayFromZero)
+			continue
+		}
+		scale := wmax / 127
+		s[g] = scale
+		if scale == 0 {
+			clear(out)
+			continue
+		}
+		roundDiv(out, group, scale)
+	}
+}
+
+// maxAbs returns the largest |v| of x and whether all of x is finite (NaN
+// and infinities have an all-ones exponent: adding one to it carries into
+// bit 31; no float addition chain, so the loop runs at load speed).
+func maxAbs(x []float32) (m float32, finite bool) {
+	var carry uint32
+	for _, v := range x {
+		carry |= math.Float32bits(v)&0x7f800000 + 0x00800000
+		if a := abs32(v); a > m {
+			m = a
+		}
+	}
+	return m, carry&0x80000000 == 0
+}
+
+// roundDiv sets out[i] = round(x[i] / scale), C's round, for finite x.
+func roundDiv(out []int8, x []float32, scale float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		y := float64(v / scale)
+		out[i] = int8(int32(y + math.Copysign(0.5, y)))
 	}
 }

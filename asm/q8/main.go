@@ -1,0 +1,515 @@
+// Command q8 generates model/kernels_q8_amd64.s, the Q8_0 (int8) matrix-
+// vector kernels of package model, with avo (github.com/mmcloughlin/avo).
+//
+//	cd asm && go run ./q8 -out ../model/kernels_q8_amd64.s -pkg model
+//
+// (or `go generate ./model/`, see model/kernels_q8_amd64.go). The Go
+// declarations, with the loop each routine computes, are hand-written in
+// model/kernels_q8_amd64.go; go vet's asmdecl check compares the signatures.
+//
+// # What the kernels compute
+//
+// Every kernel takes 4 rows of a Q8_0 weight matrix at a time, all of whose
+// groups lie inside their row (the Go driver checks n%gs == 0 and
+// off%gs == 0), and computes for each row exactly what the plain loop
+// dotQ8 does:
+//
+//	for g := range groups {
+//		sum := int32 dot product of group g of the row and of x
+//		total += float32(sum) * ws[row, g] * xs[g]    // rounded after each op
+//	}
+//
+// The int32 sums are exact whatever the order of their additions. The float
+// part keeps the 4 rows in the 4 lanes of an xmm accumulator (or the even
+// lanes of a ymm one), so each row's total is built by the same roundings in
+// the same order as in Go: convert, multiply by the weight scale, multiply
+// by the activation scale, add (two multiplies and an add, never an FMA).
+// The results are therefore bit-identical to the plain Go loop.
+//
+// # Signed by signed bytes
+//
+// Both VPDPBUSD (AVX-512 VNNI) and VPMADDUBSW (AVX2) multiply unsigned bytes
+// by signed bytes. The activation is used as |x| (unsigned) and the sign of
+// x moves to the weight: w*x = (sign(x)*w) * |x|. The quantizer never emits
+// -128 (|x/scale| <= 127), so |x| fits; a weight of -128 (only in a crafted
+// file) facing a negative x flips to -128 instead of +128: a wrong value, no
+// fault. On AVX2, VPMADDUBSW adds pairs of products into int16: with
+// |x| <= 127 and |w| <= 128 a pair is at most 2*127*128 = 32512 < 32767, so
+// nothing saturates (only a crafted -128 activation could).
+//
+// # Horizontal sums
+//
+// After the multiplies each row's group sum is spread over the dword lanes
+// of its accumulator. Four rows are folded together with in-lane shuffles
+// (unpack low/high quadwords, then shufps) into one register whose every
+// 128-bit lane holds [row0 row1 row2 row3] partial sums, then the 128-bit
+// lanes belonging to one group are added.
+//
+// # Speed
+//
+// Per 4 rows and 64 bytes the VNNI kernels issue about 30 vector uops, all
+// on ports 0 and 5 (512-bit operations): 10 for the products (the sign
+// flip and VPDPBUSD per row), the rest for the folds and the float part.
+// From L2 that is about 15 bytes per cycle (35-45 GB/s per core); from L3
+// and memory the loads are the limit, and the kernels prefetch the rows
+// ahead (see prefetch) so that they stream as fast as the fp32 kernel.
+// Summing each row in float lanes and reducing once per row (not bit-exact)
+// would save about a quarter of the uops, which only shows from L2.
+package main
+
+import (
+	"github.com/mmcloughlin/avo/ir"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// permPairs is the VPERMD index of the gs=32 VNNI kernel (see vnni32).
+var permPairs Mem
+
+func main() {
+	ConstraintExpr("amd64,!purego")
+
+	permPairs = GLOBL("q8permpairs", RODATA|NOPTR)
+	for i, v := range []uint32{0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15} {
+		DATA(4*i, U32(v))
+	}
+
+	vnni32()
+	vnni64()
+	avx2()
+
+	Generate()
+}
+
+// vpdpbusd emits VPDPBUSD s8, u8, acc (Go operand order): for each dword
+// lane, acc += sum of the 4 products of the unsigned bytes of u8 with the
+// signed bytes of s8. avo v0.5.0's instruction table predates AVX-512 VNNI,
+// so the instruction is built by hand (the Go assembler knows it).
+func vpdpbusd(s8, u8, acc Op) {
+	Instruction(&ir.Instruction{
+		Opcode:   "VPDPBUSD",
+		Operands: []Op{s8, u8, acc},
+		Inputs:   []Op{s8, u8, acc},
+		Outputs:  []Op{acc},
+		ISA:      []string{"AVX512_VNNI"},
+	})
+}
+
+// kernel holds the registers shared by the three kernels' prologues.
+type kernel struct {
+	rows      gpr // rows left (a multiple of 4)
+	n, n3     gpr // n and 3n: bytes between rows
+	ng4, ng12 gpr // ng*4 and 3*ng*4: bytes between rows' scales
+	wpi, xpi  gpr // moving pointers into row 0 of the block and x
+	sg, xsg   gpr // moving pointers to row 0's and x's current scale
+	gleft, pf gpr // groups left in the row; prefetch pointer
+}
+
+type gpr = Register
+
+func prologue(name, doc string) *kernel {
+	TEXT(name, NOSPLIT, "func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)")
+	Doc(name+" "+doc, "The caller guarantees the preconditions; see model/kernels_q8_amd64.go.")
+	k := &kernel{}
+	k.rows = Load(Param("out").Len(), GP64())
+	k.wpi = Load(Param("w").Base(), GP64())
+	k.sg = Load(Param("ws").Base(), GP64())
+	k.n = Load(Param("x").Len(), GP64())
+	k.n3 = GP64()
+	LEAQ(Mem{Base: k.n, Index: k.n, Scale: 2}, k.n3)
+	k.ng4 = Load(Param("xs").Len(), GP64())
+	SHLQ(U8(2), k.ng4)
+	k.ng12 = GP64()
+	LEAQ(Mem{Base: k.ng4, Index: k.ng4, Scale: 2}, k.ng12)
+	TESTQ(k.rows, k.rows)
+	JZ(LabelRef("done"))
+	k.xpi, k.xsg, k.gleft, k.pf = GP64(), GP64(), GP64(), GP64()
+	return k
+}
+
+// row addresses byte off of row r of the weight block at the moving pointer.
+func (k *kernel) row(r, off int) Mem {
+	switch r {
+	case 0:
+		return Mem{Base: k.wpi, Disp: off}
+	case 1:
+		return Mem{Base: k.wpi, Index: k.n, Scale: 1, Disp: off}
+	case 2:
+		return Mem{Base: k.wpi, Index: k.n, Scale: 2, Disp: off}
+	}
+	return Mem{Base: k.wpi, Index: k.n3, Scale: 1, Disp: off}
+}
+
+// scale addresses the weight scale of row r for the current group (+off bytes).
+func (k *kernel) scale(r, off int) Mem {
+	switch r {
+	case 0:
+		return Mem{Base: k.sg, Disp: off}
+	case 1:
+		return Mem{Base: k.sg, Index: k.ng4, Scale: 1, Disp: off}
+	case 2:
+		return Mem{Base: k.sg, Index: k.ng4, Scale: 2, Disp: off}
+	}
+	return Mem{Base: k.sg, Index: k.ng12, Scale: 1, Disp: off}
+}
+
+// blockStart sets the moving pointers to the start of a 4-row block (wpi
+// and sg are already there) and pf to the block after the next.
+func (k *kernel) blockStart() {
+	Comment("Values needed once per block are reloaded from the arguments.")
+	Load(Param("x").Base(), k.xpi)
+	Load(Param("xs").Base(), k.xsg)
+	Load(Param("xs").Len(), k.gleft)
+	LEAQ(Mem{Base: k.wpi, Index: k.n, Scale: 8}, k.pf)
+}
+
+// prefetch fetches the block of 4 rows after the next one (4n contiguous
+// bytes) at the pace this block consumes its own, bytes of it per call: the
+// hardware prefetchers follow each row but stall at every jump to a new row.
+// Two blocks ahead rather than one gives the loads more time on short rows
+// (288 columns: 1152 bytes per block); measured on 32000x288 and 32000x768
+// from L3, and from DRAM, where it matches the fp32 kernel's bandwidth.
+// Past the end of w the prefetches are harmless (they never fault).
+func (k *kernel) prefetch(bytes int) {
+	for off := 0; off < bytes; off += 64 {
+		PREFETCHT0(Mem{Base: k.pf, Disp: off})
+	}
+	ADDQ(U32(bytes), k.pf)
+}
+
+// store writes the block's four results from an xmm.
+func (k *kernel) store(res Register) {
+	i, op := GP64(), GP64()
+	Load(Param("out").Len(), i)
+	SUBQ(k.rows, i)
+	Load(Param("out").Base(), op)
+	VMOVUPS(res, Mem{Base: op, Index: i, Scale: 4})
+}
+
+// blockEnd moves to the next 4 rows and loops; label done follows it. At
+// the end of a block wpi and sg have moved through row 0 to the start of
+// row 1 (or its scales): the next block starts 3 rows further.
+func (k *kernel) blockEnd(loop string) {
+	ADDQ(k.n3, k.wpi)
+	ADDQ(k.ng12, k.sg)
+	SUBQ(U8(4), k.rows)
+	JNZ(LabelRef(loop))
+	Label("done")
+}
+
+// steps loads gs >> shift into cnt.
+func steps(cnt Register, shift int) {
+	Load(Param("gs"), cnt)
+	SHRQ(U8(shift), cnt)
+}
+
+// fold4 adds the dword lanes of four row accumulators (any width) so that
+// each 128-bit lane of the result holds [Σa Σb Σc Σd] over that lane.
+// The inputs are clobbered.
+func fold4(a [4]VecVirtual, zmm bool) VecVirtual {
+	pair := func(x, y VecVirtual) VecVirtual {
+		lo := tmpLike(x, zmm)
+		VPUNPCKLQDQ(y, x, lo) // [x0 x1 y0 y1]
+		VPUNPCKHQDQ(y, x, x)  // [x2 x3 y2 y3]
+		VPADDD(x, lo, lo)     // [x02 x13 y02 y13]
+		return lo
+	}
+	ab, cd := pair(a[0], a[1]), pair(a[2], a[3])
+	t := tmpLike(ab, zmm)
+	VSHUFPS(U8(0x88), cd, ab, t)  // [ab0 ab2 cd0 cd2]
+	VSHUFPS(U8(0xdd), cd, ab, ab) // [ab1 ab3 cd1 cd3]
+	VPADDD(ab, t, t)
+	return t
+}
+
+func tmpLike(_ VecVirtual, zmm bool) VecVirtual {
+	if zmm {
+		return ZMM()
+	}
+	return YMM()
+}
+
+// loadScales4 loads the 4 rows' weight scales of the current group into an
+// xmm [s0 s1 s2 s3] with merge-masked broadcasts (AVX-512) or VINSERTPS.
+func (k *kernel) loadScales4(masks []Register) VecVirtual {
+	if masks == nil {
+		w := XMM()
+		VMOVSS(k.scale(0, 0), w)
+		for r := 1; r < 4; r++ {
+			VINSERTPS(U8(r<<4), k.scale(r, 0), w, w)
+		}
+		return w
+	}
+	// (avo lacks the masked xmm broadcast; the ymm one writes the same lane.)
+	w := YMM()
+	VMOVSS(k.scale(0, 0), w.AsX())
+	for r := 1; r < 4; r++ {
+		VBROADCASTSS(k.scale(r, 0), masks[r-1], w)
+	}
+	return w.AsX().(VecVirtual)
+}
+
+// rowMasks returns opmasks selecting element 1, 2 and 3.
+func rowMasks() []Register {
+	t := GP32()
+	var ks []Register
+	for r := 1; r < 4; r++ {
+		k := K()
+		MOVL(U32(1<<r), t)
+		KMOVB(t, k)
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// vnniStep loads 64 bytes (or 32 with ymm) of x and of the 4 rows at byte
+// offset off of the moving pointers and accumulates the products into acc.
+func (k *kernel) vnniStep(acc [4]VecVirtual, zero Register, vec func() VecVirtual, off int) {
+	xv, xa := vec(), vec()
+	sign := K()
+	k.prefetch(4 * int(xv.Size()))
+	VMOVDQU64(Mem{Base: k.xpi, Disp: off}, xv)
+	VPMOVB2M(xv, sign)
+	VPABSB(xv, xa)
+	for r := range acc {
+		t := vec()
+		VMOVDQU64(k.row(r, off), t)
+		VPSUBB(t, zero, sign, t) // t = -t where x < 0
+		vpdpbusd(t, xa, acc[r])
+	}
+}
+
+// vnni64 generates the kernel for group sizes that are multiples of 64:
+// each group takes gs/64 zmm steps per row, its four sums are folded into an
+// xmm and scaled into the xmm accumulator [row0 row1 row2 row3].
+func vnni64() {
+	k := prologue("matVecQ8x4VNNI64", "is the VNNI kernel for group sizes that are multiples of 64.")
+	masks := rowMasks()
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	cnt := GP64()
+
+	Label("block")
+	k.blockStart()
+	acc := XMM()
+	VXORPS(acc, acc, acc)
+
+	Label("group")
+	var a [4]VecVirtual
+	for r := range a {
+		a[r] = ZMM()
+		VPXORD(a[r], a[r], a[r])
+	}
+	steps(cnt, 6)
+	Label("step")
+	k.vnniStep(a, zero, ZMM, 0)
+	ADDQ(U8(64), k.xpi)
+	ADDQ(U8(64), k.wpi)
+	DECQ(cnt)
+	JNZ(LabelRef("step"))
+
+	Comment("Fold the four rows' lanes, then the four 128-bit lanes.")
+	s := fold4(a, true)
+	h := YMM()
+	VEXTRACTI64X4(U8(1), s, h)
+	VPADDD(h, s.AsY(), h)
+	x := XMM()
+	VEXTRACTI32X4(U8(1), h, x)
+	VPADDD(x, h.AsX(), x)
+	k.scaleAdd(x, acc, masks)
+	DECQ(k.gleft)
+	JNZ(LabelRef("group"))
+
+	k.store(acc)
+	k.blockEnd("block")
+	VZEROUPPER()
+	RET()
+}
+
+// scaleAdd converts the int32 sums [s0 s1 s2 s3] of the current group to
+// float, multiplies by the rows' weight scales and by the activation scale
+// and adds into acc, then moves the scale pointers to the next group.
+func (k *kernel) scaleAdd(sums, acc VecVirtual, masks []Register) {
+	f := XMM()
+	VCVTDQ2PS(sums, f)
+	w := k.loadScales4(masks)
+	VMULPS(w, f, f)
+	b := XMM()
+	VBROADCASTSS(Mem{Base: k.xsg}, b)
+	VMULPS(b, f, f)
+	VADDPS(f, acc, acc)
+	ADDQ(U8(4), k.sg)
+	ADDQ(U8(4), k.xsg)
+}
+
+// vnni32 generates the kernel for gs = 32: each zmm step covers two groups
+// (g in the low 256 bits, g+1 in the high). The four rows' sums are folded
+// and permuted into a ymm [a_g a_g1 b_g b_g1 c_g c_g1 d_g d_g1], which is the
+// order the weight scales have in memory (two consecutive floats per row),
+// so each row's scale pair is one 8-byte broadcast and the activation scale
+// pair one more. The accumulator is a ymm whose even lanes hold the rows:
+// adding the products adds group g into them, and adding the products
+// shifted right by 32 bits within each quadword then adds group g+1: the
+// same order as the plain loop. (The odd lanes collect garbage.) An odd last
+// group takes one ymm step.
+func vnni32() {
+	k := prologue("matVecQ8x4VNNI32", "is the VNNI kernel for gs = 32.")
+	masks := rowMasks()
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	perm := ZMM()
+	VMOVDQU64(permPairs, perm)
+
+	Label("block")
+	k.blockStart()
+	acc := YMM()
+	VXORPS(acc, acc, acc)
+	CMPQ(k.gleft, U8(2))
+	JB(LabelRef("single"))
+
+	Label("pair")
+	var a [4]VecVirtual
+	for r := range a {
+		a[r] = ZMM()
+		VPXORD(a[r], a[r], a[r])
+	}
+	k.vnniStep(a, zero, ZMM, 0)
+	ADDQ(U8(64), k.xpi)
+	ADDQ(U8(64), k.wpi)
+	Comment("Fold; lane q of s is [a b c d] of 128-bit quarter q (q0, q1: group g).",
+		"Permute to [a0 a2 b0 b2 c0 c2 d0 d2 | a1 a3 b1 b3 c1 c3 d1 d3] and add the halves.")
+	s := fold4(a, true)
+	VPERMD(s, perm, s)
+	h := YMM()
+	VEXTRACTI64X4(U8(1), s, h)
+	VPADDD(h, s.AsY(), h)
+	f := YMM()
+	VCVTDQ2PS(h, f)
+	w := YMM()
+	VMOVSD(k.scale(0, 0), w.AsX())
+	for r := 1; r < 4; r++ {
+		VBROADCASTSD(k.scale(r, 0), masks[r-1], w)
+	}
+	VMULPS(w, f, f)
+	b := YMM()
+	VBROADCASTSD(Mem{Base: k.xsg}, b)
+	VMULPS(b, f, f)
+	VADDPS(f, acc, acc)
+	VPSRLQ(U8(32), f, f)
+	VADDPS(f, acc, acc)
+	ADDQ(U8(8), k.sg)
+	ADDQ(U8(8), k.xsg)
+	SUBQ(U8(2), k.gleft)
+	CMPQ(k.gleft, U8(2))
+	JAE(LabelRef("pair"))
+
+	Label("single")
+	TESTQ(k.gleft, k.gleft)
+	JZ(LabelRef("store"))
+	{
+		var a [4]VecVirtual
+		for r := range a {
+			a[r] = YMM()
+			VPXORD(a[r], a[r], a[r])
+		}
+		k.vnniStep(a, zero.AsY(), YMM, 0)
+		ADDQ(U8(32), k.wpi)
+		s := fold4(a, false)
+		x := XMM()
+		VEXTRACTI32X4(U8(1), s, x)
+		VPADDD(x, s.AsX(), x)
+		f := XMM()
+		VCVTDQ2PS(x, f)
+		w := k.loadScales4(masks)
+		VMULPS(w, f, f)
+		b := XMM()
+		VBROADCASTSS(Mem{Base: k.xsg}, b)
+		VMULPS(b, f, f)
+		Comment("To the even lanes of a ymm, as the accumulator keeps them.")
+		e := YMM()
+		VPMOVZXDQ(f, e)
+		VADDPS(e, acc, acc)
+		ADDQ(U8(4), k.sg)
+	}
+
+	Label("store")
+	Comment("Even lanes of acc: [a . b . | c . d .] -> [a b c d].")
+	hi := XMM()
+	VEXTRACTF128(U8(1), acc, hi)
+	VSHUFPS(U8(0x88), hi, acc.AsX(), hi)
+	k.store(hi)
+	k.blockEnd("block")
+	VZEROUPPER()
+	RET()
+}
+
+// avx2 generates the AVX2 kernel for group sizes that are multiples of 32:
+// per 32 bytes and row, VPSIGNB moves x's sign onto w, VPMADDUBSW multiplies
+// by |x| into int16 pairs and VPMADDWD by ones widens to int32 lanes. Three
+// VPHADDD fold the four rows.
+func avx2() {
+	k := prologue("matVecQ8x4AVX2", "is the AVX2 kernel for group sizes that are multiples of 32.")
+	ones := YMM()
+	VPCMPEQW(ones, ones, ones)
+	VPSRLW(U8(15), ones, ones)
+	cnt := GP64()
+
+	Label("block")
+	k.blockStart()
+	acc := XMM()
+	VXORPS(acc, acc, acc)
+
+	Label("group")
+	Comment("The group's first 32 bytes set the accumulators, the others add.")
+	var a [4]VecVirtual
+	for r := range a {
+		a[r] = YMM()
+	}
+	step := func(first bool) {
+		xv, xa := YMM(), YMM()
+		k.prefetch(4 * 32)
+		VMOVDQU(Mem{Base: k.xpi}, xv)
+		VPABSB(xv, xa)
+		for r := range a {
+			t := YMM()
+			VMOVDQU(k.row(r, 0), t)
+			VPSIGNB(xv, t, t)
+			VPMADDUBSW(t, xa, t)
+			if first {
+				VPMADDWD(ones, t, a[r])
+			} else {
+				VPMADDWD(ones, t, t)
+				VPADDD(t, a[r], a[r])
+			}
+		}
+		ADDQ(U8(32), k.xpi)
+		ADDQ(U8(32), k.wpi)
+	}
+	step(true)
+	steps(cnt, 5)
+	DECQ(cnt)
+	JZ(LabelRef("fold"))
+	Label("step")
+	step(false)
+	DECQ(cnt)
+	JNZ(LabelRef("step"))
+
+	Label("fold")
+	h1, h2 := YMM(), YMM()
+	VPHADDD(a[1], a[0], h1) // [a01 a23 b01 b23 | a45 a67 b45 b67]
+	VPHADDD(a[3], a[2], h2)
+	VPHADDD(h2, h1, h1) // [a b c d | a' b' c' d']
+	x := XMM()
+	VEXTRACTI128(U8(1), h1, x)
+	VPADDD(x, h1.AsX(), x)
+	k.scaleAdd(x, acc, nil)
+	DECQ(k.gleft)
+	JNZ(LabelRef("group"))
+
+	k.store(acc)
+	k.blockEnd("block")
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package model
+
+// matVecQ8 sets out[r] = dotQ8 of row r of a Q8_0 tensor with n = len(xq)
+// columns, for rows starting at flat index off: out[r] uses
+// wq[off+r*n : off+(r+1)*n] and the tensor's scales ws (see
+// matVecQ8Generic). Without assembly it is the pure-Go twin.
+func matVecQ8(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) {
+	matVecQ8Go(out, wq, ws, off, gs, xq, xs)
+}
+
+func archQ8Impls() []q8Impl { return nil }
