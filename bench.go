@@ -25,7 +25,7 @@ Options:
   -n <list>        generated tokens, comma-separated, default 256 (0 = none)
   -r <int>         repetitions of each test after one warm-up run, default 5
   -threads <list>  thread counts, comma-separated, default all cores
-  -batch <int>     prompt batch size, default 64
+  -batch <int>     prompt batch size, default 128
   -bandwidth       measure memory bandwidth and report the fraction used by tg, default true
   -o <md|json>     output format, default md
   -q8              quantize an fp32 checkpoint to Q8_0 (int8) when loading it

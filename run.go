@@ -71,7 +71,7 @@ Options:
   -m <string>  mode: generate|chat, default: generate
   -y <string>  (optional) system prompt in chat mode
   -threads <int>  cores to use, default all of them
-  -batch <int>    prompt tokens fed through the model at once, default 64; 1 = one at a time
+  -batch <int>    prompt tokens fed through the model at once, default 128; 1 = one at a time
   -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
 `
 

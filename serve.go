@@ -37,7 +37,7 @@ Options:
   -addr <host:port>        address to listen on, default 127.0.0.1:8080
   -parallel <int>          generations at once, default min(4, max(1, cores/2))
   -threads <int>           cores per generation, default max(1, cores/parallel)
-  -batch <int>             prompt tokens fed through the model at once, default 64
+  -batch <int>             prompt tokens fed through the model at once, default 128
   -queue <int>             requests waiting for a generation slot before 429, default 16
   -write-timeout <dur>     longest a single write (a response or one streamed chunk) may take, default 60s
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s

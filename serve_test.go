@@ -892,13 +892,13 @@ func TestParseServeArgs(t *testing.T) {
 	require.Equal(t, defaultParallel(cpus), o.parallel)
 	require.Equal(t, max(1, cpus/o.parallel), o.threads)
 	require.Equal(t, 16, o.queue)
-	require.Equal(t, 64, o.batch)
+	require.Equal(t, model.DefaultBatch, o.batch)
 	require.Equal(t, 60*time.Second, o.writeTimeout)
 	require.Equal(t, 30*time.Second, o.shutdownTimeout)
 
 	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0", "-log-format", "json", "-q8"})
 	require.NoError(t, err)
-	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", addr: "127.0.0.1:0", parallel: 3, threads: 2, batch: 64,
+	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", addr: "127.0.0.1:0", parallel: 3, threads: 2, batch: model.DefaultBatch,
 		queue: 0, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, readTimeout: readTimeout, logFormat: "json", q8: true}, o)
 
 	for _, d := range []struct{ cpus, want int }{{1, 1}, {2, 1}, {4, 2}, {8, 4}, {64, 4}} {

@@ -97,7 +97,7 @@ type SessionOptions struct {
 // DefaultBatch is the default prompt batch: large enough that each weight
 // fetched from memory serves many tokens, small enough that a batch's
 // activations stay in cache.
-const DefaultBatch = 64
+const DefaultBatch = 128
 
 // Session is the mutable state of one sequence over a shared Model: the KV
 // cache and the activations of a forward pass. A session is used by one
