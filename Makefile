@@ -79,8 +79,8 @@ bench-stories: build
 	@for m in 15M 42M; do [ -s $(BENCH_DIR)/r$$m-q8.bin ] || ./llama2 quantize $(BENCH_DIR)/r$$m.bin $(BENCH_DIR)/r$$m-q8.bin -g 32; done
 	@[ -s $(BENCH_DIR)/r110M-q8.bin ] || ./llama2 quantize $(BENCH_DIR)/r110M.bin $(BENCH_DIR)/r110M-q8.bin
 	@for m in 15M 42M 110M; do \
-		./llama2 bench $(BENCH_DIR)/r$$m.bin -threads 1,2 -r 7 2>/dev/null | tail -n +$$([ $$m = 15M ] && echo 1 || echo 3); \
-		./llama2 bench $(BENCH_DIR)/r$$m-q8.bin -p 0 -threads 1,2 -r 7 2>/dev/null | tail -n +3; \
+		./llama2 bench $(BENCH_DIR)/r$$m.bin -threads 1,2 -r 7 2>/dev/null; \
+		./llama2 bench $(BENCH_DIR)/r$$m-q8.bin -p 0 -threads 1,2 -r 7 2>/dev/null; \
 	done
 
 ## fuzz: a short run of every fuzz target.
