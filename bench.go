@@ -27,6 +27,7 @@ Options:
   -threads <list>  thread counts, comma-separated, default all cores
   -batch <int>     prompt batch size, default 128
   -bandwidth       measure memory bandwidth and report the fraction used by tg, default true
+  -bandwidth-mib <int>  size of the buffer streamed to measure it, default 1024 (far beyond the caches)
   -o <md|json>     output format, default md
   -q8              quantize an fp32 checkpoint to Q8_0 (int8) when loading it
 `
@@ -39,6 +40,7 @@ type benchOptions struct {
 	threads    []int
 	batch      int
 	bandwidth  bool
+	bwMiB      int
 	output     string
 	q8         bool
 }
@@ -87,7 +89,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 }
 
 func parseBenchArgs(args []string) (benchOptions, error) {
-	o := benchOptions{reps: 5, batch: model.DefaultBatch, bandwidth: true, output: "md"}
+	o := benchOptions{reps: 5, batch: model.DefaultBatch, bandwidth: true, bwMiB: 1024, output: "md"}
 	fs := flag.NewFlagSet("llama2 bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	prompts := fs.String("p", "128", "")
@@ -96,23 +98,13 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	fs.IntVar(&o.reps, "r", o.reps, "")
 	fs.IntVar(&o.batch, "batch", o.batch, "")
 	fs.BoolVar(&o.bandwidth, "bandwidth", o.bandwidth, "")
+	fs.IntVar(&o.bwMiB, "bandwidth-mib", o.bwMiB, "")
 	fs.StringVar(&o.output, "o", o.output, "")
 	fs.BoolVar(&o.q8, "q8", false, "")
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		o.checkpoint, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	var err error
+	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
 	}
-	if rest := fs.Args(); o.checkpoint == "" && len(rest) == 1 {
-		o.checkpoint = rest[0]
-	} else if len(rest) > 0 {
-		return o, fmt.Errorf("unexpected argument %q", rest[0])
-	}
-	if o.checkpoint == "" {
-		return o, errors.New("no checkpoint given")
-	}
-	var err error
 	if o.prompts, err = parseList("-p", *prompts, 0); err != nil {
 		return o, err
 	}
@@ -127,6 +119,8 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 		return o, fmt.Errorf("-r %d must be at least 1", o.reps)
 	case o.batch < 1:
 		return o, fmt.Errorf("-batch %d must be at least 1", o.batch)
+	case o.bwMiB < 1:
+		return o, fmt.Errorf("-bandwidth-mib %d must be at least 1", o.bwMiB)
 	case o.output != "md" && o.output != "json":
 		return o, fmt.Errorf("-o %q: want md or json", o.output)
 	}
@@ -165,6 +159,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 		}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
+	greedy := model.NewSampler(c.VocabSize, 0, 0, 1)
 	var results []benchResult
 	for _, threads := range o.threads {
 		s, err := m.NewSession(model.SessionOptions{Threads: threads, Batch: o.batch})
@@ -202,13 +197,13 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 				token := model.BOS
 				for pos := range n {
 					logits, _ := s.Forward(token, pos)
-					token = argmax(logits)
+					token = greedy.Sample(logits)
 				}
 				return time.Since(start)
 			})
 			if o.bandwidth {
 				fmt.Fprintf(progress, "bench: measuring memory bandwidth with %d threads...\n", threads)
-				bw := model.MeasureBandwidth(1<<30, threads, 10)
+				bw := model.MeasureBandwidth(int64(o.bwMiB)<<20, threads, 10)
 				res.BandwidthGBs = bw / 1e9
 				res.BandwidthPercent = 100 * float64(m.StreamedBytesPerToken()) * res.AvgTPS / bw
 			}
@@ -217,16 +212,6 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 		s.Close()
 	}
 	return results, nil
-}
-
-func argmax(p []float32) int {
-	best := 0
-	for i, v := range p {
-		if v > p[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func meanStddev(xs []float64) (mean, sd float64) {

@@ -109,21 +109,9 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
 	fs.BoolVar(&o.q8, "q8", false, "")
 
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		o.checkpoint, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	var err error
+	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
-	}
-	rest := fs.Args()
-	if o.checkpoint == "" && len(rest) > 0 {
-		o.checkpoint, rest = rest[0], rest[1:]
-	}
-	if len(rest) > 0 {
-		return o, fmt.Errorf("unexpected argument %q (options follow the checkpoint)", rest[0])
-	}
-	if o.checkpoint == "" {
-		return o, errors.New("no checkpoint given")
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -151,6 +139,30 @@ func parseArgs(args []string) (options, error) {
 		return o, fmt.Errorf("unknown mode %q for -m (generate or chat)", o.mode)
 	}
 	return o, nil
+}
+
+// parseWithCheckpoint parses `<checkpoint> [options]` (run.c's order, which
+// Go's flag package alone cannot read: it stops at the first non-flag) or
+// `[options] <checkpoint>`, and returns the checkpoint.
+func parseWithCheckpoint(fs *flag.FlagSet, args []string) (string, error) {
+	var checkpoint string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		checkpoint, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	rest := fs.Args()
+	if checkpoint == "" && len(rest) > 0 {
+		checkpoint, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return "", fmt.Errorf("unexpected argument %q (options follow the checkpoint)", rest[0])
+	}
+	if checkpoint == "" {
+		return "", errors.New("no checkpoint given")
+	}
+	return checkpoint, nil
 }
 
 func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {

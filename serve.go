@@ -96,21 +96,11 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		o.checkpoint, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	var err error
+	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
 	}
-	rest := fs.Args()
-	if o.checkpoint == "" && len(rest) > 0 {
-		o.checkpoint, rest = rest[0], rest[1:]
-	}
 	switch {
-	case len(rest) > 0:
-		return o, fmt.Errorf("unexpected argument %q (options follow the checkpoint)", rest[0])
-	case o.checkpoint == "":
-		return o, errors.New("no checkpoint given")
 	case o.parallel < 0:
 		return o, fmt.Errorf("-parallel %d must not be negative", o.parallel)
 	case o.threads < 0:

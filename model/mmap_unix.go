@@ -4,7 +4,6 @@ package model
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,23 +11,15 @@ import (
 // mapFile maps path read-only and shared, so every process that opens the
 // same checkpoint shares its pages, and opening costs no copy.
 func mapFile(path string) (data []byte, unmap func() error, err error) {
-	f, err := os.Open(path)
+	f, size, err := openForMapping(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	size := fi.Size()
 	if size == 0 {
 		return []byte{}, func() error { return nil }, nil
 	}
-	if size != int64(int(size)) {
-		return nil, nil, fmt.Errorf("%s: %d bytes do not fit in this address space", path, size)
-	}
-	data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmap %s: %w", path, err)
 	}

@@ -4,7 +4,6 @@ package model
 
 import (
 	"fmt"
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -13,24 +12,16 @@ import (
 // mapFile maps path read-only through a file mapping object, so every
 // process that opens the same checkpoint shares its pages.
 func mapFile(path string) (data []byte, unmap func() error, err error) {
-	f, err := os.Open(path)
+	f, size, err := openForMapping(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	size := fi.Size()
 	if size == 0 {
 		return []byte{}, func() error { return nil }, nil
 	}
-	if size != int64(int(size)) {
-		return nil, nil, fmt.Errorf("%s: %d bytes do not fit in this address space", path, size)
-	}
 	h, err := windows.CreateFileMapping(windows.Handle(f.Fd()), nil, windows.PAGE_READONLY,
-		uint32(size>>32), uint32(size), nil)
+		uint32(int64(size)>>32), uint32(size), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CreateFileMapping %s: %w", path, err)
 	}
@@ -39,6 +30,6 @@ func mapFile(path string) (data []byte, unmap func() error, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("MapViewOfFile %s: %w", path, err)
 	}
-	data = unsafe.Slice((*byte)(unsafe.Pointer(addr)), int(size))
+	data = unsafe.Slice((*byte)(unsafe.Pointer(addr)), size)
 	return data, func() error { return windows.UnmapViewOfFile(addr) }, nil
 }
