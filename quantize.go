@@ -64,7 +64,7 @@ func quantize(in, out string, groupSize int, stderr io.Writer) error {
 	if c.HiddenDim%groupSize != 0 && c.GroupSize == 0 {
 		fmt.Fprintf(stderr, "note: group size %d does not divide hidden_dim %d, so groups of w2 straddle rows: "+
 			"llama2.c's runq.c computes such files wrongly (this program computes them correctly). "+
-			"-g %d is the largest group size that divides both dims.\n",
+			"-g %d makes groups lie inside rows.\n",
 			groupSize, c.HiddenDim, model.RowAlignedGroupSize(c))
 	}
 	if abs, err := filepath.Abs(out); err == nil {

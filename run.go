@@ -189,13 +189,14 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 }
 
 // openModel opens a checkpoint and, with q8, quantizes an fp32 one to Q8_0
-// in memory with export.py's group size.
+// in memory, with groups inside rows (the kernels' fast path; no file has to
+// match export.py here).
 func openModel(path string, q8 bool) (*model.Model, error) {
 	m, err := model.Open(path)
 	if err != nil || !q8 || m.Config.GroupSize > 0 {
 		return m, err
 	}
-	q, err := m.Quantize(model.DefaultGroupSize(m.Config))
+	q, err := m.Quantize(model.RowAlignedGroupSize(m.Config))
 	if err != nil {
 		m.Close()
 		return nil, err

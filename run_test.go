@@ -113,13 +113,19 @@ func TestQuantizeMatchesExportPy(t *testing.T) {
 	}
 }
 
-// TestQuantizeAtLoad: -q8 on the fp32 model gives the Q8_0 file's story.
+// TestQuantizeAtLoad: -q8 on the fp32 model tells the story of the Q8_0
+// file that quantize writes with the same group size (groups inside rows:
+// 4 for stories260K's hidden_dim 172).
 func TestQuantizeAtLoad(t *testing.T) {
 	tok := fixture(t, "tok512.bin")
-	_, fromFile, _ := runCLI(t, "", fixture(t, "stories260K-q80.bin"), "-z", tok, "-t", "0", "-n", "200")
+	q8 := filepath.Join(t.TempDir(), "q8.bin")
+	code, _, stderr := runCLI(t, "", "quantize", fixture(t, "stories260K.bin"), q8, "-g", "4")
+	require.Equal(t, 0, code, stderr)
+	_, fromFile, _ := runCLI(t, "", q8, "-z", tok, "-t", "0", "-n", "200")
 	code, atLoad, stderr := runCLI(t, "", fixture(t, "stories260K.bin"), "-q8", "-z", tok, "-t", "0", "-n", "200")
 	require.Equal(t, 0, code, stderr)
 	require.Equal(t, fromFile, atLoad)
+	require.True(t, strings.HasPrefix(atLoad, "Once upon a time, there was a little girl named Lily."), atLoad)
 }
 
 func TestQuantizeErrors(t *testing.T) {
@@ -148,7 +154,7 @@ func TestQuantizeErrors(t *testing.T) {
 	code, _, stderr := runCLI(t, "", "quantize", in, filepath.Join(dir, "ok.bin"))
 	require.Equal(t, 0, code)
 	require.Contains(t, stderr, "does not divide hidden_dim 172")
-	require.Contains(t, stderr, "-g 4 is the largest")
+	require.Contains(t, stderr, "-g 4 makes groups lie inside rows")
 }
 
 func TestTokPerSecondLine(t *testing.T) {

@@ -38,28 +38,39 @@ func benchCheckpoint(b *testing.B, name string, c Config) string {
 }
 
 // BenchmarkForward times one generated token (a forward pass at position
-// 128) on each stories shape, with 1 and 2 threads. Reports tok/s.
+// 128) on each stories shape, fp32 and Q8_0 (quantized in memory, groups
+// inside rows), with 1 and 2 threads. Reports tok/s; MB/s counts the weight
+// bytes a token reads.
 func BenchmarkForward(b *testing.B) {
 	for _, shape := range storiesShapes {
-		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/threads=%d", shape.name, threads), func(b *testing.B) {
-				m := openModel(b, benchCheckpoint(b, shape.name, shape.cfg))
-				s := newSession(b, m, threads)
-				for pos := range 128 {
-					if _, err := s.Forward(1, pos); err != nil {
-						b.Fatal(err)
+		for _, format := range []string{"fp32", "q8"} {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", shape.name, format, threads), func(b *testing.B) {
+					m := openModel(b, benchCheckpoint(b, shape.name, shape.cfg))
+					if format == "q8" {
+						q, err := m.Quantize(RowAlignedGroupSize(m.Config))
+						if err != nil {
+							b.Fatal(err)
+						}
+						m = q
 					}
-				}
-				b.SetBytes(m.StreamedBytesPerToken())
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					if _, err := s.Forward(1, 128); err != nil {
-						b.Fatal(err)
+					s := newSession(b, m, threads)
+					for pos := range 128 {
+						if _, err := s.Forward(1, pos); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
-			})
+					b.SetBytes(m.StreamedBytesPerToken())
+					b.ReportAllocs()
+					b.ResetTimer()
+					for b.Loop() {
+						if _, err := s.Forward(1, 128); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+				})
+			}
 		}
 	}
 }

@@ -19,16 +19,16 @@ func DefaultGroupSize(c Config) int {
 	return gs
 }
 
-// RowAlignedGroupSize is the largest group size that divides both dim and
-// hidden_dim, so that every group lies inside one row of every matrix (what
-// llama2.c's runq.c assumes). 0 when no group size of at least 1 fits (never:
-// 1 always divides).
+// RowAlignedGroupSize is export.py's group size halved until it also divides
+// hidden_dim, so that every group lies inside one row of every matrix: what
+// llama2.c's runq.c assumes, and what the SIMD kernels need to take their
+// fast path.
 func RowAlignedGroupSize(c Config) int {
-	a, b := c.Dim, c.HiddenDim
-	for b != 0 {
-		a, b = b, a%b
+	gs := DefaultGroupSize(c)
+	for c.HiddenDim%gs != 0 {
+		gs /= 2
 	}
-	return a
+	return gs
 }
 
 // checkGroupSize reports whether gs can quantize a model of shape c.
