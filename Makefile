@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test test-go e2e cross bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
+.PHONY: all build test test-go e2e cross check-generate bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -60,6 +60,10 @@ cross:
 ## generate: rebuild the assembly from the avo generators in asm/.
 generate:
 	$(GO) generate ./model/
+
+## check-generate: the committed assembly is what the generators write.
+check-generate: generate
+	git diff --exit-code -- model/*.s
 
 ## bench: kernel and per-token benchmarks (go test -bench).
 bench:
