@@ -741,6 +741,14 @@ func matMatTile(name string, zmm bool, nb int) {
 	MOVQ(n, n1)
 	ANDQ(I32(-lanes), n1)
 	rows := rowPointers(wp, stride)
+	var pf Register
+	if zmm {
+		Comment("pf runs through the next block of 4 rows (it follows this one in",
+			"memory), one line per step, pulling it into L2 while this block is",
+			"in use; prefetches never fault, so it may run past the end of w.")
+		pf = GP64()
+		LEAQ(Mem{Base: rows[3], Index: stride, Scale: 1}, pf)
+	}
 	vecs := make([]Register, nb)
 	vecs[0] = xp
 	for b := 1; b < nb; b++ {
@@ -792,6 +800,10 @@ func matMatTile(name string, zmm bool, nb int) {
 	}
 	for b := range vecs {
 		VMOVUPS(at(vecs[b], i, 0), xv[b])
+	}
+	if zmm {
+		PREFETCHT1(Mem{Base: pf})
+		ADDQ(U8(64), pf)
 	}
 	fmas()
 	ADDQ(U8(lanes), i)

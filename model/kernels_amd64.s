@@ -795,7 +795,7 @@ done:
 	RET
 
 // func matMat4x4AVX512(out []float32, w []float32, x []float32, n int, m int, tiles int)
-// Requires: AVX, AVX512F, AVX512VL
+// Requires: AVX, AVX512F, AVX512VL, MMX+
 TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-96
 	MOVQ out_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
@@ -816,17 +816,22 @@ TEXT ·matMat4x4AVX512(SB), NOSPLIT, $0-96
 	LEAQ (CX)(SI*1), R8
 	LEAQ (R8)(SI*1), R9
 	LEAQ (R9)(SI*1), R10
-	LEAQ (DX)(SI*1), R11
-	LEAQ (R11)(SI*1), R12
+
+	// pf runs through the next block of 4 rows (it follows this one in
+	// memory), one line per step, pulling it into L2 while this block is
+	// in use; prefetches never fault, so it may run past the end of w.
+	LEAQ (R10)(SI*1), R11
+	LEAQ (DX)(SI*1), R12
 	LEAQ (R12)(SI*1), R13
+	LEAQ (R13)(SI*1), R14
 	LEAQ (CX)(BX*4), CX
 	LEAQ (R8)(BX*4), R8
 	LEAQ (R9)(BX*4), R9
 	LEAQ (R10)(BX*4), R10
 	LEAQ (DX)(BX*4), DX
-	LEAQ (R11)(BX*4), R11
 	LEAQ (R12)(BX*4), R12
 	LEAQ (R13)(BX*4), R13
+	LEAQ (R14)(BX*4), R14
 
 	// From one tile to the next the vectors move by nb*n floats.
 	SHLQ $0x02, SI
@@ -850,19 +855,21 @@ tileloop:
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
-	MOVQ   BX, R14
-	NEGQ   R14
+	MOVQ   BX, R15
+	NEGQ   R15
 	JZ     tail
 
 loop:
-	VMOVUPS     (CX)(R14*4), Z16
-	VMOVUPS     (R8)(R14*4), Z17
-	VMOVUPS     (R9)(R14*4), Z18
-	VMOVUPS     (R10)(R14*4), Z19
-	VMOVUPS     (DX)(R14*4), Z20
-	VMOVUPS     (R11)(R14*4), Z21
-	VMOVUPS     (R12)(R14*4), Z22
-	VMOVUPS     (R13)(R14*4), Z23
+	VMOVUPS     (CX)(R15*4), Z16
+	VMOVUPS     (R8)(R15*4), Z17
+	VMOVUPS     (R9)(R15*4), Z18
+	VMOVUPS     (R10)(R15*4), Z19
+	VMOVUPS     (DX)(R15*4), Z20
+	VMOVUPS     (R12)(R15*4), Z21
+	VMOVUPS     (R13)(R15*4), Z22
+	VMOVUPS     (R14)(R15*4), Z23
+	PREFETCHT1  (R11)
+	ADDQ        $0x40, R11
 	VFMADD231PS Z16, Z20, Z0
 	VFMADD231PS Z17, Z20, Z1
 	VFMADD231PS Z18, Z20, Z2
@@ -879,7 +886,7 @@ loop:
 	VFMADD231PS Z17, Z23, Z13
 	VFMADD231PS Z18, Z23, Z14
 	VFMADD231PS Z19, Z23, Z15
-	ADDQ        $0x10, R14
+	ADDQ        $0x10, R15
 	JNZ         loop
 
 tail:
@@ -892,9 +899,9 @@ tail:
 	VMOVUPS.Z   (R9), K1, Z18
 	VMOVUPS.Z   (R10), K1, Z19
 	VMOVUPS.Z   (DX), K1, Z20
-	VMOVUPS.Z   (R11), K1, Z21
-	VMOVUPS.Z   (R12), K1, Z22
-	VMOVUPS.Z   (R13), K1, Z23
+	VMOVUPS.Z   (R12), K1, Z21
+	VMOVUPS.Z   (R13), K1, Z22
+	VMOVUPS.Z   (R14), K1, Z23
 	VFMADD231PS Z16, Z20, Z0
 	VFMADD231PS Z17, Z20, Z1
 	VFMADD231PS Z18, Z20, Z2
@@ -913,8 +920,8 @@ tail:
 	VFMADD231PS Z19, Z23, Z15
 
 reduce:
-	MOVQ          m+80(FP), R14
-	SHLQ          $0x02, R14
+	MOVQ          m+80(FP), R15
+	SHLQ          $0x02, R15
 	VEXTRACTF64X4 $0x01, Z0, Y17
 	VADDPS        Y17, Y0, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
@@ -941,7 +948,7 @@ reduce:
 	VMOVHLPS      X20, X16, X16
 	VADDPS        X16, X17, X17
 	VMOVUPS       X17, (AX)
-	ADDQ          R14, AX
+	ADDQ          R15, AX
 	VEXTRACTF64X4 $0x01, Z4, Y17
 	VADDPS        Y17, Y4, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
@@ -968,7 +975,7 @@ reduce:
 	VMOVHLPS      X20, X16, X16
 	VADDPS        X16, X17, X17
 	VMOVUPS       X17, (AX)
-	ADDQ          R14, AX
+	ADDQ          R15, AX
 	VEXTRACTF64X4 $0x01, Z8, Y17
 	VADDPS        Y17, Y8, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
@@ -995,7 +1002,7 @@ reduce:
 	VMOVHLPS      X20, X16, X16
 	VADDPS        X16, X17, X17
 	VMOVUPS       X17, (AX)
-	ADDQ          R14, AX
+	ADDQ          R15, AX
 	VEXTRACTF64X4 $0x01, Z12, Y17
 	VADDPS        Y17, Y12, Y17
 	VEXTRACTF32X4 $0x01, Y17, X16
@@ -1022,11 +1029,11 @@ reduce:
 	VMOVHLPS      X20, X16, X16
 	VADDPS        X16, X17, X17
 	VMOVUPS       X17, (AX)
-	ADDQ          R14, AX
+	ADDQ          R15, AX
 	ADDQ          SI, DX
-	ADDQ          SI, R11
 	ADDQ          SI, R12
 	ADDQ          SI, R13
+	ADDQ          SI, R14
 	DECQ          tiles+88(FP)
 	JMP           tileloop
 
