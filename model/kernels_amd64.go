@@ -234,6 +234,23 @@ func matMat4x2AVX2(out, w, x []float32, n, m, tiles int)
 //go:noescape
 func matMat4x4AVX512(out, w, x []float32, n, m, tiles int)
 
+// matMat8x3AVX512 is matMat4x2AVX2 with tiles of 8 rows by 3 vectors
+// (len(w) >= 8*n, b < 3*tiles; len(x) >= 3*tiles*n, len(out) >=
+// (3*tiles-1)*m+8).
+//
+//go:noescape
+func matMat8x3AVX512(out, w, x []float32, n, m, tiles int)
+
+// matMat8x2AVX512 is matMat8x3AVX512 with tiles of 8 rows by 2 vectors.
+//
+//go:noescape
+func matMat8x2AVX512(out, w, x []float32, n, m, tiles int)
+
+// matMat8x1AVX512 is matMat8x3AVX512 with tiles of 8 rows by 1 vector.
+//
+//go:noescape
+func matMat8x1AVX512(out, w, x []float32, n, m, tiles int)
+
 // Go drivers around the assembly: row remainders and cache blocking.
 
 func matVecAVX2(out, w, x []float32) {
@@ -260,8 +277,14 @@ func matVecAVX512(out, w, x []float32) {
 	}
 }
 
-func matMatAVX2(out, w, x []float32, batch int)   { matMatTiled(out, w, x, batch, false) }
-func matMatAVX512(out, w, x []float32, batch int) { matMatTiled(out, w, x, batch, true) }
+func matMatAVX2(out, w, x []float32, batch int) { matMatTiled(out, w, x, batch, false) }
+func matMatAVX512(out, w, x []float32, batch int) {
+	if n := len(x) / max(batch, 1); 8*4*n <= matMatTile8Bytes {
+		matMatTiled8(out, w, x, batch)
+		return
+	}
+	matMatTiled(out, w, x, batch, true)
+}
 
 // matMatChunkBytes bounds the bytes of x that one sweep over the rows of w
 // reuses. The tile kernel streams a 4-row block of w (which stays in L1)
@@ -313,6 +336,46 @@ func matMatTiled(out, w, x []float32, batch int, avx512 bool) {
 			matVecAVX512(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
 		} else {
 			matVecAVX2(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
+		}
+	}
+}
+
+// matMatTile8Bytes bounds the bytes of the 8-row block of w that
+// matMatTiled8 keeps in L1 (48 KiB on recent Intel and Zen 5, with room left
+// for the vectors of x); for longer rows matMatAVX512 uses the 4x4 tiles.
+const matMatTile8Bytes = 32 << 10
+
+// matMatTiled8 is matMatTiled for AVX-512 with tiles of 8 rows by 3
+// vectors: the vectors left over from the tiles of 3 go through the 8x2 or
+// 8x1 kernel, the rows left over from the blocks of 8 through dot.
+func matMatTiled8(out, w, x []float32, batch int) {
+	checkMatMat(out, w, x, batch)
+	if batch == 0 {
+		return
+	}
+	n, m := len(x)/batch, len(out)/batch
+	m8 := m &^ 7
+	chunk := max(3, matMatChunkBytes/(4*max(n, 1))/3*3)
+	for b0 := 0; b0 < batch; b0 += chunk {
+		b1 := min(b0+chunk, batch)
+		full := (b1 - b0) / 3 * 3
+		for r := 0; r < m8; r += 8 {
+			wr := w[r*n : (r+8)*n]
+			if full > 0 {
+				matMat8x3AVX512(out[b0*m+r:(b0+full-1)*m+r+8], wr, x[b0*n:(b0+full)*n], n, m, full/3)
+			}
+			switch b := b0 + full; b1 - b {
+			case 2:
+				matMat8x2AVX512(out[b*m+r:(b+1)*m+r+8], wr, x[b*n:(b+2)*n], n, m, 1)
+			case 1:
+				matMat8x1AVX512(out[b*m+r:b*m+r+8], wr, x[b*n:(b+1)*n], n, m, 1)
+			}
+		}
+		for r := m8; r < m; r++ {
+			wr := w[r*n : (r+1)*n]
+			for b := b0; b < b1; b++ {
+				out[b*m+r] = dotAVX512(wr, x[b*n:(b+1)*n])
+			}
 		}
 	}
 }

@@ -185,36 +185,44 @@ func TestMatVec(t *testing.T) {
 }
 
 func TestMatMat(t *testing.T) {
-	forEachImpl(t, func(t *testing.T, k kernelImpl) {
-		r := rand.New(rand.NewPCG(9, 10))
-		check := func(batch, rows, n, off int) {
-			t.Helper()
-			w := randSlice(r, rows*n, off)
-			x := randSlice(r, batch*n, 15-off)
-			out, guards := guarded(t, batch*rows, off)
-			want := make([]float32, batch*rows)
-			matMatGeneric(want, w, x, batch)
-			k.matMat(out, w, x, batch)
-			guards()
-			for b := 0; b < batch; b++ {
-				for i := 0; i < rows; i++ {
-					requireClose(t, want[b*rows+i], out[b*rows+i], dotTol(w[i*n:(i+1)*n], x[b*n:(b+1)*n]),
-						"batch=", batch, " rows=", rows, " n=", n, " b=", b, " row=", i)
-				}
+	forEachImpl(t, func(t *testing.T, k kernelImpl) { testMatMat(t, k.matMat) })
+}
+
+// testMatMat compares matMat against the plain loop on odd shapes, offsets
+// and batch sizes, with guard cells around out.
+func testMatMat(t *testing.T, matMat func(out, w, x []float32, batch int)) {
+	r := rand.New(rand.NewPCG(9, 10))
+	check := func(batch, rows, n, off int) {
+		t.Helper()
+		w := randSlice(r, rows*n, off)
+		x := randSlice(r, batch*n, 15-off)
+		out, guards := guarded(t, batch*rows, off)
+		want := make([]float32, batch*rows)
+		matMatGeneric(want, w, x, batch)
+		matMat(out, w, x, batch)
+		guards()
+		for b := 0; b < batch; b++ {
+			for i := 0; i < rows; i++ {
+				requireClose(t, want[b*rows+i], out[b*rows+i], dotTol(w[i*n:(i+1)*n], x[b*n:(b+1)*n]),
+					"batch=", batch, " rows=", rows, " n=", n, " b=", b, " row=", i)
 			}
 		}
-		for batch := 1; batch <= 9; batch++ {
-			for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 9, 13} {
-				for _, n := range []int{0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 47, 64, 65, 129, 288} {
-					check(batch, rows, n, (batch+rows+n)%16)
-				}
+	}
+	for batch := 1; batch <= 9; batch++ {
+		for _, rows := range []int{1, 2, 3, 4, 5, 7, 8, 9, 13} {
+			for _, n := range []int{0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 47, 64, 65, 129, 288} {
+				check(batch, rows, n, (batch+rows+n)%16)
 			}
 		}
-		check(0, 5, 0, 0)
-		// Big enough that the batch is split into several cache chunks.
-		check(135, 9, 1031, 1)
-		check(17, 288, 288, 4)
-	})
+	}
+	check(0, 5, 0, 0)
+	// Big enough that the batch is split into several cache chunks, with
+	// every remainder of tiles of 2, 3 and 4 vectors in the last chunk.
+	check(135, 9, 1031, 1)
+	check(136, 9, 1031, 2)
+	check(137, 17, 1031, 3)
+	check(17, 288, 288, 4)
+	check(7, 16, 2048, 5)
 }
 
 // TestKernelsPanicOnShortSlices checks the dispatching functions reject
@@ -312,7 +320,7 @@ func BenchmarkMatVec(b *testing.B) {
 
 func BenchmarkMatMat(b *testing.B) {
 	const batch = 128
-	for _, s := range [][2]int{{768, 288}, {2048, 768}, {288, 288}, {32000, 288}} {
+	for _, s := range [][2]int{{768, 288}, {2048, 768}, {768, 2048}, {288, 288}, {32000, 288}} {
 		m, n := s[0], s[1]
 		w, x, out := benchData(m*n), benchData(batch*n), make([]float32, batch*m)
 		b.Run(fmt.Sprintf("%dx%dx%d", m, n, batch), func(b *testing.B) {
