@@ -65,7 +65,6 @@ func main() {
 	matVec4AVX2()
 	matVec4AVX512()
 	matMat4x2AVX2()
-	matMat4x4AVX512()
 	matMat8x3AVX512()
 	matMat8x2AVX512()
 	matMat8x1AVX512()
@@ -696,24 +695,20 @@ func matVec4(name string, zmm bool) {
 func matVec4AVX2()   { matVec4("matVec4AVX2", false) }
 func matVec4AVX512() { matVec4("matVec4AVX512", true) }
 
-// matMatTile generates a kernel computing tiles of 4 rows x nb batch
+// matMatTile generates an AVX2 kernel computing tiles of 4 rows x nb batch
 // vectors: out[b*m+r] = dot(w[r*n:], x[b*n:]) for r < 4, b < nb*tiles. Every
 // step loads 4 row vectors of w and nb vectors of x into registers and does
 // 4*nb FMAs, so each load feeds nb (or 4) FMAs instead of one as in matVec:
 // matMat runs from L1/L2 at FMA speed rather than at load speed. The
-// accumulator tile is sized to the register file: 4x4 zmm (16 of 32
-// registers) or 4x2 ymm (8 of 16). The 4 rows of w stay in L1 while the
-// kernel walks tiles consecutive vectors of x.
-func matMatTile(name string, zmm bool, nb int) {
+// accumulator tile is sized to the register file: 4x2 ymm (8 of 16). The 4
+// rows of w stay in L1 while the kernel walks tiles consecutive vectors of
+// x. (AVX-512 has the 8-row tiles of matMatTile8.)
+func matMatTile(name string, nb int) {
 	TEXT(name, NOSPLIT, "func(out, w, x []float32, n, m, tiles int)")
 	Doc(fmt.Sprintf("%s sets out[b*m+r] = dot(w[r*n:(r+1)*n], x[b*n:(b+1)*n]) for r < 4 and", name),
 		fmt.Sprintf("b < %d*tiles; the caller guarantees the slices are long enough.", nb))
-	lanes := 8
+	const lanes = 8
 	vec := YMM
-	if zmm {
-		lanes = 16
-		vec = ZMM
-	}
 	tiles := addr(Param("tiles"))
 	op := Load(Param("out").Base(), GP64())
 	wp := Load(Param("w").Base(), GP64())
@@ -727,16 +722,9 @@ func matMatTile(name string, zmm bool, nb int) {
 	rem := GP64()
 	MOVQ(n, rem)
 	ANDQ(U8(lanes-1), rem)
-	var k Register
-	var mask VecVirtual
-	if zmm {
-		k = K()
-		loadMask16(rem, k)
-	} else {
-		mask = loadMask8(rem)
-		MOVQ(n, rem)
-		ANDQ(U8(lanes-1), rem)
-	}
+	mask := loadMask8(rem)
+	MOVQ(n, rem)
+	ANDQ(U8(lanes-1), rem)
 
 	Comment("The inner loop counts i from -n1 up to 0 on pointers advanced to",
 		"the end of the full vectors, so it needs no separate bound register.")
@@ -744,14 +732,6 @@ func matMatTile(name string, zmm bool, nb int) {
 	MOVQ(n, n1)
 	ANDQ(I32(-lanes), n1)
 	rows := rowPointers(wp, stride)
-	var pf Register
-	if zmm {
-		Comment("pf runs through the next block of 4 rows (it follows this one in",
-			"memory), one line per step, pulling it into L2 while this block is",
-			"in use; prefetches never fault, so it may run past the end of w.")
-		pf = GP64()
-		LEAQ(Mem{Base: rows[3], Index: stride, Scale: 1}, pf)
-	}
 	vecs := make([]Register, nb)
 	vecs[0] = xp
 	for b := 1; b < nb; b++ {
@@ -791,7 +771,7 @@ func matMatTile(name string, zmm bool, nb int) {
 	CMPQ(tiles, U8(0))
 	JE(LabelRef("done"))
 	for b := range acc {
-		zero(zmm, acc[b][:]...)
+		zero(false, acc[b][:]...)
 	}
 	i := GP64()
 	MOVQ(n1, i)
@@ -804,10 +784,6 @@ func matMatTile(name string, zmm bool, nb int) {
 	for b := range vecs {
 		VMOVUPS(at(vecs[b], i, 0), xv[b])
 	}
-	if zmm {
-		PREFETCHT1(Mem{Base: pf})
-		ADDQ(U8(64), pf)
-	}
 	fmas()
 	ADDQ(U8(lanes), i)
 	JNZ(LabelRef("loop"))
@@ -818,18 +794,10 @@ func matMatTile(name string, zmm bool, nb int) {
 	TESTQ(rem, rem)
 	JZ(LabelRef("reduce"))
 	for r := range rows {
-		if zmm {
-			VMOVUPS_Z(Mem{Base: rows[r]}, k, wv[r])
-		} else {
-			VMASKMOVPS(Mem{Base: rows[r]}, mask, wv[r])
-		}
+		VMASKMOVPS(Mem{Base: rows[r]}, mask, wv[r])
 	}
 	for b := range vecs {
-		if zmm {
-			VMOVUPS_Z(Mem{Base: vecs[b]}, k, xv[b])
-		} else {
-			VMASKMOVPS(Mem{Base: vecs[b]}, mask, xv[b])
-		}
+		VMASKMOVPS(Mem{Base: vecs[b]}, mask, xv[b])
 	}
 	fmas()
 
@@ -838,7 +806,7 @@ func matMatTile(name string, zmm bool, nb int) {
 	MOVQ(addr(Param("m")), ostride)
 	SHLQ(U8(2), ostride)
 	for b := range acc {
-		VMOVUPS(hsum4(acc[b], zmm), Mem{Base: op})
+		VMOVUPS(hsum4(acc[b], false), Mem{Base: op})
 		ADDQ(ostride, op)
 	}
 	for _, p := range vecs {
@@ -861,22 +829,27 @@ func bitsOf(v int) int {
 	return b
 }
 
-func matMat4x2AVX2()   { matMatTile("matMat4x2AVX2", false, 2) }
-func matMat4x4AVX512() { matMatTile("matMat4x4AVX512", true, 4) }
+func matMat4x2AVX2() { matMatTile("matMat4x2AVX2", 2) }
 
 // matMatTile8 generates an AVX-512 kernel computing tiles of 8 rows x nb
 // batch vectors (nb <= 3): out[b*m+r] = dot(w[r*n:], x[b*n:]) for r < 8,
 // b < nb*tiles. Every step loads the nb vectors of x, then for each of the 8
 // rows its w vector and nb FMAs: 8*nb accumulators + nb + 1 registers (28 of
-// 32 for nb = 3). Against the 4x4 tile this halves the loads of x (which
+// 32 for nb = 3). Against a 4x4 tile this halves the loads of x (which
 // stream from L2) per FMA, at the price of an 8-row block of w in L1.
 // Rows and vectors are addressed from two row pointers and one vector
 // pointer plus multiples of the row stride, so that the pointers fit in the
 // general registers; they advance one vector per step.
+//
+// Rows and vectors are n floats apart, but only their first k floats enter
+// the dot products, so that the caller can split long rows into blocks of k
+// that fit in L1 (cache blocking over the row length); with add set the
+// kernel adds its dot products to out instead of overwriting it.
 func matMatTile8(name string, nb int) {
-	TEXT(name, NOSPLIT, "func(out, w, x []float32, n, m, tiles int)")
-	Doc(fmt.Sprintf("%s sets out[b*m+r] = dot(w[r*n:(r+1)*n], x[b*n:(b+1)*n]) for r < 8 and", name),
-		fmt.Sprintf("b < %d*tiles; the caller guarantees the slices are long enough.", nb))
+	TEXT(name, NOSPLIT, "func(out, w, x []float32, n, k, m, tiles int, add bool)")
+	Doc(fmt.Sprintf("%s sets out[b*m+r] = dot(w[r*n:r*n+k], x[b*n:b*n+k]) for r < 8 and", name),
+		fmt.Sprintf("b < %d*tiles (adds it to out[b*m+r] if add); the caller guarantees the slices", nb),
+		"are long enough.")
 	const lanes = 16
 	tiles := addr(Param("tiles"))
 	op := Load(Param("out").Base(), GP64())
@@ -889,14 +862,13 @@ func matMatTile8(name string, nb int) {
 	s3 := GP64()
 	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
 
-	Comment("Build the tail mask while n is at hand.")
+	Comment("The steps over k floats, and the tail mask of the last k%16.")
+	steps := Load(Param("k"), GP64())
 	rem := GP64()
-	MOVQ(n, rem)
+	MOVQ(steps, rem)
 	ANDQ(U8(lanes-1), rem)
 	k := K()
 	loadMask16(rem, k)
-	steps := GP64()
-	MOVQ(n, steps)
 	SHRQ(U8(4), steps)
 
 	Comment("pf runs through the next block of 8 rows (it follows this one in",
@@ -1004,13 +976,25 @@ func matMatTile8(name string, nb int) {
 	ostride := GP64()
 	MOVQ(addr(Param("m")), ostride)
 	SHLQ(U8(2), ostride)
-	for b := range acc {
-		lo := [4]VecVirtual(acc[b][:4])
-		VMOVUPS(hsum4(lo, true), Mem{Base: op})
-		hi := [4]VecVirtual(acc[b][4:])
-		VMOVUPS(hsum4(hi, true), Mem{Base: op, Disp: 16})
-		ADDQ(ostride, op)
+	store := func(add bool) {
+		for b := range acc {
+			for h := range 2 {
+				v := hsum4([4]VecVirtual(acc[b][4*h:4*h+4]), true)
+				if add {
+					VADDPS(Mem{Base: op, Disp: 16 * h}, v, v)
+				}
+				VMOVUPS(v, Mem{Base: op, Disp: 16 * h})
+			}
+			ADDQ(ostride, op)
+		}
 	}
+	CMPB(addr(Param("add")), U8(0))
+	JNE(LabelRef("add"))
+	store(false)
+	JMP(LabelRef("next"))
+	Label("add")
+	store(true)
+	Label("next")
 	ADDQ(tstride, xt)
 	DECQ(tiles)
 	JMP(LabelRef("tileloop"))

@@ -228,28 +228,37 @@ func matVec4AVX512(out, w, x []float32)
 //go:noescape
 func matMat4x2AVX2(out, w, x []float32, n, m, tiles int)
 
-// matMat4x4AVX512 is matMat4x2AVX2 with tiles of 4 rows by 4 vectors
-// (b < 4*tiles; len(x) >= 4*tiles*n, len(out) >= (4*tiles-1)*m+4).
+// matMat8x3AVX512 computes tiles of 8 rows by 3 vectors over the first k
+// floats of rows and vectors that are n floats apart:
+//
+//	for b := 0; b < 3*tiles; b++ {
+//		for r := 0; r < 8; r++ {
+//			var sum float32
+//			for i := 0; i < k; i++ {
+//				sum += w[r*n+i] * x[b*n+i]
+//			}
+//			if add {
+//				sum += out[b*m+r]
+//			}
+//			out[b*m+r] = sum
+//		}
+//	}
+//
+// (with a different summation order). k <= n, len(w) >= 7*n+k, len(x) >=
+// (3*tiles-1)*n+k and len(out) >= (3*tiles-1)*m+8.
 //
 //go:noescape
-func matMat4x4AVX512(out, w, x []float32, n, m, tiles int)
-
-// matMat8x3AVX512 is matMat4x2AVX2 with tiles of 8 rows by 3 vectors
-// (len(w) >= 8*n, b < 3*tiles; len(x) >= 3*tiles*n, len(out) >=
-// (3*tiles-1)*m+8).
-//
-//go:noescape
-func matMat8x3AVX512(out, w, x []float32, n, m, tiles int)
+func matMat8x3AVX512(out, w, x []float32, n, k, m, tiles int, add bool)
 
 // matMat8x2AVX512 is matMat8x3AVX512 with tiles of 8 rows by 2 vectors.
 //
 //go:noescape
-func matMat8x2AVX512(out, w, x []float32, n, m, tiles int)
+func matMat8x2AVX512(out, w, x []float32, n, k, m, tiles int, add bool)
 
 // matMat8x1AVX512 is matMat8x3AVX512 with tiles of 8 rows by 1 vector.
 //
 //go:noescape
-func matMat8x1AVX512(out, w, x []float32, n, m, tiles int)
+func matMat8x1AVX512(out, w, x []float32, n, k, m, tiles int, add bool)
 
 // Go drivers around the assembly: row remainders and cache blocking.
 
@@ -277,98 +286,83 @@ func matVecAVX512(out, w, x []float32) {
 	}
 }
 
-func matMatAVX2(out, w, x []float32, batch int) { matMatTiled(out, w, x, batch, false) }
-func matMatAVX512(out, w, x []float32, batch int) {
-	if n := len(x) / max(batch, 1); 8*4*n <= matMatTile8Bytes {
-		matMatTiled8(out, w, x, batch)
-		return
-	}
-	matMatTiled(out, w, x, batch, true)
-}
-
 // matMatChunkBytes bounds the bytes of x that one sweep over the rows of w
-// reuses. The tile kernel streams a 4-row block of w (which stays in L1)
+// reuses. The tile kernels stream a block of rows of w (which stays in L1)
 // against every vector of the chunk, so the chunk must stay in L2 (1 MiB on
 // Zen 5, 2 MiB on recent Intel; half of it leaves room for w and out), and w
 // is streamed from memory once per chunk.
 const matMatChunkBytes = 512 << 10
 
-// matMatTiled runs the assembly tiles over out: 4 rows of w by tb = 4
-// (AVX-512) or 2 (AVX2) vectors of x at a time. Rows and vectors that do not
-// fill a tile fall back to dot and matVec.
-func matMatTiled(out, w, x []float32, batch int, avx512 bool) {
+// matMatAVX2 runs the AVX2 tiles over out: 4 rows of w by 2 vectors of x at
+// a time. Rows and vectors that do not fill a tile fall back to dot and
+// matVec.
+func matMatAVX2(out, w, x []float32, batch int) {
 	checkMatMat(out, w, x, batch)
 	if batch == 0 {
 		return
 	}
 	n, m := len(x)/batch, len(out)/batch
-	tb := 2
-	if avx512 {
-		tb = 4
-	}
-	bFull := batch - batch%tb
+	bFull := batch &^ 1
 	m4 := m &^ 3
-	chunk := max(tb, matMatChunkBytes/(4*max(n, 1))/tb*tb)
+	chunk := max(2, matMatChunkBytes/(4*max(n, 1))&^1)
 	for b0 := 0; b0 < bFull; b0 += chunk {
 		b1 := min(b0+chunk, bFull)
 		for r := 0; r < m4; r += 4 {
-			wr := w[r*n : (r+4)*n]
-			o, xb := out[b0*m+r:(b1-1)*m+r+4], x[b0*n:b1*n]
-			if avx512 {
-				matMat4x4AVX512(o, wr, xb, n, m, (b1-b0)/4)
-			} else {
-				matMat4x2AVX2(o, wr, xb, n, m, (b1-b0)/2)
-			}
+			matMat4x2AVX2(out[b0*m+r:(b1-1)*m+r+4], w[r*n:(r+4)*n], x[b0*n:b1*n], n, m, (b1-b0)/2)
 		}
 		for r := m4; r < m; r++ {
 			wr := w[r*n : (r+1)*n]
 			for b := b0; b < b1; b++ {
-				if avx512 {
-					out[b*m+r] = dotAVX512(wr, x[b*n:(b+1)*n])
-				} else {
-					out[b*m+r] = dotAVX2(wr, x[b*n:(b+1)*n])
-				}
+				out[b*m+r] = dotAVX2(wr, x[b*n:(b+1)*n])
 			}
 		}
 	}
 	for b := bFull; b < batch; b++ {
-		if avx512 {
-			matVecAVX512(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
-		} else {
-			matVecAVX2(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
-		}
+		matVecAVX2(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
 	}
 }
 
 // matMatTile8Bytes bounds the bytes of the 8-row block of w that
-// matMatTiled8 keeps in L1 (48 KiB on recent Intel and Zen 5, with room left
-// for the vectors of x); for longer rows matMatAVX512 uses the 4x4 tiles.
+// matMatAVX512 keeps in L1 (48 KiB on recent Intel and Zen 5, with room left
+// for the vectors of x): longer rows are split into blocks of the row length.
 const matMatTile8Bytes = 32 << 10
 
-// matMatTiled8 is matMatTiled for AVX-512 with tiles of 8 rows by 3
-// vectors: the vectors left over from the tiles of 3 go through the 8x2 or
-// 8x1 kernel, the rows left over from the blocks of 8 through dot.
-func matMatTiled8(out, w, x []float32, batch int) {
+// matMatAVX512 runs the AVX-512 tiles of 8 rows by 3 vectors over out: the
+// vectors left over from the tiles of 3 go through the 8x2 or 8x1 kernel, the
+// rows left over from the blocks of 8 through dot.
+//
+// Rows longer than matMatTile8Bytes/32 floats (w2's 1376 and 2048) are cut
+// into kb-float blocks: each block of every 8-row block of w runs against
+// all the vectors of the chunk, the first writing out and the others adding
+// to it. Blocks over the row length are the outer loop so that the
+// kernel's prefetch of the next 8 rows fetches the part the next call uses.
+func matMatAVX512(out, w, x []float32, batch int) {
 	checkMatMat(out, w, x, batch)
 	if batch == 0 {
 		return
 	}
 	n, m := len(x)/batch, len(out)/batch
 	m8 := m &^ 7
+	const maxKB = matMatTile8Bytes / (8 * 4)
+	blocks := max(1, (n+maxKB-1)/maxKB)
+	kb := max(16, ((n+blocks-1)/blocks+15)&^15) // whole vectors: only the last block has a tail
 	chunk := max(3, matMatChunkBytes/(4*max(n, 1))/3*3)
 	for b0 := 0; b0 < batch; b0 += chunk {
 		b1 := min(b0+chunk, batch)
 		full := (b1 - b0) / 3 * 3
-		for r := 0; r < m8; r += 8 {
-			wr := w[r*n : (r+8)*n]
-			if full > 0 {
-				matMat8x3AVX512(out[b0*m+r:(b0+full-1)*m+r+8], wr, x[b0*n:(b0+full)*n], n, m, full/3)
-			}
-			switch b := b0 + full; b1 - b {
-			case 2:
-				matMat8x2AVX512(out[b*m+r:(b+1)*m+r+8], wr, x[b*n:(b+2)*n], n, m, 1)
-			case 1:
-				matMat8x1AVX512(out[b*m+r:b*m+r+8], wr, x[b*n:(b+1)*n], n, m, 1)
+		for k0 := 0; k0 < n || k0 == 0; k0 += kb {
+			k, add := min(kb, n-k0), k0 > 0
+			for r := 0; r < m8; r += 8 {
+				wr := w[r*n+k0 : (r+7)*n+k0+k]
+				if full > 0 {
+					matMat8x3AVX512(out[b0*m+r:(b0+full-1)*m+r+8], wr, x[b0*n+k0:(b0+full-1)*n+k0+k], n, k, m, full/3, add)
+				}
+				switch b := b0 + full; b1 - b {
+				case 2:
+					matMat8x2AVX512(out[b*m+r:(b+1)*m+r+8], wr, x[b*n+k0:(b+1)*n+k0+k], n, k, m, 1, add)
+				case 1:
+					matMat8x1AVX512(out[b*m+r:b*m+r+8], wr, x[b*n+k0:b*n+k0+k], n, k, m, 1, add)
+				}
 			}
 		}
 		for r := m8; r < m; r++ {

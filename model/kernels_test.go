@@ -223,6 +223,9 @@ func testMatMat(t *testing.T, matMat func(out, w, x []float32, batch int)) {
 	check(137, 17, 1031, 3)
 	check(17, 288, 288, 4)
 	check(7, 16, 2048, 5)
+	// Rows long enough to be cut into two and three blocks of their length.
+	check(130, 9, 1376, 6)
+	check(5, 17, 3001, 7)
 }
 
 // TestKernelsPanicOnShortSlices checks the dispatching functions reject
