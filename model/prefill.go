@@ -22,7 +22,7 @@ type batchState struct {
 	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
 	sin  []float32 // (size, head_size/2)
 
-	qkvBody, attnBody, woBody, ffnUpBody, w2Body func(lo, hi int)
+	qkvBody, attnBody, ffnBody func(lo, hi int)
 }
 
 // batchGrain is the number of tokens a worker takes at a time, a multiple of
@@ -41,9 +41,7 @@ func newBatchState(s *Session, size int) *batchState {
 	}
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
-	b.woBody = s.woBatch
-	b.ffnUpBody = s.ffnUpBatch
-	b.w2Body = s.w2Batch
+	b.ffnBody = s.ffnBatch
 	return b
 }
 
@@ -91,35 +89,30 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 			b.sin[i*half+j] = float32(math.Sin(float64(val)))
 		}
 	}
+	// Only attention mixes tokens: everything else is per token, so each
+	// worker takes the same tokens in both token-split phases (the pool
+	// splits a given n the same way every time) and keeps them in its cache.
 	n := len(tokens)
 	for l := range w.layers {
 		s.layer = l
-		lw := &w.layers[l]
-		for i := range n {
-			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsAtt)
-		}
 		s.pool.run(n, batchGrain, b.qkvBody)
 		s.pool.run(c.Heads, 1, b.attnBody)
-		s.pool.run(n, batchGrain, b.woBody)
-		addInPlace(b.x[:n*dim], b.xb2)
-		for i := range n {
-			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsFFN)
-		}
-		s.pool.run(n, batchGrain, b.ffnUpBody)
-		s.pool.run(n, batchGrain, b.w2Body)
-		addInPlace(b.x[:n*dim], b.xb)
+		s.pool.run(n, batchGrain, b.ffnBody)
 	}
 }
 
-// qkvBatch projects tokens [lo, hi) of the batch to queries, and to keys and
-// values written straight into the cache (consecutive positions are
-// consecutive cache rows), then rotates them.
+// qkvBatch normalises tokens [lo, hi) of the batch and projects them to
+// queries, and to keys and values written straight into the cache
+// (consecutive positions are consecutive cache rows), then rotates them.
 func (s *Session) qkvBatch(lo, hi int) {
 	b := s.batch
 	lw := &s.m.w.layers[s.layer]
 	dim, kvDim, hs := s.cfg.Dim, s.cfg.KVDim(), s.cfg.HeadSize()
 	n := hi - lo
-	xb := b.xb[lo*dim : hi*dim]
+	x, xb := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim]
+	for i := range n {
+		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsAtt)
+	}
 	q := b.q[lo*dim : hi*dim]
 	layerOff := s.layer * s.cfg.SeqLen * kvDim
 	kvLo, kvHi := layerOff+(b.pos0+lo)*kvDim, layerOff+(b.pos0+hi)*kvDim
@@ -145,22 +138,23 @@ func (s *Session) attentionBatch(lo, hi int) {
 	}
 }
 
-func (s *Session) woBatch(lo, hi int) {
-	b, dim := s.batch, s.cfg.Dim
-	matMat(b.xb2[lo*dim:hi*dim], s.m.w.layers[s.layer].wo.f, b.xb[lo*dim:hi*dim], hi-lo)
-}
-
-func (s *Session) ffnUpBatch(lo, hi int) {
+// ffnBatch ends the layer for tokens [lo, hi) of the batch: the attention
+// output projection and its residual, then the feed-forward block (rmsnorm,
+// w1 and w3 with SwiGLU, w2) and its residual.
+func (s *Session) ffnBatch(lo, hi int) {
 	b, dim, hidden := s.batch, s.cfg.Dim, s.cfg.HiddenDim
 	lw := &s.m.w.layers[s.layer]
-	xb := b.xb[lo*dim : hi*dim]
+	n := hi - lo
+	x, xb, xb2 := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim], b.xb2[lo*dim:hi*dim]
 	hb, hb2 := b.hb[lo*hidden:hi*hidden], b.hb2[lo*hidden:hi*hidden]
-	matMat(hb, lw.w1.f, xb, hi-lo)
-	matMat(hb2, lw.w3.f, xb, hi-lo)
+	matMat(xb2, lw.wo.f, xb, n)
+	addInPlace(x, xb2)
+	for i := range n {
+		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsFFN)
+	}
+	matMat(hb, lw.w1.f, xb, n)
+	matMat(hb2, lw.w3.f, xb, n)
 	swiglu(hb, hb2)
-}
-
-func (s *Session) w2Batch(lo, hi int) {
-	b, dim, hidden := s.batch, s.cfg.Dim, s.cfg.HiddenDim
-	matMat(b.xb[lo*dim:hi*dim], s.m.w.layers[s.layer].w2.f, b.hb[lo*hidden:hi*hidden], hi-lo)
+	matMat(xb, lw.w2.f, hb, n)
+	addInPlace(x, xb)
 }
