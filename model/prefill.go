@@ -7,6 +7,9 @@ import "math"
 // together turns the matrix-vector products into matrix-matrix products that
 // reuse each weight across the batch from cache. Attention stays causal:
 // token b of the batch attends to positions 0..pos0+b.
+//
+// Q8_0 models batch the same way (tensor.mulBatch): their products give the
+// same float32 values as the one-at-a-time path, bit for bit.
 
 // batchState holds the activations of a batch of tokens, row-major.
 type batchState struct {
@@ -21,6 +24,10 @@ type batchState struct {
 	hb2  []float32 // (size, hidden)
 	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
 	sin  []float32 // (size, head_size/2)
+
+	// Each token's row of xb and hb as an activation, with its int8 form
+	// for Q8_0 models.
+	xbIn, hbIn []activation // (size)
 
 	qkvBody, attnBody, ffnBody func(lo, hi int)
 }
@@ -38,6 +45,11 @@ func newBatchState(s *Session, size int) *batchState {
 		xb2: make([]float32, size*c.Dim), q: make([]float32, size*c.Dim),
 		hb: make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
 		cos: make([]float32, size*half), sin: make([]float32, size*half),
+		xbIn: make([]activation, size), hbIn: make([]activation, size),
+	}
+	for i := range size {
+		b.xbIn[i] = newActivation(b.xb[i*c.Dim:(i+1)*c.Dim], c.GroupSize)
+		b.hbIn[i] = newActivation(b.hb[i*c.HiddenDim:(i+1)*c.HiddenDim], c.GroupSize)
 	}
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
@@ -47,8 +59,8 @@ func newBatchState(s *Session, size int) *batchState {
 
 // Prefill feeds tokens at positions pos, pos+1, ... without computing their
 // logits: use it for the prompt tokens whose next token is already known,
-// then Forward for the last one. With batching off (SessionOptions.Batch 1),
-// and for Q8_0 models, it is Forward token by token.
+// then Forward for the last one. With batching off (SessionOptions.Batch 1)
+// it is Forward token by token.
 func (s *Session) Prefill(tokens []int, pos int) error {
 	c := &s.cfg
 	if pos < 0 || pos+len(tokens) > c.SeqLen {
@@ -117,9 +129,10 @@ func (s *Session) qkvBatch(lo, hi int) {
 	layerOff := s.layer * s.cfg.SeqLen * kvDim
 	kvLo, kvHi := layerOff+(b.pos0+lo)*kvDim, layerOff+(b.pos0+hi)*kvDim
 	k, v := s.keyCache[kvLo:kvHi], s.valueCache[kvLo:kvHi]
-	matMat(q, lw.wq.f, xb, n)
-	matMat(k, lw.wk.f, xb, n)
-	matMat(v, lw.wv.f, xb, n)
+	xbIn := quantizeRows(b.xbIn[lo:hi])
+	lw.wq.mulBatch(q, xb, xbIn)
+	lw.wk.mulBatch(k, xb, xbIn)
+	lw.wv.mulBatch(v, xb, xbIn)
 	half := hs / 2
 	for i := range n {
 		cos := b.cos[(lo+i)*half : (lo+i+1)*half]
@@ -147,14 +160,24 @@ func (s *Session) ffnBatch(lo, hi int) {
 	n := hi - lo
 	x, xb, xb2 := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim], b.xb2[lo*dim:hi*dim]
 	hb, hb2 := b.hb[lo*hidden:hi*hidden], b.hb2[lo*hidden:hi*hidden]
-	matMat(xb2, lw.wo.f, xb, n)
+	lw.wo.mulBatch(xb2, xb, quantizeRows(b.xbIn[lo:hi]))
 	addInPlace(x, xb2)
 	for i := range n {
 		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsFFN)
 	}
-	matMat(hb, lw.w1.f, xb, n)
-	matMat(hb2, lw.w3.f, xb, n)
+	xbIn := quantizeRows(b.xbIn[lo:hi])
+	lw.w1.mulBatch(hb, xb, xbIn)
+	lw.w3.mulBatch(hb2, xb, xbIn)
 	swiglu(hb, hb2)
-	matMat(xb, lw.w2.f, hb, n)
+	lw.w2.mulBatch(xb, hb, quantizeRows(b.hbIn[lo:hi]))
 	addInPlace(x, xb)
+}
+
+// quantizeRows refreshes the int8 form of each activation (nothing for
+// fp32 models) and returns them.
+func quantizeRows(acts []activation) []activation {
+	for i := range acts {
+		acts[i].quantize()
+	}
+	return acts
 }

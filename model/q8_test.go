@@ -168,3 +168,25 @@ func TestParseQ8CheckpointErrors(t *testing.T) {
 	_, err = src.Quantize(0)
 	require.ErrorContains(t, err, "must be positive")
 }
+
+// TestMulBatchQ8 checks the batched Q8_0 product against mulRows, vector by
+// vector, with == on a tensor of several row blocks and a short last block.
+func TestMulBatchQ8(t *testing.T) {
+	const rows, cols, gs, batch = 300, 256, 32, 5
+	r := rand.New(rand.NewPCG(13, 14))
+	w := tensor{rows: rows, cols: cols, q: make([]int8, rows*cols), s: make([]float32, rows*cols/gs), gs: gs}
+	quantizeQ8(w.q, w.s, randSlice(r, rows*cols, 0), gs, roundHalfEven)
+	require.Greater(t, rows, q8BlockBytes/cols, "the tensor must span several row blocks")
+	x := randSlice(r, batch*cols, 0)
+	acts := make([]activation, batch)
+	for b := range acts {
+		acts[b] = newActivation(x[b*cols:(b+1)*cols], gs)
+	}
+	out := make([]float32, batch*rows)
+	w.mulBatch(out, x, quantizeRows(acts))
+	for b := range acts {
+		want := make([]float32, rows)
+		w.mulRows(want, 0, &acts[b])
+		require.Equal(t, want, out[b*rows:(b+1)*rows], "vector %d", b)
+	}
+}

@@ -43,6 +43,31 @@ func (t *tensor) mulRows(out []float32, lo int, x *activation) {
 	matVecQ8(out, t.q, t.s, lo*n, t.gs, x.q, x.s)
 }
 
+// mulBatch sets out[b*rows+r] = row r · x[b*cols:(b+1)*cols] for every
+// vector b of a batch, whose activations (quantized by the caller for a
+// Q8_0 tensor) are acts. Float32 weights go through matMat. Q8_0 weights are
+// taken in blocks of rows small enough to stay in L1, each block multiplying
+// every vector of the batch, so that the weights are read from memory once
+// per batch instead of once per vector; the values are those of mulRows.
+func (t *tensor) mulBatch(out, x []float32, acts []activation) {
+	if !t.quantized() {
+		matMat(out, t.f, x, len(acts))
+		return
+	}
+	n, m := t.cols, t.rows
+	block := max(4, q8BlockBytes/n&^3)
+	for r0 := 0; r0 < m; r0 += block {
+		r1 := min(r0+block, m)
+		for b := range acts {
+			matVecQ8(out[b*m+r0:b*m+r1], t.q, t.s, r0*n, t.gs, acts[b].q, acts[b].s)
+		}
+	}
+}
+
+// q8BlockBytes bounds the int8 weights of the block of rows that mulBatch
+// keeps in L1 (48 KiB on recent cores) while it runs through the batch.
+const q8BlockBytes = 32 << 10
+
 // activation is a vector that multiplies weight tensors: the float32 values
 // and, for a Q8_0 model, their quantization in groups of gs along the vector
 // (the last group may be shorter), refreshed by quantize.

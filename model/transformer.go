@@ -174,7 +174,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	s.xbIn = newActivation(s.xb, c.GroupSize)
 	s.hbIn = newActivation(s.hb, c.GroupSize)
 	s.xIn = newActivation(s.x, c.GroupSize)
-	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 && c.GroupSize == 0 {
+	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
 		s.batch = newBatchState(s, min(batch, c.SeqLen))
 	}
 	return s, nil
