@@ -24,6 +24,7 @@ type batchState struct {
 	hb2  []float32 // (size, hidden)
 	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
 	sin  []float32 // (size, head_size/2)
+	att  []float32 // (heads, size, seq_len) attention scores of each token
 
 	// Each token's row of xb and hb as an activation, with its int8 form
 	// for Q8_0 models.
@@ -45,6 +46,7 @@ func newBatchState(s *Session, size int) *batchState {
 		xb2: make([]float32, size*c.Dim), q: make([]float32, size*c.Dim),
 		hb: make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
 		cos: make([]float32, size*half), sin: make([]float32, size*half),
+		att:  make([]float32, c.Heads*size*c.SeqLen),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
 	for i := range size {
@@ -142,14 +144,50 @@ func (s *Session) qkvBatch(lo, hi int) {
 	}
 }
 
-// attentionBatch computes heads [lo, hi) for every token of the batch.
+// attentionBatch computes heads [lo, hi) for every token of the batch. Each
+// head's cached keys, then values, are taken in blocks small enough to stay
+// in L1, and every token of the batch reads a block before the next is
+// fetched, instead of every token streaming the whole cache. The scores and
+// sums are those of attendHeads, bit for bit: each score is one dot product,
+// and axpyStrided adds the terms in order of position whatever the blocks.
 func (s *Session) attentionBatch(lo, hi int) {
-	b := s.batch
-	dim := s.cfg.Dim
-	for i := range b.n {
-		s.attendHeads(b.q[i*dim:(i+1)*dim], b.xb[i*dim:(i+1)*dim], b.pos0+i, lo, hi)
+	b, c := s.batch, &s.cfg
+	dim, hs, kvDim, seqLen := c.Dim, c.HeadSize(), c.KVDim(), c.SeqLen
+	layerOff := s.layer * seqLen * kvDim
+	scale := float32(math.Sqrt(float64(hs)))
+	block := max(16, attnBlockBytes/(4*hs))
+	end := b.pos0 + b.n // positions [0, end) are in the cache
+	for h := lo; h < hi; h++ {
+		att := b.att[h*b.size*seqLen : (h+1)*b.size*seqLen]
+		kv := layerOff + (h/c.KVMul())*hs
+		// scores and out run over each token i's positions p0 .. pos0+i of
+		// the block [p0, p1).
+		forBlocks := func(f func(i, p0, p1 int)) {
+			for p0 := 0; p0 < end; p0 += block {
+				for i := max(0, p0-b.pos0); i < b.n; i++ {
+					f(i, p0, min(p0+block, b.pos0+i+1))
+				}
+			}
+		}
+		forBlocks(func(i, p0, p1 int) {
+			q := b.q[i*dim+h*hs : i*dim+(h+1)*hs]
+			dotStrided(att[i*seqLen+p0:i*seqLen+p1], q, s.keyCache[kv+p0*kvDim:], kvDim)
+		})
+		for i := range b.n {
+			a := att[i*seqLen : i*seqLen+b.pos0+i+1]
+			divScalar(a, scale)
+			softmax(a)
+			clear(b.xb[i*dim+h*hs : i*dim+(h+1)*hs])
+		}
+		forBlocks(func(i, p0, p1 int) {
+			out := b.xb[i*dim+h*hs : i*dim+(h+1)*hs]
+			axpyStrided(out, att[i*seqLen+p0:i*seqLen+p1], s.valueCache[kv+p0*kvDim:], kvDim)
+		})
 	}
 }
+
+// attnBlockBytes bounds the bytes of one block of a head's keys or values.
+const attnBlockBytes = 16 << 10
 
 // ffnBatch ends the layer for tokens [lo, hi) of the batch: the attention
 // output projection and its residual, then the feed-forward block (rmsnorm,
