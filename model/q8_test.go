@@ -172,7 +172,7 @@ func TestParseQ8CheckpointErrors(t *testing.T) {
 // TestMulBatchQ8 checks the batched Q8_0 product against mulRows, vector by
 // vector, with == on a tensor of several row blocks and a short last block.
 func TestMulBatchQ8(t *testing.T) {
-	const rows, cols, gs, batch = 300, 256, 32, 5
+	const rows, cols, gs, batch = 1100, 256, 32, 5
 	r := rand.New(rand.NewPCG(13, 14))
 	w := tensor{rows: rows, cols: cols, q: make([]int8, rows*cols), s: make([]float32, rows*cols/gs), gs: gs}
 	quantizeQ8(w.q, w.s, randSlice(r, rows*cols, 0), gs, roundHalfEven)
