@@ -110,3 +110,91 @@ func matVecQ8x4VNNI64(out []float32, w []int8, ws []float32, x []int8, xs []floa
 //
 //go:noescape
 func matVecQ8x4AVX2(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+
+// matMatQ8x4x4VNNI computes, for tiles of 4 tokens, rows 0..3 of an aligned
+// Q8_0 product whose groups (gs = steps*64 bytes, ng per row) lie inside
+// rows of n bytes:
+//
+//	for t := 0; t < 4*tiles; t++ {
+//		for r := 0; r < 4; r++ {
+//			var total float32
+//			for g := 0; g < ng; g++ {
+//				var sum int32
+//				for k := g * gs; k < (g+1)*gs; k++ {
+//					sum += int32(w[r*n+k]) * int32(x[t*n+k])
+//				}
+//				total += float32(float32(float32(sum)*ws[r][g]) * xs[t][g])
+//			}
+//			out[t*m+r] = total
+//		}
+//	}
+//
+// bit for bit, with the scales transposed by the caller: wsT[g*4+r] =
+// ws[r][g]; for tile i, xsT[(i*ng+g)*4+t%4] = xs[t][g] and xcT[...] =
+// 128*(sum of x[t*n+k] over group g), which the kernel subtracts from its
+// sums of (w+128)*x. Preconditions, not checked: n = ng*steps*64, len(w) >=
+// 3n+n, len(x) >= 4*tiles*n, len(wsT) >= 4*ng, len(xsT) and len(xcT) >=
+// 4*ng*tiles, len(out) >= (4*tiles-1)*m+4.
+//
+//go:noescape
+func matMatQ8x4x4VNNI(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)
+
+// q8TileScratch bounds the transposed activation scales and corrections of
+// one call of the tile kernel (32 KiB on the stack): the tokens of a batch
+// go through it in chunks of up to q8TileScratch/ng.
+const q8TileScratch = 4096
+
+// mulBatchQ8Tiles computes the first 4*k vectors of a batched Q8_0 product
+// (see tensor.mulBatch) with the VNNI tile kernel, where it applies (VNNI,
+// groups of a multiple of 64 bytes inside the rows), and returns how many
+// vectors it computed: 0 where it does not apply. Rows past the last
+// multiple of 4 are computed vector by vector.
+func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int {
+	n, m, gs := t.cols, t.rows, t.gs
+	if !hasVNNI || gs%64 != 0 || !q8Aligned(n, 0, gs) || len(acts) < 4 || n/gs > q8TileScratch/4 {
+		return 0
+	}
+	ng := n / gs
+	chunk := q8TileScratch / ng &^ 3
+	done := len(acts) &^ 3
+	var xsT [q8TileScratch]float32
+	var xcT [q8TileScratch]int32
+	var wsT [4 * q8TileScratch / 4]float32
+	m4 := m &^ 3
+	// The kernel needs the vectors n bytes apart in one array.
+	if cap(acts[0].q) < done*n {
+		return 0
+	}
+	for b := 1; b < done; b++ {
+		if &acts[b].q[0] != &acts[0].q[:done*n][b*n] {
+			return 0
+		}
+	}
+	for b0 := 0; b0 < done; b0 += chunk {
+		b1 := min(b0+chunk, done)
+		xq := acts[b0].q[:(b1-b0)*n]
+		for b := b0; b < b1; b++ {
+			a := &acts[b]
+			for g := range ng {
+				var sum int32
+				for _, v := range a.q[g*gs : (g+1)*gs] {
+					sum += int32(v)
+				}
+				i := ((b-b0)/4*ng+g)*4 + (b-b0)%4
+				xsT[i], xcT[i] = a.s[g], 128*sum
+			}
+		}
+		for r := 0; r < m4; r += 4 {
+			for rr := range 4 {
+				for g := range ng {
+					wsT[g*4+rr] = t.s[((r+rr)*n)/gs+g]
+				}
+			}
+			matMatQ8x4x4VNNI(out[b0*m+r:], t.q[r*n:(r+4)*n], wsT[:4*ng], xq, xsT[:4*ng*(b1-b0)/4], xcT[:4*ng*(b1-b0)/4], n, m, ng, gs/64, (b1-b0)/4)
+		}
+		for b := b0; b < b1; b++ {
+			matVecQ8(out[b*m+m4:b*m+m], t.q, t.s, m4*n, gs, acts[b].q, acts[b].s)
+		}
+	}
+	return done
+}

@@ -22,6 +22,24 @@ DATA q8permpairs<>+56(SB)/4, $0x00000007
 DATA q8permpairs<>+60(SB)/4, $0x0000000f
 GLOBL q8permpairs<>(SB), RODATA|NOPTR, $64
 
+DATA q8bcasttokens<>+0(SB)/4, $0x00000000
+DATA q8bcasttokens<>+4(SB)/4, $0x00000000
+DATA q8bcasttokens<>+8(SB)/4, $0x00000000
+DATA q8bcasttokens<>+12(SB)/4, $0x00000000
+DATA q8bcasttokens<>+16(SB)/4, $0x00000001
+DATA q8bcasttokens<>+20(SB)/4, $0x00000001
+DATA q8bcasttokens<>+24(SB)/4, $0x00000001
+DATA q8bcasttokens<>+28(SB)/4, $0x00000001
+DATA q8bcasttokens<>+32(SB)/4, $0x00000002
+DATA q8bcasttokens<>+36(SB)/4, $0x00000002
+DATA q8bcasttokens<>+40(SB)/4, $0x00000002
+DATA q8bcasttokens<>+44(SB)/4, $0x00000002
+DATA q8bcasttokens<>+48(SB)/4, $0x00000003
+DATA q8bcasttokens<>+52(SB)/4, $0x00000003
+DATA q8bcasttokens<>+56(SB)/4, $0x00000003
+DATA q8bcasttokens<>+60(SB)/4, $0x00000003
+GLOBL q8bcasttokens<>(SB), RODATA|NOPTR, $64
+
 // func matVecQ8x4VNNI32(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8x4VNNI32(SB), NOSPLIT, $0-128
@@ -279,6 +297,168 @@ step:
 	ADDQ          R8, DX
 	SUBQ          $0x04, AX
 	JNZ           block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matMatQ8x4x4VNNI(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n int, m int, ng int, steps int, tiles int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI
+TEXT ·matMatQ8x4x4VNNI(SB), NOSPLIT, $0-184
+	MOVQ         tiles+176(FP), AX
+	TESTQ        AX, AX
+	JZ           done
+	MOVQ         n+144(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	MOVQ         x_base+72(FP), BX
+	MOVQ         xsT_base+96(FP), SI
+	MOVQ         xcT_base+120(FP), DI
+	MOVQ         out_base+0(FP), R8
+	MOVL         $0x80808080, R9
+	VPBROADCASTD R9, Z0
+	VMOVDQU32    q8bcasttokens<>+0(SB), Z1
+
+tile:
+	VXORPS Z2, Z2, Z2
+	MOVQ   w_base+24(FP), R9
+	MOVQ   wsT_base+48(FP), R11
+	MOVQ   BX, R10
+	MOVQ   ng+160(FP), R12
+
+group:
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	MOVQ   steps+168(FP), R13
+
+step:
+	VPXORD    (R9), Z0, Z19
+	VPXORD    (R9)(CX*1), Z0, Z20
+	VPXORD    (R9)(CX*2), Z0, Z21
+	VPXORD    (R9)(DX*1), Z0, Z22
+	VMOVDQU64 (R10), Z23
+	VPDPBUSD  Z23, Z19, Z3
+	VPDPBUSD  Z23, Z20, Z4
+	VPDPBUSD  Z23, Z21, Z5
+	VPDPBUSD  Z23, Z22, Z6
+	VMOVDQU64 (R10)(CX*1), Z23
+	VPDPBUSD  Z23, Z19, Z7
+	VPDPBUSD  Z23, Z20, Z8
+	VPDPBUSD  Z23, Z21, Z9
+	VPDPBUSD  Z23, Z22, Z10
+	VMOVDQU64 (R10)(CX*2), Z23
+	VPDPBUSD  Z23, Z19, Z11
+	VPDPBUSD  Z23, Z20, Z12
+	VPDPBUSD  Z23, Z21, Z13
+	VPDPBUSD  Z23, Z22, Z14
+	VMOVDQU64 (R10)(DX*1), Z23
+	VPDPBUSD  Z23, Z19, Z15
+	VPDPBUSD  Z23, Z20, Z16
+	VPDPBUSD  Z23, Z21, Z17
+	VPDPBUSD  Z23, Z22, Z18
+	ADDQ      $0x40, R9
+	ADDQ      $0x40, R10
+	DECQ      R13
+	JNZ       step
+
+	// Fold each token's four rows into [r0 r1 r2 r3] per 128-bit lane,
+	// then add the 128-bit lanes so that lane t holds token t's sums.
+	VPUNPCKLQDQ Z4, Z3, Z19
+	VPUNPCKHQDQ Z4, Z3, Z3
+	VPADDD      Z3, Z19, Z19
+	VPUNPCKLQDQ Z6, Z5, Z20
+	VPUNPCKHQDQ Z6, Z5, Z5
+	VPADDD      Z5, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z21
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z21, Z21
+	VPUNPCKLQDQ Z8, Z7, Z19
+	VPUNPCKHQDQ Z8, Z7, Z7
+	VPADDD      Z7, Z19, Z19
+	VPUNPCKLQDQ Z10, Z9, Z20
+	VPUNPCKHQDQ Z10, Z9, Z9
+	VPADDD      Z9, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z22
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z22, Z22
+	VPUNPCKLQDQ Z12, Z11, Z19
+	VPUNPCKHQDQ Z12, Z11, Z11
+	VPADDD      Z11, Z19, Z19
+	VPUNPCKLQDQ Z14, Z13, Z20
+	VPUNPCKHQDQ Z14, Z13, Z13
+	VPADDD      Z13, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z23
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z23, Z23
+	VPUNPCKLQDQ Z16, Z15, Z19
+	VPUNPCKHQDQ Z16, Z15, Z15
+	VPADDD      Z15, Z19, Z19
+	VPUNPCKLQDQ Z18, Z17, Z20
+	VPUNPCKHQDQ Z18, Z17, Z17
+	VPADDD      Z17, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z26
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z26, Z26
+	VSHUFI32X4  $0x44, Z22, Z21, Z19
+	VSHUFI32X4  $0xee, Z22, Z21, Z21
+	VPADDD      Z21, Z19, Z19
+	VSHUFI32X4  $0x44, Z26, Z23, Z20
+	VSHUFI32X4  $0xee, Z26, Z23, Z23
+	VPADDD      Z23, Z20, Z20
+	VSHUFI32X4  $0x88, Z20, Z19, Z21
+	VSHUFI32X4  $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z21, Z21
+
+	// Exact int32 group sums, then the plain loop's float steps.
+	// (16-byte loads: a 64-byte VPERMD source would read past the slices.)
+	VMOVDQU32       (DI), X24
+	VPERMD          Z24, Z1, Z24
+	VPSUBD          Z24, Z21, Z21
+	VCVTDQ2PS       Z21, Z19
+	VBROADCASTF32X4 (R11), Z20
+	VMULPS          Z20, Z19, Z19
+	VMOVUPS         (SI), X25
+	VPERMD          Z25, Z1, Z25
+	VMULPS          Z25, Z19, Z19
+	VADDPS          Z19, Z2, Z2
+	ADDQ            $0x10, R11
+	ADDQ            $0x10, SI
+	ADDQ            $0x10, DI
+	DECQ            R12
+	JNZ             group
+
+	// Store lane t to out[t*m : t*m+4].
+	MOVQ          m+152(FP), R9
+	SHLQ          $0x02, R9
+	VMOVUPS       X2, (R8)
+	VEXTRACTF32X4 $0x01, Z2, X19
+	ADDQ          R9, R8
+	VMOVUPS       X19, (R8)
+	VEXTRACTF32X4 $0x02, Z2, X19
+	ADDQ          R9, R8
+	VMOVUPS       X19, (R8)
+	VEXTRACTF32X4 $0x03, Z2, X2
+	ADDQ          R9, R8
+	VMOVUPS       X2, (R8)
+	ADDQ          R9, R8
+
+	// The next tile: 4 tokens further in x.
+	LEAQ (BX)(CX*4), BX
+	DECQ AX
+	JNZ  tile
 
 done:
 	VZEROUPPER

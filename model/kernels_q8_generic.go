@@ -11,3 +11,7 @@ func matVecQ8(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs
 }
 
 func archQ8Impls() []q8Impl { return nil }
+
+// mulBatchQ8Tiles is the batched Q8_0 kernel of kernels_q8_amd64.go; without
+// it mulBatch multiplies vector by vector.
+func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int { return 0 }

@@ -49,10 +49,8 @@ func newBatchState(s *Session, size int) *batchState {
 		att:  make([]float32, c.Heads*size*c.SeqLen),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
-	for i := range size {
-		b.xbIn[i] = newActivation(b.xb[i*c.Dim:(i+1)*c.Dim], c.GroupSize)
-		b.hbIn[i] = newActivation(b.hb[i*c.HiddenDim:(i+1)*c.HiddenDim], c.GroupSize)
-	}
+	newActivations(b.xbIn, b.xb, c.Dim, c.GroupSize)
+	newActivations(b.hbIn, b.hb, c.HiddenDim, c.GroupSize)
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
 	b.ffnBody = s.ffnBatch
@@ -209,6 +207,22 @@ func (s *Session) ffnBatch(lo, hi int) {
 	swiglu(hb, hb2)
 	lw.w2.mulBatch(xb, hb, quantizeRows(b.hbIn[lo:hi]))
 	addInPlace(x, xb)
+}
+
+// newActivations sets acts[i] to the activation of row i of f (rows of n
+// floats), their int8 forms rows of one array, as the batched Q8_0 kernel
+// wants them.
+func newActivations(acts []activation, f []float32, n, gs int) {
+	var q []int8
+	if gs > 0 {
+		q = make([]int8, len(acts)*n)
+	}
+	for i := range acts {
+		acts[i] = newActivation(f[i*n:(i+1)*n], gs)
+		if gs > 0 {
+			acts[i].q = q[i*n : (i+1)*n]
+		}
+	}
 }
 
 // quantizeRows refreshes the int8 form of each activation (nothing for

@@ -170,23 +170,39 @@ func TestParseQ8CheckpointErrors(t *testing.T) {
 }
 
 // TestMulBatchQ8 checks the batched Q8_0 product against mulRows, vector by
-// vector, with == on a tensor of several row blocks and a short last block.
+// vector, with ==: several row blocks with a short last one, and (on VNNI)
+// the 4x4 tile kernel with leftover rows and vectors, several chunks of
+// vectors, and vectors that are not rows of one array (which skip it).
 func TestMulBatchQ8(t *testing.T) {
-	const rows, cols, gs, batch = 1100, 256, 32, 5
-	r := rand.New(rand.NewPCG(13, 14))
-	w := tensor{rows: rows, cols: cols, q: make([]int8, rows*cols), s: make([]float32, rows*cols/gs), gs: gs}
-	quantizeQ8(w.q, w.s, randSlice(r, rows*cols, 0), gs, roundHalfEven)
-	require.Greater(t, rows, q8BlockBytes/cols, "the tensor must span several row blocks")
-	x := randSlice(r, batch*cols, 0)
-	acts := make([]activation, batch)
-	for b := range acts {
-		acts[b] = newActivation(x[b*cols:(b+1)*cols], gs)
+	for _, c := range []struct {
+		rows, cols, gs, batch int
+		apart                 bool // vectors allocated one by one
+	}{
+		{1100, 256, 32, 5, false},
+		{67, 512, 64, 11, false},
+		{9, 1024, 128, 4, false},
+		{6, 8192, 64, 39, false},
+		{10, 256, 64, 7, true},
+	} {
+		r := rand.New(rand.NewPCG(13, uint64(c.rows)))
+		w := tensor{rows: c.rows, cols: c.cols, q: make([]int8, c.rows*c.cols), s: make([]float32, c.rows*c.cols/c.gs), gs: c.gs}
+		quantizeQ8(w.q, w.s, randSlice(r, c.rows*c.cols, 0), c.gs, roundHalfEven)
+		x := randSlice(r, c.batch*c.cols, 0)
+		acts := make([]activation, c.batch)
+		if c.apart {
+			for b := range acts {
+				acts[b] = newActivation(x[b*c.cols:(b+1)*c.cols], c.gs)
+			}
+		} else {
+			newActivations(acts, x, c.cols, c.gs)
+		}
+		out := make([]float32, c.batch*c.rows)
+		w.mulBatch(out, x, quantizeRows(acts))
+		for b := range acts {
+			want := make([]float32, c.rows)
+			matVecQ8Generic(want, w.q, w.s, 0, c.gs, acts[b].q, acts[b].s)
+			require.Equal(t, want, out[b*c.rows:(b+1)*c.rows], "%+v: vector %d", c, b)
+		}
 	}
-	out := make([]float32, batch*rows)
-	w.mulBatch(out, x, quantizeRows(acts))
-	for b := range acts {
-		want := make([]float32, rows)
-		w.mulRows(want, 0, &acts[b])
-		require.Equal(t, want, out[b*rows:(b+1)*rows], "vector %d", b)
-	}
+	require.Greater(t, 1100, q8BlockBytes/256, "the first case must span several row blocks")
 }

@@ -54,11 +54,12 @@ func (t *tensor) mulBatch(out, x []float32, acts []activation) {
 		matMat(out, t.f, x, len(acts))
 		return
 	}
+	done := mulBatchQ8Tiles(out, t, acts)
 	n, m := t.cols, t.rows
 	block := max(4, q8BlockBytes/n&^3)
 	for r0 := 0; r0 < m; r0 += block {
 		r1 := min(r0+block, m)
-		for b := range acts {
+		for b := done; b < len(acts); b++ {
 			matVecQ8(out[b*m+r0:b*m+r1], t.q, t.s, r0*n, t.gs, acts[b].q, acts[b].s)
 		}
 	}

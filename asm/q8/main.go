@@ -1,5 +1,6 @@
 // Command q8 generates model/kernels_q8_amd64.s, the Q8_0 (int8) matrix-
-// vector kernels of package model, with avo (github.com/mmcloughlin/avo).
+// vector kernels of package model, and the tile kernel of batched prompts
+// (tile.go), with avo (github.com/mmcloughlin/avo).
 //
 //	cd asm && go run ./q8 -out ../model/kernels_q8_amd64.s -pkg model
 //
@@ -76,8 +77,14 @@ func main() {
 		DATA(4*i, U32(v))
 	}
 
+	bcastTokens = GLOBL("q8bcasttokens", RODATA|NOPTR)
+	for i := range 16 {
+		DATA(4*i, U32(i/4))
+	}
+
 	vnni32()
 	vnni64()
+	vnniTile()
 	avx2()
 
 	Generate()
