@@ -139,20 +139,29 @@ func matVecQ8x4AVX2(out []float32, w []int8, ws []float32, x []int8, xs []float3
 //go:noescape
 func matMatQ8x4x4VNNI(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)
 
+// matMatQ8x4x4VNNI32 is matMatQ8x4x4VNNI for gs = 32 (steps is unused).
+//
+//go:noescape
+func matMatQ8x4x4VNNI32(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)
+
 // q8TileScratch bounds the transposed activation scales and corrections of
 // one call of the tile kernel (32 KiB on the stack): the tokens of a batch
 // go through it in chunks of up to q8TileScratch/ng.
 const q8TileScratch = 4096
 
 // mulBatchQ8Tiles computes the first 4*k vectors of a batched Q8_0 product
-// (see tensor.mulBatch) with the VNNI tile kernel, where it applies (VNNI,
-// groups of a multiple of 64 bytes inside the rows), and returns how many
+// (see tensor.mulBatch) with the VNNI tile kernels, where they apply (VNNI,
+// groups of 32 or a multiple of 64 bytes inside the rows), and returns how many
 // vectors it computed: 0 where it does not apply. Rows past the last
 // multiple of 4 are computed vector by vector.
 func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int {
 	n, m, gs := t.cols, t.rows, t.gs
-	if !hasVNNI || gs%64 != 0 || !q8Aligned(n, 0, gs) || len(acts) < 4 || n/gs > q8TileScratch/4 {
+	if !hasVNNI || (gs != 32 && gs%64 != 0) || !q8Aligned(n, 0, gs) || len(acts) < 4 || n/gs > q8TileScratch/4 {
 		return 0
+	}
+	kernel := matMatQ8x4x4VNNI
+	if gs == 32 {
+		kernel = matMatQ8x4x4VNNI32
 	}
 	ng := n / gs
 	chunk := q8TileScratch / ng &^ 3
@@ -190,7 +199,7 @@ func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int {
 					wsT[g*4+rr] = t.s[((r+rr)*n)/gs+g]
 				}
 			}
-			matMatQ8x4x4VNNI(out[b0*m+r:], t.q[r*n:(r+4)*n], wsT[:4*ng], xq, xsT[:4*ng*(b1-b0)/4], xcT[:4*ng*(b1-b0)/4], n, m, ng, gs/64, (b1-b0)/4)
+			kernel(out[b0*m+r:], t.q[r*n:(r+4)*n], wsT[:4*ng], xq, xsT[:4*ng*(b1-b0)/4], xcT[:4*ng*(b1-b0)/4], n, m, ng, gs/64, (b1-b0)/4)
 		}
 		for b := b0; b < b1; b++ {
 			matVecQ8(out[b*m+m4:b*m+m], t.q, t.s, m4*n, gs, acts[b].q, acts[b].s)

@@ -374,8 +374,7 @@ step:
 	DECQ      R13
 	JNZ       step
 
-	// Fold each token's four rows into [r0 r1 r2 r3] per 128-bit lane,
-	// then add the 128-bit lanes so that lane t holds token t's sums.
+	// Fold, then add the 128-bit lanes so that lane t holds token t's sums.
 	VPUNPCKLQDQ Z4, Z3, Z19
 	VPUNPCKHQDQ Z4, Z3, Z3
 	VPADDD      Z3, Z19, Z19
@@ -422,8 +421,8 @@ step:
 	VSHUFI32X4  $0xdd, Z20, Z19, Z19
 	VPADDD      Z19, Z21, Z21
 
-	// Exact int32 group sums, then the plain loop's float steps.
-	// (16-byte loads: a 64-byte VPERMD source would read past the slices.)
+	// Exact int32 group sums, then the plain loop's float steps
+	// (16-byte loads: a 64-byte VPERMD source would read past the slices).
 	VMOVDQU32       (DI), X24
 	VPERMD          Z24, Z1, Z24
 	VPSUBD          Z24, Z21, Z21
@@ -440,6 +439,188 @@ step:
 	DECQ            R12
 	JNZ             group
 
+	// Store lane t to out[t*m : t*m+4].
+	MOVQ          m+152(FP), R9
+	SHLQ          $0x02, R9
+	VMOVUPS       X2, (R8)
+	VEXTRACTF32X4 $0x01, Z2, X19
+	ADDQ          R9, R8
+	VMOVUPS       X19, (R8)
+	VEXTRACTF32X4 $0x02, Z2, X19
+	ADDQ          R9, R8
+	VMOVUPS       X19, (R8)
+	VEXTRACTF32X4 $0x03, Z2, X2
+	ADDQ          R9, R8
+	VMOVUPS       X2, (R8)
+	ADDQ          R9, R8
+
+	// The next tile: 4 tokens further in x.
+	LEAQ (BX)(CX*4), BX
+	DECQ AX
+	JNZ  tile
+
+done:
+	VZEROUPPER
+	RET
+
+// func matMatQ8x4x4VNNI32(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n int, m int, ng int, steps int, tiles int)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, CMOV
+TEXT ·matMatQ8x4x4VNNI32(SB), NOSPLIT, $0-184
+	MOVQ         tiles+176(FP), AX
+	TESTQ        AX, AX
+	JZ           done
+	MOVQ         n+144(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	MOVQ         x_base+72(FP), BX
+	MOVQ         xsT_base+96(FP), SI
+	MOVQ         xcT_base+120(FP), DI
+	MOVQ         out_base+0(FP), R8
+	MOVL         $0x80808080, R9
+	VPBROADCASTD R9, Z0
+	VMOVDQU32    q8bcasttokens<>+0(SB), Z1
+	MOVQ         $0xffffffff, R13
+	MOVQ         $-1, R14
+
+tile:
+	VXORPS Z2, Z2, Z2
+	MOVQ   w_base+24(FP), R9
+	MOVQ   wsT_base+48(FP), R11
+	MOVQ   BX, R10
+	MOVQ   ng+160(FP), R12
+
+pair:
+	MOVQ        R14, R15
+	CMPQ        R12, $0x01
+	CMOVQEQ     R13, R15
+	KMOVQ       R15, K1
+	VPXORD      Z3, Z3, Z3
+	VPXORD      Z4, Z4, Z4
+	VPXORD      Z5, Z5, Z5
+	VPXORD      Z6, Z6, Z6
+	VPXORD      Z7, Z7, Z7
+	VPXORD      Z8, Z8, Z8
+	VPXORD      Z9, Z9, Z9
+	VPXORD      Z10, Z10, Z10
+	VPXORD      Z11, Z11, Z11
+	VPXORD      Z12, Z12, Z12
+	VPXORD      Z13, Z13, Z13
+	VPXORD      Z14, Z14, Z14
+	VPXORD      Z15, Z15, Z15
+	VPXORD      Z16, Z16, Z16
+	VPXORD      Z17, Z17, Z17
+	VPXORD      Z18, Z18, Z18
+	VMOVDQU8.Z  (R9), K1, Z19
+	VPXORD      Z19, Z0, Z19
+	VMOVDQU8.Z  (R9)(CX*1), K1, Z20
+	VPXORD      Z20, Z0, Z20
+	VMOVDQU8.Z  (R9)(CX*2), K1, Z21
+	VPXORD      Z21, Z0, Z21
+	VMOVDQU8.Z  (R9)(DX*1), K1, Z22
+	VPXORD      Z22, Z0, Z22
+	VMOVDQU8.Z  (R10), K1, Z23
+	VPDPBUSD    Z23, Z19, Z3
+	VPDPBUSD    Z23, Z20, Z4
+	VPDPBUSD    Z23, Z21, Z5
+	VPDPBUSD    Z23, Z22, Z6
+	VMOVDQU8.Z  (R10)(CX*1), K1, Z23
+	VPDPBUSD    Z23, Z19, Z7
+	VPDPBUSD    Z23, Z20, Z8
+	VPDPBUSD    Z23, Z21, Z9
+	VPDPBUSD    Z23, Z22, Z10
+	VMOVDQU8.Z  (R10)(CX*2), K1, Z23
+	VPDPBUSD    Z23, Z19, Z11
+	VPDPBUSD    Z23, Z20, Z12
+	VPDPBUSD    Z23, Z21, Z13
+	VPDPBUSD    Z23, Z22, Z14
+	VMOVDQU8.Z  (R10)(DX*1), K1, Z23
+	VPDPBUSD    Z23, Z19, Z15
+	VPDPBUSD    Z23, Z20, Z16
+	VPDPBUSD    Z23, Z21, Z17
+	VPDPBUSD    Z23, Z22, Z18
+	ADDQ        $0x40, R9
+	ADDQ        $0x40, R10
+	VPUNPCKLQDQ Z4, Z3, Z19
+	VPUNPCKHQDQ Z4, Z3, Z3
+	VPADDD      Z3, Z19, Z19
+	VPUNPCKLQDQ Z6, Z5, Z20
+	VPUNPCKHQDQ Z6, Z5, Z5
+	VPADDD      Z5, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z21
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z21, Z21
+	VPUNPCKLQDQ Z8, Z7, Z19
+	VPUNPCKHQDQ Z8, Z7, Z7
+	VPADDD      Z7, Z19, Z19
+	VPUNPCKLQDQ Z10, Z9, Z20
+	VPUNPCKHQDQ Z10, Z9, Z9
+	VPADDD      Z9, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z22
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z22, Z22
+	VPUNPCKLQDQ Z12, Z11, Z19
+	VPUNPCKHQDQ Z12, Z11, Z11
+	VPADDD      Z11, Z19, Z19
+	VPUNPCKLQDQ Z14, Z13, Z20
+	VPUNPCKHQDQ Z14, Z13, Z13
+	VPADDD      Z13, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z23
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z23, Z23
+	VPUNPCKLQDQ Z16, Z15, Z19
+	VPUNPCKHQDQ Z16, Z15, Z15
+	VPADDD      Z15, Z19, Z19
+	VPUNPCKLQDQ Z18, Z17, Z20
+	VPUNPCKHQDQ Z18, Z17, Z17
+	VPADDD      Z17, Z20, Z20
+	VSHUFPS     $0x88, Z20, Z19, Z28
+	VSHUFPS     $0xdd, Z20, Z19, Z19
+	VPADDD      Z19, Z28, Z28
+	VSHUFI32X4  $0x88, Z22, Z21, Z19
+	VSHUFI32X4  $0xdd, Z22, Z21, Z21
+	VPADDD      Z21, Z19, Z19
+	VSHUFI32X4  $0x88, Z28, Z23, Z20
+	VSHUFI32X4  $0xdd, Z28, Z23, Z23
+	VPADDD      Z23, Z20, Z20
+	VSHUFI32X4  $0x88, Z20, Z19, Z21
+	VSHUFI32X4  $0xdd, Z20, Z19, Z19
+
+	// Exact int32 group sums, then the plain loop's float steps
+	// (16-byte loads: a 64-byte VPERMD source would read past the slices).
+	VMOVDQU32       (DI), X24
+	VPERMD          Z24, Z1, Z24
+	VPSUBD          Z24, Z21, Z21
+	VCVTDQ2PS       Z21, Z20
+	VBROADCASTF32X4 (R11), Z21
+	VMULPS          Z21, Z20, Z20
+	VMOVUPS         (SI), X25
+	VPERMD          Z25, Z1, Z25
+	VMULPS          Z25, Z20, Z20
+	VADDPS          Z20, Z2, Z2
+	ADDQ            $0x10, R11
+	ADDQ            $0x10, SI
+	ADDQ            $0x10, DI
+	SUBQ            $0x02, R12
+	JS              store
+
+	// Exact int32 group sums, then the plain loop's float steps
+	// (16-byte loads: a 64-byte VPERMD source would read past the slices).
+	VMOVDQU32       (DI), X26
+	VPERMD          Z26, Z1, Z26
+	VPSUBD          Z26, Z19, Z19
+	VCVTDQ2PS       Z19, Z19
+	VBROADCASTF32X4 (R11), Z20
+	VMULPS          Z20, Z19, Z19
+	VMOVUPS         (SI), X27
+	VPERMD          Z27, Z1, Z27
+	VMULPS          Z27, Z19, Z19
+	VADDPS          Z19, Z2, Z2
+	ADDQ            $0x10, R11
+	ADDQ            $0x10, SI
+	ADDQ            $0x10, DI
+	TESTQ           R12, R12
+	JNZ             pair
+
+store:
 	// Store lane t to out[t*m : t*m+4].
 	MOVQ          m+152(FP), R9
 	SHLQ          $0x02, R9

@@ -179,6 +179,9 @@ func TestMulBatchQ8(t *testing.T) {
 		apart                 bool // vectors allocated one by one
 	}{
 		{1100, 256, 32, 5, false},
+		{13, 288, 32, 9, false}, // gs 32, odd groups per row
+		{8, 1376, 32, 6, false}, // 43 groups
+		{5, 2048, 32, 70, false},
 		{67, 512, 64, 11, false},
 		{9, 1024, 128, 4, false},
 		{6, 8192, 64, 39, false},

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/mmcloughlin/avo/gotypes"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -10,8 +12,9 @@ import (
 // 128-bit lane t of a zmm: lane t*4+r of a tile holds token t, row r.
 var bcastTokens Mem
 
-// vnniTile generates matMatQ8x4x4VNNI, the batched (prompt) kernel: tiles
-// of 4 rows by 4 tokens, for group sizes that are multiples of 64.
+// vnniTile generates the batched (prompt) kernels: tiles of 4 rows by 4
+// tokens, matMatQ8x4x4VNNI for group sizes that are multiples of 64 and
+// matMatQ8x4x4VNNI32 for gs = 32.
 //
 // The matrix-vector kernels apply the sign of x to the weights, which costs
 // an operation per row and token. Here the weights are made unsigned once
@@ -28,10 +31,20 @@ var bcastTokens Mem
 // The scales come transposed by the caller, four floats per group: wsT
 // (the 4 rows' scales of group g at 16*g) and, per tile of tokens, xsT and
 // xcT (the 4 tokens' scales and corrections of group g at 16*g).
+//
+// With gs = 32 a 64-byte step holds two groups, g in the low 256 bits and
+// g+1 in the high: the fold then splits the 128-bit lanes into two vectors
+// of sums, and g's are scaled and added before g+1's. An odd last group
+// takes a 32-byte step whose high half is zero.
 func vnniTile() {
-	TEXT("matMatQ8x4x4VNNI", NOSPLIT, "func(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)")
-	Doc("matMatQ8x4x4VNNI computes tiles of 4 rows by 4 tokens of a batched",
-		"Q8_0 product; see model/kernels_q8_amd64.go.")
+	tile("matMatQ8x4x4VNNI", false)
+	tile("matMatQ8x4x4VNNI32", true)
+}
+
+func tile(name string, gs32 bool) {
+	TEXT(name, NOSPLIT, "func(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)")
+	Doc(name+" computes tiles of 4 rows by 4 tokens of a batched Q8_0",
+		"product; see model/kernels_q8_amd64.go.")
 	tiles := Load(Param("tiles"), GP64())
 	TESTQ(tiles, tiles)
 	JZ(LabelRef("done"))
@@ -51,94 +64,166 @@ func vnniTile() {
 	VMOVDQU32(bcastTokens, perm)
 
 	wp, xp, sg, gleft, cnt := GP64(), GP64(), GP64(), GP64(), GP64()
-	at := func(base Register, r, off int) Mem {
+	at := func(base Register, r int) Mem {
 		switch r {
 		case 0:
-			return Mem{Base: base, Disp: off}
+			return Mem{Base: base}
 		case 1:
-			return Mem{Base: base, Index: n, Scale: 1, Disp: off}
+			return Mem{Base: base, Index: n, Scale: 1}
 		case 2:
-			return Mem{Base: base, Index: n, Scale: 2, Disp: off}
+			return Mem{Base: base, Index: n, Scale: 2}
 		}
-		return Mem{Base: base, Index: n3, Scale: 1, Disp: off}
+		return Mem{Base: base, Index: n3, Scale: 1}
+	}
+	total := ZMM()
+
+	// products accumulates one step of 64 bytes (32 with half: the high
+	// halves of the registers are then zero) into fresh accumulators.
+	var acc [4][4]VecVirtual // [token][row]
+	zeroAcc := func() {
+		for t := range acc {
+			for r := range acc[t] {
+				acc[t][r] = ZMM()
+				VPXORD(acc[t][r], acc[t][r], acc[t][r])
+			}
+		}
+	}
+	// With gs = 32, x and w are loaded under a byte mask: all ones, or the
+	// low 32 bytes for the half step of an odd last group. The high half of
+	// x is then zero, and that of w+128 is 0x80s, whose products add nothing.
+	var mask, low32, ones, mk Register
+	if gs32 {
+		mask, low32, ones, mk = K(), GP64(), GP64(), GP64()
+		MOVQ(U32(0xffffffff), low32)
+		MOVQ(I32(-1), ones)
+	}
+	products := func() {
+		var wv [4]VecVirtual
+		for r := range wv {
+			wv[r] = ZMM()
+			if gs32 {
+				VMOVDQU8_Z(at(wp, r), mask, wv[r])
+				VPXORD(wv[r], bias, wv[r])
+			} else {
+				VPXORD(at(wp, r), bias, wv[r])
+			}
+		}
+		for t := range acc {
+			xv := ZMM()
+			if gs32 {
+				VMOVDQU8_Z(at(xp, t), mask, xv)
+			} else {
+				VMOVDQU64(at(xp, t), xv)
+			}
+			for r := range wv {
+				vpdpbusd(xv, wv[r], acc[t][r])
+			}
+		}
+		ADDQ(U8(64), wp)
+		ADDQ(U8(64), xp)
+	}
+	// folded folds each token's four rows into [r0 r1 r2 r3] per 128-bit
+	// lane.
+	folded := func() [4]VecVirtual {
+		var f [4]VecVirtual
+		for t := range acc {
+			f[t] = fold4(acc[t], true)
+		}
+		return f
+	}
+	// scaleAdd subtracts the corrections from the int32 sums s (lane
+	// t*4+r: token t, row r), scales them and adds them to total, then
+	// moves to the next group's scales.
+	scaleAdd := func(s VecVirtual) {
+		Comment("Exact int32 group sums, then the plain loop's float steps",
+			"(16-byte loads: a 64-byte VPERMD source would read past the slices).")
+		c := ZMM()
+		VMOVDQU32(Mem{Base: xcT}, c.AsX())
+		VPERMD(c, perm, c)
+		VPSUBD(c, s, s)
+		fl := ZMM()
+		VCVTDQ2PS(s, fl)
+		ws := ZMM()
+		VBROADCASTF32X4(Mem{Base: sg}, ws)
+		VMULPS(ws, fl, fl)
+		xs := ZMM()
+		VMOVUPS(Mem{Base: xsT}, xs.AsX())
+		VPERMD(xs, perm, xs)
+		VMULPS(xs, fl, fl)
+		VADDPS(fl, total, total)
+		ADDQ(U8(16), sg)
+		ADDQ(U8(16), xsT)
+		ADDQ(U8(16), xcT)
 	}
 
 	Label("tile")
-	total := ZMM()
 	VXORPS(total, total, total)
 	Load(Param("w").Base(), wp)
 	Load(Param("wsT").Base(), sg)
 	MOVQ(xt, xp)
 	Load(Param("ng"), gleft)
 
-	Label("group")
-	var acc [4][4]VecVirtual // [token][row]
-	for t := range acc {
-		for r := range acc[t] {
-			acc[t][r] = ZMM()
-			VPXORD(acc[t][r], acc[t][r], acc[t][r])
+	if !gs32 {
+		Label("group")
+		zeroAcc()
+		Load(Param("steps"), cnt)
+		Label("step")
+		products()
+		DECQ(cnt)
+		JNZ(LabelRef("step"))
+
+		Comment("Fold, then add the 128-bit lanes so that lane t holds token t's sums.")
+		f := folded()
+		half := func(a, b VecVirtual) VecVirtual {
+			lo := ZMM()
+			VSHUFI32X4(U8(0x44), b, a, lo) // [a0 a1 b0 b1]
+			VSHUFI32X4(U8(0xee), b, a, a)  // [a2 a3 b2 b3]
+			VPADDD(a, lo, lo)              // [a02 a13 b02 b13]
+			return lo
 		}
-	}
-	Load(Param("steps"), cnt)
-	Label("step")
-	var wv [4]VecVirtual
-	for r := range wv {
-		wv[r] = ZMM()
-		VPXORD(at(wp, r, 0), bias, wv[r])
-	}
-	for t := range acc {
-		xv := ZMM()
-		VMOVDQU64(at(xp, t, 0), xv)
-		for r := range wv {
-			vpdpbusd(xv, wv[r], acc[t][r])
+		f01, f23 := half(f[0], f[1]), half(f[2], f[3])
+		s := ZMM()
+		VSHUFI32X4(U8(0x88), f23, f01, s)   // [f01_0 f01_2 f23_0 f23_2]
+		VSHUFI32X4(U8(0xdd), f23, f01, f01) // [f01_1 f01_3 f23_1 f23_3]
+		VPADDD(f01, s, s)
+		scaleAdd(s)
+		DECQ(gleft)
+		JNZ(LabelRef("group"))
+	} else {
+		// pair splits the folds of a two-group step into the sums of group
+		// g (128-bit lanes 0 and 1 of each fold) and of g+1 (lanes 2, 3).
+		pair := func() (VecVirtual, VecVirtual) {
+			f := folded()
+			join := func(a, b VecVirtual) VecVirtual {
+				x := ZMM()
+				VSHUFI32X4(U8(0x88), b, a, x) // [a0 a2 b0 b2]
+				VSHUFI32X4(U8(0xdd), b, a, a) // [a1 a3 b1 b3]
+				VPADDD(a, x, x)               // [a_g a_g1 b_g b_g1]
+				return x
+			}
+			ab, cd := join(f[0], f[1]), join(f[2], f[3])
+			g := ZMM()
+			VSHUFI32X4(U8(0x88), cd, ab, g)  // [a_g b_g c_g d_g]
+			VSHUFI32X4(U8(0xdd), cd, ab, ab) // [a_g1 b_g1 c_g1 d_g1]
+			return g, ab
 		}
+		Label("pair")
+		MOVQ(ones, mk)
+		CMPQ(gleft, U8(1))
+		CMOVQEQ(low32, mk)
+		KMOVQ(mk, mask)
+		zeroAcc()
+		products()
+		g, g1 := pair()
+		scaleAdd(g)
+		SUBQ(U8(2), gleft)
+		JS(LabelRef("store"))
+		scaleAdd(g1)
+		TESTQ(gleft, gleft)
+		JNZ(LabelRef("pair"))
 	}
-	ADDQ(U8(64), wp)
-	ADDQ(U8(64), xp)
-	DECQ(cnt)
-	JNZ(LabelRef("step"))
 
-	Comment("Fold each token's four rows into [r0 r1 r2 r3] per 128-bit lane,",
-		"then add the 128-bit lanes so that lane t holds token t's sums.")
-	var f [4]VecVirtual
-	for t := range acc {
-		f[t] = fold4(acc[t], true)
-	}
-	half := func(a, b VecVirtual) VecVirtual {
-		lo := ZMM()
-		VSHUFI32X4(U8(0x44), b, a, lo) // [a0 a1 b0 b1]
-		VSHUFI32X4(U8(0xee), b, a, a)  // [a2 a3 b2 b3]
-		VPADDD(a, lo, lo)              // [a02 a13 b02 b13]
-		return lo
-	}
-	f01, f23 := half(f[0], f[1]), half(f[2], f[3])
-	s := ZMM()
-	VSHUFI32X4(U8(0x88), f23, f01, s)   // [f01_0 f01_2 f23_0 f23_2]
-	VSHUFI32X4(U8(0xdd), f23, f01, f01) // [f01_1 f01_3 f23_1 f23_3]
-	VPADDD(f01, s, s)
-
-	Comment("Exact int32 group sums, then the plain loop's float steps.")
-	Comment("(16-byte loads: a 64-byte VPERMD source would read past the slices.)")
-	c := ZMM()
-	VMOVDQU32(Mem{Base: xcT}, c.AsX())
-	VPERMD(c, perm, c)
-	VPSUBD(c, s, s)
-	fl := ZMM()
-	VCVTDQ2PS(s, fl)
-	ws := ZMM()
-	VBROADCASTF32X4(Mem{Base: sg}, ws)
-	VMULPS(ws, fl, fl)
-	xs := ZMM()
-	VMOVUPS(Mem{Base: xsT}, xs.AsX())
-	VPERMD(xs, perm, xs)
-	VMULPS(xs, fl, fl)
-	VADDPS(fl, total, total)
-	ADDQ(U8(16), sg)
-	ADDQ(U8(16), xsT)
-	ADDQ(U8(16), xcT)
-	DECQ(gleft)
-	JNZ(LabelRef("group"))
-
+	Label("store")
 	Comment("Store lane t to out[t*m : t*m+4].")
 	m4 := Load(Param("m"), GP64())
 	SHLQ(U8(2), m4)
@@ -158,4 +243,15 @@ func vnniTile() {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// addr resolves a parameter to its memory operand.
+func addr(c interface {
+	Resolve() (*gotypes.Basic, error)
+}) Mem {
+	b, err := c.Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b.Addr
 }
