@@ -13,6 +13,10 @@ import "math"
 //     result.
 //   - matVecQ8Go, a faster pure-Go twin.
 //
+// Batched prompts (tensor.mulBatch) also try mulBatchQ8Tiles first, the
+// VNNI tile kernels of kernels_q8_amd64.go (none elsewhere), which give the
+// same values.
+//
 // The fast implementations only handle the aligned case, where every group
 // lies inside one row (n%gs == 0 and off%gs == 0: all stories shapes with gs
 // 32 or 64); any other shape runs the plain loop. They compute exactly the
