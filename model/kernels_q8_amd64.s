@@ -412,14 +412,14 @@ step:
 	VSHUFPS     $0xdd, Z20, Z19, Z19
 	VPADDD      Z19, Z26, Z26
 	VSHUFI32X4  $0x44, Z22, Z21, Z19
-	VSHUFI32X4  $0xee, Z22, Z21, Z21
-	VPADDD      Z21, Z19, Z19
+	VSHUFI32X4  $0xee, Z22, Z21, Z22
+	VPADDD      Z22, Z19, Z19
 	VSHUFI32X4  $0x44, Z26, Z23, Z20
-	VSHUFI32X4  $0xee, Z26, Z23, Z23
-	VPADDD      Z23, Z20, Z20
+	VSHUFI32X4  $0xee, Z26, Z23, Z26
+	VPADDD      Z26, Z20, Z20
 	VSHUFI32X4  $0x88, Z20, Z19, Z21
-	VSHUFI32X4  $0xdd, Z20, Z19, Z19
-	VPADDD      Z19, Z21, Z21
+	VSHUFI32X4  $0xdd, Z20, Z19, Z20
+	VPADDD      Z20, Z21, Z21
 
 	// Exact int32 group sums, then the plain loop's float steps
 	// (16-byte loads: a 64-byte VPERMD source would read past the slices).
@@ -576,11 +576,11 @@ pair:
 	VSHUFPS     $0xdd, Z20, Z19, Z19
 	VPADDD      Z19, Z28, Z28
 	VSHUFI32X4  $0x88, Z22, Z21, Z19
-	VSHUFI32X4  $0xdd, Z22, Z21, Z21
-	VPADDD      Z21, Z19, Z19
+	VSHUFI32X4  $0xdd, Z22, Z21, Z22
+	VPADDD      Z22, Z19, Z19
 	VSHUFI32X4  $0x88, Z28, Z23, Z20
-	VSHUFI32X4  $0xdd, Z28, Z23, Z23
-	VPADDD      Z23, Z20, Z20
+	VSHUFI32X4  $0xdd, Z28, Z23, Z28
+	VPADDD      Z28, Z20, Z20
 	VSHUFI32X4  $0x88, Z20, Z19, Z21
 	VSHUFI32X4  $0xdd, Z20, Z19, Z19
 

@@ -174,18 +174,9 @@ func tile(name string, gs32 bool) {
 
 		Comment("Fold, then add the 128-bit lanes so that lane t holds token t's sums.")
 		f := folded()
-		half := func(a, b VecVirtual) VecVirtual {
-			lo := ZMM()
-			VSHUFI32X4(U8(0x44), b, a, lo) // [a0 a1 b0 b1]
-			VSHUFI32X4(U8(0xee), b, a, a)  // [a2 a3 b2 b3]
-			VPADDD(a, lo, lo)              // [a02 a13 b02 b13]
-			return lo
-		}
-		f01, f23 := half(f[0], f[1]), half(f[2], f[3])
-		s := ZMM()
-		VSHUFI32X4(U8(0x88), f23, f01, s)   // [f01_0 f01_2 f23_0 f23_2]
-		VSHUFI32X4(U8(0xdd), f23, f01, f01) // [f01_1 f01_3 f23_1 f23_3]
-		VPADDD(f01, s, s)
+		f01 := shufAdd(0x44, 0xee, f[0], f[1]) // [f0_02 f0_13 f1_02 f1_13]
+		f23 := shufAdd(0x44, 0xee, f[2], f[3])
+		s := shufAdd(0x88, 0xdd, f01, f23) // [f0 f1 f2 f3]
 		scaleAdd(s)
 		DECQ(gleft)
 		JNZ(LabelRef("group"))
@@ -194,14 +185,8 @@ func tile(name string, gs32 bool) {
 		// g (128-bit lanes 0 and 1 of each fold) and of g+1 (lanes 2, 3).
 		pair := func() (VecVirtual, VecVirtual) {
 			f := folded()
-			join := func(a, b VecVirtual) VecVirtual {
-				x := ZMM()
-				VSHUFI32X4(U8(0x88), b, a, x) // [a0 a2 b0 b2]
-				VSHUFI32X4(U8(0xdd), b, a, a) // [a1 a3 b1 b3]
-				VPADDD(a, x, x)               // [a_g a_g1 b_g b_g1]
-				return x
-			}
-			ab, cd := join(f[0], f[1]), join(f[2], f[3])
+			ab := shufAdd(0x88, 0xdd, f[0], f[1]) // [a_g a_g1 b_g b_g1]
+			cd := shufAdd(0x88, 0xdd, f[2], f[3])
 			g := ZMM()
 			VSHUFI32X4(U8(0x88), cd, ab, g)  // [a_g b_g c_g d_g]
 			VSHUFI32X4(U8(0xdd), cd, ab, ab) // [a_g1 b_g1 c_g1 d_g1]
@@ -243,6 +228,18 @@ func tile(name string, gs32 bool) {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// shufAdd adds two selections of the 128-bit lanes of a and b (b is
+// clobbered): lanes lo and hi each take two lanes of a, then two of b, by
+// VSHUFI32X4 immediates (0x44 and 0xee pair lanes 0+2 and 1+3 within each
+// register; 0x88 and 0xdd pair lanes 0+1 and 2+3).
+func shufAdd(lo, hi uint8, a, b VecVirtual) VecVirtual {
+	x := ZMM()
+	VSHUFI32X4(U8(lo), b, a, x)
+	VSHUFI32X4(U8(hi), b, a, b)
+	VPADDD(b, x, x)
+	return x
 }
 
 // addr resolves a parameter to its memory operand.
