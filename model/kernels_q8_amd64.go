@@ -133,7 +133,7 @@ func matVecQ8x4AVX2(out []float32, w []int8, ws []float32, x []int8, xs []float3
 // ws[r][g]; for tile i, xsT[(i*ng+g)*4+t%4] = xs[t][g] and xcT[...] =
 // 128*(sum of x[t*n+k] over group g), which the kernel subtracts from its
 // sums of (w+128)*x. Preconditions, not checked: n = ng*steps*64, len(w) >=
-// 3n+n, len(x) >= 4*tiles*n, len(wsT) >= 4*ng, len(xsT) and len(xcT) >=
+// 4n, len(x) >= 4*tiles*n, len(wsT) >= 4*ng, len(xsT) and len(xcT) >=
 // 4*ng*tiles, len(out) >= (4*tiles-1)*m+4.
 //
 //go:noescape
@@ -144,9 +144,10 @@ func matMatQ8x4x4VNNI(out []float32, w []int8, wsT []float32, x []int8, xsT []fl
 //go:noescape
 func matMatQ8x4x4VNNI32(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)
 
-// q8TileScratch bounds the transposed activation scales and corrections of
-// one call of the tile kernel (32 KiB on the stack): the tokens of a batch
-// go through it in chunks of up to q8TileScratch/ng.
+// q8TileScratch bounds the transposed scales and corrections of one call of
+// the tile kernel (three arrays of 16 KiB on the stack): the tokens of a
+// batch go through it in chunks of up to q8TileScratch/ng, and rows of more
+// than q8TileScratch/4 groups take the vector-by-vector path.
 const q8TileScratch = 4096
 
 // mulBatchQ8Tiles computes the first 4*k vectors of a batched Q8_0 product
@@ -168,7 +169,7 @@ func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int {
 	done := len(acts) &^ 3
 	var xsT [q8TileScratch]float32
 	var xcT [q8TileScratch]int32
-	var wsT [4 * q8TileScratch / 4]float32
+	var wsT [q8TileScratch]float32 // 4*ng used
 	m4 := m &^ 3
 	// The kernel needs the vectors n bytes apart in one array.
 	if cap(acts[0].q) < done*n {
