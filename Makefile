@@ -24,8 +24,9 @@ fixtures:
 	@if [ -d "$(SHARED)/models" ]; then \
 		echo "fixtures: copying from $(SHARED)"; \
 		cp -f $(SHARED)/models/*.bin testdata/ && \
+		mkdir -p testdata/gguf && cp -f $(SHARED)/models/gguf/* testdata/gguf/ && \
 		rm -rf testdata/golden && mkdir -p testdata/golden && \
-		cp -rf $(SHARED)/golden/. testdata/golden/ && chmod -R u+w testdata/golden testdata/*.bin; \
+		cp -rf $(SHARED)/golden/. testdata/golden/ && chmod -R u+w testdata/golden testdata/gguf testdata/*.bin; \
 	else \
 		echo "fixtures: $(SHARED) not found; downloading the public files (goldens need $(SHARED))"; \
 		for pair in $(PUBLIC_MODELS); do \
