@@ -1,0 +1,33 @@
+package model
+
+// GGUF's quantized block types (Q8_0, Q4_0, and the K-quants Q4_K, Q5_K,
+// Q6_K) all multiply an activation quantized in blocks of qBlock values:
+// int8 values xq with one float32 scale per block (xs, max|x|/127, C's
+// rounding; quantizeActivation with gs = qBlock) and the int32 sum of each
+// block's values (xsum), which the types with an offset or a minimum
+// (Q4_0's -8, the K-quants' mins) need to apply it once per block instead
+// of once per value.
+//
+// Their kernels share one shape, so tensor.go can dispatch on the type:
+//
+//	matVecT(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+//	    out[r] = row r of w · x, for r < len(out); n = len(xq) values a row,
+//	    row r's blocks at w[r*rowBytes:]
+//	matMatT(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int)
+//	    the same for batch vectors stored one after another (xq: batch*n,
+//	    xs and xsum: batch*n/qBlock): out[b*rows+r] = row r · vector b
+//	dequantRowT(dst []float32, src []byte)
+//	    len(dst) values of one row (the token embedding)
+const qBlock = 32
+
+// blockSums sets xsum[b] to the sum of xq[b*qBlock : (b+1)*qBlock] for
+// every whole block of xq.
+func blockSums(xsum []int32, xq []int8) {
+	for b := range len(xq) / qBlock {
+		var s int32
+		for _, v := range xq[b*qBlock : (b+1)*qBlock] {
+			s += int32(v)
+		}
+		xsum[b] = s
+	}
+}
