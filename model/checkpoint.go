@@ -39,8 +39,31 @@ type Config struct {
 	// Version is the file format: 0 (legacy, run.c), 1 (fp32) or 2 (Q8_0).
 	Version int
 	// GroupSize is the number of consecutive weights that share one scale
-	// in a Q8_0 (version 2) checkpoint; 0 for fp32 checkpoints.
+	// in a Q8_0 (version 2) checkpoint; 0 for fp32 checkpoints and GGUF.
 	GroupSize int
+
+	// RopeTheta is the base of the RoPE frequencies; 0 means llama2.c's
+	// 10000 (GGUF's rope.freq_base: CodeLlama and Mistral v0.2 use 1e6).
+	RopeTheta float32
+	// RopeScale is the linear RoPE scaling factor: positions are divided
+	// by it. 0 means 1 (no scaling).
+	RopeScale float32
+	// NormEps is the epsilon of the RMS norms; 0 means llama2.c's 1e-5.
+	NormEps float32
+	// GGUF is true for a model read from a GGUF file.
+	GGUF bool
+}
+
+// ropeTheta, ropeScale and normEps apply the defaults of the fields.
+func (c Config) ropeTheta() float32 { return cmpOr(c.RopeTheta, 10000) }
+func (c Config) ropeScale() float32 { return cmpOr(c.RopeScale, 1) }
+func (c Config) normEps() float32   { return cmpOr(c.NormEps, 1e-5) }
+
+func cmpOr(v, def float32) float32 {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // HeadSize is the width of one attention head.
@@ -77,7 +100,8 @@ type layerWeights struct {
 
 // weights are the model's tensors, row-major, each a view into the mapping.
 type weights struct {
-	tokenEmbedding tensor // (vocab, dim)
+	act            actForm // the int8 form the activations need
+	tokenEmbedding tensor  // (vocab, dim)
 	layers         []layerWeights
 	rmsFinal       []float32 // (dim)
 	classifier     tensor    // (vocab, dim); the embedding table when shared
@@ -292,6 +316,7 @@ func (c Config) layout(body []byte) weights {
 		}
 	}
 	w := weights{
+		act:            actForm{gs: c.GroupSize},
 		tokenEmbedding: tensors["token_embedding"][0],
 		layers:         make([]layerWeights, c.Layers),
 		rmsFinal:       tensors["rms_final"][0].f,

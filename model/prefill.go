@@ -49,8 +49,8 @@ func newBatchState(s *Session, size int) *batchState {
 		att:  make([]float32, c.Heads*size*c.SeqLen),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
-	newActivations(b.xbIn, b.xb, c.Dim, c.GroupSize)
-	newActivations(b.hbIn, b.hb, c.HiddenDim, c.GroupSize)
+	newActivations(b.xbIn, b.xb, c.Dim, s.m.w.act)
+	newActivations(b.hbIn, b.hb, c.HiddenDim, s.m.w.act)
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
 	b.ffnBody = s.ffnBatch
@@ -123,7 +123,7 @@ func (s *Session) qkvBatch(lo, hi int) {
 	n := hi - lo
 	x, xb := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim]
 	for i := range n {
-		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsAtt)
+		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsAtt, s.eps)
 	}
 	q := b.q[lo*dim : hi*dim]
 	layerOff := s.layer * s.cfg.SeqLen * kvDim
@@ -199,7 +199,7 @@ func (s *Session) ffnBatch(lo, hi int) {
 	lw.wo.mulBatch(xb2, xb, quantizeRows(b.xbIn[lo:hi]))
 	addInPlace(x, xb2)
 	for i := range n {
-		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsFFN)
+		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsFFN, s.eps)
 	}
 	xbIn := quantizeRows(b.xbIn[lo:hi])
 	lw.w1.mulBatch(hb, xb, xbIn)
@@ -210,17 +210,28 @@ func (s *Session) ffnBatch(lo, hi int) {
 }
 
 // newActivations sets acts[i] to the activation of row i of f (rows of n
-// floats), their int8 forms rows of one array, as the batched Q8_0 kernel
-// wants them.
-func newActivations(acts []activation, f []float32, n, gs int) {
-	var q []int8
-	if gs > 0 {
-		q = make([]int8, len(acts)*n)
+// floats). Their int8 forms, scales and sums are rows of one array each, as
+// the batched kernels want them: acts[i].q[:k*n] (up to its capacity) is
+// then the int8 form of rows i..i+k-1, and likewise s and sum.
+func newActivations(acts []activation, f []float32, n int, form actForm) {
+	if form.gs == 0 {
+		for i := range acts {
+			acts[i] = activation{f: f[i*n : (i+1)*n]}
+		}
+		return
+	}
+	ng, nb := (n+form.gs-1)/form.gs, n/form.gs
+	q := make([]int8, len(acts)*n)
+	s := make([]float32, len(acts)*ng)
+	var sum []int32
+	if form.sums {
+		sum = make([]int32, len(acts)*nb)
 	}
 	for i := range acts {
-		acts[i] = newActivation(f[i*n:(i+1)*n], gs)
-		if gs > 0 {
-			acts[i].q = q[i*n : (i+1)*n]
+		// A slice keeps the capacity to the end of its array.
+		acts[i] = activation{f: f[i*n : (i+1)*n], q: q[i*n : (i+1)*n], s: s[i*ng : (i+1)*ng], gs: form.gs}
+		if form.sums {
+			acts[i].sum = sum[i*nb : (i+1)*nb]
 		}
 	}
 }

@@ -194,10 +194,10 @@ func TestMulBatchQ8(t *testing.T) {
 		acts := make([]activation, c.batch)
 		if c.apart {
 			for b := range acts {
-				acts[b] = newActivation(x[b*c.cols:(b+1)*c.cols], c.gs)
+				acts[b] = newActivation(x[b*c.cols:(b+1)*c.cols], actForm{gs: c.gs})
 			}
 		} else {
-			newActivations(acts, x, c.cols, c.gs)
+			newActivations(acts, x, c.cols, actForm{gs: c.gs})
 		}
 		out := make([]float32, c.batch*c.rows)
 		w.mulBatch(out, x, quantizeRows(acts))

@@ -54,6 +54,7 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 	}
 	q := &Model{Config: m.Config, path: m.path, w: m.w, unmap: m.unmap}
 	q.Config.GroupSize = groupSize
+	q.w.act = actForm{gs: groupSize}
 	qt := func(t tensor) tensor {
 		out := tensor{rows: t.rows, cols: t.cols, gs: groupSize,
 			q: make([]int8, len(t.f)), s: make([]float32, len(t.f)/groupSize)}

@@ -2,33 +2,52 @@ package model
 
 import "math"
 
-// tensor is a weight matrix of rows × cols, row-major, stored either as
-// float32 or as Q8_0: int8 values with one float32 scale per gs consecutive
-// values of the flattened matrix (llama2.c's version 2 format). Groups need
-// not start at row boundaries: export.py only requires gs to divide the
-// whole tensor.
+// tensor is a weight matrix of rows × cols, row-major, a view into the
+// file's bytes in the element type the file stores:
+//
+//   - float32 (f);
+//   - llama2.c's Q8_0 (version 2): int8 values with one float32 scale per gs
+//     consecutive values of the flattened matrix (q, s, gs). Groups need not
+//     start at row boundaries: export.py only requires gs to divide the
+//     whole tensor;
+//   - GGUF's F16 and BF16 (h);
+//   - GGUF's block types (Q8_0, Q4_0, K-quants): each row a run of blocks,
+//     rowBytes long, read in place by the block type's kernels (blk).
 type tensor struct {
 	rows, cols int
-	f          []float32 // (rows, cols) fp32 values; nil when quantized
-	q          []int8    // (rows, cols) Q8_0 values
+	f          []float32 // (rows, cols) fp32 values
+	q          []int8    // (rows, cols) llama2.c Q8_0 values
 	s          []float32 // (rows*cols/gs) scales: value = q[i] * s[i/gs]
 	gs         int
+	h          []uint16   // (rows, cols) F16 or BF16 values
+	bf16       bool       // h holds BF16 rather than F16
+	b          []byte     // (rows, rowBytes) blocks of a GGUF block type
+	blk        *blockType // the block type of b
+	rowBytes   int
 }
 
-// quantized reports whether t holds Q8_0 values.
-func (t *tensor) quantized() bool { return t.f == nil }
+// quantized reports whether t holds llama2.c's Q8_0 values.
+func (t *tensor) quantized() bool { return t.q != nil }
 
-// rowTo writes row r as float32 into dst (dequantizing a Q8_0 row): the
-// token embedding reads one row per token, so a quantized table is never
+// rowTo writes row r as float32 into dst (dequantizing a quantized row):
+// the token embedding reads one row per token, so a quantized table is never
 // expanded whole.
 func (t *tensor) rowTo(dst []float32, r int) {
 	off := r * t.cols
-	if !t.quantized() {
+	dst = dst[:t.cols]
+	switch {
+	case t.f != nil:
 		copy(dst, t.f[off:off+t.cols])
-		return
-	}
-	for j := range dst[:t.cols] {
-		dst[j] = float32(t.q[off+j]) * t.s[(off+j)/t.gs]
+	case t.q != nil:
+		for j := range dst {
+			dst[j] = float32(t.q[off+j]) * t.s[(off+j)/t.gs]
+		}
+	case t.h != nil && t.bf16:
+		dequantRowBF16(dst, t.h[off:off+t.cols])
+	case t.h != nil:
+		dequantRowF16(dst, t.h[off:off+t.cols])
+	default:
+		t.blk.dequant(dst, t.b[r*t.rowBytes:(r+1)*t.rowBytes])
 	}
 }
 
@@ -36,22 +55,45 @@ func (t *tensor) rowTo(dst []float32, r int) {
 func (t *tensor) mulRows(out []float32, lo int, x *activation) {
 	n := t.cols
 	hi := lo + len(out)
-	if !t.quantized() {
+	switch {
+	case t.f != nil:
 		matVec(out, t.f[lo*n:hi*n], x.f)
-		return
+	case t.q != nil:
+		matVecQ8(out, t.q, t.s, lo*n, t.gs, x.q, x.s)
+	case t.h != nil && t.bf16:
+		matVecBF16(out, t.h[lo*n:hi*n], x.f)
+	case t.h != nil:
+		matVecF16(out, t.h[lo*n:hi*n], x.f)
+	default:
+		t.blk.matVec(out, t.b[lo*t.rowBytes:hi*t.rowBytes], x.q, x.s, x.sum)
 	}
-	matVecQ8(out, t.q, t.s, lo*n, t.gs, x.q, x.s)
 }
 
 // mulBatch sets out[b*rows+r] = row r · x[b*cols:(b+1)*cols] for every
 // vector b of a batch, whose activations (quantized by the caller for a
-// Q8_0 tensor) are acts. Float32 weights go through matMat. Q8_0 weights are
-// taken in blocks of rows small enough to stay in L2, each block multiplying
-// every vector of the batch, so that the weights are read from memory once
-// per batch instead of once per vector; the values are those of mulRows.
+// quantized tensor) are acts, built by newActivations. Float weights go
+// through the matrix-matrix kernels. llama2.c's Q8_0 weights are taken in
+// blocks of rows small enough to stay in L2, each block multiplying every
+// vector of the batch, so that the weights are read from memory once per
+// batch instead of once per vector; the values are those of mulRows.
 func (t *tensor) mulBatch(out, x []float32, acts []activation) {
-	if !t.quantized() {
-		matMat(out, t.f, x, len(acts))
+	k := len(acts)
+	switch {
+	case t.f != nil:
+		matMat(out, t.f, x, k)
+		return
+	case t.h != nil && t.bf16:
+		matMatBF16(out, t.h, x, k)
+		return
+	case t.h != nil:
+		matMatF16(out, t.h, x, k)
+		return
+	case t.q == nil:
+		// The batch's int8 forms are consecutive rows of one array
+		// (newActivations), as the block kernels want them.
+		n, nb := t.cols, t.cols/qBlock
+		a := &acts[0]
+		t.blk.matMat(out, t.b, t.rows, a.q[:k*n], a.s[:k*nb], a.sum[:k*nb], k)
 		return
 	}
 	done := mulBatchQ8Tiles(out, t, acts)
@@ -72,30 +114,46 @@ func (t *tensor) mulBatch(out, x []float32, acts []activation) {
 const q8BlockBytes = 128 << 10
 
 // activation is a vector that multiplies weight tensors: the float32 values
-// and, for a Q8_0 model, their quantization in groups of gs along the vector
-// (the last group may be shorter), refreshed by quantize.
+// and, for a model with quantized tensors, their quantization in groups of
+// gs along the vector (the last group may be shorter), refreshed by
+// quantize. GGUF's block types also need each group's sum (qblock.go).
 type activation struct {
-	f  []float32
-	q  []int8    // nil for fp32 models
-	s  []float32 // (ceil(len/gs)) scales
-	gs int
+	f   []float32
+	q   []int8    // nil for float models
+	s   []float32 // (ceil(len/gs)) scales
+	sum []int32   // (len/gs) sums of q's groups, for GGUF block types; else nil
+	gs  int
 }
 
-func newActivation(f []float32, gs int) activation {
+// actForm says which int8 form a model's activations need: none (gs 0),
+// llama2.c's groups of gs, or GGUF's blocks of qBlock with their sums.
+type actForm struct {
+	gs   int
+	sums bool
+}
+
+func newActivation(f []float32, form actForm) activation {
 	a := activation{f: f}
-	if gs > 0 {
+	if form.gs > 0 {
 		a.q = make([]int8, len(f))
-		a.s = make([]float32, (len(f)+gs-1)/gs)
-		a.gs = gs
+		a.s = make([]float32, (len(f)+form.gs-1)/form.gs)
+		a.gs = form.gs
+		if form.sums {
+			a.sum = make([]int32, len(f)/form.gs)
+		}
 	}
 	return a
 }
 
-// quantize refreshes the int8 form of a (nothing for fp32 models):
-// quantizeQ8 with C's rounding, by a faster equivalent (kernels_q8.go).
+// quantize refreshes the int8 form of a (nothing for float models):
+// quantizeQ8 with C's rounding, by a faster equivalent (kernels_q8.go), and
+// the group sums where the model needs them.
 func (a *activation) quantize() {
 	if a.q != nil {
 		quantizeActivation(a.q, a.s, a.f, a.gs)
+		if a.sum != nil {
+			blockSums(a.sum, a.q)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/llama2-go/llama2/gguf"
 )
 
 // Model is an opened checkpoint: its header and read-only weight views into
@@ -16,23 +18,31 @@ type Model struct {
 	Config Config
 	path   string
 	w      weights
+	gguf   *ggufModel // nil for llama2.c checkpoints
 	unmap  func() error
 	once   sync.Once
 }
 
-// Open memory-maps the checkpoint at path (legacy v0, version 1 or version 2) and
-// validates it. Weights are views into the mapping, never copies.
+// Open memory-maps the checkpoint at path and validates it: llama2.c's
+// legacy (v0), version 1 or version 2 files, or a GGUF file (told by its
+// magic) of the llama architecture. Weights are views into the mapping,
+// never copies.
 func Open(path string) (*Model, error) {
 	data, unmap, err := mapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, unwrapPath(err))
 	}
-	cfg, w, err := parseCheckpoint(data, path)
+	m := &Model{path: path, unmap: unmap}
+	if gguf.IsGGUF(data) {
+		m.Config, m.w, m.gguf, err = parseGGUF(data, path)
+	} else {
+		m.Config, m.w, err = parseCheckpoint(data, path)
+	}
 	if err != nil {
 		unmap()
 		return nil, err
 	}
-	return &Model{Config: cfg, path: path, w: w, unmap: unmap}, nil
+	return m, nil
 }
 
 // unwrapPath drops the *os.PathError wrapper, whose path the caller's message
@@ -105,6 +115,7 @@ const DefaultBatch = 128
 type Session struct {
 	m     *Model
 	cfg   Config
+	eps   float32 // the RMS norms' epsilon
 	pool  *pool
 	batch *batchState // nil when batching is off
 
@@ -155,7 +166,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	kvSize := c.Layers * c.SeqLen * c.KVDim()
 	s := &Session{
-		m: m, cfg: c, pool: newPool(threads),
+		m: m, cfg: c, pool: newPool(threads), eps: c.normEps(),
 		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
 		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim),
 		q: make([]float32, c.Dim), att: make([]float32, c.Heads*c.SeqLen),
@@ -165,15 +176,19 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 		ropeCos:  make([]float32, c.HeadSize()/2), ropeSin: make([]float32, c.HeadSize()/2),
 	}
 	hs := c.HeadSize()
+	theta, scale := float64(c.ropeTheta()), c.ropeScale()
 	for j := range s.ropeFreq {
 		// run.c: 1.0f / powf(10000.0f, head_dim / (float)head_size), all in float32.
-		s.ropeFreq[j] = 1 / float32(math.Pow(10000, float64(float32(2*j)/float32(hs))))
+		s.ropeFreq[j] = 1 / float32(math.Pow(theta, float64(float32(2*j)/float32(hs))))
+		if scale != 1 {
+			s.ropeFreq[j] /= scale // linear scaling: the angle of pos/scale
+		}
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
-	s.xbIn = newActivation(s.xb, c.GroupSize)
-	s.hbIn = newActivation(s.hb, c.GroupSize)
-	s.xIn = newActivation(s.x, c.GroupSize)
+	s.xbIn = newActivation(s.xb, m.w.act)
+	s.hbIn = newActivation(s.hb, m.w.act)
+	s.xIn = newActivation(s.x, m.w.act)
 	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
 		s.batch = newBatchState(s, min(batch, c.SeqLen))
 	}
@@ -205,7 +220,7 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 	for l := range w.layers {
 		s.layer = l
 		lw := &w.layers[l]
-		rmsnorm(s.xb, s.x, lw.rmsAtt)
+		rmsnorm(s.xb, s.x, lw.rmsAtt, s.eps)
 		s.xbIn.quantize()
 		s.pool.run(dim+2*c.KVDim(), rowGrain, s.qkvBody)
 		s.rope()
@@ -213,14 +228,14 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 		s.xbIn.quantize()
 		s.pool.run(dim, rowGrain, s.woBody)
 		addInPlace(s.x, s.xb2)
-		rmsnorm(s.xb, s.x, lw.rmsFFN)
+		rmsnorm(s.xb, s.x, lw.rmsFFN, s.eps)
 		s.xbIn.quantize()
 		s.pool.run(c.HiddenDim, rowGrain, s.ffnUpBody)
 		s.hbIn.quantize()
 		s.pool.run(dim, rowGrain, s.w2Body)
 		addInPlace(s.x, s.xb)
 	}
-	rmsnorm(s.x, s.x, w.rmsFinal)
+	rmsnorm(s.x, s.x, w.rmsFinal, s.eps)
 	s.xIn.quantize()
 	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
 	return s.logits, nil
@@ -337,11 +352,12 @@ func (s *Session) classify(lo, hi int) {
 	s.m.w.classifier.mulRows(s.logits[lo:hi], lo, &s.xIn)
 }
 
-// rmsnorm sets out = weight * (x / rms(x)), run.c's order of operations.
-func rmsnorm(out, x, weight []float32) {
+// rmsnorm sets out = weight * (x / rms(x)), run.c's order of operations;
+// eps is added to the mean square (run.c: 1e-5).
+func rmsnorm(out, x, weight []float32, eps float32) {
 	ss := dot(x, x)
 	ss /= float32(len(x))
-	ss += 1e-5
+	ss += eps
 	ss = 1 / float32(math.Sqrt(float64(ss)))
 	scaleMul(out, weight, x, ss)
 }
