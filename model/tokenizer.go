@@ -23,15 +23,30 @@ const minMergeScore = float32(-1e10)
 
 // Tokenizer is a read-only BPE vocabulary, safe for concurrent use.
 //
-// It reproduces llama2.c's run.c: [Tokenizer.Encode] gives the same ids as
-// run.c's encode() and [Tokenizer.Decode] the same text as its decode().
+// It has two flavours. One read from llama2.c's tokenizer.bin
+// ([LoadTokenizer]) reproduces run.c: [Tokenizer.Encode] gives the same ids
+// as run.c's encode() and [Tokenizer.Decode] the same text as its decode().
+// One made from a SentencePiece vocabulary ([NewTokenizer], from a GGUF
+// file's tokenizer.ggml.* keys) tokenizes as llama.cpp's SPM tokenizer does,
+// which on plain text gives the same ids as run.c with the same vocabulary.
 type Tokenizer struct {
 	pieces  []string
 	scores  []float32
-	ids     map[string]int // piece -> lowest id holding it
+	ids     map[string]int // piece -> lowest id holding it (SentencePiece: mergeable pieces only)
 	spaceID int            // id of the piece " " (dummy prefix), or -1
 	// rawByte[id] is the byte a piece of the form <0xXX> stands for, or -1.
 	rawByte []int16
+
+	// The rest is set for SentencePiece vocabularies only (spm); a
+	// llama2.c tokenizer has BOS 1, EOS 2 and adds BOS.
+	spm                            bool
+	bos, eos, unk, pad             int
+	addBOS, addEOS, addSpacePrefix bool
+	types                          []int32
+	text                           []string  // what Decode prints for each token (▁ as a space; "" for control tokens)
+	byteID                         [256]int32 // the byte-fallback token of each byte, or -1
+	special                        []int     // control, unknown and user-defined tokens, longest text first
+	userDefined                    []int     // the user-defined tokens of special, in its order
 }
 
 // LoadTokenizer reads llama2.c's tokenizer.bin; vocabSize comes from the model.
@@ -111,6 +126,11 @@ func newTokenizer(records string, base int, spans []pieceSpan, scores []float32)
 		ids:     make(map[string]int, len(spans)),
 		spaceID: -1,
 		rawByte: make([]int16, len(spans)),
+		bos:     BOS,
+		eos:     EOS,
+		unk:     -1,
+		pad:     -1,
+		addBOS:  true,
 	}
 	for id, s := range spans {
 		piece := records[s.start-base : s.end-base]
@@ -177,6 +197,9 @@ func (t *Tokenizer) decode(prev, token int) (text string, rawByte bool) {
 	if token < 0 || token >= len(t.pieces) {
 		return "", false
 	}
+	if t.spm {
+		return t.decodeSPM(prev, token)
+	}
 	piece := t.pieces[token]
 	if prev == BOS && len(piece) > 0 && piece[0] == ' ' {
 		// run.c checks for <0xXX> after stripping the space, so " <0x41>"
@@ -224,6 +247,9 @@ var byteStrings = func() (s [256]string) {
 // run.c's merge loop is quadratic in the length of the text; Encode gives
 // the same merges in O(n log n).
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
+	if t.spm {
+		return t.encodeSPM(text, bos, eos, false)
+	}
 	tokens := make([]int, 0, len(text)+3)
 	if bos {
 		tokens = append(tokens, BOS)
@@ -272,188 +298,4 @@ func (t *Tokenizer) appendChar(tokens []int, char string) []int {
 		tokens = append(tokens, id)
 	}
 	return tokens
-}
-
-// merge applies run.c's BPE merges to tokens in place and returns the
-// shortened slice.
-//
-// run.c rescans all adjacent pairs for the best merge after every merge. We
-// keep the tokens in a doubly linked list and every mergeable pair in a
-// min-heap keyed by (score descending, left position ascending). A merge
-// changes only the pairs next to it: they are pushed anew, and entries for
-// pairs that changed stay in the heap until popped, when a version stamp
-// exposes them as stale. Node indices never change and the list keeps their
-// order, so "leftmost" is "lowest left index", and every pop of a current
-// entry yields exactly the pair run.c's scan would pick.
-func (t *Tokenizer) merge(tokens []int) []int {
-	if len(tokens) < 2 {
-		return tokens
-	}
-	m := merger{t: t, tokens: tokens, nodes: make([]mergeNode, len(tokens))}
-	for i := range m.nodes {
-		m.nodes[i] = mergeNode{prev: int32(i - 1), next: int32(i + 1)}
-	}
-	m.nodes[len(tokens)-1].next = -1
-	m.heap = make([]mergeCand, 0, len(tokens))
-	for i := 0; i+1 < len(tokens); i++ {
-		m.add(int32(i))
-	}
-	m.heapify()
-	for len(m.heap) > 0 {
-		if c := m.pop(); m.current(c) {
-			m.apply(c)
-		}
-	}
-	// Node 0 is never removed (merges remove the right node), so the list
-	// starts there; compacting in place is safe because the write index
-	// never passes the read index.
-	out := tokens[:0]
-	for i := int32(0); i >= 0; i = m.nodes[i].next {
-		out = append(out, tokens[i])
-	}
-	return out
-}
-
-// mergeNode links a token into the list. Its version identifies the pair
-// the node starts: it changes whenever the node or its right neighbour
-// changes, and when the node is removed.
-type mergeNode struct {
-	prev, next int32
-	version    uint32
-}
-
-// mergeCand is a candidate merge of the node at position left with its
-// right neighbour into the piece id, current while that node's version is
-// unchanged. key orders the heap; the low 32 bits are left.
-type mergeCand struct {
-	key     uint64
-	id      int32
-	version uint32
-}
-
-// mergeKey orders candidates by score, highest first, then by position,
-// leftmost first: smaller keys merge first. score is not NaN.
-func mergeKey(score float32, left int32) uint64 {
-	if score == 0 {
-		score = 0 // -0 ties with +0, as in run.c's float comparison
-	}
-	// Map the float's bits to an unsigned integer of the same order.
-	bits := math.Float32bits(score)
-	if bits&(1<<31) != 0 {
-		bits = ^bits
-	} else {
-		bits |= 1 << 31
-	}
-	return uint64(^bits)<<32 | uint64(uint32(left))
-}
-
-type merger struct {
-	t      *Tokenizer
-	tokens []int
-	nodes  []mergeNode
-	heap   []mergeCand
-	buf    []byte // scratch for concatenating two pieces
-}
-
-// add appends to the heap's slice, without ordering it, the pair starting at
-// node left if its concatenation is a piece that run.c would merge.
-func (m *merger) add(left int32) {
-	right := m.nodes[left].next
-	a, b := m.t.Piece(m.tokens[left]), m.t.Piece(m.tokens[right])
-	m.buf = append(append(m.buf[:0], a...), b...)
-	id, ok := m.t.ids[string(m.buf)] // a map index by string(bytes) does not allocate
-	if !ok {
-		return
-	}
-	score := m.t.scores[id]
-	if !(score > minMergeScore) { // also rejects NaN, as run.c's > does
-		return
-	}
-	m.heap = append(m.heap, mergeCand{key: mergeKey(score, left), id: int32(id), version: m.nodes[left].version})
-}
-
-// push adds the pair starting at node left to the heap.
-func (m *merger) push(left int32) {
-	n := len(m.heap)
-	m.add(left)
-	if len(m.heap) > n {
-		m.up(n)
-	}
-}
-
-// current reports whether c still describes an existing, unchanged pair.
-func (m *merger) current(c mergeCand) bool {
-	return m.nodes[int32(c.key)].version == c.version
-}
-
-// apply merges the pair of c into its left node and queues the pairs that
-// the merge changes.
-func (m *merger) apply(c mergeCand) {
-	li := int32(c.key)
-	left := &m.nodes[li]
-	right := &m.nodes[left.next]
-	m.tokens[li] = int(c.id)
-	left.version++
-	right.version++ // removed: its pair is stale
-	left.next = right.next
-	if left.next >= 0 {
-		m.nodes[left.next].prev = li
-		m.push(li)
-	}
-	if left.prev >= 0 {
-		m.nodes[left.prev].version++ // its right neighbour changed
-		m.push(left.prev)
-	}
-}
-
-func (m *merger) heapify() {
-	for i := len(m.heap)/2 - 1; i >= 0; i-- {
-		m.down(i)
-	}
-}
-
-func (m *merger) pop() mergeCand {
-	h := m.heap
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	m.heap = h[:last]
-	if last > 0 {
-		m.down(0)
-	}
-	return top
-}
-
-func (m *merger) up(i int) {
-	h := m.heap
-	c := h[i]
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h[parent].key <= c.key {
-			break
-		}
-		h[i] = h[parent]
-		i = parent
-	}
-	h[i] = c
-}
-
-func (m *merger) down(i int) {
-	h := m.heap
-	c := h[i]
-	for {
-		child := 2*i + 1
-		if child >= len(h) {
-			break
-		}
-		if r := child + 1; r < len(h) && h[r].key < h[child].key {
-			child = r
-		}
-		if c.key <= h[child].key {
-			break
-		}
-		h[i] = h[child]
-		i = child
-	}
-	h[i] = c
 }
