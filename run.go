@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
 )
 
@@ -77,18 +78,19 @@ Options:
 
 // options are run.c's settings, after its clamping.
 type options struct {
-	checkpoint  string
-	temperature float32
-	topp        float32
-	seed        uint64
-	steps       int
-	prompt      *string // nil when -i was not given
-	tokenizer   string
-	mode        string
-	system      *string // nil when -y was not given
-	threads     int
-	batch       int
-	q8          bool
+	checkpoint   string
+	temperature  float32
+	topp         float32
+	seed         uint64
+	steps        int
+	prompt       *string // nil when -i was not given
+	tokenizer    string
+	tokenizerSet bool // -z was given
+	mode         string
+	system       *string // nil when -y was not given
+	threads      int
+	batch        int
+	q8           bool
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -119,6 +121,8 @@ func parseArgs(args []string) (options, error) {
 			o.prompt = prompt
 		case "y":
 			o.system = system
+		case "z":
+			o.tokenizerSet = true
 		}
 	})
 	// run.c's clamping.
@@ -171,7 +175,7 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 		return err
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer(o.tokenizer, m.Config.VocabSize)
+	tok, err := modelTokenizer(m, o.tokenizer, o.tokenizerSet)
 	if err != nil {
 		return err
 	}
@@ -183,9 +187,39 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 	sampler := model.NewSampler(m.Config.VocabSize, o.temperature, o.topp, o.seed)
 	if o.mode == "chat" {
 		opts := model.ChatOptions{System: o.system, User: o.prompt, Steps: o.steps}
+		if opts.Template, err = chatTemplate(m); err != nil {
+			return err
+		}
 		return session.Chat(ctx, tok, sampler, opts, stdin, stdout)
 	}
 	return generate(ctx, session, tok, sampler, o, stdout, stderr)
+}
+
+// modelTokenizer is the tokenizer of m: the file named by -z when given
+// (llama2.c's tokenizer.bin or a GGUF vocabulary), else the one inside a
+// GGUF model, else tokenizer.bin.
+func modelTokenizer(m *model.Model, path string, set bool) (*model.Tokenizer, error) {
+	if tok := m.Tokenizer(); tok != nil && !set {
+		return tok, nil
+	}
+	return model.LoadTokenizerFile(path, m.Config.VocabSize)
+}
+
+// chatTemplate is the chat template of a GGUF model (Llama 2's when the
+// file has none), or nil for a llama2.c checkpoint, which chats as run.c.
+func chatTemplate(m *model.Model) (*chat.Template, error) {
+	if !m.Config.GGUF {
+		return nil, nil
+	}
+	src := m.ChatTemplate()
+	if src == "" {
+		src = chat.Llama2
+	}
+	t, err := chat.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.Path(), err)
+	}
+	return t, nil
 }
 
 // openModel opens a checkpoint and, with q8, quantizes an fp32 one to Q8_0
@@ -211,7 +245,7 @@ func generate(ctx context.Context, s *model.Session, tok *model.Tokenizer, sampl
 	if o.prompt != nil {
 		text = *o.prompt
 	}
-	prompt := tok.Encode(text, true, false)
+	prompt := tok.Encode(text, tok.AddBOS(), false)
 	if n := s.Model().Config.SeqLen; len(prompt) > n {
 		return fmt.Errorf("the prompt is %d tokens long, more than the model's context of %d", len(prompt), n)
 	}

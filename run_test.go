@@ -61,28 +61,41 @@ type goldenCase struct {
 // TestGoldenCases runs every case of llama2.c's recorded output through the
 // real command line and compares standard output byte for byte.
 func TestGoldenCases(t *testing.T) {
-	data, err := os.ReadFile(fixture(t, "golden/cases.json"))
+	runGoldenCases(t, "golden/cases.json", "golden")
+}
+
+// TestGoldenCasesGGUF: the GGUF twins of llama2.c checkpoints print what
+// the checkpoints print, with the vocabulary read from the file (no -z).
+func TestGoldenCasesGGUF(t *testing.T) {
+	runGoldenCases(t, "golden/gguf/cases-gguf.json", "golden/gguf")
+}
+
+// runGoldenCases runs the cases of a cases.json-style file (stdout paths
+// relative to dir) with several thread counts and prompt batches.
+func runGoldenCases(t *testing.T, casesFile, dir string) {
+	data, err := os.ReadFile(fixture(t, casesFile))
 	require.NoError(t, err)
 	var cases []goldenCase
 	require.NoError(t, json.Unmarshal(data, &cases))
 	require.NotEmpty(t, cases)
 	ran := 0
 	for _, c := range cases {
-		checkpoint := fixture(t, strings.TrimPrefix(c.Checkpoint, "models/"))
-		tokenizer := fixture(t, strings.TrimPrefix(c.Tokenizer, "models/"))
-		want, err := os.ReadFile(fixture(t, filepath.Join("golden", c.Stdout)))
+		args := []string{fixture(t, strings.TrimPrefix(c.Checkpoint, "models/"))}
+		if c.Tokenizer != "" {
+			args = append(args, "-z", fixture(t, strings.TrimPrefix(c.Tokenizer, "models/")))
+		}
+		want, err := os.ReadFile(fixture(t, filepath.Join(dir, c.Stdout)))
 		require.NoError(t, err)
 		for _, run := range []struct{ threads, batch string }{{"1", "1"}, {"2", "1"}, {"1", "64"}, {"2", "5"}} {
 			t.Run(c.Name+"/threads="+run.threads+"/batch="+run.batch, func(t *testing.T) {
-				args := append([]string{checkpoint, "-z", tokenizer}, c.Args...)
-				args = append(args, "-threads", run.threads, "-batch", run.batch)
+				args := append(append(args[:len(args):len(args)], c.Args...), "-threads", run.threads, "-batch", run.batch)
 				code, stdout, stderr := runCLI(t, c.Stdin, args...)
 				require.Equal(t, 0, code, stderr)
-				got := stdout
+				got, want := stdout, string(want)
 				if c.ComparePrefix > 0 {
 					got, want = got[:min(len(got), c.ComparePrefix)], want[:min(len(want), c.ComparePrefix)]
 				}
-				require.Equal(t, string(want), got)
+				require.Equal(t, want, got)
 			})
 			ran++
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/llama2-go/llama2/chat"
 )
 
 // Llama2ChatPrompt renders one user turn with the Llama 2 chat template. The
@@ -27,16 +29,26 @@ type ChatOptions struct {
 	// Steps is the number of positions to run; 0 or beyond the context
 	// means the whole context.
 	Steps int
+	// Template, when set, renders the conversation (a GGUF model's chat
+	// template, [Model.ChatTemplate]); nil keeps run.c's Llama 2 rendering
+	// of each turn ([Llama2ChatPrompt]), which llama2.c's goldens pin.
+	Template *chat.Template
 }
 
 // Chat runs run.c's interactive chat loop: it reads the user's lines from
 // in, writes the prompts ("User: ", "Assistant: ") and the assistant's text
-// to out, renders each user turn with [Llama2ChatPrompt], and ends after
-// opts.Steps positions, at the end of the input, or when ctx is cancelled.
-// As in run.c, the sampler draws at every position, prompt included, and EOS
-// ends the assistant's turn.
+// to out, renders each user turn with [Llama2ChatPrompt] or opts.Template,
+// and ends after opts.Steps positions, at the end of the input, or when ctx
+// is cancelled. As in run.c, the sampler draws at every position, prompt
+// included, and EOS (the tokenizer's) ends the assistant's turn.
+//
+// With a template, each turn feeds only what the conversation's rendering
+// adds to the rendering of the turns before it (as llama.cpp's chat does):
+// the earlier turns stay in the KV cache. Special tokens in the template's
+// output (<s>, </s>, ...) are parsed; in the user's text they are not.
 func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, opts ChatOptions, in io.Reader, out io.Writer) error {
 	steps := opts.Steps
+	var err error
 	if steps <= 0 || steps > s.cfg.SeqLen {
 		steps = s.cfg.SeqLen
 	}
@@ -49,6 +61,9 @@ func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, op
 	promptIdx := 0
 	userTurn := true
 	var token, next int
+	eos := tok.EOS()
+	turns := newChatTurns(opts.Template, tok)
+	var reply []byte // the assistant's text of this turn, for the template
 	for pos := 0; pos < steps; pos++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -75,8 +90,13 @@ func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, op
 					break // end of input: run.c would repeat the last line forever
 				}
 			}
-			prompt = tok.Encode(Llama2ChatPrompt(system, user), true, false)
+			if turns == nil {
+				prompt = tok.Encode(Llama2ChatPrompt(system, user), true, false)
+			} else if prompt, err = turns.user(system, user); err != nil {
+				return err
+			}
 			promptIdx = 0
+			reply = reply[:0]
 			userTurn = false
 			w.WriteString("Assistant: ")
 		}
@@ -86,7 +106,7 @@ func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, op
 		} else {
 			token = next
 		}
-		if token == EOS {
+		if token == eos {
 			userTurn = true
 		}
 		logits, err := s.Forward(token, pos)
@@ -94,11 +114,17 @@ func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, op
 			return err
 		}
 		next = sampler.Sample(logits)
-		if promptIdx >= len(prompt) && next != EOS {
+		if promptIdx >= len(prompt) && next != eos {
 			buf = decoder.Append(buf[:0], token, next)
 			w.Write(buf)
+			reply = append(reply, buf...)
 		}
-		if next == EOS {
+		if next == eos && turns != nil {
+			if err := turns.assistant(string(reply)); err != nil {
+				return err
+			}
+		}
+		if next == eos {
 			buf = decoder.Flush(buf[:0])
 			w.Write(buf)
 			w.WriteString("\n")
@@ -111,6 +137,63 @@ func (s *Session) Chat(ctx context.Context, tok *Tokenizer, sampler *Sampler, op
 	w.Write(buf)
 	w.WriteString("\n")
 	return w.err
+}
+
+// chatTurns renders a conversation turn by turn with a chat template.
+type chatTurns struct {
+	tmpl     *chat.Template
+	tok      *Tokenizer
+	opts     chat.Options
+	msgs     []chat.Message
+	rendered string // the turns so far, rendered without a generation prompt
+}
+
+func newChatTurns(tmpl *chat.Template, tok *Tokenizer) *chatTurns {
+	if tmpl == nil {
+		return nil
+	}
+	return &chatTurns{tmpl: tmpl, tok: tok, opts: chat.Options{
+		BOSToken: tok.Piece(tok.BOS()), EOSToken: tok.Piece(tok.EOS()),
+	}}
+}
+
+// user adds a user turn (and, first, the system prompt if not empty) and
+// returns the tokens of what it adds to the rendering, generation prompt
+// included.
+func (c *chatTurns) user(system, text string) ([]int, error) {
+	if system != "" && len(c.msgs) == 0 {
+		c.msgs = append(c.msgs, chat.Message{Role: "system", Content: system})
+	}
+	c.msgs = append(c.msgs, chat.Message{Role: "user", Content: text})
+	opts := c.opts
+	opts.AddGenerationPrompt = true
+	full, err := c.tmpl.Render(c.msgs, opts)
+	if err != nil {
+		return nil, err
+	}
+	delta := full[commonPrefix(full, c.rendered):]
+	// BOS starts the conversation unless the template writes it.
+	bos := len(c.msgs) <= 2 && c.tok.AddBOS() && !strings.HasPrefix(delta, c.opts.BOSToken)
+	return c.tok.EncodeSpecial(delta, bos, false), nil
+}
+
+// assistant records the assistant's reply, which is already in the cache.
+func (c *chatTurns) assistant(text string) error {
+	c.msgs = append(c.msgs, chat.Message{Role: "assistant", Content: text})
+	r, err := c.tmpl.Render(c.msgs, c.opts)
+	c.rendered = r
+	return err
+}
+
+// commonPrefix is the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }
 
 // readLine writes guide, then reads one line without its line ending. ok is

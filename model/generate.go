@@ -36,12 +36,13 @@ func (s Stats) TokensPerSecond() float64 {
 
 // Generate runs run.c's generation loop on a fresh sequence: it feeds the
 // prompt tokens from position 0 (no sampling while in the prompt, batched
-// by [Session.Prefill]), then samples, until steps positions have run, BOS is
-// sampled, emit returns false, or ctx is cancelled. The prompt may hold BOS
-// tokens after the first (a multi-turn chat rendered as Llama 2 does). steps <= 0 or beyond the
-// context means the whole context, as in run.c. EOS does not stop generation
-// (run.c does not either); embedders that want it to can return false from
-// emit.
+// by [Session.Prefill]), then samples, until steps positions have run, BOS
+// (or a GGUF model's EOS, [Model.EOS]) is sampled, emit returns false, or
+// ctx is cancelled. The prompt may hold BOS tokens after the first (a
+// multi-turn chat rendered as Llama 2 does). steps <= 0 or beyond the
+// context means the whole context, as in run.c. For llama2.c checkpoints EOS
+// does not stop generation (run.c does not either); embedders that want it
+// to can return false from emit.
 //
 // For every position it calls emit(prev, next): the token just fed and the
 // token that follows it, from the prompt or sampled. Decode the pair with
@@ -98,9 +99,9 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 			st.GeneratedTokens++
 		}
 		st.Positions = pos + 1
-		// A sampled BOS ends the sequence; BOS inside the prompt (a
-		// multi-turn chat) does not.
-		if (sampled && next == BOS) || !emit(token, next) {
+		// A sampled BOS (or a GGUF model's EOS) ends the sequence; BOS
+		// inside the prompt (a multi-turn chat) does not.
+		if (sampled && s.m.stops(next)) || !emit(token, next) {
 			break
 		}
 		token = next

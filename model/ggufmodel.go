@@ -25,7 +25,8 @@ var ErrUnsupported = errors.New("not supported")
 // ggufModel is what a GGUF file adds to the weights.
 type ggufModel struct {
 	file         *gguf.File
-	chatTemplate string // tokenizer.chat_template, or ""
+	tok          *Tokenizer // the vocabulary in the file, or nil
+	chatTemplate string     // tokenizer.chat_template, or ""
 	eos, bos     int    // token ids; -1 when absent
 	typeMix      string // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
 }
@@ -70,6 +71,14 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 		return fail(err)
 	}
 	gm.file = f
+	if has(f, "tokenizer.ggml.tokens") {
+		if gm.tok, err = TokenizerFromGGUF(f); err != nil {
+			return fail(err)
+		}
+		if n := gm.tok.VocabSize(); n != cfg.VocabSize {
+			return fail(fmt.Errorf("tokenizer.ggml.tokens has %d tokens, but token_embd.weight has %d rows", n, cfg.VocabSize))
+		}
+	}
 	if gm.chatTemplate, err = f.String("tokenizer.chat_template"); err != nil && !errors.Is(err, gguf.ErrMissing) {
 		return fail(err)
 	}

@@ -26,6 +26,20 @@ type tensor struct {
 	rowBytes   int
 }
 
+// bytes is the size of t's weights in memory.
+func (t *tensor) bytes() int64 {
+	n := int64(t.rows) * int64(t.cols)
+	switch {
+	case t.f != nil:
+		return 4 * n
+	case t.q != nil:
+		return n + 4*int64(len(t.s))
+	case t.h != nil:
+		return 2 * n
+	}
+	return int64(t.rows) * int64(t.rowBytes)
+}
+
 // quantized reports whether t holds llama2.c's Q8_0 values.
 func (t *tensor) quantized() bool { return t.q != nil }
 

@@ -60,25 +60,70 @@ func unwrapPath(err error) error {
 // read unless it doubles as the classifier. It bounds generation speed by
 // memory bandwidth.
 func (m *Model) StreamedBytesPerToken() int64 {
-	c := m.Config
-	d := int64(c.Dim)
-	norms := int64(2*c.Layers+1) * d
-	matrices := c.Params() - norms
-	if !c.SharedClassifier {
-		matrices -= int64(c.VocabSize-1) * d
+	w := &m.w
+	n := 4 * int64(len(w.rmsFinal)+2*len(w.layers)*m.Config.Dim)
+	for l := range w.layers {
+		lw := &w.layers[l]
+		for _, t := range []*tensor{&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w1, &lw.w2, &lw.w3} {
+			n += t.bytes()
+		}
 	}
-	if gs := int64(c.GroupSize); gs > 0 {
-		return 4*norms + matrices + 4*matrices/gs
+	n += w.classifier.bytes()
+	if !m.Config.SharedClassifier {
+		n += w.tokenEmbedding.bytes() / int64(max(w.tokenEmbedding.rows, 1))
 	}
-	return 4 * (norms + matrices)
+	return n
 }
 
-// Format names the weights' format and the file's version.
+// Format names the weights' format and the file's version; for GGUF, the
+// tensor types and how many tensors have each.
 func (m *Model) Format() string {
+	if m.gguf != nil {
+		return fmt.Sprintf("GGUF v%d (%s)", m.Config.Version, m.gguf.typeMix)
+	}
 	if gs := m.Config.GroupSize; gs > 0 {
 		return fmt.Sprintf("Q8_0 g%d (v%d)", gs, m.Config.Version)
 	}
 	return fmt.Sprintf("fp32 (v%d)", m.Config.Version)
+}
+
+// Tokenizer returns the vocabulary stored in a GGUF file, or nil for
+// llama2.c checkpoints, whose tokenizer is a separate file
+// ([LoadTokenizer]).
+func (m *Model) Tokenizer() *Tokenizer {
+	if m.gguf == nil {
+		return nil
+	}
+	return m.gguf.tok
+}
+
+// ChatTemplate returns the file's chat template (GGUF's
+// tokenizer.chat_template, a Jinja template; see package chat), or "" when
+// the file has none.
+func (m *Model) ChatTemplate() string {
+	if m.gguf == nil {
+		return ""
+	}
+	return m.gguf.chatTemplate
+}
+
+// EOS returns the model's end-of-sequence token (GGUF's
+// tokenizer.ggml.eos_token_id), or -1 for llama2.c checkpoints, which
+// stop only at a sampled BOS as run.c does.
+func (m *Model) EOS() int {
+	if m.gguf == nil {
+		return -1
+	}
+	return m.gguf.eos
+}
+
+// stops reports whether sampling token ends a generation: BOS (run.c's
+// rule: a new sequence begins), and a GGUF model's EOS.
+func (m *Model) stops(token int) bool {
+	if g := m.gguf; g != nil {
+		return token == g.eos || token == g.bos
+	}
+	return token == BOS
 }
 
 // Path is the file the model was opened from.
