@@ -25,14 +25,17 @@ import (
 
 	"log/slog"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
 )
 
 const serveUsage = `Usage: llama2 serve <checkpoint> [options]
 Serves the model over HTTP with OpenAI's API: POST /v1/completions,
-POST /v1/chat/completions, GET /v1/models, GET /health.
+POST /v1/chat/completions, GET /v1/models, GET /health, and
+POST /apply-template (the chat template's rendering of messages).
 Options:
-  -z <path>                tokenizer, default tokenizer.bin
+  -z <path>                tokenizer, default: the GGUF model's own, else tokenizer.bin
+  -chat-template-file <f>  Jinja chat template, overriding the GGUF model's
   -addr <host:port>        address to listen on, default 127.0.0.1:8080
   -parallel <int>          generations at once, default min(4, max(1, cores/2))
   -threads <int>           cores per generation, default max(1, cores/parallel)
@@ -60,6 +63,8 @@ const (
 type serveOptions struct {
 	checkpoint      string
 	tokenizer       string
+	tokenizerSet    bool // -z was given
+	chatTemplate    string
 	addr            string
 	parallel        int
 	threads         int
@@ -95,10 +100,12 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
+	fs.StringVar(&o.chatTemplate, "chat-template-file", "", "")
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.tokenizerSet = o.tokenizerSet || f.Name == "z" })
 	switch {
 	case o.parallel < 0:
 		return o, fmt.Errorf("-parallel %d must not be negative", o.parallel)
@@ -152,7 +159,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer(o.tokenizer, m.Config.VocabSize)
+	tok, err := modelTokenizer(m, o.tokenizer, o.tokenizerSet)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
@@ -183,6 +190,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 type server struct {
 	model   *model.Model
 	tok     *model.Tokenizer
+	tmpl    *chat.Template // nil: llama2.c's Llama 2 rendering (renderChat)
 	opts    serveOptions
 	log     *slog.Logger
 	modelID string
@@ -218,6 +226,10 @@ func newServer(m *model.Model, tok *model.Tokenizer, o serveOptions, logger *slo
 		pool:     make(chan *model.Session, o.parallel),
 		admit:    make(chan struct{}, o.parallel+o.queue),
 		draining: make(chan struct{}),
+	}
+	var err error
+	if s.tmpl, err = serverTemplate(m, o.chatTemplate); err != nil {
+		return nil, err
 	}
 	for range o.parallel {
 		sess, err := m.NewSession(model.SessionOptions{Threads: o.threads, Batch: o.batch})
@@ -329,6 +341,7 @@ func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/completions", s.onlyMethod(http.MethodPost, s.handleCompletions))
 	mux.HandleFunc("/v1/chat/completions", s.onlyMethod(http.MethodPost, s.handleChat))
+	mux.HandleFunc("/apply-template", s.onlyMethod(http.MethodPost, s.handleApplyTemplate))
 	mux.HandleFunc("/v1/models", s.onlyMethod(http.MethodGet, s.handleModels))
 	mux.HandleFunc("/v1/models/{id}", s.onlyMethod(http.MethodGet, s.handleModel))
 	mux.HandleFunc("/health", s.onlyMethod(http.MethodGet, func(w http.ResponseWriter, r *http.Request) {
@@ -538,7 +551,7 @@ func (s *server) generate(ctx context.Context, sess *model.Session, g genParams,
 		if s.onToken != nil {
 			s.onToken(ctx)
 		}
-		if next == model.EOS {
+		if next == s.tok.EOS() {
 			res.finish = "stop"
 			return false
 		}

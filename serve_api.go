@@ -383,7 +383,7 @@ func (s *server) parseCompletion(w http.ResponseWriter, r *http.Request) (genPar
 	if err != nil {
 		return g, err
 	}
-	g.prompt = s.tok.Encode(prompt, true, false)
+	g.prompt = s.tok.Encode(prompt, s.tok.AddBOS(), false)
 	if err := s.fit(&g); err != nil {
 		err.param = "prompt"
 		return g, err
@@ -429,7 +429,7 @@ func (s *server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *
 	if !isNullish(req.TopLogprobs) {
 		return g, badRequest("invalid_value", "top_logprobs", "top_logprobs is not supported")
 	}
-	prompt, err := s.renderChat(req.Messages)
+	prompt, err := s.renderChatTokens(req.Messages)
 	if err != nil {
 		return g, err
 	}

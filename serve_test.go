@@ -898,7 +898,7 @@ func TestParseServeArgs(t *testing.T) {
 
 	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0", "-log-format", "json", "-q8"})
 	require.NoError(t, err)
-	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", addr: "127.0.0.1:0", parallel: 3, threads: 2, batch: model.DefaultBatch,
+	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", tokenizerSet: true, addr: "127.0.0.1:0", parallel: 3, threads: 2, batch: model.DefaultBatch,
 		queue: 0, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, readTimeout: readTimeout, logFormat: "json", q8: true}, o)
 
 	for _, d := range []struct{ cpus, want int }{{1, 1}, {2, 1}, {4, 2}, {8, 4}, {64, 4}} {

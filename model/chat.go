@@ -162,9 +162,9 @@ func newChatTurns(tmpl *chat.Template, tok *Tokenizer) *chatTurns {
 // included.
 func (c *chatTurns) user(system, text string) ([]int, error) {
 	if system != "" && len(c.msgs) == 0 {
-		c.msgs = append(c.msgs, chat.Message{Role: "system", Content: system})
+		c.msgs = append(c.msgs, chat.Message{Role: "system", Content: c.tok.ProtectSpecial(system)})
 	}
-	c.msgs = append(c.msgs, chat.Message{Role: "user", Content: text})
+	c.msgs = append(c.msgs, chat.Message{Role: "user", Content: c.tok.ProtectSpecial(text)})
 	opts := c.opts
 	opts.AddGenerationPrompt = true
 	full, err := c.tmpl.Render(c.msgs, opts)
@@ -174,12 +174,12 @@ func (c *chatTurns) user(system, text string) ([]int, error) {
 	delta := full[commonPrefix(full, c.rendered):]
 	// BOS starts the conversation unless the template writes it.
 	bos := len(c.msgs) <= 2 && c.tok.AddBOS() && !strings.HasPrefix(delta, c.opts.BOSToken)
-	return c.tok.EncodeSpecial(delta, bos, false), nil
+	return c.tok.EncodeRendered(delta, bos), nil
 }
 
 // assistant records the assistant's reply, which is already in the cache.
 func (c *chatTurns) assistant(text string) error {
-	c.msgs = append(c.msgs, chat.Message{Role: "assistant", Content: text})
+	c.msgs = append(c.msgs, chat.Message{Role: "assistant", Content: c.tok.ProtectSpecial(text)})
 	r, err := c.tmpl.Render(c.msgs, c.opts)
 	c.rendered = r
 	return err

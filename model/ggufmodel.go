@@ -27,8 +27,8 @@ type ggufModel struct {
 	file         *gguf.File
 	tok          *Tokenizer // the vocabulary in the file, or nil
 	chatTemplate string     // tokenizer.chat_template, or ""
-	eos, bos     int    // token ids; -1 when absent
-	typeMix      string // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
+	eos, bos     int        // token ids; -1 when absent
+	typeMix      string     // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
 }
 
 // maxDimension bounds every size read from metadata, so that products of a

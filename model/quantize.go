@@ -52,13 +52,29 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 	if err := checkGroupSize(m.Config, groupSize); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", m.path, err)
 	}
-	q := &Model{Config: m.Config, path: m.path, w: m.w, unmap: m.unmap}
+	if m.w.tokenEmbedding.f == nil && m.Config.Dim%groupSize != 0 {
+		return nil, fmt.Errorf("checkpoint %s: group size %d must divide the rows (dim %d) of a model that is not fp32", m.path, groupSize, m.Config.Dim)
+	}
+	q := &Model{Config: m.Config, path: m.path, w: m.w, gguf: m.gguf, unmap: m.unmap}
 	q.Config.GroupSize = groupSize
 	q.w.act = actForm{gs: groupSize}
 	qt := func(t tensor) tensor {
+		n := t.rows * t.cols
 		out := tensor{rows: t.rows, cols: t.cols, gs: groupSize,
-			q: make([]int8, len(t.f)), s: make([]float32, len(t.f)/groupSize)}
-		quantizeQ8(out.q, out.s, t.f, groupSize, roundHalfEven)
+			q: make([]int8, n), s: make([]float32, n/groupSize)}
+		if t.f != nil {
+			quantizeQ8(out.q, out.s, t.f, groupSize, roundHalfEven)
+			return out
+		}
+		// Another type (GGUF): one row at a time, through float32. The
+		// groups lie inside rows (checked above for dim; hidden_dim by
+		// checkGroupSize's whole-tensor rule and the caller's choice).
+		row := make([]float32, t.cols)
+		for r := range t.rows {
+			t.rowTo(row, r)
+			o := r * t.cols
+			quantizeQ8(out.q[o:o+t.cols], out.s[o/groupSize:], row, groupSize, roundHalfEven)
+		}
 		return out
 	}
 	q.w.tokenEmbedding = qt(m.w.tokenEmbedding)

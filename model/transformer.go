@@ -78,11 +78,11 @@ func (m *Model) StreamedBytesPerToken() int64 {
 // Format names the weights' format and the file's version; for GGUF, the
 // tensor types and how many tensors have each.
 func (m *Model) Format() string {
-	if m.gguf != nil {
-		return fmt.Sprintf("GGUF v%d (%s)", m.Config.Version, m.gguf.typeMix)
-	}
 	if gs := m.Config.GroupSize; gs > 0 {
 		return fmt.Sprintf("Q8_0 g%d (v%d)", gs, m.Config.Version)
+	}
+	if m.gguf != nil {
+		return fmt.Sprintf("GGUF v%d (%s)", m.Config.Version, m.gguf.typeMix)
 	}
 	return fmt.Sprintf("fp32 (v%d)", m.Config.Version)
 }
