@@ -6,6 +6,7 @@ import (
 	"log"
 	"strings"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
 )
 
@@ -97,4 +98,35 @@ func ExampleSession_Forward() {
 	}
 	fmt.Println()
 	// Output: "Once" " upon" " a" " time" "," " there"
+}
+
+// A GGUF file carries its vocabulary and chat template: open it and chat.
+func ExampleModel_ChatPrompt() {
+	m, err := model.Open("../testdata/gguf/stories260K-f32.gguf")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	tok := m.Tokenizer()
+	prompt, err := m.ChatPrompt(tok, []chat.Message{{Role: "user", Content: "Tell me a story."}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := m.NewSession(model.SessionOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	var reply []byte
+	decoder := tok.NewTextDecoder()
+	calls := 0
+	greedy := model.NewSampler(m.Config.VocabSize, 0, 0.9, 1)
+	s.Generate(context.Background(), prompt, greedy, len(prompt)+24, func(prev, next int) bool {
+		if calls++; calls >= len(prompt) { // the reply, after the prompt
+			reply = decoder.Append(reply, prev, next)
+		}
+		return true
+	})
+	fmt.Printf("%q\n", reply) // a story model: it does not really chat
+	// Output: ", just like a special special. W"
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/gguf"
 )
 
@@ -371,4 +372,36 @@ func uint16s(b []byte) []uint16 {
 func has(f *gguf.File, key string) bool {
 	_, ok := f.Lookup(key)
 	return ok
+}
+
+// ChatPrompt renders a conversation with the model's chat template
+// ([Model.ChatTemplate]; Llama 2's when the file has none) followed by the
+// assistant's turn, and encodes it with tok, for [Session.Generate]. The
+// special tokens the template writes (<s>, </s>, ...) are parsed; those in
+// the messages stay text. A template that rejects the conversation (roles
+// out of order, say) returns an error wrapping chat.ErrRaised.
+func (m *Model) ChatPrompt(tok *Tokenizer, msgs []chat.Message) ([]int, error) {
+	m.tmplOnce.Do(func() {
+		src := m.ChatTemplate()
+		if src == "" {
+			src = chat.Llama2
+		}
+		m.tmpl, m.tmplErr = chat.Parse(src)
+	})
+	if m.tmplErr != nil {
+		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.path, m.tmplErr)
+	}
+	protected := make([]chat.Message, len(msgs))
+	for i, msg := range msgs {
+		protected[i] = chat.Message{Role: msg.Role, Content: tok.ProtectSpecial(msg.Content)}
+	}
+	bosText := tok.Piece(tok.BOS())
+	text, err := m.tmpl.Render(protected, chat.Options{
+		AddGenerationPrompt: true, BOSToken: bosText, EOSToken: tok.Piece(tok.EOS()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	bos := tok.AddBOS() && !strings.HasPrefix(text, bosText)
+	return tok.EncodeRendered(text, bos), nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/gguf"
 )
 
@@ -21,6 +22,10 @@ type Model struct {
 	gguf   *ggufModel // nil for llama2.c checkpoints
 	unmap  func() error
 	once   sync.Once
+
+	tmplOnce sync.Once // ChatPrompt parses the chat template once
+	tmpl     *chat.Template
+	tmplErr  error
 }
 
 // Open memory-maps the checkpoint at path and validates it: llama2.c's
