@@ -61,6 +61,7 @@ const usage = `Usage:   llama2 <checkpoint> [options]
          llama2 bench <checkpoint> [options]       (speed, llama-bench style; -h for options)
          llama2 quantize <in.bin> <out.bin> [-g N] (fp32 to Q8_0)
          llama2 serve <checkpoint> [options]       (OpenAI-compatible HTTP server; -h for options)
+         llama2 tokenize <checkpoint> -i TEXT      (token ids; -h for options)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0
