@@ -62,6 +62,13 @@ func newTinyGGUF() *tinyGGUF {
 // bytes writes the file, with seeded small weights.
 func (g *tinyGGUF) bytes(t *testing.T) []byte {
 	t.Helper()
+	data, err := g.builder()
+	require.NoError(t, err)
+	return data
+}
+
+// builder encodes the file.
+func (g *tinyGGUF) builder() ([]byte, error) {
 	b := gguf.NewBuilder()
 	for k, v := range g.kv {
 		b.Add(k, v)
@@ -77,7 +84,9 @@ func (g *tinyGGUF) bytes(t *testing.T) []byte {
 			n *= d
 		}
 		size, ok := tt.typ.RowBytes(n)
-		require.True(t, ok, "%s: %d values of %s", name, n, tt.typ)
+		if !ok {
+			return nil, fmt.Errorf("%s: %d values of %s", name, n, tt.typ)
+		}
 		data := make([]byte, size)
 		for i := range data {
 			seed = seed*1664525 + 1013904223
@@ -91,9 +100,7 @@ func (g *tinyGGUF) bytes(t *testing.T) []byte {
 		}
 		b.AddTensor(name, tt.typ, tt.dims, data)
 	}
-	data, err := b.Bytes()
-	require.NoError(t, err)
-	return data
+	return b.Bytes()
 }
 
 // write writes the file into a temporary directory and returns its path.
@@ -214,4 +221,38 @@ func TestStreamedBytesPerTokenGGUF(t *testing.T) {
 	require.Equal(t, 4*(2*layer+512*256+norms), tied.StreamedBytesPerToken())
 	q8 := openModel(t, fixture(t, "gguf/randk-Q8_0.gguf"))
 	require.Less(t, q8.StreamedBytesPerToken(), f32.StreamedBytesPerToken()/3)
+}
+
+// FuzzParseGGUFModel: any bytes either fail to open as a GGUF model or give
+// a model whose weights lie inside the data and which runs a position.
+func FuzzParseGGUFModel(f *testing.F) {
+	valid := newTinyGGUF()
+	data, err := valid.builder()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	tied := newTinyGGUF()
+	tied.kv["tokenizer.ggml.model"] = "llama"
+	tied.kv["tokenizer.ggml.tokens"] = []string{"<unk>", "<s>", "</s>", "▁a", "b", "▁", "<0x41>", "ab"}
+	tied.kv["tokenizer.ggml.token_type"] = []int32{2, 3, 3, 1, 1, 1, 6, 1}
+	if data, err = tied.builder(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, w, gm, err := parseGGUF(aligned(data), "fuzz.gguf")
+		if err != nil {
+			return
+		}
+		m := &Model{Config: c, w: w, gguf: gm, unmap: func() error { return nil }}
+		s, err := m.NewSession(SessionOptions{Threads: 1, Batch: 1})
+		if err != nil {
+			return // a KV cache too large for this test is fine
+		}
+		defer s.Close()
+		if _, err := s.Forward(0, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
