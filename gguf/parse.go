@@ -108,6 +108,9 @@ func (r *reader) str(what func() string) ([]byte, error) {
 // allocation.
 func Parse(data []byte) (*File, error) {
 	if !IsGGUF(data) {
+		if len(data) == 0 {
+			return nil, fmt.Errorf("gguf: empty data: %w", ErrNotGGUF)
+		}
 		if len(data) < len(magic) && string(data) == magic[:len(data)] {
 			return nil, formatErr(0, "file of %d bytes is truncated inside the magic", len(data))
 		}
@@ -181,19 +184,20 @@ func checkVersion(v uint32) error {
 }
 
 func (f *File) readKV(r *reader, i int) error {
+	keyOff := r.off
 	keyBytes, err := r.str(func() string { return fmt.Sprintf("key %d", i) })
 	if err != nil {
 		return err
 	}
 	if len(keyBytes) == 0 {
-		return formatErr(r.off, "key %d is empty", i)
+		return formatErr(keyOff, "key %d is empty", i)
 	}
 	if !utf8.Valid(keyBytes) {
-		return formatErr(r.off, "key %d %q is not valid UTF-8", i, keyBytes)
+		return formatErr(keyOff, "key %d %q is not valid UTF-8", i, keyBytes)
 	}
 	key := string(keyBytes)
 	if j, dup := f.kvIndex[key]; dup {
-		return formatErr(r.off, "duplicate key %q (entries %d and %d)", key, j, i)
+		return formatErr(keyOff, "duplicate key %q (entries %d and %d)", key, j, i)
 	}
 	typeOff := r.off
 	t, ok := r.u32()
@@ -249,7 +253,7 @@ func readArray(r *reader, key string) (Value, error) {
 	}
 	sz := elem.size()
 	if count > uint64(r.left()/sz) {
-		return Value{}, formatErr(start, "key %q: array of %d %s needs at least %d bytes each, only %d bytes left",
+		return Value{}, formatErr(start, "key %q: array of %d %s elements needs at least %d bytes each, only %d bytes left",
 			key, count, elem, sz, r.left())
 	}
 	n := int(count)
@@ -306,13 +310,14 @@ func (f *File) setAlignment() error {
 }
 
 func (f *File) readTensorInfo(r *reader, i int) error {
+	nameOff := r.off
 	nameBytes, err := r.str(func() string { return fmt.Sprintf("tensor %d name", i) })
 	if err != nil {
 		return err
 	}
 	name := string(nameBytes)
 	if j, dup := f.tensorIndex[name]; dup {
-		return formatErr(r.off, "duplicate tensor name %q (tensors %d and %d)", name, j, i)
+		return formatErr(nameOff, "duplicate tensor name %q (tensors %d and %d)", name, j, i)
 	}
 	off := r.off
 	nDims, ok := r.u32()
