@@ -3,6 +3,7 @@ package gguf
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -189,7 +190,7 @@ func TestMalformed(t *testing.T) {
 			`tensor "bad.weight": row length 16 is not a multiple of the Q4_0 block size 32`},
 		{"rows ok but row not", tensorFile(t, TypeQ4_K, []int64{128, 2}, 144), ErrFormat, "Q4_K block size 256"},
 		{"misaligned offset", withOffsets(0, 40), ErrFormat, `tensor "t1": offset 40 is not a multiple of the alignment 32`},
-		{"offset past end", withOffsets(0, 1 << 20), ErrFormat, `tensor "t1": data [1048576, +32) lies past the end`},
+		{"offset past end", withOffsets(0, 1<<20), ErrFormat, `tensor "t1": data [1048576, +32) lies past the end`},
 		{"offset near max", withOffsets(0, 1<<62), ErrFormat, `tensor "t1": data`},
 		{"data truncated", tensorFile(t, TypeF32, []int64{8}, 16), ErrFormat, `tensor "bad.weight": data [0, +32) lies past the end of the 16-byte`},
 		{"overlap", withOffsets(0, 0), ErrFormat, `tensors "t0" [0, 32) and "t1" [0, 32) overlap`},
@@ -236,4 +237,36 @@ func TestVocabOnlyPadding(t *testing.T) {
 	f, err := Parse(unpadded)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(unpadded)), f.DataOffset)
+}
+
+// TestLyingCountsAllocateLittle checks that counts which pass the size bound
+// but lie do not reserve memory in proportion to the count: a megabyte of
+// zeros claiming 74898 KVs fails at the first key having allocated little.
+func TestLyingCountsAllocateLittle(t *testing.T) {
+	const size = 1 << 20
+	for _, counts := range [][2]uint64{{0, size / minKVSize}, {size / minTensorInfoSize, 0}} {
+		e := header(3, counts[0], counts[1])
+		e.Write(make([]byte, size))
+		data := e.Bytes()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Parse(data)
+		runtime.ReadMemStats(&after)
+		require.ErrorIs(t, err, ErrFormat)
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(size/4), "counts %v", counts)
+	}
+}
+
+// TestVersion2 checks that v2 files, laid out like v3, are read.
+func TestVersion2(t *testing.T) {
+	b := NewBuilder()
+	b.version = 2
+	b.Add("general.architecture", "llama")
+	b.AddTensor("w", TypeQ8_0, []int64{32, 2}, make([]byte, 68))
+	data := build(t, b)
+	f, err := Parse(data)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2), f.Version)
+	checkTensors(t, data, f)
 }

@@ -144,8 +144,8 @@ func Parse(data []byte) (*File, error) {
 	f := &File{
 		Version:   version,
 		Alignment: DefaultAlignment,
-		KV:        make([]KV, 0, nKV),
-		kvIndex:   make(map[string]int, nKV),
+		KV:        make([]KV, 0, prealloc(nKV)),
+		kvIndex:   make(map[string]int, prealloc(nKV)),
 	}
 	for i := range int(nKV) {
 		if err := f.readKV(r, i); err != nil {
@@ -156,8 +156,8 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
-	f.tensorIndex = make(map[string]int, nTensors)
+	f.Tensors = make([]TensorInfo, 0, prealloc(nTensors))
+	f.tensorIndex = make(map[string]int, prealloc(nTensors))
 	for i := range int(nTensors) {
 		if err := f.readTensorInfo(r, i); err != nil {
 			return nil, err
@@ -168,6 +168,16 @@ func Parse(data []byte) (*File, error) {
 	}
 	return f, nil
 }
+
+// maxPrealloc caps the capacity reserved from a count in the header.
+const maxPrealloc = 1024
+
+// prealloc returns the capacity to reserve for count entries. The counts are
+// already bounded by the file's size, but an entry in memory is several
+// times larger than its smallest encoding, so a lying count could still
+// reserve several times the file's size; beyond maxPrealloc, let append grow
+// with the entries actually read.
+func prealloc(count uint64) int { return int(min(count, maxPrealloc)) }
 
 func checkVersion(v uint32) error {
 	switch {
