@@ -176,6 +176,9 @@ func (b *Builder) alignment() (int, error) {
 			return DefaultAlignment, nil
 		}
 		if a > maxAlignment {
+			if b.unchecked {
+				return DefaultAlignment, nil
+			}
 			return 0, fmt.Errorf("gguf: Builder: %s %d exceeds %d", keyAlignment, a, maxAlignment)
 		}
 		return int(a), nil

@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 )
@@ -212,10 +213,17 @@ func (f *File) Float32s(key string) ([]float32, error) {
 	if v.Type() != Array || (v.ElemType() != Float32 && v.ElemType() != Float64) {
 		return nil, typeErr(key, v, "array of float32")
 	}
+	// Decode straight from the raw little-endian view: the scores of a
+	// 32000-token vocabulary are read at every model load.
 	out := make([]float32, v.Len())
-	for i := range out {
-		x, _ := v.Elem(i).AsFloat()
-		out[i] = float32(x)
+	if v.ElemType() == Float32 {
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(v.raw[4*i:]))
+		}
+	} else {
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(v.raw[8*i:])))
+		}
 	}
 	return out, nil
 }
@@ -231,8 +239,9 @@ func (f *File) Int32s(key string) ([]int32, error) {
 		return nil, typeErr(key, v, "array of int32")
 	}
 	out := make([]int32, v.Len())
+	sz := v.ElemType().size()
 	for i := range out {
-		e := v.Elem(i)
+		e := Value{typ: v.ElemType(), bits: readBits(v.raw[i*sz:], sz)}
 		n, ok := e.AsInt()
 		if !ok || n < math.MinInt32 || n > math.MaxInt32 {
 			return nil, fmt.Errorf("gguf: key %q: element %d (%v) does not fit an int32: %w", key, i, e.Interface(), ErrType)

@@ -108,6 +108,9 @@ func (r *reader) str(what func() string) ([]byte, error) {
 // allocation.
 func Parse(data []byte) (*File, error) {
 	if !IsGGUF(data) {
+		if len(data) == 0 {
+			return nil, fmt.Errorf("gguf: empty data: %w", ErrNotGGUF)
+		}
 		if len(data) < len(magic) && string(data) == magic[:len(data)] {
 			return nil, formatErr(0, "file of %d bytes is truncated inside the magic", len(data))
 		}
@@ -141,8 +144,8 @@ func Parse(data []byte) (*File, error) {
 	f := &File{
 		Version:   version,
 		Alignment: DefaultAlignment,
-		KV:        make([]KV, 0, nKV),
-		kvIndex:   make(map[string]int, nKV),
+		KV:        make([]KV, 0, prealloc(nKV)),
+		kvIndex:   make(map[string]int, prealloc(nKV)),
 	}
 	for i := range int(nKV) {
 		if err := f.readKV(r, i); err != nil {
@@ -153,8 +156,8 @@ func Parse(data []byte) (*File, error) {
 		return nil, err
 	}
 
-	f.Tensors = make([]TensorInfo, 0, nTensors)
-	f.tensorIndex = make(map[string]int, nTensors)
+	f.Tensors = make([]TensorInfo, 0, prealloc(nTensors))
+	f.tensorIndex = make(map[string]int, prealloc(nTensors))
 	for i := range int(nTensors) {
 		if err := f.readTensorInfo(r, i); err != nil {
 			return nil, err
@@ -165,6 +168,16 @@ func Parse(data []byte) (*File, error) {
 	}
 	return f, nil
 }
+
+// maxPrealloc caps the capacity reserved from a count in the header.
+const maxPrealloc = 1024
+
+// prealloc returns the capacity to reserve for count entries. The counts are
+// already bounded by the file's size, but an entry in memory is several
+// times larger than its smallest encoding, so a lying count could still
+// reserve several times the file's size; beyond maxPrealloc, let append grow
+// with the entries actually read.
+func prealloc(count uint64) int { return int(min(count, maxPrealloc)) }
 
 func checkVersion(v uint32) error {
 	switch {
@@ -181,19 +194,20 @@ func checkVersion(v uint32) error {
 }
 
 func (f *File) readKV(r *reader, i int) error {
+	keyOff := r.off
 	keyBytes, err := r.str(func() string { return fmt.Sprintf("key %d", i) })
 	if err != nil {
 		return err
 	}
 	if len(keyBytes) == 0 {
-		return formatErr(r.off, "key %d is empty", i)
+		return formatErr(keyOff, "key %d is empty", i)
 	}
 	if !utf8.Valid(keyBytes) {
-		return formatErr(r.off, "key %d %q is not valid UTF-8", i, keyBytes)
+		return formatErr(keyOff, "key %d %q is not valid UTF-8", i, keyBytes)
 	}
 	key := string(keyBytes)
 	if j, dup := f.kvIndex[key]; dup {
-		return formatErr(r.off, "duplicate key %q (entries %d and %d)", key, j, i)
+		return formatErr(keyOff, "duplicate key %q (entries %d and %d)", key, j, i)
 	}
 	typeOff := r.off
 	t, ok := r.u32()
@@ -249,7 +263,7 @@ func readArray(r *reader, key string) (Value, error) {
 	}
 	sz := elem.size()
 	if count > uint64(r.left()/sz) {
-		return Value{}, formatErr(start, "key %q: array of %d %s needs at least %d bytes each, only %d bytes left",
+		return Value{}, formatErr(start, "key %q: array of %d %s elements needs at least %d bytes each, only %d bytes left",
 			key, count, elem, sz, r.left())
 	}
 	n := int(count)
@@ -306,13 +320,14 @@ func (f *File) setAlignment() error {
 }
 
 func (f *File) readTensorInfo(r *reader, i int) error {
+	nameOff := r.off
 	nameBytes, err := r.str(func() string { return fmt.Sprintf("tensor %d name", i) })
 	if err != nil {
 		return err
 	}
 	name := string(nameBytes)
 	if j, dup := f.tensorIndex[name]; dup {
-		return formatErr(r.off, "duplicate tensor name %q (tensors %d and %d)", name, j, i)
+		return formatErr(nameOff, "duplicate tensor name %q (tensors %d and %d)", name, j, i)
 	}
 	off := r.off
 	nDims, ok := r.u32()
