@@ -38,7 +38,8 @@
 // the engine becomes an ErrRender error), rejects output longer than
 // MaxOutputBytes, and bounds range() to MaxRangeItems numbers per render,
 // which also bounds nested range loops. Parse rejects sources longer than
-// MaxSourceBytes. The engine at v1.8.0 has no hook for more: a hostile
+// MaxSourceBytes. The engine has no include, import or extends, so a
+// template cannot read files. The engine at v1.8.0 has no hook for more: a hostile
 // template can still make it allocate without limit, which the Go runtime
 // answers by ending the process, not with a panic: a huge string
 // repetition ('x' * 10**11), a huge |indent(width) or |tojson(indent=n), a

@@ -100,6 +100,12 @@ func TestSyntaxErrors(t *testing.T) {
 		"{{ 1 + }}",
 		"{% bogus %}",
 		"{{ a[ }}",
+		// Templates are single files: nothing may make the engine read the
+		// file system.
+		"{% include '/etc/passwd' %}",
+		"{% import '/etc/passwd' as x %}",
+		"{% extends '/etc/passwd' %}",
+		"{% from '/etc/hostname' import a %}",
 	} {
 		tmpl, err := Parse(src)
 		assert.ErrorIs(t, err, ErrSyntax, "%q", src)
