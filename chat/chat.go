@@ -36,14 +36,17 @@
 //
 // Templates come from downloaded files, so Render never panics (a panic in
 // the engine becomes an ErrRender error), rejects output longer than
-// MaxOutputBytes, bounds range() to MaxRangeItems items per render (which
-// also bounds nested range loops), and bounds the widths of |indent and
-// |tojson(indent=...). Parse rejects sources longer than MaxSourceBytes.
-// The engine at v1.8.0 offers no hook to bound everything: a hostile
-// template can still exhaust memory with a huge string repetition
-// ('x' * 10**11), doubling a namespace string in a loop, or recurse in a
-// macro until the Go runtime stops the process. v1.12.0 bounds repetition;
-// upgrading needs Go 1.27.
+// MaxOutputBytes, and bounds range() to MaxRangeItems numbers per render,
+// which also bounds nested range loops. Parse rejects sources longer than
+// MaxSourceBytes. The engine has no include, import or extends, so a
+// template cannot read files. The engine at v1.8.0 has no hook for more: a hostile
+// template can still make it allocate without limit, which the Go runtime
+// answers by ending the process, not with a panic: a huge string
+// repetition ('x' * 10**11), a huge |indent(width) or |tojson(indent=n), a
+// namespace string doubled in a loop, or a macro that calls itself forever.
+// v1.12.0 bounds repetition; it needs Go 1.27. Render output is checked
+// after rendering, so a long output costs its memory once before it is
+// refused.
 package chat
 
 import (
@@ -77,9 +80,6 @@ const (
 	// MaxRangeItems is how many numbers all range() calls of one render
 	// may produce together (Jinja2's sandbox allows 100000 per call).
 	MaxRangeItems = 100000
-	// MaxIndent is the widest |indent or |tojson(indent=...) a template
-	// may ask for.
-	MaxIndent = 1024
 )
 
 // Message is one turn of a conversation.

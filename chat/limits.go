@@ -2,7 +2,6 @@ package chat
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/ardanlabs/jinja"
 )
@@ -15,8 +14,9 @@ type renderState struct {
 }
 
 // vars is the template's global namespace for one render. Names set here
-// shadow the engine's builtins of the same name, which is how range and
-// the guarded filters replace the engine's unbounded ones.
+// shadow the engine's global functions of the same name, which is how
+// range replaces the engine's unbounded one. (Filters cannot be replaced
+// this way: the engine looks them up in its own table first.)
 func (st *renderState) vars(msgs []Message, opts Options) map[string]jinja.Value {
 	v := map[string]jinja.Value{
 		"messages":              messageValues(msgs),
@@ -25,9 +25,6 @@ func (st *renderState) vars(msgs []Message, opts Options) map[string]jinja.Value
 		"eos_token":             jinja.NewString(opts.EOSToken),
 		"raise_exception":       jinja.NewCallable("raise_exception", st.raiseException),
 		"range":                 jinja.NewCallable("range", st.rangeFn),
-	}
-	for name, g := range guardedFilters() {
-		v[filterPrefix+name] = g
 	}
 	return v
 }
@@ -93,71 +90,4 @@ func (st *renderState) rangeFn(args []jinja.Value, _ map[string]jinja.Value) (ji
 		items[i] = jinja.NewInt(start + int64(i)*step)
 	}
 	return jinja.NewList(items), nil
-}
-
-// filterPrefix is how the engine (v1.8.0) names filters in its scope;
-// a variable of that name shadows the filter. The tests check that the
-// guards are in force, so an engine that changes this fails them.
-const filterPrefix = "__filter_"
-
-// guardedFilters wraps the engine's filters whose arguments size an
-// allocation with no bound: |indent(width) and |tojson(indent=n) call
-// strings.Repeat with the template's number, and a huge one ends the
-// process with an out-of-memory error no recover can catch.
-var guardedFilters = sync.OnceValue(func() map[string]jinja.Value {
-	orig := engineFilters("indent", "tojson")
-	g := make(map[string]jinja.Value, len(orig))
-	if f, ok := orig["indent"]; ok {
-		g["indent"] = guard(f, 1, "width")
-	}
-	if f, ok := orig["tojson"]; ok {
-		g["tojson"] = guard(f, -1, "indent")
-	}
-	return g
-})
-
-// guard returns filter f refusing a width argument (positional argument
-// pos counting the filtered value as 0, or keyword kw) over MaxIndent.
-func guard(f jinja.Value, pos int, kw string) jinja.Value {
-	call := f.AsCallable()
-	return jinja.NewCallable(call.Name, func(args []jinja.Value, kwargs map[string]jinja.Value) (jinja.Value, error) {
-		check := func(v jinja.Value) error {
-			if v.IsInt() && (v.AsInt() < 0 || v.AsInt() > MaxIndent) {
-				return fmt.Errorf("%s: %s %d is outside 0..%d", call.Name, kw, v.AsInt(), MaxIndent)
-			}
-			return nil
-		}
-		if pos > 0 && pos < len(args) {
-			if err := check(args[pos]); err != nil {
-				return jinja.Undefined(), err
-			}
-		}
-		if v, ok := kwargs[kw]; ok {
-			if err := check(v); err != nil {
-				return jinja.Undefined(), err
-			}
-		}
-		return call.Fn(args, kwargs)
-	})
-}
-
-// engineFilters fetches the engine's own filter values by name. The engine
-// does not export them, but its templates can see them, so a tiny template
-// hands them to a Go callable.
-func engineFilters(names ...string) map[string]jinja.Value {
-	found := map[string]jinja.Value{}
-	for _, name := range names {
-		t, err := jinja.Compile("{{ grab(" + filterPrefix + name + ") }}")
-		if err != nil {
-			continue
-		}
-		grab := jinja.NewCallable("grab", func(args []jinja.Value, _ map[string]jinja.Value) (jinja.Value, error) {
-			if len(args) == 1 && args[0].IsCallable() {
-				found[name] = args[0]
-			}
-			return jinja.NewString(""), nil
-		})
-		_, _ = t.RenderValues(map[string]jinja.Value{"grab": grab})
-	}
-	return found
 }
