@@ -428,3 +428,12 @@ func FuzzSPMEncode(f *testing.F) {
 		inRange(ud.EncodeSpecial(text, true, true))
 	})
 }
+
+func BenchmarkEncodeSPM(b *testing.B) {
+	tok := loadGGUFTokenizer(b, "gguf/ggml-vocab-llama-spm.gguf")
+	text := longPrompt(1000)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tok.EncodeSpecial(text, true, false)
+	}
+}
