@@ -235,7 +235,7 @@ func TestSPMPartition(t *testing.T) {
 		v.Types = append(v.Types, typ)
 		v.Scores = append(v.Scores, 0)
 	}
-	add("<ab>", TokenControl)    // 263 + 4 = id 263? computed below
+	add("<ab>", TokenControl)
 	add("<abc>", TokenControl)   // longer: split on first
 	add("[u]", TokenUserDefined) // split on even in plain text
 	add("<unused>", TokenUnused) // never special
