@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runQuantize(args[1:], stdout, stderr)
 		case "serve":
 			return runServe(ctx, args[1:], stdout, stderr)
+		case "tokenize":
+			return runTokenize(args[1:], stdin, stdout, stderr)
 		}
 	}
 	opts, err := parseArgs(args)

@@ -43,10 +43,10 @@ type Tokenizer struct {
 	bos, eos, unk, pad             int
 	addBOS, addEOS, addSpacePrefix bool
 	types                          []int32
-	text                           []string  // what Decode prints for each token (▁ as a space; "" for control tokens)
+	text                           []string   // what Decode prints for each token (▁ as a space; "" for control tokens)
 	byteID                         [256]int32 // the byte-fallback token of each byte, or -1
-	special                        []int     // control, unknown and user-defined tokens, longest text first
-	userDefined                    []int     // the user-defined tokens of special, in its order
+	special                        []int      // control, unknown and user-defined tokens, longest text first
+	userDefined                    []int      // the user-defined tokens of special, in its order
 }
 
 // LoadTokenizer reads llama2.c's tokenizer.bin; vocabSize comes from the model.
@@ -175,6 +175,7 @@ func hexDigit(c byte) int16 {
 func (t *Tokenizer) VocabSize() int { return len(t.pieces) }
 
 // Piece returns the raw vocabulary piece of id, or "" if id is out of range.
+// In a SentencePiece vocabulary spaces appear as "▁" (U+2581).
 func (t *Tokenizer) Piece(id int) string {
 	if id < 0 || id >= len(t.pieces) {
 		return ""
@@ -187,6 +188,11 @@ func (t *Tokenizer) Piece(id int) string {
 // <0xXX> stands for that single raw byte (which may be part of a multi-byte
 // UTF-8 character; see [TextDecoder] for printing). An out-of-range token
 // decodes to "".
+//
+// For a SentencePiece vocabulary it follows llama.cpp: "▁" decodes to a
+// space, byte tokens (type byte) to their byte, and control, unknown and
+// unused tokens to nothing; run.c's rule of dropping a leading space after
+// BOS stays, so both flavours print the same story.
 func (t *Tokenizer) Decode(prev, token int) string {
 	text, _ := t.decode(prev, token)
 	return text
@@ -246,6 +252,15 @@ var byteStrings = func() (s [256]string) {
 //
 // run.c's merge loop is quadratic in the length of the text; Encode gives
 // the same merges in O(n log n).
+//
+// For a SentencePiece vocabulary, Encode is llama.cpp's llama_tokenize with
+// parse_special false: spaces become "▁", the text gets a "▁" prefix if the
+// vocabulary asks for it, characters merge as above (at any score) but only
+// into normal and user-defined pieces, and characters that are no piece
+// become byte tokens. Special-token text such as "</s>" stays text; only
+// user-defined tokens are split out first, as llama.cpp does. On plain
+// text this gives run.c's ids for the same vocabulary. bos and eos add
+// nothing if the vocabulary has no such token.
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
 	if t.spm {
 		return t.encodeSPM(text, bos, eos, false)

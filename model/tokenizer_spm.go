@@ -1,6 +1,9 @@
 package model
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // BOS returns the beginning-of-sequence token id, or -1 if the vocabulary
 // has none. It is 1 ([BOS]) for llama2.c's tokenizers.
@@ -131,14 +134,20 @@ func (t *Tokenizer) partition(text string, specials []int) []fragment {
 }
 
 // encodeText appends the ids of s, text with spaces already turned into
-// "▁", as llama.cpp's llm_tokenizer_spm_session: s is split into characters
-// (by the length its lead byte announces, so invalid UTF-8 splits as in
-// llama.cpp), which then merge.
+// "▁", as llama.cpp's llm_tokenizer_spm_session: s is split into
+// characters, which then merge.
+//
+// On invalid UTF-8 we split differently: llama.cpp takes as many bytes as a
+// lead byte announces, whatever they are, so "\xe2\x96 " swallows the
+// first byte of the "▁" that stands for the space, which then decodes as
+// "▁". Here every byte that does not start a valid character is a character
+// of its own, so any text decodes back to itself. Valid UTF-8 splits the
+// same either way.
 func (t *Tokenizer) encodeText(out []int, s string) []int {
 	tokens := make([]int, 0, len(s))
 	starts := make([]int32, 0, len(s))
 	for off := 0; off < len(s); {
-		n := min(utf8SeqLen(s[off]), len(s)-off)
+		_, n := utf8.DecodeRuneInString(s[off:])
 		id, ok := t.ids[s[off:off+n]]
 		if !ok {
 			id = -1
@@ -151,20 +160,6 @@ func (t *Tokenizer) encodeText(out []int, s string) []int {
 		return out
 	}
 	return t.mergeText(out, tokens, starts, s)
-}
-
-// utf8SeqLen is llama.cpp's unicode_len_utf8: the length of the character
-// that starts with b, by its high four bits; a continuation byte counts 1.
-func utf8SeqLen(b byte) int {
-	switch b >> 4 {
-	case 0xC, 0xD:
-		return 2
-	case 0xE:
-		return 3
-	case 0xF:
-		return 4
-	}
-	return 1
 }
 
 // appendFallback appends the tokens of char, a character that is no piece:

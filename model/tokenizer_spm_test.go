@@ -235,7 +235,7 @@ func TestSPMPartition(t *testing.T) {
 		v.Types = append(v.Types, typ)
 		v.Scores = append(v.Scores, 0)
 	}
-	add("<ab>", TokenControl)    // 263 + 4 = id 263? computed below
+	add("<ab>", TokenControl)
 	add("<abc>", TokenControl)   // longer: split on first
 	add("[u]", TokenUserDefined) // split on even in plain text
 	add("<unused>", TokenUnused) // never special
@@ -361,4 +361,79 @@ func TestSPMEncodeLong(t *testing.T) {
 		want = append(want, rest...)
 	}
 	assert.Equal(t, want, got)
+}
+
+// fuzzVocab is testVocab plus "▁" and the '|'-separated pieces of spec,
+// each scored by its position so that merges differ from seed to seed.
+// With userDefined, the pieces starting with '[' are user-defined.
+func fuzzVocab(spec string, userDefined bool) Vocab {
+	v := testVocab("▁")
+	for i, p := range strings.Split(spec, "|") {
+		if len(v.Tokens) > 400 {
+			break
+		}
+		typ := TokenNormal
+		if userDefined && strings.HasPrefix(p, "[") {
+			typ = TokenUserDefined
+		}
+		v.Tokens = append(v.Tokens, p)
+		v.Types = append(v.Types, typ)
+		v.Scores = append(v.Scores, float32((i*7919)%23)-float32(len(p)))
+	}
+	return v
+}
+
+// FuzzSPMEncode checks on random vocabularies and text that encoding never
+// panics, gives ids of the vocabulary, and that plain Encode round-trips
+// through Decode: with every byte token and "▁" in the vocabulary, any text
+// without a literal "▁" comes back exactly (the dummy prefix is dropped
+// after BOS).
+func FuzzSPMEncode(f *testing.F) {
+	f.Add("a|b|ab|▁a|▁ab|é|<0x41>|</|s>", "ab ab  é </s> <0x41>")
+	f.Add("▁▁|▁▁▁|▁\n|\n", "  \n\n \t ")
+	f.Add("[x]|x]|[|]", "[x][x] x] \xff\xe2\x96 ok")
+	f.Add("", "")
+	f.Add("Hello|▁Hello|▁world|wor|ld", "Hello world</s><s><unk>")
+	f.Fuzz(func(t *testing.T, spec, text string) {
+		tok, err := NewTokenizer(fuzzVocab(spec, false))
+		require.NoError(t, err)
+		inRange := func(ids []int) {
+			for _, id := range ids {
+				require.True(t, id >= 0 && id < tok.VocabSize(), "id %d", id)
+			}
+		}
+		ids := tok.Encode(text, true, false)
+		inRange(ids)
+		for _, id := range ids[1:] {
+			require.False(t, tok.IsControl(id) || id == 0, "plain text gave special token %d", id)
+		}
+		if !strings.Contains(text, spaceMark) {
+			var got strings.Builder
+			prev := ids[0]
+			for _, id := range ids[1:] {
+				got.WriteString(tok.Decode(prev, id))
+				prev = id
+			}
+			require.Equal(t, text, got.String(), "ids %v", ids)
+		}
+		special := tok.EncodeSpecial(text, false, true)
+		inRange(special)
+		if !strings.Contains(text, "<s>") && !strings.Contains(text, "</s>") && !strings.Contains(text, "<unk>") {
+			require.Equal(t, tok.Encode(text, false, true), special)
+		}
+
+		ud, err := NewTokenizer(fuzzVocab(spec, true))
+		require.NoError(t, err)
+		inRange(ud.Encode(text, true, true))
+		inRange(ud.EncodeSpecial(text, true, true))
+	})
+}
+
+func BenchmarkEncodeSPM(b *testing.B) {
+	tok := loadGGUFTokenizer(b, "gguf/ggml-vocab-llama-spm.gguf")
+	text := longPrompt(1000)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tok.EncodeSpecial(text, true, false)
+	}
 }

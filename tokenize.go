@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/llama2-go/llama2/gguf"
+	"github.com/llama2-go/llama2/model"
+)
+
+const tokenizeUsage = `Usage: llama2 tokenize <checkpoint> [options]
+Prints the token ids of a text on one line, separated by spaces.
+<checkpoint> is a llama2.c checkpoint (its vocabulary is then -z's), a GGUF
+model or a vocabulary-only GGUF file (the vocabulary inside).
+Options:
+  -i <string>  the text; default: all of standard input
+  -z <string>  llama2.c tokenizer for a llama2.c checkpoint, default tokenizer.bin
+  -bos         start with BOS; default: as the vocabulary says (add_bos_token)
+  -eos         end with EOS; default: as the vocabulary says (add_eos_token)
+  -special     turn the text of special tokens (<s>, </s>, ...) into those
+               tokens, as for a chat template; by default all text is text
+  -pieces      print each token as id:"piece", the vocabulary entry quoted
+               as in Go (SentencePiece writes spaces as ▁)
+Example: llama2 tokenize model.gguf -special -i "<s>[INST] Hi [/INST]"
+`
+
+type tokenizeOptions struct {
+	checkpoint string
+	tokenizer  string
+	tokSet     bool  // -z was given
+	bos, eos   *bool // nil: the vocabulary's default
+	special    bool
+	pieces     bool
+	text       *string // nil: read standard input
+}
+
+// runTokenize is `llama2 tokenize`; it returns the exit code.
+func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseTokenizeArgs(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, tokenizeUsage)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, tokenizeUsage)
+		return 1
+	}
+	if err := tokenize(o, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseTokenizeArgs(args []string) (tokenizeOptions, error) {
+	var o tokenizeOptions
+	fs := flag.NewFlagSet("llama2 tokenize", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // runTokenize prints the usage itself
+	fs.StringVar(&o.tokenizer, "z", "tokenizer.bin", "")
+	bos := fs.Bool("bos", false, "")
+	eos := fs.Bool("eos", false, "")
+	fs.BoolVar(&o.special, "special", false, "")
+	fs.BoolVar(&o.pieces, "pieces", false, "")
+	text := fs.String("i", "", "")
+	var err error
+	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
+		return o, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "z":
+			o.tokSet = true
+		case "bos":
+			o.bos = bos
+		case "eos":
+			o.eos = eos
+		case "i":
+			o.text = text
+		}
+	})
+	return o, nil
+}
+
+func tokenize(o tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
+	tok, err := loadCheckpointTokenizer(o)
+	if err != nil {
+		return err
+	}
+	var text string
+	if o.text != nil {
+		text = *o.text
+	} else {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return fmt.Errorf("reading standard input: %w", err)
+		}
+		text = string(b)
+	}
+	bos, eos := tok.AddBOS(), tok.AddEOS()
+	if o.bos != nil {
+		bos = *o.bos
+	}
+	if o.eos != nil {
+		eos = *o.eos
+	}
+	var ids []int
+	if o.special {
+		ids = tok.EncodeSpecial(text, bos, eos)
+	} else {
+		ids = tok.Encode(text, bos, eos)
+	}
+	out := bufio.NewWriter(stdout)
+	var buf []byte
+	for i, id := range ids {
+		if i > 0 {
+			buf = append(buf, ' ')
+		}
+		buf = strconv.AppendInt(buf, int64(id), 10)
+		if o.pieces {
+			buf = append(buf, ':')
+			buf = strconv.AppendQuote(buf, tok.Piece(id))
+		}
+	}
+	buf = append(buf, '\n')
+	out.Write(buf)
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("writing the output: %w", err)
+	}
+	return nil
+}
+
+// loadCheckpointTokenizer returns the vocabulary inside a GGUF checkpoint,
+// or -z's tokenizer, sized by the llama2.c checkpoint's header.
+func loadCheckpointTokenizer(o tokenizeOptions) (*model.Tokenizer, error) {
+	isGGUF, err := startsWithGGUFMagic(o.checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", o.checkpoint, err)
+	}
+	if isGGUF {
+		if o.tokSet {
+			return nil, fmt.Errorf("-z %s: %s is a GGUF file, which holds its own vocabulary", o.tokenizer, o.checkpoint)
+		}
+		return model.LoadTokenizerFile(o.checkpoint, 0)
+	}
+	m, err := model.Open(o.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	vocabSize := m.Config.VocabSize
+	m.Close()
+	return model.LoadTokenizerFile(o.tokenizer, vocabSize)
+}
+
+// startsWithGGUFMagic reports whether the file at path is a GGUF file.
+func startsWithGGUFMagic(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return false, pe.Err // the caller names the file
+		}
+		return false, err
+	}
+	defer f.Close()
+	var head [4]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return gguf.IsGGUF(head[:n]), nil
+}
