@@ -42,23 +42,5 @@ func (t *Tokenizer) EncodeRendered(text string, bos bool) []int {
 	if !t.spm {
 		return t.Encode(text, bos, false)
 	}
-	out := make([]int, 0, len(text)+1)
-	if bos && t.bos >= 0 {
-		out = append(out, t.bos)
-	}
-	prevSpecial := true
-	for _, f := range t.partition(text, t.special) {
-		if f.id >= 0 {
-			out = append(out, f.id)
-			prevSpecial = true
-			continue
-		}
-		s := strings.ReplaceAll(f.text, specialMark, "")
-		if t.addSpacePrefix && prevSpecial {
-			s = " " + s
-		}
-		out = t.encodeText(out, strings.ReplaceAll(s, " ", spaceMark))
-		prevSpecial = false
-	}
-	return out
+	return t.encodeSPM(text, bos, false, true)
 }

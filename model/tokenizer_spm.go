@@ -74,7 +74,9 @@ func (t *Tokenizer) encodeSPM(text string, bos, eos, parseSpecial bool) []int {
 			prevSpecial = true
 			continue
 		}
-		s := f.text
+		// Special-token text that ProtectSpecial marked stays text
+		// (chattokens.go); the marks go.
+		s := strings.ReplaceAll(f.text, specialMark, "")
 		if t.addSpacePrefix && prevSpecial {
 			s = " " + s
 		}
