@@ -4,24 +4,17 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/llama2-go/llama2/internal/testfixture"
 )
 
 // testdataDir is the repository's testdata folder, filled by `make fixtures`.
-const testdataDir = "../testdata"
+var testdataDir = testfixture.Dir
 
-// fixture returns the path of name inside testdata. A missing fixture skips
-// the test on a developer's machine and fails it in CI (CI=true), where a
-// suite that silently skips would hide a broken setup.
+// fixture returns the path of name inside testdata (testfixture.Path).
 func fixture(tb testing.TB, name string) string {
 	tb.Helper()
-	path := filepath.Join(testdataDir, name)
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("fixture %s is missing (run `make fixtures`): %v", path, err)
-		}
-		tb.Skipf("fixture %s is missing (run `make fixtures`)", path)
-	}
-	return path
+	return testfixture.Path(tb, name)
 }
 
 // readFixture parses testdata/gguf/name.
