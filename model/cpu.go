@@ -19,4 +19,7 @@ var (
 
 	// hasVNNI: AVX-512 VNNI (VPDPBUSD), for int8 quantized dot products.
 	hasVNNI = hasAVX512 && cpu.X86.HasAVX512VNNI
+
+	// hasVBMI: AVX-512 VBMI (VPERMB), for unpacking Q4_0's nibbles.
+	hasVBMI = hasAVX512 && cpu.X86.HasAVX512VBMI
 )

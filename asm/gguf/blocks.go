@@ -1,0 +1,462 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// blockType describes Q8_0 or Q4_0.
+type blockType struct {
+	name  string
+	bytes int  // bytes per block
+	q4    bool // nibbles
+	c     byte // the offset of the unsigned form: 128 (w^0x80) or 8
+}
+
+var (
+	q8 = blockType{"Q8_0", 34, false, 0x80}
+	q4 = blockType{"Q4_0", 18, true, 8}
+)
+
+// unpacker builds, from the blocks at a row address, one zmm of unsigned
+// bytes in x's order (see main.go): two blocks, or with single one block in
+// the low 256 bits (the high bytes are then zero or 0x80, facing zeros of
+// x).
+type unpacker struct {
+	bt              blockType
+	c               VecVirtual // the bytes c (Q8_0: also the XOR bias)
+	perm, shift, lo VecVirtual // Q4_0: VPERMB index, VPSRLVW counts, 0x0F
+	k34, k16        Register   // Q4_0: load masks of two blocks, one block
+	zero            VecVirtual
+}
+
+func newUnpacker(bt blockType) *unpacker {
+	u := &unpacker{bt: bt, c: broadcastByte(bt.c, true), zero: ZMM()}
+	VPXORD(u.zero, u.zero, u.zero)
+	if bt.q4 {
+		u.perm, u.shift = ZMM(), ZMM()
+		VMOVDQU64(q4Perm, u.perm)
+		VMOVDQU64(q4Shift, u.shift)
+		u.lo = broadcastByte(0x0f, true)
+		t := GP64()
+		u.k34, u.k16 = K(), K()
+		MOVQ(U64(1<<34-1), t)
+		KMOVQ(t, u.k34)
+		MOVQ(U32(0xffff), t)
+		KMOVQ(t, u.k16)
+	}
+	return u
+}
+
+// unpack returns the unsigned bytes of the block(s) whose first d is at m.
+func (u *unpacker) unpack(m Mem, single bool) VecVirtual {
+	w := ZMM()
+	if !u.bt.q4 {
+		zeroFrom(u.zero, w)
+		VMOVDQU64(m.Offset(2), w.AsY())
+		if !single {
+			VINSERTI64X4(U8(1), m.Offset(2+u.bt.bytes), w, w)
+		}
+		VPXORD(u.c, w, w)
+		return w
+	}
+	k := u.k34
+	if single {
+		k = u.k16
+	}
+	VMOVDQU8_Z(m.Offset(2), k, w)
+	VPERMB(w, u.perm, w)
+	VPSRLVW(u.shift, w, w)
+	VPANDD(u.lo, w, w)
+	return w
+}
+
+// blockMatVecVNNI generates matVecQ8_0VNNI / matVecQ4_0VNNI: 4 rows at a
+// time (then one), two blocks per step. Per step and row: the unpack,
+// VPDPBUSD into a copy of the lanes' corrections, a conversion to float,
+// the rows' scales d of both blocks (two word broadcasts, VCVTPH2PS) times
+// the activation's, and an FMA into the row's float lanes: no horizontal
+// sum until the end of the row.
+func blockMatVecVNNI(bt blockType) {
+	name := "matVec" + bt.name + "VNNI"
+	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
+	Doc(name + " computes out[r] = row r of w · x; see model/kernels_gguf_amd64.go.")
+	rows := Load(Param("out").Len(), GP64())
+	op := Load(Param("out").Base(), GP64())
+	wrow := Load(Param("w").Base(), GP64())
+	nb := Load(Param("xq").Len(), GP64())
+	SHRQ(U8(5), nb)
+	rb := GP64()
+	IMUL3Q(U32(bt.bytes), nb, rb)
+	rb3 := times3(rb)
+	hi := K()
+	t := GP32()
+	MOVL(U32(0xff00), t)
+	KMOVW(t, hi)
+	u := newUnpacker(bt)
+	zero := u.zero
+	wp, xp, xsp, cnt := GP64(), GP64(), GP64(), GP64()
+
+	for _, R := range []int{4, 1} {
+		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
+		Label(l("rows"))
+		CMPQ(rows, U8(R))
+		JB(LabelRef(l("end")))
+		MOVQ(wrow, wp)
+		Load(Param("xq").Base(), xp)
+		Load(Param("xs").Base(), xsp)
+		var acc [4]VecVirtual
+		for r := range R {
+			acc[r] = ZMM()
+			zeroFrom(u.zero, acc[r])
+		}
+		step := func(single bool) {
+			x := ZMM()
+			if single {
+				zeroFrom(u.zero, x)
+				VMOVDQU64(Mem{Base: xp}, x.AsY())
+			} else {
+				VMOVDQU64(Mem{Base: xp}, x)
+			}
+			cx := ZMM()
+			zeroFrom(u.zero, cx)
+			vpdpbusd(x, u.c, cx)
+			VPSUBD(cx, zero, cx) // -c*x, summed per lane
+			xsv := ZMM()
+			VBROADCASTSS(Mem{Base: xsp}, xsv)
+			if !single {
+				VBROADCASTSS(Mem{Base: xsp, Disp: 4}, hi, xsv)
+			}
+			for r := range R {
+				w := u.unpack(rowAt(wp, rb, rb3, r, 0), single)
+				s := ZMM()
+				VMOVDQA64(cx, s)
+				vpdpbusd(x, w, s)
+				f := ZMM()
+				VCVTDQ2PS(s, f)
+				d := YMM()
+				VPBROADCASTW(rowAt(wp, rb, rb3, r, 0), d)
+				if !single {
+					VPBROADCASTW(rowAt(wp, rb, rb3, r, bt.bytes), hi, d)
+				}
+				df := ZMM()
+				VCVTPH2PS(d, df)
+				VMULPS(xsv, df, df)
+				VFMADD231PS(df, f, acc[r])
+			}
+		}
+		MOVQ(nb, cnt)
+		SHRQ(U8(1), cnt)
+		JZ(LabelRef(l("single")))
+		Label(l("loop"))
+		step(false)
+		ADDQ(U8(64), xp)
+		ADDQ(U8(8), xsp)
+		ADDQ(U8(2*bt.bytes), wp)
+		DECQ(cnt)
+		JNZ(LabelRef(l("loop")))
+		Label(l("single"))
+		TESTQ(U32(1), nb)
+		JZ(LabelRef(l("sum")))
+		step(true)
+
+		Label(l("sum"))
+		if R == 4 {
+			s := hsum4(acc)
+			VMOVUPS(s, Mem{Base: op})
+			LEAQ(Mem{Base: wrow, Index: rb, Scale: 4}, wrow)
+		} else {
+			s := hsum1z(acc[0])
+			VMOVSS(s, Mem{Base: op})
+			ADDQ(rb, wrow)
+		}
+		ADDQ(U8(4*R), op)
+		SUBQ(U8(R), rows)
+		JMP(LabelRef(l("rows")))
+		Label(l("end"))
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// blockTileVNNI generates matMatQ8_0x4x4VNNI / matMatQ4_0x4x4VNNI: tiles of
+// 4 rows by 4 vectors. Each unpacked pair of blocks serves 4 vectors (16
+// VPDPBUSD per 4 unpacks); the 16 int32 accumulators are folded once per
+// step into two zmm of sums, lane v*4+r for block b and b+1, which take the
+// float work for all 16 results at once: minus the correction, convert,
+// times the rows' d (wsT, converted here once per call), times the vectors'
+// scales, plus the totals.
+func blockTileVNNI(bt blockType) {
+	name := "matMat" + bt.name + "x4x4VNNI"
+	TEXT(name, NOSPLIT, "func(out []float32, w []byte, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, tiles int)")
+	Doc(name + " computes tiles of 4 rows by 4 vectors; see model/kernels_gguf_amd64.go.")
+	tiles := Load(Param("tiles"), GP64())
+	TESTQ(tiles, tiles)
+	JZ(LabelRef("done"))
+	n := Load(Param("n"), GP64())
+	n3 := times3(n)
+	rb := GP64()
+	MOVQ(n, rb)
+	SHRQ(U8(5), rb)
+	IMUL3Q(U32(bt.bytes), rb, rb)
+	rb3 := times3(rb)
+	wp, sg, cnt := GP64(), GP64(), GP64()
+
+	Comment("wsT[4b+r] = d of row r, block b.")
+	Load(Param("w").Base(), wp)
+	Load(Param("wsT").Base(), sg)
+	MOVQ(n, cnt)
+	SHRQ(U8(5), cnt)
+	Label("scales")
+	{
+		t := GP32()
+		d := XMM()
+		MOVWLZX(rowAt(wp, rb, rb3, 0, 0), t)
+		MOVD(t, d)
+		for r := 1; r < 4; r++ {
+			MOVWLZX(rowAt(wp, rb, rb3, r, 0), t)
+			VPINSRW(U8(r), t, d, d)
+		}
+		VCVTPH2PS(d, d)
+		VMOVUPS(d, Mem{Base: sg})
+		ADDQ(U8(16), sg)
+		ADDQ(U8(bt.bytes), wp)
+		DECQ(cnt)
+		JNZ(LabelRef("scales"))
+	}
+
+	u := newUnpacker(bt)
+	xt := Load(Param("x").Base(), GP64())
+	xsT := Load(Param("xsT").Base(), GP64())
+	xcT := Load(Param("xcT").Base(), GP64())
+	op := Load(Param("out").Base(), GP64())
+	perm := ZMM()
+	VMOVDQU32(bcastTokens, perm)
+	xp := GP64()
+	total := ZMM()
+	zero := u.zero
+
+	// products returns, for each vector v, the fold of its products with
+	// the 4 rows over one step: 128-bit lane q holds [r0 r1 r2 r3] of
+	// quarter q of the 64 bytes (folding each vector right away keeps 4
+	// accumulators live instead of 16).
+	products := func(single bool) [4]VecVirtual {
+		var w [4]VecVirtual
+		for r := range w {
+			w[r] = u.unpack(rowAt(wp, rb, rb3, r, 0), single)
+		}
+		var f [4]VecVirtual
+		for v := range f {
+			xv := ZMM()
+			if single {
+				zeroFrom(u.zero, xv)
+				VMOVDQU64(rowAt(xp, n, n3, v, 0), xv.AsY())
+			} else {
+				VMOVDQU64(rowAt(xp, n, n3, v, 0), xv)
+			}
+			var acc [4]VecVirtual
+			for r := range w {
+				acc[r] = ZMM()
+				zeroFrom(u.zero, acc[r])
+				vpdpbusd(xv, w[r], acc[r])
+			}
+			f[v] = fold4(acc)
+		}
+		return f
+	}
+	// sums returns lane v*4+r sums of block b and of b+1.
+	sums := func(f [4]VecVirtual) (VecVirtual, VecVirtual) {
+		ab := shufAdd(0x88, 0xdd, f[0], f[1]) // [v0_b v0_b1 v1_b v1_b1]
+		cd := shufAdd(0x88, 0xdd, f[2], f[3])
+		g := ZMM()
+		VSHUFI32X4(U8(0x88), cd, ab, g)  // [v0_b v1_b v2_b v3_b]
+		VSHUFI32X4(U8(0xdd), cd, ab, ab) // [v0_b1 v1_b1 v2_b1 v3_b1]
+		return g, ab
+	}
+	scaleAdd := func(s VecVirtual) {
+		Comment("16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.")
+		c := ZMM()
+		VBROADCASTI32X4(Mem{Base: xcT}, c)
+		VPERMD(c, perm, c)
+		VPSUBD(c, s, s)
+		fl := ZMM()
+		VCVTDQ2PS(s, fl)
+		ws := ZMM()
+		VBROADCASTF32X4(Mem{Base: sg}, ws)
+		xs := ZMM()
+		VBROADCASTF32X4(Mem{Base: xsT}, xs)
+		VPERMD(xs, perm, xs)
+		VMULPS(xs, ws, ws)
+		VFMADD231PS(ws, fl, total)
+		ADDQ(U8(16), sg)
+		ADDQ(U8(16), xsT)
+		ADDQ(U8(16), xcT)
+	}
+
+	Label("tile")
+	zeroFrom(zero, total)
+	Load(Param("w").Base(), wp)
+	Load(Param("wsT").Base(), sg)
+	MOVQ(xt, xp)
+	MOVQ(n, cnt)
+	SHRQ(U8(6), cnt)
+	JZ(LabelRef("single"))
+	Label("pair")
+	g, g1 := sums(products(false))
+	scaleAdd(g)
+	scaleAdd(g1)
+	ADDQ(U8(64), xp)
+	ADDQ(U8(2*bt.bytes), wp)
+	DECQ(cnt)
+	JNZ(LabelRef("pair"))
+	Label("single")
+	TESTQ(U32(32), n)
+	JZ(LabelRef("store"))
+	g, _ = sums(products(true))
+	scaleAdd(g)
+
+	Label("store")
+	Comment("Lane v*4+r to out[v*m+r].")
+	m4 := Load(Param("m"), GP64())
+	SHLQ(U8(2), m4)
+	VMOVUPS(total.AsX(), Mem{Base: op})
+	for v := 1; v < 4; v++ {
+		x := XMM()
+		VEXTRACTF32X4(U8(v), total, x)
+		ADDQ(m4, op)
+		VMOVUPS(x, Mem{Base: op})
+	}
+	ADDQ(m4, op)
+	LEAQ(Mem{Base: xt, Index: n, Scale: 4}, xt)
+	DECQ(tiles)
+	JNZ(LabelRef("tile"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// fold4 adds the dword lanes of four zmm accumulators so that each 128-bit
+// lane of the result holds [Σa Σb Σc Σd] over that lane (as asm/q8).
+func fold4(a [4]VecVirtual) VecVirtual {
+	pair := func(x, y VecVirtual) VecVirtual {
+		lo := ZMM()
+		VPUNPCKLQDQ(y, x, lo) // [x0 x1 y0 y1]
+		VPUNPCKHQDQ(y, x, x)  // [x2 x3 y2 y3]
+		VPADDD(x, lo, lo)     // [x02 x13 y02 y13]
+		return lo
+	}
+	ab, cd := pair(a[0], a[1]), pair(a[2], a[3])
+	t := ZMM()
+	VSHUFPS(U8(0x88), cd, ab, t)  // [ab0 ab2 cd0 cd2]
+	VSHUFPS(U8(0xdd), cd, ab, ab) // [ab1 ab3 cd1 cd3]
+	VPADDD(ab, t, t)
+	return t
+}
+
+// shufAdd adds two selections of the 128-bit lanes of a and b (b is
+// clobbered), by VSHUFI32X4 immediates lo and hi.
+func shufAdd(lo, hi uint8, a, b VecVirtual) VecVirtual {
+	x := ZMM()
+	VSHUFI32X4(U8(lo), b, a, x)
+	VSHUFI32X4(U8(hi), b, a, b)
+	VPADDD(b, x, x)
+	return x
+}
+
+// blockMatVecAVX2 generates matVecQ8_0AVX2 / matVecQ4_0AVX2: one row at a
+// time, one block (one ymm) per step. VPMADDUBSW needs an unsigned operand:
+// for Q8_0 it is |w| (128 for -128, which a crafted file may hold) with
+// w's sign moved onto x (VPSIGNB; x is never -128: the quantizer writes
+// -127..127); for Q4_0 the nibbles are made signed (q-8) and the roles
+// swap (|x| times the weights with x's sign), which is one operation less
+// per row. The int16 pair sums cannot saturate (2*127*128 < 32767).
+func blockMatVecAVX2(bt blockType) {
+	name := "matVec" + bt.name + "AVX2"
+	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
+	Doc(name + " computes out[r] = row r of w · x; see model/kernels_gguf_amd64.go.")
+	rows := Load(Param("out").Len(), GP64())
+	TESTQ(rows, rows)
+	JZ(LabelRef("done"))
+	op := Load(Param("out").Base(), GP64())
+	wp := Load(Param("w").Base(), GP64())
+	ones := YMM()
+	VPCMPEQW(ones, ones, ones)
+	VPSRLW(U8(15), ones, ones)
+	var lo, eight VecVirtual
+	if bt.q4 {
+		lo, eight = broadcastByte(0x0f, false), broadcastByte(8, false)
+	}
+	xp, xsp, cnt := GP64(), GP64(), GP64()
+
+	Label("row")
+	Load(Param("xq").Base(), xp)
+	Load(Param("xs").Base(), xsp)
+	Load(Param("xq").Len(), cnt)
+	SHRQ(U8(5), cnt)
+	acc := YMM()
+	VXORPS(acc, acc, acc)
+	TESTQ(cnt, cnt)
+	JZ(LabelRef("sum"))
+	Label("block")
+	x, xa := YMM(), YMM()
+	VMOVDQU(Mem{Base: xp}, x)
+	if bt.q4 {
+		VPABSB(x, xa)
+	}
+	w := YMM()
+	if bt.q4 {
+		h := YMM()
+		VBROADCASTI128(Mem{Base: wp, Disp: 2}, w)
+		VPSRLW(U8(4), w, h)
+		VPBLENDD(U8(0xf0), h, w, w) // [qs | qs>>4]
+		VPAND(lo, w, w)
+		VPSUBB(eight, w, w)
+	} else {
+		VMOVDQU(Mem{Base: wp, Disp: 2}, w)
+	}
+	if bt.q4 {
+		VPSIGNB(x, w, w)
+		VPMADDUBSW(w, xa, w)
+	} else {
+		Comment("|w| times x with w's sign: right for w = -128 too (|w| = 128 unsigned).")
+		VPSIGNB(w, x, xa)
+		VPABSB(w, w)
+		VPMADDUBSW(xa, w, w)
+	}
+	VPMADDWD(ones, w, w)
+	f := YMM()
+	VCVTDQ2PS(w, f)
+	d := XMM()
+	VPBROADCASTW(Mem{Base: wp}, d)
+	df := YMM()
+	VCVTPH2PS(d, df)
+	xsv := YMM()
+	VBROADCASTSS(Mem{Base: xsp}, xsv)
+	VMULPS(xsv, df, df)
+	VFMADD231PS(df, f, acc)
+	ADDQ(U8(32), xp)
+	ADDQ(U8(4), xsp)
+	ADDQ(U8(bt.bytes), wp)
+	DECQ(cnt)
+	JNZ(LabelRef("block"))
+
+	Label("sum")
+	s := hsum1(acc)
+	VMOVSS(s, Mem{Base: op})
+	ADDQ(U8(4), op)
+	DECQ(rows)
+	JNZ(LabelRef("row"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// zeroFrom zeroes z by a move from zero, a register zeroed once at the
+// function's start. avo's liveness analysis sees neither through zero
+// idioms (VPXORD z, z, z reads z) nor through the zeroing of a zmm's upper
+// half by a ymm write: registers cleared or written that way would be live
+// from the function's entry, and the tile kernels then fail to allocate.
+func zeroFrom(zero, z VecVirtual) { VMOVDQA64(zero, z) }

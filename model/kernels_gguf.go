@@ -1,0 +1,205 @@
+package model
+
+// Kernels of GGUF's weight types F16, BF16, Q8_0 and Q4_0.
+//
+// As for the float32 and Q8 kernels (kernels.go, kernels_q8.go) each comes
+// in three forms:
+//
+//   - the dispatching function (matVecF16, matMatQ4_0, ...) that tensor.go
+//     calls. It checks the lengths, then runs the fastest implementation for
+//     this CPU (kernels_gguf_amd64.go: AVX-512 (with VNNI for the block
+//     types), else AVX2, else Go; kernels_gguf_generic.go elsewhere).
+//   - a plain reference loop (matVecF16Generic, ...) that defines the
+//     result: every weight converted with f16ToF32/bf16ToF32 (or, for the
+//     block types, an int32 sum per block times the block's scales), terms
+//     added in order.
+//   - a pure-Go twin (matVecF16Go, ...), used on other architectures and
+//     with -tags purego.
+//
+// Unlike the llama2.c Q8 kernels, these are not bit-identical to their
+// reference: the vector kernels keep one float accumulator per lane (and
+// fuse multiply and add), so the float additions happen in another order.
+// The tests bound the difference by the rounding error of the operation
+// (see ggufTol in kernels_gguf_test.go). Integer block sums are exact in any
+// order.
+//
+// Layouts (ggml-common.h): a row of n values is n/32 blocks; a Q8_0 block is
+// 34 bytes (f16 scale d, 32 int8), a Q4_0 block 18 bytes (f16 d, 16 bytes
+// of nibbles: value j is d*((qs[j]&15)-8), value j+16 is d*((qs[j]>>4)-8)).
+// Blocks are read in place from the memory-mapped file, so nothing is
+// aligned.
+
+// Block sizes in bytes.
+const (
+	q8_0Bytes = 2 + qBlock
+	q4_0Bytes = 2 + qBlock/2
+)
+
+// le16 reads the little-endian uint16 at b[0:2] (a block's f16 scale).
+func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
+
+// Length checks of the dispatching functions.
+
+func checkMatVecHalf(name string, out []float32, w []uint16, x []float32) {
+	if len(w) < len(out)*len(x) {
+		panic("model: " + name + ": len(w) < len(out)*len(x)")
+	}
+}
+
+func checkMatMatHalf(name string, out []float32, w []uint16, x []float32, batch int) {
+	if batch <= 0 || len(x)%batch != 0 || len(out)%batch != 0 {
+		panic("model: " + name + ": bad batch")
+	}
+	if len(w) < (len(out)/batch)*(len(x)/batch) {
+		panic("model: " + name + ": len(w) < m*n")
+	}
+}
+
+func checkBlocks(name string, blockBytes, rows, batch int, w []byte, xq []int8, xs []float32, xsum []int32) {
+	if batch <= 0 || len(xq)%(batch*qBlock) != 0 {
+		panic("model: " + name + ": len(xq) is not batch blocks of 32")
+	}
+	nb := len(xq) / qBlock
+	if len(xs) < nb || len(xsum) < nb {
+		panic("model: " + name + ": len(xs) or len(xsum) < blocks of xq")
+	}
+	if len(w) < rows*(nb/batch)*blockBytes {
+		panic("model: " + name + ": len(w) < rows*rowBytes")
+	}
+}
+
+// The dispatching functions (implementations in kernels_gguf_amd64.go and
+// kernels_gguf_generic.go).
+
+// matVecF16 sets out[r] = Σ_j f16ToF32(w[r*n+j]) * x[j] for r < len(out),
+// n = len(x).
+func matVecF16(out []float32, w []uint16, x []float32) {
+	checkMatVecHalf("matVecF16", out, w, x)
+	matVecF16Impl(out, w, x)
+}
+
+// matVecBF16 is matVecF16 for bfloat16 weights.
+func matVecBF16(out []float32, w []uint16, x []float32) {
+	checkMatVecHalf("matVecBF16", out, w, x)
+	matVecBF16Impl(out, w, x)
+}
+
+// matMatF16 is matVecF16 for a batch of vectors, with model.matMat's
+// contract: x holds batch vectors of n = len(x)/batch, out batch rows of
+// m = len(out)/batch: out[b*m+r] = row r · x_b.
+func matMatF16(out []float32, w []uint16, x []float32, batch int) {
+	checkMatMatHalf("matMatF16", out, w, x, batch)
+	matMatF16Impl(out, w, x, batch)
+}
+
+// matMatBF16 is matMatF16 for bfloat16 weights.
+func matMatBF16(out []float32, w []uint16, x []float32, batch int) {
+	checkMatMatHalf("matMatBF16", out, w, x, batch)
+	matMatBF16Impl(out, w, x, batch)
+}
+
+// matVecQ8_0 sets out[r] = Σ_b f16ToF32(d_rb) * xs[b] * Σ_i qs_rb[i]*xq[32b+i]
+// for r < len(out): row r's blocks start at w[r*rowBytes:], rowBytes =
+// len(xq)/32*34. xsum (the block sums of xq) may be used.
+func matVecQ8_0(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	checkBlocks("matVecQ8_0", q8_0Bytes, len(out), 1, w, xq, xs, xsum)
+	matVecQ8_0Impl(out, w, xq, xs, xsum)
+}
+
+// matVecQ4_0 is matVecQ8_0 for Q4_0 rows (18-byte blocks):
+// out[r] = Σ_b d_rb * xs[b] * Σ_i (q_rb[i]-8)*xq[32b+i].
+func matVecQ4_0(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	checkBlocks("matVecQ4_0", q4_0Bytes, len(out), 1, w, xq, xs, xsum)
+	matVecQ4_0Impl(out, w, xq, xs, xsum)
+}
+
+// matMatQ8_0 is matVecQ8_0 for batch vectors stored one after another (xq:
+// batch*n, xs and xsum: batch*n/32): out[b*rows+r] = row r · vector b.
+func matMatQ8_0(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	checkBlocks("matMatQ8_0", q8_0Bytes, rows, batch, w, xq, xs, xsum)
+	if len(out) < rows*batch {
+		panic("model: matMatQ8_0: len(out) < rows*batch")
+	}
+	matMatQ8_0Impl(out, w, rows, xq, xs, xsum, batch)
+}
+
+// matMatQ4_0 is matMatQ8_0 for Q4_0 rows.
+func matMatQ4_0(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	checkBlocks("matMatQ4_0", q4_0Bytes, rows, batch, w, xq, xs, xsum)
+	if len(out) < rows*batch {
+		panic("model: matMatQ4_0: len(out) < rows*batch")
+	}
+	matMatQ4_0Impl(out, w, rows, xq, xs, xsum, batch)
+}
+
+// dequantRowF16 sets dst[i] = f16ToF32(src[i]) for i < len(dst). Rows are
+// converted once per token (the embedding), so the Go loop is fast enough
+// everywhere.
+func dequantRowF16(dst []float32, src []uint16) {
+	src = src[:len(dst)]
+	for i, h := range src {
+		dst[i] = f16ToF32(h)
+	}
+}
+
+// dequantRowBF16 sets dst[i] = bf16ToF32(src[i]) for i < len(dst).
+func dequantRowBF16(dst []float32, src []uint16) {
+	src = src[:len(dst)]
+	for i, h := range src {
+		dst[i] = bf16ToF32(h)
+	}
+}
+
+// dequantRowQ8_0 sets dst to the len(dst) values (a multiple of 32) of the
+// Q8_0 blocks at src: d * qs[i].
+func dequantRowQ8_0(dst []float32, src []byte) {
+	for b := range len(dst) / qBlock {
+		blk := src[b*q8_0Bytes : (b+1)*q8_0Bytes]
+		d := f16ToF32(le16(blk))
+		out := dst[b*qBlock : (b+1)*qBlock]
+		for i, q := range blk[2:] {
+			out[i] = d * float32(int8(q))
+		}
+	}
+}
+
+// dequantRowQ4_0 sets dst to the len(dst) values (a multiple of 32) of the
+// Q4_0 blocks at src: d * (nibble - 8), low nibbles first.
+func dequantRowQ4_0(dst []float32, src []byte) {
+	for b := range len(dst) / qBlock {
+		blk := src[b*q4_0Bytes : (b+1)*q4_0Bytes]
+		d := f16ToF32(le16(blk))
+		out := dst[b*qBlock : (b+1)*qBlock]
+		for j, q := range blk[2:] {
+			out[j] = d * float32(int32(q&15)-8)
+			out[j+16] = d * float32(int32(q>>4)-8)
+		}
+	}
+}
+
+// quantizeBlocks forms the activation of the block types from x (len(x) a
+// multiple of 32): xq and xs as quantizeActivation(xq, xs, x, 32), and xsum
+// as blockSums(xsum, xq), in one pass over each block while it is in L1.
+func quantizeBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
+	nb := len(x) / qBlock
+	xq, xs, xsum = xq[:nb*qBlock], xs[:nb], xsum[:nb]
+	for b := range nb {
+		group := x[b*qBlock : (b+1)*qBlock]
+		out := xq[b*qBlock : (b+1)*qBlock]
+		wmax, finite := maxAbs(group)
+		if !finite {
+			quantizeQ8(out, xs[b:b+1], group, qBlock, roundHalfAwayFromZero)
+		} else if scale := wmax / 127; scale == 0 {
+			xs[b] = 0
+			clear(out)
+		} else {
+			xs[b] = scale
+			roundDiv(out, group, scale)
+		}
+		var s int32
+		for _, v := range out {
+			s += int32(v)
+		}
+		xsum[b] = s
+	}
+}

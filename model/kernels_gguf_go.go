@@ -1,0 +1,222 @@
+package model
+
+// Reference loops and pure-Go twins of the GGUF kernels (kernels_gguf.go).
+
+// Reference loops: the definition of each kernel's result.
+
+func matVecF16Generic(out []float32, w []uint16, x []float32) {
+	n := len(x)
+	for r := range out {
+		var s float32
+		for j, xv := range x {
+			s += f16ToF32(w[r*n+j]) * xv
+		}
+		out[r] = s
+	}
+}
+
+func matVecBF16Generic(out []float32, w []uint16, x []float32) {
+	n := len(x)
+	for r := range out {
+		var s float32
+		for j, xv := range x {
+			s += bf16ToF32(w[r*n+j]) * xv
+		}
+		out[r] = s
+	}
+}
+
+// halfMatMat runs a matVec for each vector of a batch (model.matMat's
+// contract).
+func halfMatMat(matVec func([]float32, []uint16, []float32), out []float32, w []uint16, x []float32, batch int) {
+	n, m := len(x)/batch, len(out)/batch
+	for b := range batch {
+		matVec(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
+	}
+}
+
+func matMatF16Generic(out []float32, w []uint16, x []float32, batch int) {
+	halfMatMat(matVecF16Generic, out, w, x, batch)
+}
+
+func matMatBF16Generic(out []float32, w []uint16, x []float32, batch int) {
+	halfMatMat(matVecBF16Generic, out, w, x, batch)
+}
+
+// matVecQ8_0Generic: out[r] = Σ_b d * xs[b] * (Σ_i qs[i]*xq[32b+i]).
+func matVecQ8_0Generic(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	nb := len(xq) / qBlock
+	for r := range out {
+		var total float32
+		for b := range nb {
+			blk := w[(r*nb+b)*q8_0Bytes:][:q8_0Bytes]
+			var s int32
+			for i := range qBlock {
+				s += int32(int8(blk[2+i])) * int32(xq[b*qBlock+i])
+			}
+			total += f16ToF32(le16(blk)) * xs[b] * float32(s)
+		}
+		out[r] = total
+	}
+}
+
+// matVecQ4_0Generic: out[r] = Σ_b d * xs[b] * (Σ_i (q_i-8)*xq[32b+i]), with
+// the offset applied to every value (the kernels use xsum instead).
+func matVecQ4_0Generic(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	nb := len(xq) / qBlock
+	for r := range out {
+		var total float32
+		for b := range nb {
+			blk := w[(r*nb+b)*q4_0Bytes:][:q4_0Bytes]
+			x := xq[b*qBlock:]
+			var s int32
+			for j := range qBlock / 2 {
+				s += (int32(blk[2+j]&15) - 8) * int32(x[j])
+				s += (int32(blk[2+j]>>4) - 8) * int32(x[j+16])
+			}
+			total += f16ToF32(le16(blk)) * xs[b] * float32(s)
+		}
+		out[r] = total
+	}
+}
+
+// blockMatMat runs a matVec for each vector of a batch (the matMatQ*
+// contract).
+func blockMatMat(matVec func([]float32, []byte, []int8, []float32, []int32), out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	n := len(xq) / batch
+	nb := n / qBlock
+	for b := range batch {
+		matVec(out[b*rows:(b+1)*rows], w, xq[b*n:(b+1)*n], xs[b*nb:(b+1)*nb], xsum[b*nb:(b+1)*nb])
+	}
+}
+
+func matMatQ8_0Generic(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	blockMatMat(matVecQ8_0Generic, out, w, rows, xq, xs, xsum, batch)
+}
+
+func matMatQ4_0Generic(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	blockMatMat(matVecQ4_0Generic, out, w, rows, xq, xs, xsum, batch)
+}
+
+// Pure-Go twins. Two rows at a time share each activation load, and four
+// partial sums per row let the additions overlap (as dotGo); about 2x the
+// reference loops.
+
+func matVecF16Go(out []float32, w []uint16, x []float32) {
+	matVecHalfGo(out, w, x, f16ToF32)
+}
+
+func matVecBF16Go(out []float32, w []uint16, x []float32) {
+	matVecHalfGo(out, w, x, bf16ToF32)
+}
+
+// matVecHalfGo is the twin of both float types; conv inlines (the call is
+// direct in each instantiation after inlining of the small wrappers).
+func matVecHalfGo(out []float32, w []uint16, x []float32, conv func(uint16) float32) {
+	n := len(x)
+	for r := range out {
+		row := w[r*n : (r+1)*n]
+		var s0, s1, s2, s3 float32
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			ws, xs := row[j:j+4:j+4], x[j:j+4:j+4]
+			s0 += conv(ws[0]) * xs[0]
+			s1 += conv(ws[1]) * xs[1]
+			s2 += conv(ws[2]) * xs[2]
+			s3 += conv(ws[3]) * xs[3]
+		}
+		for ; j < n; j++ {
+			s0 += conv(row[j]) * x[j]
+		}
+		out[r] = (s0 + s1) + (s2 + s3)
+	}
+}
+
+func matMatF16Go(out []float32, w []uint16, x []float32, batch int) {
+	halfMatMat(matVecF16Go, out, w, x, batch)
+}
+
+func matMatBF16Go(out []float32, w []uint16, x []float32, batch int) {
+	halfMatMat(matVecBF16Go, out, w, x, batch)
+}
+
+func matVecQ8_0Go(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	nb := len(xq) / qBlock
+	rb := nb * q8_0Bytes
+	xs = xs[:nb]
+	for r := range out {
+		row := w[r*rb : (r+1)*rb]
+		var total float32
+		for b, xsb := range xs {
+			blk := row[b*q8_0Bytes : (b+1)*q8_0Bytes]
+			q := blk[2:34:34]
+			x := xq[b*qBlock : (b+1)*qBlock : (b+1)*qBlock]
+			var s0, s1 int32
+			for i := 0; i < qBlock; i += 2 {
+				s0 += int32(int8(q[i])) * int32(x[i])
+				s1 += int32(int8(q[i+1])) * int32(x[i+1])
+			}
+			total += f16ToF32(le16(blk)) * xsb * float32(s0+s1)
+		}
+		out[r] = total
+	}
+}
+
+func matVecQ4_0Go(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	nb := len(xq) / qBlock
+	rb := nb * q4_0Bytes
+	xs, xsum = xs[:nb], xsum[:nb]
+	for r := range out {
+		row := w[r*rb : (r+1)*rb]
+		var total float32
+		for b, xsb := range xs {
+			blk := row[b*q4_0Bytes : (b+1)*q4_0Bytes]
+			q := blk[2:18:18]
+			x := xq[b*qBlock : (b+1)*qBlock : (b+1)*qBlock]
+			var s0, s1 int32
+			for j := range q {
+				s0 += int32(q[j]&15) * int32(x[j])
+				s1 += int32(q[j]>>4) * int32(x[j+16])
+			}
+			total += f16ToF32(le16(blk)) * xsb * float32(s0+s1-8*xsum[b])
+		}
+		out[r] = total
+	}
+}
+
+func matMatQ8_0Go(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	blockMatMat(matVecQ8_0Go, out, w, rows, xq, xs, xsum, batch)
+}
+
+func matMatQ4_0Go(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	blockMatMat(matVecQ4_0Go, out, w, rows, xq, xs, xsum, batch)
+}
+
+// ggufImpl is one implementation of the GGUF kernels, for tests and
+// benchmarks.
+type ggufImpl struct {
+	name                     string
+	matVecF16, matVecBF16    func(out []float32, w []uint16, x []float32)
+	matMatF16, matMatBF16    func(out []float32, w []uint16, x []float32, batch int)
+	matVecQ8_0, matVecQ4_0   func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+	matMatQ8_0, matMatQ4_0   func(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int)
+	dequantF16, dequantBF16  func(dst []float32, src []uint16)
+	dequantQ8_0, dequantQ4_0 func(dst []float32, src []byte)
+}
+
+// ggufGo is the pure-Go implementation, available everywhere.
+var ggufGo = ggufImpl{
+	name:      "go",
+	matVecF16: matVecF16Go, matVecBF16: matVecBF16Go,
+	matMatF16: matMatF16Go, matMatBF16: matMatBF16Go,
+	matVecQ8_0: matVecQ8_0Go, matVecQ4_0: matVecQ4_0Go,
+	matMatQ8_0: matMatQ8_0Go, matMatQ4_0: matMatQ4_0Go,
+	dequantF16: dequantRowF16, dequantBF16: dequantRowBF16,
+	dequantQ8_0: dequantRowQ8_0, dequantQ4_0: dequantRowQ4_0,
+}
+
+// ggufImpls returns every implementation usable on this machine, fastest
+// first (the first is the one the dispatching functions run).
+func ggufImpls() []ggufImpl {
+	return append(archGGUFImpls(), ggufGo)
+}
