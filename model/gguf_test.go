@@ -111,8 +111,16 @@ func TestGGUFPrefillMatchesForward(t *testing.T) {
 			got, err := batched.Forward(tokens[n-1], n-1)
 			require.NoError(t, err)
 			// Same arithmetic but for the order of float sums in the
-			// kernels: far below the goldens' tolerance.
-			require.Less(t, maxRangeError(got, want), 1e-4)
+			// kernels (the caches differ by ~1e-7). Float types stay that
+			// close; with int8 activations such a difference can flip the
+			// rounding of a value by one level, which the next layers
+			// carry: measured up to 0.19% of the range for Q8_0, still well
+			// inside the goldens' 1%.
+			tol := 1e-4
+			if tc.tol > 0.001 {
+				tol = 0.005
+			}
+			require.Less(t, maxRangeError(got, want), tol)
 			for i, k := range one.keyCache[:n*m.Config.KVDim()] {
 				require.InDelta(t, k, batched.keyCache[i], 1e-3*(1+math.Abs(float64(k))))
 			}

@@ -29,7 +29,7 @@ func BenchmarkMatVecGGUF(b *testing.B) {
 				})
 			}
 		}
-		for _, bt := range blockTypes {
+		for _, bt := range blockCases {
 			w := randBlocks(r, bt, rows*n/qBlock, 0)
 			for _, k := range ggufImpls() {
 				b.Run(fmt.Sprintf("%s/%dx%d/%s", bt.name, rows, n, k.name), func(b *testing.B) {
@@ -65,7 +65,7 @@ func BenchmarkMatMatGGUF(b *testing.B) {
 			})
 		}
 	}
-	for _, bt := range blockTypes {
+	for _, bt := range blockCases {
 		w := randBlocks(r, bt, rows*n/qBlock, 0)
 		for _, k := range ggufImpls() {
 			b.Run(bt.name+"/"+k.name, func(b *testing.B) {

@@ -154,8 +154,8 @@ func TestMatMatHalfGGUF(t *testing.T) {
 	}
 }
 
-// blockType is Q8_0 or Q4_0.
-type blockType struct {
+// blockCase is Q8_0 or Q4_0.
+type blockCase struct {
 	name   string
 	bytes  int
 	qs     func(blk []byte) [qBlock]int32 // the block's values (q-8 for Q4_0)
@@ -163,7 +163,7 @@ type blockType struct {
 	matMat func(k ggufImpl) func([]float32, []byte, int, []int8, []float32, []int32, int)
 }
 
-var blockTypes = []blockType{
+var blockCases = []blockCase{
 	{"Q8_0", q8_0Bytes,
 		func(blk []byte) (v [qBlock]int32) {
 			for i := range v {
@@ -187,7 +187,7 @@ var blockTypes = []blockType{
 // randBlocks returns nb random blocks of the type at offset off of a
 // larger buffer: scales of both signs around 0.01, any quant bytes (Q8_0's
 // -128 included).
-func randBlocks(r *rand.Rand, bt blockType, nb, off int) []byte {
+func randBlocks(r *rand.Rand, bt blockCase, nb, off int) []byte {
 	buf := make([]byte, off+nb*bt.bytes+7)
 	for i := range buf {
 		buf[i] = byte(r.Uint32())
@@ -210,7 +210,7 @@ func randActivation(r *rand.Rand, n, batch int) ([]int8, []float32, []int32) {
 
 // blockWant computes the reference result and tolerances of rows of w
 // times one activation.
-func blockWant(bt blockType, rows int, w []byte, xq []int8, xs []float32, xsum []int32) ([]float32, []float64) {
+func blockWant(bt blockCase, rows int, w []byte, xq []int8, xs []float32, xsum []int32) ([]float32, []float64) {
 	nb := len(xq) / qBlock
 	want := make([]float32, rows)
 	if bt.name == "Q8_0" {
@@ -238,7 +238,7 @@ func blockWant(bt blockType, rows int, w []byte, xq []int8, xs []float32, xsum [
 var blockCounts = []int{1, 2, 3, 4, 5, 7, 33, 64}
 
 func TestMatVecBlocksGGUF(t *testing.T) {
-	for _, bt := range blockTypes {
+	for _, bt := range blockCases {
 		for _, k := range ggufImplsAll() {
 			t.Run(bt.name+"/"+k.name, func(t *testing.T) {
 				r := rand.New(rand.NewPCG(21, 22))
@@ -261,7 +261,7 @@ func TestMatVecBlocksGGUF(t *testing.T) {
 }
 
 func TestMatMatBlocksGGUF(t *testing.T) {
-	for _, bt := range blockTypes {
+	for _, bt := range blockCases {
 		for _, k := range ggufImplsAll() {
 			t.Run(bt.name+"/"+k.name, func(t *testing.T) {
 				r := rand.New(rand.NewPCG(23, 24))
@@ -298,7 +298,7 @@ func TestMatMatLargeGGUF(t *testing.T) {
 	xq, xs, xsum := randActivation(r, n, batch)
 	x := randSlice(r, n*batch, 0)
 	for _, k := range ggufImplsAll() {
-		for _, bt := range blockTypes {
+		for _, bt := range blockCases {
 			w := randBlocks(r, bt, rows*n/qBlock, 1)
 			out := make([]float32, rows*batch)
 			bt.matMat(k)(out, w, rows, xq, xs, xsum, batch)
@@ -381,7 +381,7 @@ func TestDequantMatVecGGUF(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
 	const nb = 5
 	xq, xs, xsum := randActivation(r, nb*qBlock, 1)
-	for _, bt := range blockTypes {
+	for _, bt := range blockCases {
 		w := randBlocks(r, bt, nb, 0)
 		dq := make([]float32, nb*qBlock)
 		if bt.name == "Q8_0" {

@@ -3,49 +3,6 @@ package model
 // TEMPORARY reference kernels so the GGUF loader can be tested before the
 // SIMD kernels land. Deleted at the merge.
 
-func matVecF16(out []float32, w []uint16, x []float32) {
-	n := len(x)
-	for r := range out {
-		var s float32
-		for j, v := range x {
-			s += f16ToF32(w[r*n+j]) * v
-		}
-		out[r] = s
-	}
-}
-func matVecBF16(out []float32, w []uint16, x []float32) {
-	n := len(x)
-	for r := range out {
-		var s float32
-		for j, v := range x {
-			s += bf16ToF32(w[r*n+j]) * v
-		}
-		out[r] = s
-	}
-}
-func matMatF16(out []float32, w []uint16, x []float32, batch int) {
-	n, m := len(x)/batch, len(out)/batch
-	for b := range batch {
-		matVecF16(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
-	}
-}
-func matMatBF16(out []float32, w []uint16, x []float32, batch int) {
-	n, m := len(x)/batch, len(out)/batch
-	for b := range batch {
-		matVecBF16(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
-	}
-}
-func dequantRowF16(dst []float32, src []uint16) {
-	for i := range dst {
-		dst[i] = f16ToF32(src[i])
-	}
-}
-func dequantRowBF16(dst []float32, src []uint16) {
-	for i := range dst {
-		dst[i] = bf16ToF32(src[i])
-	}
-}
-
 func stubMatVec(deq func([]float32, []byte), bs, bb int) func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
 	return func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
 		n := len(xq)
@@ -70,25 +27,6 @@ func stubMatMat(mv func(out []float32, w []byte, xq []int8, xs []float32, xsum [
 	}
 }
 
-func dequantRowQ8_0(dst []float32, src []byte) {
-	for b := 0; b*32 < len(dst); b++ {
-		blk := src[b*34:]
-		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		for i := range 32 {
-			dst[b*32+i] = d * float32(int8(blk[2+i]))
-		}
-	}
-}
-func dequantRowQ4_0(dst []float32, src []byte) {
-	for b := 0; b*32 < len(dst); b++ {
-		blk := src[b*18:]
-		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		for j := range 16 {
-			dst[b*32+j] = d * float32(int(blk[2+j]&15)-8)
-			dst[b*32+j+16] = d * float32(int(blk[2+j]>>4)-8)
-		}
-	}
-}
 func stubScaleMin(j int, q []byte) (int, int) {
 	if j < 4 {
 		return int(q[j] & 63), int(q[j+4] & 63)
@@ -155,13 +93,9 @@ func dequantRowQ6_K(dst []float32, src []byte) {
 }
 
 var (
-	matVecQ8_0 = stubMatVec(dequantRowQ8_0, 32, 34)
-	matVecQ4_0 = stubMatVec(dequantRowQ4_0, 32, 18)
 	matVecQ4_K = stubMatVec(dequantRowQ4_K, 256, 144)
 	matVecQ5_K = stubMatVec(dequantRowQ5_K, 256, 176)
 	matVecQ6_K = stubMatVec(dequantRowQ6_K, 256, 210)
-	matMatQ8_0 = stubMatMat(matVecQ8_0)
-	matMatQ4_0 = stubMatMat(matVecQ4_0)
 	matMatQ4_K = stubMatMat(matVecQ4_K)
 	matMatQ5_K = stubMatMat(matVecQ5_K)
 	matMatQ6_K = stubMatMat(matVecQ6_K)

@@ -163,11 +163,11 @@ func newActivation(f []float32, form actForm) activation {
 // quantizeQ8 with C's rounding, by a faster equivalent (kernels_q8.go), and
 // the group sums where the model needs them.
 func (a *activation) quantize() {
-	if a.q != nil {
+	switch {
+	case a.sum != nil:
+		quantizeBlocks(a.q, a.s, a.sum, a.f)
+	case a.q != nil:
 		quantizeActivation(a.q, a.s, a.f, a.gs)
-		if a.sum != nil {
-			blockSums(a.sum, a.q)
-		}
 	}
 }
 
