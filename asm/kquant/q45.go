@@ -1,0 +1,130 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// q45 generates the Q4_K (blockBytes 144) or Q5_K (176) kernel for blocks
+// of r rows.
+func q45(name string, blockBytes, r int) {
+	q5 := blockBytes == 176
+	name += []string{"", "x1", "", "", "x4"}[r] + "VNNI"
+	k := prologue(name, blockBytes, r)
+	k.blockStart()
+
+	Comment("Shared by the rows: the activation in the nibbles' order, its",
+		"scales in the packed sums' lane order, and xs_j*xsum_j for the mins.")
+	var x [4]Mem // [x0..31 | x64..95], [x32..63 | x96..127], then +128
+	for i := range x {
+		v := ZMM()
+		base := 128*(i/2) + 32*(i%2)
+		zero(v) // (for avo: all of the zmm is set)
+		VMOVDQU(Mem{Base: k.xp, Disp: base}, v.AsY())
+		VINSERTI64X4(U8(1), Mem{Base: k.xp, Disp: base + 64}, v, v)
+		x[i] = k.sharedSlot(i)
+		VMOVDQU64(v, x[i])
+	}
+	xsy, xs0, xs1 := k.xsVectors("q45",
+		[]uint32{0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3},
+		[]uint32{4, 4, 5, 5, 4, 4, 5, 5, 6, 6, 7, 7, 6, 6, 7, 7})
+	xm := YMM()
+	zero(xm.AsZ())
+	VCVTDQ2PS(Mem{Base: k.xsump}, xm)
+	VMULPS(xsy, xm, xm)
+	VMOVUPS(xm.AsZ(), k.sharedSlot(6))
+
+	m0f := c("m0f", func() []byte { return repeat(64, 0x0f) })
+	qs := 16
+	if q5 {
+		qs = 48
+	}
+	for i := range r {
+		Comment("Row " + string(rune('0'+i)) + ".")
+		tb := unpackScales(k.row(i, 4))
+		sc0, sc1 := ZMM(), ZMM()
+		VPSHUFB(c("sc0", func() []byte { return scaleIndex(8, 9, 10, 11) }), tb, sc0)
+		VPSHUFB(c("sc1", func() []byte { return scaleIndex(12, 13, 14, 15) }), tb, sc1)
+		mf := YMM()
+		zero(mf.AsZ()) // (for avo: all of the zmm is set)
+		VPMOVZXBD(tb.AsX(), mf)
+		VCVTDQ2PS(mf, mf)
+		VMULPS(k.sharedSlot(6), mf.AsZ(), mf.AsZ())
+		dd, d, dmin := YMM(), ZMM(), ZMM()
+		VPBROADCASTD(k.row(i, 0), dd)
+		VCVTPH2PS(dd, d) // [d dmin d dmin ...]
+		VMOVSHDUP(d, dmin)
+		VMOVSLDUP(d, d)
+
+		q0, q1 := ZMM(), ZMM()
+		VMOVDQU64(k.row(i, qs), q0)
+		VMOVDQU64(k.row(i, qs+64), q1)
+		var v [4]VecVirtual // sub-blocks [0|2], [1|3], [4|6], [5|7]
+		for j, q := range []VecVirtual{q0, q1} {
+			lo, hi := ZMM(), ZMM()
+			VPANDD(m0f, q, lo)
+			VPSRLW(U8(4), q, hi)
+			VPANDD(m0f, hi, hi)
+			v[2*j], v[2*j+1] = lo, hi
+		}
+		if q5 {
+			Comment("Fifth bits: sub-block j's is bit j of qh[l].")
+			qh := ZMM()
+			VBROADCASTI64X4(k.row(i, 16), qh)
+			c16 := c("c16", func() []byte { return repeat(64, 16) })
+			for j := range v {
+				lo, hi := [4]byte{0, 1, 4, 5}[j], [4]byte{2, 3, 6, 7}[j]
+				bits := c("qh"+string(rune('0'+j)), func() []byte {
+					return append(repeat(32, 1<<lo), repeat(32, 1<<hi)...)
+				})
+				m := K()
+				VPTESTMB(bits, qh, m)
+				VPADDB(c16, v[j], m, v[j])
+			}
+		}
+		var a [4]VecVirtual
+		for j := range a {
+			a[j] = ZMM()
+			zero(a[j])
+			vpdpbusd(x[j], v[j], a[j])
+		}
+		scaleSums(a, sc0, sc1, xs0, xs1, d, k.acc[i])
+		VFNMADD231PS(mf.AsZ(), dmin, k.acc[i])
+	}
+	k.next()
+	k.blockEnd()
+}
+
+// scaleIndex is the VPSHUFB index that spreads scale bytes a, b (128-bit
+// lanes 0 and 1) and c, d (lanes 2 and 3) to the words of the packed sums:
+// [a a a a b b b b] in lanes 0 and 1, [c c c c d d d d] in lanes 2 and 3.
+func scaleIndex(a, b, c, d byte) []byte {
+	lane := func(p, q byte) []byte {
+		return append(repeat(4, p, z), repeat(4, q, z)...)
+	}
+	out := append(lane(a, b), lane(a, b)...)
+	return append(append(out, lane(c, d)...), lane(c, d)...)
+}
+
+// unpackScales unpacks the 12 bytes b0..b11 of 6-bit scales and mins at src
+// (get_scale_min_k4) into each 128-bit lane of a zmm [m0..m7 | sc0..sc7]:
+//
+//	sc_j = b_j & 63, m_j = b_{j+4} & 63                            (j < 4)
+//	sc_j = b_{j+4}&15 | b_{j-4}>>6<<4, m_j = b_{j+4}>>4 | b_j>>6<<4 (j >= 4)
+//
+// One VPSHUFB gathers the low parts' bytes (m: b4..7, b8..11; sc: b0..3,
+// b8..11), a dword shift by 4 takes the high nibbles for m4..7, the other
+// VPSHUFB gathers the bytes whose top 2 bits complete m4..7 and sc4..7.
+func unpackScales(src Mem) VecVirtual {
+	s, a, b := ZMM(), ZMM(), ZMM()
+	VBROADCASTI32X4(src, s)
+	VPSHUFB(c("ia", func() []byte { return repeat(4, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11) }), s, a)
+	VPSHUFB(c("ib", func() []byte { return repeat(4, z, z, z, z, 4, 5, 6, 7, z, z, z, z, 0, 1, 2, 3) }), s, b)
+	VPSRLVD(c("sha", func() []byte { return dwords(0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0) }), a, a)
+	VPSRLD(U8(2), b, b)
+	VPANDD(c("m30", func() []byte { return repeat(64, 0x30) }), b, b)
+	// a = a&m1 | b, m1 keeping 6 bits of the low parts and 4 of the others.
+	VPTERNLOGD(U8(0xec), c("m1", func() []byte { return repeat(8, 63, 63, 63, 63, 15, 15, 15, 15) }), b, a)
+	return a
+}
