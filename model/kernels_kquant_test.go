@@ -187,7 +187,11 @@ func TestDequantKQuant(t *testing.T) {
 }
 
 func TestMatVecKQuant(t *testing.T) {
-	t.Logf("avx2+fma %v, avx512 %v, vnni %v", hasAVX2FMA, hasAVX512, hasVNNI)
+	for _, typ := range kqTypes() {
+		for _, impl := range typ.impls {
+			t.Logf("%s: %s", typ.name, impl.name)
+		}
+	}
 	r := rand.New(rand.NewPCG(3, 4))
 	rowCounts := []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 17}
 	for _, typ := range kqTypes() {
@@ -303,7 +307,7 @@ func TestMatVecKQuantExtremes(t *testing.T) {
 }
 
 func BenchmarkMatVecKQuant(b *testing.B) {
-	shapes := []struct{ rows, cols int }{{5632, 2048}, {2048, 5632}}
+	shapes := []struct{ rows, cols int }{{5632, 2048}, {2048, 5632}, {512, 2048}}
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, typ := range kqTypes() {
 		for _, s := range shapes {
