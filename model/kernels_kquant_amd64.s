@@ -2722,3 +2722,1438 @@ superblock:
 done:
 	VZEROUPPER
 	RET
+
+// func matVecQ4_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ4_Kx2AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x00000090, DX, DX
+	LEAQ   (DX)(DX*2), BX
+
+block:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
+
+superblock:
+	// Shared by the rows: xs_j*xsum_j for the mins.
+	VCVTDQ2PS (DI), Y2
+	VMULPS    (SI), Y2, Y2
+
+	// Row 0.
+	VMOVDQU      4(CX), X3
+	VPSHUFB      kqia<>+0(SB), X3, X4
+	VPSHUFB      kqib<>+0(SB), X3, X3
+	VPSRLVD      kqsha<>+0(SB), X4, X4
+	VPSRLD       $0x02, X3, X3
+	VPAND        kqm30<>+0(SB), X3, X3
+	VPAND        kqm1<>+0(SB), X4, X4
+	VPOR         X3, X4, X4
+	VPMOVZXBW    X4, Y3
+	VMOVDQU      Y3, (SP)
+	VPMOVZXBD    X4, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VPBROADCASTD (CX), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSHDUP    Y4, Y5
+	VMOVSLDUP    Y4, Y4
+	VFNMADD231PS Y5, Y3, Y0
+	VMOVDQU      16(CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y3
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VPMADDUBSW   (BX), Y3, Y3
+	VPBROADCASTW 16(SP), Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (SI), Y6
+	VMULPS       Y6, Y3, Y3
+	VPMADDUBSW   32(BX), Y5, Y5
+	VPBROADCASTW 18(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 4(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU      48(CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VPMADDUBSW   64(BX), Y6, Y6
+	VPBROADCASTW 20(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 8(SI), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VPMADDUBSW   96(BX), Y5, Y5
+	VPBROADCASTW 22(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 12(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU      80(CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VPMADDUBSW   128(BX), Y6, Y6
+	VPBROADCASTW 24(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 16(SI), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VPMADDUBSW   160(BX), Y5, Y5
+	VPBROADCASTW 26(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 20(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VMOVDQU      112(CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VPMADDUBSW   192(BX), Y6, Y6
+	VPBROADCASTW 28(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 24(SI), Y7
+	VFMADD231PS  Y7, Y6, Y3
+	VPMADDUBSW   224(BX), Y5, Y5
+	VPBROADCASTW 30(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 28(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VFMADD231PS  Y4, Y3, Y0
+
+	// Row 1.
+	VMOVDQU      4(CX)(DX*1), X3
+	VPSHUFB      kqia<>+0(SB), X3, X4
+	VPSHUFB      kqib<>+0(SB), X3, X3
+	VPSRLVD      kqsha<>+0(SB), X4, X4
+	VPSRLD       $0x02, X3, X3
+	VPAND        kqm30<>+0(SB), X3, X3
+	VPAND        kqm1<>+0(SB), X4, X4
+	VPOR         X3, X4, X4
+	VPMOVZXBW    X4, Y3
+	VMOVDQU      Y3, (SP)
+	VPMOVZXBD    X4, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VPBROADCASTD (CX)(DX*1), X2
+	VCVTPH2PS    X2, Y2
+	VMOVSHDUP    Y2, Y4
+	VMOVSLDUP    Y2, Y2
+	VFNMADD231PS Y4, Y3, Y1
+	VMOVDQU      16(CX)(DX*1), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+	VPMADDUBSW   (BX), Y3, Y3
+	VPBROADCASTW 16(SP), Y5
+	VPMADDWD     Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y3, Y3
+	VPMADDUBSW   32(BX), Y4, Y4
+	VPBROADCASTW 18(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(SI), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      48(CX)(DX*1), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+	VPMADDUBSW   64(BX), Y5, Y5
+	VPBROADCASTW 20(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 8(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VPMADDUBSW   96(BX), Y4, Y4
+	VPBROADCASTW 22(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(SI), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      80(CX)(DX*1), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+	VPMADDUBSW   128(BX), Y5, Y5
+	VPBROADCASTW 24(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 16(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VPMADDUBSW   160(BX), Y4, Y4
+	VPBROADCASTW 26(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 20(SI), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      112(CX)(DX*1), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+	VPMADDUBSW   192(BX), Y5, Y5
+	VPBROADCASTW 28(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 24(SI), Y6
+	VFMADD231PS  Y6, Y5, Y3
+	VPMADDUBSW   224(BX), Y4, Y4
+	VPBROADCASTW 30(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 28(SI), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VFMADD231PS  Y2, Y3, Y1
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DI
+	DECQ         R8
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VHADDPS      X0, X2, X2
+	VHADDPS      X2, X2, X0
+	MOVQ         out_base+0(FP), BX
+	MOVQ         out_len+8(FP), SI
+	SUBQ         AX, SI
+	VMOVSD       X0, (BX)(SI*4)
+	ADDQ         DX, CX
+	SUBQ         $0x02, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ5_Kx2AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x000000b0, DX, DX
+	LEAQ   (DX)(DX*2), BX
+
+block:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
+
+superblock:
+	// Shared by the rows: xs_j*xsum_j for the mins.
+	VCVTDQ2PS (DI), Y2
+	VMULPS    (SI), Y2, Y2
+
+	// Row 0.
+	VMOVDQU      4(CX), X3
+	VPSHUFB      kqia<>+0(SB), X3, X4
+	VPSHUFB      kqib<>+0(SB), X3, X3
+	VPSRLVD      kqsha<>+0(SB), X4, X4
+	VPSRLD       $0x02, X3, X3
+	VPAND        kqm30<>+0(SB), X3, X3
+	VPAND        kqm1<>+0(SB), X4, X4
+	VPOR         X3, X4, X4
+	VPMOVZXBW    X4, Y3
+	VMOVDQU      Y3, (SP)
+	VPMOVZXBD    X4, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VPBROADCASTD (CX), X4
+	VCVTPH2PS    X4, Y4
+	VMOVSHDUP    Y4, Y5
+	VMOVSLDUP    Y4, Y4
+	VFNMADD231PS Y5, Y3, Y0
+	VMOVDQU      16(CX), Y3
+	VMOVDQU      48(CX), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y5
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x04, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPMADDUBSW   (BX), Y5, Y5
+	VPBROADCASTW 16(SP), Y7
+	VPMADDWD     Y7, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS (SI), Y7
+	VMULPS       Y7, Y5, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x03, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   32(BX), Y6, Y6
+	VPBROADCASTW 18(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 4(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      80(CX), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x02, Y3, Y8
+	VPAND        kqc16<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   64(BX), Y7, Y7
+	VPBROADCASTW 20(SP), Y8
+	VPMADDWD     Y8, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 8(SI), Y8
+	VFMADD231PS  Y8, Y7, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x01, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   96(BX), Y6, Y6
+	VPBROADCASTW 22(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 12(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      112(CX), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VMOVDQU      Y3, Y8
+	VPAND        kqc16<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   128(BX), Y7, Y7
+	VPBROADCASTW 24(SP), Y8
+	VPMADDWD     Y8, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 16(SI), Y8
+	VFMADD231PS  Y8, Y7, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x01, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   160(BX), Y6, Y6
+	VPBROADCASTW 26(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 20(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      144(CX), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x02, Y3, Y8
+	VPAND        kqc16<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   192(BX), Y7, Y7
+	VPBROADCASTW 28(SP), Y8
+	VPMADDWD     Y8, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 24(SI), Y8
+	VFMADD231PS  Y8, Y7, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x03, Y3, Y3
+	VPAND        kqc16<>+0(SB), Y3, Y3
+	VPOR         Y3, Y6, Y6
+	VPMADDUBSW   224(BX), Y6, Y3
+	VPBROADCASTW 30(SP), Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 28(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VFMADD231PS  Y4, Y5, Y0
+
+	// Row 1.
+	VMOVDQU      4(CX)(DX*1), X3
+	VPSHUFB      kqia<>+0(SB), X3, X4
+	VPSHUFB      kqib<>+0(SB), X3, X3
+	VPSRLVD      kqsha<>+0(SB), X4, X4
+	VPSRLD       $0x02, X3, X3
+	VPAND        kqm30<>+0(SB), X3, X3
+	VPAND        kqm1<>+0(SB), X4, X4
+	VPOR         X3, X4, X4
+	VPMOVZXBW    X4, Y3
+	VMOVDQU      Y3, (SP)
+	VPMOVZXBD    X4, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VPBROADCASTD (CX)(DX*1), X2
+	VCVTPH2PS    X2, Y2
+	VMOVSHDUP    Y2, Y4
+	VMOVSLDUP    Y2, Y2
+	VFNMADD231PS Y4, Y3, Y1
+	VMOVDQU      16(CX)(DX*1), Y3
+	VMOVDQU      48(CX)(DX*1), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y4
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x04, Y3, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y4, Y4
+	VPMADDUBSW   (BX), Y4, Y4
+	VPBROADCASTW 16(SP), Y6
+	VPMADDWD     Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS (SI), Y6
+	VMULPS       Y6, Y4, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x03, Y3, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   32(BX), Y5, Y5
+	VPBROADCASTW 18(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 4(SI), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	VMOVDQU      80(CX)(DX*1), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x02, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   64(BX), Y6, Y6
+	VPBROADCASTW 20(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 8(SI), Y7
+	VFMADD231PS  Y7, Y6, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x01, Y3, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   96(BX), Y5, Y5
+	VPBROADCASTW 22(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 12(SI), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	VMOVDQU      112(CX)(DX*1), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VMOVDQU      Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   128(BX), Y6, Y6
+	VPBROADCASTW 24(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 16(SI), Y7
+	VFMADD231PS  Y7, Y6, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x01, Y3, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   160(BX), Y5, Y5
+	VPBROADCASTW 26(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 20(SI), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	VMOVDQU      144(CX)(DX*1), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x02, Y3, Y7
+	VPAND        kqc16<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   192(BX), Y6, Y6
+	VPBROADCASTW 28(SP), Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 24(SI), Y7
+	VFMADD231PS  Y7, Y6, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x03, Y3, Y3
+	VPAND        kqc16<>+0(SB), Y3, Y3
+	VPOR         Y3, Y5, Y5
+	VPMADDUBSW   224(BX), Y5, Y3
+	VPBROADCASTW 30(SP), Y5
+	VPMADDWD     Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 28(SI), Y5
+	VFMADD231PS  Y5, Y3, Y4
+	VFMADD231PS  Y2, Y4, Y1
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DI
+	DECQ         R8
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VHADDPS      X0, X2, X2
+	VHADDPS      X2, X2, X0
+	MOVQ         out_base+0(FP), BX
+	MOVQ         out_len+8(FP), SI
+	SUBQ         AX, SI
+	VMOVSD       X0, (BX)(SI*4)
+	ADDQ         DX, CX
+	SUBQ         $0x02, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ6_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ6_Kx2AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x000000d2, DX, DX
+	LEAQ   (DX)(DX*2), BX
+
+block:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
+
+superblock:
+	// Shared by the rows: 32 times the activation's pair sums.
+	VMOVDQU    kqc32<>+0(SB), Y2
+	VPMADDUBSW (BX), Y2, Y3
+	VMOVDQU    Y3, (SP)
+	VPMADDUBSW 32(BX), Y2, Y3
+	VMOVDQU    Y3, 32(SP)
+	VPMADDUBSW 64(BX), Y2, Y3
+	VMOVDQU    Y3, 64(SP)
+	VPMADDUBSW 96(BX), Y2, Y3
+	VMOVDQU    Y3, 96(SP)
+	VPMADDUBSW 128(BX), Y2, Y3
+	VMOVDQU    Y3, 128(SP)
+	VPMADDUBSW 160(BX), Y2, Y3
+	VMOVDQU    Y3, 160(SP)
+	VPMADDUBSW 192(BX), Y2, Y3
+	VMOVDQU    Y3, 192(SP)
+	VPMADDUBSW 224(BX), Y2, Y2
+	VMOVDQU    Y2, 224(SP)
+
+	// Row 0.
+	VPMOVSXBW    192(CX), Y2
+	VPERMQ       $0x44, Y2, Y3
+	VPERMQ       $0xee, Y2, Y2
+	VPBROADCASTW 208(CX), X4
+	VCVTPH2PS    X4, Y4
+	VMOVDQU      (CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VMOVDQU      128(CX), Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   (BX), Y5, Y5
+	VPSUBW       (SP), Y5, Y5
+	VPSHUFB      kqq6w0<>+0(SB), Y3, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS (SI), Y6
+	VMULPS       Y6, Y5, Y5
+	VMOVDQU      32(CX), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX), Y7
+	VPSLLW       $0x02, Y7, Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   32(BX), Y6, Y6
+	VPSUBW       32(SP), Y6, Y6
+	VPSHUFB      kqq6w1<>+0(SB), Y3, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 4(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      (CX), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX), Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   64(BX), Y6, Y6
+	VPSUBW       64(SP), Y6, Y6
+	VPSHUFB      kqq6w2<>+0(SB), Y3, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 8(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      32(CX), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX), Y7
+	VPSRLW       $0x02, Y7, Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   96(BX), Y6, Y6
+	VPSUBW       96(SP), Y6, Y6
+	VPSHUFB      kqq6w3<>+0(SB), Y3, Y3
+	VPMADDWD     Y3, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 12(SI), Y3
+	VFMADD231PS  Y3, Y6, Y5
+	VMOVDQU      64(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX), Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   128(BX), Y3, Y3
+	VPSUBW       128(SP), Y3, Y3
+	VPSHUFB      kqq6w0<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 16(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      96(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX), Y6
+	VPSLLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   160(BX), Y3, Y3
+	VPSUBW       160(SP), Y3, Y3
+	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 20(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      64(CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX), Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   192(BX), Y3, Y3
+	VPSUBW       192(SP), Y3, Y3
+	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 24(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      96(CX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX), Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   224(BX), Y3, Y3
+	VPSUBW       224(SP), Y3, Y3
+	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
+	VPMADDWD     Y2, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 28(SI), Y2
+	VFMADD231PS  Y2, Y3, Y5
+	VFMADD231PS  Y4, Y5, Y0
+
+	// Row 1.
+	VPMOVSXBW    192(CX)(DX*1), Y2
+	VPERMQ       $0x44, Y2, Y3
+	VPERMQ       $0xee, Y2, Y2
+	VPBROADCASTW 208(CX)(DX*1), X4
+	VCVTPH2PS    X4, Y4
+	VMOVDQU      (CX)(DX*1), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VMOVDQU      128(CX)(DX*1), Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   (BX), Y5, Y5
+	VPSUBW       (SP), Y5, Y5
+	VPSHUFB      kqq6w0<>+0(SB), Y3, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS (SI), Y6
+	VMULPS       Y6, Y5, Y5
+	VMOVDQU      32(CX)(DX*1), Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX)(DX*1), Y7
+	VPSLLW       $0x02, Y7, Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   32(BX), Y6, Y6
+	VPSUBW       32(SP), Y6, Y6
+	VPSHUFB      kqq6w1<>+0(SB), Y3, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 4(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      (CX)(DX*1), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX)(DX*1), Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   64(BX), Y6, Y6
+	VPSUBW       64(SP), Y6, Y6
+	VPSHUFB      kqq6w2<>+0(SB), Y3, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 8(SI), Y7
+	VFMADD231PS  Y7, Y6, Y5
+	VMOVDQU      32(CX)(DX*1), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        kqm0f<>+0(SB), Y6, Y6
+	VMOVDQU      128(CX)(DX*1), Y7
+	VPSRLW       $0x02, Y7, Y7
+	VPAND        kqm30<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   96(BX), Y6, Y6
+	VPSUBW       96(SP), Y6, Y6
+	VPSHUFB      kqq6w3<>+0(SB), Y3, Y3
+	VPMADDWD     Y3, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VBROADCASTSS 12(SI), Y3
+	VFMADD231PS  Y3, Y6, Y5
+	VMOVDQU      64(CX)(DX*1), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX)(DX*1), Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   128(BX), Y3, Y3
+	VPSUBW       128(SP), Y3, Y3
+	VPSHUFB      kqq6w0<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 16(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      96(CX)(DX*1), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX)(DX*1), Y6
+	VPSLLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   160(BX), Y3, Y3
+	VPSUBW       160(SP), Y3, Y3
+	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 20(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      64(CX)(DX*1), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX)(DX*1), Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   192(BX), Y3, Y3
+	VPSUBW       192(SP), Y3, Y3
+	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 24(SI), Y6
+	VFMADD231PS  Y6, Y3, Y5
+	VMOVDQU      96(CX)(DX*1), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VMOVDQU      160(CX)(DX*1), Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y3, Y3
+	VPMADDUBSW   224(BX), Y3, Y3
+	VPSUBW       224(SP), Y3, Y3
+	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
+	VPMADDWD     Y2, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 28(SI), Y2
+	VFMADD231PS  Y2, Y3, Y5
+	VFMADD231PS  Y4, Y5, Y1
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DI
+	DECQ         R8
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X2
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X0
+	VHADDPS      X0, X2, X2
+	VHADDPS      X2, X2, X0
+	MOVQ         out_base+0(FP), BX
+	MOVQ         out_len+8(FP), SI
+	SUBQ         AX, SI
+	VMOVSD       X0, (BX)(SI*4)
+	ADDQ         DX, CX
+	SUBQ         $0x02, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+DATA kqq6w0<>+0(SB)/1, $0x00
+DATA kqq6w0<>+1(SB)/1, $0x01
+DATA kqq6w0<>+2(SB)/1, $0x00
+DATA kqq6w0<>+3(SB)/1, $0x01
+DATA kqq6w0<>+4(SB)/1, $0x00
+DATA kqq6w0<>+5(SB)/1, $0x01
+DATA kqq6w0<>+6(SB)/1, $0x00
+DATA kqq6w0<>+7(SB)/1, $0x01
+DATA kqq6w0<>+8(SB)/1, $0x00
+DATA kqq6w0<>+9(SB)/1, $0x01
+DATA kqq6w0<>+10(SB)/1, $0x00
+DATA kqq6w0<>+11(SB)/1, $0x01
+DATA kqq6w0<>+12(SB)/1, $0x00
+DATA kqq6w0<>+13(SB)/1, $0x01
+DATA kqq6w0<>+14(SB)/1, $0x00
+DATA kqq6w0<>+15(SB)/1, $0x01
+DATA kqq6w0<>+16(SB)/1, $0x02
+DATA kqq6w0<>+17(SB)/1, $0x03
+DATA kqq6w0<>+18(SB)/1, $0x02
+DATA kqq6w0<>+19(SB)/1, $0x03
+DATA kqq6w0<>+20(SB)/1, $0x02
+DATA kqq6w0<>+21(SB)/1, $0x03
+DATA kqq6w0<>+22(SB)/1, $0x02
+DATA kqq6w0<>+23(SB)/1, $0x03
+DATA kqq6w0<>+24(SB)/1, $0x02
+DATA kqq6w0<>+25(SB)/1, $0x03
+DATA kqq6w0<>+26(SB)/1, $0x02
+DATA kqq6w0<>+27(SB)/1, $0x03
+DATA kqq6w0<>+28(SB)/1, $0x02
+DATA kqq6w0<>+29(SB)/1, $0x03
+DATA kqq6w0<>+30(SB)/1, $0x02
+DATA kqq6w0<>+31(SB)/1, $0x03
+GLOBL kqq6w0<>(SB), RODATA|NOPTR, $32
+
+DATA kqq6w1<>+0(SB)/1, $0x04
+DATA kqq6w1<>+1(SB)/1, $0x05
+DATA kqq6w1<>+2(SB)/1, $0x04
+DATA kqq6w1<>+3(SB)/1, $0x05
+DATA kqq6w1<>+4(SB)/1, $0x04
+DATA kqq6w1<>+5(SB)/1, $0x05
+DATA kqq6w1<>+6(SB)/1, $0x04
+DATA kqq6w1<>+7(SB)/1, $0x05
+DATA kqq6w1<>+8(SB)/1, $0x04
+DATA kqq6w1<>+9(SB)/1, $0x05
+DATA kqq6w1<>+10(SB)/1, $0x04
+DATA kqq6w1<>+11(SB)/1, $0x05
+DATA kqq6w1<>+12(SB)/1, $0x04
+DATA kqq6w1<>+13(SB)/1, $0x05
+DATA kqq6w1<>+14(SB)/1, $0x04
+DATA kqq6w1<>+15(SB)/1, $0x05
+DATA kqq6w1<>+16(SB)/1, $0x06
+DATA kqq6w1<>+17(SB)/1, $0x07
+DATA kqq6w1<>+18(SB)/1, $0x06
+DATA kqq6w1<>+19(SB)/1, $0x07
+DATA kqq6w1<>+20(SB)/1, $0x06
+DATA kqq6w1<>+21(SB)/1, $0x07
+DATA kqq6w1<>+22(SB)/1, $0x06
+DATA kqq6w1<>+23(SB)/1, $0x07
+DATA kqq6w1<>+24(SB)/1, $0x06
+DATA kqq6w1<>+25(SB)/1, $0x07
+DATA kqq6w1<>+26(SB)/1, $0x06
+DATA kqq6w1<>+27(SB)/1, $0x07
+DATA kqq6w1<>+28(SB)/1, $0x06
+DATA kqq6w1<>+29(SB)/1, $0x07
+DATA kqq6w1<>+30(SB)/1, $0x06
+DATA kqq6w1<>+31(SB)/1, $0x07
+GLOBL kqq6w1<>(SB), RODATA|NOPTR, $32
+
+DATA kqq6w2<>+0(SB)/1, $0x08
+DATA kqq6w2<>+1(SB)/1, $0x09
+DATA kqq6w2<>+2(SB)/1, $0x08
+DATA kqq6w2<>+3(SB)/1, $0x09
+DATA kqq6w2<>+4(SB)/1, $0x08
+DATA kqq6w2<>+5(SB)/1, $0x09
+DATA kqq6w2<>+6(SB)/1, $0x08
+DATA kqq6w2<>+7(SB)/1, $0x09
+DATA kqq6w2<>+8(SB)/1, $0x08
+DATA kqq6w2<>+9(SB)/1, $0x09
+DATA kqq6w2<>+10(SB)/1, $0x08
+DATA kqq6w2<>+11(SB)/1, $0x09
+DATA kqq6w2<>+12(SB)/1, $0x08
+DATA kqq6w2<>+13(SB)/1, $0x09
+DATA kqq6w2<>+14(SB)/1, $0x08
+DATA kqq6w2<>+15(SB)/1, $0x09
+DATA kqq6w2<>+16(SB)/1, $0x0a
+DATA kqq6w2<>+17(SB)/1, $0x0b
+DATA kqq6w2<>+18(SB)/1, $0x0a
+DATA kqq6w2<>+19(SB)/1, $0x0b
+DATA kqq6w2<>+20(SB)/1, $0x0a
+DATA kqq6w2<>+21(SB)/1, $0x0b
+DATA kqq6w2<>+22(SB)/1, $0x0a
+DATA kqq6w2<>+23(SB)/1, $0x0b
+DATA kqq6w2<>+24(SB)/1, $0x0a
+DATA kqq6w2<>+25(SB)/1, $0x0b
+DATA kqq6w2<>+26(SB)/1, $0x0a
+DATA kqq6w2<>+27(SB)/1, $0x0b
+DATA kqq6w2<>+28(SB)/1, $0x0a
+DATA kqq6w2<>+29(SB)/1, $0x0b
+DATA kqq6w2<>+30(SB)/1, $0x0a
+DATA kqq6w2<>+31(SB)/1, $0x0b
+GLOBL kqq6w2<>(SB), RODATA|NOPTR, $32
+
+DATA kqq6w3<>+0(SB)/1, $0x0c
+DATA kqq6w3<>+1(SB)/1, $0x0d
+DATA kqq6w3<>+2(SB)/1, $0x0c
+DATA kqq6w3<>+3(SB)/1, $0x0d
+DATA kqq6w3<>+4(SB)/1, $0x0c
+DATA kqq6w3<>+5(SB)/1, $0x0d
+DATA kqq6w3<>+6(SB)/1, $0x0c
+DATA kqq6w3<>+7(SB)/1, $0x0d
+DATA kqq6w3<>+8(SB)/1, $0x0c
+DATA kqq6w3<>+9(SB)/1, $0x0d
+DATA kqq6w3<>+10(SB)/1, $0x0c
+DATA kqq6w3<>+11(SB)/1, $0x0d
+DATA kqq6w3<>+12(SB)/1, $0x0c
+DATA kqq6w3<>+13(SB)/1, $0x0d
+DATA kqq6w3<>+14(SB)/1, $0x0c
+DATA kqq6w3<>+15(SB)/1, $0x0d
+DATA kqq6w3<>+16(SB)/1, $0x0e
+DATA kqq6w3<>+17(SB)/1, $0x0f
+DATA kqq6w3<>+18(SB)/1, $0x0e
+DATA kqq6w3<>+19(SB)/1, $0x0f
+DATA kqq6w3<>+20(SB)/1, $0x0e
+DATA kqq6w3<>+21(SB)/1, $0x0f
+DATA kqq6w3<>+22(SB)/1, $0x0e
+DATA kqq6w3<>+23(SB)/1, $0x0f
+DATA kqq6w3<>+24(SB)/1, $0x0e
+DATA kqq6w3<>+25(SB)/1, $0x0f
+DATA kqq6w3<>+26(SB)/1, $0x0e
+DATA kqq6w3<>+27(SB)/1, $0x0f
+DATA kqq6w3<>+28(SB)/1, $0x0e
+DATA kqq6w3<>+29(SB)/1, $0x0f
+DATA kqq6w3<>+30(SB)/1, $0x0e
+DATA kqq6w3<>+31(SB)/1, $0x0f
+GLOBL kqq6w3<>(SB), RODATA|NOPTR, $32
+
+// func matVecQ4_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ4_Kx1AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x00000090, DX, DX
+	LEAQ   (DX)(DX*2), DX
+
+block:
+	VXORPS Y0, Y0, Y0
+	MOVQ   xq_base+48(FP), DX
+	MOVQ   xs_base+72(FP), BX
+	MOVQ   xsum_base+96(FP), SI
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x08, DI
+
+superblock:
+	// Shared by the rows: xs_j*xsum_j for the mins.
+	VCVTDQ2PS (SI), Y1
+	VMULPS    (BX), Y1, Y1
+
+	// Row 0.
+	VMOVDQU      4(CX), X2
+	VPSHUFB      kqia<>+0(SB), X2, X3
+	VPSHUFB      kqib<>+0(SB), X2, X2
+	VPSRLVD      kqsha<>+0(SB), X3, X3
+	VPSRLD       $0x02, X2, X2
+	VPAND        kqm30<>+0(SB), X2, X2
+	VPAND        kqm1<>+0(SB), X3, X3
+	VPOR         X2, X3, X3
+	VPMOVZXBW    X3, Y2
+	VMOVDQU      Y2, (SP)
+	VPMOVZXBD    X3, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y1, Y2, Y2
+	VPBROADCASTD (CX), X1
+	VCVTPH2PS    X1, Y1
+	VMOVSHDUP    Y1, Y3
+	VMOVSLDUP    Y1, Y1
+	VFNMADD231PS Y3, Y2, Y0
+	VMOVDQU      16(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y2
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VPMADDUBSW   (DX), Y2, Y2
+	VPBROADCASTW 16(SP), Y4
+	VPMADDWD     Y4, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y4, Y2, Y2
+	VPMADDUBSW   32(DX), Y3, Y3
+	VPBROADCASTW 18(SP), Y4
+	VPMADDWD     Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 4(BX), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	VMOVDQU      48(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VPMADDUBSW   64(DX), Y4, Y4
+	VPBROADCASTW 20(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(BX), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VPMADDUBSW   96(DX), Y3, Y3
+	VPBROADCASTW 22(SP), Y4
+	VPMADDWD     Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 12(BX), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	VMOVDQU      80(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VPMADDUBSW   128(DX), Y4, Y4
+	VPBROADCASTW 24(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 16(BX), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VPMADDUBSW   160(DX), Y3, Y3
+	VPBROADCASTW 26(SP), Y4
+	VPMADDWD     Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 20(BX), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	VMOVDQU      112(CX), Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        kqm0f<>+0(SB), Y3, Y3
+	VPMADDUBSW   192(DX), Y4, Y4
+	VPBROADCASTW 28(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 24(BX), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VPMADDUBSW   224(DX), Y3, Y3
+	VPBROADCASTW 30(SP), Y4
+	VPMADDWD     Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS 28(BX), Y4
+	VFMADD231PS  Y4, Y3, Y2
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x20, BX
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X0
+	MOVQ         out_base+0(FP), DX
+	MOVQ         out_len+8(FP), BX
+	SUBQ         AX, BX
+	VMOVSS       X0, (DX)(BX*4)
+	SUBQ         $0x01, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ5_Kx1AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x000000b0, DX, DX
+	LEAQ   (DX)(DX*2), DX
+
+block:
+	VXORPS Y0, Y0, Y0
+	MOVQ   xq_base+48(FP), DX
+	MOVQ   xs_base+72(FP), BX
+	MOVQ   xsum_base+96(FP), SI
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x08, DI
+
+superblock:
+	// Shared by the rows: xs_j*xsum_j for the mins.
+	VCVTDQ2PS (SI), Y1
+	VMULPS    (BX), Y1, Y1
+
+	// Row 0.
+	VMOVDQU      4(CX), X2
+	VPSHUFB      kqia<>+0(SB), X2, X3
+	VPSHUFB      kqib<>+0(SB), X2, X2
+	VPSRLVD      kqsha<>+0(SB), X3, X3
+	VPSRLD       $0x02, X2, X2
+	VPAND        kqm30<>+0(SB), X2, X2
+	VPAND        kqm1<>+0(SB), X3, X3
+	VPOR         X2, X3, X3
+	VPMOVZXBW    X3, Y2
+	VMOVDQU      Y2, (SP)
+	VPMOVZXBD    X3, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y1, Y2, Y2
+	VPBROADCASTD (CX), X1
+	VCVTPH2PS    X1, Y1
+	VMOVSHDUP    Y1, Y3
+	VMOVSLDUP    Y1, Y1
+	VFNMADD231PS Y3, Y2, Y0
+	VMOVDQU      16(CX), Y2
+	VMOVDQU      48(CX), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x04, Y2, Y5
+	VPAND        kqc16<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VPMADDUBSW   (DX), Y3, Y3
+	VPBROADCASTW 16(SP), Y5
+	VPMADDWD     Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y3, Y3
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x03, Y2, Y5
+	VPAND        kqc16<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   32(DX), Y4, Y4
+	VPBROADCASTW 18(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(BX), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      80(CX), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x02, Y2, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   64(DX), Y5, Y5
+	VPBROADCASTW 20(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 8(BX), Y6
+	VFMADD231PS  Y6, Y5, Y3
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSLLW       $0x01, Y2, Y5
+	VPAND        kqc16<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   96(DX), Y4, Y4
+	VPBROADCASTW 22(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(BX), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      112(CX), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VMOVDQU      Y2, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   128(DX), Y5, Y5
+	VPBROADCASTW 24(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 16(BX), Y6
+	VFMADD231PS  Y6, Y5, Y3
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x01, Y2, Y5
+	VPAND        kqc16<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   160(DX), Y4, Y4
+	VPBROADCASTW 26(SP), Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 20(BX), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	VMOVDQU      144(CX), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x02, Y2, Y6
+	VPAND        kqc16<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   192(DX), Y5, Y5
+	VPBROADCASTW 28(SP), Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 24(BX), Y6
+	VFMADD231PS  Y6, Y5, Y3
+
+	// Fifth bit: bit j of qh[l], moved to bit 4.
+	VPSRLW       $0x03, Y2, Y2
+	VPAND        kqc16<>+0(SB), Y2, Y2
+	VPOR         Y2, Y4, Y4
+	VPMADDUBSW   224(DX), Y4, Y2
+	VPBROADCASTW 30(SP), Y4
+	VPMADDWD     Y4, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 28(BX), Y4
+	VFMADD231PS  Y4, Y2, Y3
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x20, BX
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X0
+	MOVQ         out_base+0(FP), DX
+	MOVQ         out_len+8(FP), BX
+	SUBQ         AX, BX
+	VMOVSS       X0, (DX)(BX*4)
+	SUBQ         $0x01, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ6_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·matVecQ6_Kx1AVX2(SB), NOSPLIT, $448-120
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	IMUL3Q $0x000000d2, DX, DX
+	LEAQ   (DX)(DX*2), DX
+
+block:
+	VXORPS Y0, Y0, Y0
+	MOVQ   xq_base+48(FP), DX
+	MOVQ   xs_base+72(FP), BX
+	MOVQ   xsum_base+96(FP), SI
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x08, DI
+
+superblock:
+	// Shared by the rows: 32 times the activation's pair sums.
+	VMOVDQU    kqc32<>+0(SB), Y1
+	VPMADDUBSW (DX), Y1, Y2
+	VMOVDQU    Y2, (SP)
+	VPMADDUBSW 32(DX), Y1, Y2
+	VMOVDQU    Y2, 32(SP)
+	VPMADDUBSW 64(DX), Y1, Y2
+	VMOVDQU    Y2, 64(SP)
+	VPMADDUBSW 96(DX), Y1, Y2
+	VMOVDQU    Y2, 96(SP)
+	VPMADDUBSW 128(DX), Y1, Y2
+	VMOVDQU    Y2, 128(SP)
+	VPMADDUBSW 160(DX), Y1, Y2
+	VMOVDQU    Y2, 160(SP)
+	VPMADDUBSW 192(DX), Y1, Y2
+	VMOVDQU    Y2, 192(SP)
+	VPMADDUBSW 224(DX), Y1, Y1
+	VMOVDQU    Y1, 224(SP)
+
+	// Row 0.
+	VPMOVSXBW    192(CX), Y1
+	VPERMQ       $0x44, Y1, Y2
+	VPERMQ       $0xee, Y1, Y1
+	VPBROADCASTW 208(CX), X3
+	VCVTPH2PS    X3, Y3
+	VMOVDQU      (CX), Y4
+	VPAND        kqm0f<>+0(SB), Y4, Y4
+	VMOVDQU      128(CX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        kqm30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   (DX), Y4, Y4
+	VPSUBW       (SP), Y4, Y4
+	VPSHUFB      kqq6w0<>+0(SB), Y2, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y4
+	VMOVDQU      32(CX), Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VMOVDQU      128(CX), Y6
+	VPSLLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   32(DX), Y5, Y5
+	VPSUBW       32(SP), Y5, Y5
+	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 4(BX), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	VMOVDQU      (CX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VMOVDQU      128(CX), Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   64(DX), Y5, Y5
+	VPSUBW       64(SP), Y5, Y5
+	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 8(BX), Y6
+	VFMADD231PS  Y6, Y5, Y4
+	VMOVDQU      32(CX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        kqm0f<>+0(SB), Y5, Y5
+	VMOVDQU      128(CX), Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        kqm30<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   96(DX), Y5, Y5
+	VPSUBW       96(SP), Y5, Y5
+	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
+	VPMADDWD     Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS 12(BX), Y2
+	VFMADD231PS  Y2, Y5, Y4
+	VMOVDQU      64(CX), Y2
+	VPAND        kqm0f<>+0(SB), Y2, Y2
+	VMOVDQU      160(CX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        kqm30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPMADDUBSW   128(DX), Y2, Y2
+	VPSUBW       128(SP), Y2, Y2
+	VPSHUFB      kqq6w0<>+0(SB), Y1, Y5
+	VPMADDWD     Y5, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 16(BX), Y5
+	VFMADD231PS  Y5, Y2, Y4
+	VMOVDQU      96(CX), Y2
+	VPAND        kqm0f<>+0(SB), Y2, Y2
+	VMOVDQU      160(CX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        kqm30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPMADDUBSW   160(DX), Y2, Y2
+	VPSUBW       160(SP), Y2, Y2
+	VPSHUFB      kqq6w1<>+0(SB), Y1, Y5
+	VPMADDWD     Y5, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 20(BX), Y5
+	VFMADD231PS  Y5, Y2, Y4
+	VMOVDQU      64(CX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        kqm0f<>+0(SB), Y2, Y2
+	VMOVDQU      160(CX), Y5
+	VPAND        kqm30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPMADDUBSW   192(DX), Y2, Y2
+	VPSUBW       192(SP), Y2, Y2
+	VPSHUFB      kqq6w2<>+0(SB), Y1, Y5
+	VPMADDWD     Y5, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 24(BX), Y5
+	VFMADD231PS  Y5, Y2, Y4
+	VMOVDQU      96(CX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        kqm0f<>+0(SB), Y2, Y2
+	VMOVDQU      160(CX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        kqm30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VPMADDUBSW   224(DX), Y2, Y2
+	VPSUBW       224(SP), Y2, Y2
+	VPSHUFB      kqq6w3<>+0(SB), Y1, Y1
+	VPMADDWD     Y1, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 28(BX), Y1
+	VFMADD231PS  Y1, Y2, Y4
+	VFMADD231PS  Y3, Y4, Y0
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x20, BX
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JNZ          superblock
+
+	// Sum each row's lanes and store the block's results.
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X0
+	MOVQ         out_base+0(FP), DX
+	MOVQ         out_len+8(FP), BX
+	SUBQ         AX, BX
+	VMOVSS       X0, (DX)(BX*4)
+	SUBQ         $0x01, AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET

@@ -64,6 +64,11 @@ func main() {
 		q45("matVecQ5_K", 176, r)
 		q6(r)
 	}
+	for _, r := range []int{2, 1} {
+		q45AVX2("matVecQ4_K", 144, r)
+		q45AVX2("matVecQ5_K", 176, r)
+		q6AVX2(r)
+	}
 	Generate()
 }
 
@@ -142,7 +147,8 @@ func zero(v Op) {
 
 // kernel holds the registers of a kernel's loops.
 type kernel struct {
-	r          int // rows per block: 4 or 1
+	r          int  // rows per block: 4, 2 or 1
+	avx2       bool // ymm accumulators and VEX instructions only
 	blockBytes int
 	wp         Register // row 0's current super-block
 	rb, rb3    Register // bytes per row, 3 times that
@@ -157,11 +163,11 @@ type kernel struct {
 const signature = "func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)"
 
 // prologue starts a kernel: rb = len(xq)/256 * blockBytes.
-func prologue(name string, blockBytes, r int) *kernel {
+func prologue(name string, blockBytes, r int, avx2 bool) *kernel {
 	TEXT(name, NOSPLIT, signature)
-	Doc(name+" is a K-quant matrix-vector kernel for blocks of "+[]string{"", "one row", "", "", "4 rows"}[r]+".",
+	Doc(name+" is a K-quant matrix-vector kernel for blocks of "+[]string{"", "one row", "2 rows", "", "4 rows"}[r]+".",
 		"The caller guarantees the preconditions; see model/kernels_kquant_amd64.go.")
-	k := &kernel{r: r, blockBytes: blockBytes}
+	k := &kernel{r: r, blockBytes: blockBytes, avx2: avx2}
 	k.rows = Load(Param("out").Len(), GP64())
 	TESTQ(k.rows, k.rows)
 	JZ(LabelRef("done"))
@@ -196,8 +202,13 @@ func (k *kernel) blockStart() {
 	Label("block")
 	k.acc = make([]VecVirtual, k.r)
 	for i := range k.acc {
-		k.acc[i] = ZMM()
-		zero(k.acc[i])
+		if k.avx2 {
+			k.acc[i] = YMM()
+			VXORPS(k.acc[i], k.acc[i], k.acc[i])
+		} else {
+			k.acc[i] = ZMM()
+			zero(k.acc[i])
+		}
 	}
 	Load(Param("xq").Base(), k.xp)
 	Load(Param("xs").Base(), k.xsp)
@@ -243,9 +254,12 @@ func (k *kernel) blockEnd() {
 	Comment("Sum each row's lanes and store the block's results.")
 	xs := make([]VecVirtual, k.r)
 	for i, a := range k.acc {
-		h := YMM()
-		VEXTRACTF64X4(U8(1), a, h)
-		VADDPS(h, a.AsY(), h)
+		h := a
+		if !k.avx2 {
+			h = YMM()
+			VEXTRACTF64X4(U8(1), a, h)
+			VADDPS(h, a.AsY(), h)
+		}
 		x := XMM()
 		VEXTRACTF128(U8(1), h, x)
 		VADDPS(x, h.AsX(), x)
@@ -256,6 +270,9 @@ func (k *kernel) blockEnd() {
 		VHADDPS(xs[1], xs[0], xs[0]) // [a01 a23 b01 b23]
 		VHADDPS(xs[3], xs[2], xs[2])
 		VHADDPS(xs[2], xs[0], res) // [a b c d]
+	} else if k.r == 2 {
+		VHADDPS(xs[1], xs[0], xs[0])
+		VHADDPS(xs[0], xs[0], res) // [a b a b]
 	} else {
 		VHADDPS(xs[0], xs[0], xs[0])
 		VHADDPS(xs[0], xs[0], res)
@@ -263,10 +280,14 @@ func (k *kernel) blockEnd() {
 	op := Load(Param("out").Base(), GP64())
 	i := Load(Param("out").Len(), GP64())
 	SUBQ(k.rows, i) // index of the block's first row
-	if k.r == 4 {
+	switch k.r {
+	case 4:
 		VMOVUPS(res, Mem{Base: op, Index: i, Scale: 4})
 		ADDQ(k.rb3, k.wp)
-	} else {
+	case 2:
+		VMOVSD(res, Mem{Base: op, Index: i, Scale: 4})
+		ADDQ(k.rb, k.wp)
+	default:
 		VMOVSS(res, Mem{Base: op, Index: i, Scale: 4})
 	}
 	SUBQ(U8(k.r), k.rows)

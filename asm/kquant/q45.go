@@ -11,7 +11,7 @@ import (
 func q45(name string, blockBytes, r int) {
 	q5 := blockBytes == 176
 	name += []string{"", "x1", "", "", "x4"}[r] + "VNNI"
-	k := prologue(name, blockBytes, r)
+	k := prologue(name, blockBytes, r, false)
 	k.blockStart()
 
 	Comment("Shared by the rows: the activation in the nibbles' order, its",

@@ -16,7 +16,7 @@ import (
 // VPTERNLOGD ors in the nibble.
 func q6(r int) {
 	name := "matVecQ6_K" + []string{"", "x1", "", "", "x4"}[r] + "VNNI"
-	k := prologue(name, 210, r)
+	k := prologue(name, 210, r, false)
 	p0, p1 := ZMM(), ZMM()
 	VMOVDQU64(c("q6sc0", func() []byte { return scaleWords(0, 4) }), p0)
 	VMOVDQU64(c("q6sc1", func() []byte { return scaleWords(8, 12) }), p1)
