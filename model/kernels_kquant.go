@@ -64,8 +64,8 @@ func kScales(s []byte) (sc, m [8]uint8) {
 	return sc, m
 }
 
-// half reads the f16 at b[0:2] as a float32.
-func half(b []byte) float32 { return f16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
+// kqHalf reads the f16 at b[0:2] as a float32.
+func kqHalf(b []byte) float32 { return f16ToF32(uint16(b[0]) | uint16(b[1])<<8) }
 
 // kRowBytes returns the bytes of a row of n values (n a multiple of qkK) in
 // super-blocks of blockBytes, panicking if the shapes do not fit: n not a
@@ -94,9 +94,9 @@ func kBatch(name string, out []float32, rows int, xq []int8, xs []float32, xsum 
 	return n
 }
 
-// dequantBlocks calls block on each super-block of src covering dst and
+// kqDequantBlocks calls block on each super-block of src covering dst and
 // copies the values; a last partial super-block goes through a buffer.
-func dequantBlocks(dst []float32, src []byte, blockBytes int, block func(*[qkK]float32, []byte)) {
+func kqDequantBlocks(dst []float32, src []byte, blockBytes int, block func(*[qkK]float32, []byte)) {
 	nb := len(dst) / qkK
 	for i := range nb {
 		block((*[qkK]float32)(dst[i*qkK:]), src[i*blockBytes:(i+1)*blockBytes])
@@ -110,22 +110,22 @@ func dequantBlocks(dst []float32, src []byte, blockBytes int, block func(*[qkK]f
 
 // dequantRowQ4_K sets dst to the first len(dst) values of the Q4_K
 // super-blocks in src.
-func dequantRowQ4_K(dst []float32, src []byte) { dequantBlocks(dst, src, q4KBytes, dequantQ4_K) }
+func dequantRowQ4_K(dst []float32, src []byte) { kqDequantBlocks(dst, src, q4KBytes, dequantQ4_K) }
 
 // dequantRowQ5_K sets dst to the first len(dst) values of the Q5_K
 // super-blocks in src.
-func dequantRowQ5_K(dst []float32, src []byte) { dequantBlocks(dst, src, q5KBytes, dequantQ5_K) }
+func dequantRowQ5_K(dst []float32, src []byte) { kqDequantBlocks(dst, src, q5KBytes, dequantQ5_K) }
 
 // dequantRowQ6_K sets dst to the first len(dst) values of the Q6_K
 // super-blocks in src.
-func dequantRowQ6_K(dst []float32, src []byte) { dequantBlocks(dst, src, q6KBytes, dequantQ6_K) }
+func dequantRowQ6_K(dst []float32, src []byte) { kqDequantBlocks(dst, src, q6KBytes, dequantQ6_K) }
 
 // dequantQ4_K and dequantQ5_K compute llama.cpp's dequantize_row_q4_K/q5_K
 // values bit for bit: y = d1*q - m1 with d1 = d*sc and m1 = dmin*m rounded
 // to float32 (the conversions keep Go from fusing the multiply and subtract).
 func dequantQ4_K(y *[qkK]float32, b []byte) {
 	b = b[:q4KBytes]
-	d, dmin := half(b[0:]), half(b[2:])
+	d, dmin := kqHalf(b[0:]), kqHalf(b[2:])
 	sc, m := kScales(b[4:16])
 	qs := b[16:144]
 	for k := range 4 {
@@ -142,7 +142,7 @@ func dequantQ4_K(y *[qkK]float32, b []byte) {
 
 func dequantQ5_K(y *[qkK]float32, b []byte) {
 	b = b[:q5KBytes]
-	d, dmin := half(b[0:]), half(b[2:])
+	d, dmin := kqHalf(b[0:]), kqHalf(b[2:])
 	sc, m := kScales(b[4:16])
 	qh, qs := b[16:48], b[48:176]
 	for k := range 4 {
@@ -162,7 +162,7 @@ func dequantQ5_K(y *[qkK]float32, b []byte) {
 // y = (d*sc)*(q-32) in float32.
 func dequantQ6_K(y *[qkK]float32, b []byte) {
 	b = b[:q6KBytes]
-	d := half(b[208:])
+	d := kqHalf(b[208:])
 	for h := range 2 {
 		ql, qh := b[64*h:64*h+64], b[128+32*h:128+32*h+32]
 		sc := b[192+8*h : 192+8*h+8]
@@ -209,7 +209,7 @@ func dotQ45K(row []byte, blockBytes int, xq []int8, xs []float32, xsum []int32) 
 	var total float32
 	for i := range len(xq) / qkK {
 		b := row[i*blockBytes : (i+1)*blockBytes]
-		d, dmin := half(b[0:]), half(b[2:])
+		d, dmin := kqHalf(b[0:]), kqHalf(b[2:])
 		sc, m := kScales(b[4:16])
 		var qh []byte // nil for Q4_K
 		qs := b[16:144]
@@ -258,7 +258,7 @@ func dotQ6K(row []byte, xq []int8, xs []float32) float32 {
 	var total float32
 	for i := range len(xq) / qkK {
 		b := row[i*q6KBytes : (i+1)*q6KBytes]
-		d := half(b[208:])
+		d := kqHalf(b[208:])
 		x := xq[i*qkK : (i+1)*qkK]
 		for h := range 2 {
 			ql, qh := b[64*h:64*h+64], b[128+32*h:128+32*h+32]

@@ -190,38 +190,62 @@ func matMatQ6_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, 
 // len(out)*nb*B, len(xs) and len(xsum) >= n/32, and len(out) a multiple of
 // 4 for the x4 kernels, of 2 for the x2 kernels.
 
+// matVecQ4_Kx4VNNI computes the loop above for Q4_K, 4 rows at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ4_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ4_Kx1VNNI computes the loop above for Q4_K, one row at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ4_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ5_Kx4VNNI computes the loop above for Q5_K, 4 rows at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ5_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ5_Kx1VNNI computes the loop above for Q5_K, one row at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ5_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ6_Kx4VNNI computes the loop above for Q6_K, 4 rows at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ6_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ6_Kx1VNNI computes the loop above for Q6_K, one row at a time (AVX-512 VNNI).
+//
 //go:noescape
 func matVecQ6_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ4_Kx2AVX2 computes the loop above for Q4_K, 2 rows at a time (AVX2).
+//
 //go:noescape
 func matVecQ4_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ4_Kx1AVX2 computes the loop above for Q4_K, one row at a time (AVX2).
+//
 //go:noescape
 func matVecQ4_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ5_Kx2AVX2 computes the loop above for Q5_K, 2 rows at a time (AVX2).
+//
 //go:noescape
 func matVecQ5_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ5_Kx1AVX2 computes the loop above for Q5_K, one row at a time (AVX2).
+//
 //go:noescape
 func matVecQ5_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ6_Kx2AVX2 computes the loop above for Q6_K, 2 rows at a time (AVX2).
+//
 //go:noescape
 func matVecQ6_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
+// matVecQ6_Kx1AVX2 computes the loop above for Q6_K, one row at a time (AVX2).
+//
 //go:noescape
 func matVecQ6_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)

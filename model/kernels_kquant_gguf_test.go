@@ -136,13 +136,13 @@ func TestKQuantGolden(t *testing.T) {
 			require.LessOrEqual(t, rms, rmsBound[typ.name]*maxW, "%s %s: rms", file, name)
 
 			w := q.data[:rows*rb]
-			xq, xs, xsum := randActivation(r, n, 1)
+			xq, xs, xsum := kqRandActivation(r, n, 1)
 			want, abs := refMatVecK(typ, w, rows, xq, xs)
 			for _, impl := range typ.impls {
 				out := make([]float32, rows)
 				impl.matVec(out, w, xq, xs, xsum)
 				for i := range out {
-					checkClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s %s/%s row %d", name, typ.name, impl.name, i))
+					kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s %s/%s row %d", name, typ.name, impl.name, i))
 				}
 			}
 		}

@@ -124,8 +124,8 @@ func randKBlocks(r *rand.Rand, typ kqType, nb int) []byte {
 	return w
 }
 
-// randActivation returns batch random quantized vectors of n values.
-func randActivation(r *rand.Rand, n, batch int) ([]int8, []float32, []int32) {
+// kqRandActivation returns batch random quantized vectors of n values.
+func kqRandActivation(r *rand.Rand, n, batch int) ([]int8, []float32, []int32) {
 	xq := make([]int8, n*batch)
 	for i := range xq {
 		xq[i] = int8(r.IntN(255) - 127)
@@ -160,7 +160,7 @@ func kqGuarded(t *testing.T, n int) ([]float32, func(msg string)) {
 	}
 }
 
-func checkClose(t *testing.T, got float32, want, abs, tol float64, msg string) {
+func kqCheckClose(t *testing.T, got float32, want, abs, tol float64, msg string) {
 	t.Helper()
 	if d := math.Abs(float64(got) - want); !(d <= tol*abs) {
 		t.Fatalf("%s: got %v, want %v (diff %.3g > %.3g)", msg, got, want, d, tol*abs)
@@ -179,7 +179,7 @@ func TestDequantKQuant(t *testing.T) {
 				for i, v := range dst {
 					y, mag := refDequantK(typ.name, src[i/qkK*typ.blockBytes:])
 					// One rounding (the subtraction, or the product with q).
-					checkClose(t, v, y[i%qkK], mag[i%qkK], 0x1p-24, fmt.Sprintf("%s n=%d value %d", typ.name, n, i))
+					kqCheckClose(t, v, y[i%qkK], mag[i%qkK], 0x1p-24, fmt.Sprintf("%s n=%d value %d", typ.name, n, i))
 				}
 			}
 		}
@@ -200,7 +200,7 @@ func TestMatVecKQuant(t *testing.T) {
 			const maxRows = 17
 			const maxOff = 37
 			blocks := randKBlocks(r, typ, maxRows*nb)
-			xq, xs, xsum := randActivation(r, n, 1)
+			xq, xs, xsum := kqRandActivation(r, n, 1)
 			for _, off := range []int{0, 1, 3, maxOff} {
 				// The weights at an unaligned offset of a larger buffer.
 				buf := make([]byte, off+len(blocks)+maxOff)
@@ -216,7 +216,7 @@ func TestMatVecKQuant(t *testing.T) {
 						impl.matVec(out, w, xq, xs, xsum)
 						check(msg)
 						for i := range out {
-							checkClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s row %d", msg, i))
+							kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s row %d", msg, i))
 						}
 					}
 				}
@@ -235,7 +235,7 @@ func TestMatMatKQuant(t *testing.T) {
 			w := make([]byte, 7+len(blocks))[7:]
 			copy(w, blocks)
 			for batch := 1; batch <= 9; batch++ {
-				xq, xs, xsum := randActivation(r, n, batch)
+				xq, xs, xsum := kqRandActivation(r, n, batch)
 				want, abs := make([][]float64, batch), make([][]float64, batch)
 				for b := range batch {
 					want[b], abs[b] = refMatVecK(typ, w, maxRows, xq[b*n:(b+1)*n], xs[b*n/qBlock:])
@@ -248,7 +248,7 @@ func TestMatMatKQuant(t *testing.T) {
 						check(msg)
 						for b := range batch {
 							for i := range rows {
-								checkClose(t, out[b*rows+i], want[b][i], abs[b][i], kqTolerance(n), fmt.Sprintf("%s vector %d row %d", msg, b, i))
+								kqCheckClose(t, out[b*rows+i], want[b][i], abs[b][i], kqTolerance(n), fmt.Sprintf("%s vector %d row %d", msg, b, i))
 							}
 						}
 					}
@@ -286,7 +286,7 @@ func TestMatVecKQuantExtremes(t *testing.T) {
 				}
 			}
 			for _, xv := range []int8{127, -127, -128} {
-				xq, xs, xsum := randActivation(r, n, 1)
+				xq, xs, xsum := kqRandActivation(r, n, 1)
 				for i := range xq {
 					if i%3 != 2 {
 						xq[i] = xv
@@ -298,7 +298,7 @@ func TestMatVecKQuantExtremes(t *testing.T) {
 					out := make([]float32, rows)
 					impl.matVec(out, w, xq, xs, xsum)
 					for i := range out {
-						checkClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s/%s fill=%#x x=%d row %d", typ.name, impl.name, fill, xv, i))
+						kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s/%s fill=%#x x=%d row %d", typ.name, impl.name, fill, xv, i))
 					}
 				}
 			}
@@ -312,7 +312,7 @@ func BenchmarkMatVecKQuant(b *testing.B) {
 	for _, typ := range kqTypes() {
 		for _, s := range shapes {
 			w := randKBlocks(r, typ, s.rows*s.cols/qkK)
-			xq, xs, xsum := randActivation(r, s.cols, 1)
+			xq, xs, xsum := kqRandActivation(r, s.cols, 1)
 			out := make([]float32, s.rows)
 			for _, impl := range typ.impls {
 				b.Run(fmt.Sprintf("%s/%dx%d/%s", typ.name, s.rows, s.cols, impl.name), func(b *testing.B) {
@@ -331,7 +331,7 @@ func BenchmarkMatMatKQuant(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, typ := range kqTypes() {
 		w := randKBlocks(r, typ, rows*cols/qkK)
-		xq, xs, xsum := randActivation(r, cols, batch)
+		xq, xs, xsum := kqRandActivation(r, cols, batch)
 		out := make([]float32, rows*batch)
 		for _, impl := range typ.impls {
 			b.Run(fmt.Sprintf("%s/%s", typ.name, impl.name), func(b *testing.B) {
