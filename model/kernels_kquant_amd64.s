@@ -73,7 +73,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -86,6 +85,7 @@ superblock:
 	VPANDD          kqm0f<>+0(SB), Z10, Z12
 	VPSRLW          $0x04, Z10, Z10
 	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -118,7 +118,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(DX*1), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -131,6 +130,7 @@ superblock:
 	VPANDD          kqm0f<>+0(SB), Z10, Z12
 	VPSRLW          $0x04, Z10, Z10
 	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -163,7 +163,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(DX*2), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -176,6 +175,7 @@ superblock:
 	VPANDD          kqm0f<>+0(SB), Z10, Z12
 	VPSRLW          $0x04, Z10, Z10
 	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -208,7 +208,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(BX*1), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -221,6 +220,7 @@ superblock:
 	VPANDD          kqm0f<>+0(SB), Z10, Z12
 	VPSRLW          $0x04, Z10, Z10
 	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -419,72 +419,6 @@ DATA kqq45xs1<>+61(SB)/1, $0x00
 DATA kqq45xs1<>+62(SB)/1, $0x00
 DATA kqq45xs1<>+63(SB)/1, $0x00
 GLOBL kqq45xs1<>(SB), RODATA|NOPTR, $64
-
-DATA kqm0f<>+0(SB)/1, $0x0f
-DATA kqm0f<>+1(SB)/1, $0x0f
-DATA kqm0f<>+2(SB)/1, $0x0f
-DATA kqm0f<>+3(SB)/1, $0x0f
-DATA kqm0f<>+4(SB)/1, $0x0f
-DATA kqm0f<>+5(SB)/1, $0x0f
-DATA kqm0f<>+6(SB)/1, $0x0f
-DATA kqm0f<>+7(SB)/1, $0x0f
-DATA kqm0f<>+8(SB)/1, $0x0f
-DATA kqm0f<>+9(SB)/1, $0x0f
-DATA kqm0f<>+10(SB)/1, $0x0f
-DATA kqm0f<>+11(SB)/1, $0x0f
-DATA kqm0f<>+12(SB)/1, $0x0f
-DATA kqm0f<>+13(SB)/1, $0x0f
-DATA kqm0f<>+14(SB)/1, $0x0f
-DATA kqm0f<>+15(SB)/1, $0x0f
-DATA kqm0f<>+16(SB)/1, $0x0f
-DATA kqm0f<>+17(SB)/1, $0x0f
-DATA kqm0f<>+18(SB)/1, $0x0f
-DATA kqm0f<>+19(SB)/1, $0x0f
-DATA kqm0f<>+20(SB)/1, $0x0f
-DATA kqm0f<>+21(SB)/1, $0x0f
-DATA kqm0f<>+22(SB)/1, $0x0f
-DATA kqm0f<>+23(SB)/1, $0x0f
-DATA kqm0f<>+24(SB)/1, $0x0f
-DATA kqm0f<>+25(SB)/1, $0x0f
-DATA kqm0f<>+26(SB)/1, $0x0f
-DATA kqm0f<>+27(SB)/1, $0x0f
-DATA kqm0f<>+28(SB)/1, $0x0f
-DATA kqm0f<>+29(SB)/1, $0x0f
-DATA kqm0f<>+30(SB)/1, $0x0f
-DATA kqm0f<>+31(SB)/1, $0x0f
-DATA kqm0f<>+32(SB)/1, $0x0f
-DATA kqm0f<>+33(SB)/1, $0x0f
-DATA kqm0f<>+34(SB)/1, $0x0f
-DATA kqm0f<>+35(SB)/1, $0x0f
-DATA kqm0f<>+36(SB)/1, $0x0f
-DATA kqm0f<>+37(SB)/1, $0x0f
-DATA kqm0f<>+38(SB)/1, $0x0f
-DATA kqm0f<>+39(SB)/1, $0x0f
-DATA kqm0f<>+40(SB)/1, $0x0f
-DATA kqm0f<>+41(SB)/1, $0x0f
-DATA kqm0f<>+42(SB)/1, $0x0f
-DATA kqm0f<>+43(SB)/1, $0x0f
-DATA kqm0f<>+44(SB)/1, $0x0f
-DATA kqm0f<>+45(SB)/1, $0x0f
-DATA kqm0f<>+46(SB)/1, $0x0f
-DATA kqm0f<>+47(SB)/1, $0x0f
-DATA kqm0f<>+48(SB)/1, $0x0f
-DATA kqm0f<>+49(SB)/1, $0x0f
-DATA kqm0f<>+50(SB)/1, $0x0f
-DATA kqm0f<>+51(SB)/1, $0x0f
-DATA kqm0f<>+52(SB)/1, $0x0f
-DATA kqm0f<>+53(SB)/1, $0x0f
-DATA kqm0f<>+54(SB)/1, $0x0f
-DATA kqm0f<>+55(SB)/1, $0x0f
-DATA kqm0f<>+56(SB)/1, $0x0f
-DATA kqm0f<>+57(SB)/1, $0x0f
-DATA kqm0f<>+58(SB)/1, $0x0f
-DATA kqm0f<>+59(SB)/1, $0x0f
-DATA kqm0f<>+60(SB)/1, $0x0f
-DATA kqm0f<>+61(SB)/1, $0x0f
-DATA kqm0f<>+62(SB)/1, $0x0f
-DATA kqm0f<>+63(SB)/1, $0x0f
-GLOBL kqm0f<>(SB), RODATA|NOPTR, $64
 
 DATA kqia<>+0(SB)/1, $0x04
 DATA kqia<>+1(SB)/1, $0x05
@@ -948,6 +882,72 @@ DATA kqsc1<>+62(SB)/1, $0x0f
 DATA kqsc1<>+63(SB)/1, $0x80
 GLOBL kqsc1<>(SB), RODATA|NOPTR, $64
 
+DATA kqm0f<>+0(SB)/1, $0x0f
+DATA kqm0f<>+1(SB)/1, $0x0f
+DATA kqm0f<>+2(SB)/1, $0x0f
+DATA kqm0f<>+3(SB)/1, $0x0f
+DATA kqm0f<>+4(SB)/1, $0x0f
+DATA kqm0f<>+5(SB)/1, $0x0f
+DATA kqm0f<>+6(SB)/1, $0x0f
+DATA kqm0f<>+7(SB)/1, $0x0f
+DATA kqm0f<>+8(SB)/1, $0x0f
+DATA kqm0f<>+9(SB)/1, $0x0f
+DATA kqm0f<>+10(SB)/1, $0x0f
+DATA kqm0f<>+11(SB)/1, $0x0f
+DATA kqm0f<>+12(SB)/1, $0x0f
+DATA kqm0f<>+13(SB)/1, $0x0f
+DATA kqm0f<>+14(SB)/1, $0x0f
+DATA kqm0f<>+15(SB)/1, $0x0f
+DATA kqm0f<>+16(SB)/1, $0x0f
+DATA kqm0f<>+17(SB)/1, $0x0f
+DATA kqm0f<>+18(SB)/1, $0x0f
+DATA kqm0f<>+19(SB)/1, $0x0f
+DATA kqm0f<>+20(SB)/1, $0x0f
+DATA kqm0f<>+21(SB)/1, $0x0f
+DATA kqm0f<>+22(SB)/1, $0x0f
+DATA kqm0f<>+23(SB)/1, $0x0f
+DATA kqm0f<>+24(SB)/1, $0x0f
+DATA kqm0f<>+25(SB)/1, $0x0f
+DATA kqm0f<>+26(SB)/1, $0x0f
+DATA kqm0f<>+27(SB)/1, $0x0f
+DATA kqm0f<>+28(SB)/1, $0x0f
+DATA kqm0f<>+29(SB)/1, $0x0f
+DATA kqm0f<>+30(SB)/1, $0x0f
+DATA kqm0f<>+31(SB)/1, $0x0f
+DATA kqm0f<>+32(SB)/1, $0x0f
+DATA kqm0f<>+33(SB)/1, $0x0f
+DATA kqm0f<>+34(SB)/1, $0x0f
+DATA kqm0f<>+35(SB)/1, $0x0f
+DATA kqm0f<>+36(SB)/1, $0x0f
+DATA kqm0f<>+37(SB)/1, $0x0f
+DATA kqm0f<>+38(SB)/1, $0x0f
+DATA kqm0f<>+39(SB)/1, $0x0f
+DATA kqm0f<>+40(SB)/1, $0x0f
+DATA kqm0f<>+41(SB)/1, $0x0f
+DATA kqm0f<>+42(SB)/1, $0x0f
+DATA kqm0f<>+43(SB)/1, $0x0f
+DATA kqm0f<>+44(SB)/1, $0x0f
+DATA kqm0f<>+45(SB)/1, $0x0f
+DATA kqm0f<>+46(SB)/1, $0x0f
+DATA kqm0f<>+47(SB)/1, $0x0f
+DATA kqm0f<>+48(SB)/1, $0x0f
+DATA kqm0f<>+49(SB)/1, $0x0f
+DATA kqm0f<>+50(SB)/1, $0x0f
+DATA kqm0f<>+51(SB)/1, $0x0f
+DATA kqm0f<>+52(SB)/1, $0x0f
+DATA kqm0f<>+53(SB)/1, $0x0f
+DATA kqm0f<>+54(SB)/1, $0x0f
+DATA kqm0f<>+55(SB)/1, $0x0f
+DATA kqm0f<>+56(SB)/1, $0x0f
+DATA kqm0f<>+57(SB)/1, $0x0f
+DATA kqm0f<>+58(SB)/1, $0x0f
+DATA kqm0f<>+59(SB)/1, $0x0f
+DATA kqm0f<>+60(SB)/1, $0x0f
+DATA kqm0f<>+61(SB)/1, $0x0f
+DATA kqm0f<>+62(SB)/1, $0x0f
+DATA kqm0f<>+63(SB)/1, $0x0f
+GLOBL kqm0f<>(SB), RODATA|NOPTR, $64
+
 // func matVecQ5_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
 TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $448-120
@@ -1017,7 +1017,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -1041,6 +1040,7 @@ superblock:
 	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
 	VPTESTMB        kqqh3<>+0(SB), Z13, K1
 	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -1073,7 +1073,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(DX*1), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -1097,6 +1096,7 @@ superblock:
 	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
 	VPTESTMB        kqqh3<>+0(SB), Z13, K1
 	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -1129,7 +1129,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(DX*2), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -1153,6 +1152,7 @@ superblock:
 	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
 	VPTESTMB        kqqh3<>+0(SB), Z13, K1
 	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -1185,7 +1185,6 @@ superblock:
 	VPXORD          Z7, Z7, Z7
 	VPMOVZXBD       X5, Y7
 	VCVTDQ2PS       Y7, Y7
-	VMULPS          384(SP), Z7, Z7
 	VPBROADCASTD    (CX)(BX*1), Y5
 	VCVTPH2PS       Y5, Z5
 	VMOVSHDUP       Z5, Z8
@@ -1209,6 +1208,7 @@ superblock:
 	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
 	VPTESTMB        kqqh3<>+0(SB), Z13, K1
 	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VMULPS          384(SP), Z7, Z7
 	VPXORD          Z13, Z13, Z13
 	VPDPBUSD        (SP), Z11, Z13
 	VPXORD          Z11, Z11, Z11
@@ -1674,34 +1674,34 @@ superblock:
 	VPANDD          kqm30<>+0(SB), Z7, Z7
 	VPSRLW          $0x04, Z6, Z6
 	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       (SP), Z6
-	VPDPBUSD        (SI), Z8, Z6
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       64(CX), Z7
+	VMOVDQU64       64(CX), Z6
 	VBROADCASTI64X4 160(CX), Z9
 	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
 	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z10
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
 	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
 	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z9
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
+	VPXORD          Z6, Z6, Z6
+	VPMOVSXBW       192(CX), Y6
+	VPERMW          Z6, Z0, Z11
+	VPERMW          Z6, Z1, Z6
+	VPBROADCASTW    208(CX), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVDQU64       (SP), Z13
+	VPDPBUSD        (SI), Z8, Z13
+	VMOVDQU64       64(SP), Z8
+	VPDPBUSD        64(SI), Z7, Z8
 	VMOVDQU64       128(SP), Z7
 	VPDPBUSD        128(SI), Z10, Z7
 	VMOVDQU64       192(SP), Z10
 	VPDPBUSD        192(SI), Z9, Z10
-	VPXORD          Z9, Z9, Z9
-	VPMOVSXBW       192(CX), Y9
-	VPERMW          Z9, Z0, Z11
-	VPERMW          Z9, Z1, Z9
-	VPBROADCASTW    208(CX), Y12
-	VCVTPH2PS       Y12, Z12
-	VPACKSSDW       Z8, Z6, Z6
+	VPACKSSDW       Z8, Z13, Z8
 	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z6, Z6
-	VPMADDWD        Z9, Z7, Z7
-	VCVTDQ2PS       Z6, Z6
+	VPMADDWD        Z11, Z8, Z8
+	VPMADDWD        Z6, Z7, Z7
+	VCVTDQ2PS       Z8, Z6
 	VCVTDQ2PS       Z7, Z7
 	VMULPS          256(SP), Z6, Z6
 	VFMADD231PS     320(SP), Z7, Z6
@@ -1717,34 +1717,34 @@ superblock:
 	VPANDD          kqm30<>+0(SB), Z7, Z7
 	VPSRLW          $0x04, Z6, Z6
 	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       (SP), Z6
-	VPDPBUSD        (SI), Z8, Z6
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       64(CX)(DX*1), Z7
+	VMOVDQU64       64(CX)(DX*1), Z6
 	VBROADCASTI64X4 160(CX)(DX*1), Z9
 	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
 	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z10
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
 	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
 	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z9
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
+	VPXORD          Z6, Z6, Z6
+	VPMOVSXBW       192(CX)(DX*1), Y6
+	VPERMW          Z6, Z0, Z11
+	VPERMW          Z6, Z1, Z6
+	VPBROADCASTW    208(CX)(DX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVDQU64       (SP), Z13
+	VPDPBUSD        (SI), Z8, Z13
+	VMOVDQU64       64(SP), Z8
+	VPDPBUSD        64(SI), Z7, Z8
 	VMOVDQU64       128(SP), Z7
 	VPDPBUSD        128(SI), Z10, Z7
 	VMOVDQU64       192(SP), Z10
 	VPDPBUSD        192(SI), Z9, Z10
-	VPXORD          Z9, Z9, Z9
-	VPMOVSXBW       192(CX)(DX*1), Y9
-	VPERMW          Z9, Z0, Z11
-	VPERMW          Z9, Z1, Z9
-	VPBROADCASTW    208(CX)(DX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VPACKSSDW       Z8, Z6, Z6
+	VPACKSSDW       Z8, Z13, Z8
 	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z6, Z6
-	VPMADDWD        Z9, Z7, Z7
-	VCVTDQ2PS       Z6, Z6
+	VPMADDWD        Z11, Z8, Z8
+	VPMADDWD        Z6, Z7, Z7
+	VCVTDQ2PS       Z8, Z6
 	VCVTDQ2PS       Z7, Z7
 	VMULPS          256(SP), Z6, Z6
 	VFMADD231PS     320(SP), Z7, Z6
@@ -1760,34 +1760,34 @@ superblock:
 	VPANDD          kqm30<>+0(SB), Z7, Z7
 	VPSRLW          $0x04, Z6, Z6
 	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       (SP), Z6
-	VPDPBUSD        (SI), Z8, Z6
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       64(CX)(DX*2), Z7
+	VMOVDQU64       64(CX)(DX*2), Z6
 	VBROADCASTI64X4 160(CX)(DX*2), Z9
 	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
 	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z10
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
 	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
 	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z9
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
+	VPXORD          Z6, Z6, Z6
+	VPMOVSXBW       192(CX)(DX*2), Y6
+	VPERMW          Z6, Z0, Z11
+	VPERMW          Z6, Z1, Z6
+	VPBROADCASTW    208(CX)(DX*2), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVDQU64       (SP), Z13
+	VPDPBUSD        (SI), Z8, Z13
+	VMOVDQU64       64(SP), Z8
+	VPDPBUSD        64(SI), Z7, Z8
 	VMOVDQU64       128(SP), Z7
 	VPDPBUSD        128(SI), Z10, Z7
 	VMOVDQU64       192(SP), Z10
 	VPDPBUSD        192(SI), Z9, Z10
-	VPXORD          Z9, Z9, Z9
-	VPMOVSXBW       192(CX)(DX*2), Y9
-	VPERMW          Z9, Z0, Z11
-	VPERMW          Z9, Z1, Z9
-	VPBROADCASTW    208(CX)(DX*2), Y12
-	VCVTPH2PS       Y12, Z12
-	VPACKSSDW       Z8, Z6, Z6
+	VPACKSSDW       Z8, Z13, Z8
 	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z6, Z6
-	VPMADDWD        Z9, Z7, Z7
-	VCVTDQ2PS       Z6, Z6
+	VPMADDWD        Z11, Z8, Z8
+	VPMADDWD        Z6, Z7, Z7
+	VCVTDQ2PS       Z8, Z6
 	VCVTDQ2PS       Z7, Z7
 	VMULPS          256(SP), Z6, Z6
 	VFMADD231PS     320(SP), Z7, Z6
@@ -1803,34 +1803,34 @@ superblock:
 	VPANDD          kqm30<>+0(SB), Z7, Z7
 	VPSRLW          $0x04, Z6, Z6
 	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       (SP), Z6
-	VPDPBUSD        (SI), Z8, Z6
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       64(CX)(BX*1), Z7
+	VMOVDQU64       64(CX)(BX*1), Z6
 	VBROADCASTI64X4 160(CX)(BX*1), Z9
 	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
 	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z10
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
 	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
 	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z7, Z9
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
+	VPXORD          Z6, Z6, Z6
+	VPMOVSXBW       192(CX)(BX*1), Y6
+	VPERMW          Z6, Z0, Z11
+	VPERMW          Z6, Z1, Z6
+	VPBROADCASTW    208(CX)(BX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVDQU64       (SP), Z13
+	VPDPBUSD        (SI), Z8, Z13
+	VMOVDQU64       64(SP), Z8
+	VPDPBUSD        64(SI), Z7, Z8
 	VMOVDQU64       128(SP), Z7
 	VPDPBUSD        128(SI), Z10, Z7
 	VMOVDQU64       192(SP), Z10
 	VPDPBUSD        192(SI), Z9, Z10
-	VPXORD          Z9, Z9, Z9
-	VPMOVSXBW       192(CX)(BX*1), Y9
-	VPERMW          Z9, Z0, Z11
-	VPERMW          Z9, Z1, Z9
-	VPBROADCASTW    208(CX)(BX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VPACKSSDW       Z8, Z6, Z6
+	VPACKSSDW       Z8, Z13, Z8
 	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z6, Z6
-	VPMADDWD        Z9, Z7, Z7
-	VCVTDQ2PS       Z6, Z6
+	VPMADDWD        Z11, Z8, Z8
+	VPMADDWD        Z6, Z7, Z7
+	VCVTDQ2PS       Z8, Z6
 	VCVTDQ2PS       Z7, Z7
 	VMULPS          256(SP), Z6, Z6
 	VFMADD231PS     320(SP), Z7, Z6
@@ -2416,7 +2416,6 @@ superblock:
 	VPXORD          Z4, Z4, Z4
 	VPMOVZXBD       X2, Y4
 	VCVTDQ2PS       Y4, Y4
-	VMULPS          384(SP), Z4, Z4
 	VPBROADCASTD    (CX), Y2
 	VCVTPH2PS       Y2, Z2
 	VMOVSHDUP       Z2, Z5
@@ -2429,6 +2428,7 @@ superblock:
 	VPANDD          kqm0f<>+0(SB), Z7, Z9
 	VPSRLW          $0x04, Z7, Z7
 	VPANDD          kqm0f<>+0(SB), Z7, Z7
+	VMULPS          384(SP), Z4, Z4
 	VPXORD          Z10, Z10, Z10
 	VPDPBUSD        (SP), Z8, Z10
 	VPXORD          Z8, Z8, Z8
@@ -2537,7 +2537,6 @@ superblock:
 	VPXORD          Z4, Z4, Z4
 	VPMOVZXBD       X2, Y4
 	VCVTDQ2PS       Y4, Y4
-	VMULPS          384(SP), Z4, Z4
 	VPBROADCASTD    (CX), Y2
 	VCVTPH2PS       Y2, Z2
 	VMOVSHDUP       Z2, Z5
@@ -2561,6 +2560,7 @@ superblock:
 	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
 	VPTESTMB        kqqh3<>+0(SB), Z10, K1
 	VPADDB          kqc16<>+0(SB), Z7, K1, Z7
+	VMULPS          384(SP), Z4, Z4
 	VPXORD          Z10, Z10, Z10
 	VPDPBUSD        (SP), Z8, Z10
 	VPXORD          Z8, Z8, Z8
@@ -2666,34 +2666,34 @@ superblock:
 	VPANDD          kqm30<>+0(SB), Z4, Z4
 	VPSRLW          $0x04, Z3, Z3
 	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z4
-	VMOVDQU64       (SP), Z3
-	VPDPBUSD        (DX), Z5, Z3
-	VMOVDQU64       64(SP), Z5
-	VPDPBUSD        64(DX), Z4, Z5
-	VMOVDQU64       64(CX), Z4
+	VMOVDQU64       64(CX), Z3
 	VBROADCASTI64X4 160(CX), Z6
 	VPSLLVW         kqq6shl<>+0(SB), Z6, Z7
 	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z4, Z7
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z7
 	VPSRLVW         kqq6shr<>+0(SB), Z6, Z6
 	VPANDD          kqm30<>+0(SB), Z6, Z6
-	VPSRLW          $0x04, Z4, Z4
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z4, Z6
+	VPSRLW          $0x04, Z3, Z3
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z6
+	VPXORD          Z3, Z3, Z3
+	VPMOVSXBW       192(CX), Y3
+	VPERMW          Z3, Z0, Z8
+	VPERMW          Z3, Z1, Z3
+	VPBROADCASTW    208(CX), Y9
+	VCVTPH2PS       Y9, Z9
+	VMOVDQU64       (SP), Z10
+	VPDPBUSD        (DX), Z5, Z10
+	VMOVDQU64       64(SP), Z5
+	VPDPBUSD        64(DX), Z4, Z5
 	VMOVDQU64       128(SP), Z4
 	VPDPBUSD        128(DX), Z7, Z4
 	VMOVDQU64       192(SP), Z7
 	VPDPBUSD        192(DX), Z6, Z7
-	VPXORD          Z6, Z6, Z6
-	VPMOVSXBW       192(CX), Y6
-	VPERMW          Z6, Z0, Z8
-	VPERMW          Z6, Z1, Z6
-	VPBROADCASTW    208(CX), Y9
-	VCVTPH2PS       Y9, Z9
-	VPACKSSDW       Z5, Z3, Z3
+	VPACKSSDW       Z5, Z10, Z5
 	VPACKSSDW       Z7, Z4, Z4
-	VPMADDWD        Z8, Z3, Z3
-	VPMADDWD        Z6, Z4, Z4
-	VCVTDQ2PS       Z3, Z3
+	VPMADDWD        Z8, Z5, Z5
+	VPMADDWD        Z3, Z4, Z4
+	VCVTDQ2PS       Z5, Z3
 	VCVTDQ2PS       Z4, Z4
 	VMULPS          256(SP), Z3, Z3
 	VFMADD231PS     320(SP), Z4, Z3

@@ -35,54 +35,11 @@ func q45(name string, blockBytes, r int) {
 	VMULPS(xsy, xm, xm)
 	VMOVUPS(xm.AsZ(), k.sharedSlot(6))
 
-	m0f := c("m0f", func() []byte { return repeat(64, 0x0f) })
-	qs := 16
-	if q5 {
-		qs = 48
-	}
 	for i := range r {
 		Comment("Row " + string(rune('0'+i)) + ".")
-		tb := unpackScales(k.row(i, 4))
-		sc0, sc1 := ZMM(), ZMM()
-		VPSHUFB(c("sc0", func() []byte { return scaleIndex(8, 9, 10, 11) }), tb, sc0)
-		VPSHUFB(c("sc1", func() []byte { return scaleIndex(12, 13, 14, 15) }), tb, sc1)
-		mf := YMM()
-		zero(mf.AsZ()) // (for avo: all of the zmm is set)
-		VPMOVZXBD(tb.AsX(), mf)
-		VCVTDQ2PS(mf, mf)
-		VMULPS(k.sharedSlot(6), mf.AsZ(), mf.AsZ())
-		dd, d, dmin := YMM(), ZMM(), ZMM()
-		VPBROADCASTD(k.row(i, 0), dd)
-		VCVTPH2PS(dd, d) // [d dmin d dmin ...]
-		VMOVSHDUP(d, dmin)
-		VMOVSLDUP(d, d)
-
-		q0, q1 := ZMM(), ZMM()
-		VMOVDQU64(k.row(i, qs), q0)
-		VMOVDQU64(k.row(i, qs+64), q1)
-		var v [4]VecVirtual // sub-blocks [0|2], [1|3], [4|6], [5|7]
-		for j, q := range []VecVirtual{q0, q1} {
-			lo, hi := ZMM(), ZMM()
-			VPANDD(m0f, q, lo)
-			VPSRLW(U8(4), q, hi)
-			VPANDD(m0f, hi, hi)
-			v[2*j], v[2*j+1] = lo, hi
-		}
-		if q5 {
-			Comment("Fifth bits: sub-block j's is bit j of qh[l].")
-			qh := ZMM()
-			VBROADCASTI64X4(k.row(i, 16), qh)
-			c16 := c("c16", func() []byte { return repeat(64, 16) })
-			for j := range v {
-				lo, hi := [4]byte{0, 1, 4, 5}[j], [4]byte{2, 3, 6, 7}[j]
-				bits := c("qh"+string(rune('0'+j)), func() []byte {
-					return append(repeat(32, 1<<lo), repeat(32, 1<<hi)...)
-				})
-				m := K()
-				VPTESTMB(bits, qh, m)
-				VPADDB(c16, v[j], m, v[j])
-			}
-		}
+		u := unpack45(func(off int) Mem { return k.row(i, off) }, q5)
+		VMULPS(k.sharedSlot(6), u.mf, u.mf)
+		v, sc0, sc1, d, dmin, mf := u.v, u.sc0, u.sc1, u.d, u.dmin, u.mf
 		var a [4]VecVirtual
 		for j := range a {
 			a[j] = ZMM()
@@ -90,10 +47,70 @@ func q45(name string, blockBytes, r int) {
 			vpdpbusd(x[j], v[j], a[j])
 		}
 		scaleSums(a, sc0, sc1, xs0, xs1, d, k.acc[i])
-		VFNMADD231PS(mf.AsZ(), dmin, k.acc[i])
+		VFNMADD231PS(mf, dmin, k.acc[i])
 	}
 	k.next()
 	k.blockEnd()
+}
+
+// unpacked45 is a Q4_K or Q5_K super-block of one row, unpacked.
+type unpacked45 struct {
+	v        [4]VecVirtual // quants of sub-blocks [0|2], [1|3], [4|6], [5|7]
+	sc0, sc1 VecVirtual    // scale words in the packed sums' order
+	d, dmin  VecVirtual    // broadcast
+	mf       VecVirtual    // the 8 mins as floats, lanes 8-15 zero
+}
+
+// unpack45 unpacks the super-block whose byte off row(off) addresses.
+func unpack45(row func(off int) Mem, q5 bool) unpacked45 {
+	var u unpacked45
+	tb := unpackScales(row(4))
+	u.sc0, u.sc1 = ZMM(), ZMM()
+	VPSHUFB(c("sc0", func() []byte { return scaleIndex(8, 9, 10, 11) }), tb, u.sc0)
+	VPSHUFB(c("sc1", func() []byte { return scaleIndex(12, 13, 14, 15) }), tb, u.sc1)
+	mf := YMM()
+	zero(mf.AsZ()) // (for avo: all of the zmm is set)
+	VPMOVZXBD(tb.AsX(), mf)
+	VCVTDQ2PS(mf, mf)
+	u.mf = mf.AsZ().(VecVirtual)
+	dd := YMM()
+	u.d, u.dmin = ZMM(), ZMM()
+	VPBROADCASTD(row(0), dd)
+	VCVTPH2PS(dd, u.d) // [d dmin d dmin ...]
+	VMOVSHDUP(u.d, u.dmin)
+	VMOVSLDUP(u.d, u.d)
+
+	m0f := c("m0f", func() []byte { return repeat(64, 0x0f) })
+	qs := 16
+	if q5 {
+		qs = 48
+	}
+	q0, q1 := ZMM(), ZMM()
+	VMOVDQU64(row(qs), q0)
+	VMOVDQU64(row(qs+64), q1)
+	for j, q := range []VecVirtual{q0, q1} {
+		lo, hi := ZMM(), ZMM()
+		VPANDD(m0f, q, lo)
+		VPSRLW(U8(4), q, hi)
+		VPANDD(m0f, hi, hi)
+		u.v[2*j], u.v[2*j+1] = lo, hi
+	}
+	if q5 {
+		Comment("Fifth bits: sub-block j's is bit j of qh[l].")
+		qh := ZMM()
+		VBROADCASTI64X4(row(16), qh)
+		c16 := c("c16", func() []byte { return repeat(64, 16) })
+		for j := range u.v {
+			lo, hi := [4]byte{0, 1, 4, 5}[j], [4]byte{2, 3, 6, 7}[j]
+			bits := c("qh"+string(rune('0'+j)), func() []byte {
+				return append(repeat(32, 1<<lo), repeat(32, 1<<hi)...)
+			})
+			m := K()
+			VPTESTMB(bits, qh, m)
+			VPADDB(c16, u.v[j], m, u.v[j])
+		}
+	}
+	return u
 }
 
 // scaleIndex is the VPSHUFB index that spreads scale bytes a, b (128-bit

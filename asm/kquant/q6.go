@@ -40,44 +40,61 @@ func q6(r int) {
 		[]uint32{0, 0, 2, 2, 0, 0, 2, 2, 1, 1, 3, 3, 1, 1, 3, 3},
 		[]uint32{4, 4, 6, 6, 4, 4, 6, 6, 5, 5, 7, 7, 5, 5, 7, 7})
 
+	for i := range r {
+		Comment("Row " + string(rune('0'+i)) + ".")
+		u := unpack6(func(off int) Mem { return k.row(i, off) }, p0, p1)
+		var a [4]VecVirtual
+		for j := range a {
+			a[j] = ZMM()
+			VMOVDQU64(nc[j], a[j])
+			vpdpbusd(x[j], u.v[j], a[j])
+		}
+		scaleSums(a, u.sc0, u.sc1, xs0, xs1, u.d, k.acc[i])
+	}
+	k.next()
+	k.blockEnd()
+}
+
+// unpacked6 is a Q6_K super-block of one row, unpacked.
+type unpacked6 struct {
+	v        [4]VecVirtual // quants 0..63 of values 0-63, 64-127, 128-191, 192-255
+	sc0, sc1 VecVirtual    // scale words in the packed sums' order
+	d        VecVirtual    // broadcast
+}
+
+// unpack6 unpacks the super-block whose byte off row(off) addresses; p0, p1
+// hold the VPERMW indexes of the scales (scaleWords).
+func unpack6(row func(off int) Mem, p0, p1 VecVirtual) unpacked6 {
+	var u unpacked6
 	m0f := c("m0f", func() []byte { return repeat(64, 0x0f) })
 	m30 := c("m30", func() []byte { return repeat(64, 0x30) })
 	shl := c("q6shl", func() []byte { return append(repeat(16, 4, 0), repeat(16, 2, 0)...) })
 	shr := c("q6shr", func() []byte { return append(repeat(16, 0, 0), repeat(16, 2, 0)...) })
-	for i := range r {
-		Comment("Row " + string(rune('0'+i)) + ".")
-		var a [4]VecVirtual
-		for h := range 2 {
-			ql, qh := ZMM(), ZMM()
-			VMOVDQU64(k.row(i, 64*h), ql)
-			VBROADCASTI64X4(k.row(i, 128+32*h), qh)
-			lo, hi, t := ZMM(), ZMM(), ZMM()
-			VPSLLVW(shl, qh, lo)
-			VPANDD(m30, lo, lo)
-			VPTERNLOGD(U8(0xf8), m0f, ql, lo) // lo |= ql & 15
-			VPSRLVW(shr, qh, hi)
-			VPANDD(m30, hi, hi)
-			VPSRLW(U8(4), ql, t)
-			VPTERNLOGD(U8(0xf8), m0f, t, hi)
-			for j, v := range []VecVirtual{lo, hi} {
-				acc := ZMM()
-				VMOVDQU64(nc[2*h+j], acc)
-				vpdpbusd(x[2*h+j], v, acc)
-				a[2*h+j] = acc
-			}
-		}
-		sc, s0, s1 := YMM(), ZMM(), ZMM()
-		zero(sc.AsZ()) // (for avo: all of the zmm is set)
-		VPMOVSXBW(k.row(i, 192), sc)
-		VPERMW(sc.AsZ(), p0, s0)
-		VPERMW(sc.AsZ(), p1, s1)
-		dh, d := YMM(), ZMM()
-		VPBROADCASTW(k.row(i, 208), dh)
-		VCVTPH2PS(dh, d)
-		scaleSums(a, s0, s1, xs0, xs1, d, k.acc[i])
+	for h := range 2 {
+		ql, qh := ZMM(), ZMM()
+		VMOVDQU64(row(64*h), ql)
+		VBROADCASTI64X4(row(128+32*h), qh)
+		lo, hi, t := ZMM(), ZMM(), ZMM()
+		VPSLLVW(shl, qh, lo)
+		VPANDD(m30, lo, lo)
+		VPTERNLOGD(U8(0xf8), m0f, ql, lo) // lo |= ql & 15
+		VPSRLVW(shr, qh, hi)
+		VPANDD(m30, hi, hi)
+		VPSRLW(U8(4), ql, t)
+		VPTERNLOGD(U8(0xf8), m0f, t, hi)
+		u.v[2*h], u.v[2*h+1] = lo, hi
 	}
-	k.next()
-	k.blockEnd()
+	sc := YMM()
+	u.sc0, u.sc1 = ZMM(), ZMM()
+	zero(sc.AsZ()) // (for avo: all of the zmm is set)
+	VPMOVSXBW(row(192), sc)
+	VPERMW(sc.AsZ(), p0, u.sc0)
+	VPERMW(sc.AsZ(), p1, u.sc1)
+	dh := YMM()
+	u.d = ZMM()
+	VPBROADCASTW(row(208), dh)
+	VCVTPH2PS(dh, u.d)
+	return u
 }
 
 // scaleWords is the VPERMW index that spreads the 16 scales (words) over
