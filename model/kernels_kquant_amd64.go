@@ -142,14 +142,15 @@ func matVecQ6_KAVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int
 	kqMatVec(matVecQ6_Kx2AVX2, matVecQ6_Kx1AVX2, 2, "matVecQ6_K", q6KBytes, out, w, xq, xs, xsum)
 }
 
-// The batched products run the matrix-vector kernel on each vector (no tile
-// kernel yet). Multiplying panels of 256 KB of rows by every vector, so that
-// the weights come from L2, made no difference on 2048x2048x64 (2.4 MB of
-// Q4_K: 21-32 ms either way on the shared Zen 5): the kernel is bound by
-// its unpacking work, which a tile kernel would share between vectors.
+// The batched products: with VNNI, the tile kernels (4 vectors at a time,
+// kernels_kquant_tile_amd64.go); with AVX2 the matrix-vector kernel on each
+// vector. Multiplying panels of 256 KB of rows by every vector, so that the
+// weights come from L2, made no difference on 2048x2048x64 with the
+// matrix-vector kernels (2.4 MB of Q4_K: 21-32 ms either way on the shared
+// Zen 5): they are bound by their unpacking work, which the tiles share.
 
 func matMatQ4_KVNNI(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	matMatKGo("matMatQ4_K", matVecQ4_KVNNI, out, w, rows, xq, xs, xsum, batch)
+	kqMatMatTiles(matMatQ4_Kx4VNNI, matVecQ4_KVNNI, "matMatQ4_K", q4KBytes, out, w, rows, xq, xs, xsum, batch)
 }
 
 func matMatQ4_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
@@ -157,7 +158,7 @@ func matMatQ4_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, 
 }
 
 func matMatQ5_KVNNI(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	matMatKGo("matMatQ5_K", matVecQ5_KVNNI, out, w, rows, xq, xs, xsum, batch)
+	kqMatMatTiles(matMatQ5_Kx4VNNI, matVecQ5_KVNNI, "matMatQ5_K", q5KBytes, out, w, rows, xq, xs, xsum, batch)
 }
 
 func matMatQ5_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
@@ -165,7 +166,7 @@ func matMatQ5_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, 
 }
 
 func matMatQ6_KVNNI(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	matMatKGo("matMatQ6_K", matVecQ6_KVNNI, out, w, rows, xq, xs, xsum, batch)
+	kqMatMatTiles(matMatQ6_Kx4VNNI, matVecQ6_KVNNI, "matMatQ6_K", q6KBytes, out, w, rows, xq, xs, xsum, batch)
 }
 
 func matMatQ6_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {

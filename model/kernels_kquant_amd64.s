@@ -2723,6 +2723,520 @@ done:
 	VZEROUPPER
 	RET
 
+// func matMatQ4_Kx4VNNI(out []float32, m int, w []byte, rows int, nsb int, xa []int8, aux []float32, nc []int32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatQ4_Kx4VNNI(SB), NOSPLIT, $0-144
+	MOVQ  rows+56(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  nsb+64(FP), CX
+	TESTQ CX, CX
+	JZ    done
+	MOVQ  w_base+32(FP), CX
+	MOVQ  out_base+0(FP), DX
+	MOVQ  m+24(FP), BX
+	SHLQ  $0x02, BX
+	LEAQ  (BX)(BX*2), SI
+
+row:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   xa_base+72(FP), DI
+	MOVQ   aux_base+96(FP), R8
+	MOVQ   nsb+64(FP), R9
+
+superblock:
+	VBROADCASTI32X4 4(CX), Z4
+	VPSHUFB         kqia<>+0(SB), Z4, Z5
+	VPSHUFB         kqib<>+0(SB), Z4, Z4
+	VPSRLVD         kqsha<>+0(SB), Z5, Z5
+	VPSRLD          $0x02, Z4, Z4
+	VPANDD          kqm30<>+0(SB), Z4, Z4
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
+	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
+	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
+	VPXORD          Z7, Z7, Z7
+	VPMOVZXBD       X5, Y7
+	VCVTDQ2PS       Y7, Y7
+	VPBROADCASTD    (CX), Y5
+	VCVTPH2PS       Y5, Z5
+	VMOVSHDUP       Z5, Z8
+	VMOVSLDUP       Z5, Z5
+	VMOVDQU64       16(CX), Z9
+	VMOVDQU64       80(CX), Z10
+	VPANDD          kqm0f<>+0(SB), Z9, Z11
+	VPSRLW          $0x04, Z9, Z9
+	VPANDD          kqm0f<>+0(SB), Z9, Z9
+	VPANDD          kqm0f<>+0(SB), Z10, Z12
+	VPSRLW          $0x04, Z10, Z10
+	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VMULPS          Z8, Z7, Z7
+
+	// Vector 0.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     64(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     128(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     192(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       (R8), Z8, Z8
+	VFMADD231PS  64(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z0
+	VFNMADD231PS 128(R8), Z7, Z0
+
+	// Vector 1.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     256(DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     320(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     384(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     448(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       192(R8), Z8, Z8
+	VFMADD231PS  256(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z1
+	VFNMADD231PS 320(R8), Z7, Z1
+
+	// Vector 2.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     512(DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     576(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     640(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     704(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       384(R8), Z8, Z8
+	VFMADD231PS  448(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z2
+	VFNMADD231PS 512(R8), Z7, Z2
+
+	// Vector 3.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     768(DI), Z11, Z8
+	VPXORD       Z11, Z11, Z11
+	VPDPBUSD     832(DI), Z9, Z11
+	VPXORD       Z9, Z9, Z9
+	VPDPBUSD     896(DI), Z12, Z9
+	VPXORD       Z12, Z12, Z12
+	VPDPBUSD     960(DI), Z10, Z12
+	VPACKSSDW    Z11, Z8, Z8
+	VPACKSSDW    Z12, Z9, Z9
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z9, Z9
+	VCVTDQ2PS    Z8, Z4
+	VCVTDQ2PS    Z9, Z6
+	VMULPS       576(R8), Z4, Z4
+	VFMADD231PS  640(R8), Z6, Z4
+	VFMADD231PS  Z5, Z4, Z3
+	VFNMADD231PS 704(R8), Z7, Z3
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000400, DI
+	ADDQ         $0x00000300, R8
+	DECQ         R9
+	JNZ          superblock
+
+	// Sum each vector's lanes; store out[t*m] for t < 4.
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF128  $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y4
+	VEXTRACTF128  $0x01, Y4, X1
+	VADDPS        X1, X4, X1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y4
+	VEXTRACTF128  $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y4
+	VEXTRACTF128  $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VHADDPS       X1, X0, X0
+	VHADDPS       X3, X2, X2
+	VHADDPS       X2, X0, X0
+	VMOVSS        X0, (DX)
+	VEXTRACTPS    $0x01, X0, (DX)(BX*1)
+	VEXTRACTPS    $0x02, X0, (DX)(BX*2)
+	VEXTRACTPS    $0x03, X0, (DX)(SI*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
+	JNZ           row
+
+done:
+	VZEROUPPER
+	RET
+
+// func matMatQ5_Kx4VNNI(out []float32, m int, w []byte, rows int, nsb int, xa []int8, aux []float32, nc []int32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatQ5_Kx4VNNI(SB), NOSPLIT, $0-144
+	MOVQ  rows+56(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  nsb+64(FP), CX
+	TESTQ CX, CX
+	JZ    done
+	MOVQ  w_base+32(FP), CX
+	MOVQ  out_base+0(FP), DX
+	MOVQ  m+24(FP), BX
+	SHLQ  $0x02, BX
+	LEAQ  (BX)(BX*2), SI
+
+row:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ   xa_base+72(FP), DI
+	MOVQ   aux_base+96(FP), R8
+	MOVQ   nsb+64(FP), R9
+
+superblock:
+	VBROADCASTI32X4 4(CX), Z4
+	VPSHUFB         kqia<>+0(SB), Z4, Z5
+	VPSHUFB         kqib<>+0(SB), Z4, Z4
+	VPSRLVD         kqsha<>+0(SB), Z5, Z5
+	VPSRLD          $0x02, Z4, Z4
+	VPANDD          kqm30<>+0(SB), Z4, Z4
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
+	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
+	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
+	VPXORD          Z7, Z7, Z7
+	VPMOVZXBD       X5, Y7
+	VCVTDQ2PS       Y7, Y7
+	VPBROADCASTD    (CX), Y5
+	VCVTPH2PS       Y5, Z5
+	VMOVSHDUP       Z5, Z8
+	VMOVSLDUP       Z5, Z5
+	VMOVDQU64       48(CX), Z9
+	VMOVDQU64       112(CX), Z10
+	VPANDD          kqm0f<>+0(SB), Z9, Z11
+	VPSRLW          $0x04, Z9, Z9
+	VPANDD          kqm0f<>+0(SB), Z9, Z9
+	VPANDD          kqm0f<>+0(SB), Z10, Z12
+	VPSRLW          $0x04, Z10, Z10
+	VPANDD          kqm0f<>+0(SB), Z10, Z10
+
+	// Fifth bits: sub-block j's is bit j of qh[l].
+	VBROADCASTI64X4 16(CX), Z13
+	VPTESTMB        kqqh0<>+0(SB), Z13, K1
+	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
+	VPTESTMB        kqqh1<>+0(SB), Z13, K1
+	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
+	VPTESTMB        kqqh2<>+0(SB), Z13, K1
+	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
+	VPTESTMB        kqqh3<>+0(SB), Z13, K1
+	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VMULPS          Z8, Z7, Z7
+
+	// Vector 0.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     64(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     128(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     192(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       (R8), Z8, Z8
+	VFMADD231PS  64(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z0
+	VFNMADD231PS 128(R8), Z7, Z0
+
+	// Vector 1.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     256(DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     320(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     384(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     448(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       192(R8), Z8, Z8
+	VFMADD231PS  256(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z1
+	VFNMADD231PS 320(R8), Z7, Z1
+
+	// Vector 2.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     512(DI), Z11, Z8
+	VPXORD       Z13, Z13, Z13
+	VPDPBUSD     576(DI), Z9, Z13
+	VPXORD       Z14, Z14, Z14
+	VPDPBUSD     640(DI), Z12, Z14
+	VPXORD       Z15, Z15, Z15
+	VPDPBUSD     704(DI), Z10, Z15
+	VPACKSSDW    Z13, Z8, Z8
+	VPACKSSDW    Z15, Z14, Z13
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z13, Z13
+	VCVTDQ2PS    Z8, Z8
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       384(R8), Z8, Z8
+	VFMADD231PS  448(R8), Z13, Z8
+	VFMADD231PS  Z5, Z8, Z2
+	VFNMADD231PS 512(R8), Z7, Z2
+
+	// Vector 3.
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     768(DI), Z11, Z8
+	VPXORD       Z11, Z11, Z11
+	VPDPBUSD     832(DI), Z9, Z11
+	VPXORD       Z9, Z9, Z9
+	VPDPBUSD     896(DI), Z12, Z9
+	VPXORD       Z12, Z12, Z12
+	VPDPBUSD     960(DI), Z10, Z12
+	VPACKSSDW    Z11, Z8, Z8
+	VPACKSSDW    Z12, Z9, Z9
+	VPMADDWD     Z4, Z8, Z8
+	VPMADDWD     Z6, Z9, Z9
+	VCVTDQ2PS    Z8, Z4
+	VCVTDQ2PS    Z9, Z6
+	VMULPS       576(R8), Z4, Z4
+	VFMADD231PS  640(R8), Z6, Z4
+	VFMADD231PS  Z5, Z4, Z3
+	VFNMADD231PS 704(R8), Z7, Z3
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000400, DI
+	ADDQ         $0x00000300, R8
+	DECQ         R9
+	JNZ          superblock
+
+	// Sum each vector's lanes; store out[t*m] for t < 4.
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y4
+	VEXTRACTF128  $0x01, Y4, X0
+	VADDPS        X0, X4, X0
+	VEXTRACTF64X4 $0x01, Z1, Y4
+	VADDPS        Y4, Y1, Y4
+	VEXTRACTF128  $0x01, Y4, X1
+	VADDPS        X1, X4, X1
+	VEXTRACTF64X4 $0x01, Z2, Y4
+	VADDPS        Y4, Y2, Y4
+	VEXTRACTF128  $0x01, Y4, X2
+	VADDPS        X2, X4, X2
+	VEXTRACTF64X4 $0x01, Z3, Y4
+	VADDPS        Y4, Y3, Y4
+	VEXTRACTF128  $0x01, Y4, X3
+	VADDPS        X3, X4, X3
+	VHADDPS       X1, X0, X0
+	VHADDPS       X3, X2, X2
+	VHADDPS       X2, X0, X0
+	VMOVSS        X0, (DX)
+	VEXTRACTPS    $0x01, X0, (DX)(BX*1)
+	VEXTRACTPS    $0x02, X0, (DX)(BX*2)
+	VEXTRACTPS    $0x03, X0, (DX)(SI*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
+	JNZ           row
+
+done:
+	VZEROUPPER
+	RET
+
+// func matMatQ6_Kx4VNNI(out []float32, m int, w []byte, rows int, nsb int, xa []int8, aux []float32, nc []int32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatQ6_Kx4VNNI(SB), NOSPLIT, $0-144
+	MOVQ      rows+56(FP), AX
+	TESTQ     AX, AX
+	JZ        done
+	MOVQ      nsb+64(FP), CX
+	TESTQ     CX, CX
+	JZ        done
+	MOVQ      w_base+32(FP), CX
+	MOVQ      out_base+0(FP), DX
+	MOVQ      m+24(FP), BX
+	SHLQ      $0x02, BX
+	LEAQ      (BX)(BX*2), SI
+	VMOVDQU64 kqq6sc0<>+0(SB), Z0
+	VMOVDQU64 kqq6sc1<>+0(SB), Z1
+
+row:
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   xa_base+72(FP), DI
+	MOVQ   aux_base+96(FP), R8
+	MOVQ   nc_base+120(FP), R9
+	MOVQ   nsb+64(FP), R10
+
+superblock:
+	VMOVDQU64       (CX), Z6
+	VBROADCASTI64X4 128(CX), Z7
+	VPSLLVW         kqq6shl<>+0(SB), Z7, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z8
+	VPSRLVW         kqq6shr<>+0(SB), Z7, Z7
+	VPANDD          kqm30<>+0(SB), Z7, Z7
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
+	VMOVDQU64       64(CX), Z6
+	VBROADCASTI64X4 160(CX), Z9
+	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
+	VPANDD          kqm30<>+0(SB), Z10, Z10
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
+	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
+	VPANDD          kqm30<>+0(SB), Z9, Z9
+	VPSRLW          $0x04, Z6, Z6
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
+	VPXORD          Z6, Z6, Z6
+	VPMOVSXBW       192(CX), Y6
+	VPERMW          Z6, Z0, Z11
+	VPERMW          Z6, Z1, Z6
+	VPBROADCASTW    208(CX), Y12
+	VCVTPH2PS       Y12, Z12
+
+	// Vector 0.
+	VMOVDQU64   (R9), Z13
+	VPDPBUSD    (DI), Z8, Z13
+	VMOVDQU64   64(R9), Z14
+	VPDPBUSD    64(DI), Z7, Z14
+	VMOVDQU64   128(R9), Z15
+	VPDPBUSD    128(DI), Z10, Z15
+	VMOVDQU64   192(R9), Z16
+	VPDPBUSD    192(DI), Z9, Z16
+	VPACKSSDW   Z14, Z13, Z13
+	VPACKSSDW   Z16, Z15, Z14
+	VPMADDWD    Z11, Z13, Z13
+	VPMADDWD    Z6, Z14, Z14
+	VCVTDQ2PS   Z13, Z13
+	VCVTDQ2PS   Z14, Z14
+	VMULPS      (R8), Z13, Z13
+	VFMADD231PS 64(R8), Z14, Z13
+	VFMADD231PS Z12, Z13, Z2
+
+	// Vector 1.
+	VMOVDQU64   256(R9), Z13
+	VPDPBUSD    256(DI), Z8, Z13
+	VMOVDQU64   320(R9), Z14
+	VPDPBUSD    320(DI), Z7, Z14
+	VMOVDQU64   384(R9), Z15
+	VPDPBUSD    384(DI), Z10, Z15
+	VMOVDQU64   448(R9), Z16
+	VPDPBUSD    448(DI), Z9, Z16
+	VPACKSSDW   Z14, Z13, Z13
+	VPACKSSDW   Z16, Z15, Z14
+	VPMADDWD    Z11, Z13, Z13
+	VPMADDWD    Z6, Z14, Z14
+	VCVTDQ2PS   Z13, Z13
+	VCVTDQ2PS   Z14, Z14
+	VMULPS      128(R8), Z13, Z13
+	VFMADD231PS 192(R8), Z14, Z13
+	VFMADD231PS Z12, Z13, Z3
+
+	// Vector 2.
+	VMOVDQU64   512(R9), Z13
+	VPDPBUSD    512(DI), Z8, Z13
+	VMOVDQU64   576(R9), Z14
+	VPDPBUSD    576(DI), Z7, Z14
+	VMOVDQU64   640(R9), Z15
+	VPDPBUSD    640(DI), Z10, Z15
+	VMOVDQU64   704(R9), Z16
+	VPDPBUSD    704(DI), Z9, Z16
+	VPACKSSDW   Z14, Z13, Z13
+	VPACKSSDW   Z16, Z15, Z14
+	VPMADDWD    Z11, Z13, Z13
+	VPMADDWD    Z6, Z14, Z14
+	VCVTDQ2PS   Z13, Z13
+	VCVTDQ2PS   Z14, Z14
+	VMULPS      256(R8), Z13, Z13
+	VFMADD231PS 320(R8), Z14, Z13
+	VFMADD231PS Z12, Z13, Z4
+
+	// Vector 3.
+	VMOVDQU64   768(R9), Z13
+	VPDPBUSD    768(DI), Z8, Z13
+	VMOVDQU64   832(R9), Z8
+	VPDPBUSD    832(DI), Z7, Z8
+	VMOVDQU64   896(R9), Z7
+	VPDPBUSD    896(DI), Z10, Z7
+	VMOVDQU64   960(R9), Z10
+	VPDPBUSD    960(DI), Z9, Z10
+	VPACKSSDW   Z8, Z13, Z8
+	VPACKSSDW   Z10, Z7, Z7
+	VPMADDWD    Z11, Z8, Z8
+	VPMADDWD    Z6, Z7, Z7
+	VCVTDQ2PS   Z8, Z6
+	VCVTDQ2PS   Z7, Z7
+	VMULPS      384(R8), Z6, Z6
+	VFMADD231PS 448(R8), Z7, Z6
+	VFMADD231PS Z12, Z6, Z5
+	ADDQ        $0x000000d2, CX
+	ADDQ        $0x00000400, DI
+	ADDQ        $0x00000200, R8
+	ADDQ        $0x00000400, R9
+	DECQ        R10
+	JNZ         superblock
+
+	// Sum each vector's lanes; store out[t*m] for t < 4.
+	VEXTRACTF64X4 $0x01, Z2, Y6
+	VADDPS        Y6, Y2, Y6
+	VEXTRACTF128  $0x01, Y6, X2
+	VADDPS        X2, X6, X2
+	VEXTRACTF64X4 $0x01, Z3, Y6
+	VADDPS        Y6, Y3, Y6
+	VEXTRACTF128  $0x01, Y6, X3
+	VADDPS        X3, X6, X3
+	VEXTRACTF64X4 $0x01, Z4, Y6
+	VADDPS        Y6, Y4, Y6
+	VEXTRACTF128  $0x01, Y6, X4
+	VADDPS        X4, X6, X4
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y6
+	VEXTRACTF128  $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VHADDPS       X3, X2, X2
+	VHADDPS       X5, X4, X4
+	VHADDPS       X4, X2, X2
+	VMOVSS        X2, (DX)
+	VEXTRACTPS    $0x01, X2, (DX)(BX*1)
+	VEXTRACTPS    $0x02, X2, (DX)(BX*2)
+	VEXTRACTPS    $0x03, X2, (DX)(SI*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
+	JNZ           row
+
+done:
+	VZEROUPPER
+	RET
+
 // func matVecQ4_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·matVecQ4_Kx2AVX2(SB), NOSPLIT, $448-120

@@ -64,6 +64,9 @@ func main() {
 		q45("matVecQ5_K", 176, r)
 		q6(r)
 	}
+	tile("matMatQ4_Kx4VNNI", 144)
+	tile("matMatQ5_Kx4VNNI", 176)
+	tile("matMatQ6_Kx4VNNI", 210)
 	for _, r := range []int{2, 1} {
 		q45AVX2("matVecQ4_K", 144, r)
 		q45AVX2("matVecQ5_K", 176, r)
