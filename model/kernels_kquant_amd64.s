@@ -6,7 +6,7 @@
 
 // func matVecQ4_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
-TEXT ·matVecQ4_Kx4VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ4_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -34,211 +34,204 @@ superblock:
 	VPXORD       Z4, Z4, Z4
 	VMOVDQU      (SI), Y4
 	VINSERTI64X4 $0x01, 64(SI), Z4, Z4
-	VMOVDQU64    Z4, (SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      32(SI), Y4
-	VINSERTI64X4 $0x01, 96(SI), Z4, Z4
-	VMOVDQU64    Z4, 64(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      128(SI), Y4
-	VINSERTI64X4 $0x01, 192(SI), Z4, Z4
-	VMOVDQU64    Z4, 128(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(SI), Y4
-	VINSERTI64X4 $0x01, 224(SI), Z4, Z4
-	VMOVDQU64    Z4, 192(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVUPS      (DI), Y4
-	VMOVDQU64    kqq45xs0<>+0(SB), Z5
-	VMOVDQU64    kqq45xs1<>+0(SB), Z6
-	VPERMPS      Z4, Z5, Z5
-	VPERMPS      Z4, Z6, Z6
-	VMOVUPS      Z5, 256(SP)
-	VMOVUPS      Z6, 320(SP)
 	VPXORD       Z5, Z5, Z5
-	VCVTDQ2PS    (R8), Y5
-	VMULPS       Y4, Y5, Y5
-	VMOVUPS      Z5, 384(SP)
+	VMOVDQU      32(SI), Y5
+	VINSERTI64X4 $0x01, 96(SI), Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VMOVDQU      128(SI), Y6
+	VINSERTI64X4 $0x01, 192(SI), Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VMOVDQU      160(SI), Y7
+	VINSERTI64X4 $0x01, 224(SI), Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VMOVUPS      (DI), Y8
+	VMOVDQU64    kqq45xs0<>+0(SB), Z9
+	VMOVDQU64    kqq45xs1<>+0(SB), Z10
+	VPERMPS      Z8, Z9, Z9
+	VPERMPS      Z8, Z10, Z10
+	VPXORD       Z11, Z11, Z11
+	VCVTDQ2PS    (R8), Y11
+	VMULPS       Y8, Y11, Y11
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       16(CX), Z9
-	VMOVDQU64       80(CX), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z0
-	VFNMADD231PS    Z7, Z8, Z0
+	VBROADCASTI32X4 4(CX), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       16(CX), Z16
+	VMOVDQU64       80(CX), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z0
+	VFNMADD231PS    Z14, Z15, Z0
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(DX*1), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(DX*1), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       16(CX)(DX*1), Z9
-	VMOVDQU64       80(CX)(DX*1), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z1
-	VFNMADD231PS    Z7, Z8, Z1
+	VBROADCASTI32X4 4(CX)(DX*1), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(DX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       16(CX)(DX*1), Z16
+	VMOVDQU64       80(CX)(DX*1), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z1
+	VFNMADD231PS    Z14, Z15, Z1
 
 	// Row 2.
-	VBROADCASTI32X4 4(CX)(DX*2), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(DX*2), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       16(CX)(DX*2), Z9
-	VMOVDQU64       80(CX)(DX*2), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z2
-	VFNMADD231PS    Z7, Z8, Z2
+	VBROADCASTI32X4 4(CX)(DX*2), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(DX*2), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       16(CX)(DX*2), Z16
+	VMOVDQU64       80(CX)(DX*2), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z2
+	VFNMADD231PS    Z14, Z15, Z2
 
 	// Row 3.
-	VBROADCASTI32X4 4(CX)(BX*1), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(BX*1), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       16(CX)(BX*1), Z9
-	VMOVDQU64       80(CX)(BX*1), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
+	VBROADCASTI32X4 4(CX)(BX*1), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(BX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       16(CX)(BX*1), Z16
+	VMOVDQU64       80(CX)(BX*1), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VMULPS          Z11, Z14, Z14
 	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z3
-	VFNMADD231PS    Z7, Z8, Z3
+	VPDPBUSD        Z4, Z18, Z11
+	VPXORD          Z4, Z4, Z4
+	VPDPBUSD        Z5, Z16, Z4
+	VPXORD          Z5, Z5, Z5
+	VPDPBUSD        Z6, Z19, Z5
+	VPXORD          Z6, Z6, Z6
+	VPDPBUSD        Z7, Z17, Z6
+	VPACKSSDW       Z4, Z11, Z4
+	VPACKSSDW       Z6, Z5, Z5
+	VPMADDWD        Z8, Z4, Z4
+	VPMADDWD        Z13, Z5, Z5
+	VCVTDQ2PS       Z4, Z4
+	VCVTDQ2PS       Z5, Z5
+	VMULPS          Z9, Z4, Z4
+	VFMADD231PS     Z10, Z5, Z4
+	VFMADD231PS     Z12, Z4, Z3
+	VFNMADD231PS    Z14, Z15, Z3
 	PREFETCHT0      (R10)
 	PREFETCHT0      64(R10)
 	PREFETCHT0      128(R10)
@@ -950,7 +943,7 @@ GLOBL kqm0f<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ5_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
-TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -978,255 +971,248 @@ superblock:
 	VPXORD       Z4, Z4, Z4
 	VMOVDQU      (SI), Y4
 	VINSERTI64X4 $0x01, 64(SI), Z4, Z4
-	VMOVDQU64    Z4, (SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      32(SI), Y4
-	VINSERTI64X4 $0x01, 96(SI), Z4, Z4
-	VMOVDQU64    Z4, 64(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      128(SI), Y4
-	VINSERTI64X4 $0x01, 192(SI), Z4, Z4
-	VMOVDQU64    Z4, 128(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(SI), Y4
-	VINSERTI64X4 $0x01, 224(SI), Z4, Z4
-	VMOVDQU64    Z4, 192(SP)
-	VPXORD       Z4, Z4, Z4
-	VMOVUPS      (DI), Y4
-	VMOVDQU64    kqq45xs0<>+0(SB), Z5
-	VMOVDQU64    kqq45xs1<>+0(SB), Z6
-	VPERMPS      Z4, Z5, Z5
-	VPERMPS      Z4, Z6, Z6
-	VMOVUPS      Z5, 256(SP)
-	VMOVUPS      Z6, 320(SP)
 	VPXORD       Z5, Z5, Z5
-	VCVTDQ2PS    (R8), Y5
-	VMULPS       Y4, Y5, Y5
-	VMOVUPS      Z5, 384(SP)
+	VMOVDQU      32(SI), Y5
+	VINSERTI64X4 $0x01, 96(SI), Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VMOVDQU      128(SI), Y6
+	VINSERTI64X4 $0x01, 192(SI), Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VMOVDQU      160(SI), Y7
+	VINSERTI64X4 $0x01, 224(SI), Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VMOVUPS      (DI), Y8
+	VMOVDQU64    kqq45xs0<>+0(SB), Z9
+	VMOVDQU64    kqq45xs1<>+0(SB), Z10
+	VPERMPS      Z8, Z9, Z9
+	VPERMPS      Z8, Z10, Z10
+	VPXORD       Z11, Z11, Z11
+	VCVTDQ2PS    (R8), Y11
+	VMULPS       Y8, Y11, Y11
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       48(CX), Z9
-	VMOVDQU64       112(CX), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VBROADCASTI32X4 4(CX), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX), Z16
+	VMOVDQU64       112(CX), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
 	// Fifth bits: sub-block j's is bit j of qh[l].
-	VBROADCASTI64X4 16(CX), Z13
-	VPTESTMB        kqqh0<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
-	VPTESTMB        kqqh1<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh2<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
-	VPTESTMB        kqqh3<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z0
-	VFNMADD231PS    Z7, Z8, Z0
+	VBROADCASTI64X4 16(CX), Z20
+	VPTESTMB        kqqh0<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
+	VPTESTMB        kqqh1<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
+	VPTESTMB        kqqh2<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
+	VPTESTMB        kqqh3<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z0
+	VFNMADD231PS    Z14, Z15, Z0
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(DX*1), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(DX*1), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       48(CX)(DX*1), Z9
-	VMOVDQU64       112(CX)(DX*1), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VBROADCASTI32X4 4(CX)(DX*1), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(DX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX)(DX*1), Z16
+	VMOVDQU64       112(CX)(DX*1), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
 	// Fifth bits: sub-block j's is bit j of qh[l].
-	VBROADCASTI64X4 16(CX)(DX*1), Z13
-	VPTESTMB        kqqh0<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
-	VPTESTMB        kqqh1<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh2<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
-	VPTESTMB        kqqh3<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z1
-	VFNMADD231PS    Z7, Z8, Z1
+	VBROADCASTI64X4 16(CX)(DX*1), Z20
+	VPTESTMB        kqqh0<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
+	VPTESTMB        kqqh1<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
+	VPTESTMB        kqqh2<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
+	VPTESTMB        kqqh3<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z1
+	VFNMADD231PS    Z14, Z15, Z1
 
 	// Row 2.
-	VBROADCASTI32X4 4(CX)(DX*2), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(DX*2), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       48(CX)(DX*2), Z9
-	VMOVDQU64       112(CX)(DX*2), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VBROADCASTI32X4 4(CX)(DX*2), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(DX*2), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX)(DX*2), Z16
+	VMOVDQU64       112(CX)(DX*2), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
 	// Fifth bits: sub-block j's is bit j of qh[l].
-	VBROADCASTI64X4 16(CX)(DX*2), Z13
-	VPTESTMB        kqqh0<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
-	VPTESTMB        kqqh1<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh2<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
-	VPTESTMB        kqqh3<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z2
-	VFNMADD231PS    Z7, Z8, Z2
+	VBROADCASTI64X4 16(CX)(DX*2), Z20
+	VPTESTMB        kqqh0<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
+	VPTESTMB        kqqh1<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
+	VPTESTMB        kqqh2<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
+	VPTESTMB        kqqh3<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z2
+	VFNMADD231PS    Z14, Z15, Z2
 
 	// Row 3.
-	VBROADCASTI32X4 4(CX)(BX*1), Z4
-	VPSHUFB         kqia<>+0(SB), Z4, Z5
-	VPSHUFB         kqib<>+0(SB), Z4, Z4
-	VPSRLVD         kqsha<>+0(SB), Z5, Z5
-	VPSRLD          $0x02, Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z4, Z5
-	VPSHUFB         kqsc0<>+0(SB), Z5, Z4
-	VPSHUFB         kqsc1<>+0(SB), Z5, Z6
-	VPXORD          Z7, Z7, Z7
-	VPMOVZXBD       X5, Y7
-	VCVTDQ2PS       Y7, Y7
-	VPBROADCASTD    (CX)(BX*1), Y5
-	VCVTPH2PS       Y5, Z5
-	VMOVSHDUP       Z5, Z8
-	VMOVSLDUP       Z5, Z5
-	VMOVDQU64       48(CX)(BX*1), Z9
-	VMOVDQU64       112(CX)(BX*1), Z10
-	VPANDD          kqm0f<>+0(SB), Z9, Z11
-	VPSRLW          $0x04, Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z9, Z9
-	VPANDD          kqm0f<>+0(SB), Z10, Z12
-	VPSRLW          $0x04, Z10, Z10
-	VPANDD          kqm0f<>+0(SB), Z10, Z10
+	VBROADCASTI32X4 4(CX)(BX*1), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(BX*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX)(BX*1), Z16
+	VMOVDQU64       112(CX)(BX*1), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
 	// Fifth bits: sub-block j's is bit j of qh[l].
-	VBROADCASTI64X4 16(CX)(BX*1), Z13
-	VPTESTMB        kqqh0<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
-	VPTESTMB        kqqh1<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh2<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
-	VPTESTMB        kqqh3<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
-	VMULPS          384(SP), Z7, Z7
-	VPXORD          Z13, Z13, Z13
-	VPDPBUSD        (SP), Z11, Z13
+	VBROADCASTI64X4 16(CX)(BX*1), Z20
+	VPTESTMB        kqqh0<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
+	VPTESTMB        kqqh1<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
+	VPTESTMB        kqqh2<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
+	VPTESTMB        kqqh3<>+0(SB), Z20, K1
+	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VMULPS          Z11, Z14, Z14
 	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        64(SP), Z9, Z11
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        128(SP), Z12, Z9
-	VPXORD          Z12, Z12, Z12
-	VPDPBUSD        192(SP), Z10, Z12
-	VPACKSSDW       Z11, Z13, Z10
-	VPACKSSDW       Z12, Z9, Z9
-	VPMADDWD        Z4, Z10, Z10
-	VPMADDWD        Z6, Z9, Z9
-	VCVTDQ2PS       Z10, Z4
-	VCVTDQ2PS       Z9, Z6
-	VMULPS          256(SP), Z4, Z4
-	VFMADD231PS     320(SP), Z6, Z4
-	VFMADD231PS     Z5, Z4, Z3
-	VFNMADD231PS    Z7, Z8, Z3
+	VPDPBUSD        Z4, Z18, Z11
+	VPXORD          Z4, Z4, Z4
+	VPDPBUSD        Z5, Z16, Z4
+	VPXORD          Z5, Z5, Z5
+	VPDPBUSD        Z6, Z19, Z5
+	VPXORD          Z6, Z6, Z6
+	VPDPBUSD        Z7, Z17, Z6
+	VPACKSSDW       Z4, Z11, Z4
+	VPACKSSDW       Z6, Z5, Z5
+	VPMADDWD        Z8, Z4, Z4
+	VPMADDWD        Z13, Z5, Z5
+	VCVTDQ2PS       Z4, Z4
+	VCVTDQ2PS       Z5, Z5
+	VMULPS          Z9, Z4, Z4
+	VFMADD231PS     Z10, Z5, Z4
+	VFMADD231PS     Z12, Z4, Z3
+	VFNMADD231PS    Z14, Z15, Z3
 	PREFETCHT0      (R10)
 	PREFETCHT0      64(R10)
 	PREFETCHT0      128(R10)
@@ -1610,7 +1596,7 @@ GLOBL kqqh3<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ6_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
-TEXT ·matVecQ6_Kx4VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ6_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ      out_len+8(FP), AX
 	TESTQ     AX, AX
 	JZ        done
@@ -1642,199 +1628,193 @@ superblock:
 	VPXORD    Z8, Z8, Z8
 	VPDPBUSD  (SI), Z6, Z8
 	VPSUBD    Z8, Z7, Z8
-	VMOVDQU64 Z8, (SP)
-	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  64(SI), Z6, Z8
-	VPSUBD    Z8, Z7, Z8
-	VMOVDQU64 Z8, 64(SP)
-	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  128(SI), Z6, Z8
-	VPSUBD    Z8, Z7, Z8
-	VMOVDQU64 Z8, 128(SP)
-	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  192(SI), Z6, Z8
-	VPSUBD    Z8, Z7, Z8
-	VMOVDQU64 Z8, 192(SP)
-	VPXORD    Z6, Z6, Z6
-	VMOVUPS   (DI), Y6
-	VMOVDQU64 kqq6xs0<>+0(SB), Z7
-	VMOVDQU64 kqq6xs1<>+0(SB), Z8
-	VPERMPS   Z6, Z7, Z7
-	VPERMPS   Z6, Z8, Z6
-	VMOVUPS   Z7, 256(SP)
-	VMOVUPS   Z6, 320(SP)
+	VPXORD    Z9, Z9, Z9
+	VPDPBUSD  64(SI), Z6, Z9
+	VPSUBD    Z9, Z7, Z9
+	VPXORD    Z10, Z10, Z10
+	VPDPBUSD  128(SI), Z6, Z10
+	VPSUBD    Z10, Z7, Z10
+	VPXORD    Z11, Z11, Z11
+	VPDPBUSD  192(SI), Z6, Z11
+	VPSUBD    Z11, Z7, Z6
+	VPXORD    Z7, Z7, Z7
+	VMOVUPS   (DI), Y7
+	VMOVDQU64 kqq6xs0<>+0(SB), Z11
+	VMOVDQU64 kqq6xs1<>+0(SB), Z12
+	VPERMPS   Z7, Z11, Z11
+	VPERMPS   Z7, Z12, Z7
 
 	// Row 0.
-	VMOVDQU64       (CX), Z6
-	VBROADCASTI64X4 128(CX), Z7
-	VPSLLVW         kqq6shl<>+0(SB), Z7, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z8
-	VPSRLVW         kqq6shr<>+0(SB), Z7, Z7
-	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       64(CX), Z6
-	VBROADCASTI64X4 160(CX), Z9
-	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
-	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
-	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
-	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
-	VPXORD          Z6, Z6, Z6
-	VPMOVSXBW       192(CX), Y6
-	VPERMW          Z6, Z0, Z11
-	VPERMW          Z6, Z1, Z6
-	VPBROADCASTW    208(CX), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVDQU64       (SP), Z13
-	VPDPBUSD        (SI), Z8, Z13
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       128(SP), Z7
-	VPDPBUSD        128(SI), Z10, Z7
-	VMOVDQU64       192(SP), Z10
-	VPDPBUSD        192(SI), Z9, Z10
-	VPACKSSDW       Z8, Z13, Z8
-	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z8, Z8
-	VPMADDWD        Z6, Z7, Z7
-	VCVTDQ2PS       Z8, Z6
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          256(SP), Z6, Z6
-	VFMADD231PS     320(SP), Z7, Z6
-	VFMADD231PS     Z12, Z6, Z2
+	VMOVDQU64       (CX), Z12
+	VBROADCASTI64X4 128(CX), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX), Z12
+	VBROADCASTI64X4 160(CX), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX), Y18
+	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z19
+	VPDPBUSD        (SI), Z14, Z19
+	VMOVDQA64       Z9, Z14
+	VPDPBUSD        64(SI), Z13, Z14
+	VMOVDQA64       Z10, Z13
+	VPDPBUSD        128(SI), Z16, Z13
+	VMOVDQA64       Z6, Z16
+	VPDPBUSD        192(SI), Z15, Z16
+	VPACKSSDW       Z14, Z19, Z14
+	VPACKSSDW       Z16, Z13, Z13
+	VPMADDWD        Z17, Z14, Z14
+	VPMADDWD        Z12, Z13, Z13
+	VCVTDQ2PS       Z14, Z12
+	VCVTDQ2PS       Z13, Z13
+	VMULPS          Z11, Z12, Z12
+	VFMADD231PS     Z7, Z13, Z12
+	VFMADD231PS     Z18, Z12, Z2
 
 	// Row 1.
-	VMOVDQU64       (CX)(DX*1), Z6
-	VBROADCASTI64X4 128(CX)(DX*1), Z7
-	VPSLLVW         kqq6shl<>+0(SB), Z7, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z8
-	VPSRLVW         kqq6shr<>+0(SB), Z7, Z7
-	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       64(CX)(DX*1), Z6
-	VBROADCASTI64X4 160(CX)(DX*1), Z9
-	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
-	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
-	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
-	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
-	VPXORD          Z6, Z6, Z6
-	VPMOVSXBW       192(CX)(DX*1), Y6
-	VPERMW          Z6, Z0, Z11
-	VPERMW          Z6, Z1, Z6
-	VPBROADCASTW    208(CX)(DX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVDQU64       (SP), Z13
-	VPDPBUSD        (SI), Z8, Z13
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       128(SP), Z7
-	VPDPBUSD        128(SI), Z10, Z7
-	VMOVDQU64       192(SP), Z10
-	VPDPBUSD        192(SI), Z9, Z10
-	VPACKSSDW       Z8, Z13, Z8
-	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z8, Z8
-	VPMADDWD        Z6, Z7, Z7
-	VCVTDQ2PS       Z8, Z6
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          256(SP), Z6, Z6
-	VFMADD231PS     320(SP), Z7, Z6
-	VFMADD231PS     Z12, Z6, Z3
+	VMOVDQU64       (CX)(DX*1), Z12
+	VBROADCASTI64X4 128(CX)(DX*1), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX)(DX*1), Z12
+	VBROADCASTI64X4 160(CX)(DX*1), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX)(DX*1), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX)(DX*1), Y18
+	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z19
+	VPDPBUSD        (SI), Z14, Z19
+	VMOVDQA64       Z9, Z14
+	VPDPBUSD        64(SI), Z13, Z14
+	VMOVDQA64       Z10, Z13
+	VPDPBUSD        128(SI), Z16, Z13
+	VMOVDQA64       Z6, Z16
+	VPDPBUSD        192(SI), Z15, Z16
+	VPACKSSDW       Z14, Z19, Z14
+	VPACKSSDW       Z16, Z13, Z13
+	VPMADDWD        Z17, Z14, Z14
+	VPMADDWD        Z12, Z13, Z13
+	VCVTDQ2PS       Z14, Z12
+	VCVTDQ2PS       Z13, Z13
+	VMULPS          Z11, Z12, Z12
+	VFMADD231PS     Z7, Z13, Z12
+	VFMADD231PS     Z18, Z12, Z3
 
 	// Row 2.
-	VMOVDQU64       (CX)(DX*2), Z6
-	VBROADCASTI64X4 128(CX)(DX*2), Z7
-	VPSLLVW         kqq6shl<>+0(SB), Z7, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z8
-	VPSRLVW         kqq6shr<>+0(SB), Z7, Z7
-	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       64(CX)(DX*2), Z6
-	VBROADCASTI64X4 160(CX)(DX*2), Z9
-	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
-	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
-	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
-	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
-	VPXORD          Z6, Z6, Z6
-	VPMOVSXBW       192(CX)(DX*2), Y6
-	VPERMW          Z6, Z0, Z11
-	VPERMW          Z6, Z1, Z6
-	VPBROADCASTW    208(CX)(DX*2), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVDQU64       (SP), Z13
-	VPDPBUSD        (SI), Z8, Z13
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       128(SP), Z7
-	VPDPBUSD        128(SI), Z10, Z7
-	VMOVDQU64       192(SP), Z10
-	VPDPBUSD        192(SI), Z9, Z10
-	VPACKSSDW       Z8, Z13, Z8
-	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z8, Z8
-	VPMADDWD        Z6, Z7, Z7
-	VCVTDQ2PS       Z8, Z6
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          256(SP), Z6, Z6
-	VFMADD231PS     320(SP), Z7, Z6
-	VFMADD231PS     Z12, Z6, Z4
+	VMOVDQU64       (CX)(DX*2), Z12
+	VBROADCASTI64X4 128(CX)(DX*2), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX)(DX*2), Z12
+	VBROADCASTI64X4 160(CX)(DX*2), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX)(DX*2), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX)(DX*2), Y18
+	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z19
+	VPDPBUSD        (SI), Z14, Z19
+	VMOVDQA64       Z9, Z14
+	VPDPBUSD        64(SI), Z13, Z14
+	VMOVDQA64       Z10, Z13
+	VPDPBUSD        128(SI), Z16, Z13
+	VMOVDQA64       Z6, Z16
+	VPDPBUSD        192(SI), Z15, Z16
+	VPACKSSDW       Z14, Z19, Z14
+	VPACKSSDW       Z16, Z13, Z13
+	VPMADDWD        Z17, Z14, Z14
+	VPMADDWD        Z12, Z13, Z13
+	VCVTDQ2PS       Z14, Z12
+	VCVTDQ2PS       Z13, Z13
+	VMULPS          Z11, Z12, Z12
+	VFMADD231PS     Z7, Z13, Z12
+	VFMADD231PS     Z18, Z12, Z4
 
 	// Row 3.
-	VMOVDQU64       (CX)(BX*1), Z6
-	VBROADCASTI64X4 128(CX)(BX*1), Z7
-	VPSLLVW         kqq6shl<>+0(SB), Z7, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z8
-	VPSRLVW         kqq6shr<>+0(SB), Z7, Z7
-	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z7
-	VMOVDQU64       64(CX)(BX*1), Z6
-	VBROADCASTI64X4 160(CX)(BX*1), Z9
-	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
-	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z10
-	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
-	VPANDD          kqm30<>+0(SB), Z9, Z9
-	VPSRLW          $0x04, Z6, Z6
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z6, Z9
-	VPXORD          Z6, Z6, Z6
-	VPMOVSXBW       192(CX)(BX*1), Y6
-	VPERMW          Z6, Z0, Z11
-	VPERMW          Z6, Z1, Z6
-	VPBROADCASTW    208(CX)(BX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVDQU64       (SP), Z13
-	VPDPBUSD        (SI), Z8, Z13
-	VMOVDQU64       64(SP), Z8
-	VPDPBUSD        64(SI), Z7, Z8
-	VMOVDQU64       128(SP), Z7
-	VPDPBUSD        128(SI), Z10, Z7
-	VMOVDQU64       192(SP), Z10
-	VPDPBUSD        192(SI), Z9, Z10
-	VPACKSSDW       Z8, Z13, Z8
-	VPACKSSDW       Z10, Z7, Z7
-	VPMADDWD        Z11, Z8, Z8
-	VPMADDWD        Z6, Z7, Z7
-	VCVTDQ2PS       Z8, Z6
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          256(SP), Z6, Z6
-	VFMADD231PS     320(SP), Z7, Z6
-	VFMADD231PS     Z12, Z6, Z5
+	VMOVDQU64       (CX)(BX*1), Z12
+	VBROADCASTI64X4 128(CX)(BX*1), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX)(BX*1), Z12
+	VBROADCASTI64X4 160(CX)(BX*1), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX)(BX*1), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX)(BX*1), Y18
+	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z8
+	VPDPBUSD        (SI), Z14, Z8
+	VMOVDQA64       Z9, Z9
+	VPDPBUSD        64(SI), Z13, Z9
+	VMOVDQA64       Z10, Z10
+	VPDPBUSD        128(SI), Z16, Z10
+	VMOVDQA64       Z6, Z6
+	VPDPBUSD        192(SI), Z15, Z6
+	VPACKSSDW       Z9, Z8, Z8
+	VPACKSSDW       Z6, Z10, Z6
+	VPMADDWD        Z17, Z8, Z8
+	VPMADDWD        Z12, Z6, Z6
+	VCVTDQ2PS       Z8, Z8
+	VCVTDQ2PS       Z6, Z6
+	VMULPS          Z11, Z8, Z8
+	VFMADD231PS     Z7, Z6, Z8
+	VFMADD231PS     Z18, Z8, Z5
 	PREFETCHT0      (R10)
 	PREFETCHT0      64(R10)
 	PREFETCHT0      128(R10)
@@ -2353,7 +2333,7 @@ GLOBL kqq6shr<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ4_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
-TEXT ·matVecQ4_Kx1VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ4_Kx1VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -2377,76 +2357,69 @@ superblock:
 	VPXORD       Z1, Z1, Z1
 	VMOVDQU      (DX), Y1
 	VINSERTI64X4 $0x01, 64(DX), Z1, Z1
-	VMOVDQU64    Z1, (SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      32(DX), Y1
-	VINSERTI64X4 $0x01, 96(DX), Z1, Z1
-	VMOVDQU64    Z1, 64(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      128(DX), Y1
-	VINSERTI64X4 $0x01, 192(DX), Z1, Z1
-	VMOVDQU64    Z1, 128(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      160(DX), Y1
-	VINSERTI64X4 $0x01, 224(DX), Z1, Z1
-	VMOVDQU64    Z1, 192(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVUPS      (BX), Y1
-	VMOVDQU64    kqq45xs0<>+0(SB), Z2
-	VMOVDQU64    kqq45xs1<>+0(SB), Z3
-	VPERMPS      Z1, Z2, Z2
-	VPERMPS      Z1, Z3, Z3
-	VMOVUPS      Z2, 256(SP)
-	VMOVUPS      Z3, 320(SP)
 	VPXORD       Z2, Z2, Z2
-	VCVTDQ2PS    (SI), Y2
-	VMULPS       Y1, Y2, Y2
-	VMOVUPS      Z2, 384(SP)
+	VMOVDQU      32(DX), Y2
+	VINSERTI64X4 $0x01, 96(DX), Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VMOVDQU      128(DX), Y3
+	VINSERTI64X4 $0x01, 192(DX), Z3, Z3
+	VPXORD       Z4, Z4, Z4
+	VMOVDQU      160(DX), Y4
+	VINSERTI64X4 $0x01, 224(DX), Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VMOVUPS      (BX), Y5
+	VMOVDQU64    kqq45xs0<>+0(SB), Z6
+	VMOVDQU64    kqq45xs1<>+0(SB), Z7
+	VPERMPS      Z5, Z6, Z6
+	VPERMPS      Z5, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VCVTDQ2PS    (SI), Y8
+	VMULPS       Y5, Y8, Y8
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z1
-	VPSHUFB         kqia<>+0(SB), Z1, Z2
-	VPSHUFB         kqib<>+0(SB), Z1, Z1
-	VPSRLVD         kqsha<>+0(SB), Z2, Z2
-	VPSRLD          $0x02, Z1, Z1
-	VPANDD          kqm30<>+0(SB), Z1, Z1
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z1, Z2
-	VPSHUFB         kqsc0<>+0(SB), Z2, Z1
-	VPSHUFB         kqsc1<>+0(SB), Z2, Z3
-	VPXORD          Z4, Z4, Z4
-	VPMOVZXBD       X2, Y4
-	VCVTDQ2PS       Y4, Y4
-	VPBROADCASTD    (CX), Y2
-	VCVTPH2PS       Y2, Z2
-	VMOVSHDUP       Z2, Z5
-	VMOVSLDUP       Z2, Z2
-	VMOVDQU64       16(CX), Z6
-	VMOVDQU64       80(CX), Z7
-	VPANDD          kqm0f<>+0(SB), Z6, Z8
-	VPSRLW          $0x04, Z6, Z6
-	VPANDD          kqm0f<>+0(SB), Z6, Z6
-	VPANDD          kqm0f<>+0(SB), Z7, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPANDD          kqm0f<>+0(SB), Z7, Z7
-	VMULPS          384(SP), Z4, Z4
-	VPXORD          Z10, Z10, Z10
-	VPDPBUSD        (SP), Z8, Z10
+	VBROADCASTI32X4 4(CX), Z5
+	VPSHUFB         kqia<>+0(SB), Z5, Z9
+	VPSHUFB         kqib<>+0(SB), Z5, Z5
+	VPSRLVD         kqsha<>+0(SB), Z9, Z9
+	VPSRLD          $0x02, Z5, Z5
+	VPANDD          kqm30<>+0(SB), Z5, Z5
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z5, Z9
+	VPSHUFB         kqsc0<>+0(SB), Z9, Z5
+	VPSHUFB         kqsc1<>+0(SB), Z9, Z10
+	VPXORD          Z11, Z11, Z11
+	VPMOVZXBD       X9, Y11
+	VCVTDQ2PS       Y11, Y11
+	VPBROADCASTD    (CX), Y9
+	VCVTPH2PS       Y9, Z9
+	VMOVSHDUP       Z9, Z12
+	VMOVSLDUP       Z9, Z9
+	VMOVDQU64       16(CX), Z13
+	VMOVDQU64       80(CX), Z14
+	VPANDD          kqm0f<>+0(SB), Z13, Z15
+	VPSRLW          $0x04, Z13, Z13
+	VPANDD          kqm0f<>+0(SB), Z13, Z13
+	VPANDD          kqm0f<>+0(SB), Z14, Z16
+	VPSRLW          $0x04, Z14, Z14
+	VPANDD          kqm0f<>+0(SB), Z14, Z14
+	VMULPS          Z8, Z11, Z11
 	VPXORD          Z8, Z8, Z8
-	VPDPBUSD        64(SP), Z6, Z8
-	VPXORD          Z6, Z6, Z6
-	VPDPBUSD        128(SP), Z9, Z6
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        192(SP), Z7, Z9
-	VPACKSSDW       Z8, Z10, Z7
-	VPACKSSDW       Z9, Z6, Z6
-	VPMADDWD        Z1, Z7, Z7
-	VPMADDWD        Z3, Z6, Z6
-	VCVTDQ2PS       Z7, Z1
-	VCVTDQ2PS       Z6, Z3
-	VMULPS          256(SP), Z1, Z1
-	VFMADD231PS     320(SP), Z3, Z1
-	VFMADD231PS     Z2, Z1, Z0
-	VFNMADD231PS    Z4, Z5, Z0
+	VPDPBUSD        Z1, Z15, Z8
+	VPXORD          Z1, Z1, Z1
+	VPDPBUSD        Z2, Z13, Z1
+	VPXORD          Z2, Z2, Z2
+	VPDPBUSD        Z3, Z16, Z2
+	VPXORD          Z3, Z3, Z3
+	VPDPBUSD        Z4, Z14, Z3
+	VPACKSSDW       Z1, Z8, Z1
+	VPACKSSDW       Z3, Z2, Z2
+	VPMADDWD        Z5, Z1, Z1
+	VPMADDWD        Z10, Z2, Z2
+	VCVTDQ2PS       Z1, Z1
+	VCVTDQ2PS       Z2, Z2
+	VMULPS          Z6, Z1, Z1
+	VFMADD231PS     Z7, Z2, Z1
+	VFMADD231PS     Z9, Z1, Z0
+	VFNMADD231PS    Z11, Z12, Z0
 	ADDQ            $0x00000090, CX
 	ADDQ            $0x00000100, DX
 	ADDQ            $0x20, BX
@@ -2474,7 +2447,7 @@ done:
 
 // func matVecQ5_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
-TEXT ·matVecQ5_Kx1VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ5_Kx1VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -2498,87 +2471,80 @@ superblock:
 	VPXORD       Z1, Z1, Z1
 	VMOVDQU      (DX), Y1
 	VINSERTI64X4 $0x01, 64(DX), Z1, Z1
-	VMOVDQU64    Z1, (SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      32(DX), Y1
-	VINSERTI64X4 $0x01, 96(DX), Z1, Z1
-	VMOVDQU64    Z1, 64(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      128(DX), Y1
-	VINSERTI64X4 $0x01, 192(DX), Z1, Z1
-	VMOVDQU64    Z1, 128(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      160(DX), Y1
-	VINSERTI64X4 $0x01, 224(DX), Z1, Z1
-	VMOVDQU64    Z1, 192(SP)
-	VPXORD       Z1, Z1, Z1
-	VMOVUPS      (BX), Y1
-	VMOVDQU64    kqq45xs0<>+0(SB), Z2
-	VMOVDQU64    kqq45xs1<>+0(SB), Z3
-	VPERMPS      Z1, Z2, Z2
-	VPERMPS      Z1, Z3, Z3
-	VMOVUPS      Z2, 256(SP)
-	VMOVUPS      Z3, 320(SP)
 	VPXORD       Z2, Z2, Z2
-	VCVTDQ2PS    (SI), Y2
-	VMULPS       Y1, Y2, Y2
-	VMOVUPS      Z2, 384(SP)
+	VMOVDQU      32(DX), Y2
+	VINSERTI64X4 $0x01, 96(DX), Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VMOVDQU      128(DX), Y3
+	VINSERTI64X4 $0x01, 192(DX), Z3, Z3
+	VPXORD       Z4, Z4, Z4
+	VMOVDQU      160(DX), Y4
+	VINSERTI64X4 $0x01, 224(DX), Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VMOVUPS      (BX), Y5
+	VMOVDQU64    kqq45xs0<>+0(SB), Z6
+	VMOVDQU64    kqq45xs1<>+0(SB), Z7
+	VPERMPS      Z5, Z6, Z6
+	VPERMPS      Z5, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VCVTDQ2PS    (SI), Y8
+	VMULPS       Y5, Y8, Y8
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z1
-	VPSHUFB         kqia<>+0(SB), Z1, Z2
-	VPSHUFB         kqib<>+0(SB), Z1, Z1
-	VPSRLVD         kqsha<>+0(SB), Z2, Z2
-	VPSRLD          $0x02, Z1, Z1
-	VPANDD          kqm30<>+0(SB), Z1, Z1
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z1, Z2
-	VPSHUFB         kqsc0<>+0(SB), Z2, Z1
-	VPSHUFB         kqsc1<>+0(SB), Z2, Z3
-	VPXORD          Z4, Z4, Z4
-	VPMOVZXBD       X2, Y4
-	VCVTDQ2PS       Y4, Y4
-	VPBROADCASTD    (CX), Y2
-	VCVTPH2PS       Y2, Z2
-	VMOVSHDUP       Z2, Z5
-	VMOVSLDUP       Z2, Z2
-	VMOVDQU64       48(CX), Z6
-	VMOVDQU64       112(CX), Z7
-	VPANDD          kqm0f<>+0(SB), Z6, Z8
-	VPSRLW          $0x04, Z6, Z6
-	VPANDD          kqm0f<>+0(SB), Z6, Z6
-	VPANDD          kqm0f<>+0(SB), Z7, Z9
-	VPSRLW          $0x04, Z7, Z7
-	VPANDD          kqm0f<>+0(SB), Z7, Z7
+	VBROADCASTI32X4 4(CX), Z5
+	VPSHUFB         kqia<>+0(SB), Z5, Z9
+	VPSHUFB         kqib<>+0(SB), Z5, Z5
+	VPSRLVD         kqsha<>+0(SB), Z9, Z9
+	VPSRLD          $0x02, Z5, Z5
+	VPANDD          kqm30<>+0(SB), Z5, Z5
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z5, Z9
+	VPSHUFB         kqsc0<>+0(SB), Z9, Z5
+	VPSHUFB         kqsc1<>+0(SB), Z9, Z10
+	VPXORD          Z11, Z11, Z11
+	VPMOVZXBD       X9, Y11
+	VCVTDQ2PS       Y11, Y11
+	VPBROADCASTD    (CX), Y9
+	VCVTPH2PS       Y9, Z9
+	VMOVSHDUP       Z9, Z12
+	VMOVSLDUP       Z9, Z9
+	VMOVDQU64       48(CX), Z13
+	VMOVDQU64       112(CX), Z14
+	VPANDD          kqm0f<>+0(SB), Z13, Z15
+	VPSRLW          $0x04, Z13, Z13
+	VPANDD          kqm0f<>+0(SB), Z13, Z13
+	VPANDD          kqm0f<>+0(SB), Z14, Z16
+	VPSRLW          $0x04, Z14, Z14
+	VPANDD          kqm0f<>+0(SB), Z14, Z14
 
 	// Fifth bits: sub-block j's is bit j of qh[l].
-	VBROADCASTI64X4 16(CX), Z10
-	VPTESTMB        kqqh0<>+0(SB), Z10, K1
-	VPADDB          kqc16<>+0(SB), Z8, K1, Z8
-	VPTESTMB        kqqh1<>+0(SB), Z10, K1
-	VPADDB          kqc16<>+0(SB), Z6, K1, Z6
-	VPTESTMB        kqqh2<>+0(SB), Z10, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh3<>+0(SB), Z10, K1
-	VPADDB          kqc16<>+0(SB), Z7, K1, Z7
-	VMULPS          384(SP), Z4, Z4
-	VPXORD          Z10, Z10, Z10
-	VPDPBUSD        (SP), Z8, Z10
+	VBROADCASTI64X4 16(CX), Z17
+	VPTESTMB        kqqh0<>+0(SB), Z17, K1
+	VPADDB          kqc16<>+0(SB), Z15, K1, Z15
+	VPTESTMB        kqqh1<>+0(SB), Z17, K1
+	VPADDB          kqc16<>+0(SB), Z13, K1, Z13
+	VPTESTMB        kqqh2<>+0(SB), Z17, K1
+	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
+	VPTESTMB        kqqh3<>+0(SB), Z17, K1
+	VPADDB          kqc16<>+0(SB), Z14, K1, Z14
+	VMULPS          Z8, Z11, Z11
 	VPXORD          Z8, Z8, Z8
-	VPDPBUSD        64(SP), Z6, Z8
-	VPXORD          Z6, Z6, Z6
-	VPDPBUSD        128(SP), Z9, Z6
-	VPXORD          Z9, Z9, Z9
-	VPDPBUSD        192(SP), Z7, Z9
-	VPACKSSDW       Z8, Z10, Z7
-	VPACKSSDW       Z9, Z6, Z6
-	VPMADDWD        Z1, Z7, Z7
-	VPMADDWD        Z3, Z6, Z6
-	VCVTDQ2PS       Z7, Z1
-	VCVTDQ2PS       Z6, Z3
-	VMULPS          256(SP), Z1, Z1
-	VFMADD231PS     320(SP), Z3, Z1
-	VFMADD231PS     Z2, Z1, Z0
-	VFNMADD231PS    Z4, Z5, Z0
+	VPDPBUSD        Z1, Z15, Z8
+	VPXORD          Z1, Z1, Z1
+	VPDPBUSD        Z2, Z13, Z1
+	VPXORD          Z2, Z2, Z2
+	VPDPBUSD        Z3, Z16, Z2
+	VPXORD          Z3, Z3, Z3
+	VPDPBUSD        Z4, Z14, Z3
+	VPACKSSDW       Z1, Z8, Z1
+	VPACKSSDW       Z3, Z2, Z2
+	VPMADDWD        Z5, Z1, Z1
+	VPMADDWD        Z10, Z2, Z2
+	VCVTDQ2PS       Z1, Z1
+	VCVTDQ2PS       Z2, Z2
+	VMULPS          Z6, Z1, Z1
+	VFMADD231PS     Z7, Z2, Z1
+	VFMADD231PS     Z9, Z1, Z0
+	VFNMADD231PS    Z11, Z12, Z0
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000100, DX
 	ADDQ            $0x20, BX
@@ -2606,7 +2572,7 @@ done:
 
 // func matVecQ6_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
-TEXT ·matVecQ6_Kx1VNNI(SB), NOSPLIT, $448-120
+TEXT ·matVecQ6_Kx1VNNI(SB), NOSPLIT, $0-120
 	MOVQ      out_len+8(FP), AX
 	TESTQ     AX, AX
 	JZ        done
@@ -2634,70 +2600,64 @@ superblock:
 	VPXORD    Z5, Z5, Z5
 	VPDPBUSD  (DX), Z3, Z5
 	VPSUBD    Z5, Z4, Z5
-	VMOVDQU64 Z5, (SP)
-	VPXORD    Z5, Z5, Z5
-	VPDPBUSD  64(DX), Z3, Z5
-	VPSUBD    Z5, Z4, Z5
-	VMOVDQU64 Z5, 64(SP)
-	VPXORD    Z5, Z5, Z5
-	VPDPBUSD  128(DX), Z3, Z5
-	VPSUBD    Z5, Z4, Z5
-	VMOVDQU64 Z5, 128(SP)
-	VPXORD    Z5, Z5, Z5
-	VPDPBUSD  192(DX), Z3, Z5
-	VPSUBD    Z5, Z4, Z5
-	VMOVDQU64 Z5, 192(SP)
-	VPXORD    Z3, Z3, Z3
-	VMOVUPS   (BX), Y3
-	VMOVDQU64 kqq6xs0<>+0(SB), Z4
-	VMOVDQU64 kqq6xs1<>+0(SB), Z5
-	VPERMPS   Z3, Z4, Z4
-	VPERMPS   Z3, Z5, Z3
-	VMOVUPS   Z4, 256(SP)
-	VMOVUPS   Z3, 320(SP)
+	VPXORD    Z6, Z6, Z6
+	VPDPBUSD  64(DX), Z3, Z6
+	VPSUBD    Z6, Z4, Z6
+	VPXORD    Z7, Z7, Z7
+	VPDPBUSD  128(DX), Z3, Z7
+	VPSUBD    Z7, Z4, Z7
+	VPXORD    Z8, Z8, Z8
+	VPDPBUSD  192(DX), Z3, Z8
+	VPSUBD    Z8, Z4, Z3
+	VPXORD    Z4, Z4, Z4
+	VMOVUPS   (BX), Y4
+	VMOVDQU64 kqq6xs0<>+0(SB), Z8
+	VMOVDQU64 kqq6xs1<>+0(SB), Z9
+	VPERMPS   Z4, Z8, Z8
+	VPERMPS   Z4, Z9, Z4
 
 	// Row 0.
-	VMOVDQU64       (CX), Z3
-	VBROADCASTI64X4 128(CX), Z4
-	VPSLLVW         kqq6shl<>+0(SB), Z4, Z5
-	VPANDD          kqm30<>+0(SB), Z5, Z5
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z5
-	VPSRLVW         kqq6shr<>+0(SB), Z4, Z4
-	VPANDD          kqm30<>+0(SB), Z4, Z4
-	VPSRLW          $0x04, Z3, Z3
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z4
-	VMOVDQU64       64(CX), Z3
-	VBROADCASTI64X4 160(CX), Z6
-	VPSLLVW         kqq6shl<>+0(SB), Z6, Z7
-	VPANDD          kqm30<>+0(SB), Z7, Z7
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z7
-	VPSRLVW         kqq6shr<>+0(SB), Z6, Z6
-	VPANDD          kqm30<>+0(SB), Z6, Z6
-	VPSRLW          $0x04, Z3, Z3
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z3, Z6
-	VPXORD          Z3, Z3, Z3
-	VPMOVSXBW       192(CX), Y3
-	VPERMW          Z3, Z0, Z8
-	VPERMW          Z3, Z1, Z3
-	VPBROADCASTW    208(CX), Y9
-	VCVTPH2PS       Y9, Z9
-	VMOVDQU64       (SP), Z10
-	VPDPBUSD        (DX), Z5, Z10
-	VMOVDQU64       64(SP), Z5
-	VPDPBUSD        64(DX), Z4, Z5
-	VMOVDQU64       128(SP), Z4
-	VPDPBUSD        128(DX), Z7, Z4
-	VMOVDQU64       192(SP), Z7
-	VPDPBUSD        192(DX), Z6, Z7
-	VPACKSSDW       Z5, Z10, Z5
-	VPACKSSDW       Z7, Z4, Z4
-	VPMADDWD        Z8, Z5, Z5
-	VPMADDWD        Z3, Z4, Z4
-	VCVTDQ2PS       Z5, Z3
-	VCVTDQ2PS       Z4, Z4
-	VMULPS          256(SP), Z3, Z3
-	VFMADD231PS     320(SP), Z4, Z3
-	VFMADD231PS     Z9, Z3, Z2
+	VMOVDQU64       (CX), Z9
+	VBROADCASTI64X4 128(CX), Z10
+	VPSLLVW         kqq6shl<>+0(SB), Z10, Z11
+	VPANDD          kqm30<>+0(SB), Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z11
+	VPSRLVW         kqq6shr<>+0(SB), Z10, Z10
+	VPANDD          kqm30<>+0(SB), Z10, Z10
+	VPSRLW          $0x04, Z9, Z9
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z10
+	VMOVDQU64       64(CX), Z9
+	VBROADCASTI64X4 160(CX), Z12
+	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z13
+	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPANDD          kqm30<>+0(SB), Z12, Z12
+	VPSRLW          $0x04, Z9, Z9
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z12
+	VPXORD          Z9, Z9, Z9
+	VPMOVSXBW       192(CX), Y9
+	VPERMW          Z9, Z0, Z14
+	VPERMW          Z9, Z1, Z9
+	VPBROADCASTW    208(CX), Y15
+	VCVTPH2PS       Y15, Z15
+	VMOVDQA64       Z5, Z5
+	VPDPBUSD        (DX), Z11, Z5
+	VMOVDQA64       Z6, Z6
+	VPDPBUSD        64(DX), Z10, Z6
+	VMOVDQA64       Z7, Z7
+	VPDPBUSD        128(DX), Z13, Z7
+	VMOVDQA64       Z3, Z3
+	VPDPBUSD        192(DX), Z12, Z3
+	VPACKSSDW       Z6, Z5, Z5
+	VPACKSSDW       Z3, Z7, Z3
+	VPMADDWD        Z14, Z5, Z5
+	VPMADDWD        Z9, Z3, Z3
+	VCVTDQ2PS       Z5, Z5
+	VCVTDQ2PS       Z3, Z3
+	VMULPS          Z8, Z5, Z5
+	VFMADD231PS     Z4, Z3, Z5
+	VFMADD231PS     Z15, Z5, Z2
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000100, DX
 	ADDQ            $0x20, BX
@@ -3239,7 +3199,7 @@ done:
 
 // func matVecQ4_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ4_Kx2AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ4_Kx2AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -3460,7 +3420,7 @@ done:
 
 // func matVecQ5_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ5_Kx2AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ5_Kx2AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -3763,7 +3723,7 @@ done:
 
 // func matVecQ6_Kx2AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ6_Kx2AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ6_Kx2AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -4193,7 +4153,7 @@ GLOBL kqq6w3<>(SB), RODATA|NOPTR, $32
 
 // func matVecQ4_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ4_Kx1AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ4_Kx1AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -4325,7 +4285,7 @@ done:
 
 // func matVecQ5_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ5_Kx1AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ5_Kx1AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
@@ -4498,7 +4458,7 @@ done:
 
 // func matVecQ6_Kx1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·matVecQ6_Kx1AVX2(SB), NOSPLIT, $448-120
+TEXT ·matVecQ6_Kx1AVX2(SB), NOSPLIT, $256-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done

@@ -16,15 +16,14 @@ func q45(name string, blockBytes, r int) {
 
 	Comment("Shared by the rows: the activation in the nibbles' order, its",
 		"scales in the packed sums' lane order, and xs_j*xsum_j for the mins.")
-	var x [4]Mem // [x0..31 | x64..95], [x32..63 | x96..127], then +128
+	var x [4]VecVirtual // [x0..31 | x64..95], [x32..63 | x96..127], then +128
 	for i := range x {
 		v := ZMM()
 		base := 128*(i/2) + 32*(i%2)
 		zero(v) // (for avo: all of the zmm is set)
 		VMOVDQU(Mem{Base: k.xp, Disp: base}, v.AsY())
 		VINSERTI64X4(U8(1), Mem{Base: k.xp, Disp: base + 64}, v, v)
-		x[i] = k.sharedSlot(i)
-		VMOVDQU64(v, x[i])
+		x[i] = v
 	}
 	xsy, xs0, xs1 := k.xsVectors("q45",
 		[]uint32{0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3},
@@ -33,12 +32,11 @@ func q45(name string, blockBytes, r int) {
 	zero(xm.AsZ())
 	VCVTDQ2PS(Mem{Base: k.xsump}, xm)
 	VMULPS(xsy, xm, xm)
-	VMOVUPS(xm.AsZ(), k.sharedSlot(6))
 
 	for i := range r {
 		Comment("Row " + string(rune('0'+i)) + ".")
 		u := unpack45(func(off int) Mem { return k.row(i, off) }, q5)
-		VMULPS(k.sharedSlot(6), u.mf, u.mf)
+		VMULPS(xm.AsZ(), u.mf, u.mf)
 		v, sc0, sc1, d, dmin, mf := u.v, u.sc0, u.sc1, u.d, u.dmin, u.mf
 		var a [4]VecVirtual
 		for j := range a {

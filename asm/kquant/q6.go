@@ -24,17 +24,17 @@ func q6(r int) {
 
 	Comment("Shared by the rows: the activation, -32 times the sums of each",
 		"lane's 4 bytes, and the scales in the packed sums' lane order.")
-	var x, nc [4]Mem
+	var x [4]Mem
+	var nc [4]VecVirtual
 	c32, zv := ZMM(), ZMM()
 	VMOVDQU64(c("c32", func() []byte { return repeat(64, 32) }), c32)
 	zero(zv)
 	for i := range x {
-		x[i], nc[i] = Mem{Base: k.xp, Disp: 64 * i}, k.sharedSlot(i)
+		x[i], nc[i] = Mem{Base: k.xp, Disp: 64 * i}, ZMM()
 		t := ZMM()
 		zero(t)
 		vpdpbusd(x[i], c32, t)
-		VPSUBD(t, zv, t)
-		VMOVDQU64(t, nc[i])
+		VPSUBD(t, zv, nc[i])
 	}
 	_, xs0, xs1 := k.xsVectors("q6",
 		[]uint32{0, 0, 2, 2, 0, 0, 2, 2, 1, 1, 3, 3, 1, 1, 3, 3},
@@ -46,7 +46,7 @@ func q6(r int) {
 		var a [4]VecVirtual
 		for j := range a {
 			a[j] = ZMM()
-			VMOVDQU64(nc[j], a[j])
+			VMOVDQA64(nc[j], a[j])
 			vpdpbusd(x[j], u.v[j], a[j])
 		}
 		scaleSums(a, u.sc0, u.sc1, xs0, xs1, u.d, k.acc[i])
