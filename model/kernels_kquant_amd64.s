@@ -1016,16 +1016,16 @@ superblock:
 	VPSRLW          $0x04, Z17, Z17
 	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX), Z20
-	VPTESTMB        kqqh0<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
-	VPTESTMB        kqqh1<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
-	VPTESTMB        kqqh2<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
-	VPTESTMB        kqqh3<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
 	VMULPS          Z11, Z14, Z14
 	VPXORD          Z20, Z20, Z20
 	VPDPBUSD        Z4, Z18, Z20
@@ -1072,16 +1072,16 @@ superblock:
 	VPSRLW          $0x04, Z17, Z17
 	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX)(DX*1), Z20
-	VPTESTMB        kqqh0<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
-	VPTESTMB        kqqh1<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
-	VPTESTMB        kqqh2<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
-	VPTESTMB        kqqh3<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
 	VMULPS          Z11, Z14, Z14
 	VPXORD          Z20, Z20, Z20
 	VPDPBUSD        Z4, Z18, Z20
@@ -1128,16 +1128,16 @@ superblock:
 	VPSRLW          $0x04, Z17, Z17
 	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX)(DX*2), Z20
-	VPTESTMB        kqqh0<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
-	VPTESTMB        kqqh1<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
-	VPTESTMB        kqqh2<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
-	VPTESTMB        kqqh3<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
 	VMULPS          Z11, Z14, Z14
 	VPXORD          Z20, Z20, Z20
 	VPDPBUSD        Z4, Z18, Z20
@@ -1184,16 +1184,16 @@ superblock:
 	VPSRLW          $0x04, Z17, Z17
 	VPANDD          kqm0f<>+0(SB), Z17, Z17
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX)(BX*1), Z20
-	VPTESTMB        kqqh0<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z18, K1, Z18
-	VPTESTMB        kqqh1<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
-	VPTESTMB        kqqh2<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z19, K1, Z19
-	VPTESTMB        kqqh3<>+0(SB), Z20, K1
-	VPADDB          kqc16<>+0(SB), Z17, K1, Z17
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
 	VMULPS          Z11, Z14, Z14
 	VPXORD          Z11, Z11, Z11
 	VPDPBUSD        Z4, Z18, Z11
@@ -1330,269 +1330,269 @@ DATA kqc16<>+62(SB)/1, $0x10
 DATA kqc16<>+63(SB)/1, $0x10
 GLOBL kqc16<>(SB), RODATA|NOPTR, $64
 
-DATA kqqh0<>+0(SB)/1, $0x01
-DATA kqqh0<>+1(SB)/1, $0x01
-DATA kqqh0<>+2(SB)/1, $0x01
-DATA kqqh0<>+3(SB)/1, $0x01
-DATA kqqh0<>+4(SB)/1, $0x01
-DATA kqqh0<>+5(SB)/1, $0x01
-DATA kqqh0<>+6(SB)/1, $0x01
-DATA kqqh0<>+7(SB)/1, $0x01
-DATA kqqh0<>+8(SB)/1, $0x01
-DATA kqqh0<>+9(SB)/1, $0x01
-DATA kqqh0<>+10(SB)/1, $0x01
-DATA kqqh0<>+11(SB)/1, $0x01
-DATA kqqh0<>+12(SB)/1, $0x01
-DATA kqqh0<>+13(SB)/1, $0x01
-DATA kqqh0<>+14(SB)/1, $0x01
-DATA kqqh0<>+15(SB)/1, $0x01
-DATA kqqh0<>+16(SB)/1, $0x01
-DATA kqqh0<>+17(SB)/1, $0x01
-DATA kqqh0<>+18(SB)/1, $0x01
-DATA kqqh0<>+19(SB)/1, $0x01
-DATA kqqh0<>+20(SB)/1, $0x01
-DATA kqqh0<>+21(SB)/1, $0x01
-DATA kqqh0<>+22(SB)/1, $0x01
-DATA kqqh0<>+23(SB)/1, $0x01
-DATA kqqh0<>+24(SB)/1, $0x01
-DATA kqqh0<>+25(SB)/1, $0x01
-DATA kqqh0<>+26(SB)/1, $0x01
-DATA kqqh0<>+27(SB)/1, $0x01
-DATA kqqh0<>+28(SB)/1, $0x01
-DATA kqqh0<>+29(SB)/1, $0x01
-DATA kqqh0<>+30(SB)/1, $0x01
-DATA kqqh0<>+31(SB)/1, $0x01
-DATA kqqh0<>+32(SB)/1, $0x04
-DATA kqqh0<>+33(SB)/1, $0x04
-DATA kqqh0<>+34(SB)/1, $0x04
-DATA kqqh0<>+35(SB)/1, $0x04
-DATA kqqh0<>+36(SB)/1, $0x04
-DATA kqqh0<>+37(SB)/1, $0x04
-DATA kqqh0<>+38(SB)/1, $0x04
-DATA kqqh0<>+39(SB)/1, $0x04
-DATA kqqh0<>+40(SB)/1, $0x04
-DATA kqqh0<>+41(SB)/1, $0x04
-DATA kqqh0<>+42(SB)/1, $0x04
-DATA kqqh0<>+43(SB)/1, $0x04
-DATA kqqh0<>+44(SB)/1, $0x04
-DATA kqqh0<>+45(SB)/1, $0x04
-DATA kqqh0<>+46(SB)/1, $0x04
-DATA kqqh0<>+47(SB)/1, $0x04
-DATA kqqh0<>+48(SB)/1, $0x04
-DATA kqqh0<>+49(SB)/1, $0x04
-DATA kqqh0<>+50(SB)/1, $0x04
-DATA kqqh0<>+51(SB)/1, $0x04
-DATA kqqh0<>+52(SB)/1, $0x04
-DATA kqqh0<>+53(SB)/1, $0x04
-DATA kqqh0<>+54(SB)/1, $0x04
-DATA kqqh0<>+55(SB)/1, $0x04
-DATA kqqh0<>+56(SB)/1, $0x04
-DATA kqqh0<>+57(SB)/1, $0x04
-DATA kqqh0<>+58(SB)/1, $0x04
-DATA kqqh0<>+59(SB)/1, $0x04
-DATA kqqh0<>+60(SB)/1, $0x04
-DATA kqqh0<>+61(SB)/1, $0x04
-DATA kqqh0<>+62(SB)/1, $0x04
-DATA kqqh0<>+63(SB)/1, $0x04
-GLOBL kqqh0<>(SB), RODATA|NOPTR, $64
+DATA kqq5sh0<>+0(SB)/1, $0x04
+DATA kqq5sh0<>+1(SB)/1, $0x00
+DATA kqq5sh0<>+2(SB)/1, $0x04
+DATA kqq5sh0<>+3(SB)/1, $0x00
+DATA kqq5sh0<>+4(SB)/1, $0x04
+DATA kqq5sh0<>+5(SB)/1, $0x00
+DATA kqq5sh0<>+6(SB)/1, $0x04
+DATA kqq5sh0<>+7(SB)/1, $0x00
+DATA kqq5sh0<>+8(SB)/1, $0x04
+DATA kqq5sh0<>+9(SB)/1, $0x00
+DATA kqq5sh0<>+10(SB)/1, $0x04
+DATA kqq5sh0<>+11(SB)/1, $0x00
+DATA kqq5sh0<>+12(SB)/1, $0x04
+DATA kqq5sh0<>+13(SB)/1, $0x00
+DATA kqq5sh0<>+14(SB)/1, $0x04
+DATA kqq5sh0<>+15(SB)/1, $0x00
+DATA kqq5sh0<>+16(SB)/1, $0x04
+DATA kqq5sh0<>+17(SB)/1, $0x00
+DATA kqq5sh0<>+18(SB)/1, $0x04
+DATA kqq5sh0<>+19(SB)/1, $0x00
+DATA kqq5sh0<>+20(SB)/1, $0x04
+DATA kqq5sh0<>+21(SB)/1, $0x00
+DATA kqq5sh0<>+22(SB)/1, $0x04
+DATA kqq5sh0<>+23(SB)/1, $0x00
+DATA kqq5sh0<>+24(SB)/1, $0x04
+DATA kqq5sh0<>+25(SB)/1, $0x00
+DATA kqq5sh0<>+26(SB)/1, $0x04
+DATA kqq5sh0<>+27(SB)/1, $0x00
+DATA kqq5sh0<>+28(SB)/1, $0x04
+DATA kqq5sh0<>+29(SB)/1, $0x00
+DATA kqq5sh0<>+30(SB)/1, $0x04
+DATA kqq5sh0<>+31(SB)/1, $0x00
+DATA kqq5sh0<>+32(SB)/1, $0x02
+DATA kqq5sh0<>+33(SB)/1, $0x00
+DATA kqq5sh0<>+34(SB)/1, $0x02
+DATA kqq5sh0<>+35(SB)/1, $0x00
+DATA kqq5sh0<>+36(SB)/1, $0x02
+DATA kqq5sh0<>+37(SB)/1, $0x00
+DATA kqq5sh0<>+38(SB)/1, $0x02
+DATA kqq5sh0<>+39(SB)/1, $0x00
+DATA kqq5sh0<>+40(SB)/1, $0x02
+DATA kqq5sh0<>+41(SB)/1, $0x00
+DATA kqq5sh0<>+42(SB)/1, $0x02
+DATA kqq5sh0<>+43(SB)/1, $0x00
+DATA kqq5sh0<>+44(SB)/1, $0x02
+DATA kqq5sh0<>+45(SB)/1, $0x00
+DATA kqq5sh0<>+46(SB)/1, $0x02
+DATA kqq5sh0<>+47(SB)/1, $0x00
+DATA kqq5sh0<>+48(SB)/1, $0x02
+DATA kqq5sh0<>+49(SB)/1, $0x00
+DATA kqq5sh0<>+50(SB)/1, $0x02
+DATA kqq5sh0<>+51(SB)/1, $0x00
+DATA kqq5sh0<>+52(SB)/1, $0x02
+DATA kqq5sh0<>+53(SB)/1, $0x00
+DATA kqq5sh0<>+54(SB)/1, $0x02
+DATA kqq5sh0<>+55(SB)/1, $0x00
+DATA kqq5sh0<>+56(SB)/1, $0x02
+DATA kqq5sh0<>+57(SB)/1, $0x00
+DATA kqq5sh0<>+58(SB)/1, $0x02
+DATA kqq5sh0<>+59(SB)/1, $0x00
+DATA kqq5sh0<>+60(SB)/1, $0x02
+DATA kqq5sh0<>+61(SB)/1, $0x00
+DATA kqq5sh0<>+62(SB)/1, $0x02
+DATA kqq5sh0<>+63(SB)/1, $0x00
+GLOBL kqq5sh0<>(SB), RODATA|NOPTR, $64
 
-DATA kqqh1<>+0(SB)/1, $0x02
-DATA kqqh1<>+1(SB)/1, $0x02
-DATA kqqh1<>+2(SB)/1, $0x02
-DATA kqqh1<>+3(SB)/1, $0x02
-DATA kqqh1<>+4(SB)/1, $0x02
-DATA kqqh1<>+5(SB)/1, $0x02
-DATA kqqh1<>+6(SB)/1, $0x02
-DATA kqqh1<>+7(SB)/1, $0x02
-DATA kqqh1<>+8(SB)/1, $0x02
-DATA kqqh1<>+9(SB)/1, $0x02
-DATA kqqh1<>+10(SB)/1, $0x02
-DATA kqqh1<>+11(SB)/1, $0x02
-DATA kqqh1<>+12(SB)/1, $0x02
-DATA kqqh1<>+13(SB)/1, $0x02
-DATA kqqh1<>+14(SB)/1, $0x02
-DATA kqqh1<>+15(SB)/1, $0x02
-DATA kqqh1<>+16(SB)/1, $0x02
-DATA kqqh1<>+17(SB)/1, $0x02
-DATA kqqh1<>+18(SB)/1, $0x02
-DATA kqqh1<>+19(SB)/1, $0x02
-DATA kqqh1<>+20(SB)/1, $0x02
-DATA kqqh1<>+21(SB)/1, $0x02
-DATA kqqh1<>+22(SB)/1, $0x02
-DATA kqqh1<>+23(SB)/1, $0x02
-DATA kqqh1<>+24(SB)/1, $0x02
-DATA kqqh1<>+25(SB)/1, $0x02
-DATA kqqh1<>+26(SB)/1, $0x02
-DATA kqqh1<>+27(SB)/1, $0x02
-DATA kqqh1<>+28(SB)/1, $0x02
-DATA kqqh1<>+29(SB)/1, $0x02
-DATA kqqh1<>+30(SB)/1, $0x02
-DATA kqqh1<>+31(SB)/1, $0x02
-DATA kqqh1<>+32(SB)/1, $0x08
-DATA kqqh1<>+33(SB)/1, $0x08
-DATA kqqh1<>+34(SB)/1, $0x08
-DATA kqqh1<>+35(SB)/1, $0x08
-DATA kqqh1<>+36(SB)/1, $0x08
-DATA kqqh1<>+37(SB)/1, $0x08
-DATA kqqh1<>+38(SB)/1, $0x08
-DATA kqqh1<>+39(SB)/1, $0x08
-DATA kqqh1<>+40(SB)/1, $0x08
-DATA kqqh1<>+41(SB)/1, $0x08
-DATA kqqh1<>+42(SB)/1, $0x08
-DATA kqqh1<>+43(SB)/1, $0x08
-DATA kqqh1<>+44(SB)/1, $0x08
-DATA kqqh1<>+45(SB)/1, $0x08
-DATA kqqh1<>+46(SB)/1, $0x08
-DATA kqqh1<>+47(SB)/1, $0x08
-DATA kqqh1<>+48(SB)/1, $0x08
-DATA kqqh1<>+49(SB)/1, $0x08
-DATA kqqh1<>+50(SB)/1, $0x08
-DATA kqqh1<>+51(SB)/1, $0x08
-DATA kqqh1<>+52(SB)/1, $0x08
-DATA kqqh1<>+53(SB)/1, $0x08
-DATA kqqh1<>+54(SB)/1, $0x08
-DATA kqqh1<>+55(SB)/1, $0x08
-DATA kqqh1<>+56(SB)/1, $0x08
-DATA kqqh1<>+57(SB)/1, $0x08
-DATA kqqh1<>+58(SB)/1, $0x08
-DATA kqqh1<>+59(SB)/1, $0x08
-DATA kqqh1<>+60(SB)/1, $0x08
-DATA kqqh1<>+61(SB)/1, $0x08
-DATA kqqh1<>+62(SB)/1, $0x08
-DATA kqqh1<>+63(SB)/1, $0x08
-GLOBL kqqh1<>(SB), RODATA|NOPTR, $64
+DATA kqq5sh1<>+0(SB)/1, $0x03
+DATA kqq5sh1<>+1(SB)/1, $0x00
+DATA kqq5sh1<>+2(SB)/1, $0x03
+DATA kqq5sh1<>+3(SB)/1, $0x00
+DATA kqq5sh1<>+4(SB)/1, $0x03
+DATA kqq5sh1<>+5(SB)/1, $0x00
+DATA kqq5sh1<>+6(SB)/1, $0x03
+DATA kqq5sh1<>+7(SB)/1, $0x00
+DATA kqq5sh1<>+8(SB)/1, $0x03
+DATA kqq5sh1<>+9(SB)/1, $0x00
+DATA kqq5sh1<>+10(SB)/1, $0x03
+DATA kqq5sh1<>+11(SB)/1, $0x00
+DATA kqq5sh1<>+12(SB)/1, $0x03
+DATA kqq5sh1<>+13(SB)/1, $0x00
+DATA kqq5sh1<>+14(SB)/1, $0x03
+DATA kqq5sh1<>+15(SB)/1, $0x00
+DATA kqq5sh1<>+16(SB)/1, $0x03
+DATA kqq5sh1<>+17(SB)/1, $0x00
+DATA kqq5sh1<>+18(SB)/1, $0x03
+DATA kqq5sh1<>+19(SB)/1, $0x00
+DATA kqq5sh1<>+20(SB)/1, $0x03
+DATA kqq5sh1<>+21(SB)/1, $0x00
+DATA kqq5sh1<>+22(SB)/1, $0x03
+DATA kqq5sh1<>+23(SB)/1, $0x00
+DATA kqq5sh1<>+24(SB)/1, $0x03
+DATA kqq5sh1<>+25(SB)/1, $0x00
+DATA kqq5sh1<>+26(SB)/1, $0x03
+DATA kqq5sh1<>+27(SB)/1, $0x00
+DATA kqq5sh1<>+28(SB)/1, $0x03
+DATA kqq5sh1<>+29(SB)/1, $0x00
+DATA kqq5sh1<>+30(SB)/1, $0x03
+DATA kqq5sh1<>+31(SB)/1, $0x00
+DATA kqq5sh1<>+32(SB)/1, $0x01
+DATA kqq5sh1<>+33(SB)/1, $0x00
+DATA kqq5sh1<>+34(SB)/1, $0x01
+DATA kqq5sh1<>+35(SB)/1, $0x00
+DATA kqq5sh1<>+36(SB)/1, $0x01
+DATA kqq5sh1<>+37(SB)/1, $0x00
+DATA kqq5sh1<>+38(SB)/1, $0x01
+DATA kqq5sh1<>+39(SB)/1, $0x00
+DATA kqq5sh1<>+40(SB)/1, $0x01
+DATA kqq5sh1<>+41(SB)/1, $0x00
+DATA kqq5sh1<>+42(SB)/1, $0x01
+DATA kqq5sh1<>+43(SB)/1, $0x00
+DATA kqq5sh1<>+44(SB)/1, $0x01
+DATA kqq5sh1<>+45(SB)/1, $0x00
+DATA kqq5sh1<>+46(SB)/1, $0x01
+DATA kqq5sh1<>+47(SB)/1, $0x00
+DATA kqq5sh1<>+48(SB)/1, $0x01
+DATA kqq5sh1<>+49(SB)/1, $0x00
+DATA kqq5sh1<>+50(SB)/1, $0x01
+DATA kqq5sh1<>+51(SB)/1, $0x00
+DATA kqq5sh1<>+52(SB)/1, $0x01
+DATA kqq5sh1<>+53(SB)/1, $0x00
+DATA kqq5sh1<>+54(SB)/1, $0x01
+DATA kqq5sh1<>+55(SB)/1, $0x00
+DATA kqq5sh1<>+56(SB)/1, $0x01
+DATA kqq5sh1<>+57(SB)/1, $0x00
+DATA kqq5sh1<>+58(SB)/1, $0x01
+DATA kqq5sh1<>+59(SB)/1, $0x00
+DATA kqq5sh1<>+60(SB)/1, $0x01
+DATA kqq5sh1<>+61(SB)/1, $0x00
+DATA kqq5sh1<>+62(SB)/1, $0x01
+DATA kqq5sh1<>+63(SB)/1, $0x00
+GLOBL kqq5sh1<>(SB), RODATA|NOPTR, $64
 
-DATA kqqh2<>+0(SB)/1, $0x10
-DATA kqqh2<>+1(SB)/1, $0x10
-DATA kqqh2<>+2(SB)/1, $0x10
-DATA kqqh2<>+3(SB)/1, $0x10
-DATA kqqh2<>+4(SB)/1, $0x10
-DATA kqqh2<>+5(SB)/1, $0x10
-DATA kqqh2<>+6(SB)/1, $0x10
-DATA kqqh2<>+7(SB)/1, $0x10
-DATA kqqh2<>+8(SB)/1, $0x10
-DATA kqqh2<>+9(SB)/1, $0x10
-DATA kqqh2<>+10(SB)/1, $0x10
-DATA kqqh2<>+11(SB)/1, $0x10
-DATA kqqh2<>+12(SB)/1, $0x10
-DATA kqqh2<>+13(SB)/1, $0x10
-DATA kqqh2<>+14(SB)/1, $0x10
-DATA kqqh2<>+15(SB)/1, $0x10
-DATA kqqh2<>+16(SB)/1, $0x10
-DATA kqqh2<>+17(SB)/1, $0x10
-DATA kqqh2<>+18(SB)/1, $0x10
-DATA kqqh2<>+19(SB)/1, $0x10
-DATA kqqh2<>+20(SB)/1, $0x10
-DATA kqqh2<>+21(SB)/1, $0x10
-DATA kqqh2<>+22(SB)/1, $0x10
-DATA kqqh2<>+23(SB)/1, $0x10
-DATA kqqh2<>+24(SB)/1, $0x10
-DATA kqqh2<>+25(SB)/1, $0x10
-DATA kqqh2<>+26(SB)/1, $0x10
-DATA kqqh2<>+27(SB)/1, $0x10
-DATA kqqh2<>+28(SB)/1, $0x10
-DATA kqqh2<>+29(SB)/1, $0x10
-DATA kqqh2<>+30(SB)/1, $0x10
-DATA kqqh2<>+31(SB)/1, $0x10
-DATA kqqh2<>+32(SB)/1, $0x40
-DATA kqqh2<>+33(SB)/1, $0x40
-DATA kqqh2<>+34(SB)/1, $0x40
-DATA kqqh2<>+35(SB)/1, $0x40
-DATA kqqh2<>+36(SB)/1, $0x40
-DATA kqqh2<>+37(SB)/1, $0x40
-DATA kqqh2<>+38(SB)/1, $0x40
-DATA kqqh2<>+39(SB)/1, $0x40
-DATA kqqh2<>+40(SB)/1, $0x40
-DATA kqqh2<>+41(SB)/1, $0x40
-DATA kqqh2<>+42(SB)/1, $0x40
-DATA kqqh2<>+43(SB)/1, $0x40
-DATA kqqh2<>+44(SB)/1, $0x40
-DATA kqqh2<>+45(SB)/1, $0x40
-DATA kqqh2<>+46(SB)/1, $0x40
-DATA kqqh2<>+47(SB)/1, $0x40
-DATA kqqh2<>+48(SB)/1, $0x40
-DATA kqqh2<>+49(SB)/1, $0x40
-DATA kqqh2<>+50(SB)/1, $0x40
-DATA kqqh2<>+51(SB)/1, $0x40
-DATA kqqh2<>+52(SB)/1, $0x40
-DATA kqqh2<>+53(SB)/1, $0x40
-DATA kqqh2<>+54(SB)/1, $0x40
-DATA kqqh2<>+55(SB)/1, $0x40
-DATA kqqh2<>+56(SB)/1, $0x40
-DATA kqqh2<>+57(SB)/1, $0x40
-DATA kqqh2<>+58(SB)/1, $0x40
-DATA kqqh2<>+59(SB)/1, $0x40
-DATA kqqh2<>+60(SB)/1, $0x40
-DATA kqqh2<>+61(SB)/1, $0x40
-DATA kqqh2<>+62(SB)/1, $0x40
-DATA kqqh2<>+63(SB)/1, $0x40
-GLOBL kqqh2<>(SB), RODATA|NOPTR, $64
+DATA kqq5sh2<>+0(SB)/1, $0x00
+DATA kqq5sh2<>+1(SB)/1, $0x00
+DATA kqq5sh2<>+2(SB)/1, $0x00
+DATA kqq5sh2<>+3(SB)/1, $0x00
+DATA kqq5sh2<>+4(SB)/1, $0x00
+DATA kqq5sh2<>+5(SB)/1, $0x00
+DATA kqq5sh2<>+6(SB)/1, $0x00
+DATA kqq5sh2<>+7(SB)/1, $0x00
+DATA kqq5sh2<>+8(SB)/1, $0x00
+DATA kqq5sh2<>+9(SB)/1, $0x00
+DATA kqq5sh2<>+10(SB)/1, $0x00
+DATA kqq5sh2<>+11(SB)/1, $0x00
+DATA kqq5sh2<>+12(SB)/1, $0x00
+DATA kqq5sh2<>+13(SB)/1, $0x00
+DATA kqq5sh2<>+14(SB)/1, $0x00
+DATA kqq5sh2<>+15(SB)/1, $0x00
+DATA kqq5sh2<>+16(SB)/1, $0x00
+DATA kqq5sh2<>+17(SB)/1, $0x00
+DATA kqq5sh2<>+18(SB)/1, $0x00
+DATA kqq5sh2<>+19(SB)/1, $0x00
+DATA kqq5sh2<>+20(SB)/1, $0x00
+DATA kqq5sh2<>+21(SB)/1, $0x00
+DATA kqq5sh2<>+22(SB)/1, $0x00
+DATA kqq5sh2<>+23(SB)/1, $0x00
+DATA kqq5sh2<>+24(SB)/1, $0x00
+DATA kqq5sh2<>+25(SB)/1, $0x00
+DATA kqq5sh2<>+26(SB)/1, $0x00
+DATA kqq5sh2<>+27(SB)/1, $0x00
+DATA kqq5sh2<>+28(SB)/1, $0x00
+DATA kqq5sh2<>+29(SB)/1, $0x00
+DATA kqq5sh2<>+30(SB)/1, $0x00
+DATA kqq5sh2<>+31(SB)/1, $0x00
+DATA kqq5sh2<>+32(SB)/1, $0x02
+DATA kqq5sh2<>+33(SB)/1, $0x00
+DATA kqq5sh2<>+34(SB)/1, $0x02
+DATA kqq5sh2<>+35(SB)/1, $0x00
+DATA kqq5sh2<>+36(SB)/1, $0x02
+DATA kqq5sh2<>+37(SB)/1, $0x00
+DATA kqq5sh2<>+38(SB)/1, $0x02
+DATA kqq5sh2<>+39(SB)/1, $0x00
+DATA kqq5sh2<>+40(SB)/1, $0x02
+DATA kqq5sh2<>+41(SB)/1, $0x00
+DATA kqq5sh2<>+42(SB)/1, $0x02
+DATA kqq5sh2<>+43(SB)/1, $0x00
+DATA kqq5sh2<>+44(SB)/1, $0x02
+DATA kqq5sh2<>+45(SB)/1, $0x00
+DATA kqq5sh2<>+46(SB)/1, $0x02
+DATA kqq5sh2<>+47(SB)/1, $0x00
+DATA kqq5sh2<>+48(SB)/1, $0x02
+DATA kqq5sh2<>+49(SB)/1, $0x00
+DATA kqq5sh2<>+50(SB)/1, $0x02
+DATA kqq5sh2<>+51(SB)/1, $0x00
+DATA kqq5sh2<>+52(SB)/1, $0x02
+DATA kqq5sh2<>+53(SB)/1, $0x00
+DATA kqq5sh2<>+54(SB)/1, $0x02
+DATA kqq5sh2<>+55(SB)/1, $0x00
+DATA kqq5sh2<>+56(SB)/1, $0x02
+DATA kqq5sh2<>+57(SB)/1, $0x00
+DATA kqq5sh2<>+58(SB)/1, $0x02
+DATA kqq5sh2<>+59(SB)/1, $0x00
+DATA kqq5sh2<>+60(SB)/1, $0x02
+DATA kqq5sh2<>+61(SB)/1, $0x00
+DATA kqq5sh2<>+62(SB)/1, $0x02
+DATA kqq5sh2<>+63(SB)/1, $0x00
+GLOBL kqq5sh2<>(SB), RODATA|NOPTR, $64
 
-DATA kqqh3<>+0(SB)/1, $0x20
-DATA kqqh3<>+1(SB)/1, $0x20
-DATA kqqh3<>+2(SB)/1, $0x20
-DATA kqqh3<>+3(SB)/1, $0x20
-DATA kqqh3<>+4(SB)/1, $0x20
-DATA kqqh3<>+5(SB)/1, $0x20
-DATA kqqh3<>+6(SB)/1, $0x20
-DATA kqqh3<>+7(SB)/1, $0x20
-DATA kqqh3<>+8(SB)/1, $0x20
-DATA kqqh3<>+9(SB)/1, $0x20
-DATA kqqh3<>+10(SB)/1, $0x20
-DATA kqqh3<>+11(SB)/1, $0x20
-DATA kqqh3<>+12(SB)/1, $0x20
-DATA kqqh3<>+13(SB)/1, $0x20
-DATA kqqh3<>+14(SB)/1, $0x20
-DATA kqqh3<>+15(SB)/1, $0x20
-DATA kqqh3<>+16(SB)/1, $0x20
-DATA kqqh3<>+17(SB)/1, $0x20
-DATA kqqh3<>+18(SB)/1, $0x20
-DATA kqqh3<>+19(SB)/1, $0x20
-DATA kqqh3<>+20(SB)/1, $0x20
-DATA kqqh3<>+21(SB)/1, $0x20
-DATA kqqh3<>+22(SB)/1, $0x20
-DATA kqqh3<>+23(SB)/1, $0x20
-DATA kqqh3<>+24(SB)/1, $0x20
-DATA kqqh3<>+25(SB)/1, $0x20
-DATA kqqh3<>+26(SB)/1, $0x20
-DATA kqqh3<>+27(SB)/1, $0x20
-DATA kqqh3<>+28(SB)/1, $0x20
-DATA kqqh3<>+29(SB)/1, $0x20
-DATA kqqh3<>+30(SB)/1, $0x20
-DATA kqqh3<>+31(SB)/1, $0x20
-DATA kqqh3<>+32(SB)/1, $0x80
-DATA kqqh3<>+33(SB)/1, $0x80
-DATA kqqh3<>+34(SB)/1, $0x80
-DATA kqqh3<>+35(SB)/1, $0x80
-DATA kqqh3<>+36(SB)/1, $0x80
-DATA kqqh3<>+37(SB)/1, $0x80
-DATA kqqh3<>+38(SB)/1, $0x80
-DATA kqqh3<>+39(SB)/1, $0x80
-DATA kqqh3<>+40(SB)/1, $0x80
-DATA kqqh3<>+41(SB)/1, $0x80
-DATA kqqh3<>+42(SB)/1, $0x80
-DATA kqqh3<>+43(SB)/1, $0x80
-DATA kqqh3<>+44(SB)/1, $0x80
-DATA kqqh3<>+45(SB)/1, $0x80
-DATA kqqh3<>+46(SB)/1, $0x80
-DATA kqqh3<>+47(SB)/1, $0x80
-DATA kqqh3<>+48(SB)/1, $0x80
-DATA kqqh3<>+49(SB)/1, $0x80
-DATA kqqh3<>+50(SB)/1, $0x80
-DATA kqqh3<>+51(SB)/1, $0x80
-DATA kqqh3<>+52(SB)/1, $0x80
-DATA kqqh3<>+53(SB)/1, $0x80
-DATA kqqh3<>+54(SB)/1, $0x80
-DATA kqqh3<>+55(SB)/1, $0x80
-DATA kqqh3<>+56(SB)/1, $0x80
-DATA kqqh3<>+57(SB)/1, $0x80
-DATA kqqh3<>+58(SB)/1, $0x80
-DATA kqqh3<>+59(SB)/1, $0x80
-DATA kqqh3<>+60(SB)/1, $0x80
-DATA kqqh3<>+61(SB)/1, $0x80
-DATA kqqh3<>+62(SB)/1, $0x80
-DATA kqqh3<>+63(SB)/1, $0x80
-GLOBL kqqh3<>(SB), RODATA|NOPTR, $64
+DATA kqq5sh3<>+0(SB)/1, $0x01
+DATA kqq5sh3<>+1(SB)/1, $0x00
+DATA kqq5sh3<>+2(SB)/1, $0x01
+DATA kqq5sh3<>+3(SB)/1, $0x00
+DATA kqq5sh3<>+4(SB)/1, $0x01
+DATA kqq5sh3<>+5(SB)/1, $0x00
+DATA kqq5sh3<>+6(SB)/1, $0x01
+DATA kqq5sh3<>+7(SB)/1, $0x00
+DATA kqq5sh3<>+8(SB)/1, $0x01
+DATA kqq5sh3<>+9(SB)/1, $0x00
+DATA kqq5sh3<>+10(SB)/1, $0x01
+DATA kqq5sh3<>+11(SB)/1, $0x00
+DATA kqq5sh3<>+12(SB)/1, $0x01
+DATA kqq5sh3<>+13(SB)/1, $0x00
+DATA kqq5sh3<>+14(SB)/1, $0x01
+DATA kqq5sh3<>+15(SB)/1, $0x00
+DATA kqq5sh3<>+16(SB)/1, $0x01
+DATA kqq5sh3<>+17(SB)/1, $0x00
+DATA kqq5sh3<>+18(SB)/1, $0x01
+DATA kqq5sh3<>+19(SB)/1, $0x00
+DATA kqq5sh3<>+20(SB)/1, $0x01
+DATA kqq5sh3<>+21(SB)/1, $0x00
+DATA kqq5sh3<>+22(SB)/1, $0x01
+DATA kqq5sh3<>+23(SB)/1, $0x00
+DATA kqq5sh3<>+24(SB)/1, $0x01
+DATA kqq5sh3<>+25(SB)/1, $0x00
+DATA kqq5sh3<>+26(SB)/1, $0x01
+DATA kqq5sh3<>+27(SB)/1, $0x00
+DATA kqq5sh3<>+28(SB)/1, $0x01
+DATA kqq5sh3<>+29(SB)/1, $0x00
+DATA kqq5sh3<>+30(SB)/1, $0x01
+DATA kqq5sh3<>+31(SB)/1, $0x00
+DATA kqq5sh3<>+32(SB)/1, $0x03
+DATA kqq5sh3<>+33(SB)/1, $0x00
+DATA kqq5sh3<>+34(SB)/1, $0x03
+DATA kqq5sh3<>+35(SB)/1, $0x00
+DATA kqq5sh3<>+36(SB)/1, $0x03
+DATA kqq5sh3<>+37(SB)/1, $0x00
+DATA kqq5sh3<>+38(SB)/1, $0x03
+DATA kqq5sh3<>+39(SB)/1, $0x00
+DATA kqq5sh3<>+40(SB)/1, $0x03
+DATA kqq5sh3<>+41(SB)/1, $0x00
+DATA kqq5sh3<>+42(SB)/1, $0x03
+DATA kqq5sh3<>+43(SB)/1, $0x00
+DATA kqq5sh3<>+44(SB)/1, $0x03
+DATA kqq5sh3<>+45(SB)/1, $0x00
+DATA kqq5sh3<>+46(SB)/1, $0x03
+DATA kqq5sh3<>+47(SB)/1, $0x00
+DATA kqq5sh3<>+48(SB)/1, $0x03
+DATA kqq5sh3<>+49(SB)/1, $0x00
+DATA kqq5sh3<>+50(SB)/1, $0x03
+DATA kqq5sh3<>+51(SB)/1, $0x00
+DATA kqq5sh3<>+52(SB)/1, $0x03
+DATA kqq5sh3<>+53(SB)/1, $0x00
+DATA kqq5sh3<>+54(SB)/1, $0x03
+DATA kqq5sh3<>+55(SB)/1, $0x00
+DATA kqq5sh3<>+56(SB)/1, $0x03
+DATA kqq5sh3<>+57(SB)/1, $0x00
+DATA kqq5sh3<>+58(SB)/1, $0x03
+DATA kqq5sh3<>+59(SB)/1, $0x00
+DATA kqq5sh3<>+60(SB)/1, $0x03
+DATA kqq5sh3<>+61(SB)/1, $0x00
+DATA kqq5sh3<>+62(SB)/1, $0x03
+DATA kqq5sh3<>+63(SB)/1, $0x00
+GLOBL kqq5sh3<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ6_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
@@ -2516,16 +2516,16 @@ superblock:
 	VPSRLW          $0x04, Z14, Z14
 	VPANDD          kqm0f<>+0(SB), Z14, Z14
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX), Z17
-	VPTESTMB        kqqh0<>+0(SB), Z17, K1
-	VPADDB          kqc16<>+0(SB), Z15, K1, Z15
-	VPTESTMB        kqqh1<>+0(SB), Z17, K1
-	VPADDB          kqc16<>+0(SB), Z13, K1, Z13
-	VPTESTMB        kqqh2<>+0(SB), Z17, K1
-	VPADDB          kqc16<>+0(SB), Z16, K1, Z16
-	VPTESTMB        kqqh3<>+0(SB), Z17, K1
-	VPADDB          kqc16<>+0(SB), Z14, K1, Z14
+	VPSLLVW         kqq5sh0<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z15
+	VPSLLVW         kqq5sh1<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z13
+	VPSRLVW         kqq5sh2<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z16
+	VPSRLVW         kqq5sh3<>+0(SB), Z17, Z17
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z17, Z14
 	VMULPS          Z8, Z11, Z11
 	VPXORD          Z8, Z8, Z8
 	VPDPBUSD        Z1, Z15, Z8
@@ -2901,16 +2901,16 @@ superblock:
 	VPSRLW          $0x04, Z10, Z10
 	VPANDD          kqm0f<>+0(SB), Z10, Z10
 
-	// Fifth bits: sub-block j's is bit j of qh[l].
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
 	VBROADCASTI64X4 16(CX), Z13
-	VPTESTMB        kqqh0<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z11, K1, Z11
-	VPTESTMB        kqqh1<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z9, K1, Z9
-	VPTESTMB        kqqh2<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z12, K1, Z12
-	VPTESTMB        kqqh3<>+0(SB), Z13, K1
-	VPADDB          kqc16<>+0(SB), Z10, K1, Z10
+	VPSLLVW         kqq5sh0<>+0(SB), Z13, Z14
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z14, Z11
+	VPSLLVW         kqq5sh1<>+0(SB), Z13, Z14
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z14, Z9
+	VPSRLVW         kqq5sh2<>+0(SB), Z13, Z14
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z14, Z12
+	VPSRLVW         kqq5sh3<>+0(SB), Z13, Z13
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z13, Z10
 	VMULPS          Z8, Z7, Z7
 
 	// Vector 0.
