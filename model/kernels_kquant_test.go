@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -338,6 +339,38 @@ func BenchmarkMatMatKQuant(b *testing.B) {
 				b.SetBytes(int64(len(w)))
 				for b.Loop() {
 					impl.matMat(out, w, rows, xq, xs, xsum, batch)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMatVecKQuantDRAM streams about 240 MB of weights (more than the
+// L3 of the machines we run on), as a model's generation does: the matVec
+// kernels should run at memory bandwidth there. Only with LLAMA2_BENCH_DRAM=1.
+func BenchmarkMatVecKQuantDRAM(b *testing.B) {
+	if os.Getenv("LLAMA2_BENCH_DRAM") == "" {
+		b.Skip("set LLAMA2_BENCH_DRAM=1 to run")
+	}
+	const cols = 2048
+	r := rand.New(rand.NewPCG(3, 4))
+	xq, xs, xsum := kqRandActivation(r, cols, 1)
+	for _, typ := range kqTypes() {
+		rows := 240 << 20 / (cols / qkK * typ.blockBytes)
+		pattern := randKBlocks(r, typ, 1024)
+		w := make([]byte, rows*cols/qkK*typ.blockBytes)
+		for i := 0; i < len(w); i += len(pattern) {
+			copy(w[i:], pattern)
+		}
+		out := make([]float32, rows)
+		for _, impl := range typ.impls {
+			if impl.name == "go" {
+				continue
+			}
+			b.Run(typ.name+"/"+impl.name, func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					impl.matVec(out, w, xq, xs, xsum)
 				}
 			})
 		}
