@@ -218,8 +218,9 @@ func dotQ45K(row []byte, blockBytes int, xq []int8, xs []float32, xsum []int32) 
 		}
 		x := xq[i*qkK : (i+1)*qkK]
 		for k := range 4 {
-			q := qs[32*k : 32*k+32]
-			xa, xb := x[64*k:64*k+32], x[64*k+32:64*k+64]
+			// Fixed-size arrays: no bounds checks in the loops.
+			q := (*[32]byte)(qs[32*k:])
+			xa, xb := (*[32]int8)(x[64*k:]), (*[32]int8)(x[64*k+32:])
 			var sa, sb int32
 			if qh == nil {
 				for l, v := range q {
@@ -227,10 +228,12 @@ func dotQ45K(row []byte, blockBytes int, xq []int8, xs []float32, xsum []int32) 
 					sb += int32(v>>4) * int32(xb[l])
 				}
 			} else {
+				h := (*[32]byte)(qh)
+				shift := uint(2 * k)
 				for l, v := range q {
-					h := qh[l] >> (2 * k)
-					sa += int32(v&0xf|h&1<<4) * int32(xa[l])
-					sb += int32(v>>4|h>>1&1<<4) * int32(xb[l])
+					hl := h[l] >> shift
+					sa += int32(v&0xf|hl&1<<4) * int32(xa[l])
+					sb += int32(v>>4|hl>>1&1<<4) * int32(xb[l])
 				}
 			}
 			j, g := 2*k, i*8+2*k
@@ -261,21 +264,24 @@ func dotQ6K(row []byte, xq []int8, xs []float32) float32 {
 		d := kqHalf(b[208:])
 		x := xq[i*qkK : (i+1)*qkK]
 		for h := range 2 {
-			ql, qh := b[64*h:64*h+64], b[128+32*h:128+32*h+32]
-			sc := b[192+8*h : 192+8*h+8]
-			xh := x[128*h : 128*h+128]
-			// Quarter c holds values 32c..32c+31 of the half: low or high
-			// nibbles of ql[0:32] or ql[32:64], and bits 2c, 2c+1 of qh.
-			for c := range 4 {
-				lq := ql[32*(c&1) : 32*(c&1)+32]
-				shift := 4 * (c >> 1)
-				xc := xh[32*c : 32*c+32]
-				var s [2]int32
-				for l, xv := range xc {
-					q := int32(lq[l]>>shift&0xf | qh[l]>>(2*c)&3<<4)
-					s[l/16] += (q - 32) * int32(xv)
+			ql, qh := (*[64]byte)(b[64*h:]), (*[32]byte)(b[128+32*h:])
+			sc := (*[8]byte)(b[192+8*h:])
+			xh := (*[128]int8)(x[128*h:])
+			// s[c][e]: quarter c (values 32c..32c+31 of the half: low or
+			// high nibbles of ql[0:32] or ql[32:64], bits 2c, 2c+1 of qh),
+			// sub-block e of 16.
+			var s [4][2]int32
+			for e := range 2 {
+				for l := 16 * e; l < 16*e+16; l++ {
+					lo, hi, hb := ql[l], ql[l+32], qh[l]
+					s[0][e] += (int32(lo&0xf|hb&3<<4) - 32) * int32(xh[l])
+					s[1][e] += (int32(hi&0xf|hb>>2&3<<4) - 32) * int32(xh[l+32])
+					s[2][e] += (int32(lo>>4|hb>>4&3<<4) - 32) * int32(xh[l+64])
+					s[3][e] += (int32(hi>>4|hb>>6<<4) - 32) * int32(xh[l+96])
 				}
-				isum := int32(int8(sc[2*c]))*s[0] + int32(int8(sc[2*c+1]))*s[1]
+			}
+			for c := range 4 {
+				isum := int32(int8(sc[2*c]))*s[c][0] + int32(int8(sc[2*c+1]))*s[c][1]
 				total += xs[i*8+h*4+c] * float32(d*float32(isum))
 			}
 		}
