@@ -38,7 +38,9 @@ package model
 // Forms, as for the other kernels: the dispatching functions (matVecQ4_K
 // etc., kernels_kquant_amd64.go: AVX-512 VNNI, else AVX2, else Go;
 // kernels_kquant_generic.go elsewhere), the pure-Go twins here (matVecQ4_KGo
-// etc.), and the plain reference loops in kernels_kquant_test.go.
+// etc.), and the plain reference loops in kernels_kquant_test.go. With VNNI
+// the batched products use tile kernels, one row by 4 vectors
+// (kernels_kquant_tile_amd64.go).
 
 const (
 	qkK      = 256 // values in a K-quant super-block

@@ -11,9 +11,9 @@
 //
 // # What the kernels compute
 //
-// Each kernel walks R rows (R = 4, or 1 for the last rows) of super-blocks
-// of 256 values and, per super-block, does once for the R rows what only
-// depends on the activation, then per row:
+// Each VNNI matrix-vector kernel walks R rows (R = 4, or 1 for the last
+// rows) of super-blocks of 256 values and, per super-block, does once for
+// the R rows what only depends on the activation, then per row:
 //
 //   - unpack the quants to bytes 0..15, 0..31 or 0..63 (unsigned: VPDPBUSD
 //     multiplies them by the signed activation bytes as they are), in four
@@ -30,7 +30,9 @@
 //
 // So no horizontal sum happens inside the loop: each row's accumulator is
 // reduced once, at the end. The Go driver passes the rows in blocks of 4 and
-// the rest one by one.
+// the rest one by one. The tile kernels (tile.go) do the same per row for 4
+// vectors whose shared values the Go caller prepares; the AVX2 kernels
+// (avx2.go) take another route to the same sums.
 //
 // Q6_K subtracts its 32 before the scales: each accumulator starts from
 // -32*(sum of the lane's 4 activation bytes), computed once per
