@@ -9,82 +9,28 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-)
 
-// A test-only GGUF locator (the package's reader is written separately): it
-// parses just enough of a GGUF v3 file to find its tensors' bytes.
+	"github.com/llama2-go/llama2/gguf"
+)
 
 type kqTensor struct {
 	typ  uint32 // ggml type: 0 F32, 1 F16, 12 Q4_K, 13 Q5_K, 14 Q6_K
-	dims []uint64
-	data []byte // from the tensor's start to the end of the file
+	dims []int64
+	data []byte // the tensor's bytes
 }
 
+// kqReadGGUF returns the tensors of a GGUF fixture, by name.
 func kqReadGGUF(t *testing.T, name string) map[string]kqTensor {
 	t.Helper()
 	b, err := os.ReadFile(fixture(t, name))
 	require.NoError(t, err)
-	p := 0
-	u32 := func() uint32 { v := binary.LittleEndian.Uint32(b[p:]); p += 4; return v }
-	u64 := func() uint64 { v := binary.LittleEndian.Uint64(b[p:]); p += 8; return v }
-	str := func() string { n := int(u64()); s := string(b[p : p+n]); p += n; return s }
-	require.Equal(t, "GGUF", string(b[:4]))
-	p = 4
-	require.Equal(t, uint32(3), u32(), "version")
-	nt, nkv := u64(), u64()
-	size := map[uint32]int{0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-	var skip func(typ uint32) uint64
-	skip = func(typ uint32) uint64 {
-		switch typ {
-		case 8:
-			str()
-			return 0
-		case 9:
-			et, n := u32(), u64()
-			for range n {
-				skip(et)
-			}
-			return 0
-		}
-		s, ok := size[typ]
-		require.True(t, ok, "value type %d", typ)
-		var v uint64
-		for i := range s {
-			v |= uint64(b[p+i]) << (8 * i)
-		}
-		p += s
-		return v
+	f, err := gguf.Parse(b)
+	require.NoError(t, err)
+	out := map[string]kqTensor{}
+	for _, ti := range f.Tensors {
+		out[ti.Name] = kqTensor{typ: uint32(ti.Type), dims: ti.Dims, data: ti.Data}
 	}
-	align := uint64(32)
-	for range nkv {
-		key := str()
-		v := skip(u32())
-		if key == "general.alignment" {
-			align = v
-		}
-	}
-	type info struct {
-		name string
-		t    kqTensor
-		off  uint64
-	}
-	var infos []info
-	for range nt {
-		in := info{name: str()}
-		in.t.dims = make([]uint64, u32())
-		for i := range in.t.dims {
-			in.t.dims[i] = u64()
-		}
-		in.t.typ, in.off = u32(), u64()
-		infos = append(infos, in)
-	}
-	start := (uint64(p) + align - 1) / align * align
-	ts := map[string]kqTensor{}
-	for _, in := range infos {
-		in.t.data = b[start+in.off:]
-		ts[in.name] = in.t
-	}
-	return ts
+	return out
 }
 
 // TestKQuantGolden dequantizes the K-quant tensors that llama-quantize wrote
