@@ -2,6 +2,8 @@
 
 package model
 
+import "sync"
+
 // Batched K-quant products with the VNNI tile kernels: one row by 4
 // vectors at a time, each super-block unpacked once for the 4 (see
 // ../asm/kquant/tile.go). The per-vector values that the matrix-vector
@@ -33,11 +35,13 @@ func kqMatMatTiles(tile kqTileKernel, matVec kqKernel, name string, blockBytes i
 		if q6 {
 			auxFloats = 32
 		}
-		xa := make([]int8, 4*n)
-		aux := make([]float32, 4*nsb*auxFloats)
+		sc := kqScratchPool.Get().(*kqScratch)
+		defer kqScratchPool.Put(sc)
+		xa := grow(&sc.xa, 4*n)
+		aux := grow(&sc.aux, 4*nsb*auxFloats)
 		var nc []int32
 		if q6 {
-			nc = make([]int32, 4*nsb*64)
+			nc = grow(&sc.nc, 4*nsb*64)
 		}
 		for g := 0; g < g4; g += 4 {
 			for t := range 4 {
@@ -57,6 +61,24 @@ func kqMatMatTiles(tile kqTileKernel, matVec kqKernel, name string, blockBytes i
 	for b := g4; b < batch; b++ {
 		matVec(out[b*rows:(b+1)*rows], w, xq[b*n:(b+1)*n], xs[b*nb:(b+1)*nb], xsum[b*nb:(b+1)*nb])
 	}
+}
+
+// kqScratch holds the prepared activations of a tile call; pooled, so that
+// prompts allocate nothing per product once warm.
+type kqScratch struct {
+	xa  []int8
+	aux []float32
+	nc  []int32
+}
+
+var kqScratchPool = sync.Pool{New: func() any { return new(kqScratch) }}
+
+// grow returns (*buf)[:n], reallocating *buf when it is too short.
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	return (*buf)[:n]
 }
 
 // kqPrepTile writes one super-block of one vector for the tile kernels:
