@@ -18,10 +18,10 @@ import (
 // reads its arguments.
 type goldenRun struct {
 	name, checkpoint, tokenizer string
-	temperature, topp          float32
-	seed                       uint64
-	steps                      int
-	prompt                     string
+	temperature, topp           float32
+	seed                        uint64
+	steps                       int
+	prompt                      string
 }
 
 func loadGoldenRuns(t *testing.T) []goldenRun {

@@ -43,10 +43,10 @@ type Tokenizer struct {
 	bos, eos, unk, pad             int
 	addBOS, addEOS, addSpacePrefix bool
 	types                          []int32
-	text                           []string  // what Decode prints for each token (▁ as a space; "" for control tokens)
+	text                           []string   // what Decode prints for each token (▁ as a space; "" for control tokens)
 	byteID                         [256]int32 // the byte-fallback token of each byte, or -1
-	special                        []int     // control, unknown and user-defined tokens, longest text first
-	userDefined                    []int     // the user-defined tokens of special, in its order
+	special                        []int      // control, unknown and user-defined tokens, longest text first
+	userDefined                    []int      // the user-defined tokens of special, in its order
 }
 
 // LoadTokenizer reads llama2.c's tokenizer.bin; vocabSize comes from the model.
