@@ -275,6 +275,7 @@ func TestSequenceErrors(t *testing.T) {
 
 	// A cancelled context ends the stream with its error.
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	s2 := newSession(t, m, 1)
 	var last Token
 	var lastErr error
