@@ -134,4 +134,3 @@ func testRunServe(t *testing.T, extra []string) {
 	}
 	require.Contains(t, stderr.String(), `"msg":"request","method":"POST","path":"/v1/completions","status":200,"prompt_tokens":5,"completion_tokens":8`)
 }
-
