@@ -434,3 +434,35 @@ func TestCloseOwnership(t *testing.T) {
 	require.NoError(t, q.Close())
 	require.True(t, errors.Is(fmt.Errorf("x: %w", ErrClosed), ErrClosed))
 }
+
+// BenchmarkBatchStep measures decode steps of 1, 4, 8 and 16 sequences, in
+// tokens per second: on the model named by $LLAMA2_BENCH_CHECKPOINT (a
+// stories42M-shaped checkpoint, say), else on rand-gqa-32k.
+func BenchmarkBatchStep(b *testing.B) {
+	path := os.Getenv("LLAMA2_BENCH_CHECKPOINT")
+	if path == "" {
+		path = fixture(b, "rand-gqa-32k.bin")
+	}
+	m := openModel(b, path)
+	for _, n := range []int{1, 4, 8, 16} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			batch, err := m.NewBatch(BatchOptions{Size: n})
+			require.NoError(b, err)
+			defer batch.Close()
+			seqs := make([]*Sequence, n)
+			for i := range seqs {
+				seqs[i], err = newSessionBatch(b, m, 1, 0).Start([]int{BOS}, GenerateOptions{})
+				require.NoError(b, err)
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				for _, q := range seqs {
+					q.pos, q.next = i%64, (i*31+7)%m.Config.VocabSize
+				}
+				batch.seqs, batch.n = seqs, n
+				batch.forward()
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

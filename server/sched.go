@@ -261,9 +261,14 @@ func (sc *scheduler) prefill() {
 		if j.seq.Pending() == 0 {
 			continue
 		}
-		if _, err := j.seq.Prefill(sc.s.opts.Batch); err != nil {
+		pending, err := j.seq.Prefill(sc.s.opts.Batch)
+		if err != nil {
 			j.seq.Cancel()
 			sc.finish(j, err)
+			return
+		}
+		if sc.s.onPrefill != nil {
+			sc.s.onPrefill(j.ctx, pending)
 		}
 		return
 	}

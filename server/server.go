@@ -117,8 +117,10 @@ type Server struct {
 	closeOnce sync.Once
 
 	// onToken, when set (by tests), runs before each sampled token is
-	// handled, in the scheduler's goroutine.
-	onToken func(ctx context.Context)
+	// handled, and onPrefill after each prefilled chunk of pending prompt
+	// tokens, in the scheduler's goroutine.
+	onToken   func(ctx context.Context)
+	onPrefill func(ctx context.Context, pending int)
 }
 
 // New builds a server over m, whose text tok encodes and decodes. The
