@@ -108,9 +108,25 @@ func (s *Server) generate(ctx context.Context, g genParams, onStart func() error
 					return result{}, errDraining
 				}
 				continue
+			case <-s.sched.done:
+				if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+					return result{}, errClosed
+				}
+				continue
 			}
 		} else {
-			ev = <-j.events
+			select {
+			case ev = <-j.events:
+			case <-s.sched.done:
+				// The scheduler stopped (Close); it sent every event it
+				// had for j before, so an empty channel means it never
+				// saw j.
+				select {
+				case ev = <-j.events:
+				default:
+					return result{}, errClosed
+				}
+			}
 		}
 		switch ev.kind {
 		case evStarted:
