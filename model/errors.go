@@ -22,8 +22,8 @@ var (
 	ErrBusy = errors.New("the session is running another sequence")
 )
 
-func errPromptTooLong(n, room int) error {
-	return fmt.Errorf("%w: %d tokens, %d fit", ErrPromptTooLong, n, room)
+func errPromptTooLong(n, seqLen int) error {
+	return fmt.Errorf("%w: %d tokens, more than the model's context of %d", ErrPromptTooLong, n, seqLen)
 }
 
 // mapping is a model file's memory mapping, shared by the models made from
