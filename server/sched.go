@@ -255,22 +255,28 @@ func (sc *scheduler) start(j *job, sl *slot) {
 	j.events <- event{kind: evStarted}
 }
 
-// prefill feeds one chunk of the oldest prompt still being prefilled.
+// prefill feeds one chunk's worth (Options.Batch tokens) of the prompts
+// still being prefilled, oldest first: several short prompts, or one chunk
+// of a long one.
 func (sc *scheduler) prefill() {
-	for _, j := range sc.running {
-		if j.seq.Pending() == 0 {
+	budget := sc.s.opts.Batch
+	for i := 0; i < len(sc.running) && budget > 0; i++ {
+		j := sc.running[i]
+		n := min(j.seq.Pending(), budget)
+		if n == 0 {
 			continue
 		}
-		pending, err := j.seq.Prefill(sc.s.opts.Batch)
+		budget -= n
+		pending, err := j.seq.Prefill(n)
 		if err != nil {
 			j.seq.Cancel()
-			sc.finish(j, err)
-			return
+			sc.finish(j, err) // removes running[i]
+			i--
+			continue
 		}
 		if sc.s.onPrefill != nil {
 			sc.s.onPrefill(j.ctx, pending)
 		}
-		return
 	}
 }
 
