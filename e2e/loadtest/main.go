@@ -280,6 +280,10 @@ func reliability(c *client, total, concurrency, maxTokens, ctxLen int) error {
 	}
 	perWord := float64(r.Usage.PromptTokens-1) / 100
 	nearLimit := strings.Repeat("tree ", int(float64(ctxLen-24)/perWord))
+	// Idle keep-alive connections hold a goroutine each in the server: close
+	// ours around each count.
+	c.http.CloseIdleConnections()
+	time.Sleep(100 * time.Millisecond)
 	goroutines0, haveMetrics := c.serverMetric("go_goroutines")
 	heap0, _ := c.serverMetric("go_memstats_heap_inuse_bytes")
 
@@ -346,6 +350,7 @@ func reliability(c *client, total, concurrency, maxTokens, ctxLen int) error {
 	}
 	var g float64
 	for range 50 { // hung-up streams end at the server's next step
+		c.http.CloseIdleConnections()
 		if g, _ = c.serverMetric("go_goroutines"); g <= goroutines0 {
 			break
 		}
