@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test test-go e2e cross check-generate bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
+.PHONY: all build test test-go e2e loadtest cross check-generate bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -49,6 +49,16 @@ test-go:
 ## e2e: `llama2 serve` driven by the official openai client, and a load test.
 e2e:
 	cd e2e && npm ci --no-audit --no-fund && ./run.sh
+
+## loadtest: `llama2 serve` with default flags on a random stories42M-shaped
+## fp32 checkpoint (written once into $(BENCH_DIR)): tok/s and p50/p99 latency
+## at 1, 4, 8 and 16 clients, then 500 requests checked for reliability
+## (e2e/loadtest.sh, e2e/loadtest/). Takes a few minutes.
+loadtest:
+	@mkdir -p $(BENCH_DIR)
+	@[ -s $(BENCH_DIR)/r42M.bin ] || $(GO) -C $(SHARED)/tools/mkckpt run . -o $(BENCH_DIR)/r42M.bin \
+		-dim 512 -hidden 1376 -layers 8 -heads 8 -kv 8 -vocab 32000 -seq 1024
+	e2e/loadtest.sh $(BENCH_DIR)/r42M.bin tokenizer.bin
 
 ## cross: the other platforms build (pure-Go kernels, mmap per OS).
 cross:

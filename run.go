@@ -234,8 +234,8 @@ func openModel(path string, q8 bool) (*model.Model, error) {
 		return m, err
 	}
 	q, err := m.Quantize(model.RowAlignedGroupSize(m.Config))
+	m.Close() // q holds its own reference to the mapping
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
 	return q, nil

@@ -33,7 +33,9 @@ test('greedy completion continues the story', opts, async () => {
   assert.ok(c.choices[0].text.startsWith(', there was a little girl named Lily'), c.choices[0].text);
   assert.equal(c.choices[0].finish_reason, 'length');
   assert.equal(c.choices[0].logprobs, null);
-  assert.deepEqual(c.usage, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 });
+  const { prompt_tokens_details: details, ...counts } = c.usage;
+  assert.deepEqual(counts, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 });
+  assert.ok(details.cached_tokens >= 0 && details.cached_tokens <= 4, JSON.stringify(details));
 });
 
 test('completion with a stop string', opts, async () => {
@@ -93,7 +95,9 @@ test('streamed chat completion equals the non-streamed one', opts, async () => {
   assert.ok(chunks > 2, 'several chunks');
   assert.equal(text, whole.choices[0].message.content);
   assert.equal(finish, whole.choices[0].finish_reason);
-  assert.deepEqual(usage, whole.usage);
+  const counts = ({ prompt_tokens_details: _, ...c }) => c;
+  assert.deepEqual(counts(usage), counts(whole.usage));
+  assert.equal(usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens - 1, 'the same prompt again reuses the cache');
 });
 
 test('streamed completion with a stop string holds back nothing wrong', opts, async () => {
@@ -128,4 +132,27 @@ test('a bad request throws APIError 400', opts, async () => {
     (err) => err instanceof OpenAI.BadRequestError && err.param === 'max_tokens',
   );
   await assert.rejects(client.models.retrieve('gpt-4'), (err) => err instanceof OpenAI.NotFoundError);
+});
+
+test('a seeded request gives the same text alone and alongside 7 others', { timeout: 120_000 }, async () => {
+  const request = { model: MODEL, prompt: 'The little dog', max_tokens: 48, temperature: 0.9, top_p: 0.95, seed: 4242 };
+  const alone = (await client.completions.create(request)).choices[0].text;
+  assert.ok(alone.length > 0);
+  const others = Array.from({ length: 7 }, (_, i) => client.completions.create({
+    model: MODEL, prompt: `Story ${i}: once`, max_tokens: 64, temperature: 1, seed: 100 + i, stream: i % 2 === 0,
+  }).then(async (r) => { if (i % 2 === 0) for await (const _ of r); }));
+  const together = client.completions.create(request);
+  const [r] = await Promise.all([together, ...others]);
+  assert.equal(r.choices[0].text, alone);
+});
+
+test('GET /metrics is Prometheus text with the serving metrics', opts, async () => {
+  const r = await fetch(baseURL.replace(/\/v1$/, '/metrics'));
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/plain/);
+  const body = await r.text();
+  for (const name of ['llama2_requests_total', 'llama2_completion_tokens_total', 'llama2_queue_depth', 'llama2_active_slots',
+    'llama2_batch_size_bucket', 'llama2_time_to_first_token_seconds_bucket', 'llama2_time_per_output_token_seconds_bucket']) {
+    assert.match(body, new RegExp(`^${name}`, 'm'), name);
+  }
 });

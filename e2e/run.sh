@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 MODEL=${MODEL:-../testdata/stories260K.bin}
 TOKENIZER=${TOKENIZER:-../testdata/tok512.bin}
-SERVE_ARGS=${SERVE_ARGS:--parallel 2 -queue 4}
+SERVE_ARGS=${SERVE_ARGS:--parallel 8 -queue 8}
 
 for f in "$MODEL" "$TOKENIZER"; do
   [ -s "$f" ] || { echo "e2e: missing $f (run \`make fixtures\`)" >&2; exit 1; }

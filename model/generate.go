@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -51,10 +50,10 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 	st.PromptTokens = len(prompt)
 	seqLen := s.cfg.SeqLen
 	if len(prompt) == 0 {
-		return st, errors.New("generate: the prompt has no tokens (it should at least hold BOS)")
+		return st, fmt.Errorf("generate: %w (it should at least hold BOS)", ErrEmptyPrompt)
 	}
 	if len(prompt) > seqLen {
-		return st, fmt.Errorf("generate: the prompt has %d tokens, more than the model's context of %d", len(prompt), seqLen)
+		return st, fmt.Errorf("generate: %w", errPromptTooLong(len(prompt), seqLen))
 	}
 	if steps <= 0 || steps > seqLen {
 		steps = seqLen

@@ -71,9 +71,11 @@ func TestGenerateErrors(t *testing.T) {
 	emit := func(prev, next int) bool { return true }
 	_, err := s.Generate(context.Background(), nil, NewSampler(512, 0, 0, 1), 0, emit)
 	require.ErrorContains(t, err, "no tokens")
+	require.ErrorIs(t, err, ErrEmptyPrompt)
 	long := make([]int, m.Config.SeqLen+1)
 	_, err = s.Generate(context.Background(), long, NewSampler(512, 0, 0, 1), 0, emit)
 	require.ErrorContains(t, err, "more than the model's context of 512")
+	require.ErrorIs(t, err, ErrPromptTooLong)
 	_, err = s.Generate(context.Background(), []int{1, 9999}, NewSampler(512, 0, 0, 1), 0, emit)
 	require.ErrorContains(t, err, "outside the vocabulary")
 }

@@ -71,6 +71,10 @@ func (s *Session) Prefill(tokens []int, pos int) error {
 			return errToken(t, c.VocabSize)
 		}
 	}
+	if s.closed.Load() {
+		return errSessionClosed
+	}
+	s.cached = s.cached[:min(len(s.cached), pos)]
 	if s.batch == nil {
 		for i, t := range tokens {
 			if _, err := s.Forward(t, pos+i); err != nil {

@@ -44,7 +44,8 @@ func checkGroupSize(c Config, gs int) error {
 // Quantize returns a Q8_0 version of an fp32 model, made in memory with
 // export.py's algorithm: the int8 weights and their scales are allocated
 // (a quarter of the fp32 size), the norms stay views into the mapping. The
-// returned model owns the mapping: close it, not m, when done.
+// returned model shares the mapping: each of the two is closed on its own,
+// and the file is unmapped when both are (and their sessions).
 func (m *Model) Quantize(groupSize int) (*Model, error) {
 	if m.Config.GroupSize > 0 {
 		return nil, fmt.Errorf("checkpoint %s is already Q8_0", m.path)
@@ -55,7 +56,16 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 	if m.w.tokenEmbedding.f == nil && m.Config.Dim%groupSize != 0 {
 		return nil, fmt.Errorf("checkpoint %s: group size %d must divide the rows (dim %d) of a model that is not fp32", m.path, groupSize, m.Config.Dim)
 	}
-	q := &Model{Config: m.Config, path: m.path, w: m.w, gguf: m.gguf, unmap: m.unmap}
+	if m.closed.Load() {
+		return nil, fmt.Errorf("checkpoint %s: %w", m.path, ErrClosed)
+	}
+	// q shares the mapping (its norms are views into it): each model holds
+	// a reference, so closing one leaves the other's weights in place.
+	shared := m.mapRefs()
+	if err := shared.acquire(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", m.path, err)
+	}
+	q := &Model{Config: m.Config, path: m.path, w: m.w, gguf: m.gguf, shared: shared}
 	q.Config.GroupSize = groupSize
 	q.w.act = actForm{gs: groupSize}
 	qt := func(t tensor) tensor {
@@ -90,7 +100,6 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 			w1: qt(lw.w1), w2: qt(lw.w2), w3: qt(lw.w3),
 		}
 	}
-	m.unmap = func() error { return nil } // q owns the mapping now
 	return q, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/gguf"
@@ -22,6 +23,12 @@ type Model struct {
 	gguf   *ggufModel // nil for llama2.c checkpoints
 	unmap  func() error
 	once   sync.Once
+
+	// shared is the reference-counted mapping (errors.go): the model holds
+	// one reference until Close, every session one until its Close.
+	shared  *mapping
+	refOnce sync.Once
+	closed  atomic.Bool
 
 	tmplOnce sync.Once // ChatPrompt parses the chat template once
 	tmpl     *chat.Template
@@ -134,12 +141,14 @@ func (m *Model) stops(token int) bool {
 // Path is the file the model was opened from.
 func (m *Model) Path() string { return m.path }
 
-// Close unmaps the checkpoint. Sessions must not be used afterwards.
+// Close releases the model: NewSession then fails with [ErrClosed]. The
+// file is unmapped once the model and every session made from it are
+// closed, so sessions still running keep their weights.
 func (m *Model) Close() error {
 	var err error
 	m.once.Do(func() {
-		m.w = weights{}
-		err = m.unmap()
+		m.closed.Store(true)
+		err = m.mapRefs().release()
 	})
 	return err
 }
@@ -193,6 +202,16 @@ type Session struct {
 	layer int
 	pos   int
 
+	// cached holds the tokens whose keys and values are in the cache, at
+	// positions 0..len(cached)-1 (a prefix of what was fed): Forward and
+	// Prefill cut it at the position they write, the sequences of
+	// stream.go extend it.
+	cached  []int
+	running bool // a Sequence is using the session
+	closed  atomic.Bool
+	endOnce sync.Once
+	step    *Batch // a batch of one for Session.Tokens, made when first needed
+
 	// Bodies handed to the pool, bound once so dispatching allocates nothing.
 	qkvBody, attnBody, woBody, ffnUpBody, w2Body, classifierBody func(lo, hi int)
 }
@@ -209,6 +228,12 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	if opts.Batch < 0 {
 		return nil, fmt.Errorf("batch %d must not be negative", opts.Batch)
+	}
+	if m.closed.Load() {
+		return nil, fmt.Errorf("new session: model %s: %w", m.path, ErrClosed)
+	}
+	if err := m.mapRefs().acquire(); err != nil {
+		return nil, fmt.Errorf("new session: model %s: %w", m.path, err)
 	}
 	threads := opts.Threads
 	if threads == 0 {
@@ -245,8 +270,19 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	return s, nil
 }
 
-// Close stops the session's worker goroutines.
-func (s *Session) Close() { s.pool.close() }
+// Close stops the session's worker goroutines and releases its reference
+// to the model's mapping. Using the session afterwards fails with
+// [ErrClosed].
+func (s *Session) Close() {
+	s.endOnce.Do(func() {
+		s.closed.Store(true)
+		s.pool.close()
+		if s.step != nil {
+			s.step.Close()
+		}
+		s.m.mapRefs().release()
+	})
+}
 
 // Model is the model the session runs.
 func (s *Session) Model() *Model { return s.m }
@@ -262,6 +298,10 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 	if pos < 0 || pos >= c.SeqLen {
 		return nil, errPosition(pos, c.SeqLen)
 	}
+	if s.closed.Load() {
+		return nil, errSessionClosed
+	}
+	s.cached = s.cached[:min(len(s.cached), pos)]
 	w := &s.m.w
 	dim := c.Dim
 	w.tokenEmbedding.rowTo(s.x, token)
@@ -296,8 +336,13 @@ func errToken(token, vocab int) error {
 }
 
 func errPosition(pos, seqLen int) error {
+	if pos >= seqLen {
+		return fmt.Errorf("position %d is outside the context [0, %d): %w", pos, seqLen, ErrContextFull)
+	}
 	return fmt.Errorf("position %d is outside the context [0, %d)", pos, seqLen)
 }
+
+var errSessionClosed = fmt.Errorf("session: %w", ErrClosed)
 
 // kvSlot returns the cache rows of layer l at position pos.
 func (s *Session) kvSlot(cache []float32, l, pos int) []float32 {

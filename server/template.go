@@ -1,4 +1,4 @@
-package main
+package server
 
 // Chat templates in the server: the file's Jinja template (or
 // -chat-template-file's) renders /v1/chat/completions and /apply-template.
@@ -7,35 +7,40 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
 )
 
-// serverTemplate chooses the server's chat template: -chat-template-file
+// serverTemplate chooses the server's chat template: Options.ChatTemplate
 // when given, else a GGUF model's own (Llama 2's when it has none). For a
-// llama2.c checkpoint without -chat-template-file it returns nil: chats are
-// rendered as Meta's chat_completion does (renderChat), and /apply-template
-// shows the Llama 2 template's rendering.
-func serverTemplate(m *model.Model, file string) (*chat.Template, error) {
-	if file != "" {
-		src, err := os.ReadFile(file)
+// llama2.c checkpoint without one it returns nil: chats are rendered as
+// Meta's chat_completion does (renderChat), and /apply-template shows the
+// Llama 2 template's rendering.
+func serverTemplate(m *model.Model, src string) (*chat.Template, error) {
+	if src != "" {
+		t, err := chat.Parse(src)
 		if err != nil {
 			return nil, fmt.Errorf("chat template: %w", err)
 		}
-		t, err := chat.Parse(string(src))
-		if err != nil {
-			return nil, fmt.Errorf("chat template %s: %w", file, err)
-		}
 		return t, nil
 	}
-	return chatTemplate(m)
+	if !m.Config.GGUF {
+		return nil, nil
+	}
+	if src = m.ChatTemplate(); src == "" {
+		src = chat.Llama2
+	}
+	t, err := chat.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.Path(), err)
+	}
+	return t, nil
 }
 
 // templateOptions are the template's inputs other than the messages.
-func (s *server) templateOptions(addGenerationPrompt bool) chat.Options {
+func (s *Server) templateOptions(addGenerationPrompt bool) chat.Options {
 	return chat.Options{
 		AddGenerationPrompt: addGenerationPrompt,
 		BOSToken:            s.tok.Piece(s.tok.BOS()),
@@ -47,7 +52,7 @@ func (s *server) templateOptions(addGenerationPrompt bool) chat.Options {
 // which decides itself which orders of roles it accepts. protect marks the
 // special-token texts in them (model.Tokenizer.ProtectSpecial) when the
 // rendering is to be encoded.
-func (s *server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Message, *requestError) {
+func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Message, *requestError) {
 	if len(msgs) == 0 {
 		return nil, badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
 	}
@@ -71,7 +76,7 @@ func (s *server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Mess
 // renderTemplate renders msgs with the server's template (Llama 2's for a
 // llama2.c checkpoint without one). A template that raises an exception
 // (roles out of order, say) is the client's error.
-func (s *server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool) (string, *requestError) {
+func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool) (string, *requestError) {
 	t := s.tmpl
 	if t == nil {
 		t = llama2Template
@@ -103,7 +108,7 @@ var llama2Template = func() *chat.Template {
 // through the chat template, parsing the special tokens (<s>, </s>) that
 // the template writes but not those in the messages: a user's "</s>" stays
 // text. Without a template (llama2.c checkpoints) renderChat does it in Go.
-func (s *server) renderChatTokens(msgs []chatMessage) ([]int, *requestError) {
+func (s *Server) renderChatTokens(msgs []chatMessage) ([]int, *requestError) {
 	if s.tmpl == nil {
 		return s.renderChat(msgs)
 	}
@@ -123,7 +128,7 @@ type applyTemplateRequest struct {
 }
 
 // handleApplyTemplate answers {"prompt": rendered text} without generating.
-func (s *server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
 	var req applyTemplateRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		writeRequestError(w, err)

@@ -1,7 +1,7 @@
 // The OpenAI API as `serve` speaks it: the JSON shapes of requests and
 // responses, and the reading and validation of requests.
 
-package main
+package server
 
 import (
 	"encoding/json"
@@ -114,9 +114,16 @@ type chatMessage struct {
 }
 
 type tokenUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                  `json:"prompt_tokens"`
+	CompletionTokens    int                  `json:"completion_tokens"`
+	TotalTokens         int                  `json:"total_tokens"`
+	PromptTokensDetails *promptTokensDetails `json:"prompt_tokens_details,omitempty"`
+}
+
+// promptTokensDetails says how many prompt tokens a slot's cache already
+// held (llama.cpp's cache_prompt; OpenAI's prompt caching).
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 type completionChoice struct {
@@ -260,7 +267,7 @@ func isNullish(raw json.RawMessage) bool {
 	return false
 }
 
-func (s *server) commonParams(c *commonParams, maxTokens *int) (genParams, *requestError) {
+func (s *Server) commonParams(c *commonParams, maxTokens *int) (genParams, *requestError) {
 	var g genParams
 	if c.N != nil && *c.N != 1 {
 		return g, badRequest("invalid_value", "n", "n must be 1: one choice per request is supported")
@@ -350,9 +357,9 @@ func parseStop(raw json.RawMessage) ([]string, *requestError) {
 }
 
 // fit checks that the prompt fits the context and clamps max_tokens to what
-// fits: Generate runs len(prompt)-1 prompt positions, then one per sampled
-// token, within seq_len positions.
-func (s *server) fit(g *genParams) *requestError {
+// fits: a sequence feeds len(prompt)-1 prompt positions, then one per
+// sampled token, within seq_len positions.
+func (s *Server) fit(g *genParams) *requestError {
 	seqLen := s.model.Config.SeqLen
 	if len(g.prompt) > seqLen {
 		return &requestError{status: http.StatusBadRequest, code: "context_length_exceeded", param: "messages",
@@ -362,7 +369,7 @@ func (s *server) fit(g *genParams) *requestError {
 	return nil
 }
 
-func (s *server) parseCompletion(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
+func (s *Server) parseCompletion(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
 	var req completionRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return genParams{}, err
@@ -407,7 +414,7 @@ func parsePrompt(raw json.RawMessage) (string, *requestError) {
 	return "", badRequest("invalid_type", "prompt", "prompt must be a string (or an array of exactly one string)")
 }
 
-func (s *server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
+func (s *Server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
 	var req chatRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return genParams{}, err
@@ -471,7 +478,7 @@ func messageText(i int, raw json.RawMessage) (string, *requestError) {
 // [INST] block (model.Llama2ChatPrompt), contents trimmed of surrounding
 // white space. An optional system (or developer) message comes first; then
 // user and assistant alternate, starting and ending with user.
-func (s *server) renderChat(msgs []chatMessage) ([]int, *requestError) {
+func (s *Server) renderChat(msgs []chatMessage) ([]int, *requestError) {
 	if len(msgs) == 0 {
 		return nil, badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
 	}

@@ -1,11 +1,9 @@
-package main
+package server
 
 import (
 	"bufio"
 	"encoding/json"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -16,19 +14,14 @@ import (
 
 // newGGUFServer builds a server over the GGUF twin of rand-gqa-32k (Llama
 // 2's vocabulary inside), with -chat-template-file set when tmpl is not "".
-func newGGUFServer(t *testing.T, tmpl string) *server {
+func newGGUFServer(t *testing.T, tmpl string) *Server {
 	t.Helper()
 	m, err := model.Open(fixture(t, "gguf/rand-gqa-32k-f32.gguf"))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
-	o := serveOptions{parallel: 1, threads: 1, batch: 16, queue: 1, readTimeout: readTimeout}
-	if tmpl != "" {
-		o.chatTemplate = filepath.Join(t.TempDir(), "template.jinja")
-		require.NoError(t, os.WriteFile(o.chatTemplate, []byte(tmpl), 0o644))
-	}
-	s, err := newServer(m, m.Tokenizer(), o, slog.New(slog.DiscardHandler))
+	s, err := New(m, m.Tokenizer(), Options{Parallel: 1, Threads: 1, Batch: 16, Queue: 1, ChatTemplate: tmpl})
 	require.NoError(t, err)
-	t.Cleanup(s.close)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -1,0 +1,307 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+)
+
+// Batched decoding: one forward pass advances several sequences by one
+// token each. Every sequence has its own session (KV cache) and position;
+// their activations go through each weight matrix together, as the rows of
+// a matrix-matrix product (tensor.mulBatch, the kernels of batched
+// prompts), so each weight is read from memory once per step instead of
+// once per sequence. Attention stays per sequence, over its own cache.
+//
+// The work of a product is split between the cores by weight rows (each
+// core reads its share of the weights once, for every sequence); a
+// sequence's values do not depend on the other sequences of the step, so it
+// gets the same tokens alone or in any batch.
+
+// BatchOptions configures [Model.NewBatch]. The zero value is the default.
+type BatchOptions struct {
+	// Size is the most sequences a step advances; 0 means 8.
+	Size int
+	// Threads is the number of cores a step uses; 0 means all.
+	Threads int
+}
+
+// Batch advances up to its size of [Sequence]s by one token each in one
+// forward pass ([Batch.Step]). It holds the activations of a step, not the
+// sequences' caches: those are their sessions'. A batch is used by one
+// goroutine at a time.
+type Batch struct {
+	m       *Model
+	cfg     Config
+	eps     float32
+	pool    *pool
+	ownPool bool
+	size    int
+	closed  bool
+
+	// The current step.
+	seqs  []*Sequence
+	n     int
+	layer int
+
+	x, xb, xb2 []float32 // (size, dim)
+	qkv        []float32 // (size, dim+2*kv_dim) q, k and v of each sequence
+	hb, hb2    []float32 // (size, hidden)
+	logits     []float32 // (size, vocab)
+	scratch    []float32 // (size, widest product): workers' tiles before they are scattered
+	cos, sin   []float32 // (size, head_size/2)
+
+	xbIn, hbIn, xIn []activation // (size) rows of xb, hb and x, with their int8 forms
+
+	qkvBody, attnBody, woBody, ffnUpBody, w2Body, clsBody func(lo, hi int)
+}
+
+// DefaultBatchSize is the number of sequences a batch advances together
+// unless told otherwise.
+const DefaultBatchSize = 8
+
+// NewBatch allocates a batch for up to opts.Size sequences of m.
+func (m *Model) NewBatch(opts BatchOptions) (*Batch, error) {
+	if opts.Size < 0 || opts.Threads < 0 {
+		return nil, fmt.Errorf("new batch: size %d and threads %d must not be negative", opts.Size, opts.Threads)
+	}
+	if m.closed.Load() {
+		return nil, fmt.Errorf("new batch: model %s: %w", m.path, ErrClosed)
+	}
+	size := opts.Size
+	if size == 0 {
+		size = DefaultBatchSize
+	}
+	threads := opts.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	return newBatch(m, newPool(threads), size, true), nil
+}
+
+func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
+	c := m.Config
+	wide := max(c.Dim+2*c.KVDim(), c.HiddenDim, c.VocabSize)
+	half := c.HeadSize() / 2
+	b := &Batch{
+		m: m, cfg: c, eps: c.normEps(), pool: p, ownPool: ownPool, size: size,
+		x: make([]float32, size*c.Dim), xb: make([]float32, size*c.Dim), xb2: make([]float32, size*c.Dim),
+		qkv: make([]float32, size*(c.Dim+2*c.KVDim())),
+		hb:  make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
+		logits: make([]float32, size*c.VocabSize), scratch: make([]float32, size*wide),
+		cos: make([]float32, size*half), sin: make([]float32, size*half),
+		xbIn: make([]activation, size), hbIn: make([]activation, size), xIn: make([]activation, size),
+		seqs: make([]*Sequence, 0, size),
+	}
+	newActivations(b.xbIn, b.xb, c.Dim, m.w.act)
+	newActivations(b.hbIn, b.hb, c.HiddenDim, m.w.act)
+	newActivations(b.xIn, b.x, c.Dim, m.w.act)
+	b.qkvBody, b.attnBody, b.woBody = b.qkvRows, b.attention, b.woRows
+	b.ffnUpBody, b.w2Body, b.clsBody = b.ffnUpRows, b.w2Rows, b.classifierRows
+	return b
+}
+
+// Size is the most sequences one step advances.
+func (b *Batch) Size() int { return b.size }
+
+// Close stops the batch's worker goroutines. Step then fails with
+// [ErrClosed].
+func (b *Batch) Close() {
+	if !b.closed && b.ownPool {
+		b.pool.close()
+	}
+	b.closed = true
+}
+
+var errStepArgs = errors.New("batch step")
+
+// Step feeds each sequence's next token at its position, in one forward
+// pass, and samples the token after it with the sequence's sampler: each
+// sequence's [Sequence.Token] is then the token sampled, and
+// [Sequence.Done] tells whether it ended. The sequences must be ready
+// ([Sequence.Ready]: the prompt prefilled, not ended), on distinct sessions
+// of the batch's model, at most [Batch.Size] of them.
+func (b *Batch) Step(seqs []*Sequence) error {
+	if b.closed {
+		return fmt.Errorf("%w: %w", errStepArgs, ErrClosed)
+	}
+	if len(seqs) > b.size {
+		return fmt.Errorf("%w: %d sequences, more than the batch's %d", errStepArgs, len(seqs), b.size)
+	}
+	for i, q := range seqs {
+		switch {
+		case q.s.closed.Load():
+			return fmt.Errorf("%w: sequence %d: %w", errStepArgs, i, errSessionClosed)
+		case q.s.m != b.m:
+			return fmt.Errorf("%w: sequence %d is of another model", errStepArgs, i)
+		case !q.Ready():
+			return fmt.Errorf("%w: sequence %d is not ready (prompt tokens pending: %d, ended: %v)", errStepArgs, i, q.Pending(), q.Done())
+		}
+		for j, p := range seqs[:i] {
+			if p.s == q.s {
+				return fmt.Errorf("%w: sequences %d and %d share a session", errStepArgs, j, i)
+			}
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	b.seqs, b.n = append(b.seqs[:0], seqs...), len(seqs)
+	b.forward()
+	vocab := b.cfg.VocabSize
+	for i, q := range seqs {
+		q.accept(b.logits[i*vocab : (i+1)*vocab])
+	}
+	clear(b.seqs)
+	b.seqs = b.seqs[:0]
+	return nil
+}
+
+// forward runs the layers for the step's sequences: Session.Forward's
+// operations in the same order, a row of each activation per sequence.
+func (b *Batch) forward() {
+	c := &b.cfg
+	w := &b.m.w
+	dim, kvDim, hs, n := c.Dim, c.KVDim(), c.HeadSize(), b.n
+	half := hs / 2
+	qkvDim := dim + 2*kvDim
+	for i, q := range b.seqs {
+		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], q.next)
+		for j, f := range q.s.ropeFreq {
+			val := float32(q.pos) * f
+			b.cos[i*half+j] = float32(math.Cos(float64(val)))
+			b.sin[i*half+j] = float32(math.Sin(float64(val)))
+		}
+	}
+	for l := range w.layers {
+		b.layer = l
+		lw := &w.layers[l]
+		for i := range n {
+			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsAtt, b.eps)
+		}
+		quantizeRows(b.xbIn[:n])
+		b.pool.run(qkvDim, rowGrain, b.qkvBody)
+		for i, q := range b.seqs {
+			s := q.s
+			s.layer = l
+			row := b.qkv[i*qkvDim : (i+1)*qkvDim]
+			cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
+			rotate(row[:dim], cos, sin, hs)
+			k := s.kvSlot(s.keyCache, l, q.pos)
+			copy(k, row[dim:dim+kvDim])
+			rotate(k, cos, sin, hs)
+			copy(s.kvSlot(s.valueCache, l, q.pos), row[dim+kvDim:])
+		}
+		b.pool.run(n*c.Heads, 1, b.attnBody)
+		quantizeRows(b.xbIn[:n])
+		b.pool.run(dim, rowGrain, b.woBody)
+		for i := range n {
+			x := b.x[i*dim : (i+1)*dim]
+			addInPlace(x, b.xb2[i*dim:(i+1)*dim])
+			rmsnorm(b.xb[i*dim:(i+1)*dim], x, lw.rmsFFN, b.eps)
+		}
+		quantizeRows(b.xbIn[:n])
+		b.pool.run(c.HiddenDim, rowGrain, b.ffnUpBody)
+		quantizeRows(b.hbIn[:n])
+		b.pool.run(dim, rowGrain, b.w2Body)
+		for i := range n {
+			addInPlace(b.x[i*dim:(i+1)*dim], b.xb[i*dim:(i+1)*dim])
+		}
+	}
+	for i := range n {
+		x := b.x[i*dim : (i+1)*dim]
+		rmsnorm(x, x, w.rmsFinal, b.eps)
+	}
+	quantizeRows(b.xIn[:n])
+	b.pool.run(c.VocabSize, rowGrain, b.clsBody)
+}
+
+// rows computes the part of rows [lo, hi) of a stacked product (whose
+// vectors' outputs are stride floats apart in out) that falls into the
+// tensor t, whose rows are numbered from base: for each of the step's
+// vectors (x, one row of t.cols floats each, with their activations acts).
+// The worker's tile goes through scratch, at the rows' place, then is
+// scattered into out.
+func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x []float32, acts []activation) {
+	r0, r1 := max(lo-base, 0), min(hi-base, t.rows)
+	if r0 >= r1 {
+		return
+	}
+	n, m := b.n, r1-r0
+	tile := b.scratch[n*(base+r0) : n*(base+r1)]
+	if v, ok := t.rowsView(r0, r1); ok {
+		v.mulBatch(tile, x[:n*t.cols], acts[:n])
+	} else {
+		for i := range n {
+			t.mulRows(tile[i*m:(i+1)*m], r0, &acts[i])
+		}
+	}
+	for i := range n {
+		copy(out[i*stride+base+r0:i*stride+base+r1], tile[i*m:(i+1)*m])
+	}
+}
+
+// rowsView returns rows [r0, r1) of t as a tensor of their own, or false
+// when t's quantization groups do not start and end there.
+func (t *tensor) rowsView(r0, r1 int) (tensor, bool) {
+	n := t.cols
+	v := tensor{rows: r1 - r0, cols: n}
+	switch {
+	case t.f != nil:
+		v.f = t.f[r0*n : r1*n]
+	case t.q != nil:
+		if (r0*n)%t.gs != 0 || (r1*n)%t.gs != 0 {
+			return v, false
+		}
+		v.q, v.s, v.gs = t.q[r0*n:r1*n], t.s[r0*n/t.gs:r1*n/t.gs], t.gs
+	case t.h != nil:
+		v.h, v.bf16 = t.h[r0*n:r1*n], t.bf16
+	default:
+		v.b, v.blk, v.rowBytes = t.b[r0*t.rowBytes:r1*t.rowBytes], t.blk, t.rowBytes
+	}
+	return v, true
+}
+
+func (b *Batch) qkvRows(lo, hi int) {
+	lw := &b.m.w.layers[b.layer]
+	dim, kvDim := b.cfg.Dim, b.cfg.KVDim()
+	stride := dim + 2*kvDim
+	b.rows(b.qkv, stride, &lw.wq, 0, lo, hi, b.xb, b.xbIn)
+	b.rows(b.qkv, stride, &lw.wk, dim, lo, hi, b.xb, b.xbIn)
+	b.rows(b.qkv, stride, &lw.wv, dim+kvDim, lo, hi, b.xb, b.xbIn)
+}
+
+// attention computes the (sequence, head) pairs [lo, hi), numbered
+// sequence by sequence, each over its own session's cache.
+func (b *Batch) attention(lo, hi int) {
+	c := &b.cfg
+	dim, stride := c.Dim, c.Dim+2*c.KVDim()
+	for p := lo; p < hi; p++ {
+		i, h := p/c.Heads, p%c.Heads
+		q := b.seqs[i]
+		q.s.attendHeads(b.qkv[i*stride:i*stride+dim], b.xb[i*dim:(i+1)*dim], q.pos, h, h+1)
+	}
+}
+
+func (b *Batch) woRows(lo, hi int) {
+	b.rows(b.xb2, b.cfg.Dim, &b.m.w.layers[b.layer].wo, 0, lo, hi, b.xb, b.xbIn)
+}
+
+func (b *Batch) ffnUpRows(lo, hi int) {
+	lw := &b.m.w.layers[b.layer]
+	hidden := b.cfg.HiddenDim
+	b.rows(b.hb, hidden, &lw.w1, 0, lo, hi, b.xb, b.xbIn)
+	b.rows(b.hb2, hidden, &lw.w3, 0, lo, hi, b.xb, b.xbIn)
+	for i := range b.n {
+		swiglu(b.hb[i*hidden+lo:i*hidden+hi], b.hb2[i*hidden+lo:i*hidden+hi])
+	}
+}
+
+func (b *Batch) w2Rows(lo, hi int) {
+	b.rows(b.xb, b.cfg.Dim, &b.m.w.layers[b.layer].w2, 0, lo, hi, b.hb, b.hbIn)
+}
+
+func (b *Batch) classifierRows(lo, hi int) {
+	b.rows(b.logits, b.cfg.VocabSize, &b.m.w.classifier, 0, lo, hi, b.x, b.xIn)
+}

@@ -1,0 +1,468 @@
+package model
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// goldenRun is a generate-mode case of golden/cases.json, read as the CLI
+// reads its arguments.
+type goldenRun struct {
+	name, checkpoint, tokenizer string
+	temperature, topp           float32
+	seed                        uint64
+	steps                       int
+	prompt                      string
+}
+
+func loadGoldenRuns(t *testing.T) []goldenRun {
+	data, err := os.ReadFile(fixture(t, "golden/cases.json"))
+	require.NoError(t, err)
+	var cases []struct {
+		Name, Checkpoint, Tokenizer string
+		Args                        []string
+	}
+	require.NoError(t, json.Unmarshal(data, &cases))
+	var runs []goldenRun
+	for _, c := range cases {
+		r := goldenRun{name: c.Name, checkpoint: filepath.Base(c.Checkpoint), tokenizer: filepath.Base(c.Tokenizer),
+			temperature: 1, topp: 0.9, steps: 256}
+		chat := false
+		for i := 0; i+1 < len(c.Args); i += 2 {
+			v := c.Args[i+1]
+			switch c.Args[i] {
+			case "-t":
+				f, _ := strconv.ParseFloat(v, 32)
+				r.temperature = float32(f)
+			case "-p":
+				f, _ := strconv.ParseFloat(v, 32)
+				r.topp = float32(f)
+			case "-s":
+				r.seed, _ = strconv.ParseUint(v, 10, 64)
+			case "-n":
+				r.steps, _ = strconv.Atoi(v)
+			case "-i":
+				r.prompt = v
+			case "-m":
+				chat = v == "chat"
+			}
+		}
+		if !chat && r.seed != 0 || r.temperature == 0 && !chat {
+			runs = append(runs, r)
+		}
+	}
+	require.NotEmpty(t, runs)
+	return runs
+}
+
+// generateIDs runs Session.Generate (the CLI's loop, checked byte for byte
+// against the goldens by the main package) and returns the sampled tokens.
+func generateIDs(t *testing.T, s *Session, prompt []int, r goldenRun) []int {
+	var ids []int
+	calls := 0
+	_, err := s.Generate(context.Background(), prompt, NewSampler(s.cfg.VocabSize, r.temperature, r.topp, r.seed), r.steps,
+		func(prev, next int) bool {
+			calls++
+			if calls >= len(prompt) {
+				ids = append(ids, next)
+			}
+			return true
+		})
+	require.NoError(t, err)
+	return ids
+}
+
+func (r goldenRun) maxTokens(seqLen, promptLen int) int {
+	steps := r.steps
+	if steps <= 0 || steps > seqLen {
+		steps = seqLen
+	}
+	return steps - promptLen + 1
+}
+
+// TestBatchGoldens: every golden generate case, decoded through batch
+// steps, alone (Session.Tokens) and beside three other sequences at other
+// positions, samples exactly the CLI's tokens.
+func TestBatchGoldens(t *testing.T) {
+	for _, r := range loadGoldenRuns(t) {
+		t.Run(r.name, func(t *testing.T) {
+			m := openModel(t, fixture(t, r.checkpoint))
+			tok, err := LoadTokenizer(fixture(t, r.tokenizer), m.Config.VocabSize)
+			require.NoError(t, err)
+			prompt := tok.Encode(r.prompt, true, false)
+			want := generateIDs(t, newSession(t, m, 2), prompt, r)
+			maxTokens := r.maxTokens(m.Config.SeqLen, len(prompt))
+
+			// Alone, through the iterator.
+			var got []int
+			var last Token
+			for tk, err := range newSession(t, m, 2).Tokens(context.Background(), prompt, GenerateOptions{
+				MaxTokens: maxTokens, Sampler: NewSampler(m.Config.VocabSize, r.temperature, r.topp, r.seed)}) {
+				require.NoError(t, err)
+				if !tk.Prompt && tk.Stop != StopEnd {
+					got = append(got, tk.ID)
+				}
+				last = tk
+			}
+			require.Equal(t, want, got)
+			require.NotEqual(t, NotStopped, last.Stop)
+
+			// In a batch, with neighbours that start earlier and later.
+			b, err := m.NewBatch(BatchOptions{Size: 4, Threads: 2})
+			require.NoError(t, err)
+			defer b.Close()
+			start := func(p []int, seed uint64) *Sequence {
+				q, err := newSessionBatch(t, m, 2, 0).Start(p, GenerateOptions{MaxTokens: maxTokens,
+					Sampler: NewSampler(m.Config.VocabSize, 0.9, 0.9, seed)})
+				require.NoError(t, err)
+				_, err = q.Prefill(0)
+				require.NoError(t, err)
+				return q
+			}
+			seqs := []*Sequence{start(tok.Encode("The dog", true, false), 5), start([]int{BOS}, 6)}
+			for range 3 {
+				require.NoError(t, b.Step(seqs))
+			}
+			main, err := newSessionBatch(t, m, 2, 0).Start(prompt, GenerateOptions{MaxTokens: maxTokens,
+				Sampler: NewSampler(m.Config.VocabSize, r.temperature, r.topp, r.seed)})
+			require.NoError(t, err)
+			_, err = main.Prefill(0)
+			require.NoError(t, err)
+			seqs = append(seqs, main)
+			got = got[:0]
+			for step := 0; !main.Done(); step++ {
+				if step == 5 {
+					seqs = append(seqs, start(tok.Encode("Lily", true, false), 7))
+				}
+				active := seqs[:0]
+				for _, q := range seqs {
+					if !q.Done() {
+						active = append(active, q)
+					}
+				}
+				seqs = active
+				require.NoError(t, b.Step(seqs))
+				if tk := main.Token(); tk.Stop != StopEnd {
+					got = append(got, tk.ID)
+				}
+			}
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// TestBatchLogitsGoldens feeds the golden token sequences through batch
+// steps, three sequences at staggered positions, and compares each step's
+// logits with llama2.c's.
+func TestBatchLogitsGoldens(t *testing.T) {
+	cases, want := loadLogitsCases(t)
+	for i, c := range cases {
+		name := strings.TrimPrefix(c.Checkpoint, "models/")
+		t.Run(name, func(t *testing.T) {
+			m := openModel(t, fixture(t, name))
+			b, err := m.NewBatch(BatchOptions{Size: 3, Threads: 2})
+			require.NoError(t, err)
+			defer b.Close()
+			const lanes = 3
+			seqs := make([]*Sequence, lanes)
+			for j := range seqs {
+				seqs[j], err = newSessionBatch(t, m, 1, 0).Start(c.Tokens[:1], GenerateOptions{})
+				require.NoError(t, err)
+			}
+			n := len(c.Tokens)
+			// Lane j starts at step j: each step holds sequences at
+			// different positions.
+			for step := 0; step < n+lanes-1; step++ {
+				var active []*Sequence
+				var at []int
+				for j, q := range seqs {
+					if pos := step - j; pos >= 0 && pos < n {
+						q.pos, q.next, q.stop = pos, c.Tokens[pos], NotStopped
+						active, at = append(active, q), append(at, pos)
+					}
+				}
+				b.seqs, b.n = active, len(active)
+				b.forward()
+				for k, pos := range at {
+					got := b.logits[k*c.VocabSize : (k+1)*c.VocabSize]
+					w := want[i][pos*c.VocabSize : (pos+1)*c.VocabSize]
+					require.LessOrEqual(t, maxAbsDiff(got, w), 1e-4, "lane %d position %d", k, pos)
+				}
+			}
+		})
+	}
+}
+
+// TestBatchSameAloneAndTogether: for every tensor type, a sequence's logits
+// in a step are bit for bit those of the same sequence alone, whatever
+// the batch's size and the sequence's place in it.
+func TestBatchSameAloneAndTogether(t *testing.T) {
+	files := []string{"stories260K.bin", "stories260K-q80.bin", "rand-gqa-32k.bin", "gguf/randk-f32.gguf", "gguf/randk-F16.gguf",
+		"gguf/randk-BF16.gguf", "gguf/randk-Q8_0.gguf", "gguf/randk-Q4_0.gguf", "gguf/randk-Q4_K_M.gguf", "gguf/randk-Q5_K_M.gguf", "gguf/randk-Q6_K.gguf"}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			m := openModel(t, fixture(t, f))
+			const n = 7
+			// Each lane feeds its own tokens (not sampled ones, which may
+			// end a sequence) from its own start position.
+			run := func(lanes []int) map[int][]float32 {
+				b, err := m.NewBatch(BatchOptions{Size: n, Threads: 2})
+				require.NoError(t, err)
+				defer b.Close()
+				var seqs []*Sequence
+				for range lanes {
+					q, err := newSessionBatch(t, m, 2, 0).Start([]int{BOS}, GenerateOptions{})
+					require.NoError(t, err)
+					seqs = append(seqs, q)
+				}
+				out := map[int][]float32{}
+				vocab := m.Config.VocabSize
+				for step := range 6 {
+					for k, lane := range lanes {
+						seqs[k].pos, seqs[k].next = 3*lane+step, (lane*7+step*13)%vocab
+					}
+					b.seqs, b.n = seqs, len(seqs)
+					b.forward()
+				}
+				for k, lane := range lanes {
+					out[lane] = append([]float32(nil), b.logits[k*vocab:(k+1)*vocab]...)
+				}
+				return out
+			}
+			all := run([]int{0, 1, 2, 3, 4, 5, 6})
+			for _, lanes := range [][]int{{3}, {6}, {5, 0}, {2, 4, 6, 1}} {
+				for lane, got := range run(lanes) {
+					require.Equal(t, all[lane], got, "lane %d in batch %v", lane, lanes)
+				}
+			}
+		})
+	}
+}
+
+func TestSequenceErrors(t *testing.T) {
+	m, tok := stories260K(t)
+	s := newSession(t, m, 1)
+	_, err := s.Start(nil, GenerateOptions{})
+	require.ErrorIs(t, err, ErrEmptyPrompt)
+	_, err = s.Start(make([]int, m.Config.SeqLen+1), GenerateOptions{})
+	require.ErrorIs(t, err, ErrPromptTooLong)
+	_, err = s.Start([]int{1, 9999}, GenerateOptions{})
+	require.Error(t, err)
+	_, err = s.Start([]int{1}, GenerateOptions{Stop: []string{"x"}})
+	require.Error(t, err, "stop strings need a tokenizer")
+	_, err = s.Generate(context.Background(), make([]int, m.Config.SeqLen+1), NewSampler(512, 0, 0, 1), 0, func(int, int) bool { return true })
+	require.ErrorIs(t, err, ErrPromptTooLong)
+	_, err = s.Forward(1, m.Config.SeqLen)
+	require.ErrorIs(t, err, ErrContextFull)
+
+	q, err := s.Start(tok.Encode("Once", true, false), GenerateOptions{})
+	require.NoError(t, err)
+	_, err = s.Start([]int{1}, GenerateOptions{})
+	require.ErrorIs(t, err, ErrBusy)
+	q.Cancel()
+	require.Equal(t, StopCancelled, q.Reason())
+	_, err = s.Start([]int{1}, GenerateOptions{})
+	require.NoError(t, err, "a cancelled sequence frees the session")
+
+	// A cancelled context ends the stream with its error.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s2 := newSession(t, m, 1)
+	var last Token
+	var lastErr error
+	n := 0
+	for tk, err := range s2.Tokens(ctx, []int{BOS}, GenerateOptions{Sampler: NewSampler(512, 1, 0.9, 3)}) {
+		if n++; n == 4 {
+			cancel()
+		}
+		last, lastErr = tk, err
+	}
+	require.ErrorIs(t, lastErr, context.Canceled)
+	require.Equal(t, StopCancelled, last.Stop)
+	require.Equal(t, -1, last.ID)
+}
+
+// TestTokensStopReasons: each way a stream ends is reported on its last
+// token, with the usage the server reports.
+func TestTokensStopReasons(t *testing.T) {
+	m, tok := stories260K(t)
+	s := newSession(t, m, 2)
+	prompt := tok.Encode("Once upon a time", true, false)
+	collect := func(p []int, o GenerateOptions) (string, []Token) {
+		var text strings.Builder
+		var toks []Token
+		for tk, err := range s.Tokens(context.Background(), p, o) {
+			require.NoError(t, err)
+			text.Write(tk.Text)
+			toks = append(toks, tk)
+		}
+		return text.String(), toks
+	}
+	text, toks := collect(prompt, GenerateOptions{MaxTokens: 10, Tokenizer: tok})
+	require.Len(t, toks, len(prompt)+10)
+	for i, tk := range toks {
+		require.Equal(t, i < len(prompt), tk.Prompt)
+		require.Equal(t, i, tk.Pos)
+	}
+	require.Equal(t, StopLength, toks[len(toks)-1].Stop)
+	require.Equal(t, ", there was a little girl named Lily", text, "the greedy story (the server's tests pin it)")
+
+	text, toks = collect(prompt, GenerateOptions{MaxTokens: 100, Tokenizer: tok, Stop: []string{"Lily"}})
+	require.Equal(t, ", there was a little girl named ", text)
+	require.Equal(t, StopString, toks[len(toks)-1].Stop)
+	require.True(t, toks[0].Cached, "the same prompt again: its prefix is reused")
+	require.False(t, toks[len(prompt)-1].Cached, "the last prompt token is always fed")
+
+	// The greedy story ends with the model's end token.
+	text, toks = collect(prompt, GenerateOptions{Tokenizer: tok})
+	last := toks[len(toks)-1]
+	require.Equal(t, StopEnd, last.Stop)
+	require.Contains(t, []int{BOS, EOS}, last.ID)
+	require.NotEmpty(t, text)
+
+	// A prompt near the end of the context fills it.
+	long := make([]int, m.Config.SeqLen-3)
+	long[0] = BOS
+	for i := 1; i < len(long); i++ {
+		long[i] = prompt[1+i%(len(prompt)-1)]
+	}
+	_, toks = collect(long, GenerateOptions{Sampler: NewSampler(512, 1.5, 1, 9)})
+	last = toks[len(toks)-1]
+	if last.Stop != StopEnd {
+		require.Equal(t, StopContextFull, last.Stop)
+		require.Equal(t, m.Config.SeqLen, last.Pos, "the last sampled token is not fed")
+		require.Len(t, toks, m.Config.SeqLen+1)
+	}
+	require.Equal(t, "length", StopContextFull.FinishReason())
+	require.Equal(t, "stop", StopString.FinishReason())
+	require.Equal(t, "", StopCancelled.FinishReason())
+}
+
+// TestSessionContinue: a chat continued on the same session feeds only the
+// new turn, and gives the tokens a fresh session gives for the whole text.
+func TestSessionContinue(t *testing.T) {
+	m, tok := stories260K(t)
+	s := newSession(t, m, 2)
+	first := tok.Encode("Once upon a time", true, false)
+	var reply []int
+	for tk, err := range s.Tokens(context.Background(), first, GenerateOptions{MaxTokens: 12}) {
+		require.NoError(t, err)
+		if !tk.Prompt {
+			reply = append(reply, tk.ID)
+		}
+	}
+	history := s.Cached()
+	require.Equal(t, append(append([]int{}, first...), reply[:len(reply)-1]...), history)
+	next := append(append(history, reply[len(reply)-1]), tok.Encode(" The end.", false, false)...)
+
+	var cached int
+	var cont []int
+	for tk, err := range s.Tokens(context.Background(), next, GenerateOptions{MaxTokens: 20}) {
+		require.NoError(t, err)
+		if tk.Cached {
+			cached++
+		}
+		if !tk.Prompt {
+			cont = append(cont, tk.ID)
+		}
+	}
+	require.Equal(t, len(history), cached)
+	var fresh []int
+	for tk, err := range newSession(t, m, 2).Tokens(context.Background(), next, GenerateOptions{MaxTokens: 20}) {
+		require.NoError(t, err)
+		if !tk.Prompt {
+			fresh = append(fresh, tk.ID)
+		}
+	}
+	require.Equal(t, fresh, cont)
+}
+
+// TestCloseOwnership: closing a model leaves the sessions running on it
+// (and a quantized copy) their weights; new sessions fail with ErrClosed.
+func TestCloseOwnership(t *testing.T) {
+	m, err := Open(fixture(t, "stories260K.bin"))
+	require.NoError(t, err)
+	s, err := m.NewSession(SessionOptions{Threads: 2})
+	require.NoError(t, err)
+	q, err := m.Quantize(RowAlignedGroupSize(m.Config))
+	require.NoError(t, err)
+	qs, err := q.NewSession(SessionOptions{Threads: 2})
+	require.NoError(t, err)
+
+	done := make(chan []int, 2)
+	for _, sess := range []*Session{s, qs} {
+		go func() {
+			var ids []int
+			for tk, err := range sess.Tokens(context.Background(), []int{BOS}, GenerateOptions{MaxTokens: 200}) {
+				if err != nil {
+					panic(err)
+				}
+				ids = append(ids, tk.ID)
+			}
+			done <- ids
+		}()
+	}
+	require.NoError(t, m.Close(), "closed while both generate")
+	_, err = m.NewSession(SessionOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = m.NewBatch(BatchOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	require.Len(t, <-done, 201)
+	require.Len(t, <-done, 201)
+
+	// The quantized model still works on its own.
+	qs2, err := q.NewSession(SessionOptions{Threads: 1})
+	require.NoError(t, err)
+	_, err = qs2.Forward(BOS, 0)
+	require.NoError(t, err)
+	s.Close()
+	qs.Close()
+	qs2.Close()
+	_, err = s.Forward(BOS, 0)
+	require.ErrorIs(t, err, ErrClosed)
+	_, err = s.Start([]int{BOS}, GenerateOptions{})
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, q.Close())
+	require.True(t, errors.Is(fmt.Errorf("x: %w", ErrClosed), ErrClosed))
+}
+
+// BenchmarkBatchStep measures decode steps of 1, 4, 8 and 16 sequences, in
+// tokens per second: on the model named by $LLAMA2_BENCH_CHECKPOINT (a
+// stories42M-shaped checkpoint, say), else on rand-gqa-32k.
+func BenchmarkBatchStep(b *testing.B) {
+	path := os.Getenv("LLAMA2_BENCH_CHECKPOINT")
+	if path == "" {
+		path = fixture(b, "rand-gqa-32k.bin")
+	}
+	m := openModel(b, path)
+	for _, n := range []int{1, 4, 8, 16} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			batch, err := m.NewBatch(BatchOptions{Size: n})
+			require.NoError(b, err)
+			defer batch.Close()
+			seqs := make([]*Sequence, n)
+			for i := range seqs {
+				seqs[i], err = newSessionBatch(b, m, 1, 0).Start([]int{BOS}, GenerateOptions{})
+				require.NoError(b, err)
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				for _, q := range seqs {
+					q.pos, q.next = i%64, (i*31+7)%m.Config.VocabSize
+				}
+				batch.seqs, batch.n = seqs, n
+				batch.forward()
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

@@ -1,0 +1,370 @@
+package server
+
+// The generation endpoints: a request is read and validated, admitted (or
+// answered 429/503), handed to the scheduler as a job, and its events are
+// turned into one JSON answer or a stream of server-sent events.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/llama2-go/llama2/model"
+)
+
+func newID(prefix string) string {
+	return prefix + strings.ToLower(rand.Text())
+}
+
+// admitRequest reads and validates a generation request and takes an
+// admission (a slot or a place in the queue). On failure it has answered
+// and returns ok false.
+func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, parse func(http.ResponseWriter, *http.Request) (genParams, *requestError)) (genParams, bool) {
+	g, rerr := parse(w, r)
+	// The body is read: the read deadline (ReadTimeout) must not cut the
+	// generation short, since net/http cancels the request's context when
+	// its background read fails.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return g, false
+	}
+	info := infoFrom(r.Context())
+	info.promptTokens, info.seed, info.stream = len(g.prompt), g.seed, g.stream
+	if s.isDraining() {
+		writeError(w, http.StatusServiceUnavailable, "server_error", "shutting_down", "", "the server is shutting down")
+		return g, false
+	}
+	select {
+	case s.admit <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded", "",
+			fmt.Sprintf("the server is busy (generating: %d, queued: %d); retry later", s.opts.Parallel, s.opts.Queue))
+		return g, false
+	}
+	return g, true
+}
+
+// Why a generation did not run to its end.
+var (
+	errDraining = errors.New("the server is shutting down")
+	errTimeout  = errors.New("the request timed out")
+)
+
+// errWrite marks a failure to send text to the client.
+type errWrite struct{ err error }
+
+func (e errWrite) Error() string { return "writing the response: " + e.err.Error() }
+func (e errWrite) Unwrap() error { return e.err }
+
+// result is a finished generation.
+type result struct {
+	reason model.StopReason
+	usage  model.Usage
+}
+
+func (res result) finish() string { return res.reason.FinishReason() }
+
+// generate runs g through the scheduler: onStart once it holds a slot
+// (before any text), onText for each piece of text (whole UTF-8
+// characters, never any part of a stop string). The caller holds an
+// admission, which the scheduler (or generate, for a request that never
+// got a slot) gives back.
+func (s *Server) generate(ctx context.Context, g genParams, onStart func() error, onText func([]byte) error) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.opts.RequestTimeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, s.opts.RequestTimeout, errTimeout)
+		defer stop()
+	}
+	j := &job{ctx: ctx, g: g, events: make(chan event, g.maxTokens+2), queued: time.Now()}
+	if err := s.sched.submit(j); err != nil {
+		<-s.admit
+		return result{}, err
+	}
+	var failed error // the first failure of onStart or onText
+	for {
+		var ev event
+		if j.state.Load() == jobQueued {
+			select {
+			case ev = <-j.events:
+			case <-ctx.Done():
+				if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+					<-s.admit
+					return result{}, context.Cause(ctx)
+				}
+				continue
+			case <-s.draining:
+				if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+					<-s.admit
+					return result{}, errDraining
+				}
+				continue
+			case <-s.sched.done:
+				if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+					return result{}, errClosed
+				}
+				continue
+			}
+		} else {
+			select {
+			case ev = <-j.events:
+			case <-s.sched.done:
+				// The scheduler stopped (Close); it sent every event it
+				// had for j before, so an empty channel means it never
+				// saw j.
+				select {
+				case ev = <-j.events:
+				default:
+					return result{}, errClosed
+				}
+			}
+		}
+		switch ev.kind {
+		case evStarted:
+			if onStart != nil && failed == nil {
+				if err := onStart(); err != nil {
+					failed = errWrite{err}
+					cancel()
+				}
+			}
+		case evText:
+			if failed == nil {
+				if err := onText(ev.text); err != nil {
+					failed = errWrite{err}
+					cancel()
+				}
+			}
+		case evDone:
+			res := result{reason: ev.reason, usage: ev.usage}
+			switch {
+			case failed != nil:
+				return res, failed
+			case ev.err != nil && ctx.Err() != nil:
+				return res, context.Cause(ctx)
+			}
+			return res, ev.err
+		}
+	}
+}
+
+// sse writes server-sent events, extending the write deadline per event so
+// that WriteTimeout bounds each write and not the whole stream.
+type sse struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	started bool
+}
+
+func (s *Server) newSSE(w http.ResponseWriter) *sse {
+	return &sse{w: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
+}
+
+func (e *sse) start() {
+	h := e.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	e.w.WriteHeader(http.StatusOK)
+	e.started = true
+}
+
+func (e *sse) send(v any) error {
+	data := []byte("[DONE]")
+	if v != nil {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return err
+		}
+	}
+	e.rc.SetWriteDeadline(time.Now().Add(e.timeout))
+	if _, err := fmt.Fprintf(e.w, "data: %s\n\n", data); err != nil {
+		return err
+	}
+	return e.rc.Flush()
+}
+
+// finishJSON extends the write deadline, then writes a JSON answer.
+func (s *Server) finishJSON(w http.ResponseWriter, v any) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	writeJSON(w, http.StatusOK, v)
+}
+
+// failed answers a generation that ended with err: an error answer if
+// nothing was sent yet, else an error event if the client is still there.
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, e *sse, err error) {
+	var we errWrite
+	if r.Context().Err() != nil || errors.As(err, &we) {
+		if e == nil || !e.started {
+			writeError(w, 499, "invalid_request_error", "client_closed_request", "", "the client closed the request")
+		}
+		return // the client is gone (or shutdown gave up): nothing to say
+	}
+	status, typ, code, msg := http.StatusInternalServerError, "server_error", "internal_error", "generation failed: "+err.Error()
+	switch {
+	case errors.Is(err, errDraining), errors.Is(err, errClosed):
+		status, code, msg = http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"
+	case errors.Is(err, errTimeout):
+		status, code, msg = http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the generation took longer than %v", s.opts.RequestTimeout)
+	default:
+		s.log.Error("generation failed", "err", err)
+	}
+	if e != nil && e.started {
+		e.send(apiErrorBody{Error: apiError{Message: msg, Type: typ, Code: &code}})
+		return
+	}
+	writeError(w, status, typ, code, "", msg)
+}
+
+func (s *Server) usage(g genParams, res result) *tokenUsage {
+	u := &tokenUsage{PromptTokens: len(g.prompt), CompletionTokens: res.usage.CompletionTokens,
+		TotalTokens: len(g.prompt) + res.usage.CompletionTokens}
+	u.PromptTokensDetails = &promptTokensDetails{CachedTokens: res.usage.CachedTokens}
+	return u
+}
+
+func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.admitRequest(w, r, s.parseCompletion)
+	if !ok {
+		return
+	}
+	info := infoFrom(r.Context())
+	id, created := newID("cmpl-"), time.Now().Unix()
+	chunk := func(text string, finish *string) completionResponse {
+		return completionResponse{ID: id, Object: "text_completion", Created: created, Model: s.modelID,
+			Choices: []completionChoice{{Index: 0, Text: text, FinishReason: finish}}}
+	}
+	if !g.stream {
+		var text strings.Builder
+		res, err := s.generate(r.Context(), g, nil, func(b []byte) error { text.Write(b); return nil })
+		info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
+		if err != nil {
+			s.failed(w, r, nil, err)
+			return
+		}
+		finish := res.finish()
+		resp := chunk(text.String(), &finish)
+		resp.Usage = s.usage(g, res)
+		s.finishJSON(w, resp)
+		return
+	}
+	e := s.newSSE(w)
+	res, err := s.generate(r.Context(), g, func() error { e.start(); return nil },
+		func(b []byte) error { return e.send(chunk(string(b), nil)) })
+	info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
+	if err != nil {
+		s.failed(w, r, e, err)
+		return
+	}
+	finish := res.finish()
+	if e.send(chunk("", &finish)) != nil {
+		return
+	}
+	if g.usage {
+		last := chunk("", nil)
+		last.Choices, last.Usage = []completionChoice{}, s.usage(g, res)
+		if e.send(last) != nil {
+			return
+		}
+	}
+	e.send(nil)
+}
+
+// trimFirstSpace drops the space that starts an assistant's answer: the
+// first piece after "[/INST]" is usually a word with SentencePiece's leading
+// space, which Llama 2's reference decoder (sentencepiece) drops as well.
+func trimFirstSpace(onText func([]byte) error) func([]byte) error {
+	first := true
+	return func(b []byte) error {
+		if first {
+			first = false
+			if b = bytes.TrimPrefix(b, []byte(" ")); len(b) == 0 {
+				return nil
+			}
+		}
+		return onText(b)
+	}
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.admitRequest(w, r, s.parseChat)
+	if !ok {
+		return
+	}
+	info := infoFrom(r.Context())
+	id, created := newID("chatcmpl-"), time.Now().Unix()
+	if !g.stream {
+		var text strings.Builder
+		res, err := s.generate(r.Context(), g, nil, trimFirstSpace(func(b []byte) error { text.Write(b); return nil }))
+		info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
+		if err != nil {
+			s.failed(w, r, nil, err)
+			return
+		}
+		finish := res.finish()
+		s.finishJSON(w, chatResponse{ID: id, Object: "chat.completion", Created: created, Model: s.modelID,
+			Choices: []chatChoice{{Index: 0, Message: &chatMessageOut{Role: "assistant", Content: text.String()},
+				FinishReason: &finish}},
+			Usage: s.usage(g, res)})
+		return
+	}
+	chunk := func(delta chatDelta, finish *string) chatResponse {
+		return chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.modelID,
+			Choices: []chatChoice{{Index: 0, Delta: &delta, FinishReason: finish}}}
+	}
+	e := s.newSSE(w)
+	empty := ""
+	res, err := s.generate(r.Context(), g, func() error {
+		e.start()
+		return e.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil))
+	}, trimFirstSpace(func(b []byte) error {
+		text := string(b)
+		return e.send(chunk(chatDelta{Content: &text}, nil))
+	}))
+	info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
+	if err != nil {
+		s.failed(w, r, e, err)
+		return
+	}
+	finish := res.finish()
+	if e.send(chunk(chatDelta{}, &finish)) != nil {
+		return
+	}
+	if g.usage {
+		last := chunk(chatDelta{}, nil)
+		last.Choices, last.Usage = []chatChoice{}, s.usage(g, res)
+		if e.send(last) != nil {
+			return
+		}
+	}
+	e.send(nil)
+}
+
+func (s *Server) modelObject() modelObject {
+	return modelObject{ID: s.modelID, Object: "model", Created: s.created, OwnedBy: "llama2-go"}
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		Object string        `json:"object"`
+		Data   []modelObject `json:"data"`
+	}{"list", []modelObject{s.modelObject()}})
+}
+
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	if id := r.PathValue("id"); id != s.modelID {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", "model",
+			fmt.Sprintf("the model %q does not exist; this server has %q", id, s.modelID))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.modelObject())
+}
