@@ -319,11 +319,7 @@ func runSelf(t *testing.T, args ...string) ([]byte, error) {
 	cmd.Env = append(os.Environ(), "LLAMA2_AS_MAIN=1")
 	out, err := cmd.CombinedOutput()
 	if errors.Is(err, syscall.ENOEXEC) {
-		arch := runtime.GOARCH
-		if arch == "arm64" {
-			arch = "aarch64"
-		}
-		emu, lookErr := exec.LookPath("qemu-" + arch)
+		emu, lookErr := exec.LookPath("qemu-" + qemuArch())
 		if lookErr != nil {
 			t.Skipf("cannot run %s: %v, and no emulator: %v", os.Args[0], err, lookErr)
 		}
