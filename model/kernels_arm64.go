@@ -3,8 +3,8 @@
 package model
 
 // Dispatch on arm64: NEON assembly (kernels_arm64.s, written by hand) for
-// the products and the element-wise kernels without exp; the others are
-// their pure-Go twins. ASIMD is part of ARMv8-A, so hasNEON is always true
+// the products and the element-wise kernels without exp; siluMul and
+// expSubSum (exp32) are their pure-Go twins for now. ASIMD is part of ARMv8-A, so hasNEON is always true
 // here; the flag exists so that tests can run the Go twins through the same
 // dispatch. Speed is by design, not measured: the project has no arm64
 // machine, and qemu's timings say nothing about real cores.
@@ -50,8 +50,21 @@ func scaleMulImpl(out, w, x []float32, s float32) {
 
 func siluMulImpl(hb, hb2 []float32)                { siluMulGo(hb, hb2) }
 func expSubSumImpl(x []float32, m float32) float32 { return expSubSumGo(x, m) }
-func maxfImpl(x []float32) float32                 { return maxfGo(x) }
-func divScalarImpl(x []float32, d float32)         { divScalarGo(x, d) }
+
+func maxfImpl(x []float32) float32 {
+	if hasNEON {
+		return maxfNEON(x)
+	}
+	return maxfGo(x)
+}
+
+func divScalarImpl(x []float32, d float32) {
+	if hasNEON {
+		divScalarNEON(x, d)
+		return
+	}
+	divScalarGo(x, d)
+}
 
 func dotStridedImpl(out, q, k []float32, stride int) {
 	if hasNEON {
@@ -75,7 +88,7 @@ func archKernels() []kernelImpl {
 	}
 	return []kernelImpl{{
 		name: "neon", dot: dotNEON, matVec: matVecNEON, matMat: matMatNEON, axpy: axpyNEON, scaleMul: scaleMulNEON,
-		siluMul: siluMulGo, expSubSum: expSubSumGo, maxf: maxfGo, divScalar: divScalarGo,
+		siluMul: siluMulGo, expSubSum: expSubSumGo, maxf: maxfNEON, divScalar: divScalarNEON,
 		dotStrided: dotStridedNEON, axpyStrided: axpyStridedNEON,
 	}}
 }
@@ -120,38 +133,73 @@ func axpyNEON(a float32, x, y []float32)
 func scaleMulNEON(out, w, x []float32, s float32)
 
 // matVec4NEON computes, four rows per pass, over the first n&^3 columns
-// (n = len(x)),
+// (n = len(x)) of rows stride floats apart,
 //
 //	for r := range out {
 //		var sum float32
 //		for i := 0; i < n&^3; i++ {
-//			sum += w[r*n+i] * x[i]
+//			sum += w[r*stride+i] * x[i]
 //		}
 //		out[r] = sum
 //	}
 //
 // (with a different summation order, in fused multiply-adds). len(out) must
-// be a multiple of 4 and len(w) >= len(out)*n.
+// be a multiple of 4, stride >= n and, if out is not empty,
+// len(w) >= (len(out)-1)*stride+n.
 //
 //go:noescape
-func matVec4NEON(out, w, x []float32)
+func matVec4NEON(out, w, x []float32, stride int)
+
+// maxfNEON computes
+//
+//	m := float32(math.Inf(-1))
+//	for _, v := range x {
+//		if v > m {
+//			m = v
+//		}
+//	}
+//	return m
+//
+// for x without NaNs.
+//
+//go:noescape
+func maxfNEON(x []float32) float32
+
+// divScalarNEON computes, with exactly the same rounding,
+//
+//	for i := range x {
+//		x[i] /= d
+//	}
+//
+//go:noescape
+func divScalarNEON(x []float32, d float32)
 
 // Go drivers.
 
 func matVecNEON(out, w, x []float32) {
-	n := len(x)
-	if len(w) < len(out)*n {
+	if len(w) < len(out)*len(x) {
 		panic("model: matVec: len(w) < len(out)*len(x)")
 	}
+	rowsNEON(out, w, x, len(x))
+}
+
+// rowsNEON sets out[r] = dot(w[r*stride:r*stride+n], x), n = len(x), for
+// rows stride >= n floats apart: matVec4NEON on blocks of 4 rows (and the
+// Go twin on their last n%4 columns), dotNEON on the last rows. The caller
+// checks len(w).
+func rowsNEON(out, w, x []float32, stride int) {
+	n := len(x)
 	m4 := len(out) &^ 3
-	matVec4NEON(out[:m4], w, x)
-	if n4 := n &^ 3; n4 < n {
-		for r := 0; r < m4; r++ {
-			out[r] += dotGo(w[r*n+n4:(r+1)*n], x[n4:])
+	if m4 > 0 {
+		matVec4NEON(out[:m4], w[:(m4-1)*stride+n], x, stride)
+		if n4 := n &^ 3; n4 < n {
+			for r := 0; r < m4; r++ {
+				out[r] += dotGo(w[r*stride+n4:r*stride+n], x[n4:])
+			}
 		}
 	}
 	for r := m4; r < len(out); r++ {
-		out[r] = dotNEON(w[r*n:(r+1)*n], x)
+		out[r] = dotNEON(w[r*stride:r*stride+n], x)
 	}
 }
 
@@ -169,10 +217,10 @@ func matMatNEON(out, w, x []float32, batch int) {
 	}
 }
 
+// dotStridedNEON is matVec with rows stride floats apart: the keys of
+// consecutive positions.
 func dotStridedNEON(out, q, k []float32, stride int) {
-	for t := range out {
-		out[t] = dotNEON(q, k[t*stride:t*stride+len(q)])
-	}
+	rowsNEON(out, k, q, stride)
 }
 
 // axpyStridedNEON is a loop of axpyNEON over the rows, so it computes

@@ -174,21 +174,22 @@ sm1:
 smdone:
 	RET
 
-// func matVec4NEON(out, w, x []float32)
+// func matVec4NEON(out, w, x []float32, stride int)
 //
-// For each block of 4 rows: 16 accumulators (4 a row) over the columns in
-// passes of 16, then passes of 4; the last n%4 columns are left to the Go
-// driver. x (in V16-V19) is shared by the four rows, whose loads alternate
+// For each block of 4 rows (stride floats apart): 16 accumulators (4 a row)
+// over the columns in passes of 16, then passes of 4; the last n%4 columns
+// are left to the Go driver. x (in V16-V19) is shared by the four rows, whose loads alternate
 // between V20-V23 and V24-V27 so that loads run ahead of the FMLAs.
-TEXT ·matVec4NEON(SB), NOSPLIT, $0-72
+TEXT ·matVec4NEON(SB), NOSPLIT, $0-80
 	MOVD out_base+0(FP), R0
 	MOVD out_len+8(FP), R4
 	MOVD w_base+24(FP), R1
 	MOVD x_base+48(FP), R2
 	MOVD x_len+56(FP), R3
+	MOVD stride+72(FP), R10
 	LSR  $2, R4, R4         // blocks of 4 rows
 	CBZ  R4, mvdone
-	LSL  $2, R3, R10        // row stride in bytes
+	LSL  $2, R10, R10       // row stride in bytes
 	LSR  $4, R3, R11        // passes of 16
 	AND  $15, R3, R12
 	LSR  $2, R12, R12       // passes of 4
@@ -291,4 +292,99 @@ mvsum:
 	BNE    mvblock
 
 mvdone:
+	RET
+
+// FMAX Vd.4S, Vn.4S, Vm.4S
+#define FMAX4S(m, n, d) WORD $(0x4e20f400 | (m)<<16 | (n)<<5 | (d))
+// FMAXV Sd, Vn.4S: the largest lane.
+#define FMAXV4S(n, d) WORD $(0x6e30f800 | (n)<<5 | (d))
+// FDIV Vd.4S, Vn.4S, Vm.4S: Vn / Vm, correctly rounded.
+#define FDIV4S(m, n, d) WORD $(0x6e20fc00 | (m)<<16 | (n)<<5 | (d))
+
+// func maxfNEON(x []float32) float32
+TEXT ·maxfNEON(SB), NOSPLIT, $0-28
+	MOVD  x_base+0(FP), R0
+	MOVD  x_len+8(FP), R2
+	MOVW  $0xff800000, R4   // -Inf
+	FMOVS R4, F0
+	VDUP  V0.S[0], V0.S4
+	VMOV  V0.B16, V1.B16
+	VMOV  V0.B16, V2.B16
+	VMOV  V0.B16, V3.B16
+	LSR   $4, R2, R3
+	CBZ   R3, max4
+
+max16:
+	VLD1.P 64(R0), [V4.S4, V5.S4, V6.S4, V7.S4]
+	FMAX4S(4, 0, 0)
+	FMAX4S(5, 1, 1)
+	FMAX4S(6, 2, 2)
+	FMAX4S(7, 3, 3)
+	SUBS   $1, R3, R3
+	BNE    max16
+
+max4:
+	AND $15, R2, R3
+	LSR $2, R3, R3
+	CBZ R3, maxsum
+
+max4loop:
+	VLD1.P 16(R0), [V4.S4]
+	FMAX4S(4, 0, 0)
+	SUBS   $1, R3, R3
+	BNE    max4loop
+
+maxsum:
+	FMAX4S(1, 0, 0)
+	FMAX4S(3, 2, 2)
+	FMAX4S(2, 0, 0)
+	FMAXV4S(0, 0)
+	AND    $3, R2, R3
+	CBZ    R3, maxdone
+
+max1:
+	FMOVS.P 4(R0), F4
+	FMAXS   F4, F0, F0
+	SUBS    $1, R3, R3
+	BNE     max1
+
+maxdone:
+	FMOVS F0, ret+24(FP)
+	RET
+
+// func divScalarNEON(x []float32, d float32)
+TEXT ·divScalarNEON(SB), NOSPLIT, $0-28
+	MOVD  x_base+0(FP), R0
+	MOVD  x_len+8(FP), R2
+	FMOVS d+24(FP), F31
+	VDUP  V31.S[0], V30.S4
+	LSR   $3, R2, R3
+	CBZ   R3, div4
+
+div8:
+	VLD1   (R0), [V0.S4, V1.S4]
+	FDIV4S(30, 0, 0)
+	FDIV4S(30, 1, 1)
+	VST1.P [V0.S4, V1.S4], 32(R0)
+	SUBS   $1, R3, R3
+	BNE    div8
+
+div4:
+	TBZ    $2, R2, divtail
+	VLD1   (R0), [V0.S4]
+	FDIV4S(30, 0, 0)
+	VST1.P [V0.S4], 16(R0)
+
+divtail:
+	AND $3, R2, R3
+	CBZ R3, divdone
+
+div1:
+	FMOVS   (R0), F0
+	FDIVS   F31, F0, F0
+	FMOVS.P F0, 4(R0)
+	SUBS    $1, R3, R3
+	BNE     div1
+
+divdone:
 	RET
