@@ -203,19 +203,66 @@ func rowsNEON(out, w, x []float32, stride int) {
 	}
 }
 
-// matMatNEON multiplies vector by vector: each vector streams w once, which
-// stays in L2 for the stories shapes' matrices up to 1 MiB. (A tile kernel
-// sharing each load of w among several vectors is future work.)
+// matMatNEONChunkBytes bounds the bytes of x that one sweep over the rows of
+// w reuses, so that they stay in L2 (1 MiB and more on Neoverse and Apple
+// cores; half leaves room for w and out), as matMatChunkBytes on amd64.
+const matMatNEONChunkBytes = 512 << 10
+
+// matMatNEON runs the 4x2 tiles over out: 4 rows of w by 2 vectors of x at
+// a time, in chunks of vectors that stay in L2. The last n%4 columns of the
+// tiles go through the Go twin, the rows past the last multiple of 4
+// through dotNEON, an odd last vector through matVecNEON.
 func matMatNEON(out, w, x []float32, batch int) {
 	checkMatMat(out, w, x, batch)
 	if batch == 0 {
 		return
 	}
 	n, m := len(x)/batch, len(out)/batch
-	for b := 0; b < batch; b++ {
+	n4, m4 := n&^3, m&^3
+	bFull := batch &^ 1
+	chunk := max(2, matMatNEONChunkBytes/(4*max(n, 1))&^1)
+	for b0 := 0; b0 < bFull; b0 += chunk {
+		b1 := min(b0+chunk, bFull)
+		for r := 0; r < m4; r += 4 {
+			matMat4x2NEON(out[b0*m+r:(b1-1)*m+r+4], w[r*n:(r+4)*n], x[b0*n:b1*n], n, m, (b1-b0)/2)
+			if n4 < n {
+				for b := b0; b < b1; b++ {
+					for rr := r; rr < r+4; rr++ {
+						out[b*m+rr] += dotGo(w[rr*n+n4:(rr+1)*n], x[b*n+n4:(b+1)*n])
+					}
+				}
+			}
+		}
+		for r := m4; r < m; r++ {
+			wr := w[r*n : (r+1)*n]
+			for b := b0; b < b1; b++ {
+				out[b*m+r] = dotNEON(wr, x[b*n:(b+1)*n])
+			}
+		}
+	}
+	for b := bFull; b < batch; b++ {
 		matVecNEON(out[b*m:(b+1)*m], w[:m*n], x[b*n:(b+1)*n])
 	}
 }
+
+// matMat4x2NEON computes tiles of 4 rows by 2 vectors of matMat over the
+// first n&^3 columns:
+//
+//	for b := 0; b < 2*tiles; b++ {
+//		for r := 0; r < 4; r++ {
+//			var sum float32
+//			for i := 0; i < n&^3; i++ {
+//				sum += w[r*n+i] * x[b*n+i]
+//			}
+//			out[b*m+r] = sum
+//		}
+//	}
+//
+// (with a different summation order, in fused multiply-adds). len(w) >= 4*n,
+// len(x) >= 2*tiles*n and len(out) >= (2*tiles-1)*m+4.
+//
+//go:noescape
+func matMat4x2NEON(out, w, x []float32, n, m, tiles int)
 
 // dotStridedNEON is matVec with rows stride floats apart: the keys of
 // consecutive positions.

@@ -388,3 +388,75 @@ div1:
 
 divdone:
 	RET
+
+// func matMat4x2NEON(out, w, x []float32, n, m, tiles int)
+//
+// Tiles of 4 rows of w by 2 vectors of x: each load of w serves both
+// vectors, each load of x all four rows; 8 accumulators, 4 columns a pass.
+// The last n%4 columns are left to the Go driver.
+TEXT ·matMat4x2NEON(SB), NOSPLIT, $0-96
+	MOVD out_base+0(FP), R0
+	MOVD w_base+24(FP), R1
+	MOVD x_base+48(FP), R2
+	MOVD n+72(FP), R3
+	MOVD m+80(FP), R4
+	MOVD tiles+88(FP), R5
+	CBZ  R5, mmdone
+	LSL  $2, R3, R13        // n in bytes
+	LSL  $2, R4, R14        // m in bytes
+	LSR  $2, R3, R15        // passes of 4 columns
+
+mmtile:
+	MOVD R1, R7
+	ADD  R13, R7, R8
+	ADD  R13, R8, R9
+	ADD  R13, R9, R10
+	MOVD R2, R11
+	ADD  R13, R11, R12
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+	VEOR V6.B16, V6.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	MOVD R15, R6
+	CBZ  R6, mmsum
+
+mmloop:
+	VLD1.P 16(R11), [V16.S4]
+	VLD1.P 16(R12), [V17.S4]
+	VLD1.P 16(R7), [V20.S4]
+	VLD1.P 16(R8), [V21.S4]
+	VLD1.P 16(R9), [V22.S4]
+	VLD1.P 16(R10), [V23.S4]
+	VFMLA  V20.S4, V16.S4, V0.S4
+	VFMLA  V20.S4, V17.S4, V1.S4
+	VFMLA  V21.S4, V16.S4, V2.S4
+	VFMLA  V21.S4, V17.S4, V3.S4
+	VFMLA  V22.S4, V16.S4, V4.S4
+	VFMLA  V22.S4, V17.S4, V5.S4
+	VFMLA  V23.S4, V16.S4, V6.S4
+	VFMLA  V23.S4, V17.S4, V7.S4
+	SUBS   $1, R6, R6
+	BNE    mmloop
+
+mmsum:
+	// Vector 0's rows are in V0, V2, V4, V6; vector 1's in V1, V3, V5, V7.
+	FADDP4S(2, 0, 8)
+	FADDP4S(6, 4, 9)
+	FADDP4S(9, 8, 8)
+	FADDP4S(3, 1, 10)
+	FADDP4S(7, 5, 11)
+	FADDP4S(11, 10, 10)
+	VST1   [V8.S4], (R0)
+	ADD    R14, R0, R0
+	VST1   [V10.S4], (R0)
+	ADD    R14, R0, R0
+	ADD    R13<<1, R2, R2
+	SUBS   $1, R5, R5
+	BNE    mmtile
+
+mmdone:
+	RET
