@@ -2,9 +2,8 @@
 
 package model
 
-// Dispatch on arm64: NEON assembly (kernels_arm64.s, written by hand) for
-// the products and the element-wise kernels without exp; siluMul and
-// expSubSum (exp32) are their pure-Go twins for now. ASIMD is part of ARMv8-A, so hasNEON is always true
+// Dispatch on arm64: NEON assembly (kernels_arm64.s and
+// kernels_exp_arm64.s, written by hand) for every kernel. ASIMD is part of ARMv8-A, so hasNEON is always true
 // here; the flag exists so that tests can run the Go twins through the same
 // dispatch. Speed is by design, not measured: the project has no arm64
 // machine, and qemu's timings say nothing about real cores.
@@ -48,8 +47,20 @@ func scaleMulImpl(out, w, x []float32, s float32) {
 	scaleMulGo(out, w, x, s)
 }
 
-func siluMulImpl(hb, hb2 []float32)                { siluMulGo(hb, hb2) }
-func expSubSumImpl(x []float32, m float32) float32 { return expSubSumGo(x, m) }
+func siluMulImpl(hb, hb2 []float32) {
+	if hasNEON {
+		siluMulNEON(hb, hb2)
+		return
+	}
+	siluMulGo(hb, hb2)
+}
+
+func expSubSumImpl(x []float32, m float32) float32 {
+	if hasNEON {
+		return expSubSumNEON(x, m)
+	}
+	return expSubSumGo(x, m)
+}
 
 func maxfImpl(x []float32) float32 {
 	if hasNEON {
@@ -88,7 +99,7 @@ func archKernels() []kernelImpl {
 	}
 	return []kernelImpl{{
 		name: "neon", dot: dotNEON, matVec: matVecNEON, matMat: matMatNEON, axpy: axpyNEON, scaleMul: scaleMulNEON,
-		siluMul: siluMulGo, expSubSum: expSubSumGo, maxf: maxfNEON, divScalar: divScalarNEON,
+		siluMul: siluMulNEON, expSubSum: expSubSumNEON, maxf: maxfNEON, divScalar: divScalarNEON,
 		dotStrided: dotStridedNEON, axpyStrided: axpyStridedNEON,
 	}}
 }
