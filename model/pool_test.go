@@ -176,8 +176,9 @@ func TestPoolStress(t *testing.T) {
 	}
 	for threads := 1; threads <= 4; threads++ {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			// Not deferred: after a lost wake-up the stuck run holds the
+			// pool's lock and close would hang; the pool is leaked then.
 			p := newPool(threads)
-			defer p.close()
 			rng := rand.New(rand.NewPCG(uint64(threads), 1))
 			// Pauses drawn up front: the rng is not safe for the workers.
 			pause := make([]time.Duration, 2*jobs)
@@ -221,6 +222,7 @@ func TestPoolStress(t *testing.T) {
 			}()
 			select {
 			case err := <-errc:
+				p.close()
 				require.NoError(t, err)
 			case <-time.After(poolStressDeadline):
 				t.Fatalf("threads=%d: job %d of %d still running after %v: lost wake-up", threads, lastJob.Load(), jobs, poolStressDeadline)
