@@ -11,7 +11,7 @@ PUBLIC_MODELS := stories260K.bin=$(HF)/stories260K/stories260K.bin \
 	tok512.bin=$(HF)/stories260K/tok512.bin \
 	tokenizer.bin=$(LLAMA2C)/tokenizer.bin
 
-.PHONY: all build test test-go e2e loadtest cross check-generate bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
+.PHONY: all build test test-go test-arm64 e2e loadtest cross check-generate bench-stories fixtures bench fuzz generate stories15M stories42M stories110M clean
 
 all: build
 
@@ -60,9 +60,31 @@ loadtest:
 		-dim 512 -hidden 1376 -layers 8 -heads 8 -kv 8 -vocab 32000 -seq 1024
 	e2e/loadtest.sh $(BENCH_DIR)/r42M.bin tokenizer.bin
 
-## cross: the other platforms build (pure-Go kernels, mmap per OS).
+## test-arm64: the arm64 build under qemu-user (qemu-aarch64, whose default
+## CPU has NEON and the dot-product instructions): the model package's tests
+## (-short; every kernel implementation the emulated CPU offers, and the
+## dispatch with each feature turned off), the main package's tests, and
+## llama2.c's golden cases through the arm64 binary at 1 and 2 threads,
+## ARM64_REPS times each, each run killed after a timeout so a hang fails.
+ARM64_DIR ?= /tmp/llama2-arm64-$(shell id -u)
+ARM64_REPS ?= 3
+QEMU_ARM64 ?= qemu-aarch64
+test-arm64:
+	@mkdir -p $(ARM64_DIR)
+	GOARCH=arm64 $(GO) vet ./...
+	GOARCH=arm64 $(GO) build -o $(ARM64_DIR)/llama2 .
+	GOARCH=arm64 $(GO) test -c -o $(ARM64_DIR)/model.test ./model
+	GOARCH=arm64 $(GO) test -c -o $(ARM64_DIR)/main.test .
+	cd model && timeout 900 $(QEMU_ARM64) $(ARM64_DIR)/model.test -test.short -test.count=1 -test.timeout 840s
+	LLAMA2_GOLDEN_BIN=$(ARM64_DIR)/llama2 LLAMA2_GOLDEN_REPS=$(ARM64_REPS) LLAMA2_GOLDEN_TIMEOUT=90s \
+		timeout 900 $(QEMU_ARM64) $(ARM64_DIR)/main.test -test.short -test.count=1 -test.timeout 840s \
+		-test.skip '^TestGoldenCases$$'
+
+## cross: the other platforms build (NEON kernels on arm64, pure Go
+## elsewhere and with -tags purego; mmap per OS).
 cross:
 	GOOS=linux GOARCH=arm64 $(GO) build ./...
+	GOOS=linux GOARCH=arm64 $(GO) build -tags purego ./...
 	GOOS=darwin GOARCH=arm64 $(GO) build ./...
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	GOOS=freebsd GOARCH=amd64 $(GO) build ./...

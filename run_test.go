@@ -5,15 +5,21 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/model"
 )
 
 // TestMain lets a test re-run this binary as the real command (main, exit
@@ -80,9 +86,11 @@ func runGoldenCases(t *testing.T, casesFile, dir string) {
 	require.NotEmpty(t, cases)
 	ran := 0
 	for _, c := range cases {
-		args := []string{fixture(t, strings.TrimPrefix(c.Checkpoint, "models/"))}
+		checkpoint, tokenizer := fixture(t, strings.TrimPrefix(c.Checkpoint, "models/")), ""
+		args := []string{checkpoint}
 		if c.Tokenizer != "" {
-			args = append(args, "-z", fixture(t, strings.TrimPrefix(c.Tokenizer, "models/")))
+			tokenizer = fixture(t, strings.TrimPrefix(c.Tokenizer, "models/"))
+			args = append(args, "-z", tokenizer)
 		}
 		want, err := os.ReadFile(fixture(t, filepath.Join(dir, c.Stdout)))
 		require.NoError(t, err)
@@ -94,6 +102,15 @@ func runGoldenCases(t *testing.T, casesFile, dir string) {
 				got, want := stdout, string(want)
 				if c.ComparePrefix > 0 {
 					got, want = got[:min(len(got), c.ComparePrefix)], want[:min(len(want), c.ComparePrefix)]
+					if got != want && runtime.GOARCH != "amd64" {
+						// A case whose output the goldens call sensitive to
+						// float32 rounding (compare_prefix_bytes), where Go
+						// fuses multiply-adds (arm64: one rounding fewer
+						// in RoPE, exp, ...): the outputs may part at a
+						// near-tie. Accept that, and only that.
+						requireNearTieDivergence(t, checkpoint, tokenizer, c.Args, want)
+						return
+					}
 				}
 				require.Equal(t, want, got)
 			})
@@ -101,6 +118,67 @@ func runGoldenCases(t *testing.T, casesFile, dir string) {
 		}
 	}
 	require.NotZero(t, ran)
+}
+
+// requireNearTieDivergence checks that a greedy run without a prompt
+// (args -t 0) parts from the expected text want only at a near-tie: it
+// replays want token by token, and at the first step where the argmax's
+// piece does not continue want, some token whose piece does must have a
+// logit within rounding of the argmax's. For fp32 weights the bound is ten
+// times model's requireLogitsClose (1e-5 of the largest |logit|, what
+// summation order and fused multiply-adds change in one forward pass), since
+// the runs' differences also build up over the positions before. Q8_0
+// models quantize every activation, and a value one rounding away from a
+// half-step rounds to the neighbouring int8 (1/127 of its group's largest
+// value away): a few such flips carry the difference into the logits.
+// Rounding all activations moves the logits by about 1.5% of their range
+// (TestQ8LogitsCloseToFP32); the bound allows a fifth of that, 0.3%.
+func requireNearTieDivergence(t *testing.T, checkpoint, tokenizer string, args []string, want string) {
+	t.Helper()
+	require.Contains(t, [][]string{{"-t", "0"}, {"-t", "0.0"}}, args[:2], "only for greedy cases")
+	m, err := model.Open(checkpoint)
+	require.NoError(t, err)
+	defer m.Close()
+	tok, err := modelTokenizer(m, tokenizer, tokenizer != "")
+	require.NoError(t, err)
+	s, err := m.NewSession(model.SessionOptions{Threads: 1})
+	require.NoError(t, err)
+	defer s.Close()
+	prev, off := model.BOS, 0
+	for pos := 0; pos < m.Config.SeqLen && off < len(want); pos++ {
+		logits, err := s.Forward(prev, pos)
+		require.NoError(t, err)
+		best, scale, lo := 0, 0.0, logits[0]
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+			scale, lo = max(scale, math.Abs(float64(v))), min(lo, v)
+		}
+		tol := 1e-4 * max(scale, 1)
+		if m.Config.GroupSize > 0 {
+			tol = 3e-3 * float64(logits[best]-lo)
+		}
+		if piece := tok.Decode(prev, best); piece != "" && strings.HasPrefix(want[off:], piece) {
+			prev, off = best, off+len(piece)
+			continue
+		}
+		// The reference's token: the best-scoring one that continues want.
+		alt := -1
+		for i, v := range logits {
+			if piece := tok.Decode(prev, i); piece != "" && strings.HasPrefix(want[off:], piece) && (alt < 0 || v > logits[alt]) {
+				alt = i
+			}
+		}
+		require.GreaterOrEqual(t, alt, 0, "byte %d: no token continues the expected text", off)
+		gap := float64(logits[best] - logits[alt])
+		require.LessOrEqual(t, gap, tol, "byte %d: %q (%v) beats the expected %q (%v) by more than rounding",
+			off, tok.Decode(prev, best), logits[best], tok.Decode(prev, alt), logits[alt])
+		t.Logf("parts from the expected text at byte %d, a near-tie: %q vs expected %q, logits %v and %v (gap %.3g)",
+			off, tok.Decode(prev, best), tok.Decode(prev, alt), logits[best], logits[alt], gap)
+		return
+	}
+	t.Fatalf("the greedy replay follows the expected text throughout: the difference is elsewhere")
 }
 
 // TestQuantizeMatchesExportPy checks the quantizer's output against the md5
@@ -246,15 +324,34 @@ func TestBadFiles(t *testing.T) {
 	}
 }
 
+// runSelf runs this test binary as the command with args and returns its
+// combined output. A binary for another architecture run by qemu-user
+// (go test -exec qemu-aarch64) cannot exec itself unless binfmt_misc knows
+// the format, so on "exec format error" it goes through the emulator too.
+func runSelf(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "LLAMA2_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	if errors.Is(err, syscall.ENOEXEC) {
+		emu, lookErr := exec.LookPath("qemu-" + qemuArch())
+		if lookErr != nil {
+			t.Skipf("cannot run %s: %v, and no emulator: %v", os.Args[0], err, lookErr)
+		}
+		cmd = exec.Command(emu, append([]string{os.Args[0]}, args...)...)
+		cmd.Env = append(os.Environ(), "LLAMA2_AS_MAIN=1")
+		out, err = cmd.CombinedOutput()
+	}
+	return out, err
+}
+
 // TestExitCodes runs the compiled command as a process: bad input exits 1
 // without a panic trace.
 func TestExitCodes(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.bin")
 	require.NoError(t, os.WriteFile(bad, []byte("not a model at all, just text"), 0o644))
 	for _, args := range [][]string{{bad}, {}, {"-nope"}} {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "LLAMA2_AS_MAIN=1")
-		out, err := cmd.CombinedOutput()
+		out, err := runSelf(t, args...)
 		var exitErr *exec.ExitError
 		require.ErrorAs(t, err, &exitErr, "%s", out)
 		require.Equal(t, 1, exitErr.ExitCode(), "%s", out)

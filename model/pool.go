@@ -11,27 +11,60 @@ import (
 //
 // A forward pass calls run tens of times per token at up to ~1000 tokens/s,
 // so handing out work must cost well under a microsecond. Workers therefore
-// spin on an atomic job word for a short while after each job (the next
-// matmul usually follows within microseconds) and only then park on a
-// channel, so that an idle pool costs no CPU.
+// spin on an atomic word for a short while after each job (the next matmul
+// usually follows within microseconds) and only then park on a channel, so
+// that an idle pool costs no CPU. The caller waiting for the workers does
+// the same.
 //
 // run may be called from several goroutines; calls are serialized. body must
 // not call run on the same pool.
+//
+// # Protocol
+//
+// Every decision to sleep or to wake someone is a read-modify-write on a
+// single word, never "store one word, then load another". Read-modify-writes
+// on one word are totally ordered on every memory model (and under
+// emulators, which may not keep a store before a later load of a different
+// address: qemu-user on x86 hosts lets arm64's STLR-then-LDAR pass each
+// other, which made the earlier Dekker-style handshake lose wake-ups). There
+// are two kinds of word:
+//
+// Worker i's ctl word, gen<<ctlShift | ctlExit? | ctlParked?, on the
+// worker's own cache line. Only the caller changes gen (and sets ctlExit),
+// always with one Swap that also clears ctlParked; only the worker sets
+// ctlParked, with a CompareAndSwap from the value it last saw (so only while
+// gen is still the one it has finished). Of a Swap and a parking CAS on the
+// same word, one comes first: if the CAS does, the Swap returns the parked
+// bit and the caller sends one token on the worker's wake channel; if the
+// Swap does, the CAS fails and the worker sees the new gen. So a worker
+// never sleeps through a job, and each token matches one parking.
+//
+// The pending word, pendingCount workers still running | callerParked?,
+// on its own line. The caller stores the number of workers taking part
+// before it hands out the job; each worker decrements it once when its chunk
+// is done. The caller sets callerParked with a CompareAndSwap, and only
+// while the count is not zero. The decrement that brings the count to zero
+// returns exactly callerParked if the caller parked before it (and then
+// sends the one token on done), and 0 otherwise, in which case the caller's
+// next CAS fails and it sees 0. So the caller never sleeps through the last
+// finisher either.
+//
+// The atomics also order the data: the job's fields are written before the
+// Swap that a worker's load or CAS observes, and each chunk's writes come
+// before its worker's decrement, which the caller observes (directly, or
+// through the chain of decrements and the token) before run returns.
 type pool struct {
-	// The job line: written by run, read by every worker. The job word is
-	// generation<<jobShift | chunks; workers with index < chunks-1 take
-	// part, the others only note the new generation. Keeping the job's
-	// fields on the same cache line as the word means a worker that sees a
-	// new generation has the fields too, without a second miss.
-	job           atomic.Uint64
+	// The job line: written by run, read by the workers it wakes, so a
+	// worker that sees its ctl change reads them in one more miss.
 	body          func(lo, hi int)
 	total, grain  int
 	units, chunks int
-	_             [64 - 8 - 8 - 4*8]byte
+	gen           uint64 // generation of the last job handed out (under mu)
+	_             [64 - 8 - 4*8 - 8]byte
 
-	// waiter is workerParked while the caller sleeps on done.
-	waiter atomic.Int32
-	_      [60]byte
+	// pending: see the protocol above.
+	pending atomic.Uint32
+	_       [60]byte
 
 	n       int           // threads, including the caller
 	done    chan struct{} // wakes a parked caller; buffered 1
@@ -40,28 +73,25 @@ type pool struct {
 	closed  bool
 	wg      sync.WaitGroup
 	// Round the size up to the 256-byte allocation size class, whose
-	// objects are 256-byte aligned, so the job line really is one line.
+	// objects are 256-byte aligned, so each line above really is one line.
 	_ [56]byte
 }
 
 // poolWorker is one worker's state, alone on its cache line: the worker
-// writes it (finished generation, parking) and the caller reads it, with no
-// other worker's traffic on the same line.
+// spins on ctl, and only the caller writes to it, once per job.
 type poolWorker struct {
-	finished atomic.Uint64 // generation of the last job this worker finished
-	state    atomic.Int32  // workerRunning or workerParked
-	wake     chan struct{} // buffered 1; a token means "look at job again"
-	_        [64 - 8 - 4 - 4 - 8]byte
+	ctl  atomic.Uint64 // gen<<ctlShift | ctlExit | ctlParked
+	wake chan struct{} // buffered 1; a token means "ctl has changed"
+	_    [64 - 8 - 8]byte
 }
 
 const (
-	workerRunning = 0
-	workerParked  = 1
+	ctlParked = 1 << 0 // the worker sleeps on wake (set by the worker)
+	ctlExit   = 1 << 1 // the pool is closed: return (set by the caller)
+	ctlShift  = 2
 
-	jobShift  = 16
-	jobChunks = 1<<jobShift - 1
-	// jobClosed is the chunks value that tells workers to exit.
-	jobClosed = jobChunks
+	callerParked = 1 << 31 // the caller sleeps on done
+	pendingCount = callerParked - 1
 
 	// spinFor is how long a worker (or the waiting caller) polls before
 	// parking. Long enough to bridge the gaps between the matmuls of one
@@ -73,10 +103,13 @@ const (
 	spinCheck = 64
 )
 
+// maxThreads bounds newPool's threads far below what pendingCount can count.
+const maxThreads = 1 << 15
+
 // newPool starts threads-1 worker goroutines; the goroutine calling run is
 // the last worker. threads < 1 is treated as 1.
 func newPool(threads int) *pool {
-	threads = max(1, min(threads, jobChunks-1))
+	threads = max(1, min(threads, maxThreads))
 	p := &pool{n: threads, done: make(chan struct{}, 1)}
 	p.workers = make([]poolWorker, threads-1)
 	for i := range p.workers {
@@ -101,9 +134,9 @@ func (p *pool) close() {
 		return
 	}
 	p.closed = true
-	p.publish(jobClosed)
+	p.gen++
 	for i := range p.workers {
-		p.wakeWorker(i)
+		p.notify(i, p.gen<<ctlShift|ctlExit)
 	}
 	p.wg.Wait()
 }
@@ -130,35 +163,27 @@ func (p *pool) run(n, grain int, body func(lo, hi int)) {
 		return
 	}
 	p.body, p.total, p.grain, p.units, p.chunks = body, n, grain, units, chunks
-	gen := p.publish(uint64(chunks))
+	p.gen++
+	// Workers 0..chunks-2 take part; the others keep waiting (their ctl
+	// keeps an older generation, which is fine: they only compare it
+	// with what they last saw).
+	p.pending.Store(uint32(chunks - 1))
 	for i := 0; i < chunks-1; i++ {
-		p.wakeWorker(i)
+		p.notify(i, p.gen<<ctlShift)
 	}
 
 	lo, hi := p.chunk(chunks - 1) // the caller takes the last chunk
 	body(lo, hi)
 
-	p.wait(gen, chunks-1)
+	p.wait()
 	p.body = nil // do not keep the closure's captures alive
 }
 
-// publish starts the next generation of the job word with the given chunks
-// and returns the generation.
-func (p *pool) publish(chunks uint64) uint64 {
-	gen := p.job.Load()>>jobShift + 1
-	p.job.Store(gen<<jobShift | chunks)
-	return gen
-}
-
-// wakeWorker hands worker i a wake-up token if it is parked. The CAS decides
-// the race with a worker that is just parking: exactly one of the two flips
-// the state back to running, and only the caller's flip sends a token.
-// (Sequentially consistent atomics make the handshake sound: the worker
-// stores parked and then loads job, the caller stores job and then loads
-// state, so at least one of them sees the other's store.)
-func (p *pool) wakeWorker(i int) {
+// notify sets worker i's ctl word to c (a new generation, not parked) and
+// wakes the worker if it had parked: exactly one token per parking.
+func (p *pool) notify(i int, c uint64) {
 	w := &p.workers[i]
-	if w.state.Load() == workerParked && w.state.CompareAndSwap(workerParked, workerRunning) {
+	if w.ctl.Swap(c)&ctlParked != 0 {
 		w.wake <- struct{}{}
 	}
 }
@@ -175,25 +200,28 @@ func (p *pool) chunk(c int) (lo, hi int) {
 	return min(start*p.grain, p.total), min(end*p.grain, p.total)
 }
 
-// wait returns when workers 0..k-1 have finished generation gen: it spins
-// first, then parks on done with the same handshake as the workers.
-func (p *pool) wait(gen uint64, k int) {
-	allDone := func() bool {
-		for i := range k {
-			if p.workers[i].finished.Load() != gen {
-				return false
-			}
-		}
-		return true
-	}
-	for !spinUntil(allDone) {
-		p.waiter.Store(workerParked)
-		if allDone() && p.waiter.CompareAndSwap(workerParked, workerRunning) {
+// wait returns when the workers of the current job have all finished: it
+// spins on pending first, then parks on done.
+func (p *pool) wait() {
+	for {
+		var v uint32
+		if spinUntil(func() bool { v = p.pending.Load(); return v == 0 }) {
 			return
 		}
-		// Some worker claimed the wake-up (maybe not the last one to
-		// finish): take its token and look again.
-		<-p.done
+		// v has a nonzero count and no parked bit (only we set it). If a
+		// worker finished since, the CAS fails and we look again.
+		if p.pending.CompareAndSwap(v, v|callerParked) {
+			<-p.done // sent by the decrement that reached zero
+			return
+		}
+	}
+}
+
+// finish records that one worker's chunk is done, waking the caller if it
+// parked and this was the last chunk.
+func (p *pool) finish() {
+	if p.pending.Add(^uint32(0)) == callerParked {
+		p.done <- struct{}{}
 	}
 }
 
@@ -202,42 +230,29 @@ func (p *pool) work(i int) {
 	w := &p.workers[i]
 	var seen uint64 // generation 0: the pool as newPool made it
 	for {
-		job := p.awaitJob(w, seen)
-		seen = job >> jobShift
-		chunks := int(job & jobChunks)
-		if chunks == jobClosed {
+		c := p.awaitJob(w, seen)
+		seen = c >> ctlShift
+		if c&ctlExit != 0 {
 			return
 		}
-		if i < chunks-1 {
-			lo, hi := p.chunk(i)
-			p.body(lo, hi)
-			w.finished.Store(seen)
-			if p.waiter.Load() == workerParked && p.waiter.CompareAndSwap(workerParked, workerRunning) {
-				p.done <- struct{}{}
-			}
-		}
+		lo, hi := p.chunk(i)
+		p.body(lo, hi)
+		p.finish()
 	}
 }
 
-// awaitJob returns the job word once its generation differs from seen.
+// awaitJob returns worker w's ctl word once its generation differs from
+// seen: spinning first, then parked on w.wake.
 func (p *pool) awaitJob(w *poolWorker, seen uint64) uint64 {
 	for {
-		var job uint64
-		if spinUntil(func() bool { job = p.job.Load(); return job>>jobShift != seen }) {
-			return job
+		var c uint64
+		if spinUntil(func() bool { c = w.ctl.Load(); return c>>ctlShift != seen }) {
+			return c
 		}
-		// Park. Announce it first, then look once more: either we see the
-		// new job, or the publisher sees us parked and sends a token.
-		w.state.Store(workerParked)
-		if job = p.job.Load(); job>>jobShift != seen {
-			if w.state.CompareAndSwap(workerParked, workerRunning) {
-				return job
-			}
-			// The publisher already claimed us; its token is on the way.
-		}
-		<-w.wake
-		if job = p.job.Load(); job>>jobShift != seen {
-			return job
+		// c is (seen, not parked). Park only if it still is: else the
+		// CAS fails and the new job is read on the next pass.
+		if w.ctl.CompareAndSwap(c, c|ctlParked) {
+			<-w.wake // sent by the notify whose Swap cleared the bit
 		}
 	}
 }

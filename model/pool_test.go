@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,11 +44,11 @@ func TestPoolCoversEachIndexOnce(t *testing.T) {
 }
 
 // TestPoolLayout checks the cache-line layout the dispatch latency relies on:
-// the job word and its fields share one line, and each worker has its own.
+// the job fields share one line, pending has its own, and so has each worker.
 func TestPoolLayout(t *testing.T) {
 	require.Equal(t, uintptr(256), unsafe.Sizeof(pool{}), "pool must fill the 256-byte size class")
 	require.Equal(t, uintptr(64), unsafe.Sizeof(poolWorker{}))
-	require.Equal(t, uintptr(64), unsafe.Offsetof(pool{}.waiter))
+	require.Equal(t, uintptr(64), unsafe.Offsetof(pool{}.pending))
 	for threads := 1; threads <= 9; threads++ {
 		p := newPool(threads)
 		require.Zero(t, uintptr(unsafe.Pointer(p))%64)
@@ -162,3 +163,85 @@ func BenchmarkPoolRun(b *testing.B) {
 		})
 	}
 }
+
+// TestPoolStress runs many tiny jobs on pools of 1 to 4 threads, with random
+// pauses around and inside the jobs so that workers and the caller keep
+// switching between spinning and parking: a lost wake-up anywhere in the
+// park/wake protocol leaves a run blocked for ever. The runs happen in a
+// goroutine and the test fails after a deadline rather than hanging.
+func TestPoolStress(t *testing.T) {
+	jobs := 3000
+	if testing.Short() {
+		jobs = 600
+	}
+	for threads := 1; threads <= 4; threads++ {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			// Not deferred: after a lost wake-up the stuck run holds the
+			// pool's lock and close would hang; the pool is leaked then.
+			p := newPool(threads)
+			rng := rand.New(rand.NewPCG(uint64(threads), 1))
+			// Pauses drawn up front: the rng is not safe for the workers.
+			pause := make([]time.Duration, 2*jobs)
+			for i := range pause {
+				switch rng.IntN(8) {
+				case 0: // longer than the spin: the other side parks
+					pause[i] = spinFor + time.Duration(rng.IntN(int(8*spinFor)))
+				case 1: // around the spin time, where the handshake races
+					pause[i] = spinFor - spinFor/4 + time.Duration(rng.IntN(int(spinFor/2)))
+				case 2:
+					pause[i] = time.Duration(rng.IntN(int(spinYieldAfter)))
+				}
+			}
+			errc := make(chan error, 1)
+			var lastJob atomic.Int64
+			go func() {
+				hits := make([]int32, 4*threads)
+				for k := range jobs {
+					lastJob.Store(int64(k))
+					clear(hits)
+					p.run(len(hits), 1, func(lo, hi int) {
+						// Slow down worker 0 (the caller parks) or the
+						// caller, whose chunk is the last one (workers
+						// finish first and go back to waiting).
+						if slow := lo == 0 == (k%2 == 0); slow {
+							stall(pause[2*k])
+						}
+						for i := lo; i < hi; i++ {
+							hits[i]++
+						}
+					})
+					for i, h := range hits {
+						if h != 1 {
+							errc <- fmt.Errorf("job %d: index %d covered %d times", k, i, h)
+							return
+						}
+					}
+					stall(pause[2*k+1])
+				}
+				errc <- nil
+			}()
+			select {
+			case err := <-errc:
+				p.close()
+				require.NoError(t, err)
+			case <-time.After(poolStressDeadline):
+				t.Fatalf("threads=%d: job %d of %d still running after %v: lost wake-up", threads, lastJob.Load(), jobs, poolStressDeadline)
+			}
+		})
+	}
+}
+
+// stall waits for d: busy for short pauses, whose length matters (a sleep
+// overshoots by tens of microseconds), asleep for longer ones.
+func stall(d time.Duration) {
+	if d > 4*spinFor {
+		time.Sleep(d)
+		return
+	}
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// poolStressDeadline is far beyond what the stress test needs, even under
+// emulation (a few seconds), and short enough to fail a CI run quickly.
+const poolStressDeadline = 60 * time.Second

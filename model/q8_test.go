@@ -22,7 +22,10 @@ func plainDotQ8(wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) f
 		sum += int32(wq[k]) * int32(xq[k])
 		last := k == len(xq)-1
 		if last || (off+k+1)/gs != (off+k)/gs || (k+1)/gs != k/gs {
-			total += float32(sum) * ws[(off+k)/gs] * xs[k/gs]
+			// The conversions round each product, as dotQ8's do: without
+			// them the compiler may fuse the second multiply with the
+			// addition (it does on arm64), which dotQ8 promises not to do.
+			total += float32(float32(float32(sum)*ws[(off+k)/gs]) * xs[k/gs])
 			sum = 0
 		}
 	}

@@ -245,7 +245,9 @@ func TestPrefillMatchesForward(t *testing.T) {
 
 // TestPrefillQ8MatchesForward checks that batched prompts on Q8_0 models
 // give exactly the logits and KV cache of one-at-a-time feeding: the int8
-// products are bit-identical in any row order, and so is everything else.
+// products are bit-identical in any row order, and so is everything else,
+// unless the compiler fuses multiply-adds (goFusesMulAdd; then within
+// requireLogitsClose).
 // Group size 4 puts groups inside rows, 12 makes them straddle the rows of
 // w2 (hidden 100), which takes the plain loop.
 func TestPrefillQ8MatchesForward(t *testing.T) {
@@ -273,9 +275,20 @@ func TestPrefillQ8MatchesForward(t *testing.T) {
 				require.NoError(t, s.Prefill(tokens[:c.SeqLen-1], 0))
 				got, err := s.Forward(tokens[c.SeqLen-1], c.SeqLen-1)
 				require.NoError(t, err)
-				require.Equal(t, want, got, "gs=%d batch=%d threads=%d", gs, batch, threads)
-				require.Equal(t, one.keyCache, s.keyCache)
-				require.Equal(t, one.valueCache, s.valueCache)
+				if !goFusesMulAdd {
+					require.Equal(t, want, got, "gs=%d batch=%d threads=%d", gs, batch, threads)
+					require.Equal(t, one.keyCache, s.keyCache)
+					require.Equal(t, one.valueCache, s.valueCache)
+				} else {
+					// The float32 code around the products (rmsnorm,
+					// RoPE, attention) may be fused differently in the
+					// batched and the one-token path: each fusion drops
+					// one rounding, so allow what TestPrefillMatchesForward
+					// allows for sums in another order.
+					requireLogitsClose(t, got, want, "gs=%d batch=%d threads=%d", gs, batch, threads)
+					requireLogitsClose(t, s.keyCache, one.keyCache)
+					requireLogitsClose(t, s.valueCache, one.valueCache)
+				}
 				s.Close()
 			}
 		}
