@@ -44,20 +44,33 @@ func TestGoldenBinary(t *testing.T) {
 		timeout, err = time.ParseDuration(s)
 		require.NoError(t, err)
 	}
-	data, err := os.ReadFile(fixture(t, "golden/cases.json"))
-	require.NoError(t, err)
+	// llama2.c's cases, and the GGUF twins' (whose vocabulary is in the
+	// file: no -z).
 	var cases []goldenCase
-	require.NoError(t, json.Unmarshal(data, &cases))
-	require.NotEmpty(t, cases)
+	dirs := map[string]string{}
+	for _, file := range []string{"golden/cases.json", "golden/gguf/cases-gguf.json"} {
+		data, err := os.ReadFile(fixture(t, file))
+		require.NoError(t, err)
+		var more []goldenCase
+		require.NoError(t, json.Unmarshal(data, &more))
+		require.NotEmpty(t, more)
+		for _, c := range more {
+			dirs[c.Name] = filepath.Dir(file)
+		}
+		cases = append(cases, more...)
+	}
 	for _, c := range cases {
-		checkpoint := fixture(t, strings.TrimPrefix(c.Checkpoint, "models/"))
-		tokenizer := fixture(t, strings.TrimPrefix(c.Tokenizer, "models/"))
-		golden, err := os.ReadFile(fixture(t, filepath.Join("golden", c.Stdout)))
+		checkpoint, tokenizer := fixture(t, strings.TrimPrefix(c.Checkpoint, "models/")), ""
+		base := []string{checkpoint}
+		if c.Tokenizer != "" {
+			tokenizer = fixture(t, strings.TrimPrefix(c.Tokenizer, "models/"))
+			base = append(base, "-z", tokenizer)
+		}
+		golden, err := os.ReadFile(fixture(t, filepath.Join(dirs[c.Name], c.Stdout)))
 		require.NoError(t, err)
 		for _, threads := range []string{"1", "2"} {
 			t.Run(c.Name+"/threads="+threads, func(t *testing.T) {
-				args := append([]string{checkpoint, "-z", tokenizer}, c.Args...)
-				args = append(args, "-threads", threads)
+				args := append(append(base[:len(base):len(base)], c.Args...), "-threads", threads)
 				var first string
 				for rep := range reps {
 					stdout := runBinary(t, timeout, bin, c.Stdin, args...)
