@@ -10,7 +10,7 @@ import (
 
 func TestBenchJSON(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "stories260K.bin"), "-p", "8,16", "-n", "12",
-		"-r", "2", "-threads", "1,2", "-bandwidth=false", "-o", "json")
+		"-r", "2", "-threads", "1,2", "-bandwidth=false", "-o", "json", "-mmap")
 	require.Equal(t, 0, code, stderr)
 	var rows []benchResult
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rows))
@@ -20,6 +20,7 @@ func TestBenchJSON(t *testing.T) {
 		tests = append(tests, r.Test)
 		require.Equal(t, "stories260K.bin", r.Model)
 		require.Equal(t, "fp32 (v0)", r.Format)
+		require.Equal(t, "mmap", r.Memory)
 		require.Len(t, r.SamplesTPS, 2)
 		require.Positive(t, r.AvgTPS)
 		require.Positive(t, r.Params)
@@ -31,12 +32,12 @@ func TestBenchJSON(t *testing.T) {
 
 func TestBenchTableWithBandwidth(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "stories260K-q80.bin"), "-p", "0", "-n", "4", "-r", "1", "-threads", "1",
-		"-bandwidth-mib", "16")
+		"-bandwidth-mib", "16", "-mmap=false")
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, lines, 3)
-	require.Contains(t, lines[0], "| model | size | params | format | threads | test | t/s | memory bandwidth used |")
-	require.Contains(t, lines[2], "| Q8_0 g64 (v2) | 1 | tg4 |")
+	require.Contains(t, lines[0], "| model | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
+	require.Regexp(t, `\| Q8_0 g64 \(v2\) \| anonymous( \(huge pages\))? \| 1 \| tg4 \|`, lines[2])
 	require.Regexp(t, `[0-9.]+% of [0-9.]+ GB/s \|$`, lines[2])
 }
 

@@ -42,6 +42,8 @@ Options:
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s
   -log-format <text|json>  format of the log on standard error, default text
   -q8                      quantize an fp32 checkpoint to Q8_0 (int8) when loading it
+  -mmap=<bool>             map the weights (true) or read them into memory (false), default by size
+  -mlock                   lock the weights in RAM
 `
 
 // Limits that are not flags.
@@ -70,6 +72,8 @@ type serveOptions struct {
 	readTimeout     time.Duration // not a flag: readTimeout, shorter in tests
 	logFormat       string
 	q8              bool
+	mmap            model.MmapMode
+	mlock           bool
 }
 
 // defaultParallel is the number of generations run at once unless -parallel
@@ -95,6 +99,8 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
+	fs.Var(&o.mmap, "mmap", "")
+	fs.BoolVar(&o.mlock, "mlock", false, "")
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
@@ -146,7 +152,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 
-	m, err := openModel(o.checkpoint, o.q8)
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1

@@ -20,19 +20,26 @@ type Model struct {
 	once   sync.Once
 }
 
-// Open memory-maps the checkpoint at path (legacy v0, version 1 or version 2) and
-// validates it. Weights are views into the mapping, never copies.
+// Open opens the checkpoint at path (legacy v0, version 1 or version 2) with
+// the default options and validates it: OpenWith(path, OpenOptions{}).
 func Open(path string) (*Model, error) {
-	data, unmap, err := mapFile(path)
+	return OpenWith(path, OpenOptions{})
+}
+
+// OpenWith opens the checkpoint at path, its weights mapped or read into
+// memory as opts say, and validates it. Weights are views into that memory,
+// never copies.
+func OpenWith(path string, opts OpenOptions) (*Model, error) {
+	data, release, err := loadFile(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, unwrapPath(err))
 	}
 	cfg, w, err := parseCheckpoint(data, path)
 	if err != nil {
-		unmap()
+		release()
 		return nil, err
 	}
-	return &Model{Config: cfg, path: path, w: w, unmap: unmap}, nil
+	return &Model{Config: cfg, path: path, w: w, unmap: release}, nil
 }
 
 // unwrapPath drops the *os.PathError wrapper, whose path the caller's message
