@@ -152,7 +152,7 @@ func parseList(name, s string, least int) ([]int, error) {
 }
 
 func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
-	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, progress))
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, progress))
 	if err != nil {
 		return nil, err
 	}
@@ -251,10 +251,16 @@ func printBenchTable(w io.Writer, results []benchResult) {
 	}
 }
 
-// openOptions are the model.OpenOptions of the -mmap and -mlock flags, with
-// a progress line on stderr while a large file is read, if stderr is a
+// openOptions are the model.OpenOptions of the -mmap, -mlock and -q8 flags,
+// with a progress line on stderr while a large file is read, if stderr is a
 // terminal (so that logs and tests see nothing of it).
-func openOptions(mmap model.MmapMode, mlock bool, stderr io.Writer) model.OpenOptions {
+func openOptions(mmap model.MmapMode, mlock, q8 bool, stderr io.Writer) model.OpenOptions {
+	if q8 && mmap == model.MmapAuto {
+		// Quantizing copies the matrices to the heap and the fp32 ones are
+		// never read again: mapped, the page cache can drop them; read into
+		// memory, they would stay resident (4.4 GB for TinyLlama).
+		mmap = model.MmapOn
+	}
 	opts := model.OpenOptions{Mmap: mmap, Mlock: mlock}
 	if f, ok := stderr.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

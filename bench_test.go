@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/model"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -64,4 +66,32 @@ func TestBenchErrors(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "bench", "-h")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "Usage: llama2 bench")
+}
+
+func TestOpenOptions(t *testing.T) {
+	var out strings.Builder
+	o := openOptions(model.MmapAuto, true, false, &out)
+	require.Equal(t, model.MmapAuto, o.Mmap)
+	require.True(t, o.Mlock)
+	require.Nil(t, o.Progress, "no progress display when stderr is not a terminal")
+	require.Equal(t, model.MmapOn, openOptions(model.MmapAuto, false, true, &out).Mmap,
+		"-q8 maps: the fp32 weights are dropped after quantizing")
+	require.Equal(t, model.MmapOff, openOptions(model.MmapOff, false, true, &out).Mmap, "an explicit -mmap=false wins")
+}
+
+func TestLoadProgress(t *testing.T) {
+	var out strings.Builder
+	p := loadProgress(&out)
+	const total = 1 << 30
+	for done := int64(0); done <= total; done += total / 8 {
+		p(done, total)
+	}
+	p(total, total) // a repeated value draws nothing
+	require.Equal(t, "\rloading weights:   0%\rloading weights:  12%\rloading weights:  25%\rloading weights:  37%"+
+		"\rloading weights:  50%\rloading weights:  62%\rloading weights:  75%\rloading weights:  87%\rloading weights: 100%\n",
+		out.String())
+	out.Reset()
+	p = loadProgress(&out)
+	p(1<<20, 1<<20)
+	require.Empty(t, out.String(), "small files load too fast to show progress")
 }

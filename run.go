@@ -172,7 +172,7 @@ func parseWithCheckpoint(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
-	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, stderr))
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, stderr))
 	if err != nil {
 		return err
 	}

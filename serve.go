@@ -152,7 +152,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 
-	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, stderr))
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return 1
