@@ -239,11 +239,12 @@ func TestAutoMmap(t *testing.T) {
 		size, avail int64
 		want        MmapMode
 	}{
-		{gib / 2, 20 * gib, MmapOff},  // small files read too: they stream faster
-		{4 * gib, 20 * gib, MmapOff},  // room to spare
-		{4 * gib, 4 * gib, MmapOn},    // no headroom: map, and let the page cache cope
-		{4 * gib, -1, MmapOn},         // unknown free memory: map
-		{64 << 10, 20 * gib, MmapOff}, // tiny: either works; reading is as cheap
+		{gib / 2, 20 * gib, MmapOff},     // small files read too: they stream faster
+		{4 * gib, 20 * gib, MmapOff},     // room to spare
+		{4 * gib, 4*gib + gib/2, MmapOn}, // too little headroom: map, let the page cache cope
+		{4 * gib, -1, MmapOn},            // unknown free memory: map
+		{64 << 10, 20 * gib, MmapOff},    // tiny: either works; reading is as cheap
+		{64 << 10, gib / 2, MmapOn},      // but not when memory is short
 	} {
 		require.Equal(t, c.want, autoMmap(c.size, c.avail), "%d bytes, %d available", c.size, c.avail)
 	}
