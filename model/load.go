@@ -292,10 +292,10 @@ func readInto(f *os.File, data []byte, chunk int, progress func(done, total int6
 // fits with headroom to spare, else map it.
 //
 // Why read: generation streams every weight once per token, and on a Zen 5
-// VM (2 cores, load average 10-15 from other jobs, so medians of 6-9
-// alternating runs) weights read into anonymous memory on huge pages
-// generated 2.27 tok/s against 0.70 mapped on a TinyLlama-shaped fp32 file
-// (4.1 GB, 1 thread; 2.69 against 0.80 with 2), and 23.4 against 19.4 on a
+// VM (2 cores, load average 9-15 from other jobs, so medians of 9 samples
+// from 3 alternating runs) weights read into anonymous memory on huge pages
+// generated 3.37 tok/s against 0.74 mapped on a TinyLlama-shaped fp32 file
+// (4.1 GB, 1 thread; 2.35 against 0.90 with 2), and 23.4 against 19.4 on a
 // stories110M-shaped one (438 MB, 1 thread; even with 2). Streaming a
 // multi-GB file mapping costs 2-4x: 4 KiB page-cache pages under nested
 // paging. Reading costs one copy at open (~1 s for 4 GB from the page
