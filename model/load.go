@@ -231,7 +231,7 @@ func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
 func readAnon(f *os.File, size int, progress func(done, total int64)) (data []byte, free func() error, kind string, err error) {
 	data, free, kind, err = allocAnon(size)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("allocating %d MiB for %s: %w", size>>20, f.Name(), err)
+		return nil, nil, "", fmt.Errorf("allocating %d MiB: %w", size>>20, err)
 	}
 	if err := readInto(f, data, readChunk, progress); err != nil {
 		free()
@@ -239,7 +239,7 @@ func readAnon(f *os.File, size int, progress func(done, total int64)) (data []by
 	}
 	if err := protectReadOnly(data); err != nil {
 		free()
-		return nil, nil, "", fmt.Errorf("protecting %s: %w", f.Name(), err)
+		return nil, nil, "", fmt.Errorf("mprotect: %w", err)
 	}
 	if kind == memAnon && hugePageBytes(data) >= int64(size)/2 {
 		kind = memAnonHuge
@@ -273,7 +273,7 @@ func readInto(f *os.File, data []byte, chunk int, progress func(done, total int6
 				lo := c * chunk
 				hi := min(lo+chunk, len(data))
 				if _, err := f.ReadAt(data[lo:hi], int64(lo)); err != nil {
-					errs[r] = fmt.Errorf("read %s at %d: %w", f.Name(), lo, err)
+					errs[r] = fmt.Errorf("reading at %d: %w", lo, err)
 					return
 				}
 				mu.Lock()
