@@ -21,7 +21,10 @@ const bandwidthGrain = 1 << 16
 // stream, 27.5 with matVec's four rows, and ~25 for the previous probe (one
 // stream in the Go heap, which gets 4 KiB pages when transparent huge pages
 // are "madvise"). A STREAM-like C read loop (gcc -O3 -march=native -fopenmp,
-// huge pages) read 27-36.
+// huge pages) read 27-36. In a quieter window (load ~2) it read 40.3 GB/s
+// on 1 thread and 75.6 on 2, above what llama.cpp's generation with -mmp 0
+// effectively read on a TinyLlama-shaped fp32 model (24.3 and 52.8 GB/s), so
+// the fraction no longer flatters us.
 func MeasureBandwidth(size int64, threads, passes int) float64 {
 	half := int(size/8) / bandwidthGrain * bandwidthGrain
 	if half <= 0 || passes <= 0 {

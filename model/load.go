@@ -296,7 +296,12 @@ func readInto(f *os.File, data []byte, chunk int, progress func(done, total int6
 // from 3 alternating runs) weights read into anonymous memory on huge pages
 // generated 3.37 tok/s against 0.74 mapped on a TinyLlama-shaped fp32 file
 // (4.1 GB, 1 thread; 2.35 against 0.90 with 2), and 23.4 against 19.4 on a
-// stories110M-shaped one (438 MB, 1 thread; even with 2). Streaming a
+// stories110M-shaped one (438 MB, 1 thread; even with 2). In a quieter
+// window (load ~2): 6.23 against 2.93 tok/s with 1 thread and 11.64 against
+// 5.11 with 2 on the TinyLlama shape (llama.cpp: 5.86 and 12.75 with -mmp 0,
+// 2.32 mapped). How fast a mapping streams also depends on how the file
+// entered the page cache (large folios or not), so it varied 2x between
+// runs; anonymous huge pages did not. Streaming a
 // multi-GB file mapping costs 2-4x: 4 KiB page-cache pages under nested
 // paging. Reading costs one copy at open (~1 s for 4 GB from the page
 // cache) and the pages are no longer shared between processes.
