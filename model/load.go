@@ -248,7 +248,10 @@ func readAnon(f *os.File, size int, progress func(done, total int64)) (data []by
 }
 
 // Reads of the file into memory: readChunk bytes at a time, by readers
-// goroutines taking chunks in turn.
+// goroutines taking chunks in turn, so one copies from the page cache while
+// the other faults in pages. Not tuned: with these, 4.1 GB loaded in 1.8 s
+// from the page cache and 18.5 s from disk (a loaded Zen 5 VM); 1 vs 2
+// readers and 4-64 MiB chunks are still to be compared.
 const (
 	readChunk = 16 << 20
 	readers   = 2
