@@ -30,6 +30,8 @@ Options:
   -bandwidth-mib <int>  size of the buffer streamed to measure it, default 1024 (far beyond the caches)
   -o <md|json>     output format, default md
   -q8              quantize an fp32 checkpoint to Q8_0 (int8) when loading it
+  -mmap=<bool>     map the weights (true) or read them into memory (false), default by size
+  -mlock           lock the weights in RAM
 `
 
 type benchOptions struct {
@@ -43,14 +45,19 @@ type benchOptions struct {
 	bwMiB      int
 	output     string
 	q8         bool
+	mmap       model.MmapMode
+	mlock      bool
 }
 
 // benchResult is one row of the table.
 type benchResult struct {
-	Model      string    `json:"model"`
-	SizeBytes  int64     `json:"size_bytes"`
-	Params     int64     `json:"params"`
-	Format     string    `json:"format"`
+	Model     string `json:"model"`
+	SizeBytes int64  `json:"size_bytes"`
+	Params    int64  `json:"params"`
+	Format    string `json:"format"`
+	// Where the weights are: "mmap", "anonymous (huge pages)", ...
+	// (model.Model.WeightsMemory).
+	Memory     string    `json:"weights_memory"`
 	Threads    int       `json:"threads"`
 	Test       string    `json:"test"`
 	Tokens     int       `json:"tokens"`
@@ -101,6 +108,8 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	fs.IntVar(&o.bwMiB, "bandwidth-mib", o.bwMiB, "")
 	fs.StringVar(&o.output, "o", o.output, "")
 	fs.BoolVar(&o.q8, "q8", false, "")
+	fs.Var(&o.mmap, "mmap", "")
+	fs.BoolVar(&o.mlock, "mlock", false, "")
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
@@ -143,7 +152,7 @@ func parseList(name, s string, least int) ([]int, error) {
 }
 
 func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
-	m, err := openModel(o.checkpoint, o.q8)
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, progress))
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +180,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 			run() // warm-up: page in the weights, settle the clocks
 			res := benchResult{
 				Model: filepath.Base(o.checkpoint), SizeBytes: fi.Size(), Params: c.Params(),
-				Format: m.Format(), Threads: threads, Test: test, Tokens: tokens,
+				Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
 			}
 			for range o.reps {
 				res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
@@ -229,15 +238,52 @@ func meanStddev(xs []float64) (mean, sd float64) {
 }
 
 func printBenchTable(w io.Writer, results []benchResult) {
-	fmt.Fprintln(w, "| model | size | params | format | threads | test | t/s | memory bandwidth used |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| model | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |")
 	for _, r := range results {
 		bw := ""
 		if r.BandwidthGBs > 0 {
 			bw = fmt.Sprintf("%.1f%% of %.1f GB/s", r.BandwidthPercent, r.BandwidthGBs)
 		}
-		fmt.Fprintf(w, "| %s | %.2f MiB | %.2f M | %s | %d | %s | %.2f ± %.2f | %s |\n",
-			r.Model, float64(r.SizeBytes)/(1<<20), float64(r.Params)/1e6, r.Format, r.Threads, r.Test,
+		fmt.Fprintf(w, "| %s | %.2f MiB | %.2f M | %s | %s | %d | %s | %.2f ± %.2f | %s |\n",
+			r.Model, float64(r.SizeBytes)/(1<<20), float64(r.Params)/1e6, r.Format, r.Memory, r.Threads, r.Test,
 			r.AvgTPS, r.StddevTPS, bw)
+	}
+}
+
+// openOptions are the model.OpenOptions of the -mmap, -mlock and -q8 flags,
+// with a progress line on stderr while a large file is read, if stderr is a
+// terminal (so that logs and tests see nothing of it).
+func openOptions(mmap model.MmapMode, mlock, q8 bool, stderr io.Writer) model.OpenOptions {
+	if q8 && mmap == model.MmapAuto {
+		// Quantizing copies the matrices to the heap and the fp32 ones are
+		// never read again: mapped, the page cache can drop them; read into
+		// memory, they would stay resident (4.4 GB for TinyLlama).
+		mmap = model.MmapOn
+	}
+	opts := model.OpenOptions{Mmap: mmap, Mlock: mlock}
+	if f, ok := stderr.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			opts.Progress = loadProgress(stderr)
+		}
+	}
+	return opts
+}
+
+// loadProgress returns a Progress that redraws "loading weights: N%" on w
+// for files of 256 MiB or more: smaller ones load too fast to watch.
+func loadProgress(w io.Writer) func(done, total int64) {
+	last := -1
+	return func(done, total int64) {
+		if total < 256<<20 {
+			return
+		}
+		if pct := int(100 * done / total); pct != last {
+			last = pct
+			fmt.Fprintf(w, "\rloading weights: %3d%%", pct)
+			if done == total {
+				fmt.Fprintln(w)
+			}
+		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/model"
+
 	"github.com/stretchr/testify/require"
 )
 
 func TestBenchJSON(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "stories260K.bin"), "-p", "8,16", "-n", "12",
-		"-r", "2", "-threads", "1,2", "-bandwidth=false", "-o", "json")
+		"-r", "2", "-threads", "1,2", "-bandwidth=false", "-o", "json", "-mmap")
 	require.Equal(t, 0, code, stderr)
 	var rows []benchResult
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rows))
@@ -20,6 +22,7 @@ func TestBenchJSON(t *testing.T) {
 		tests = append(tests, r.Test)
 		require.Equal(t, "stories260K.bin", r.Model)
 		require.Equal(t, "fp32 (v0)", r.Format)
+		require.Equal(t, "mmap", r.Memory)
 		require.Len(t, r.SamplesTPS, 2)
 		require.Positive(t, r.AvgTPS)
 		require.Positive(t, r.Params)
@@ -31,12 +34,12 @@ func TestBenchJSON(t *testing.T) {
 
 func TestBenchTableWithBandwidth(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "stories260K-q80.bin"), "-p", "0", "-n", "4", "-r", "1", "-threads", "1",
-		"-bandwidth-mib", "16")
+		"-bandwidth-mib", "16", "-mmap=false")
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, lines, 3)
-	require.Contains(t, lines[0], "| model | size | params | format | threads | test | t/s | memory bandwidth used |")
-	require.Contains(t, lines[2], "| Q8_0 g64 (v2) | 1 | tg4 |")
+	require.Contains(t, lines[0], "| model | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
+	require.Regexp(t, `\| Q8_0 g64 \(v2\) \| anonymous( \(huge pages\))? \| 1 \| tg4 \|`, lines[2])
 	require.Regexp(t, `[0-9.]+% of [0-9.]+ GB/s \|$`, lines[2])
 }
 
@@ -63,4 +66,32 @@ func TestBenchErrors(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "bench", "-h")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "Usage: llama2 bench")
+}
+
+func TestOpenOptions(t *testing.T) {
+	var out strings.Builder
+	o := openOptions(model.MmapAuto, true, false, &out)
+	require.Equal(t, model.MmapAuto, o.Mmap)
+	require.True(t, o.Mlock)
+	require.Nil(t, o.Progress, "no progress display when stderr is not a terminal")
+	require.Equal(t, model.MmapOn, openOptions(model.MmapAuto, false, true, &out).Mmap,
+		"-q8 maps: the fp32 weights are dropped after quantizing")
+	require.Equal(t, model.MmapOff, openOptions(model.MmapOff, false, true, &out).Mmap, "an explicit -mmap=false wins")
+}
+
+func TestLoadProgress(t *testing.T) {
+	var out strings.Builder
+	p := loadProgress(&out)
+	const total = 1 << 30
+	for done := int64(0); done <= total; done += total / 8 {
+		p(done, total)
+	}
+	p(total, total) // a repeated value draws nothing
+	require.Equal(t, "\rloading weights:   0%\rloading weights:  12%\rloading weights:  25%\rloading weights:  37%"+
+		"\rloading weights:  50%\rloading weights:  62%\rloading weights:  75%\rloading weights:  87%\rloading weights: 100%\n",
+		out.String())
+	out.Reset()
+	p = loadProgress(&out)
+	p(1<<20, 1<<20)
+	require.Empty(t, out.String(), "small files load too fast to show progress")
 }

@@ -77,6 +77,8 @@ Options:
   -threads <int>  cores to use, default all of them
   -batch <int>    prompt tokens fed through the model at once, default 128; 1 = one at a time
   -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
+  -mmap=<bool>    map the weights (true) or read them into memory (false), default by size
+  -mlock          lock the weights in RAM
 `
 
 // options are run.c's settings, after its clamping.
@@ -94,6 +96,8 @@ type options struct {
 	threads      int
 	batch        int
 	q8           bool
+	mmap         model.MmapMode
+	mlock        bool
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -113,6 +117,8 @@ func parseArgs(args []string) (options, error) {
 	fs.IntVar(&o.threads, "threads", 0, "")
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
 	fs.BoolVar(&o.q8, "q8", false, "")
+	fs.Var(&o.mmap, "mmap", "")
+	fs.BoolVar(&o.mlock, "mlock", false, "")
 
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
@@ -173,7 +179,7 @@ func parseWithCheckpoint(fs *flag.FlagSet, args []string) (string, error) {
 }
 
 func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
-	m, err := openModel(o.checkpoint, o.q8)
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, stderr))
 	if err != nil {
 		return err
 	}
@@ -228,8 +234,8 @@ func chatTemplate(m *model.Model) (*chat.Template, error) {
 // openModel opens a checkpoint and, with q8, quantizes an fp32 one to Q8_0
 // in memory, with groups inside rows (the kernels' fast path; no file has to
 // match export.py here).
-func openModel(path string, q8 bool) (*model.Model, error) {
-	m, err := model.Open(path)
+func openModel(path string, q8 bool, opts model.OpenOptions) (*model.Model, error) {
+	m, err := model.OpenWith(path, opts)
 	if err != nil || !q8 || m.Config.GroupSize > 0 {
 		return m, err
 	}

@@ -41,6 +41,8 @@ Options:
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s
   -log-format <text|json>  format of the log on standard error, default text
   -q8                      quantize an fp32 checkpoint to Q8_0 (int8) when loading it
+  -mmap=<bool>             map the weights (true) or read them into memory (false), default by size
+  -mlock                   lock the weights in RAM
 `
 
 type serveOptions struct {
@@ -59,6 +61,8 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	logFormat       string
 	q8              bool
+	mmap            model.MmapMode
+	mlock           bool
 }
 
 func parseServeArgs(args []string) (serveOptions, error) {
@@ -78,6 +82,8 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
 	fs.StringVar(&o.chatTemplate, "chat-template-file", "", "")
+	fs.Var(&o.mmap, "mmap", "")
+	fs.BoolVar(&o.mlock, "mlock", false, "")
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
@@ -138,7 +144,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return fail(fmt.Errorf("chat template: %w", err))
 		}
 	}
-	m, err := openModel(o.checkpoint, o.q8)
+	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, stderr))
 	if err != nil {
 		return fail(err)
 	}

@@ -6,7 +6,9 @@ import (
 )
 
 // openForMapping opens path and returns it with its size, checked to fit in
-// this address space; mapFile (per OS) maps it.
+// this address space; loadFile maps it or reads it. Anything but a regular
+// file is refused here, so that the error is the same in both modes (mapping
+// a directory fails with ENODEV, reading it with EISDIR).
 func openForMapping(path string) (*os.File, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -16,6 +18,10 @@ func openForMapping(path string) (*os.File, int, error) {
 	if err != nil {
 		f.Close()
 		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
 	}
 	size := fi.Size()
 	if size != int64(int(size)) {

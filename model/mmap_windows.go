@@ -4,22 +4,19 @@ package model
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
 
-// mapFile maps path read-only through a file mapping object, so every
-// process that opens the same checkpoint shares its pages.
-func mapFile(path string) (data []byte, unmap func() error, err error) {
-	f, size, err := openForMapping(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	if size == 0 {
-		return []byte{}, func() error { return nil }, nil
-	}
+// canMmap: MmapOn maps the file here.
+const canMmap = true
+
+// mapOpened maps the open file f of size bytes read-only through a file
+// mapping object, so every process that opens the same checkpoint shares its
+// pages.
+func mapOpened(f *os.File, size int, path string) (data []byte, unmap func() error, err error) {
 	h, err := windows.CreateFileMapping(windows.Handle(f.Fd()), nil, windows.PAGE_READONLY,
 		uint32(int64(size)>>32), uint32(size), nil)
 	if err != nil {

@@ -55,7 +55,7 @@ func LoadTokenizerFile(path string, vocabSize int) (*Tokenizer, error) {
 	// A GGUF model can be gigabytes: map it rather than read it. Parse
 	// copies the strings and the getters the number arrays, so nothing
 	// refers to the mapping once the tokenizer is built.
-	data, unmap, err := mapFile(path)
+	data, unmap, err := loadFile(path, OpenOptions{Mmap: MmapOn})
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}

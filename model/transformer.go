@@ -35,23 +35,30 @@ type Model struct {
 	tmplErr  error
 }
 
-// Open memory-maps the checkpoint at path and validates it: llama2.c's
-// legacy (v0), version 1 or version 2 files, or a GGUF file (told by its
-// magic) of the llama architecture. Weights are views into the mapping,
-// never copies.
+// Open opens the checkpoint at path with the default options and validates
+// it: OpenWith(path, OpenOptions{}). It reads llama2.c's legacy (v0),
+// version 1 and version 2 files, and GGUF files (told by their magic) of
+// the llama architecture.
 func Open(path string) (*Model, error) {
-	data, unmap, err := mapFile(path)
+	return OpenWith(path, OpenOptions{})
+}
+
+// OpenWith opens the checkpoint at path, its weights mapped or read into
+// memory as opts say, and validates it. Weights are views into that memory,
+// never copies.
+func OpenWith(path string, opts OpenOptions) (*Model, error) {
+	data, release, err := loadFile(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, unwrapPath(err))
 	}
-	m := &Model{path: path, unmap: unmap}
+	m := &Model{path: path, unmap: release}
 	if gguf.IsGGUF(data) {
 		m.Config, m.w, m.gguf, err = parseGGUF(data, path)
 	} else {
 		m.Config, m.w, err = parseCheckpoint(data, path)
 	}
 	if err != nil {
-		unmap()
+		release()
 		return nil, err
 	}
 	return m, nil

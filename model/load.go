@@ -1,0 +1,322 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"unsafe"
+)
+
+// OpenOptions choose where an opened model's weights live. The zero value is
+// the default: see MmapAuto.
+type OpenOptions struct {
+	// Mmap chooses between mapping the file (MmapOn) and reading it into
+	// anonymous memory (MmapOff). MmapAuto, the zero value, picks by free
+	// memory (see autoMmap for the measurements behind it).
+	Mmap MmapMode
+	// Mlock locks the weights in RAM so that they are never paged out. It
+	// fails with ErrMlock when the locked-memory limit (ulimit -l) is too low.
+	Mlock bool
+	// Progress, if not nil, is called as the file is read, each time with
+	// more bytes done, and last with done == total (also when the file is
+	// mapped, where nothing is read up front), so a progress display can
+	// always finish. Calls never overlap.
+	Progress func(done, total int64)
+}
+
+// MmapMode says whether weights are mapped from the file or read into memory.
+// It is a flag.Value for a boolean flag: `-mmap`, `-mmap=true` (MmapOn),
+// `-mmap=false` (MmapOff) or `-mmap=auto`.
+type MmapMode int8
+
+const (
+	// MmapAuto reads the file into anonymous memory when it fits with room
+	// to spare, and maps it otherwise (see autoMmap).
+	MmapAuto MmapMode = iota
+	// MmapOn maps the file read-only and shared: opening is instant, pages
+	// are shared by every process that maps the file, and the page cache
+	// holds the only copy.
+	MmapOn
+	// MmapOff reads the file into private anonymous memory (backed by huge
+	// pages where the OS allows): opening costs one read of the file, and
+	// generation streams the weights faster (see autoMmap).
+	MmapOff
+)
+
+// String is "auto", "true" or "false", the values Set accepts.
+func (m MmapMode) String() string {
+	switch m {
+	case MmapOn:
+		return "true"
+	case MmapOff:
+		return "false"
+	}
+	return "auto"
+}
+
+// Set parses "auto" or a boolean as strconv.ParseBool reads it.
+func (m *MmapMode) Set(s string) error {
+	if s == "auto" {
+		*m = MmapAuto
+		return nil
+	}
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q: want true, false or auto", s)
+	}
+	*m = MmapOff
+	if on {
+		*m = MmapOn
+	}
+	return nil
+}
+
+// IsBoolFlag lets a bare `-mmap` mean `-mmap=true`.
+func (m *MmapMode) IsBoolFlag() bool { return true }
+
+var (
+	// ErrMlock is returned (wrapping the OS's reason) when OpenOptions.Mlock
+	// is set and the weights cannot be locked in memory.
+	ErrMlock = errors.New("cannot lock the weights in memory")
+	// ErrNotEnoughMemory is returned when MmapOff is asked for a file larger
+	// than the memory the OS reports available (MemAvailable on Linux).
+	ErrNotEnoughMemory = errors.New("not enough memory available to read the weights into it")
+)
+
+// Where the weights of an opened file are, as WeightsMemory reports it.
+const (
+	memMapped    = "mmap"
+	memAnon      = "anonymous"
+	memAnonHuge  = "anonymous (huge pages)"
+	memHeap      = "heap"
+	memRead      = "heap (read)" // read into the Go heap: platforms without mmap
+	memNotLoaded = ""
+)
+
+// region is a block of memory that loadFile handed out.
+type region struct {
+	start, end uintptr
+	kind       string
+}
+
+// regions are the live blocks loadFile handed out, so WeightsMemory can tell
+// from a weight's address where it lives. Deriving the answer from addresses
+// keeps it true for models derived from others (Quantize puts its matrices
+// on the Go heap) and for every file format that loads through loadFile.
+var regions struct {
+	sync.Mutex
+	live []region
+}
+
+func registerRegion(data []byte, kind string) {
+	if len(data) == 0 {
+		return
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	regions.Lock()
+	regions.live = append(regions.live, region{start, start + uintptr(len(data)), kind})
+	regions.Unlock()
+}
+
+func unregisterRegion(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	regions.Lock()
+	defer regions.Unlock()
+	for i, r := range regions.live {
+		if r.start == start {
+			regions.live = append(regions.live[:i], regions.live[i+1:]...)
+			return
+		}
+	}
+}
+
+// memoryAt names the memory holding address p.
+func memoryAt(p uintptr) string {
+	regions.Lock()
+	defer regions.Unlock()
+	for _, r := range regions.live {
+		if r.start <= p && p < r.end {
+			return r.kind
+		}
+	}
+	return memHeap
+}
+
+// WeightsMemory says where the weight matrices are: "mmap" (a mapping of the
+// file), "anonymous (huge pages)" or "anonymous" (read into private memory),
+// "heap" (made by this process, e.g. by Quantize) or "heap (read)" (read into
+// the Go heap, on platforms without mmap). It is "" after Close.
+func (m *Model) WeightsMemory() string {
+	w := &m.w
+	t := &w.tokenEmbedding
+	if len(w.layers) > 0 {
+		t = &w.layers[0].w1 // the largest stream of a forward pass
+	}
+	switch {
+	case len(t.f) > 0:
+		return memoryAt(uintptr(unsafe.Pointer(&t.f[0])))
+	case len(t.q) > 0:
+		return memoryAt(uintptr(unsafe.Pointer(&t.q[0])))
+	}
+	return memNotLoaded
+}
+
+// loadFile returns the bytes of the file at path, mapped or read into
+// anonymous memory as opts say, and the function that releases them. Parsers
+// take views into data either way, so weights are never copied again.
+// Errors from opening the file are the same in every mode.
+func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
+	f, size, err := openForMapping(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(done, total int64) {}
+	}
+	if size == 0 {
+		progress(0, 0)
+		return []byte{}, func() error { return nil }, nil
+	}
+	mode := opts.Mmap
+	if mode == MmapAuto {
+		mode = autoMmap(int64(size), memAvailable())
+	}
+	if mode == MmapOff {
+		if avail := memAvailable(); avail >= 0 && int64(size) > avail {
+			return nil, nil, fmt.Errorf("%w: the file is %d MiB, %d MiB are available",
+				ErrNotEnoughMemory, size>>20, avail>>20)
+		}
+	}
+	var (
+		data []byte
+		free func() error
+		kind string
+	)
+	if mode == MmapOn && canMmap {
+		data, free, err = mapOpened(f, size, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		kind = memMapped
+		progress(int64(size), int64(size))
+	} else {
+		data, free, kind, err = readAnon(f, size, progress)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if opts.Mlock {
+		if err := lockMemory(data); err != nil {
+			free()
+			return nil, nil, fmt.Errorf("%w (%d MiB): %w; raise the limit with ulimit -l", ErrMlock, size>>20, err)
+		}
+	}
+	registerRegion(data, kind)
+	return data, func() error {
+		unregisterRegion(data)
+		return free()
+	}, nil
+}
+
+// readAnon reads the file f of size bytes into memory from allocAnon (on
+// unix, private anonymous memory on huge pages where the OS has them), then
+// makes it read-only. It reports which memory it got.
+func readAnon(f *os.File, size int, progress func(done, total int64)) (data []byte, free func() error, kind string, err error) {
+	data, free, kind, err = allocAnon(size)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("allocating %d MiB: %w", size>>20, err)
+	}
+	if err := readInto(f, data, readChunk, progress); err != nil {
+		free()
+		return nil, nil, "", err
+	}
+	if err := protectReadOnly(data); err != nil {
+		free()
+		return nil, nil, "", fmt.Errorf("mprotect: %w", err)
+	}
+	if kind == memAnon && hugePageBytes(data) >= int64(size)/2 {
+		kind = memAnonHuge
+	}
+	return data, free, kind, nil
+}
+
+// Reads of the file into memory: readChunk bytes at a time, by readers
+// goroutines taking chunks in turn, so one copies from the page cache while
+// the other faults in pages. Not tuned: with these, 4.1 GB loaded in 1.8 s
+// from the page cache and 18.5 s from disk (a loaded Zen 5 VM); 1 vs 2
+// readers and 4-64 MiB chunks are still to be compared.
+const (
+	readChunk = 16 << 20
+	readers   = 2
+)
+
+// readInto fills data with the file's bytes from offset 0, chunk bytes at a
+// time, calling progress (serialized, with growing done) after each chunk.
+func readInto(f *os.File, data []byte, chunk int, progress func(done, total int64)) error {
+	total := int64(len(data))
+	var (
+		mu   sync.Mutex
+		done int64
+		errs = make([]error, readers)
+		wg   sync.WaitGroup
+	)
+	chunks := (len(data) + chunk - 1) / chunk
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := r; c < chunks; c += readers {
+				lo := c * chunk
+				hi := min(lo+chunk, len(data))
+				if _, err := f.ReadAt(data[lo:hi], int64(lo)); err != nil {
+					errs[r] = fmt.Errorf("reading at %d: %w", lo, err)
+					return
+				}
+				mu.Lock()
+				done += int64(hi - lo)
+				progress(done, total)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// autoMmap is MmapAuto's choice for a file of size bytes when avail bytes of
+// memory are available (-1: unknown): read the file into memory whenever it
+// fits with headroom to spare, else map it.
+//
+// Why read: generation streams every weight once per token, and on a Zen 5
+// VM (2 cores, load average 9-15 from other jobs, so medians of 9 samples
+// from 3 alternating runs) weights read into anonymous memory on huge pages
+// generated 3.37 tok/s against 0.74 mapped on a TinyLlama-shaped fp32 file
+// (4.1 GB, 1 thread; 2.35 against 0.90 with 2), and 23.4 against 19.4 on a
+// stories110M-shaped one (438 MB, 1 thread; even with 2). In a quieter
+// window (load ~2): 6.23 against 2.93 tok/s with 1 thread and 11.64 against
+// 5.11 with 2 on the TinyLlama shape (llama.cpp: 5.86 and 12.75 with -mmp 0,
+// 2.32 mapped). How fast a mapping streams also depends on how the file
+// entered the page cache (large folios or not), so it varied 2x between
+// runs; anonymous huge pages did not. Streaming a
+// multi-GB file mapping costs 2-4x: 4 KiB page-cache pages under nested
+// paging. Reading costs one copy at open (~1 s for 4 GB from the page
+// cache) and the pages are no longer shared between processes.
+//
+// Why map otherwise: without headroom (1 GiB for KV caches and everyone
+// else), private memory would push the system into swap or the OOM killer,
+// where a mapping only makes the page cache evict. Where free memory is
+// unknown (outside Linux) we map, as before: nothing was measured there.
+func autoMmap(size, avail int64) MmapMode {
+	const headroom = 1 << 30
+	if avail < 0 || size+headroom > avail {
+		return MmapOn
+	}
+	return MmapOff
+}
