@@ -230,7 +230,22 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	}
 	n, m := b.n, r1-r0
 	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	if v, ok := t.rowsView(r0, r1); ok {
+	if t.blk != nil || t.h != nil {
+		// GGUF's half and block types: their tile kernels sum in another
+		// order than their matrix-vector kernels, so a sequence would get
+		// other logits in a step of 4 than alone. Blocks of rows that stay
+		// in L2 run the matrix-vector kernel for each sequence instead:
+		// the weights are still read from memory once per step, and each
+		// row's value is mulRows's (blocks start at multiples of 4 rows,
+		// as the kernels group them, like Forward's chunks).
+		block := max(4, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^3)
+		for a := r0; a < r1; a += block {
+			e := min(a+block, r1)
+			for i := range n {
+				t.mulRows(tile[i*m+a-r0:i*m+e-r0], a, &acts[i])
+			}
+		}
+	} else if v, ok := t.rowsView(r0, r1); ok {
 		v.mulBatch(tile, x[:n*t.cols], acts[:n])
 	} else {
 		for i := range n {
@@ -241,6 +256,11 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 		copy(out[i*stride+base+r0:i*stride+base+r1], tile[i*m:(i+1)*m])
 	}
 }
+
+// decodeBlockBytes bounds the weights of a block of rows that every
+// sequence of a step multiplies before the next block is read: half of a
+// 1 MiB L2.
+const decodeBlockBytes = 512 << 10
 
 // rowsView returns rows [r0, r1) of t as a tensor of their own, or false
 // when t's quantization groups do not start and end there.

@@ -152,6 +152,9 @@ func memoryAt(p uintptr) string {
 // "heap" (made by this process, e.g. by Quantize) or "heap (read)" (read into
 // the Go heap, on platforms without mmap). It is "" after Close.
 func (m *Model) WeightsMemory() string {
+	if m.closed.Load() {
+		return memNotLoaded
+	}
 	w := &m.w
 	t := &w.tokenEmbedding
 	if len(w.layers) > 0 {
@@ -162,6 +165,10 @@ func (m *Model) WeightsMemory() string {
 		return memoryAt(uintptr(unsafe.Pointer(&t.f[0])))
 	case len(t.q) > 0:
 		return memoryAt(uintptr(unsafe.Pointer(&t.q[0])))
+	case len(t.h) > 0:
+		return memoryAt(uintptr(unsafe.Pointer(&t.h[0])))
+	case len(t.b) > 0:
+		return memoryAt(uintptr(unsafe.Pointer(&t.b[0])))
 	}
 	return memNotLoaded
 }
