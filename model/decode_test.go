@@ -30,6 +30,7 @@ func loadGoldenRuns(t *testing.T) []goldenRun {
 	var cases []struct {
 		Name, Checkpoint, Tokenizer string
 		Args                        []string
+		ComparePrefix               int `json:"compare_prefix_bytes"`
 	}
 	require.NoError(t, json.Unmarshal(data, &cases))
 	var runs []goldenRun
@@ -55,6 +56,14 @@ func loadGoldenRuns(t *testing.T) []goldenRun {
 			case "-m":
 				chat = v == "chat"
 			}
+		}
+		if c.ComparePrefix > 0 && goFusesMulAdd {
+			// The goldens call this case sensitive to float32 rounding:
+			// where Go fuses multiply-adds, the batched prompt path and
+			// the one-token path (both exact on amd64) may part at a
+			// near-tie, which run_test.go's requireNearTieDivergence
+			// checks through the CLI.
+			continue
 		}
 		if !chat && r.seed != 0 || r.temperature == 0 && !chat {
 			runs = append(runs, r)

@@ -550,3 +550,10 @@ func axpyStridedAVX512(out, a, v []float32, stride int) {
 		axpyStridedChunkAVX512(out[c:min(c+axpyChunkAVX512, len(out))], a, v[c:], stride)
 	}
 }
+
+// matMatIsMatVec reports whether matMat gives each vector exactly matVec's
+// values (batched decoding relies on it to batch float32 products): the
+// AVX-512 tiles accumulate each row like matVecAVX512 (TestBatchSame-
+// AloneAndTogether holds them to it), and the Go twins alike; the AVX2
+// tiles are not held to it, so they are not trusted with it.
+func matMatIsMatVec() bool { return hasAVX512 || !hasAVX2FMA }

@@ -288,3 +288,7 @@ func axpyStridedNEON(out, a, v []float32, stride int) {
 		axpyNEON(at, v[t*stride:t*stride+len(out)], out)
 	}
 }
+
+// matMatIsMatVec: the NEON tiles sum in another order than matVec
+// (see kernels_amd64.go).
+func matMatIsMatVec() bool { return false }

@@ -16,3 +16,7 @@ func divScalarImpl(x []float32, d float32)            { divScalarGo(x, d) }
 func dotStridedImpl(out, q, k []float32, stride int)  { dotStridedGo(out, q, k, stride) }
 func axpyStridedImpl(out, a, v []float32, stride int) { axpyStridedGo(out, a, v, stride) }
 func archKernels() []kernelImpl                       { return nil }
+
+// matMatIsMatVec: the Go twins of matMat and matVec sum each row in the
+// same order (see kernels_amd64.go).
+func matMatIsMatVec() bool { return true }
