@@ -94,9 +94,14 @@ func runGoldenCases(t *testing.T, casesFile, dir string) {
 		}
 		want, err := os.ReadFile(fixture(t, filepath.Join(dir, c.Stdout)))
 		require.NoError(t, err)
-		for _, run := range []struct{ threads, batch string }{{"1", "1"}, {"2", "1"}, {"1", "64"}, {"2", "5"}} {
-			t.Run(c.Name+"/threads="+run.threads+"/batch="+run.batch, func(t *testing.T) {
-				args := append(append(args[:len(args):len(args)], c.Args...), "-threads", run.threads, "-batch", run.batch)
+		// Weights mapped and read into memory (-mmap) alternate between
+		// the runs: the output must not depend on where they live.
+		for _, run := range []struct{ threads, batch, mmap string }{
+			{"1", "1", "true"}, {"2", "1", "false"}, {"1", "64", "false"}, {"2", "5", "true"},
+		} {
+			t.Run(c.Name+"/threads="+run.threads+"/batch="+run.batch+"/mmap="+run.mmap, func(t *testing.T) {
+				args := append(append(args[:len(args):len(args)], c.Args...),
+					"-threads", run.threads, "-batch", run.batch, "-mmap="+run.mmap)
 				code, stdout, stderr := runCLI(t, c.Stdin, args...)
 				require.Equal(t, 0, code, stderr)
 				got, want := stdout, string(want)
