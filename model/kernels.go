@@ -8,9 +8,9 @@ import "math"
 //
 //   - the dispatching function (dot, matVec, ...) that the rest of the
 //     package calls. It checks the lengths once, then runs the best
-//     implementation for this CPU: AVX-512, else AVX2+FMA, else Go. The
-//     choice is made from cpu.go's flags at init; see kernels_amd64.go and
-//     kernels_generic.go.
+//     implementation for this CPU: on amd64 AVX-512, else AVX2+FMA, else
+//     Go; on arm64 NEON. The choice is made from cpu.go's flags at init;
+//     see kernels_amd64.go, kernels_arm64.go and kernels_generic.go.
 //   - a plain, obviously correct reference loop (dotGeneric, ...) that the
 //     tests compare every implementation against.
 //   - a pure-Go twin (dotGo, ...), somewhat faster than the reference, used

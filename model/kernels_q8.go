@@ -8,7 +8,8 @@ import "math"
 //
 //   - matVecQ8, the dispatching function tensor.mulRows calls. It runs the
 //     fastest implementation for this CPU (kernels_q8_amd64.go: AVX-512 VNNI,
-//     else AVX2, else Go; kernels_q8_generic.go elsewhere).
+//     else AVX2, else Go; kernels_q8_arm64.go: SDOT, else SMULL/SADALP;
+//     kernels_q8_generic.go elsewhere).
 //   - the plain reference loops dotQ8 and matVecQ8Generic, which define the
 //     result.
 //   - matVecQ8Go, a faster pure-Go twin.
