@@ -220,15 +220,7 @@ func chatTemplate(m *model.Model) (*chat.Template, error) {
 	if !m.Config.GGUF {
 		return nil, nil
 	}
-	src := m.ChatTemplate()
-	if src == "" {
-		src = chat.Llama2
-	}
-	t, err := chat.Parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.Path(), err)
-	}
-	return t, nil
+	return m.Template()
 }
 
 // openModel opens a checkpoint and, with q8, quantizes an fp32 one to Q8_0

@@ -137,8 +137,11 @@ func tokenize(o tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
 // loadCheckpointTokenizer returns the vocabulary inside a GGUF checkpoint,
 // or -z's tokenizer, sized by the llama2.c checkpoint's header.
 func loadCheckpointTokenizer(o tokenizeOptions) (*model.Tokenizer, error) {
-	isGGUF, err := startsWithGGUFMagic(o.checkpoint)
+	isGGUF, err := gguf.IsGGUFFile(o.checkpoint)
 	if err != nil {
+		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err // the message names the file already
+		}
 		return nil, fmt.Errorf("checkpoint %s: %w", o.checkpoint, err)
 	}
 	if isGGUF {
@@ -154,23 +157,4 @@ func loadCheckpointTokenizer(o tokenizeOptions) (*model.Tokenizer, error) {
 	vocabSize := m.Config.VocabSize
 	m.Close()
 	return model.LoadTokenizerFile(o.tokenizer, vocabSize)
-}
-
-// startsWithGGUFMagic reports whether the file at path is a GGUF file.
-func startsWithGGUFMagic(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return false, pe.Err // the caller names the file
-		}
-		return false, err
-	}
-	defer f.Close()
-	var head [4]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	return gguf.IsGGUF(head[:n]), nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"unicode/utf8"
 )
@@ -49,6 +51,22 @@ const (
 // IsGGUF reports whether data starts with the GGUF magic "GGUF".
 func IsGGUF(data []byte) bool {
 	return len(data) >= len(magic) && string(data[:len(magic)]) == magic
+}
+
+// IsGGUFFile reports whether the file at path starts with GGUF's magic,
+// reading only its first four bytes. A file shorter than that is not GGUF.
+func IsGGUFFile(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var head [4]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return IsGGUF(head[:n]), nil
 }
 
 // formatErr builds an ErrFormat error with the byte offset where reading

@@ -374,6 +374,23 @@ func has(f *gguf.File, key string) bool {
 	return ok
 }
 
+// Template returns the model's chat template, parsed once: the file's
+// ([Model.ChatTemplate]), or Llama 2's when it has none (llama2.c
+// checkpoints included). An unparsable template is an error naming the
+// file, wrapping chat.ErrSyntax.
+func (m *Model) Template() (*chat.Template, error) {
+	m.tmplOnce.Do(func() {
+		src := m.ChatTemplate()
+		if src == "" {
+			src = chat.Llama2
+		}
+		if m.tmpl, m.tmplErr = chat.Parse(src); m.tmplErr != nil {
+			m.tmplErr = fmt.Errorf("%s: tokenizer.chat_template: %w", m.path, m.tmplErr)
+		}
+	})
+	return m.tmpl, m.tmplErr
+}
+
 // ChatPrompt renders a conversation with the model's chat template
 // ([Model.ChatTemplate]; Llama 2's when the file has none) followed by the
 // assistant's turn, and encodes it with tok, for [Session.Generate]. The
@@ -381,22 +398,16 @@ func has(f *gguf.File, key string) bool {
 // the messages stay text. A template that rejects the conversation (roles
 // out of order, say) returns an error wrapping chat.ErrRaised.
 func (m *Model) ChatPrompt(tok *Tokenizer, msgs []chat.Message) ([]int, error) {
-	m.tmplOnce.Do(func() {
-		src := m.ChatTemplate()
-		if src == "" {
-			src = chat.Llama2
-		}
-		m.tmpl, m.tmplErr = chat.Parse(src)
-	})
-	if m.tmplErr != nil {
-		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.path, m.tmplErr)
+	tmpl, err := m.Template()
+	if err != nil {
+		return nil, err
 	}
 	protected := make([]chat.Message, len(msgs))
 	for i, msg := range msgs {
 		protected[i] = chat.Message{Role: msg.Role, Content: tok.ProtectSpecial(msg.Content)}
 	}
 	bosText := tok.Piece(tok.BOS())
-	text, err := m.tmpl.Render(protected, chat.Options{
+	text, err := tmpl.Render(protected, chat.Options{
 		AddGenerationPrompt: true, BOSToken: bosText, EOSToken: tok.Piece(tok.EOS()),
 	})
 	if err != nil {

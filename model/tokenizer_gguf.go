@@ -3,7 +3,6 @@ package model
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/llama2-go/llama2/gguf"
@@ -34,7 +33,7 @@ func LoadTokenizerFile(path string, vocabSize int) (*Tokenizer, error) {
 	if vocabSize < 0 {
 		return nil, fmt.Errorf("tokenizer %s: vocab size %d is negative", path, vocabSize)
 	}
-	isGGUF, err := hasGGUFMagic(path)
+	isGGUF, err := gguf.IsGGUFFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
@@ -72,21 +71,6 @@ func LoadTokenizerFile(path string, vocabSize int) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer %s: the vocabulary has %d tokens, the model %d", path, t.VocabSize(), vocabSize)
 	}
 	return t, nil
-}
-
-// hasGGUFMagic reports whether the file at path starts with GGUF's magic.
-func hasGGUFMagic(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	var head [4]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	return gguf.IsGGUF(head[:n]), nil
 }
 
 // countTokenizerRecords returns the number of records of a tokenizer.bin

@@ -29,14 +29,7 @@ func serverTemplate(m *model.Model, src string) (*chat.Template, error) {
 	if !m.Config.GGUF {
 		return nil, nil
 	}
-	if src = m.ChatTemplate(); src == "" {
-		src = chat.Llama2
-	}
-	t, err := chat.Parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("%s: tokenizer.chat_template: %w", m.Path(), err)
-	}
-	return t, nil
+	return m.Template()
 }
 
 // templateOptions are the template's inputs other than the messages.
@@ -78,8 +71,11 @@ func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Mess
 // (roles out of order, say) is the client's error.
 func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool) (string, *requestError) {
 	t := s.tmpl
-	if t == nil {
-		t = llama2Template
+	if t == nil { // a llama2.c checkpoint: Llama 2's template
+		var err error
+		if t, err = s.model.Template(); err != nil {
+			return "", badRequest("invalid_value", "messages", "the chat template failed: %v", err)
+		}
 	}
 	cms, rerr := s.templateMessages(msgs, protect)
 	if rerr != nil {
@@ -94,15 +90,6 @@ func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect
 	}
 	return text, nil
 }
-
-// llama2Template is the fallback template, parsed once.
-var llama2Template = func() *chat.Template {
-	t, err := chat.Parse(chat.Llama2)
-	if err != nil {
-		panic(err) // a constant of package chat, tested there
-	}
-	return t
-}()
 
 // renderChatTokens renders a chat request's messages into prompt tokens
 // through the chat template, parsing the special tokens (<s>, </s>) that
