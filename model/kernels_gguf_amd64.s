@@ -104,24 +104,6 @@ DATA ggufq4shift<>+60(SB)/2, $0x0004
 DATA ggufq4shift<>+62(SB)/2, $0x0004
 GLOBL ggufq4shift<>(SB), RODATA|NOPTR, $64
 
-DATA ggufbcasttokens<>+0(SB)/4, $0x00000000
-DATA ggufbcasttokens<>+4(SB)/4, $0x00000000
-DATA ggufbcasttokens<>+8(SB)/4, $0x00000000
-DATA ggufbcasttokens<>+12(SB)/4, $0x00000000
-DATA ggufbcasttokens<>+16(SB)/4, $0x00000001
-DATA ggufbcasttokens<>+20(SB)/4, $0x00000001
-DATA ggufbcasttokens<>+24(SB)/4, $0x00000001
-DATA ggufbcasttokens<>+28(SB)/4, $0x00000001
-DATA ggufbcasttokens<>+32(SB)/4, $0x00000002
-DATA ggufbcasttokens<>+36(SB)/4, $0x00000002
-DATA ggufbcasttokens<>+40(SB)/4, $0x00000002
-DATA ggufbcasttokens<>+44(SB)/4, $0x00000002
-DATA ggufbcasttokens<>+48(SB)/4, $0x00000003
-DATA ggufbcasttokens<>+52(SB)/4, $0x00000003
-DATA ggufbcasttokens<>+56(SB)/4, $0x00000003
-DATA ggufbcasttokens<>+60(SB)/4, $0x00000003
-GLOBL ggufbcasttokens<>(SB), RODATA|NOPTR, $64
-
 // func matVecF16AVX512(out []float32, w []uint16, x []float32)
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
 TEXT ·matVecF16AVX512(SB), NOSPLIT, $0-72
@@ -1616,656 +1598,6 @@ r1end:
 	VZEROUPPER
 	RET
 
-// func matMatQ8_0x4x4VNNI(out []float32, w []byte, wsT []float32, x []int8, xsT []float32, xcT []int32, n int, m int, tiles int)
-// Requires: AVX, AVX512F, AVX512VL, AVX512_VNNI, F16C, SSE2
-TEXT ·matMatQ8_0x4x4VNNI(SB), NOSPLIT, $0-168
-	MOVQ   tiles+160(FP), AX
-	TESTQ  AX, AX
-	JZ     done
-	MOVQ   n+144(FP), CX
-	LEAQ   (CX)(CX*2), DX
-	MOVQ   CX, BX
-	SHRQ   $0x05, BX
-	IMUL3Q $0x00000022, BX, BX
-	LEAQ   (BX)(BX*2), SI
-
-	// wsT[4b+r] = d of row r, block b.
-	MOVQ w_base+24(FP), DI
-	MOVQ wsT_base+48(FP), R8
-	MOVQ CX, R9
-	SHRQ $0x05, R9
-
-scales:
-	MOVWLZX      (DI), R10
-	MOVD         R10, X0
-	MOVWLZX      (DI)(BX*1), R10
-	VPINSRW      $0x01, R10, X0, X0
-	MOVWLZX      (DI)(BX*2), R10
-	VPINSRW      $0x02, R10, X0, X0
-	MOVWLZX      (DI)(SI*1), R10
-	VPINSRW      $0x03, R10, X0, X0
-	VCVTPH2PS    X0, X0
-	VMOVUPS      X0, (R8)
-	ADDQ         $0x10, R8
-	ADDQ         $0x22, DI
-	DECQ         R9
-	JNZ          scales
-	MOVL         $0x80808080, DI
-	VPBROADCASTD DI, Z0
-	VPXORD       Z1, Z1, Z1
-	MOVQ         x_base+72(FP), R10
-	MOVQ         xsT_base+96(FP), R11
-	MOVQ         xcT_base+120(FP), R12
-	MOVQ         out_base+0(FP), R13
-	VMOVDQU32    ggufbcasttokens<>+0(SB), Z2
-
-tile:
-	VMOVDQA64 Z1, Z3
-	MOVQ      w_base+24(FP), DI
-	MOVQ      wsT_base+48(FP), R8
-	MOVQ      R10, R14
-	MOVQ      CX, R9
-	SHRQ      $0x06, R9
-	JZ        single
-
-pair:
-	VMOVDQA64    Z1, Z4
-	VMOVDQU64    2(DI), Y4
-	VINSERTI64X4 $0x01, 36(DI), Z4, Z4
-	VPXORD       Z0, Z4, Z4
-	VMOVDQA64    Z1, Z5
-	VMOVDQU64    2(DI)(BX*1), Y5
-	VINSERTI64X4 $0x01, 36(DI)(BX*1), Z5, Z5
-	VPXORD       Z0, Z5, Z5
-	VMOVDQA64    Z1, Z6
-	VMOVDQU64    2(DI)(BX*2), Y6
-	VINSERTI64X4 $0x01, 36(DI)(BX*2), Z6, Z6
-	VPXORD       Z0, Z6, Z6
-	VMOVDQA64    Z1, Z7
-	VMOVDQU64    2(DI)(SI*1), Y7
-	VINSERTI64X4 $0x01, 36(DI)(SI*1), Z7, Z7
-	VPXORD       Z0, Z7, Z7
-	VMOVDQU64    (R14), Z8
-	VMOVDQA64    Z1, Z9
-	VPDPBUSD     Z8, Z4, Z9
-	VMOVDQA64    Z1, Z10
-	VPDPBUSD     Z8, Z5, Z10
-	VMOVDQA64    Z1, Z11
-	VPDPBUSD     Z8, Z6, Z11
-	VMOVDQA64    Z1, Z12
-	VPDPBUSD     Z8, Z7, Z12
-	VPUNPCKLQDQ  Z10, Z9, Z8
-	VPUNPCKHQDQ  Z10, Z9, Z9
-	VPADDD       Z9, Z8, Z8
-	VPUNPCKLQDQ  Z12, Z11, Z9
-	VPUNPCKHQDQ  Z12, Z11, Z11
-	VPADDD       Z11, Z9, Z9
-	VSHUFPS      $0x88, Z9, Z8, Z10
-	VSHUFPS      $0xdd, Z9, Z8, Z8
-	VPADDD       Z8, Z10, Z10
-	VMOVDQU64    (R14)(CX*1), Z8
-	VMOVDQA64    Z1, Z9
-	VPDPBUSD     Z8, Z4, Z9
-	VMOVDQA64    Z1, Z11
-	VPDPBUSD     Z8, Z5, Z11
-	VMOVDQA64    Z1, Z12
-	VPDPBUSD     Z8, Z6, Z12
-	VMOVDQA64    Z1, Z13
-	VPDPBUSD     Z8, Z7, Z13
-	VPUNPCKLQDQ  Z11, Z9, Z8
-	VPUNPCKHQDQ  Z11, Z9, Z9
-	VPADDD       Z9, Z8, Z8
-	VPUNPCKLQDQ  Z13, Z12, Z9
-	VPUNPCKHQDQ  Z13, Z12, Z12
-	VPADDD       Z12, Z9, Z9
-	VSHUFPS      $0x88, Z9, Z8, Z11
-	VSHUFPS      $0xdd, Z9, Z8, Z8
-	VPADDD       Z8, Z11, Z11
-	VMOVDQU64    (R14)(CX*2), Z8
-	VMOVDQA64    Z1, Z9
-	VPDPBUSD     Z8, Z4, Z9
-	VMOVDQA64    Z1, Z12
-	VPDPBUSD     Z8, Z5, Z12
-	VMOVDQA64    Z1, Z13
-	VPDPBUSD     Z8, Z6, Z13
-	VMOVDQA64    Z1, Z14
-	VPDPBUSD     Z8, Z7, Z14
-	VPUNPCKLQDQ  Z12, Z9, Z8
-	VPUNPCKHQDQ  Z12, Z9, Z9
-	VPADDD       Z9, Z8, Z8
-	VPUNPCKLQDQ  Z14, Z13, Z9
-	VPUNPCKHQDQ  Z14, Z13, Z13
-	VPADDD       Z13, Z9, Z9
-	VSHUFPS      $0x88, Z9, Z8, Z12
-	VSHUFPS      $0xdd, Z9, Z8, Z8
-	VPADDD       Z8, Z12, Z12
-	VMOVDQU64    (R14)(DX*1), Z8
-	VMOVDQA64    Z1, Z9
-	VPDPBUSD     Z8, Z4, Z9
-	VMOVDQA64    Z1, Z4
-	VPDPBUSD     Z8, Z5, Z4
-	VMOVDQA64    Z1, Z5
-	VPDPBUSD     Z8, Z6, Z5
-	VMOVDQA64    Z1, Z6
-	VPDPBUSD     Z8, Z7, Z6
-	VPUNPCKLQDQ  Z4, Z9, Z7
-	VPUNPCKHQDQ  Z4, Z9, Z9
-	VPADDD       Z9, Z7, Z7
-	VPUNPCKLQDQ  Z6, Z5, Z4
-	VPUNPCKHQDQ  Z6, Z5, Z5
-	VPADDD       Z5, Z4, Z4
-	VSHUFPS      $0x88, Z4, Z7, Z5
-	VSHUFPS      $0xdd, Z4, Z7, Z7
-	VPADDD       Z7, Z5, Z5
-	VSHUFI32X4   $0x88, Z11, Z10, Z4
-	VSHUFI32X4   $0xdd, Z11, Z10, Z11
-	VPADDD       Z11, Z4, Z4
-	VSHUFI32X4   $0x88, Z5, Z12, Z6
-	VSHUFI32X4   $0xdd, Z5, Z12, Z5
-	VPADDD       Z5, Z6, Z6
-	VSHUFI32X4   $0x88, Z6, Z4, Z5
-	VSHUFI32X4   $0xdd, Z6, Z4, Z4
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z6
-	VPERMD          Z6, Z2, Z6
-	VPSUBD          Z6, Z5, Z5
-	VCVTDQ2PS       Z5, Z5
-	VBROADCASTF32X4 (R8), Z6
-	VBROADCASTF32X4 (R11), Z7
-	VPERMD          Z7, Z2, Z7
-	VMULPS          Z7, Z6, Z6
-	VFMADD231PS     Z6, Z5, Z3
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z5
-	VPERMD          Z5, Z2, Z5
-	VPSUBD          Z5, Z4, Z4
-	VCVTDQ2PS       Z4, Z4
-	VBROADCASTF32X4 (R8), Z5
-	VBROADCASTF32X4 (R11), Z6
-	VPERMD          Z6, Z2, Z6
-	VMULPS          Z6, Z5, Z5
-	VFMADD231PS     Z5, Z4, Z3
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-	ADDQ            $0x40, R14
-	ADDQ            $0x44, DI
-	DECQ            R9
-	JNZ             pair
-
-single:
-	TESTQ       $0x00000020, CX
-	JZ          store
-	VMOVDQA64   Z1, Z4
-	VMOVDQU64   2(DI), Y4
-	VPXORD      Z0, Z4, Z4
-	VMOVDQA64   Z1, Z5
-	VMOVDQU64   2(DI)(BX*1), Y5
-	VPXORD      Z0, Z5, Z5
-	VMOVDQA64   Z1, Z6
-	VMOVDQU64   2(DI)(BX*2), Y6
-	VPXORD      Z0, Z6, Z6
-	VMOVDQA64   Z1, Z7
-	VMOVDQU64   2(DI)(SI*1), Y7
-	VPXORD      Z0, Z7, Z7
-	VMOVDQA64   Z1, Z8
-	VMOVDQU64   (R14), Y8
-	VMOVDQA64   Z1, Z9
-	VPDPBUSD    Z8, Z4, Z9
-	VMOVDQA64   Z1, Z10
-	VPDPBUSD    Z8, Z5, Z10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z8, Z6, Z11
-	VMOVDQA64   Z1, Z12
-	VPDPBUSD    Z8, Z7, Z12
-	VPUNPCKLQDQ Z10, Z9, Z8
-	VPUNPCKHQDQ Z10, Z9, Z9
-	VPADDD      Z9, Z8, Z8
-	VPUNPCKLQDQ Z12, Z11, Z9
-	VPUNPCKHQDQ Z12, Z11, Z11
-	VPADDD      Z11, Z9, Z9
-	VSHUFPS     $0x88, Z9, Z8, Z10
-	VSHUFPS     $0xdd, Z9, Z8, Z8
-	VPADDD      Z8, Z10, Z10
-	VMOVDQA64   Z1, Z8
-	VMOVDQU64   (R14)(CX*1), Y8
-	VMOVDQA64   Z1, Z9
-	VPDPBUSD    Z8, Z4, Z9
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z8, Z5, Z11
-	VMOVDQA64   Z1, Z12
-	VPDPBUSD    Z8, Z6, Z12
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z8, Z7, Z13
-	VPUNPCKLQDQ Z11, Z9, Z8
-	VPUNPCKHQDQ Z11, Z9, Z9
-	VPADDD      Z9, Z8, Z8
-	VPUNPCKLQDQ Z13, Z12, Z9
-	VPUNPCKHQDQ Z13, Z12, Z12
-	VPADDD      Z12, Z9, Z9
-	VSHUFPS     $0x88, Z9, Z8, Z11
-	VSHUFPS     $0xdd, Z9, Z8, Z8
-	VPADDD      Z8, Z11, Z11
-	VMOVDQA64   Z1, Z8
-	VMOVDQU64   (R14)(CX*2), Y8
-	VMOVDQA64   Z1, Z9
-	VPDPBUSD    Z8, Z4, Z9
-	VMOVDQA64   Z1, Z12
-	VPDPBUSD    Z8, Z5, Z12
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z8, Z6, Z13
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z8, Z7, Z14
-	VPUNPCKLQDQ Z12, Z9, Z8
-	VPUNPCKHQDQ Z12, Z9, Z9
-	VPADDD      Z9, Z8, Z8
-	VPUNPCKLQDQ Z14, Z13, Z9
-	VPUNPCKHQDQ Z14, Z13, Z13
-	VPADDD      Z13, Z9, Z9
-	VSHUFPS     $0x88, Z9, Z8, Z12
-	VSHUFPS     $0xdd, Z9, Z8, Z8
-	VPADDD      Z8, Z12, Z12
-	VMOVDQA64   Z1, Z8
-	VMOVDQU64   (R14)(DX*1), Y8
-	VMOVDQA64   Z1, Z9
-	VPDPBUSD    Z8, Z4, Z9
-	VMOVDQA64   Z1, Z4
-	VPDPBUSD    Z8, Z5, Z4
-	VMOVDQA64   Z1, Z5
-	VPDPBUSD    Z8, Z6, Z5
-	VMOVDQA64   Z1, Z6
-	VPDPBUSD    Z8, Z7, Z6
-	VPUNPCKLQDQ Z4, Z9, Z7
-	VPUNPCKHQDQ Z4, Z9, Z9
-	VPADDD      Z9, Z7, Z7
-	VPUNPCKLQDQ Z6, Z5, Z4
-	VPUNPCKHQDQ Z6, Z5, Z5
-	VPADDD      Z5, Z4, Z4
-	VSHUFPS     $0x88, Z4, Z7, Z5
-	VSHUFPS     $0xdd, Z4, Z7, Z7
-	VPADDD      Z7, Z5, Z5
-	VSHUFI32X4  $0x88, Z11, Z10, Z4
-	VSHUFI32X4  $0xdd, Z11, Z10, Z11
-	VPADDD      Z11, Z4, Z4
-	VSHUFI32X4  $0x88, Z5, Z12, Z6
-	VSHUFI32X4  $0xdd, Z5, Z12, Z5
-	VPADDD      Z5, Z6, Z6
-	VSHUFI32X4  $0x88, Z6, Z4, Z5
-	VSHUFI32X4  $0xdd, Z6, Z4, Z4
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z4
-	VPERMD          Z4, Z2, Z4
-	VPSUBD          Z4, Z5, Z5
-	VCVTDQ2PS       Z5, Z4
-	VBROADCASTF32X4 (R8), Z5
-	VBROADCASTF32X4 (R11), Z6
-	VPERMD          Z6, Z2, Z6
-	VMULPS          Z6, Z5, Z5
-	VFMADD231PS     Z5, Z4, Z3
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-
-store:
-	// Lane v*4+r to out[v*m+r].
-	MOVQ          m+152(FP), DI
-	SHLQ          $0x02, DI
-	VMOVUPS       X3, (R13)
-	VEXTRACTF32X4 $0x01, Z3, X4
-	ADDQ          DI, R13
-	VMOVUPS       X4, (R13)
-	VEXTRACTF32X4 $0x02, Z3, X4
-	ADDQ          DI, R13
-	VMOVUPS       X4, (R13)
-	VEXTRACTF32X4 $0x03, Z3, X3
-	ADDQ          DI, R13
-	VMOVUPS       X3, (R13)
-	ADDQ          DI, R13
-	LEAQ          (R10)(CX*4), R10
-	DECQ          AX
-	JNZ           tile
-
-done:
-	VZEROUPPER
-	RET
-
-// func matMatQ4_0x4x4VNNI(out []float32, w []byte, wsT []float32, x []int8, xsT []float32, xcT []int32, n int, m int, tiles int)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, F16C, SSE2
-TEXT ·matMatQ4_0x4x4VNNI(SB), NOSPLIT, $0-168
-	MOVQ   tiles+160(FP), AX
-	TESTQ  AX, AX
-	JZ     done
-	MOVQ   n+144(FP), CX
-	LEAQ   (CX)(CX*2), DX
-	MOVQ   CX, BX
-	SHRQ   $0x05, BX
-	IMUL3Q $0x00000012, BX, BX
-	LEAQ   (BX)(BX*2), SI
-
-	// wsT[4b+r] = d of row r, block b.
-	MOVQ w_base+24(FP), DI
-	MOVQ wsT_base+48(FP), R8
-	MOVQ CX, R9
-	SHRQ $0x05, R9
-
-scales:
-	MOVWLZX      (DI), R10
-	MOVD         R10, X0
-	MOVWLZX      (DI)(BX*1), R10
-	VPINSRW      $0x01, R10, X0, X0
-	MOVWLZX      (DI)(BX*2), R10
-	VPINSRW      $0x02, R10, X0, X0
-	MOVWLZX      (DI)(SI*1), R10
-	VPINSRW      $0x03, R10, X0, X0
-	VCVTPH2PS    X0, X0
-	VMOVUPS      X0, (R8)
-	ADDQ         $0x10, R8
-	ADDQ         $0x12, DI
-	DECQ         R9
-	JNZ          scales
-	MOVL         $0x08080808, DI
-	VPBROADCASTD DI, Z0
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU64    ggufq4perm<>+0(SB), Z0
-	VMOVDQU64    ggufq4shift<>+0(SB), Z2
-	MOVL         $0x0f0f0f0f, DI
-	VPBROADCASTD DI, Z3
-	MOVQ         $0x00000003ffffffff, DI
-	KMOVQ        DI, K1
-	MOVQ         $0x0000ffff, DI
-	KMOVQ        DI, K2
-	MOVQ         x_base+72(FP), R10
-	MOVQ         xsT_base+96(FP), R11
-	MOVQ         xcT_base+120(FP), R12
-	MOVQ         out_base+0(FP), R13
-	VMOVDQU32    ggufbcasttokens<>+0(SB), Z4
-
-tile:
-	VMOVDQA64 Z1, Z5
-	MOVQ      w_base+24(FP), DI
-	MOVQ      wsT_base+48(FP), R8
-	MOVQ      R10, R14
-	MOVQ      CX, R9
-	SHRQ      $0x06, R9
-	JZ        single
-
-pair:
-	VMOVDQU8.Z  2(DI), K1, Z6
-	VPERMB      Z6, Z0, Z6
-	VPSRLVW     Z2, Z6, Z6
-	VPANDD      Z3, Z6, Z6
-	VMOVDQU8.Z  2(DI)(BX*1), K1, Z7
-	VPERMB      Z7, Z0, Z7
-	VPSRLVW     Z2, Z7, Z7
-	VPANDD      Z3, Z7, Z7
-	VMOVDQU8.Z  2(DI)(BX*2), K1, Z8
-	VPERMB      Z8, Z0, Z8
-	VPSRLVW     Z2, Z8, Z8
-	VPANDD      Z3, Z8, Z8
-	VMOVDQU8.Z  2(DI)(SI*1), K1, Z9
-	VPERMB      Z9, Z0, Z9
-	VPSRLVW     Z2, Z9, Z9
-	VPANDD      Z3, Z9, Z9
-	VMOVDQU64   (R14), Z10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z12
-	VPDPBUSD    Z10, Z7, Z12
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z10, Z8, Z13
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z9, Z14
-	VPUNPCKLQDQ Z12, Z11, Z10
-	VPUNPCKHQDQ Z12, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z14, Z13, Z11
-	VPUNPCKHQDQ Z14, Z13, Z13
-	VPADDD      Z13, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z12
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z12, Z12
-	VMOVDQU64   (R14)(CX*1), Z10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z10, Z7, Z13
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z8, Z14
-	VMOVDQA64   Z1, Z15
-	VPDPBUSD    Z10, Z9, Z15
-	VPUNPCKLQDQ Z13, Z11, Z10
-	VPUNPCKHQDQ Z13, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z15, Z14, Z11
-	VPUNPCKHQDQ Z15, Z14, Z14
-	VPADDD      Z14, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z13
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z13, Z13
-	VMOVDQU64   (R14)(CX*2), Z10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z7, Z14
-	VMOVDQA64   Z1, Z15
-	VPDPBUSD    Z10, Z8, Z15
-	VMOVDQA64   Z1, Z16
-	VPDPBUSD    Z10, Z9, Z16
-	VPUNPCKLQDQ Z14, Z11, Z10
-	VPUNPCKHQDQ Z14, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z16, Z15, Z11
-	VPUNPCKHQDQ Z16, Z15, Z15
-	VPADDD      Z15, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z14
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z14, Z14
-	VMOVDQU64   (R14)(DX*1), Z10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z6
-	VPDPBUSD    Z10, Z7, Z6
-	VMOVDQA64   Z1, Z7
-	VPDPBUSD    Z10, Z8, Z7
-	VMOVDQA64   Z1, Z8
-	VPDPBUSD    Z10, Z9, Z8
-	VPUNPCKLQDQ Z6, Z11, Z9
-	VPUNPCKHQDQ Z6, Z11, Z11
-	VPADDD      Z11, Z9, Z9
-	VPUNPCKLQDQ Z8, Z7, Z6
-	VPUNPCKHQDQ Z8, Z7, Z7
-	VPADDD      Z7, Z6, Z6
-	VSHUFPS     $0x88, Z6, Z9, Z7
-	VSHUFPS     $0xdd, Z6, Z9, Z9
-	VPADDD      Z9, Z7, Z7
-	VSHUFI32X4  $0x88, Z13, Z12, Z6
-	VSHUFI32X4  $0xdd, Z13, Z12, Z13
-	VPADDD      Z13, Z6, Z6
-	VSHUFI32X4  $0x88, Z7, Z14, Z8
-	VSHUFI32X4  $0xdd, Z7, Z14, Z7
-	VPADDD      Z7, Z8, Z8
-	VSHUFI32X4  $0x88, Z8, Z6, Z7
-	VSHUFI32X4  $0xdd, Z8, Z6, Z6
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z8
-	VPERMD          Z8, Z4, Z8
-	VPSUBD          Z8, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VBROADCASTF32X4 (R8), Z8
-	VBROADCASTF32X4 (R11), Z9
-	VPERMD          Z9, Z4, Z9
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z8, Z7, Z5
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z7
-	VPERMD          Z7, Z4, Z7
-	VPSUBD          Z7, Z6, Z6
-	VCVTDQ2PS       Z6, Z6
-	VBROADCASTF32X4 (R8), Z7
-	VBROADCASTF32X4 (R11), Z8
-	VPERMD          Z8, Z4, Z8
-	VMULPS          Z8, Z7, Z7
-	VFMADD231PS     Z7, Z6, Z5
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-	ADDQ            $0x40, R14
-	ADDQ            $0x24, DI
-	DECQ            R9
-	JNZ             pair
-
-single:
-	TESTQ       $0x00000020, CX
-	JZ          store
-	VMOVDQU8.Z  2(DI), K2, Z6
-	VPERMB      Z6, Z0, Z6
-	VPSRLVW     Z2, Z6, Z6
-	VPANDD      Z3, Z6, Z6
-	VMOVDQU8.Z  2(DI)(BX*1), K2, Z7
-	VPERMB      Z7, Z0, Z7
-	VPSRLVW     Z2, Z7, Z7
-	VPANDD      Z3, Z7, Z7
-	VMOVDQU8.Z  2(DI)(BX*2), K2, Z8
-	VPERMB      Z8, Z0, Z8
-	VPSRLVW     Z2, Z8, Z8
-	VPANDD      Z3, Z8, Z8
-	VMOVDQU8.Z  2(DI)(SI*1), K2, Z9
-	VPERMB      Z9, Z0, Z9
-	VPSRLVW     Z2, Z9, Z9
-	VPANDD      Z3, Z9, Z9
-	VMOVDQA64   Z1, Z10
-	VMOVDQU64   (R14), Y10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z12
-	VPDPBUSD    Z10, Z7, Z12
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z10, Z8, Z13
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z9, Z14
-	VPUNPCKLQDQ Z12, Z11, Z10
-	VPUNPCKHQDQ Z12, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z14, Z13, Z11
-	VPUNPCKHQDQ Z14, Z13, Z13
-	VPADDD      Z13, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z12
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z12, Z12
-	VMOVDQA64   Z1, Z10
-	VMOVDQU64   (R14)(CX*1), Y10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z13
-	VPDPBUSD    Z10, Z7, Z13
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z8, Z14
-	VMOVDQA64   Z1, Z15
-	VPDPBUSD    Z10, Z9, Z15
-	VPUNPCKLQDQ Z13, Z11, Z10
-	VPUNPCKHQDQ Z13, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z15, Z14, Z11
-	VPUNPCKHQDQ Z15, Z14, Z14
-	VPADDD      Z14, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z13
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z13, Z13
-	VMOVDQA64   Z1, Z10
-	VMOVDQU64   (R14)(CX*2), Y10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z14
-	VPDPBUSD    Z10, Z7, Z14
-	VMOVDQA64   Z1, Z15
-	VPDPBUSD    Z10, Z8, Z15
-	VMOVDQA64   Z1, Z16
-	VPDPBUSD    Z10, Z9, Z16
-	VPUNPCKLQDQ Z14, Z11, Z10
-	VPUNPCKHQDQ Z14, Z11, Z11
-	VPADDD      Z11, Z10, Z10
-	VPUNPCKLQDQ Z16, Z15, Z11
-	VPUNPCKHQDQ Z16, Z15, Z15
-	VPADDD      Z15, Z11, Z11
-	VSHUFPS     $0x88, Z11, Z10, Z14
-	VSHUFPS     $0xdd, Z11, Z10, Z10
-	VPADDD      Z10, Z14, Z14
-	VMOVDQA64   Z1, Z10
-	VMOVDQU64   (R14)(DX*1), Y10
-	VMOVDQA64   Z1, Z11
-	VPDPBUSD    Z10, Z6, Z11
-	VMOVDQA64   Z1, Z6
-	VPDPBUSD    Z10, Z7, Z6
-	VMOVDQA64   Z1, Z7
-	VPDPBUSD    Z10, Z8, Z7
-	VMOVDQA64   Z1, Z8
-	VPDPBUSD    Z10, Z9, Z8
-	VPUNPCKLQDQ Z6, Z11, Z9
-	VPUNPCKHQDQ Z6, Z11, Z11
-	VPADDD      Z11, Z9, Z9
-	VPUNPCKLQDQ Z8, Z7, Z6
-	VPUNPCKHQDQ Z8, Z7, Z7
-	VPADDD      Z7, Z6, Z6
-	VSHUFPS     $0x88, Z6, Z9, Z7
-	VSHUFPS     $0xdd, Z6, Z9, Z9
-	VPADDD      Z9, Z7, Z7
-	VSHUFI32X4  $0x88, Z13, Z12, Z6
-	VSHUFI32X4  $0xdd, Z13, Z12, Z13
-	VPADDD      Z13, Z6, Z6
-	VSHUFI32X4  $0x88, Z7, Z14, Z8
-	VSHUFI32X4  $0xdd, Z7, Z14, Z7
-	VPADDD      Z7, Z8, Z8
-	VSHUFI32X4  $0x88, Z8, Z6, Z7
-	VSHUFI32X4  $0xdd, Z8, Z6, Z6
-
-	// 16-byte broadcasts: lanes 0-3 are [v0 v1 v2 v3] of this block.
-	VBROADCASTI32X4 (R12), Z6
-	VPERMD          Z6, Z4, Z6
-	VPSUBD          Z6, Z7, Z7
-	VCVTDQ2PS       Z7, Z6
-	VBROADCASTF32X4 (R8), Z7
-	VBROADCASTF32X4 (R11), Z8
-	VPERMD          Z8, Z4, Z8
-	VMULPS          Z8, Z7, Z7
-	VFMADD231PS     Z7, Z6, Z5
-	ADDQ            $0x10, R8
-	ADDQ            $0x10, R11
-	ADDQ            $0x10, R12
-
-store:
-	// Lane v*4+r to out[v*m+r].
-	MOVQ          m+152(FP), DI
-	SHLQ          $0x02, DI
-	VMOVUPS       X5, (R13)
-	VEXTRACTF32X4 $0x01, Z5, X6
-	ADDQ          DI, R13
-	VMOVUPS       X6, (R13)
-	VEXTRACTF32X4 $0x02, Z5, X6
-	ADDQ          DI, R13
-	VMOVUPS       X6, (R13)
-	VEXTRACTF32X4 $0x03, Z5, X5
-	ADDQ          DI, R13
-	VMOVUPS       X5, (R13)
-	ADDQ          DI, R13
-	LEAQ          (R10)(CX*4), R10
-	DECQ          AX
-	JNZ           tile
-
-done:
-	VZEROUPPER
-	RET
-
 // func matVecQ8_0AVX2(out []float32, w []byte, xq []int8, xs []float32)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·matVecQ8_0AVX2(SB), NOSPLIT, $0-96
@@ -2381,5 +1713,643 @@ sum:
 	JNZ          row
 
 done:
+	VZEROUPPER
+	RET
+
+DATA ggufpanelidx01<>+0(SB)/4, $0x00000000
+DATA ggufpanelidx01<>+4(SB)/4, $0x00000004
+DATA ggufpanelidx01<>+8(SB)/4, $0x00000008
+DATA ggufpanelidx01<>+12(SB)/4, $0x0000000c
+DATA ggufpanelidx01<>+16(SB)/4, $0x00000010
+DATA ggufpanelidx01<>+20(SB)/4, $0x00000014
+DATA ggufpanelidx01<>+24(SB)/4, $0x00000018
+DATA ggufpanelidx01<>+28(SB)/4, $0x0000001c
+DATA ggufpanelidx01<>+32(SB)/4, $0x00000001
+DATA ggufpanelidx01<>+36(SB)/4, $0x00000005
+DATA ggufpanelidx01<>+40(SB)/4, $0x00000009
+DATA ggufpanelidx01<>+44(SB)/4, $0x0000000d
+DATA ggufpanelidx01<>+48(SB)/4, $0x00000011
+DATA ggufpanelidx01<>+52(SB)/4, $0x00000015
+DATA ggufpanelidx01<>+56(SB)/4, $0x00000019
+DATA ggufpanelidx01<>+60(SB)/4, $0x0000001d
+GLOBL ggufpanelidx01<>(SB), RODATA|NOPTR, $64
+
+DATA ggufpanelidx23<>+0(SB)/4, $0x00000002
+DATA ggufpanelidx23<>+4(SB)/4, $0x00000006
+DATA ggufpanelidx23<>+8(SB)/4, $0x0000000a
+DATA ggufpanelidx23<>+12(SB)/4, $0x0000000e
+DATA ggufpanelidx23<>+16(SB)/4, $0x00000012
+DATA ggufpanelidx23<>+20(SB)/4, $0x00000016
+DATA ggufpanelidx23<>+24(SB)/4, $0x0000001a
+DATA ggufpanelidx23<>+28(SB)/4, $0x0000001e
+DATA ggufpanelidx23<>+32(SB)/4, $0x00000003
+DATA ggufpanelidx23<>+36(SB)/4, $0x00000007
+DATA ggufpanelidx23<>+40(SB)/4, $0x0000000b
+DATA ggufpanelidx23<>+44(SB)/4, $0x0000000f
+DATA ggufpanelidx23<>+48(SB)/4, $0x00000013
+DATA ggufpanelidx23<>+52(SB)/4, $0x00000017
+DATA ggufpanelidx23<>+56(SB)/4, $0x0000001b
+DATA ggufpanelidx23<>+60(SB)/4, $0x0000001f
+GLOBL ggufpanelidx23<>(SB), RODATA|NOPTR, $64
+
+DATA ggufpanelq8lo<>+0(SB)/4, $0x00000000
+DATA ggufpanelq8lo<>+4(SB)/4, $0x00000008
+DATA ggufpanelq8lo<>+8(SB)/4, $0x00000010
+DATA ggufpanelq8lo<>+12(SB)/4, $0x00000018
+DATA ggufpanelq8lo<>+16(SB)/4, $0x00000001
+DATA ggufpanelq8lo<>+20(SB)/4, $0x00000009
+DATA ggufpanelq8lo<>+24(SB)/4, $0x00000011
+DATA ggufpanelq8lo<>+28(SB)/4, $0x00000019
+DATA ggufpanelq8lo<>+32(SB)/4, $0x00000002
+DATA ggufpanelq8lo<>+36(SB)/4, $0x0000000a
+DATA ggufpanelq8lo<>+40(SB)/4, $0x00000012
+DATA ggufpanelq8lo<>+44(SB)/4, $0x0000001a
+DATA ggufpanelq8lo<>+48(SB)/4, $0x00000003
+DATA ggufpanelq8lo<>+52(SB)/4, $0x0000000b
+DATA ggufpanelq8lo<>+56(SB)/4, $0x00000013
+DATA ggufpanelq8lo<>+60(SB)/4, $0x0000001b
+GLOBL ggufpanelq8lo<>(SB), RODATA|NOPTR, $64
+
+DATA ggufpanelq8hi<>+0(SB)/4, $0x00000004
+DATA ggufpanelq8hi<>+4(SB)/4, $0x0000000c
+DATA ggufpanelq8hi<>+8(SB)/4, $0x00000014
+DATA ggufpanelq8hi<>+12(SB)/4, $0x0000001c
+DATA ggufpanelq8hi<>+16(SB)/4, $0x00000005
+DATA ggufpanelq8hi<>+20(SB)/4, $0x0000000d
+DATA ggufpanelq8hi<>+24(SB)/4, $0x00000015
+DATA ggufpanelq8hi<>+28(SB)/4, $0x0000001d
+DATA ggufpanelq8hi<>+32(SB)/4, $0x00000006
+DATA ggufpanelq8hi<>+36(SB)/4, $0x0000000e
+DATA ggufpanelq8hi<>+40(SB)/4, $0x00000016
+DATA ggufpanelq8hi<>+44(SB)/4, $0x0000001e
+DATA ggufpanelq8hi<>+48(SB)/4, $0x00000007
+DATA ggufpanelq8hi<>+52(SB)/4, $0x0000000f
+DATA ggufpanelq8hi<>+56(SB)/4, $0x00000017
+DATA ggufpanelq8hi<>+60(SB)/4, $0x0000001f
+GLOBL ggufpanelq8hi<>(SB), RODATA|NOPTR, $64
+
+DATA ggufpaneliota<>+0(SB)/4, $0x00000000
+DATA ggufpaneliota<>+4(SB)/4, $0x00000001
+DATA ggufpaneliota<>+8(SB)/4, $0x00000002
+DATA ggufpaneliota<>+12(SB)/4, $0x00000003
+DATA ggufpaneliota<>+16(SB)/4, $0x00000004
+DATA ggufpaneliota<>+20(SB)/4, $0x00000005
+DATA ggufpaneliota<>+24(SB)/4, $0x00000006
+DATA ggufpaneliota<>+28(SB)/4, $0x00000007
+DATA ggufpaneliota<>+32(SB)/4, $0x00000008
+DATA ggufpaneliota<>+36(SB)/4, $0x00000009
+DATA ggufpaneliota<>+40(SB)/4, $0x0000000a
+DATA ggufpaneliota<>+44(SB)/4, $0x0000000b
+DATA ggufpaneliota<>+48(SB)/4, $0x0000000c
+DATA ggufpaneliota<>+52(SB)/4, $0x0000000d
+DATA ggufpaneliota<>+56(SB)/4, $0x0000000e
+DATA ggufpaneliota<>+60(SB)/4, $0x0000000f
+GLOBL ggufpaneliota<>(SB), RODATA|NOPTR, $64
+
+// func packPanelQ8_0VNNI(dst []byte, w []byte, rowBytes int, nb int)
+// Requires: AVX, AVX512F, AVX512VL
+TEXT ·packPanelQ8_0VNNI(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         nb+56(FP), CX
+	MOVQ         rowBytes+48(FP), DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         w_base+24(FP), SI
+	LEAQ         (SI)(DX*4), DI
+	LEAQ         (DI)(DX*4), R8
+	LEAQ         (R8)(DX*4), R9
+	VPBROADCASTD DX, Z0
+	VPMULLD      ggufpaneliota<>+0(SB), Z0, Z0
+	MOVL         $0x80808080, R10
+	VPBROADCASTD R10, Z1
+	VMOVDQU64    ggufpanelq8lo<>+0(SB), Z2
+	VMOVDQU64    ggufpanelq8hi<>+0(SB), Z3
+	VPXORD       Z4, Z4, Z4
+
+block:
+	VMOVDQU32    2(SI), Y5
+	VINSERTI64X4 $0x01, 2(SI)(DX*1), Z5, Z5
+	VMOVDQU32    2(SI)(DX*2), Y6
+	VINSERTI64X4 $0x01, 2(SI)(BX*1), Z6, Z6
+	VMOVDQA64    Z5, Z7
+	VPERMT2D     Z6, Z2, Z7
+	VPERMT2D     Z6, Z3, Z5
+	VMOVDQU32    2(DI), Y8
+	VINSERTI64X4 $0x01, 2(DI)(DX*1), Z8, Z8
+	VMOVDQU32    2(DI)(DX*2), Y9
+	VINSERTI64X4 $0x01, 2(DI)(BX*1), Z9, Z9
+	VMOVDQA64    Z8, Z10
+	VPERMT2D     Z9, Z2, Z10
+	VPERMT2D     Z9, Z3, Z8
+	VMOVDQU32    2(R8), Y11
+	VINSERTI64X4 $0x01, 2(R8)(DX*1), Z11, Z11
+	VMOVDQU32    2(R8)(DX*2), Y12
+	VINSERTI64X4 $0x01, 2(R8)(BX*1), Z12, Z12
+	VMOVDQA64    Z11, Z13
+	VPERMT2D     Z12, Z2, Z13
+	VPERMT2D     Z12, Z3, Z11
+	VMOVDQU32    2(R9), Y14
+	VINSERTI64X4 $0x01, 2(R9)(DX*1), Z14, Z14
+	VMOVDQU32    2(R9)(DX*2), Y15
+	VINSERTI64X4 $0x01, 2(R9)(BX*1), Z15, Z15
+	VMOVDQA64    Z14, Z16
+	VPERMT2D     Z15, Z2, Z16
+	VPERMT2D     Z15, Z3, Z14
+	VSHUFI64X2   $0x44, Z10, Z7, Z17
+	VSHUFI64X2   $0xee, Z10, Z7, Z7
+	VSHUFI64X2   $0x44, Z16, Z13, Z10
+	VSHUFI64X2   $0xee, Z16, Z13, Z13
+	VSHUFI64X2   $0x88, Z10, Z17, Z16
+	VPXORD       Z1, Z16, Z16
+	VSHUFI64X2   $0xdd, Z10, Z17, Z10
+	VPXORD       Z1, Z10, Z10
+	VSHUFI64X2   $0x88, Z13, Z7, Z17
+	VPXORD       Z1, Z17, Z17
+	VSHUFI64X2   $0xdd, Z13, Z7, Z7
+	VPXORD       Z1, Z7, Z7
+	VSHUFI64X2   $0x44, Z8, Z5, Z13
+	VSHUFI64X2   $0xee, Z8, Z5, Z18
+	VSHUFI64X2   $0x44, Z14, Z11, Z19
+	VSHUFI64X2   $0xee, Z14, Z11, Z20
+	VSHUFI64X2   $0x88, Z19, Z13, Z21
+	VPXORD       Z1, Z21, Z21
+	VSHUFI64X2   $0xdd, Z19, Z13, Z13
+	VPXORD       Z1, Z13, Z13
+	VSHUFI64X2   $0x88, Z20, Z18, Z19
+	VPXORD       Z1, Z19, Z19
+	VSHUFI64X2   $0xdd, Z20, Z18, Z18
+	VPXORD       Z1, Z18, Z18
+	VMOVDQU64    Z16, (AX)
+	VMOVDQU64    Z10, 64(AX)
+	VMOVDQU64    Z17, 128(AX)
+	VMOVDQU64    Z7, 192(AX)
+	VMOVDQU64    Z21, 256(AX)
+	VMOVDQU64    Z13, 320(AX)
+	VMOVDQU64    Z19, 384(AX)
+	VMOVDQU64    Z18, 448(AX)
+
+	// The rows' d: a gather of the dword at each row's block, the low word.
+	MOVL       $0x0000ffff, R10
+	KMOVW      R10, K1
+	VMOVDQA64  Z4, Z7
+	VPGATHERDD (SI)(Z0*1), K1, Z7
+	VPMOVDW    Z7, Y5
+	VCVTPH2PS  Y5, Z7
+	VMOVUPS    Z7, 512(AX)
+	ADDQ       $0x22, SI
+	ADDQ       $0x22, DI
+	ADDQ       $0x22, R8
+	ADDQ       $0x22, R9
+	ADDQ       $0x00000240, AX
+	DECQ       CX
+	JNZ        block
+	VZEROUPPER
+	RET
+
+// func packPanelQ4_0VNNI(dst []byte, w []byte, rowBytes int, nb int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL
+TEXT ·packPanelQ4_0VNNI(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         nb+56(FP), CX
+	MOVQ         rowBytes+48(FP), DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         w_base+24(FP), SI
+	LEAQ         (SI)(DX*4), DI
+	LEAQ         (DI)(DX*4), R8
+	LEAQ         (R8)(DX*4), R9
+	VPBROADCASTD DX, Z0
+	VPMULLD      ggufpaneliota<>+0(SB), Z0, Z0
+	MOVL         $0x0f0f0f0f, R10
+	VPBROADCASTD R10, Z1
+	VMOVDQU64    ggufpanelidx01<>+0(SB), Z2
+	VMOVDQU64    ggufpanelidx23<>+0(SB), Z3
+	VPXORD       Z4, Z4, Z4
+
+block:
+	VMOVDQU32    2(SI), X5
+	VINSERTI32X4 $0x01, 2(SI)(DX*1), Z5, Z5
+	VINSERTI32X4 $0x02, 2(SI)(DX*2), Z5, Z5
+	VINSERTI32X4 $0x03, 2(SI)(BX*1), Z5, Z5
+	VMOVDQU32    2(DI), X6
+	VINSERTI32X4 $0x01, 2(DI)(DX*1), Z6, Z6
+	VINSERTI32X4 $0x02, 2(DI)(DX*2), Z6, Z6
+	VINSERTI32X4 $0x03, 2(DI)(BX*1), Z6, Z6
+	VMOVDQU32    2(R8), X7
+	VINSERTI32X4 $0x01, 2(R8)(DX*1), Z7, Z7
+	VINSERTI32X4 $0x02, 2(R8)(DX*2), Z7, Z7
+	VINSERTI32X4 $0x03, 2(R8)(BX*1), Z7, Z7
+	VMOVDQU32    2(R9), X8
+	VINSERTI32X4 $0x01, 2(R9)(DX*1), Z8, Z8
+	VINSERTI32X4 $0x02, 2(R9)(DX*2), Z8, Z8
+	VINSERTI32X4 $0x03, 2(R9)(BX*1), Z8, Z8
+	VMOVDQA64    Z5, Z9
+	VPERMT2D     Z6, Z2, Z9
+	VMOVDQA64    Z5, Z10
+	VPERMT2D     Z6, Z3, Z10
+	VMOVDQA64    Z7, Z11
+	VPERMT2D     Z8, Z2, Z11
+	VMOVDQA64    Z7, Z12
+	VPERMT2D     Z8, Z3, Z12
+	VSHUFI64X2   $0x44, Z11, Z9, Z13
+	VPSRLW       $0x04, Z13, Z14
+	VPANDD       Z1, Z13, Z13
+	VPANDD       Z1, Z14, Z14
+	VSHUFI64X2   $0xee, Z11, Z9, Z9
+	VPSRLW       $0x04, Z9, Z11
+	VPANDD       Z1, Z9, Z9
+	VPANDD       Z1, Z11, Z11
+	VSHUFI64X2   $0x44, Z12, Z10, Z15
+	VPSRLW       $0x04, Z15, Z16
+	VPANDD       Z1, Z15, Z15
+	VPANDD       Z1, Z16, Z16
+	VSHUFI64X2   $0xee, Z12, Z10, Z10
+	VPSRLW       $0x04, Z10, Z12
+	VPANDD       Z1, Z10, Z10
+	VPANDD       Z1, Z12, Z12
+	VMOVDQU64    Z13, (AX)
+	VMOVDQU64    Z9, 64(AX)
+	VMOVDQU64    Z15, 128(AX)
+	VMOVDQU64    Z10, 192(AX)
+	VMOVDQU64    Z14, 256(AX)
+	VMOVDQU64    Z11, 320(AX)
+	VMOVDQU64    Z16, 384(AX)
+	VMOVDQU64    Z12, 448(AX)
+
+	// The rows' d: a gather of the dword at each row's block, the low word.
+	MOVL       $0x0000ffff, R10
+	KMOVW      R10, K1
+	VMOVDQA64  Z4, Z9
+	VPGATHERDD (SI)(Z0*1), K1, Z9
+	VPMOVDW    Z9, Y9
+	VCVTPH2PS  Y9, Z9
+	VMOVUPS    Z9, 512(AX)
+	ADDQ       $0x12, SI
+	ADDQ       $0x12, DI
+	ADDQ       $0x12, R8
+	ADDQ       $0x12, R9
+	ADDQ       $0x00000240, AX
+	DECQ       CX
+	JNZ        block
+	VZEROUPPER
+	RET
+
+// func matMatPanel8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512F, AVX512_VNNI
+TEXT ·matMatPanel8VNNI(SB), NOSPLIT, $0-136
+	MOVQ      p_base+32(FP), AX
+	MOVQ      n+128(FP), CX
+	LEAQ      (CX)(CX*2), DX
+	MOVQ      CX, BX
+	SHRQ      $0x05, BX
+	MOVQ      x_base+56(FP), SI
+	LEAQ      (SI)(CX*4), DI
+	MOVQ      xsT_base+80(FP), R8
+	MOVQ      xcT_base+104(FP), R9
+	VPXORD    Z0, Z0, Z0
+	VMOVDQA64 Z0, Z1
+	VMOVDQA64 Z0, Z2
+	VMOVDQA64 Z0, Z3
+	VMOVDQA64 Z0, Z4
+	VMOVDQA64 Z0, Z5
+	VMOVDQA64 Z0, Z6
+	VMOVDQA64 Z0, Z7
+	VMOVDQA64 Z0, Z0
+
+block:
+	VPBROADCASTD     (R9), Z8
+	VPBROADCASTD     4(R9), Z9
+	VPBROADCASTD     8(R9), Z10
+	VPBROADCASTD     12(R9), Z11
+	VPBROADCASTD     16(R9), Z12
+	VPBROADCASTD     20(R9), Z13
+	VPBROADCASTD     24(R9), Z14
+	VPBROADCASTD     28(R9), Z15
+	VMOVDQU64        (AX), Z16
+	VPDPBUSD.BCST    (SI), Z16, Z8
+	VPDPBUSD.BCST    (SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    (SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    (SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    (DI), Z16, Z12
+	VPDPBUSD.BCST    (DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    (DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    (DI)(DX*1), Z16, Z15
+	VMOVDQU64        64(AX), Z16
+	VPDPBUSD.BCST    4(SI), Z16, Z8
+	VPDPBUSD.BCST    4(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    4(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    4(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    4(DI), Z16, Z12
+	VPDPBUSD.BCST    4(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    4(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    4(DI)(DX*1), Z16, Z15
+	VMOVDQU64        128(AX), Z16
+	VPDPBUSD.BCST    8(SI), Z16, Z8
+	VPDPBUSD.BCST    8(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    8(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    8(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    8(DI), Z16, Z12
+	VPDPBUSD.BCST    8(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    8(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    8(DI)(DX*1), Z16, Z15
+	VMOVDQU64        192(AX), Z16
+	VPDPBUSD.BCST    12(SI), Z16, Z8
+	VPDPBUSD.BCST    12(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    12(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    12(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    12(DI), Z16, Z12
+	VPDPBUSD.BCST    12(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    12(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    12(DI)(DX*1), Z16, Z15
+	VMOVDQU64        256(AX), Z16
+	VPDPBUSD.BCST    16(SI), Z16, Z8
+	VPDPBUSD.BCST    16(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    16(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    16(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    16(DI), Z16, Z12
+	VPDPBUSD.BCST    16(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    16(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    16(DI)(DX*1), Z16, Z15
+	VMOVDQU64        320(AX), Z16
+	VPDPBUSD.BCST    20(SI), Z16, Z8
+	VPDPBUSD.BCST    20(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    20(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    20(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    20(DI), Z16, Z12
+	VPDPBUSD.BCST    20(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    20(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    20(DI)(DX*1), Z16, Z15
+	VMOVDQU64        384(AX), Z16
+	VPDPBUSD.BCST    24(SI), Z16, Z8
+	VPDPBUSD.BCST    24(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    24(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    24(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    24(DI), Z16, Z12
+	VPDPBUSD.BCST    24(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    24(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    24(DI)(DX*1), Z16, Z15
+	VMOVDQU64        448(AX), Z16
+	VPDPBUSD.BCST    28(SI), Z16, Z8
+	VPDPBUSD.BCST    28(SI)(CX*1), Z16, Z9
+	VPDPBUSD.BCST    28(SI)(CX*2), Z16, Z10
+	VPDPBUSD.BCST    28(SI)(DX*1), Z16, Z11
+	VPDPBUSD.BCST    28(DI), Z16, Z12
+	VPDPBUSD.BCST    28(DI)(CX*1), Z16, Z13
+	VPDPBUSD.BCST    28(DI)(CX*2), Z16, Z14
+	VPDPBUSD.BCST    28(DI)(DX*1), Z16, Z15
+	VMOVUPS          512(AX), Z16
+	VCVTDQ2PS        Z8, Z8
+	VMULPS           Z16, Z8, Z8
+	VFMADD231PS.BCST (R8), Z8, Z1
+	VCVTDQ2PS        Z9, Z9
+	VMULPS           Z16, Z9, Z9
+	VFMADD231PS.BCST 4(R8), Z9, Z2
+	VCVTDQ2PS        Z10, Z10
+	VMULPS           Z16, Z10, Z10
+	VFMADD231PS.BCST 8(R8), Z10, Z3
+	VCVTDQ2PS        Z11, Z11
+	VMULPS           Z16, Z11, Z11
+	VFMADD231PS.BCST 12(R8), Z11, Z4
+	VCVTDQ2PS        Z12, Z12
+	VMULPS           Z16, Z12, Z12
+	VFMADD231PS.BCST 16(R8), Z12, Z5
+	VCVTDQ2PS        Z13, Z13
+	VMULPS           Z16, Z13, Z13
+	VFMADD231PS.BCST 20(R8), Z13, Z6
+	VCVTDQ2PS        Z14, Z14
+	VMULPS           Z16, Z14, Z14
+	VFMADD231PS.BCST 24(R8), Z14, Z7
+	VCVTDQ2PS        Z15, Z15
+	VMULPS           Z16, Z15, Z15
+	VFMADD231PS.BCST 28(R8), Z15, Z0
+	ADDQ             $0x00000240, AX
+	ADDQ             $0x20, SI
+	ADDQ             $0x20, DI
+	ADDQ             $0x20, R8
+	ADDQ             $0x20, R9
+	DECQ             BX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanel4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512F, AVX512_VNNI
+TEXT ·matMatPanel4VNNI(SB), NOSPLIT, $0-136
+	MOVQ      p_base+32(FP), AX
+	MOVQ      n+128(FP), CX
+	LEAQ      (CX)(CX*2), DX
+	MOVQ      CX, BX
+	SHRQ      $0x05, BX
+	MOVQ      x_base+56(FP), SI
+	MOVQ      xsT_base+80(FP), DI
+	MOVQ      xcT_base+104(FP), R8
+	VPXORD    Z0, Z0, Z0
+	VMOVDQA64 Z0, Z1
+	VMOVDQA64 Z0, Z2
+	VMOVDQA64 Z0, Z3
+	VMOVDQA64 Z0, Z0
+
+block:
+	VPBROADCASTD     (R8), Z4
+	VPBROADCASTD     4(R8), Z5
+	VPBROADCASTD     8(R8), Z6
+	VPBROADCASTD     12(R8), Z7
+	VMOVDQU64        (AX), Z8
+	VPDPBUSD.BCST    (SI), Z8, Z4
+	VPDPBUSD.BCST    (SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    (SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    (SI)(DX*1), Z8, Z7
+	VMOVDQU64        64(AX), Z8
+	VPDPBUSD.BCST    4(SI), Z8, Z4
+	VPDPBUSD.BCST    4(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    4(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    4(SI)(DX*1), Z8, Z7
+	VMOVDQU64        128(AX), Z8
+	VPDPBUSD.BCST    8(SI), Z8, Z4
+	VPDPBUSD.BCST    8(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    8(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    8(SI)(DX*1), Z8, Z7
+	VMOVDQU64        192(AX), Z8
+	VPDPBUSD.BCST    12(SI), Z8, Z4
+	VPDPBUSD.BCST    12(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    12(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    12(SI)(DX*1), Z8, Z7
+	VMOVDQU64        256(AX), Z8
+	VPDPBUSD.BCST    16(SI), Z8, Z4
+	VPDPBUSD.BCST    16(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    16(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    16(SI)(DX*1), Z8, Z7
+	VMOVDQU64        320(AX), Z8
+	VPDPBUSD.BCST    20(SI), Z8, Z4
+	VPDPBUSD.BCST    20(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    20(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    20(SI)(DX*1), Z8, Z7
+	VMOVDQU64        384(AX), Z8
+	VPDPBUSD.BCST    24(SI), Z8, Z4
+	VPDPBUSD.BCST    24(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    24(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    24(SI)(DX*1), Z8, Z7
+	VMOVDQU64        448(AX), Z8
+	VPDPBUSD.BCST    28(SI), Z8, Z4
+	VPDPBUSD.BCST    28(SI)(CX*1), Z8, Z5
+	VPDPBUSD.BCST    28(SI)(CX*2), Z8, Z6
+	VPDPBUSD.BCST    28(SI)(DX*1), Z8, Z7
+	VMOVUPS          512(AX), Z8
+	VCVTDQ2PS        Z4, Z4
+	VMULPS           Z8, Z4, Z4
+	VFMADD231PS.BCST (DI), Z4, Z1
+	VCVTDQ2PS        Z5, Z5
+	VMULPS           Z8, Z5, Z5
+	VFMADD231PS.BCST 4(DI), Z5, Z2
+	VCVTDQ2PS        Z6, Z6
+	VMULPS           Z8, Z6, Z6
+	VFMADD231PS.BCST 8(DI), Z6, Z3
+	VCVTDQ2PS        Z7, Z7
+	VMULPS           Z8, Z7, Z7
+	VFMADD231PS.BCST 12(DI), Z7, Z0
+	ADDQ             $0x00000240, AX
+	ADDQ             $0x20, SI
+	ADDQ             $0x10, DI
+	ADDQ             $0x10, R8
+	DECQ             BX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanel2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512F, AVX512_VNNI
+TEXT ·matMatPanel2VNNI(SB), NOSPLIT, $0-136
+	MOVQ      p_base+32(FP), AX
+	MOVQ      n+128(FP), CX
+	LEAQ      (CX)(CX*2), DX
+	MOVQ      CX, DX
+	SHRQ      $0x05, DX
+	MOVQ      x_base+56(FP), BX
+	MOVQ      xsT_base+80(FP), SI
+	MOVQ      xcT_base+104(FP), DI
+	VPXORD    Z0, Z0, Z0
+	VMOVDQA64 Z0, Z1
+	VMOVDQA64 Z0, Z0
+
+block:
+	VPBROADCASTD     (DI), Z2
+	VPBROADCASTD     4(DI), Z3
+	VMOVDQU64        (AX), Z4
+	VPDPBUSD.BCST    (BX), Z4, Z2
+	VPDPBUSD.BCST    (BX)(CX*1), Z4, Z3
+	VMOVDQU64        64(AX), Z4
+	VPDPBUSD.BCST    4(BX), Z4, Z2
+	VPDPBUSD.BCST    4(BX)(CX*1), Z4, Z3
+	VMOVDQU64        128(AX), Z4
+	VPDPBUSD.BCST    8(BX), Z4, Z2
+	VPDPBUSD.BCST    8(BX)(CX*1), Z4, Z3
+	VMOVDQU64        192(AX), Z4
+	VPDPBUSD.BCST    12(BX), Z4, Z2
+	VPDPBUSD.BCST    12(BX)(CX*1), Z4, Z3
+	VMOVDQU64        256(AX), Z4
+	VPDPBUSD.BCST    16(BX), Z4, Z2
+	VPDPBUSD.BCST    16(BX)(CX*1), Z4, Z3
+	VMOVDQU64        320(AX), Z4
+	VPDPBUSD.BCST    20(BX), Z4, Z2
+	VPDPBUSD.BCST    20(BX)(CX*1), Z4, Z3
+	VMOVDQU64        384(AX), Z4
+	VPDPBUSD.BCST    24(BX), Z4, Z2
+	VPDPBUSD.BCST    24(BX)(CX*1), Z4, Z3
+	VMOVDQU64        448(AX), Z4
+	VPDPBUSD.BCST    28(BX), Z4, Z2
+	VPDPBUSD.BCST    28(BX)(CX*1), Z4, Z3
+	VMOVUPS          512(AX), Z4
+	VCVTDQ2PS        Z2, Z2
+	VMULPS           Z4, Z2, Z2
+	VFMADD231PS.BCST (SI), Z2, Z1
+	VCVTDQ2PS        Z3, Z3
+	VMULPS           Z4, Z3, Z3
+	VFMADD231PS.BCST 4(SI), Z3, Z0
+	ADDQ             $0x00000240, AX
+	ADDQ             $0x20, BX
+	ADDQ             $0x08, SI
+	ADDQ             $0x08, DI
+	DECQ             DX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanel1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512F, AVX512_VNNI
+TEXT ·matMatPanel1VNNI(SB), NOSPLIT, $0-136
+	MOVQ      p_base+32(FP), AX
+	MOVQ      n+128(FP), CX
+	LEAQ      (CX)(CX*2), DX
+	SHRQ      $0x05, CX
+	MOVQ      x_base+56(FP), DX
+	MOVQ      xsT_base+80(FP), BX
+	MOVQ      xcT_base+104(FP), SI
+	VPXORD    Z0, Z0, Z0
+	VMOVDQA64 Z0, Z0
+
+block:
+	VPBROADCASTD     (SI), Z1
+	VMOVDQU64        (AX), Z2
+	VPDPBUSD.BCST    (DX), Z2, Z1
+	VMOVDQU64        64(AX), Z2
+	VPDPBUSD.BCST    4(DX), Z2, Z1
+	VMOVDQU64        128(AX), Z2
+	VPDPBUSD.BCST    8(DX), Z2, Z1
+	VMOVDQU64        192(AX), Z2
+	VPDPBUSD.BCST    12(DX), Z2, Z1
+	VMOVDQU64        256(AX), Z2
+	VPDPBUSD.BCST    16(DX), Z2, Z1
+	VMOVDQU64        320(AX), Z2
+	VPDPBUSD.BCST    20(DX), Z2, Z1
+	VMOVDQU64        384(AX), Z2
+	VPDPBUSD.BCST    24(DX), Z2, Z1
+	VMOVDQU64        448(AX), Z2
+	VPDPBUSD.BCST    28(DX), Z2, Z1
+	VMOVUPS          512(AX), Z2
+	VCVTDQ2PS        Z1, Z1
+	VMULPS           Z2, Z1, Z1
+	VFMADD231PS.BCST (BX), Z1, Z0
+	ADDQ             $0x00000240, AX
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, BX
+	ADDQ             $0x04, SI
+	DECQ             CX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z0, (AX)
 	VZEROUPPER
 	RET

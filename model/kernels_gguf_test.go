@@ -134,8 +134,8 @@ func TestMatMatHalfGGUF(t *testing.T) {
 			t.Run(h.name+"/"+k.name, func(t *testing.T) {
 				r := rand.New(rand.NewPCG(13, 14))
 				for _, n := range []int{1, 3, 16, 17, 33, 100, 1056} {
-					for _, rows := range []int{1, 3, 4, 5, 8, 9, 13} {
-						for batch := 1; batch <= 9; batch++ {
+					for _, rows := range []int{1, 3, 4, 5, 8, 9, 13, 16, 35} {
+						for _, batch := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17} {
 							off := batch % 3
 							w := randHalves(r, rows*n, off, h.fromF)
 							x := randSlice(r, batch*n, off)
@@ -267,8 +267,8 @@ func TestMatMatBlocksGGUF(t *testing.T) {
 				r := rand.New(rand.NewPCG(23, 24))
 				for _, nb := range []int{1, 2, 3, 5, 7, 33, 64} {
 					n := nb * qBlock
-					for _, rows := range []int{1, 3, 4, 5, 8, 9, 13} {
-						for batch := 1; batch <= 9; batch++ {
+					for _, rows := range []int{1, 3, 4, 5, 8, 9, 13, 16, 35} {
+						for _, batch := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17} {
 							off := batch % 4
 							w := randBlocks(r, bt, rows*nb, off)
 							xq, xs, xsum := randActivation(r, n, batch)

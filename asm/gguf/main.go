@@ -18,8 +18,8 @@
 //
 // # Block types
 //
-// Weights stay in the file's blocks (34 or 18 bytes, unaligned). Each
-// 64-byte step takes two blocks of x (one zmm) and, per row, the two
+// The matrix-vector kernels read the weights in the file's blocks (34 or
+// 18 bytes, unaligned). Each 64-byte step takes two blocks of x (one zmm) and, per row, the two
 // matching blocks rearranged into one zmm of unsigned bytes:
 //
 //   - Q8_0: the 32+32 int8 values, XORed with 0x80: w+128 is unsigned, and
@@ -32,7 +32,9 @@
 // VPDPBUSD multiplies them by x (signed). The offset's correction c*Σx (c =
 // 128 or 8) is subtracted in int32 so the sums stay exact: the matrix-
 // vector kernels compute it per dword lane (VPDPBUSD of x with the bytes c,
-// once per step for all rows), the tile kernels once per block from xsum.
+// once per step for all rows), the panel kernels once per block from xsum.
+//
+// The batched products repack 16 rows at a time into panels (panel.go).
 package main
 
 import (
@@ -47,7 +49,7 @@ import (
 // read from the first one's qs (the 34 bytes qs0, d1, qs1) under x's
 // values: bytes 0-15 and 16-31 of the result are qs0 (low, then high
 // nibbles), 32-47 and 48-63 are qs1.
-var q4Perm, q4Shift, bcastTokens Mem
+var q4Perm, q4Shift Mem
 
 func main() {
 	ConstraintExpr("amd64,!purego")
@@ -65,11 +67,6 @@ func main() {
 	for i := range 32 {
 		DATA(2*i, U16(4*((i/8)%2)))
 	}
-	// bcastTokens repeats dword t of an xmm across 128-bit lane t of a zmm.
-	bcastTokens = GLOBL("ggufbcasttokens", RODATA|NOPTR)
-	for i := range 16 {
-		DATA(4*i, U32(i/4))
-	}
 
 	halfMatVecAVX512("matVecF16AVX512", false)
 	halfMatVecAVX512("matVecBF16AVX512", true)
@@ -80,10 +77,15 @@ func main() {
 
 	blockMatVecVNNI(q8)
 	blockMatVecVNNI(q4)
-	blockTileVNNI(q8)
-	blockTileVNNI(q4)
 	blockMatVecAVX2(q8)
 	blockMatVecAVX2(q4)
+
+	panelData()
+	panelPack(q8)
+	panelPack(q4)
+	for _, v := range panelVectors {
+		panelMatMat(v)
+	}
 
 	Generate()
 }
