@@ -4,71 +4,105 @@
 
 #include "textflag.h"
 
-DATA ggufq4perm<>+0(SB)/1, $0x00
-DATA ggufq4perm<>+1(SB)/1, $0x01
-DATA ggufq4perm<>+2(SB)/1, $0x02
-DATA ggufq4perm<>+3(SB)/1, $0x03
-DATA ggufq4perm<>+4(SB)/1, $0x04
-DATA ggufq4perm<>+5(SB)/1, $0x05
-DATA ggufq4perm<>+6(SB)/1, $0x06
-DATA ggufq4perm<>+7(SB)/1, $0x07
-DATA ggufq4perm<>+8(SB)/1, $0x08
-DATA ggufq4perm<>+9(SB)/1, $0x09
-DATA ggufq4perm<>+10(SB)/1, $0x0a
-DATA ggufq4perm<>+11(SB)/1, $0x0b
-DATA ggufq4perm<>+12(SB)/1, $0x0c
-DATA ggufq4perm<>+13(SB)/1, $0x0d
-DATA ggufq4perm<>+14(SB)/1, $0x0e
-DATA ggufq4perm<>+15(SB)/1, $0x0f
-DATA ggufq4perm<>+16(SB)/1, $0x00
-DATA ggufq4perm<>+17(SB)/1, $0x01
-DATA ggufq4perm<>+18(SB)/1, $0x02
-DATA ggufq4perm<>+19(SB)/1, $0x03
-DATA ggufq4perm<>+20(SB)/1, $0x04
-DATA ggufq4perm<>+21(SB)/1, $0x05
-DATA ggufq4perm<>+22(SB)/1, $0x06
-DATA ggufq4perm<>+23(SB)/1, $0x07
-DATA ggufq4perm<>+24(SB)/1, $0x08
-DATA ggufq4perm<>+25(SB)/1, $0x09
-DATA ggufq4perm<>+26(SB)/1, $0x0a
-DATA ggufq4perm<>+27(SB)/1, $0x0b
-DATA ggufq4perm<>+28(SB)/1, $0x0c
-DATA ggufq4perm<>+29(SB)/1, $0x0d
-DATA ggufq4perm<>+30(SB)/1, $0x0e
-DATA ggufq4perm<>+31(SB)/1, $0x0f
-DATA ggufq4perm<>+32(SB)/1, $0x12
-DATA ggufq4perm<>+33(SB)/1, $0x13
-DATA ggufq4perm<>+34(SB)/1, $0x14
-DATA ggufq4perm<>+35(SB)/1, $0x15
-DATA ggufq4perm<>+36(SB)/1, $0x16
-DATA ggufq4perm<>+37(SB)/1, $0x17
-DATA ggufq4perm<>+38(SB)/1, $0x18
-DATA ggufq4perm<>+39(SB)/1, $0x19
-DATA ggufq4perm<>+40(SB)/1, $0x1a
-DATA ggufq4perm<>+41(SB)/1, $0x1b
-DATA ggufq4perm<>+42(SB)/1, $0x1c
-DATA ggufq4perm<>+43(SB)/1, $0x1d
-DATA ggufq4perm<>+44(SB)/1, $0x1e
-DATA ggufq4perm<>+45(SB)/1, $0x1f
-DATA ggufq4perm<>+46(SB)/1, $0x20
-DATA ggufq4perm<>+47(SB)/1, $0x21
-DATA ggufq4perm<>+48(SB)/1, $0x12
-DATA ggufq4perm<>+49(SB)/1, $0x13
-DATA ggufq4perm<>+50(SB)/1, $0x14
-DATA ggufq4perm<>+51(SB)/1, $0x15
-DATA ggufq4perm<>+52(SB)/1, $0x16
-DATA ggufq4perm<>+53(SB)/1, $0x17
-DATA ggufq4perm<>+54(SB)/1, $0x18
-DATA ggufq4perm<>+55(SB)/1, $0x19
-DATA ggufq4perm<>+56(SB)/1, $0x1a
-DATA ggufq4perm<>+57(SB)/1, $0x1b
-DATA ggufq4perm<>+58(SB)/1, $0x1c
-DATA ggufq4perm<>+59(SB)/1, $0x1d
-DATA ggufq4perm<>+60(SB)/1, $0x1e
-DATA ggufq4perm<>+61(SB)/1, $0x1f
-DATA ggufq4perm<>+62(SB)/1, $0x20
-DATA ggufq4perm<>+63(SB)/1, $0x21
+DATA ggufq4perm<>+0(SB)/1, $0x02
+DATA ggufq4perm<>+1(SB)/1, $0x03
+DATA ggufq4perm<>+2(SB)/1, $0x04
+DATA ggufq4perm<>+3(SB)/1, $0x05
+DATA ggufq4perm<>+4(SB)/1, $0x06
+DATA ggufq4perm<>+5(SB)/1, $0x07
+DATA ggufq4perm<>+6(SB)/1, $0x08
+DATA ggufq4perm<>+7(SB)/1, $0x09
+DATA ggufq4perm<>+8(SB)/1, $0x0a
+DATA ggufq4perm<>+9(SB)/1, $0x0b
+DATA ggufq4perm<>+10(SB)/1, $0x0c
+DATA ggufq4perm<>+11(SB)/1, $0x0d
+DATA ggufq4perm<>+12(SB)/1, $0x0e
+DATA ggufq4perm<>+13(SB)/1, $0x0f
+DATA ggufq4perm<>+14(SB)/1, $0x10
+DATA ggufq4perm<>+15(SB)/1, $0x11
+DATA ggufq4perm<>+16(SB)/1, $0x02
+DATA ggufq4perm<>+17(SB)/1, $0x03
+DATA ggufq4perm<>+18(SB)/1, $0x04
+DATA ggufq4perm<>+19(SB)/1, $0x05
+DATA ggufq4perm<>+20(SB)/1, $0x06
+DATA ggufq4perm<>+21(SB)/1, $0x07
+DATA ggufq4perm<>+22(SB)/1, $0x08
+DATA ggufq4perm<>+23(SB)/1, $0x09
+DATA ggufq4perm<>+24(SB)/1, $0x0a
+DATA ggufq4perm<>+25(SB)/1, $0x0b
+DATA ggufq4perm<>+26(SB)/1, $0x0c
+DATA ggufq4perm<>+27(SB)/1, $0x0d
+DATA ggufq4perm<>+28(SB)/1, $0x0e
+DATA ggufq4perm<>+29(SB)/1, $0x0f
+DATA ggufq4perm<>+30(SB)/1, $0x10
+DATA ggufq4perm<>+31(SB)/1, $0x11
+DATA ggufq4perm<>+32(SB)/1, $0x14
+DATA ggufq4perm<>+33(SB)/1, $0x15
+DATA ggufq4perm<>+34(SB)/1, $0x16
+DATA ggufq4perm<>+35(SB)/1, $0x17
+DATA ggufq4perm<>+36(SB)/1, $0x18
+DATA ggufq4perm<>+37(SB)/1, $0x19
+DATA ggufq4perm<>+38(SB)/1, $0x1a
+DATA ggufq4perm<>+39(SB)/1, $0x1b
+DATA ggufq4perm<>+40(SB)/1, $0x1c
+DATA ggufq4perm<>+41(SB)/1, $0x1d
+DATA ggufq4perm<>+42(SB)/1, $0x1e
+DATA ggufq4perm<>+43(SB)/1, $0x1f
+DATA ggufq4perm<>+44(SB)/1, $0x20
+DATA ggufq4perm<>+45(SB)/1, $0x21
+DATA ggufq4perm<>+46(SB)/1, $0x22
+DATA ggufq4perm<>+47(SB)/1, $0x23
+DATA ggufq4perm<>+48(SB)/1, $0x14
+DATA ggufq4perm<>+49(SB)/1, $0x15
+DATA ggufq4perm<>+50(SB)/1, $0x16
+DATA ggufq4perm<>+51(SB)/1, $0x17
+DATA ggufq4perm<>+52(SB)/1, $0x18
+DATA ggufq4perm<>+53(SB)/1, $0x19
+DATA ggufq4perm<>+54(SB)/1, $0x1a
+DATA ggufq4perm<>+55(SB)/1, $0x1b
+DATA ggufq4perm<>+56(SB)/1, $0x1c
+DATA ggufq4perm<>+57(SB)/1, $0x1d
+DATA ggufq4perm<>+58(SB)/1, $0x1e
+DATA ggufq4perm<>+59(SB)/1, $0x1f
+DATA ggufq4perm<>+60(SB)/1, $0x20
+DATA ggufq4perm<>+61(SB)/1, $0x21
+DATA ggufq4perm<>+62(SB)/1, $0x22
+DATA ggufq4perm<>+63(SB)/1, $0x23
 GLOBL ggufq4perm<>(SB), RODATA|NOPTR, $64
+
+DATA ggufq4didx<>+0(SB)/2, $0x0000
+DATA ggufq4didx<>+2(SB)/2, $0x0000
+DATA ggufq4didx<>+4(SB)/2, $0x0000
+DATA ggufq4didx<>+6(SB)/2, $0x0000
+DATA ggufq4didx<>+8(SB)/2, $0x0000
+DATA ggufq4didx<>+10(SB)/2, $0x0000
+DATA ggufq4didx<>+12(SB)/2, $0x0000
+DATA ggufq4didx<>+14(SB)/2, $0x0000
+DATA ggufq4didx<>+16(SB)/2, $0x0009
+DATA ggufq4didx<>+18(SB)/2, $0x0009
+DATA ggufq4didx<>+20(SB)/2, $0x0009
+DATA ggufq4didx<>+22(SB)/2, $0x0009
+DATA ggufq4didx<>+24(SB)/2, $0x0009
+DATA ggufq4didx<>+26(SB)/2, $0x0009
+DATA ggufq4didx<>+28(SB)/2, $0x0009
+DATA ggufq4didx<>+30(SB)/2, $0x0009
+DATA ggufq4didx<>+32(SB)/2, $0x0000
+DATA ggufq4didx<>+34(SB)/2, $0x0000
+DATA ggufq4didx<>+36(SB)/2, $0x0000
+DATA ggufq4didx<>+38(SB)/2, $0x0000
+DATA ggufq4didx<>+40(SB)/2, $0x0000
+DATA ggufq4didx<>+42(SB)/2, $0x0000
+DATA ggufq4didx<>+44(SB)/2, $0x0000
+DATA ggufq4didx<>+46(SB)/2, $0x0000
+DATA ggufq4didx<>+48(SB)/2, $0x0009
+DATA ggufq4didx<>+50(SB)/2, $0x0009
+DATA ggufq4didx<>+52(SB)/2, $0x0009
+DATA ggufq4didx<>+54(SB)/2, $0x0009
+DATA ggufq4didx<>+56(SB)/2, $0x0009
+DATA ggufq4didx<>+58(SB)/2, $0x0009
+DATA ggufq4didx<>+60(SB)/2, $0x0009
+DATA ggufq4didx<>+62(SB)/2, $0x0009
+GLOBL ggufq4didx<>(SB), RODATA|NOPTR, $64
 
 DATA ggufq4shift<>+0(SB)/2, $0x0000
 DATA ggufq4shift<>+2(SB)/2, $0x0000
@@ -1110,138 +1144,147 @@ TEXT ·matVecQ8_0VNNI(SB), NOSPLIT, $0-96
 	MOVQ         xq_len+56(FP), BX
 	SHRQ         $0x05, BX
 	IMUL3Q       $0x00000022, BX, SI
-	LEAQ         (SI)(SI*2), DI
-	MOVL         $0x0000ff00, R8
-	KMOVW        R8, K1
-	MOVL         $0x80808080, R8
-	VPBROADCASTD R8, Z0
+	MOVL         $0x80808080, DI
+	VPBROADCASTD DI, Z0
 	VPXORD       Z1, Z1, Z1
+	MOVL         $0x0000ff00, DI
+	KMOVW        DI, K1
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
 
 r4rows:
-	CMPQ      AX, $0x04
-	JB        r4end
-	MOVQ      DX, R8
-	MOVQ      xq_base+48(FP), R9
-	MOVQ      xs_base+72(FP), R10
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
 	VMOVDQA64 Z1, Z2
 	VMOVDQA64 Z1, Z3
 	VMOVDQA64 Z1, Z4
 	VMOVDQA64 Z1, Z5
-	MOVQ      BX, R11
-	SHRQ      $0x01, R11
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
 	JZ        r4single
 
 r4loop:
-	VMOVDQU64    (R9), Z6
+	VMOVDQU64    (R8), Z6
 	VMOVDQA64    Z1, Z7
 	VPDPBUSD     Z6, Z0, Z7
 	VPSUBD       Z7, Z1, Z7
-	VBROADCASTSS (R10), Z8
-	VBROADCASTSS 4(R10), K1, Z8
-	PREFETCHT0   12288(R8)
+	VBROADCASTSS (R9), Z8
+	VBROADCASTSS 4(R9), K1, Z8
+	PREFETCHT0   12288(DI)
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8), Y9
-	VINSERTI64X4 $0x01, 36(R8), Z9, Z9
+	VMOVDQU64    2(DI), Y9
+	VINSERTI64X4 $0x01, 36(DI), Z9, Z9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8), Y10
-	VPBROADCASTW 34(R8), K1, Y10
+	VPBROADCASTW (DI), Y10
+	VPBROADCASTW 34(DI), K1, Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z2
-	PREFETCHT0   12288(R8)(SI*1)
+	PREFETCHT0   12288(DI)(R12*1)
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(SI*1), Y9
-	VINSERTI64X4 $0x01, 36(R8)(SI*1), Z9, Z9
+	VMOVDQU64    2(DI)(R12*1), Y9
+	VINSERTI64X4 $0x01, 36(DI)(R12*1), Z9, Z9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(SI*1), Y10
-	VPBROADCASTW 34(R8)(SI*1), K1, Y10
+	VPBROADCASTW (DI)(R12*1), Y10
+	VPBROADCASTW 34(DI)(R12*1), K1, Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z3
-	PREFETCHT0   12288(R8)(SI*2)
+	PREFETCHT0   12288(DI)(R12*2)
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(SI*2), Y9
-	VINSERTI64X4 $0x01, 36(R8)(SI*2), Z9, Z9
+	VMOVDQU64    2(DI)(R12*2), Y9
+	VINSERTI64X4 $0x01, 36(DI)(R12*2), Z9, Z9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(SI*2), Y10
-	VPBROADCASTW 34(R8)(SI*2), K1, Y10
+	VPBROADCASTW (DI)(R12*2), Y10
+	VPBROADCASTW 34(DI)(R12*2), K1, Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z4
-	PREFETCHT0   12288(R8)(DI*1)
+	PREFETCHT0   12288(DI)(R14*1)
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(DI*1), Y9
-	VINSERTI64X4 $0x01, 36(R8)(DI*1), Z9, Z9
+	VMOVDQU64    2(DI)(R14*1), Y9
+	VINSERTI64X4 $0x01, 36(DI)(R14*1), Z9, Z9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z7
 	VPDPBUSD     Z6, Z9, Z7
 	VCVTDQ2PS    Z7, Z6
-	VPBROADCASTW (R8)(DI*1), Y7
-	VPBROADCASTW 34(R8)(DI*1), K1, Y7
+	VPBROADCASTW (DI)(R14*1), Y7
+	VPBROADCASTW 34(DI)(R14*1), K1, Y7
 	VCVTPH2PS    Y7, Z7
 	VMULPS       Z8, Z7, Z7
 	VFMADD231PS  Z7, Z6, Z5
-	ADDQ         $0x40, R9
-	ADDQ         $0x08, R10
-	ADDQ         $0x44, R8
-	DECQ         R11
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x44, DI
+	DECQ         R10
 	JNZ          r4loop
 
 r4single:
 	TESTQ        $0x00000001, BX
 	JZ           r4sum
 	VMOVDQA64    Z1, Z6
-	VMOVDQU64    (R9), Y6
+	VMOVDQU64    (R8), Y6
 	VMOVDQA64    Z1, Z7
 	VPDPBUSD     Z6, Z0, Z7
 	VPSUBD       Z7, Z1, Z7
-	VBROADCASTSS (R10), Z8
+	VBROADCASTSS (R9), Z8
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8), Y9
+	VMOVDQU64    2(DI), Y9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8), Y10
+	VPBROADCASTW (DI), Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z2
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(SI*1), Y9
+	VMOVDQU64    2(DI)(R12*1), Y9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(SI*1), Y10
+	VPBROADCASTW (DI)(R12*1), Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z3
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(SI*2), Y9
+	VMOVDQU64    2(DI)(R12*2), Y9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z10
 	VPDPBUSD     Z6, Z9, Z10
 	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(SI*2), Y10
+	VPBROADCASTW (DI)(R12*2), Y10
 	VCVTPH2PS    Y10, Z10
 	VMULPS       Z8, Z10, Z10
 	VFMADD231PS  Z10, Z9, Z4
 	VMOVDQA64    Z1, Z9
-	VMOVDQU64    2(R8)(DI*1), Y9
+	VMOVDQU64    2(DI)(R14*1), Y9
 	VPXORD       Z0, Z9, Z9
 	VMOVDQA64    Z7, Z7
 	VPDPBUSD     Z6, Z9, Z7
 	VCVTDQ2PS    Z7, Z6
-	VPBROADCASTW (R8)(DI*1), Y7
+	VPBROADCASTW (DI)(R14*1), Y7
 	VCVTPH2PS    Y7, Z7
 	VMULPS       Z8, Z7, Z7
 	VFMADD231PS  Z7, Z6, Z5
@@ -1260,91 +1303,99 @@ r4sum:
 	VADDPS        Y2, Y3, Y2
 	VEXTRACTF32X4 $0x01, Y2, X3
 	VADDPS        X2, X3, X3
-	VMOVUPS       X3, (CX)
-	LEAQ          (DX)(SI*4), DX
-	ADDQ          $0x10, CX
-	SUBQ          $0x04, AX
-	JMP           r4rows
+	VMOVSS        X3, (CX)
+	VEXTRACTPS    $0x01, X3, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X3, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X3, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
 
 r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
 r1rows:
-	CMPQ      AX, $0x01
-	JB        r1end
-	MOVQ      DX, R8
-	MOVQ      xq_base+48(FP), R9
-	MOVQ      xs_base+72(FP), R10
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
 	VMOVDQA64 Z1, Z2
-	MOVQ      BX, R11
-	SHRQ      $0x01, R11
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
 	JZ        r1single
 
 r1loop:
-	VMOVDQU64    (R9), Z3
+	VMOVDQU64    (R8), Z3
 	VMOVDQA64    Z1, Z4
 	VPDPBUSD     Z3, Z0, Z4
 	VPSUBD       Z4, Z1, Z4
-	VBROADCASTSS (R10), Z5
-	VBROADCASTSS 4(R10), K1, Z5
-	PREFETCHT0   12288(R8)
+	VBROADCASTSS (R9), Z5
+	VBROADCASTSS 4(R9), K1, Z5
+	PREFETCHT0   12288(DI)
 	VMOVDQA64    Z1, Z6
-	VMOVDQU64    2(R8), Y6
-	VINSERTI64X4 $0x01, 36(R8), Z6, Z6
+	VMOVDQU64    2(DI), Y6
+	VINSERTI64X4 $0x01, 36(DI), Z6, Z6
 	VPXORD       Z0, Z6, Z6
 	VMOVDQA64    Z4, Z4
 	VPDPBUSD     Z3, Z6, Z4
 	VCVTDQ2PS    Z4, Z3
-	VPBROADCASTW (R8), Y4
-	VPBROADCASTW 34(R8), K1, Y4
+	VPBROADCASTW (DI), Y4
+	VPBROADCASTW 34(DI), K1, Y4
 	VCVTPH2PS    Y4, Z4
 	VMULPS       Z5, Z4, Z4
 	VFMADD231PS  Z4, Z3, Z2
-	ADDQ         $0x40, R9
-	ADDQ         $0x08, R10
-	ADDQ         $0x44, R8
-	DECQ         R11
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x44, DI
+	DECQ         R10
 	JNZ          r1loop
 
 r1single:
 	TESTQ        $0x00000001, BX
 	JZ           r1sum
 	VMOVDQA64    Z1, Z3
-	VMOVDQU64    (R9), Y3
+	VMOVDQU64    (R8), Y3
 	VMOVDQA64    Z1, Z4
 	VPDPBUSD     Z3, Z0, Z4
 	VPSUBD       Z4, Z1, Z4
-	VBROADCASTSS (R10), Z5
+	VBROADCASTSS (R9), Z5
 	VMOVDQA64    Z1, Z6
-	VMOVDQU64    2(R8), Y6
+	VMOVDQU64    2(DI), Y6
 	VPXORD       Z0, Z6, Z6
 	VMOVDQA64    Z4, Z4
 	VPDPBUSD     Z3, Z6, Z4
 	VCVTDQ2PS    Z4, Z3
-	VPBROADCASTW (R8), Y4
+	VPBROADCASTW (DI), Y4
 	VCVTPH2PS    Y4, Z4
 	VMULPS       Z5, Z4, Z4
 	VFMADD231PS  Z4, Z3, Z2
 
 r1sum:
-	VEXTRACTF64X4 $0x01, Z2, Y3
-	VADDPS        Y3, Y2, Y3
-	VEXTRACTF32X4 $0x01, Y3, X2
-	VADDPS        X3, X2, X2
-	VPERMILPS     $0x4e, X2, X3
-	VADDPS        X3, X2, X2
-	VPERMILPS     $0xb1, X2, X3
-	VADDPS        X3, X2, X2
-	VMOVSS        X2, (CX)
+	VUNPCKLPD     Z2, Z2, Z3
+	VUNPCKHPD     Z2, Z2, Z2
+	VADDPS        Z2, Z3, Z3
+	VPERMILPS     $0xb1, Z3, Z2
+	VADDPS        Z2, Z3, Z3
+	VEXTRACTF64X4 $0x01, Z3, Y2
+	VADDPS        Y2, Y3, Y2
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X2, X3, X3
+	VMOVSS        X3, (CX)
 	ADDQ          SI, DX
 	ADDQ          $0x04, CX
-	SUBQ          $0x01, AX
-	JMP           r1rows
+	DECQ          AX
+	JNZ           r1rows
 
 r1end:
 	VZEROUPPER
 	RET
 
 // func matVecQ4_0VNNI(out []float32, w []byte, xq []int8, xs []float32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ4_0VNNI(SB), NOSPLIT, $0-96
 	MOVQ         out_len+8(FP), AX
 	MOVQ         out_base+0(FP), CX
@@ -1352,247 +1403,260 @@ TEXT ·matVecQ4_0VNNI(SB), NOSPLIT, $0-96
 	MOVQ         xq_len+56(FP), BX
 	SHRQ         $0x05, BX
 	IMUL3Q       $0x00000012, BX, SI
-	LEAQ         (SI)(SI*2), DI
-	MOVL         $0x0000ff00, R8
-	KMOVW        R8, K1
-	MOVL         $0x08080808, R8
-	VPBROADCASTD R8, Z0
+	MOVL         $0x08080808, DI
+	VPBROADCASTD DI, Z0
 	VPXORD       Z1, Z1, Z1
+	MOVL         $0x0000ff00, DI
+	KMOVW        DI, K1
 	VMOVDQU64    ggufq4perm<>+0(SB), Z2
 	VMOVDQU64    ggufq4shift<>+0(SB), Z3
-	MOVL         $0x0f0f0f0f, R8
-	VPBROADCASTD R8, Z4
-	MOVQ         $0x00000003ffffffff, R8
-	KMOVQ        R8, K2
-	MOVQ         $0x0000ffff, R8
-	KMOVQ        R8, K3
+	VMOVDQU64    ggufq4didx<>+0(SB), Z4
+	MOVL         $0x0f0f0f0f, DI
+	VPBROADCASTD DI, Z5
+	MOVQ         $0x0000000fffffffff, DI
+	KMOVQ        DI, K2
+	MOVQ         $0x0003ffff, DI
+	KMOVQ        DI, K3
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
 
 r4rows:
-	CMPQ      AX, $0x04
-	JB        r4end
-	MOVQ      DX, R8
-	MOVQ      xq_base+48(FP), R9
-	MOVQ      xs_base+72(FP), R10
-	VMOVDQA64 Z1, Z5
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
 	VMOVDQA64 Z1, Z6
 	VMOVDQA64 Z1, Z7
 	VMOVDQA64 Z1, Z8
-	MOVQ      BX, R11
-	SHRQ      $0x01, R11
+	VMOVDQA64 Z1, Z9
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
 	JZ        r4single
 
 r4loop:
-	VMOVDQU64    (R9), Z9
-	VMOVDQA64    Z1, Z10
-	VPDPBUSD     Z9, Z0, Z10
-	VPSUBD       Z10, Z1, Z10
-	VBROADCASTSS (R10), Z11
-	VBROADCASTSS 4(R10), K1, Z11
-	PREFETCHT0   12288(R8)
-	VMOVDQU8.Z   2(R8), K2, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8), Y13
-	VPBROADCASTW 18(R8), K1, Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z5
-	PREFETCHT0   12288(R8)(SI*1)
-	VMOVDQU8.Z   2(R8)(SI*1), K2, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8)(SI*1), Y13
-	VPBROADCASTW 18(R8)(SI*1), K1, Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z6
-	PREFETCHT0   12288(R8)(SI*2)
-	VMOVDQU8.Z   2(R8)(SI*2), K2, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8)(SI*2), Y13
-	VPBROADCASTW 18(R8)(SI*2), K1, Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z7
-	PREFETCHT0   12288(R8)(DI*1)
-	VMOVDQU8.Z   2(R8)(DI*1), K2, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z10
-	VPDPBUSD     Z9, Z12, Z10
-	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(DI*1), Y10
-	VPBROADCASTW 18(R8)(DI*1), K1, Y10
-	VCVTPH2PS    Y10, Z10
-	VMULPS       Z11, Z10, Z10
-	VFMADD231PS  Z10, Z9, Z8
-	ADDQ         $0x40, R9
-	ADDQ         $0x08, R10
-	ADDQ         $0x24, R8
-	DECQ         R11
+	VMOVDQU64    (R8), Z10
+	VMOVDQA64    Z1, Z11
+	VPDPBUSD     Z10, Z0, Z11
+	VPSUBD       Z11, Z1, Z11
+	VBROADCASTSS (R9), Z12
+	VBROADCASTSS 4(R9), K1, Z12
+	PREFETCHT0   12288(DI)
+	VMOVDQU8.Z   (DI), K2, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z6
+	PREFETCHT0   12288(DI)(R12*1)
+	VMOVDQU8.Z   (DI)(R12*1), K2, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z7
+	PREFETCHT0   12288(DI)(R12*2)
+	VMOVDQU8.Z   (DI)(R12*2), K2, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z8
+	PREFETCHT0   12288(DI)(R14*1)
+	VMOVDQU8.Z   (DI)(R14*1), K2, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z11
+	VPDPBUSD     Z10, Z13, Z11
+	VCVTDQ2PS    Z11, Z10
+	VPERMW       Z14, Z4, Z11
+	VCVTPH2PS    Y11, Z11
+	VMULPS       Z12, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z9
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
 	JNZ          r4loop
 
 r4single:
 	TESTQ        $0x00000001, BX
 	JZ           r4sum
-	VMOVDQA64    Z1, Z9
-	VMOVDQU64    (R9), Y9
 	VMOVDQA64    Z1, Z10
-	VPDPBUSD     Z9, Z0, Z10
-	VPSUBD       Z10, Z1, Z10
-	VBROADCASTSS (R10), Z11
-	VMOVDQU8.Z   2(R8), K3, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8), Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z5
-	VMOVDQU8.Z   2(R8)(SI*1), K3, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8)(SI*1), Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z6
-	VMOVDQU8.Z   2(R8)(SI*2), K3, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z13
-	VPDPBUSD     Z9, Z12, Z13
-	VCVTDQ2PS    Z13, Z12
-	VPBROADCASTW (R8)(SI*2), Y13
-	VCVTPH2PS    Y13, Z13
-	VMULPS       Z11, Z13, Z13
-	VFMADD231PS  Z13, Z12, Z7
-	VMOVDQU8.Z   2(R8)(DI*1), K3, Z12
-	VPERMB       Z12, Z2, Z12
-	VPSRLVW      Z3, Z12, Z12
-	VPANDD       Z4, Z12, Z12
-	VMOVDQA64    Z10, Z10
-	VPDPBUSD     Z9, Z12, Z10
-	VCVTDQ2PS    Z10, Z9
-	VPBROADCASTW (R8)(DI*1), Y10
-	VCVTPH2PS    Y10, Z10
-	VMULPS       Z11, Z10, Z10
-	VFMADD231PS  Z10, Z9, Z8
+	VMOVDQU64    (R8), Y10
+	VMOVDQA64    Z1, Z11
+	VPDPBUSD     Z10, Z0, Z11
+	VPSUBD       Z11, Z1, Z11
+	VBROADCASTSS (R9), Z12
+	VMOVDQU8.Z   (DI), K3, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z6
+	VMOVDQU8.Z   (DI)(R12*1), K3, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z7
+	VMOVDQU8.Z   (DI)(R12*2), K3, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z4, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z13, Z8
+	VMOVDQU8.Z   (DI)(R14*1), K3, Z14
+	VPERMB       Z14, Z2, Z13
+	VPSRLVW      Z3, Z13, Z13
+	VPANDD       Z5, Z13, Z13
+	VMOVDQA64    Z11, Z11
+	VPDPBUSD     Z10, Z13, Z11
+	VCVTDQ2PS    Z11, Z10
+	VPERMW       Z14, Z4, Z11
+	VCVTPH2PS    Y11, Z11
+	VMULPS       Z12, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z9
 
 r4sum:
-	VUNPCKLPD     Z6, Z5, Z9
-	VUNPCKHPD     Z6, Z5, Z5
-	VADDPS        Z5, Z9, Z9
-	VUNPCKLPD     Z8, Z7, Z5
-	VUNPCKHPD     Z8, Z7, Z7
-	VADDPS        Z7, Z5, Z5
-	VSHUFPS       $0x88, Z5, Z9, Z6
-	VSHUFPS       $0xdd, Z5, Z9, Z9
-	VADDPS        Z9, Z6, Z6
-	VEXTRACTF64X4 $0x01, Z6, Y5
-	VADDPS        Y5, Y6, Y5
-	VEXTRACTF32X4 $0x01, Y5, X6
-	VADDPS        X5, X6, X6
-	VMOVUPS       X6, (CX)
-	LEAQ          (DX)(SI*4), DX
-	ADDQ          $0x10, CX
-	SUBQ          $0x04, AX
-	JMP           r4rows
+	VUNPCKLPD     Z7, Z6, Z10
+	VUNPCKHPD     Z7, Z6, Z6
+	VADDPS        Z6, Z10, Z10
+	VUNPCKLPD     Z9, Z8, Z6
+	VUNPCKHPD     Z9, Z8, Z8
+	VADDPS        Z8, Z6, Z6
+	VSHUFPS       $0x88, Z6, Z10, Z7
+	VSHUFPS       $0xdd, Z6, Z10, Z10
+	VADDPS        Z10, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y6
+	VADDPS        Y6, Y7, Y6
+	VEXTRACTF32X4 $0x01, Y6, X7
+	VADDPS        X6, X7, X7
+	VMOVSS        X7, (CX)
+	VEXTRACTPS    $0x01, X7, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X7, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X7, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
 
 r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
 r1rows:
-	CMPQ      AX, $0x01
-	JB        r1end
-	MOVQ      DX, R8
-	MOVQ      xq_base+48(FP), R9
-	MOVQ      xs_base+72(FP), R10
-	VMOVDQA64 Z1, Z5
-	MOVQ      BX, R11
-	SHRQ      $0x01, R11
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
+	VMOVDQA64 Z1, Z6
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
 	JZ        r1single
 
 r1loop:
-	VMOVDQU64    (R9), Z6
-	VMOVDQA64    Z1, Z7
-	VPDPBUSD     Z6, Z0, Z7
-	VPSUBD       Z7, Z1, Z7
-	VBROADCASTSS (R10), Z8
-	VBROADCASTSS 4(R10), K1, Z8
-	PREFETCHT0   12288(R8)
-	VMOVDQU8.Z   2(R8), K2, Z9
-	VPERMB       Z9, Z2, Z9
-	VPSRLVW      Z3, Z9, Z9
-	VPANDD       Z4, Z9, Z9
-	VMOVDQA64    Z7, Z7
-	VPDPBUSD     Z6, Z9, Z7
-	VCVTDQ2PS    Z7, Z6
-	VPBROADCASTW (R8), Y7
-	VPBROADCASTW 18(R8), K1, Y7
-	VCVTPH2PS    Y7, Z7
-	VMULPS       Z8, Z7, Z7
-	VFMADD231PS  Z7, Z6, Z5
-	ADDQ         $0x40, R9
-	ADDQ         $0x08, R10
-	ADDQ         $0x24, R8
-	DECQ         R11
+	VMOVDQU64    (R8), Z7
+	VMOVDQA64    Z1, Z8
+	VPDPBUSD     Z7, Z0, Z8
+	VPSUBD       Z8, Z1, Z8
+	VBROADCASTSS (R9), Z9
+	VBROADCASTSS 4(R9), K1, Z9
+	PREFETCHT0   12288(DI)
+	VMOVDQU8.Z   (DI), K2, Z11
+	VPERMB       Z11, Z2, Z10
+	VPSRLVW      Z3, Z10, Z10
+	VPANDD       Z5, Z10, Z10
+	VMOVDQA64    Z8, Z8
+	VPDPBUSD     Z7, Z10, Z8
+	VCVTDQ2PS    Z8, Z7
+	VPERMW       Z11, Z4, Z8
+	VCVTPH2PS    Y8, Z8
+	VMULPS       Z9, Z8, Z8
+	VFMADD231PS  Z8, Z7, Z6
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
 	JNZ          r1loop
 
 r1single:
 	TESTQ        $0x00000001, BX
 	JZ           r1sum
-	VMOVDQA64    Z1, Z6
-	VMOVDQU64    (R9), Y6
 	VMOVDQA64    Z1, Z7
-	VPDPBUSD     Z6, Z0, Z7
-	VPSUBD       Z7, Z1, Z7
-	VBROADCASTSS (R10), Z8
-	VMOVDQU8.Z   2(R8), K3, Z9
-	VPERMB       Z9, Z2, Z9
-	VPSRLVW      Z3, Z9, Z9
-	VPANDD       Z4, Z9, Z9
-	VMOVDQA64    Z7, Z7
-	VPDPBUSD     Z6, Z9, Z7
-	VCVTDQ2PS    Z7, Z6
-	VPBROADCASTW (R8), Y7
-	VCVTPH2PS    Y7, Z7
-	VMULPS       Z8, Z7, Z7
-	VFMADD231PS  Z7, Z6, Z5
+	VMOVDQU64    (R8), Y7
+	VMOVDQA64    Z1, Z8
+	VPDPBUSD     Z7, Z0, Z8
+	VPSUBD       Z8, Z1, Z8
+	VBROADCASTSS (R9), Z9
+	VMOVDQU8.Z   (DI), K3, Z11
+	VPERMB       Z11, Z2, Z10
+	VPSRLVW      Z3, Z10, Z10
+	VPANDD       Z5, Z10, Z10
+	VMOVDQA64    Z8, Z8
+	VPDPBUSD     Z7, Z10, Z8
+	VCVTDQ2PS    Z8, Z7
+	VPERMW       Z11, Z4, Z8
+	VCVTPH2PS    Y8, Z8
+	VMULPS       Z9, Z8, Z8
+	VFMADD231PS  Z8, Z7, Z6
 
 r1sum:
-	VEXTRACTF64X4 $0x01, Z5, Y6
-	VADDPS        Y6, Y5, Y6
-	VEXTRACTF32X4 $0x01, Y6, X5
-	VADDPS        X6, X5, X5
-	VPERMILPS     $0x4e, X5, X6
-	VADDPS        X6, X5, X5
-	VPERMILPS     $0xb1, X5, X6
-	VADDPS        X6, X5, X5
-	VMOVSS        X5, (CX)
+	VUNPCKLPD     Z6, Z6, Z7
+	VUNPCKHPD     Z6, Z6, Z6
+	VADDPS        Z6, Z7, Z7
+	VPERMILPS     $0xb1, Z7, Z6
+	VADDPS        Z6, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y6
+	VADDPS        Y6, Y7, Y6
+	VEXTRACTF32X4 $0x01, Y6, X7
+	VADDPS        X6, X7, X7
+	VMOVSS        X7, (CX)
 	ADDQ          SI, DX
 	ADDQ          $0x04, CX
-	SUBQ          $0x01, AX
-	JMP           r1rows
+	DECQ          AX
+	JNZ           r1rows
 
 r1end:
 	VZEROUPPER

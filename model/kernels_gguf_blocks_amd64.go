@@ -150,7 +150,10 @@ func forGroups(batch int, f func(v0, V int)) {
 //	}
 //
 // with the int32 sums exact and the float terms added in 16 lanes (per
-// dword lane of the block's partial sums) then a tree. Preconditions, not
+// dword lane of the block's partial sums) then a tree. The VNNI kernels
+// take rows 4 at a time, len(out)/4 rows apart (4 streams far apart read
+// memory faster than 4 adjacent rows; ../asm/gguf/blocks.go), and give a
+// row the same value whichever rows it is computed with. Preconditions, not
 // checked: len(xq) % 32 == 0, len(xs) >= nb, len(w) >= len(out)*nb*blockBytes.
 // xq must not hold -128 in the AVX2 kernels (the quantizer never writes it).
 

@@ -29,31 +29,37 @@ type unpacker struct {
 	bt              blockType
 	c               VecVirtual // the bytes c (Q8_0: also the XOR bias)
 	perm, shift, lo VecVirtual // Q4_0: VPERMB index, VPSRLVW counts, 0x0F
-	k34, k16        Register   // Q4_0: load masks of two blocks, one block
+	dIdx            VecVirtual // Q4_0: VPERMW index of the two blocks' d
+	k36, k18        Register   // Q4_0: load masks of two blocks, one block
+	hi              Register   // the high 8 dword lanes
 	zero            VecVirtual
 }
 
 func newUnpacker(bt blockType) *unpacker {
-	u := &unpacker{bt: bt, c: broadcastByte(bt.c, true), zero: ZMM()}
+	u := &unpacker{bt: bt, c: broadcastByte(bt.c, true), zero: ZMM(), hi: K()}
 	VPXORD(u.zero, u.zero, u.zero)
+	t := GP64()
+	MOVL(U32(0xff00), t.As32())
+	KMOVW(t.As32(), u.hi)
 	if bt.q4 {
-		u.perm, u.shift = ZMM(), ZMM()
+		u.perm, u.shift, u.dIdx = ZMM(), ZMM(), ZMM()
 		VMOVDQU64(q4Perm, u.perm)
 		VMOVDQU64(q4Shift, u.shift)
+		VMOVDQU64(q4DIdx, u.dIdx)
 		u.lo = broadcastByte(0x0f, true)
-		t := GP64()
-		u.k34, u.k16 = K(), K()
-		MOVQ(U64(1<<34-1), t)
-		KMOVQ(t, u.k34)
-		MOVQ(U32(0xffff), t)
-		KMOVQ(t, u.k16)
+		u.k36, u.k18 = K(), K()
+		MOVQ(U64(1<<36-1), t)
+		KMOVQ(t, u.k36)
+		MOVQ(U32(1<<18-1), t)
+		KMOVQ(t, u.k18)
 	}
 	return u
 }
 
-// unpack returns the unsigned bytes of the block(s) whose first d is at m.
-func (u *unpacker) unpack(m Mem, single bool) VecVirtual {
-	w := ZMM()
+// unpack returns the unsigned bytes of the block(s) whose first d is at m,
+// and (Q4_0) the bytes as loaded, d first.
+func (u *unpacker) unpack(m Mem, single bool) (w, raw VecVirtual) {
+	w = ZMM()
 	if !u.bt.q4 {
 		zeroFrom(u.zero, w)
 		VMOVDQU64(m.Offset(2), w.AsY())
@@ -61,35 +67,103 @@ func (u *unpacker) unpack(m Mem, single bool) VecVirtual {
 			VINSERTI64X4(U8(1), m.Offset(2+u.bt.bytes), w, w)
 		}
 		VPXORD(u.c, w, w)
-		return w
+		return w, nil
 	}
-	k := u.k34
+	k := u.k36
 	if single {
-		k = u.k16
+		k = u.k18
 	}
-	VMOVDQU8_Z(m.Offset(2), k, w)
-	VPERMB(w, u.perm, w)
+	raw = ZMM()
+	VMOVDQU8_Z(m, k, raw)
+	VPERMB(raw, u.perm, w)
 	VPSRLVW(u.shift, w, w)
 	VPANDD(u.lo, w, w)
-	return w
+	return w, raw
 }
 
-// prefetchDist is how far ahead (bytes) the 4 rows' streams are prefetched
+// rowStep adds one step of the row whose blocks are at m (two blocks, or
+// one with single) to the float lanes acc: x is the step's activation
+// (with single a register whose high half is zero), cx its lanes'
+// corrections (-c times the sum of each 4 bytes of x) and xsv its blocks'
+// scales, 8 lanes each. Both matrix-vector kernels run it, so a row's
+// lanes come out the same.
+func (u *unpacker) rowStep(m Mem, x, cx, xsv Op, acc VecVirtual, single bool) {
+	w, raw := u.unpack(m, single)
+	s := ZMM()
+	VMOVDQA64(cx, s)
+	vpdpbusd(x, w, s)
+	f := ZMM()
+	VCVTDQ2PS(s, f)
+	df := ZMM()
+	if u.bt.q4 {
+		d := ZMM()
+		VPERMW(raw, u.dIdx, d) // words 0-7: d of the first block, 8-15: the second's
+		VCVTPH2PS(d.AsY(), df)
+	} else {
+		d := YMM()
+		VPBROADCASTW(m, d)
+		if !single {
+			VPBROADCASTW(m.Offset(u.bt.bytes), u.hi, d)
+		}
+		VCVTPH2PS(d, df)
+	}
+	VMULPS(xsv, df, df)
+	VFMADD231PS(df, f, acc)
+}
+
+// stepActivation loads the step of x at xp (the low half only with single)
+// and computes its lanes' corrections and its blocks' scales (xsp).
+func (u *unpacker) stepActivation(xp, xsp Register, single bool) (x, cx, xsv VecVirtual) {
+	x = ZMM()
+	if single {
+		zeroFrom(u.zero, x)
+		VMOVDQU64(Mem{Base: xp}, x.AsY())
+	} else {
+		VMOVDQU64(Mem{Base: xp}, x)
+	}
+	cx = ZMM()
+	zeroFrom(u.zero, cx)
+	vpdpbusd(x, u.c, cx)
+	VPSUBD(cx, u.zero, cx) // -c*x, summed per lane
+	xsv = ZMM()
+	VBROADCASTSS(Mem{Base: xsp}, xsv)
+	if !single {
+		VBROADCASTSS(Mem{Base: xsp, Disp: 4}, u.hi, xsv)
+	}
+	return x, cx, xsv
+}
+
+// prefetchDist is how far ahead (bytes) the rows' streams are prefetched
 // (PREFETCHT0 per row and step): far beyond the row, so in effect the
 // weights 10-20 rows ahead. Measured on the 2-core Zen 5 VM, generation on
 // TinyLlama-shaped files, 1 thread, ms per token (two runs each, one
-// sitting): no prefetch Q4_0 53-57 / Q8_0 68-75; 512: 52 / -; 2048: 48-50
-// / 65; 4096: 36-38 / 63-75; 8192: 35 / 51-55; 12288: 30-32 / 50-51;
-// 16384: 29-31 / 57-61; 24576: 30-31 / 51-53; 32768: 31 / 61. Not yet
-// measured on Intel.
+// sitting, 4 rows at a time): no prefetch Q4_0 53-57 / Q8_0 68-75; 512: 52
+// / -; 2048: 48-50 / 65; 4096: 36-38 / 63-75; 8192: 35 / 51-55; 12288:
+// 30-32 / 50-51; 16384: 29-31 / 57-61; 24576: 30-31 / 51-53; 32768: 31 /
+// 61. Not yet measured on Intel.
 var prefetchDist = 12288
 
 // blockMatVecVNNI generates matVecQ8_0VNNI / matVecQ4_0VNNI: 4 rows at a
-// time (then one), two blocks per step. Per step and row: the unpack,
-// VPDPBUSD into a copy of the lanes' corrections, a conversion to float,
-// the rows' scales d of both blocks (two word broadcasts, VCVTPH2PS) times
-// the activation's, and an FMA into the row's float lanes: no horizontal
-// sum until the end of the row.
+// time, rows/4 rows apart (then the last rows%4 one at a time), two blocks
+// per step. Per step and row: the unpack, VPDPBUSD into a copy of the
+// lanes' corrections, a conversion to float, the rows' scales d of both
+// blocks times the activation's, and an FMA into the row's float lanes: no
+// horizontal sum until the end of the row, by the same tree for 4 rows and
+// for one (hsum4, hsum1t), so that a row's value does not depend on the
+// rows it is computed with.
+//
+// Why rows apart: 4 rows share the step's activation work, but 4 streams
+// 2 KiB apart (adjacent rows) are read from memory much slower than one or
+// than 4 streams far apart, on the Zen 5 VM. Streaming 560 MB of Q8_0
+// 5632x2048 matrices, 1 thread, GB/s (the same buffer, alternating runs):
+// adjacent rows 16.5-19, one row at a time 19-23 (10 against 21-25 without
+// software prefetch: the hardware prefetcher follows one stream but not
+// four close ones), rows half the matrix apart two at a time 22-27, rows a
+// quarter apart 4 at a time 31-34 -- where bench's probe reads 33-38. From
+// L2 and L3 the order changes nothing. Generation on TinyLlama-shaped
+// files, tok/s at 1 / 2 threads, medians of 3 alternating runs: Q8_0 18.3
+// / 30.1 -> 27.4 / 40.6 (llama.cpp 21.6 / 27.0), Q4_0 28.7 / 47.0 -> 39.8
+// / 60.4 (llama.cpp 28.5 / 46.0).
 func blockMatVecVNNI(bt blockType) {
 	name := "matVec" + bt.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
@@ -101,20 +175,35 @@ func blockMatVecVNNI(bt blockType) {
 	SHRQ(U8(5), nb)
 	rb := GP64()
 	IMUL3Q(U32(bt.bytes), nb, rb)
-	rb3 := times3(rb)
-	hi := K()
-	t := GP32()
-	MOVL(U32(0xff00), t)
-	KMOVW(t, hi)
 	u := newUnpacker(bt)
-	zero := u.zero
 	wp, xp, xsp, cnt := GP64(), GP64(), GP64(), GP64()
+
+	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
+	q := GP64()
+	MOVQ(rows, q)
+	SHRQ(U8(2), q)
+	qrb, q4 := GP64(), GP64() // the 4 rows' distance in w and in out
+	MOVQ(q, qrb)
+	IMULQ(rb, qrb)
+	MOVQ(q, q4)
+	SHLQ(U8(2), q4)
+	qrb3, q43 := times3(qrb), times3(q4)
 
 	for _, R := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
+		var stride, stride3 gpr = rb, rb
+		if R == 4 {
+			stride, stride3 = qrb, qrb3
+			TESTQ(q, q)
+			JZ(LabelRef(l("end")))
+		} else {
+			Comment("The last rows%4, from row 4q.")
+			ANDQ(U8(3), rows)
+			JZ(LabelRef(l("end")))
+			ADDQ(qrb3, wrow)
+			ADDQ(q43, op)
+		}
 		Label(l("rows"))
-		CMPQ(rows, U8(R))
-		JB(LabelRef(l("end")))
 		MOVQ(wrow, wp)
 		Load(Param("xq").Base(), xp)
 		Load(Param("xs").Base(), xsp)
@@ -124,41 +213,12 @@ func blockMatVecVNNI(bt blockType) {
 			zeroFrom(u.zero, acc[r])
 		}
 		step := func(single bool) {
-			x := ZMM()
-			if single {
-				zeroFrom(u.zero, x)
-				VMOVDQU64(Mem{Base: xp}, x.AsY())
-			} else {
-				VMOVDQU64(Mem{Base: xp}, x)
-			}
-			cx := ZMM()
-			zeroFrom(u.zero, cx)
-			vpdpbusd(x, u.c, cx)
-			VPSUBD(cx, zero, cx) // -c*x, summed per lane
-			xsv := ZMM()
-			VBROADCASTSS(Mem{Base: xsp}, xsv)
-			if !single {
-				VBROADCASTSS(Mem{Base: xsp, Disp: 4}, hi, xsv)
-			}
+			x, cx, xsv := u.stepActivation(xp, xsp, single)
 			for r := range R {
 				if !single && prefetchDist > 0 {
-					PREFETCHT0(rowAt(wp, rb, rb3, r, prefetchDist))
+					PREFETCHT0(rowAt(wp, stride, stride3, r, prefetchDist))
 				}
-				w := u.unpack(rowAt(wp, rb, rb3, r, 0), single)
-				s := ZMM()
-				VMOVDQA64(cx, s)
-				vpdpbusd(x, w, s)
-				f := ZMM()
-				VCVTDQ2PS(s, f)
-				d := YMM()
-				VPBROADCASTW(rowAt(wp, rb, rb3, r, 0), d)
-				if !single {
-					VPBROADCASTW(rowAt(wp, rb, rb3, r, bt.bytes), hi, d)
-				}
-				df := ZMM()
-				VCVTPH2PS(d, df)
-				VMULPS(xsv, df, df)
-				VFMADD231PS(df, f, acc[r])
+				u.rowStep(rowAt(wp, stride, stride3, r, 0), x, cx, xsv, acc[r], single)
 			}
 		}
 		MOVQ(nb, cnt)
@@ -179,16 +239,21 @@ func blockMatVecVNNI(bt blockType) {
 		Label(l("sum"))
 		if R == 4 {
 			s := hsum4(acc)
-			VMOVUPS(s, Mem{Base: op})
-			LEAQ(Mem{Base: wrow, Index: rb, Scale: 4}, wrow)
+			VMOVSS(s, Mem{Base: op})
+			for r := 1; r < 4; r++ {
+				VEXTRACTPS(U8(r), s, rowAt(op, q4, q43, r, 0))
+			}
+			ADDQ(rb, wrow)
+			ADDQ(U8(4), op)
+			DECQ(q)
 		} else {
-			s := hsum1z(acc[0])
+			s := hsum1t(acc[0])
 			VMOVSS(s, Mem{Base: op})
 			ADDQ(rb, wrow)
+			ADDQ(U8(4), op)
+			DECQ(rows)
 		}
-		ADDQ(U8(4*R), op)
-		SUBQ(U8(R), rows)
-		JMP(LabelRef(l("rows")))
+		JNZ(LabelRef(l("rows")))
 		Label(l("end"))
 	}
 	VZEROUPPER()

@@ -46,21 +46,27 @@ import (
 )
 
 // q4Perm is the VPERMB index placing the nibble bytes of two Q4_0 blocks
-// read from the first one's qs (the 34 bytes qs0, d1, qs1) under x's
+// read from the first one's d (the 36 bytes d0, qs0, d1, qs1) under x's
 // values: bytes 0-15 and 16-31 of the result are qs0 (low, then high
 // nibbles), 32-47 and 48-63 are qs1.
-var q4Perm, q4Shift Mem
+var q4Perm, q4Shift, q4DIdx Mem
 
 func main() {
 	ConstraintExpr("amd64,!purego")
 
 	q4Perm = GLOBL("ggufq4perm", RODATA|NOPTR)
 	for i := range 64 {
-		v := i % 16
+		v := 2 + i%16
 		if i >= 32 {
 			v += 18
 		}
 		DATA(i, U8(v))
+	}
+	// q4DIdx: VPERMW index of the two blocks' d (words 0 and 9 of the 36
+	// bytes) under the low and high 8 dword lanes, as 16 words.
+	q4DIdx = GLOBL("ggufq4didx", RODATA|NOPTR)
+	for i := range 32 {
+		DATA(2*i, U16(9*((i/8)%2)))
 	}
 	// q4Shift: VPSRLVW counts, 4 for the words of the high-nibble halves.
 	q4Shift = GLOBL("ggufq4shift", RODATA|NOPTR)
@@ -168,6 +174,23 @@ func hsum4(a [4]VecVirtual) VecVirtual {
 	VSHUFPS(U8(0xdd), cd, ab, ab) // [ab1 ab3 cd1 cd3]
 	VADDPS(ab, t, t)
 	h := ymmSum(t)
+	x := XMM()
+	VEXTRACTF32X4(U8(1), h, x)
+	VADDPS(h.AsX(), x, x)
+	return x
+}
+
+// hsum1t reduces a zmm to its sum in the low lane of an xmm by hsum4's
+// tree for one row: ((z0+z2)+(z1+z3)) per 128-bit lane q, then
+// (S0+S2)+(S1+S3).
+func hsum1t(z VecVirtual) VecVirtual {
+	lo, hi := ZMM(), ZMM()
+	VUNPCKLPD(z, z, lo) // [z0 z1 z0 z1]
+	VUNPCKHPD(z, z, hi) // [z2 z3 z2 z3]
+	VADDPS(hi, lo, lo)
+	VPERMILPS(U8(0xb1), lo, hi)
+	VADDPS(hi, lo, lo)
+	h := ymmSum(lo)
 	x := XMM()
 	VEXTRACTF32X4(U8(1), h, x)
 	VADDPS(h.AsX(), x, x)
