@@ -139,25 +139,34 @@ DATA ggufq4shift<>+62(SB)/2, $0x0004
 GLOBL ggufq4shift<>(SB), RODATA|NOPTR, $64
 
 // func matVecF16AVX512(out []float32, w []uint16, x []float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2, MMX+
 TEXT ·matVecF16AVX512(SB), NOSPLIT, $0-72
 	MOVQ  out_len+8(FP), AX
 	MOVQ  out_base+0(FP), CX
 	MOVQ  w_base+24(FP), DX
 	MOVQ  x_len+56(FP), BX
 	LEAQ  (BX)(BX*1), SI
-	LEAQ  (SI)(SI*2), DI
-	MOVQ  BX, R8
-	ANDQ  $0x0f, R8
-	MOVL  $-1, R9
-	BZHIL R8, R9, R9
-	KMOVD R9, K1
+	MOVQ  BX, DI
+	ANDQ  $0x0f, DI
+	MOVL  $-1, R8
+	BZHIL DI, R8, R8
+	KMOVD R8, K1
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
 
 r4rows:
-	CMPQ   AX, $0x04
-	JB     r4end
-	MOVQ   DX, R9
-	MOVQ   x_base+48(FP), R10
+	MOVQ   DX, R8
+	MOVQ   x_base+48(FP), R9
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -166,63 +175,71 @@ r4rows:
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
-	MOVQ   BX, R11
-	SHRQ   $0x05, R11
+	MOVQ   BX, R10
+	SHRQ   $0x05, R10
 	JZ     r4one
 
 r4loop:
-	VMOVUPS     (R10), Z8
-	VMOVUPS     64(R10), Z9
-	VCVTPH2PS   (R9), Z10
+	VMOVUPS     (R9), Z8
+	VMOVUPS     64(R9), Z9
+	PREFETCHT0  4096(R8)
+	VCVTPH2PS   (R8), Z10
 	VFMADD231PS Z8, Z10, Z0
-	VCVTPH2PS   32(R9), Z10
+	VCVTPH2PS   32(R8), Z10
 	VFMADD231PS Z9, Z10, Z1
-	VCVTPH2PS   (R9)(SI*1), Z10
+	PREFETCHT0  4096(R8)(R12*1)
+	VCVTPH2PS   (R8)(R12*1), Z10
 	VFMADD231PS Z8, Z10, Z2
-	VCVTPH2PS   32(R9)(SI*1), Z10
+	VCVTPH2PS   32(R8)(R12*1), Z10
 	VFMADD231PS Z9, Z10, Z3
-	VCVTPH2PS   (R9)(SI*2), Z10
+	PREFETCHT0  4096(R8)(R12*2)
+	VCVTPH2PS   (R8)(R12*2), Z10
 	VFMADD231PS Z8, Z10, Z4
-	VCVTPH2PS   32(R9)(SI*2), Z10
+	VCVTPH2PS   32(R8)(R12*2), Z10
 	VFMADD231PS Z9, Z10, Z5
-	VCVTPH2PS   (R9)(DI*1), Z10
+	PREFETCHT0  4096(R8)(R14*1)
+	VCVTPH2PS   (R8)(R14*1), Z10
 	VFMADD231PS Z8, Z10, Z6
-	VCVTPH2PS   32(R9)(DI*1), Z8
+	VCVTPH2PS   32(R8)(R14*1), Z8
 	VFMADD231PS Z9, Z8, Z7
-	ADDQ        $0x80, R10
-	ADDQ        $0x40, R9
-	DECQ        R11
+	ADDQ        $0x80, R9
+	ADDQ        $0x40, R8
+	DECQ        R10
 	JNZ         r4loop
 
 r4one:
 	TESTQ       $0x00000010, BX
 	JZ          r4tail
-	VMOVUPS     (R10), Z8
-	VCVTPH2PS   (R9), Z9
+	VMOVUPS     (R9), Z8
+	PREFETCHT0  4096(R8)
+	VCVTPH2PS   (R8), Z9
 	VFMADD231PS Z8, Z9, Z0
-	VCVTPH2PS   (R9)(SI*1), Z9
+	PREFETCHT0  4096(R8)(R12*1)
+	VCVTPH2PS   (R8)(R12*1), Z9
 	VFMADD231PS Z8, Z9, Z2
-	VCVTPH2PS   (R9)(SI*2), Z9
+	PREFETCHT0  4096(R8)(R12*2)
+	VCVTPH2PS   (R8)(R12*2), Z9
 	VFMADD231PS Z8, Z9, Z4
-	VCVTPH2PS   (R9)(DI*1), Z9
+	PREFETCHT0  4096(R8)(R14*1)
+	VCVTPH2PS   (R8)(R14*1), Z9
 	VFMADD231PS Z8, Z9, Z6
-	ADDQ        $0x40, R10
-	ADDQ        $0x20, R9
+	ADDQ        $0x40, R9
+	ADDQ        $0x20, R8
 
 r4tail:
-	TESTQ       R8, R8
+	TESTQ       DI, DI
 	JZ          r4sum
-	VMOVUPS.Z   (R10), K1, Z8
-	VMOVDQU16.Z (R9), K1, Y9
+	VMOVUPS.Z   (R9), K1, Z8
+	VMOVDQU16.Z (R8), K1, Y9
 	VCVTPH2PS   Y9, Z9
 	VFMADD231PS Z8, Z9, Z0
-	VMOVDQU16.Z (R9)(SI*1), K1, Y9
+	VMOVDQU16.Z (R8)(R12*1), K1, Y9
 	VCVTPH2PS   Y9, Z9
 	VFMADD231PS Z8, Z9, Z2
-	VMOVDQU16.Z (R9)(SI*2), K1, Y9
+	VMOVDQU16.Z (R8)(R12*2), K1, Y9
 	VCVTPH2PS   Y9, Z9
 	VFMADD231PS Z8, Z9, Z4
-	VMOVDQU16.Z (R9)(DI*1), K1, Y9
+	VMOVDQU16.Z (R8)(R14*1), K1, Y9
 	VCVTPH2PS   Y9, Z9
 	VFMADD231PS Z8, Z9, Z6
 
@@ -244,93 +261,112 @@ r4sum:
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X0, X1, X1
-	VMOVUPS       X1, (CX)
-	LEAQ          (DX)(SI*4), DX
-	ADDQ          $0x10, CX
-	SUBQ          $0x04, AX
-	JMP           r4rows
+	VMOVSS        X1, (CX)
+	VEXTRACTPS    $0x01, X1, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X1, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X1, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
 
 r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
 r1rows:
-	CMPQ   AX, $0x01
-	JB     r1end
-	MOVQ   DX, R9
-	MOVQ   x_base+48(FP), R10
+	MOVQ   DX, R8
+	MOVQ   x_base+48(FP), R9
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
-	MOVQ   BX, R11
-	SHRQ   $0x05, R11
+	MOVQ   BX, R10
+	SHRQ   $0x05, R10
 	JZ     r1one
 
 r1loop:
-	VMOVUPS     (R10), Z2
-	VMOVUPS     64(R10), Z3
-	VCVTPH2PS   (R9), Z4
+	VMOVUPS     (R9), Z2
+	VMOVUPS     64(R9), Z3
+	PREFETCHT0  4096(R8)
+	VCVTPH2PS   (R8), Z4
 	VFMADD231PS Z2, Z4, Z0
-	VCVTPH2PS   32(R9), Z2
+	VCVTPH2PS   32(R8), Z2
 	VFMADD231PS Z3, Z2, Z1
-	ADDQ        $0x80, R10
-	ADDQ        $0x40, R9
-	DECQ        R11
+	ADDQ        $0x80, R9
+	ADDQ        $0x40, R8
+	DECQ        R10
 	JNZ         r1loop
 
 r1one:
 	TESTQ       $0x00000010, BX
 	JZ          r1tail
-	VMOVUPS     (R10), Z2
-	VCVTPH2PS   (R9), Z3
+	VMOVUPS     (R9), Z2
+	PREFETCHT0  4096(R8)
+	VCVTPH2PS   (R8), Z3
 	VFMADD231PS Z2, Z3, Z0
-	ADDQ        $0x40, R10
-	ADDQ        $0x20, R9
+	ADDQ        $0x40, R9
+	ADDQ        $0x20, R8
 
 r1tail:
-	TESTQ       R8, R8
+	TESTQ       DI, DI
 	JZ          r1sum
-	VMOVUPS.Z   (R10), K1, Z2
-	VMOVDQU16.Z (R9), K1, Y3
+	VMOVUPS.Z   (R9), K1, Z2
+	VMOVDQU16.Z (R8), K1, Y3
 	VCVTPH2PS   Y3, Z3
 	VFMADD231PS Z2, Z3, Z0
 
 r1sum:
 	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, (CX)
+	VUNPCKLPD     Z0, Z0, Z1
+	VUNPCKHPD     Z0, Z0, Z0
+	VADDPS        Z0, Z1, Z1
+	VPERMILPS     $0xb1, Z1, Z0
+	VADDPS        Z0, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (CX)
 	ADDQ          SI, DX
 	ADDQ          $0x04, CX
-	SUBQ          $0x01, AX
-	JMP           r1rows
+	DECQ          AX
+	JNZ           r1rows
 
 r1end:
 	VZEROUPPER
 	RET
 
 // func matVecBF16AVX512(out []float32, w []uint16, x []float32)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2, MMX+
 TEXT ·matVecBF16AVX512(SB), NOSPLIT, $0-72
 	MOVQ  out_len+8(FP), AX
 	MOVQ  out_base+0(FP), CX
 	MOVQ  w_base+24(FP), DX
 	MOVQ  x_len+56(FP), BX
 	LEAQ  (BX)(BX*1), SI
-	LEAQ  (SI)(SI*2), DI
-	MOVQ  BX, R8
-	ANDQ  $0x0f, R8
-	MOVL  $-1, R9
-	BZHIL R8, R9, R9
-	KMOVD R9, K1
+	MOVQ  BX, DI
+	ANDQ  $0x0f, DI
+	MOVL  $-1, R8
+	BZHIL DI, R8, R8
+	KMOVD R8, K1
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
 
 r4rows:
-	CMPQ   AX, $0x04
-	JB     r4end
-	MOVQ   DX, R9
-	MOVQ   x_base+48(FP), R10
+	MOVQ   DX, R8
+	MOVQ   x_base+48(FP), R9
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -339,78 +375,86 @@ r4rows:
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
-	MOVQ   BX, R11
-	SHRQ   $0x05, R11
+	MOVQ   BX, R10
+	SHRQ   $0x05, R10
 	JZ     r4one
 
 r4loop:
-	VMOVUPS     (R10), Z8
-	VMOVUPS     64(R10), Z9
-	VPMOVZXWD   (R9), Z10
+	VMOVUPS     (R9), Z8
+	VMOVUPS     64(R9), Z9
+	PREFETCHT0  4096(R8)
+	VPMOVZXWD   (R8), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z8, Z10, Z0
-	VPMOVZXWD   32(R9), Z10
+	VPMOVZXWD   32(R8), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z9, Z10, Z1
-	VPMOVZXWD   (R9)(SI*1), Z10
+	PREFETCHT0  4096(R8)(R12*1)
+	VPMOVZXWD   (R8)(R12*1), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z8, Z10, Z2
-	VPMOVZXWD   32(R9)(SI*1), Z10
+	VPMOVZXWD   32(R8)(R12*1), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z9, Z10, Z3
-	VPMOVZXWD   (R9)(SI*2), Z10
+	PREFETCHT0  4096(R8)(R12*2)
+	VPMOVZXWD   (R8)(R12*2), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z8, Z10, Z4
-	VPMOVZXWD   32(R9)(SI*2), Z10
+	VPMOVZXWD   32(R8)(R12*2), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z9, Z10, Z5
-	VPMOVZXWD   (R9)(DI*1), Z10
+	PREFETCHT0  4096(R8)(R14*1)
+	VPMOVZXWD   (R8)(R14*1), Z10
 	VPSLLD      $0x10, Z10, Z10
 	VFMADD231PS Z8, Z10, Z6
-	VPMOVZXWD   32(R9)(DI*1), Z8
+	VPMOVZXWD   32(R8)(R14*1), Z8
 	VPSLLD      $0x10, Z8, Z8
 	VFMADD231PS Z9, Z8, Z7
-	ADDQ        $0x80, R10
-	ADDQ        $0x40, R9
-	DECQ        R11
+	ADDQ        $0x80, R9
+	ADDQ        $0x40, R8
+	DECQ        R10
 	JNZ         r4loop
 
 r4one:
 	TESTQ       $0x00000010, BX
 	JZ          r4tail
-	VMOVUPS     (R10), Z8
-	VPMOVZXWD   (R9), Z9
+	VMOVUPS     (R9), Z8
+	PREFETCHT0  4096(R8)
+	VPMOVZXWD   (R8), Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z0
-	VPMOVZXWD   (R9)(SI*1), Z9
+	PREFETCHT0  4096(R8)(R12*1)
+	VPMOVZXWD   (R8)(R12*1), Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z2
-	VPMOVZXWD   (R9)(SI*2), Z9
+	PREFETCHT0  4096(R8)(R12*2)
+	VPMOVZXWD   (R8)(R12*2), Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z4
-	VPMOVZXWD   (R9)(DI*1), Z9
+	PREFETCHT0  4096(R8)(R14*1)
+	VPMOVZXWD   (R8)(R14*1), Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z6
-	ADDQ        $0x40, R10
-	ADDQ        $0x20, R9
+	ADDQ        $0x40, R9
+	ADDQ        $0x20, R8
 
 r4tail:
-	TESTQ       R8, R8
+	TESTQ       DI, DI
 	JZ          r4sum
-	VMOVUPS.Z   (R10), K1, Z8
-	VMOVDQU16.Z (R9), K1, Y9
+	VMOVUPS.Z   (R9), K1, Z8
+	VMOVDQU16.Z (R8), K1, Y9
 	VPMOVZXWD   Y9, Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z0
-	VMOVDQU16.Z (R9)(SI*1), K1, Y9
+	VMOVDQU16.Z (R8)(R12*1), K1, Y9
 	VPMOVZXWD   Y9, Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z2
-	VMOVDQU16.Z (R9)(SI*2), K1, Y9
+	VMOVDQU16.Z (R8)(R12*2), K1, Y9
 	VPMOVZXWD   Y9, Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z4
-	VMOVDQU16.Z (R9)(DI*1), K1, Y9
+	VMOVDQU16.Z (R8)(R14*1), K1, Y9
 	VPMOVZXWD   Y9, Z9
 	VPSLLD      $0x10, Z9, Z9
 	VFMADD231PS Z8, Z9, Z6
@@ -433,72 +477,82 @@ r4sum:
 	VADDPS        Y0, Y2, Y0
 	VEXTRACTF32X4 $0x01, Y0, X1
 	VADDPS        X0, X1, X1
-	VMOVUPS       X1, (CX)
-	LEAQ          (DX)(SI*4), DX
-	ADDQ          $0x10, CX
-	SUBQ          $0x04, AX
-	JMP           r4rows
+	VMOVSS        X1, (CX)
+	VEXTRACTPS    $0x01, X1, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X1, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X1, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
 
 r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
 r1rows:
-	CMPQ   AX, $0x01
-	JB     r1end
-	MOVQ   DX, R9
-	MOVQ   x_base+48(FP), R10
+	MOVQ   DX, R8
+	MOVQ   x_base+48(FP), R9
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
-	MOVQ   BX, R11
-	SHRQ   $0x05, R11
+	MOVQ   BX, R10
+	SHRQ   $0x05, R10
 	JZ     r1one
 
 r1loop:
-	VMOVUPS     (R10), Z2
-	VMOVUPS     64(R10), Z3
-	VPMOVZXWD   (R9), Z4
+	VMOVUPS     (R9), Z2
+	VMOVUPS     64(R9), Z3
+	PREFETCHT0  4096(R8)
+	VPMOVZXWD   (R8), Z4
 	VPSLLD      $0x10, Z4, Z4
 	VFMADD231PS Z2, Z4, Z0
-	VPMOVZXWD   32(R9), Z2
+	VPMOVZXWD   32(R8), Z2
 	VPSLLD      $0x10, Z2, Z2
 	VFMADD231PS Z3, Z2, Z1
-	ADDQ        $0x80, R10
-	ADDQ        $0x40, R9
-	DECQ        R11
+	ADDQ        $0x80, R9
+	ADDQ        $0x40, R8
+	DECQ        R10
 	JNZ         r1loop
 
 r1one:
 	TESTQ       $0x00000010, BX
 	JZ          r1tail
-	VMOVUPS     (R10), Z2
-	VPMOVZXWD   (R9), Z3
+	VMOVUPS     (R9), Z2
+	PREFETCHT0  4096(R8)
+	VPMOVZXWD   (R8), Z3
 	VPSLLD      $0x10, Z3, Z3
 	VFMADD231PS Z2, Z3, Z0
-	ADDQ        $0x40, R10
-	ADDQ        $0x20, R9
+	ADDQ        $0x40, R9
+	ADDQ        $0x20, R8
 
 r1tail:
-	TESTQ       R8, R8
+	TESTQ       DI, DI
 	JZ          r1sum
-	VMOVUPS.Z   (R10), K1, Z2
-	VMOVDQU16.Z (R9), K1, Y3
+	VMOVUPS.Z   (R9), K1, Z2
+	VMOVDQU16.Z (R8), K1, Y3
 	VPMOVZXWD   Y3, Z3
 	VPSLLD      $0x10, Z3, Z3
 	VFMADD231PS Z2, Z3, Z0
 
 r1sum:
 	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0x4e, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSS        X0, (CX)
+	VUNPCKLPD     Z0, Z0, Z1
+	VUNPCKHPD     Z0, Z0, Z0
+	VADDPS        Z0, Z1, Z1
+	VPERMILPS     $0xb1, Z1, Z0
+	VADDPS        Z0, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VADDPS        Y0, Y1, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X0, X1, X1
+	VMOVSS        X1, (CX)
 	ADDQ          SI, DX
 	ADDQ          $0x04, CX
-	SUBQ          $0x01, AX
-	JMP           r1rows
+	DECQ          AX
+	JNZ           r1rows
 
 r1end:
 	VZEROUPPER

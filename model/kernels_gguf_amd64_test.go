@@ -48,3 +48,36 @@ func TestMatVecRowsApartGGUF(t *testing.T) {
 		}
 	}
 }
+
+// TestMatVecRowsApartHalf is TestMatVecRowsApartGGUF for F16 and BF16.
+func TestMatVecRowsApartHalf(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	kernels := map[string]func([]float32, []uint16, []float32){
+		"F16":  matVecF16AVX512,
+		"BF16": matVecBF16AVX512,
+	}
+	r := rand.New(rand.NewPCG(29, 30))
+	for _, h := range halfTypes {
+		kernel := kernels[h.name]
+		for _, n := range []int{1, 15, 16, 33, 64, 100} {
+			for _, rows := range []int{4, 5, 9, 35} {
+				msg := fmt.Sprintf("%s n=%d rows=%d", h.name, n, rows)
+				w := randHalves(r, rows*n, 1, h.fromF)
+				x := randSlice(r, n, 0)
+				want, tol := halfWant(h, rows, w, x)
+				out, check := guarded(t, rows, 1)
+				kernel(out, w, x)
+				checkOut(t, out, want, tol, check, msg)
+				for i := range rows {
+					var one [1]float32
+					kernel(one[:], w[i*n:(i+1)*n], x)
+					if math.Float32bits(one[0]) != math.Float32bits(out[i]) {
+						t.Fatalf("%s: row %d: alone %v, with the others %v", msg, i, one[0], out[i])
+					}
+				}
+			}
+		}
+	}
+}
