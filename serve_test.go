@@ -7,32 +7,14 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/model"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -100,7 +82,7 @@ func testRunServe(t *testing.T, extra []string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &testfixture.SyncBuffer{}
 	exit := make(chan int, 1)
 	go func() {
 		exit <- runServe(ctx, append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),

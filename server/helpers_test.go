@@ -1,0 +1,180 @@
+// Helpers of the server tests: a server on a fixture model, HTTP calls,
+// and decoding of streamed completions.
+
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/internal/testfixture"
+	"github.com/llama2-go/llama2/model"
+)
+
+func testOptions() Options {
+	return Options{Parallel: 2, Threads: 1, Batch: model.DefaultBatch, Queue: 4,
+		WriteTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second}
+}
+
+// newTestServer builds a server over stories260K; tweak may set options and
+// hooks before the sessions are made.
+func newTestServer(t *testing.T, o Options, hook func(ctx context.Context)) (*Server, *testfixture.SyncBuffer) {
+	t.Helper()
+	m, err := model.Open(fixture(t, "stories260K.bin"))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	tok, err := model.LoadTokenizer(fixture(t, "tok512.bin"), m.Config.VocabSize)
+	require.NoError(t, err)
+	logs := &testfixture.SyncBuffer{}
+	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	s, err := New(m, tok, o)
+	require.NoError(t, err)
+	s.onToken = hook
+	t.Cleanup(func() { s.Close() })
+	return s, logs
+}
+
+// fixture returns ../testdata/name; missing fixtures skip locally and fail
+// in CI.
+func fixture(tb testing.TB, name string) string {
+	tb.Helper()
+	path := filepath.Join("..", "testdata", name)
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("fixture %s is missing (run `make fixtures`): %v", path, err)
+		}
+		tb.Skipf("fixture %s is missing (run `make fixtures`)", path)
+	}
+	return path
+}
+
+// cliText is the text the CLI prints after prompt for a greedy run of
+// steps positions: Session.Generate's loop, which the main package checks
+// byte for byte against llama2.c's goldens.
+func cliText(t *testing.T, s *Server, prompt string, steps int) string {
+	sess, err := s.model.NewSession(model.SessionOptions{Threads: 1})
+	require.NoError(t, err)
+	defer sess.Close()
+	tokens := s.tok.Encode(prompt, true, false)
+	dec := s.tok.NewTextDecoder()
+	var out []byte
+	_, err = sess.Generate(context.Background(), tokens, model.NewSampler(s.model.Config.VocabSize, 0, 0, 1), steps,
+		func(prev, next int) bool {
+			out = dec.Append(out, prev, next)
+			return true
+		})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(out), prompt))
+	return strings.TrimPrefix(string(out), prompt)
+}
+
+// startHTTP serves s with httptest and returns its URL and a client of its own.
+func startHTTP(t *testing.T, s *Server) (string, *http.Client) {
+	t.Helper()
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return ts.URL, &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func post(t *testing.T, c *http.Client, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+type completionOut struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index        int             `json:"index"`
+		Text         *string         `json:"text"`
+		Message      *chatMessageOut `json:"message"`
+		Delta        *chatDelta      `json:"delta"`
+		Logprobs     json.RawMessage `json:"logprobs"`
+		FinishReason *string         `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *tokenUsage `json:"usage"`
+}
+
+func (c completionOut) text() string {
+	if m := c.Choices[0].Message; m != nil {
+		return m.Content
+	}
+	return *c.Choices[0].Text
+}
+
+func complete(t *testing.T, c *http.Client, url, path, body string) completionOut {
+	t.Helper()
+	status, b := post(t, c, url+path, body)
+	require.Equal(t, http.StatusOK, status, "%s", b)
+	var out completionOut
+	require.NoError(t, json.Unmarshal(b, &out), "%s", b)
+	require.Len(t, out.Choices, 1)
+	return out
+}
+
+// stream posts a streaming request and returns its events, [DONE] last.
+func stream(t *testing.T, c *http.Client, url, path, body string) ([]completionOut, bool) {
+	t.Helper()
+	resp, err := c.Post(url+path, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream; charset=utf-8", resp.Header.Get("Content-Type"))
+	var events []completionOut
+	done := false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		require.False(t, done, "data after [DONE]")
+		require.True(t, strings.HasPrefix(line, "data: "), line)
+		data := strings.TrimPrefix(line, "data: ")
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		var ev completionOut
+		require.NoError(t, json.Unmarshal([]byte(data), &ev), data)
+		events = append(events, ev)
+	}
+	require.NoError(t, sc.Err())
+	return events, done
+}
+
+func streamedText(events []completionOut) string {
+	var b strings.Builder
+	for _, ev := range events {
+		for _, ch := range ev.Choices {
+			if ch.Text != nil {
+				b.WriteString(*ch.Text)
+			}
+			if ch.Delta != nil && ch.Delta.Content != nil {
+				b.WriteString(*ch.Delta.Content)
+			}
+		}
+	}
+	return b.String()
+}
