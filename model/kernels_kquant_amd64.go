@@ -101,8 +101,10 @@ func archKQImpls() [3][]kqImpl {
 // kqKernel is the shape of the assembly kernels.
 type kqKernel func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
-// kqMatVec checks the shapes and runs rows in blocks of rowsN (4 or 2)
-// through xN and the rest through x1.
+// kqMatVec checks the shapes and runs all but the last len(out)%rowsN rows
+// through xN (rowsN = 4 or 2 rows at a time, a quarter or a half of them
+// apart) and the rest through x1. A row's value does not depend on the
+// kernel nor on the rows it goes with, so callers may split rows anywhere.
 func kqMatVec(xN, x1 kqKernel, rowsN int, name string, blockBytes int, out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
 	n := len(xq)
 	rb := kRowBytes(name, blockBytes, len(out), n, w, xs, xsum)
@@ -190,6 +192,14 @@ func matMatQ6_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, 
 // Preconditions, not checked: n > 0 and n%256 == 0, len(w) >=
 // len(out)*nb*B, len(xs) and len(xsum) >= n/32, and len(out) a multiple of
 // 4 for the x4 kernels, of 2 for the x2 kernels.
+//
+// The x4 kernels compute rows i, q+i, 2q+i and 3q+i together (q =
+// len(out)/4), the x2 kernels rows i and q+i (q = len(out)/2): streams far
+// apart, which memory serves faster than adjacent rows (1.2-1.3x for the
+// VNNI kernels, 1.5-2x for the AVX2 ones, streaming from memory on Zen 5;
+// see ../asm/kquant/main.go, "Rows apart"). Every kernel reduces a row's
+// lanes by the same tree, so each row's float32 is the same in all of them
+// (TestMatVecRowsApartKQuant).
 
 // matVecQ4_Kx4VNNI computes the loop above for Q4_K, 4 rows at a time (AVX-512 VNNI).
 //

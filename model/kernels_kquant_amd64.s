@@ -5,52 +5,59 @@
 #include "textflag.h"
 
 // func matVecQ4_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
 TEXT ·matVecQ4_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x00000090, DX, DX
-	LEAQ   (DX)(DX*2), BX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x00000090, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ  $0x02, AX
+	IMULQ AX, BX
+	MOVQ  AX, SI
+	SHLQ  $0x02, SI
+	LEAQ  (BX)(BX*2), DI
+	LEAQ  (SI)(SI*2), R8
 
 block:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVQ   xq_base+48(FP), SI
-	MOVQ   xs_base+72(FP), DI
-	MOVQ   xsum_base+96(FP), R8
-	MOVQ   xq_len+56(FP), R9
-	SHRQ   $0x08, R9
-	LEAQ   (CX)(DX*8), R10
+	MOVQ   xq_base+48(FP), R9
+	MOVQ   xs_base+72(FP), R10
+	MOVQ   xsum_base+96(FP), R11
+	MOVQ   xq_len+56(FP), R12
+	SHRQ   $0x08, R12
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
 	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      (SI), Y4
-	VINSERTI64X4 $0x01, 64(SI), Z4, Z4
+	VMOVDQU      (R9), Y4
+	VINSERTI64X4 $0x01, 64(R9), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVDQU      32(SI), Y5
-	VINSERTI64X4 $0x01, 96(SI), Z5, Z5
+	VMOVDQU      32(R9), Y5
+	VINSERTI64X4 $0x01, 96(R9), Z5, Z5
 	VPXORD       Z6, Z6, Z6
-	VMOVDQU      128(SI), Y6
-	VINSERTI64X4 $0x01, 192(SI), Z6, Z6
+	VMOVDQU      128(R9), Y6
+	VINSERTI64X4 $0x01, 192(R9), Z6, Z6
 	VPXORD       Z7, Z7, Z7
-	VMOVDQU      160(SI), Y7
-	VINSERTI64X4 $0x01, 224(SI), Z7, Z7
+	VMOVDQU      160(R9), Y7
+	VINSERTI64X4 $0x01, 224(R9), Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VMOVUPS      (DI), Y8
+	VMOVUPS      (R10), Y8
 	VMOVDQU64    kqq45xs0<>+0(SB), Z9
 	VMOVDQU64    kqq45xs1<>+0(SB), Z10
 	VPERMPS      Z8, Z9, Z9
 	VPERMPS      Z8, Z10, Z10
 	VPXORD       Z11, Z11, Z11
-	VCVTDQ2PS    (R8), Y11
+	VCVTDQ2PS    (R11), Y11
 	VMULPS       Y8, Y11, Y11
 
 	// Row 0.
@@ -99,7 +106,7 @@ superblock:
 	VFNMADD231PS    Z14, Z15, Z0
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(DX*1), Z8
+	VBROADCASTI32X4 4(CX)(BX*1), Z8
 	VPSHUFB         kqia<>+0(SB), Z8, Z12
 	VPSHUFB         kqib<>+0(SB), Z8, Z8
 	VPSRLVD         kqsha<>+0(SB), Z12, Z12
@@ -111,12 +118,12 @@ superblock:
 	VPXORD          Z14, Z14, Z14
 	VPMOVZXBD       X12, Y14
 	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DX*1), Y12
+	VPBROADCASTD    (CX)(BX*1), Y12
 	VCVTPH2PS       Y12, Z12
 	VMOVSHDUP       Z12, Z15
 	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(DX*1), Z16
-	VMOVDQU64       80(CX)(DX*1), Z17
+	VMOVDQU64       16(CX)(BX*1), Z16
+	VMOVDQU64       80(CX)(BX*1), Z17
 	VPANDD          kqm0f<>+0(SB), Z16, Z18
 	VPSRLW          $0x04, Z16, Z16
 	VPANDD          kqm0f<>+0(SB), Z16, Z16
@@ -144,7 +151,7 @@ superblock:
 	VFNMADD231PS    Z14, Z15, Z1
 
 	// Row 2.
-	VBROADCASTI32X4 4(CX)(DX*2), Z8
+	VBROADCASTI32X4 4(CX)(BX*2), Z8
 	VPSHUFB         kqia<>+0(SB), Z8, Z12
 	VPSHUFB         kqib<>+0(SB), Z8, Z8
 	VPSRLVD         kqsha<>+0(SB), Z12, Z12
@@ -156,12 +163,12 @@ superblock:
 	VPXORD          Z14, Z14, Z14
 	VPMOVZXBD       X12, Y14
 	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DX*2), Y12
+	VPBROADCASTD    (CX)(BX*2), Y12
 	VCVTPH2PS       Y12, Z12
 	VMOVSHDUP       Z12, Z15
 	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(DX*2), Z16
-	VMOVDQU64       80(CX)(DX*2), Z17
+	VMOVDQU64       16(CX)(BX*2), Z16
+	VMOVDQU64       80(CX)(BX*2), Z17
 	VPANDD          kqm0f<>+0(SB), Z16, Z18
 	VPSRLW          $0x04, Z16, Z16
 	VPANDD          kqm0f<>+0(SB), Z16, Z16
@@ -189,7 +196,7 @@ superblock:
 	VFNMADD231PS    Z14, Z15, Z2
 
 	// Row 3.
-	VBROADCASTI32X4 4(CX)(BX*1), Z8
+	VBROADCASTI32X4 4(CX)(DI*1), Z8
 	VPSHUFB         kqia<>+0(SB), Z8, Z12
 	VPSHUFB         kqib<>+0(SB), Z8, Z8
 	VPSRLVD         kqsha<>+0(SB), Z12, Z12
@@ -201,12 +208,12 @@ superblock:
 	VPXORD          Z14, Z14, Z14
 	VPMOVZXBD       X12, Y14
 	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(BX*1), Y12
+	VPBROADCASTD    (CX)(DI*1), Y12
 	VCVTPH2PS       Y12, Z12
 	VMOVSHDUP       Z12, Z15
 	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(BX*1), Z16
-	VMOVDQU64       80(CX)(BX*1), Z17
+	VMOVDQU64       16(CX)(DI*1), Z16
+	VMOVDQU64       80(CX)(DI*1), Z17
 	VPANDD          kqm0f<>+0(SB), Z16, Z18
 	VPSRLW          $0x04, Z16, Z16
 	VPANDD          kqm0f<>+0(SB), Z16, Z16
@@ -232,21 +239,11 @@ superblock:
 	VFMADD231PS     Z10, Z5, Z4
 	VFMADD231PS     Z12, Z4, Z3
 	VFNMADD231PS    Z14, Z15, Z3
-	PREFETCHT0      (R10)
-	PREFETCHT0      64(R10)
-	PREFETCHT0      128(R10)
-	PREFETCHT0      192(R10)
-	PREFETCHT0      256(R10)
-	PREFETCHT0      320(R10)
-	PREFETCHT0      384(R10)
-	PREFETCHT0      448(R10)
-	PREFETCHT0      512(R10)
-	ADDQ            $0x00000240, R10
 	ADDQ            $0x00000090, CX
-	ADDQ            $0x00000100, SI
-	ADDQ            $0x20, DI
-	ADDQ            $0x20, R8
-	DECQ            R9
+	ADDQ            $0x00000100, R9
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            R12
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -269,12 +266,12 @@ superblock:
 	VHADDPS       X1, X0, X0
 	VHADDPS       X3, X2, X2
 	VHADDPS       X2, X0, X0
-	MOVQ          out_base+0(FP), SI
-	MOVQ          out_len+8(FP), DI
-	SUBQ          AX, DI
-	VMOVUPS       X0, (SI)(DI*4)
-	ADDQ          BX, CX
-	SUBQ          $0x04, AX
+	VMOVSS        X0, (DX)
+	VEXTRACTPS    $0x01, X0, (DX)(SI*1)
+	VEXTRACTPS    $0x02, X0, (DX)(SI*2)
+	VEXTRACTPS    $0x03, X0, (DX)(R8*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -942,52 +939,59 @@ DATA kqm0f<>+63(SB)/1, $0x0f
 GLOBL kqm0f<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ5_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
 TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000b0, DX, DX
-	LEAQ   (DX)(DX*2), BX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000b0, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ  $0x02, AX
+	IMULQ AX, BX
+	MOVQ  AX, SI
+	SHLQ  $0x02, SI
+	LEAQ  (BX)(BX*2), DI
+	LEAQ  (SI)(SI*2), R8
 
 block:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
-	MOVQ   xq_base+48(FP), SI
-	MOVQ   xs_base+72(FP), DI
-	MOVQ   xsum_base+96(FP), R8
-	MOVQ   xq_len+56(FP), R9
-	SHRQ   $0x08, R9
-	LEAQ   (CX)(DX*8), R10
+	MOVQ   xq_base+48(FP), R9
+	MOVQ   xs_base+72(FP), R10
+	MOVQ   xsum_base+96(FP), R11
+	MOVQ   xq_len+56(FP), R12
+	SHRQ   $0x08, R12
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
 	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      (SI), Y4
-	VINSERTI64X4 $0x01, 64(SI), Z4, Z4
+	VMOVDQU      (R9), Y4
+	VINSERTI64X4 $0x01, 64(R9), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVDQU      32(SI), Y5
-	VINSERTI64X4 $0x01, 96(SI), Z5, Z5
+	VMOVDQU      32(R9), Y5
+	VINSERTI64X4 $0x01, 96(R9), Z5, Z5
 	VPXORD       Z6, Z6, Z6
-	VMOVDQU      128(SI), Y6
-	VINSERTI64X4 $0x01, 192(SI), Z6, Z6
+	VMOVDQU      128(R9), Y6
+	VINSERTI64X4 $0x01, 192(R9), Z6, Z6
 	VPXORD       Z7, Z7, Z7
-	VMOVDQU      160(SI), Y7
-	VINSERTI64X4 $0x01, 224(SI), Z7, Z7
+	VMOVDQU      160(R9), Y7
+	VINSERTI64X4 $0x01, 224(R9), Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VMOVUPS      (DI), Y8
+	VMOVUPS      (R10), Y8
 	VMOVDQU64    kqq45xs0<>+0(SB), Z9
 	VMOVDQU64    kqq45xs1<>+0(SB), Z10
 	VPERMPS      Z8, Z9, Z9
 	VPERMPS      Z8, Z10, Z10
 	VPXORD       Z11, Z11, Z11
-	VCVTDQ2PS    (R8), Y11
+	VCVTDQ2PS    (R11), Y11
 	VMULPS       Y8, Y11, Y11
 
 	// Row 0.
@@ -1047,118 +1051,6 @@ superblock:
 	VFNMADD231PS    Z14, Z15, Z0
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(DX*1), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX)(DX*1), Z16
-	VMOVDQU64       112(CX)(DX*1), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-
-	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX)(DX*1), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
-	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z1
-	VFNMADD231PS    Z14, Z15, Z1
-
-	// Row 2.
-	VBROADCASTI32X4 4(CX)(DX*2), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DX*2), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX)(DX*2), Z16
-	VMOVDQU64       112(CX)(DX*2), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-
-	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX)(DX*2), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
-	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z2
-	VFNMADD231PS    Z14, Z15, Z2
-
-	// Row 3.
 	VBROADCASTI32X4 4(CX)(BX*1), Z8
 	VPSHUFB         kqia<>+0(SB), Z8, Z12
 	VPSHUFB         kqib<>+0(SB), Z8, Z8
@@ -1195,6 +1087,118 @@ superblock:
 	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
 	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
 	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z1
+	VFNMADD231PS    Z14, Z15, Z1
+
+	// Row 2.
+	VBROADCASTI32X4 4(CX)(BX*2), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(BX*2), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX)(BX*2), Z16
+	VMOVDQU64       112(CX)(BX*2), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
+	VBROADCASTI64X4 16(CX)(BX*2), Z20
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
+	VMULPS          Z11, Z14, Z14
+	VPXORD          Z20, Z20, Z20
+	VPDPBUSD        Z4, Z18, Z20
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z5, Z16, Z18
+	VPXORD          Z16, Z16, Z16
+	VPDPBUSD        Z6, Z19, Z16
+	VPXORD          Z19, Z19, Z19
+	VPDPBUSD        Z7, Z17, Z19
+	VPACKSSDW       Z18, Z20, Z17
+	VPACKSSDW       Z19, Z16, Z16
+	VPMADDWD        Z8, Z17, Z17
+	VPMADDWD        Z13, Z16, Z16
+	VCVTDQ2PS       Z17, Z8
+	VCVTDQ2PS       Z16, Z13
+	VMULPS          Z9, Z8, Z8
+	VFMADD231PS     Z10, Z13, Z8
+	VFMADD231PS     Z12, Z8, Z2
+	VFNMADD231PS    Z14, Z15, Z2
+
+	// Row 3.
+	VBROADCASTI32X4 4(CX)(DI*1), Z8
+	VPSHUFB         kqia<>+0(SB), Z8, Z12
+	VPSHUFB         kqib<>+0(SB), Z8, Z8
+	VPSRLVD         kqsha<>+0(SB), Z12, Z12
+	VPSRLD          $0x02, Z8, Z8
+	VPANDD          kqm30<>+0(SB), Z8, Z8
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
+	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
+	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
+	VPXORD          Z14, Z14, Z14
+	VPMOVZXBD       X12, Y14
+	VCVTDQ2PS       Y14, Y14
+	VPBROADCASTD    (CX)(DI*1), Y12
+	VCVTPH2PS       Y12, Z12
+	VMOVSHDUP       Z12, Z15
+	VMOVSLDUP       Z12, Z12
+	VMOVDQU64       48(CX)(DI*1), Z16
+	VMOVDQU64       112(CX)(DI*1), Z17
+	VPANDD          kqm0f<>+0(SB), Z16, Z18
+	VPSRLW          $0x04, Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z16, Z16
+	VPANDD          kqm0f<>+0(SB), Z17, Z19
+	VPSRLW          $0x04, Z17, Z17
+	VPANDD          kqm0f<>+0(SB), Z17, Z17
+
+	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
+	VBROADCASTI64X4 16(CX)(DI*1), Z20
+	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
+	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
+	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
+	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
+	VMULPS          Z11, Z14, Z14
 	VPXORD          Z11, Z11, Z11
 	VPDPBUSD        Z4, Z18, Z11
 	VPXORD          Z4, Z4, Z4
@@ -1213,23 +1217,11 @@ superblock:
 	VFMADD231PS     Z10, Z5, Z4
 	VFMADD231PS     Z12, Z4, Z3
 	VFNMADD231PS    Z14, Z15, Z3
-	PREFETCHT0      (R10)
-	PREFETCHT0      64(R10)
-	PREFETCHT0      128(R10)
-	PREFETCHT0      192(R10)
-	PREFETCHT0      256(R10)
-	PREFETCHT0      320(R10)
-	PREFETCHT0      384(R10)
-	PREFETCHT0      448(R10)
-	PREFETCHT0      512(R10)
-	PREFETCHT0      576(R10)
-	PREFETCHT0      640(R10)
-	ADDQ            $0x000002c0, R10
 	ADDQ            $0x000000b0, CX
-	ADDQ            $0x00000100, SI
-	ADDQ            $0x20, DI
-	ADDQ            $0x20, R8
-	DECQ            R9
+	ADDQ            $0x00000100, R9
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            R12
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -1252,12 +1244,12 @@ superblock:
 	VHADDPS       X1, X0, X0
 	VHADDPS       X3, X2, X2
 	VHADDPS       X2, X0, X0
-	MOVQ          out_base+0(FP), SI
-	MOVQ          out_len+8(FP), DI
-	SUBQ          AX, DI
-	VMOVUPS       X0, (SI)(DI*4)
-	ADDQ          BX, CX
-	SUBQ          $0x04, AX
+	VMOVSS        X0, (DX)
+	VEXTRACTPS    $0x01, X0, (DX)(SI*1)
+	VEXTRACTPS    $0x02, X0, (DX)(SI*2)
+	VEXTRACTPS    $0x03, X0, (DX)(R8*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -1595,16 +1587,24 @@ DATA kqq5sh3<>+63(SB)/1, $0x00
 GLOBL kqq5sh3<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ6_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
 TEXT ·matVecQ6_Kx4VNNI(SB), NOSPLIT, $0-120
-	MOVQ      out_len+8(FP), AX
-	TESTQ     AX, AX
-	JZ        done
-	MOVQ      w_base+24(FP), CX
-	MOVQ      xq_len+56(FP), DX
-	SHRQ      $0x08, DX
-	IMUL3Q    $0x000000d2, DX, DX
-	LEAQ      (DX)(DX*2), BX
+	MOVQ   out_len+8(FP), AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000d2, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ      $0x02, AX
+	IMULQ     AX, BX
+	MOVQ      AX, SI
+	SHLQ      $0x02, SI
+	LEAQ      (BX)(BX*2), DI
+	LEAQ      (SI)(SI*2), R8
 	VMOVDQU64 kqq6sc0<>+0(SB), Z0
 	VMOVDQU64 kqq6sc1<>+0(SB), Z1
 
@@ -1613,12 +1613,11 @@ block:
 	VPXORD Z3, Z3, Z3
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
-	MOVQ   xq_base+48(FP), SI
-	MOVQ   xs_base+72(FP), DI
-	MOVQ   xsum_base+96(FP), R8
-	MOVQ   xq_len+56(FP), R9
-	SHRQ   $0x08, R9
-	LEAQ   (CX)(DX*8), R10
+	MOVQ   xq_base+48(FP), R9
+	MOVQ   xs_base+72(FP), R10
+	MOVQ   xsum_base+96(FP), R11
+	MOVQ   xq_len+56(FP), R12
+	SHRQ   $0x08, R12
 
 superblock:
 	// Shared by the rows: the activation, -32 times the sums of each
@@ -1626,19 +1625,19 @@ superblock:
 	VMOVDQU64 kqc32<>+0(SB), Z6
 	VPXORD    Z7, Z7, Z7
 	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  (SI), Z6, Z8
+	VPDPBUSD  (R9), Z6, Z8
 	VPSUBD    Z8, Z7, Z8
 	VPXORD    Z9, Z9, Z9
-	VPDPBUSD  64(SI), Z6, Z9
+	VPDPBUSD  64(R9), Z6, Z9
 	VPSUBD    Z9, Z7, Z9
 	VPXORD    Z10, Z10, Z10
-	VPDPBUSD  128(SI), Z6, Z10
+	VPDPBUSD  128(R9), Z6, Z10
 	VPSUBD    Z10, Z7, Z10
 	VPXORD    Z11, Z11, Z11
-	VPDPBUSD  192(SI), Z6, Z11
+	VPDPBUSD  192(R9), Z6, Z11
 	VPSUBD    Z11, Z7, Z6
 	VPXORD    Z7, Z7, Z7
-	VMOVUPS   (DI), Y7
+	VMOVUPS   (R10), Y7
 	VMOVDQU64 kqq6xs0<>+0(SB), Z11
 	VMOVDQU64 kqq6xs1<>+0(SB), Z12
 	VPERMPS   Z7, Z11, Z11
@@ -1670,13 +1669,13 @@ superblock:
 	VPBROADCASTW    208(CX), Y18
 	VCVTPH2PS       Y18, Z18
 	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (SI), Z14, Z19
+	VPDPBUSD        (R9), Z14, Z19
 	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(SI), Z13, Z14
+	VPDPBUSD        64(R9), Z13, Z14
 	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(SI), Z16, Z13
+	VPDPBUSD        128(R9), Z16, Z13
 	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(SI), Z15, Z16
+	VPDPBUSD        192(R9), Z15, Z16
 	VPACKSSDW       Z14, Z19, Z14
 	VPACKSSDW       Z16, Z13, Z13
 	VPMADDWD        Z17, Z14, Z14
@@ -1688,92 +1687,6 @@ superblock:
 	VFMADD231PS     Z18, Z12, Z2
 
 	// Row 1.
-	VMOVDQU64       (CX)(DX*1), Z12
-	VBROADCASTI64X4 128(CX)(DX*1), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
-	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX)(DX*1), Z12
-	VBROADCASTI64X4 160(CX)(DX*1), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
-	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX)(DX*1), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX)(DX*1), Y18
-	VCVTPH2PS       Y18, Z18
-	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (SI), Z14, Z19
-	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(SI), Z13, Z14
-	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(SI), Z16, Z13
-	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(SI), Z15, Z16
-	VPACKSSDW       Z14, Z19, Z14
-	VPACKSSDW       Z16, Z13, Z13
-	VPMADDWD        Z17, Z14, Z14
-	VPMADDWD        Z12, Z13, Z13
-	VCVTDQ2PS       Z14, Z12
-	VCVTDQ2PS       Z13, Z13
-	VMULPS          Z11, Z12, Z12
-	VFMADD231PS     Z7, Z13, Z12
-	VFMADD231PS     Z18, Z12, Z3
-
-	// Row 2.
-	VMOVDQU64       (CX)(DX*2), Z12
-	VBROADCASTI64X4 128(CX)(DX*2), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
-	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX)(DX*2), Z12
-	VBROADCASTI64X4 160(CX)(DX*2), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
-	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX)(DX*2), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX)(DX*2), Y18
-	VCVTPH2PS       Y18, Z18
-	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (SI), Z14, Z19
-	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(SI), Z13, Z14
-	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(SI), Z16, Z13
-	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(SI), Z15, Z16
-	VPACKSSDW       Z14, Z19, Z14
-	VPACKSSDW       Z16, Z13, Z13
-	VPMADDWD        Z17, Z14, Z14
-	VPMADDWD        Z12, Z13, Z13
-	VCVTDQ2PS       Z14, Z12
-	VCVTDQ2PS       Z13, Z13
-	VMULPS          Z11, Z12, Z12
-	VFMADD231PS     Z7, Z13, Z12
-	VFMADD231PS     Z18, Z12, Z4
-
-	// Row 3.
 	VMOVDQU64       (CX)(BX*1), Z12
 	VBROADCASTI64X4 128(CX)(BX*1), Z13
 	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
@@ -1798,14 +1711,100 @@ superblock:
 	VPERMW          Z12, Z1, Z12
 	VPBROADCASTW    208(CX)(BX*1), Y18
 	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z19
+	VPDPBUSD        (R9), Z14, Z19
+	VMOVDQA64       Z9, Z14
+	VPDPBUSD        64(R9), Z13, Z14
+	VMOVDQA64       Z10, Z13
+	VPDPBUSD        128(R9), Z16, Z13
+	VMOVDQA64       Z6, Z16
+	VPDPBUSD        192(R9), Z15, Z16
+	VPACKSSDW       Z14, Z19, Z14
+	VPACKSSDW       Z16, Z13, Z13
+	VPMADDWD        Z17, Z14, Z14
+	VPMADDWD        Z12, Z13, Z13
+	VCVTDQ2PS       Z14, Z12
+	VCVTDQ2PS       Z13, Z13
+	VMULPS          Z11, Z12, Z12
+	VFMADD231PS     Z7, Z13, Z12
+	VFMADD231PS     Z18, Z12, Z3
+
+	// Row 2.
+	VMOVDQU64       (CX)(BX*2), Z12
+	VBROADCASTI64X4 128(CX)(BX*2), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX)(BX*2), Z12
+	VBROADCASTI64X4 160(CX)(BX*2), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX)(BX*2), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX)(BX*2), Y18
+	VCVTPH2PS       Y18, Z18
+	VMOVDQA64       Z8, Z19
+	VPDPBUSD        (R9), Z14, Z19
+	VMOVDQA64       Z9, Z14
+	VPDPBUSD        64(R9), Z13, Z14
+	VMOVDQA64       Z10, Z13
+	VPDPBUSD        128(R9), Z16, Z13
+	VMOVDQA64       Z6, Z16
+	VPDPBUSD        192(R9), Z15, Z16
+	VPACKSSDW       Z14, Z19, Z14
+	VPACKSSDW       Z16, Z13, Z13
+	VPMADDWD        Z17, Z14, Z14
+	VPMADDWD        Z12, Z13, Z13
+	VCVTDQ2PS       Z14, Z12
+	VCVTDQ2PS       Z13, Z13
+	VMULPS          Z11, Z12, Z12
+	VFMADD231PS     Z7, Z13, Z12
+	VFMADD231PS     Z18, Z12, Z4
+
+	// Row 3.
+	VMOVDQU64       (CX)(DI*1), Z12
+	VBROADCASTI64X4 128(CX)(DI*1), Z13
+	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
+	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VPANDD          kqm30<>+0(SB), Z13, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
+	VMOVDQU64       64(CX)(DI*1), Z12
+	VBROADCASTI64X4 160(CX)(DI*1), Z15
+	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
+	VPANDD          kqm30<>+0(SB), Z16, Z16
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
+	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPANDD          kqm30<>+0(SB), Z15, Z15
+	VPSRLW          $0x04, Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
+	VPXORD          Z12, Z12, Z12
+	VPMOVSXBW       192(CX)(DI*1), Y12
+	VPERMW          Z12, Z0, Z17
+	VPERMW          Z12, Z1, Z12
+	VPBROADCASTW    208(CX)(DI*1), Y18
+	VCVTPH2PS       Y18, Z18
 	VMOVDQA64       Z8, Z8
-	VPDPBUSD        (SI), Z14, Z8
+	VPDPBUSD        (R9), Z14, Z8
 	VMOVDQA64       Z9, Z9
-	VPDPBUSD        64(SI), Z13, Z9
+	VPDPBUSD        64(R9), Z13, Z9
 	VMOVDQA64       Z10, Z10
-	VPDPBUSD        128(SI), Z16, Z10
+	VPDPBUSD        128(R9), Z16, Z10
 	VMOVDQA64       Z6, Z6
-	VPDPBUSD        192(SI), Z15, Z6
+	VPDPBUSD        192(R9), Z15, Z6
 	VPACKSSDW       Z9, Z8, Z8
 	VPACKSSDW       Z6, Z10, Z6
 	VPMADDWD        Z17, Z8, Z8
@@ -1815,26 +1814,11 @@ superblock:
 	VMULPS          Z11, Z8, Z8
 	VFMADD231PS     Z7, Z6, Z8
 	VFMADD231PS     Z18, Z8, Z5
-	PREFETCHT0      (R10)
-	PREFETCHT0      64(R10)
-	PREFETCHT0      128(R10)
-	PREFETCHT0      192(R10)
-	PREFETCHT0      256(R10)
-	PREFETCHT0      320(R10)
-	PREFETCHT0      384(R10)
-	PREFETCHT0      448(R10)
-	PREFETCHT0      512(R10)
-	PREFETCHT0      576(R10)
-	PREFETCHT0      640(R10)
-	PREFETCHT0      704(R10)
-	PREFETCHT0      768(R10)
-	PREFETCHT0      832(R10)
-	ADDQ            $0x00000348, R10
 	ADDQ            $0x000000d2, CX
-	ADDQ            $0x00000100, SI
-	ADDQ            $0x20, DI
-	ADDQ            $0x20, R8
-	DECQ            R9
+	ADDQ            $0x00000100, R9
+	ADDQ            $0x20, R10
+	ADDQ            $0x20, R11
+	DECQ            R12
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -1857,12 +1841,12 @@ superblock:
 	VHADDPS       X3, X2, X2
 	VHADDPS       X5, X4, X4
 	VHADDPS       X4, X2, X2
-	MOVQ          out_base+0(FP), SI
-	MOVQ          out_len+8(FP), DI
-	SUBQ          AX, DI
-	VMOVUPS       X2, (SI)(DI*4)
-	ADDQ          BX, CX
-	SUBQ          $0x04, AX
+	VMOVSS        X2, (DX)
+	VEXTRACTPS    $0x01, X2, (DX)(SI*1)
+	VEXTRACTPS    $0x02, X2, (DX)(SI*2)
+	VEXTRACTPS    $0x03, X2, (DX)(R8*1)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -2338,42 +2322,42 @@ TEXT ·matVecQ4_Kx1VNNI(SB), NOSPLIT, $0-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x00000090, DX, DX
-	LEAQ   (DX)(DX*2), DX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x00000090, BX, BX
 
 block:
 	VPXORD Z0, Z0, Z0
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
 	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
 	VPXORD       Z1, Z1, Z1
-	VMOVDQU      (DX), Y1
-	VINSERTI64X4 $0x01, 64(DX), Z1, Z1
+	VMOVDQU      (BX), Y1
+	VINSERTI64X4 $0x01, 64(BX), Z1, Z1
 	VPXORD       Z2, Z2, Z2
-	VMOVDQU      32(DX), Y2
-	VINSERTI64X4 $0x01, 96(DX), Z2, Z2
+	VMOVDQU      32(BX), Y2
+	VINSERTI64X4 $0x01, 96(BX), Z2, Z2
 	VPXORD       Z3, Z3, Z3
-	VMOVDQU      128(DX), Y3
-	VINSERTI64X4 $0x01, 192(DX), Z3, Z3
+	VMOVDQU      128(BX), Y3
+	VINSERTI64X4 $0x01, 192(BX), Z3, Z3
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(DX), Y4
-	VINSERTI64X4 $0x01, 224(DX), Z4, Z4
+	VMOVDQU      160(BX), Y4
+	VINSERTI64X4 $0x01, 224(BX), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVUPS      (BX), Y5
+	VMOVUPS      (SI), Y5
 	VMOVDQU64    kqq45xs0<>+0(SB), Z6
 	VMOVDQU64    kqq45xs1<>+0(SB), Z7
 	VPERMPS      Z5, Z6, Z6
 	VPERMPS      Z5, Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VCVTDQ2PS    (SI), Y8
+	VCVTDQ2PS    (DI), Y8
 	VMULPS       Y5, Y8, Y8
 
 	// Row 0.
@@ -2421,10 +2405,10 @@ superblock:
 	VFMADD231PS     Z9, Z1, Z0
 	VFNMADD231PS    Z11, Z12, Z0
 	ADDQ            $0x00000090, CX
-	ADDQ            $0x00000100, DX
-	ADDQ            $0x20, BX
+	ADDQ            $0x00000100, BX
 	ADDQ            $0x20, SI
-	DECQ            DI
+	ADDQ            $0x20, DI
+	DECQ            R8
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -2434,11 +2418,9 @@ superblock:
 	VADDPS        X0, X1, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	MOVQ          out_base+0(FP), DX
-	MOVQ          out_len+8(FP), BX
-	SUBQ          AX, BX
-	VMOVSS        X0, (DX)(BX*4)
-	SUBQ          $0x01, AX
+	VMOVSS        X0, (DX)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -2452,42 +2434,42 @@ TEXT ·matVecQ5_Kx1VNNI(SB), NOSPLIT, $0-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000b0, DX, DX
-	LEAQ   (DX)(DX*2), DX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000b0, BX, BX
 
 block:
 	VPXORD Z0, Z0, Z0
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
 	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
 	VPXORD       Z1, Z1, Z1
-	VMOVDQU      (DX), Y1
-	VINSERTI64X4 $0x01, 64(DX), Z1, Z1
+	VMOVDQU      (BX), Y1
+	VINSERTI64X4 $0x01, 64(BX), Z1, Z1
 	VPXORD       Z2, Z2, Z2
-	VMOVDQU      32(DX), Y2
-	VINSERTI64X4 $0x01, 96(DX), Z2, Z2
+	VMOVDQU      32(BX), Y2
+	VINSERTI64X4 $0x01, 96(BX), Z2, Z2
 	VPXORD       Z3, Z3, Z3
-	VMOVDQU      128(DX), Y3
-	VINSERTI64X4 $0x01, 192(DX), Z3, Z3
+	VMOVDQU      128(BX), Y3
+	VINSERTI64X4 $0x01, 192(BX), Z3, Z3
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(DX), Y4
-	VINSERTI64X4 $0x01, 224(DX), Z4, Z4
+	VMOVDQU      160(BX), Y4
+	VINSERTI64X4 $0x01, 224(BX), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVUPS      (BX), Y5
+	VMOVUPS      (SI), Y5
 	VMOVDQU64    kqq45xs0<>+0(SB), Z6
 	VMOVDQU64    kqq45xs1<>+0(SB), Z7
 	VPERMPS      Z5, Z6, Z6
 	VPERMPS      Z5, Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VCVTDQ2PS    (SI), Y8
+	VCVTDQ2PS    (DI), Y8
 	VMULPS       Y5, Y8, Y8
 
 	// Row 0.
@@ -2546,10 +2528,10 @@ superblock:
 	VFMADD231PS     Z9, Z1, Z0
 	VFNMADD231PS    Z11, Z12, Z0
 	ADDQ            $0x000000b0, CX
-	ADDQ            $0x00000100, DX
-	ADDQ            $0x20, BX
+	ADDQ            $0x00000100, BX
 	ADDQ            $0x20, SI
-	DECQ            DI
+	ADDQ            $0x20, DI
+	DECQ            R8
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -2559,11 +2541,9 @@ superblock:
 	VADDPS        X0, X1, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	MOVQ          out_base+0(FP), DX
-	MOVQ          out_len+8(FP), BX
-	SUBQ          AX, BX
-	VMOVSS        X0, (DX)(BX*4)
-	SUBQ          $0x01, AX
+	VMOVSS        X0, (DX)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -2577,20 +2557,20 @@ TEXT ·matVecQ6_Kx1VNNI(SB), NOSPLIT, $0-120
 	TESTQ     AX, AX
 	JZ        done
 	MOVQ      w_base+24(FP), CX
-	MOVQ      xq_len+56(FP), DX
-	SHRQ      $0x08, DX
-	IMUL3Q    $0x000000d2, DX, DX
-	LEAQ      (DX)(DX*2), DX
+	MOVQ      out_base+0(FP), DX
+	MOVQ      xq_len+56(FP), BX
+	SHRQ      $0x08, BX
+	IMUL3Q    $0x000000d2, BX, BX
 	VMOVDQU64 kqq6sc0<>+0(SB), Z0
 	VMOVDQU64 kqq6sc1<>+0(SB), Z1
 
 block:
 	VPXORD Z2, Z2, Z2
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: the activation, -32 times the sums of each
@@ -2598,19 +2578,19 @@ superblock:
 	VMOVDQU64 kqc32<>+0(SB), Z3
 	VPXORD    Z4, Z4, Z4
 	VPXORD    Z5, Z5, Z5
-	VPDPBUSD  (DX), Z3, Z5
+	VPDPBUSD  (BX), Z3, Z5
 	VPSUBD    Z5, Z4, Z5
 	VPXORD    Z6, Z6, Z6
-	VPDPBUSD  64(DX), Z3, Z6
+	VPDPBUSD  64(BX), Z3, Z6
 	VPSUBD    Z6, Z4, Z6
 	VPXORD    Z7, Z7, Z7
-	VPDPBUSD  128(DX), Z3, Z7
+	VPDPBUSD  128(BX), Z3, Z7
 	VPSUBD    Z7, Z4, Z7
 	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  192(DX), Z3, Z8
+	VPDPBUSD  192(BX), Z3, Z8
 	VPSUBD    Z8, Z4, Z3
 	VPXORD    Z4, Z4, Z4
-	VMOVUPS   (BX), Y4
+	VMOVUPS   (SI), Y4
 	VMOVDQU64 kqq6xs0<>+0(SB), Z8
 	VMOVDQU64 kqq6xs1<>+0(SB), Z9
 	VPERMPS   Z4, Z8, Z8
@@ -2642,13 +2622,13 @@ superblock:
 	VPBROADCASTW    208(CX), Y15
 	VCVTPH2PS       Y15, Z15
 	VMOVDQA64       Z5, Z5
-	VPDPBUSD        (DX), Z11, Z5
+	VPDPBUSD        (BX), Z11, Z5
 	VMOVDQA64       Z6, Z6
-	VPDPBUSD        64(DX), Z10, Z6
+	VPDPBUSD        64(BX), Z10, Z6
 	VMOVDQA64       Z7, Z7
-	VPDPBUSD        128(DX), Z13, Z7
+	VPDPBUSD        128(BX), Z13, Z7
 	VMOVDQA64       Z3, Z3
-	VPDPBUSD        192(DX), Z12, Z3
+	VPDPBUSD        192(BX), Z12, Z3
 	VPACKSSDW       Z6, Z5, Z5
 	VPACKSSDW       Z3, Z7, Z3
 	VPMADDWD        Z14, Z5, Z5
@@ -2659,10 +2639,10 @@ superblock:
 	VFMADD231PS     Z4, Z3, Z5
 	VFMADD231PS     Z15, Z5, Z2
 	ADDQ            $0x000000d2, CX
-	ADDQ            $0x00000100, DX
-	ADDQ            $0x20, BX
+	ADDQ            $0x00000100, BX
 	ADDQ            $0x20, SI
-	DECQ            DI
+	ADDQ            $0x20, DI
+	DECQ            R8
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -2672,11 +2652,9 @@ superblock:
 	VADDPS        X2, X3, X2
 	VHADDPS       X2, X2, X2
 	VHADDPS       X2, X2, X2
-	MOVQ          out_base+0(FP), DX
-	MOVQ          out_len+8(FP), BX
-	SUBQ          AX, BX
-	VMOVSS        X2, (DX)(BX*4)
-	SUBQ          $0x01, AX
+	VMOVSS        X2, (DX)
+	ADDQ          $0x04, DX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -3204,24 +3182,30 @@ TEXT ·matVecQ4_Kx2AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x00000090, DX, DX
-	LEAQ   (DX)(DX*2), BX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x00000090, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ  $0x01, AX
+	IMULQ AX, BX
+	MOVQ  AX, SI
+	SHLQ  $0x02, SI
 
 block:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	MOVQ   xq_base+48(FP), BX
-	MOVQ   xs_base+72(FP), SI
-	MOVQ   xsum_base+96(FP), DI
-	MOVQ   xq_len+56(FP), R8
-	SHRQ   $0x08, R8
+	MOVQ   xq_base+48(FP), DI
+	MOVQ   xs_base+72(FP), R8
+	MOVQ   xsum_base+96(FP), R9
+	MOVQ   xq_len+56(FP), R10
+	SHRQ   $0x08, R10
 
 superblock:
 	// Shared by the rows: xs_j*xsum_j for the mins.
-	VCVTDQ2PS (DI), Y2
-	VMULPS    (SI), Y2, Y2
+	VCVTDQ2PS (R9), Y2
+	VMULPS    (R8), Y2, Y2
 
 	// Row 0.
 	VMOVDQU      4(CX), X3
@@ -3246,70 +3230,70 @@ superblock:
 	VPAND        kqm0f<>+0(SB), Y5, Y3
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
-	VPMADDUBSW   (BX), Y3, Y3
+	VPMADDUBSW   (DI), Y3, Y3
 	VPBROADCASTW 16(SP), Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS (SI), Y6
+	VBROADCASTSS (R8), Y6
 	VMULPS       Y6, Y3, Y3
-	VPMADDUBSW   32(BX), Y5, Y5
+	VPMADDUBSW   32(DI), Y5, Y5
 	VPBROADCASTW 18(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 4(SI), Y6
+	VBROADCASTSS 4(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
 	VMOVDQU      48(CX), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
-	VPMADDUBSW   64(BX), Y6, Y6
+	VPMADDUBSW   64(DI), Y6, Y6
 	VPBROADCASTW 20(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 8(SI), Y7
+	VBROADCASTSS 8(R8), Y7
 	VFMADD231PS  Y7, Y6, Y3
-	VPMADDUBSW   96(BX), Y5, Y5
+	VPMADDUBSW   96(DI), Y5, Y5
 	VPBROADCASTW 22(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 12(SI), Y6
+	VBROADCASTSS 12(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
 	VMOVDQU      80(CX), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
-	VPMADDUBSW   128(BX), Y6, Y6
+	VPMADDUBSW   128(DI), Y6, Y6
 	VPBROADCASTW 24(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 16(SI), Y7
+	VBROADCASTSS 16(R8), Y7
 	VFMADD231PS  Y7, Y6, Y3
-	VPMADDUBSW   160(BX), Y5, Y5
+	VPMADDUBSW   160(DI), Y5, Y5
 	VPBROADCASTW 26(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 20(SI), Y6
+	VBROADCASTSS 20(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
 	VMOVDQU      112(CX), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
-	VPMADDUBSW   192(BX), Y6, Y6
+	VPMADDUBSW   192(DI), Y6, Y6
 	VPBROADCASTW 28(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 24(SI), Y7
+	VBROADCASTSS 24(R8), Y7
 	VFMADD231PS  Y7, Y6, Y3
-	VPMADDUBSW   224(BX), Y5, Y5
+	VPMADDUBSW   224(DI), Y5, Y5
 	VPBROADCASTW 30(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 28(SI), Y6
+	VBROADCASTSS 28(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
 	VFMADD231PS  Y4, Y3, Y0
 
 	// Row 1.
-	VMOVDQU      4(CX)(DX*1), X3
+	VMOVDQU      4(CX)(BX*1), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -3322,81 +3306,81 @@ superblock:
 	VPMOVZXBD    X4, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y2, Y3, Y3
-	VPBROADCASTD (CX)(DX*1), X2
+	VPBROADCASTD (CX)(BX*1), X2
 	VCVTPH2PS    X2, Y2
 	VMOVSHDUP    Y2, Y4
 	VMOVSLDUP    Y2, Y2
 	VFNMADD231PS Y4, Y3, Y1
-	VMOVDQU      16(CX)(DX*1), Y4
+	VMOVDQU      16(CX)(BX*1), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y4
-	VPMADDUBSW   (BX), Y3, Y3
+	VPMADDUBSW   (DI), Y3, Y3
 	VPBROADCASTW 16(SP), Y5
 	VPMADDWD     Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS (SI), Y5
+	VBROADCASTSS (R8), Y5
 	VMULPS       Y5, Y3, Y3
-	VPMADDUBSW   32(BX), Y4, Y4
+	VPMADDUBSW   32(DI), Y4, Y4
 	VPBROADCASTW 18(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 4(SI), Y5
+	VBROADCASTSS 4(R8), Y5
 	VFMADD231PS  Y5, Y4, Y3
-	VMOVDQU      48(CX)(DX*1), Y4
+	VMOVDQU      48(CX)(BX*1), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y4
-	VPMADDUBSW   64(BX), Y5, Y5
+	VPMADDUBSW   64(DI), Y5, Y5
 	VPBROADCASTW 20(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 8(SI), Y6
+	VBROADCASTSS 8(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
-	VPMADDUBSW   96(BX), Y4, Y4
+	VPMADDUBSW   96(DI), Y4, Y4
 	VPBROADCASTW 22(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 12(SI), Y5
+	VBROADCASTSS 12(R8), Y5
 	VFMADD231PS  Y5, Y4, Y3
-	VMOVDQU      80(CX)(DX*1), Y4
+	VMOVDQU      80(CX)(BX*1), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y4
-	VPMADDUBSW   128(BX), Y5, Y5
+	VPMADDUBSW   128(DI), Y5, Y5
 	VPBROADCASTW 24(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 16(SI), Y6
+	VBROADCASTSS 16(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
-	VPMADDUBSW   160(BX), Y4, Y4
+	VPMADDUBSW   160(DI), Y4, Y4
 	VPBROADCASTW 26(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 20(SI), Y5
+	VBROADCASTSS 20(R8), Y5
 	VFMADD231PS  Y5, Y4, Y3
-	VMOVDQU      112(CX)(DX*1), Y4
+	VMOVDQU      112(CX)(BX*1), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y4
-	VPMADDUBSW   192(BX), Y5, Y5
+	VPMADDUBSW   192(DI), Y5, Y5
 	VPBROADCASTW 28(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 24(SI), Y6
+	VBROADCASTSS 24(R8), Y6
 	VFMADD231PS  Y6, Y5, Y3
-	VPMADDUBSW   224(BX), Y4, Y4
+	VPMADDUBSW   224(DI), Y4, Y4
 	VPBROADCASTW 30(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 28(SI), Y5
+	VBROADCASTSS 28(R8), Y5
 	VFMADD231PS  Y5, Y4, Y3
 	VFMADD231PS  Y2, Y3, Y1
 	ADDQ         $0x00000090, CX
-	ADDQ         $0x00000100, BX
-	ADDQ         $0x20, SI
-	ADDQ         $0x20, DI
-	DECQ         R8
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x20, R8
+	ADDQ         $0x20, R9
+	DECQ         R10
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -3406,12 +3390,10 @@ superblock:
 	VADDPS       X0, X1, X0
 	VHADDPS      X0, X2, X2
 	VHADDPS      X2, X2, X0
-	MOVQ         out_base+0(FP), BX
-	MOVQ         out_len+8(FP), SI
-	SUBQ         AX, SI
-	VMOVSD       X0, (BX)(SI*4)
-	ADDQ         DX, CX
-	SUBQ         $0x02, AX
+	VMOVSS       X0, (DX)
+	VEXTRACTPS   $0x01, X0, (DX)(SI*1)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -3425,24 +3407,30 @@ TEXT ·matVecQ5_Kx2AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000b0, DX, DX
-	LEAQ   (DX)(DX*2), BX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000b0, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ  $0x01, AX
+	IMULQ AX, BX
+	MOVQ  AX, SI
+	SHLQ  $0x02, SI
 
 block:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	MOVQ   xq_base+48(FP), BX
-	MOVQ   xs_base+72(FP), SI
-	MOVQ   xsum_base+96(FP), DI
-	MOVQ   xq_len+56(FP), R8
-	SHRQ   $0x08, R8
+	MOVQ   xq_base+48(FP), DI
+	MOVQ   xs_base+72(FP), R8
+	MOVQ   xsum_base+96(FP), R9
+	MOVQ   xq_len+56(FP), R10
+	SHRQ   $0x08, R10
 
 superblock:
 	// Shared by the rows: xs_j*xsum_j for the mins.
-	VCVTDQ2PS (DI), Y2
-	VMULPS    (SI), Y2, Y2
+	VCVTDQ2PS (R9), Y2
+	VMULPS    (R8), Y2, Y2
 
 	// Row 0.
 	VMOVDQU      4(CX), X3
@@ -3473,22 +3461,22 @@ superblock:
 	VPSLLW       $0x04, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y5, Y5
-	VPMADDUBSW   (BX), Y5, Y5
+	VPMADDUBSW   (DI), Y5, Y5
 	VPBROADCASTW 16(SP), Y7
 	VPMADDWD     Y7, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS (SI), Y7
+	VBROADCASTSS (R8), Y7
 	VMULPS       Y7, Y5, Y5
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x03, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   32(BX), Y6, Y6
+	VPMADDUBSW   32(DI), Y6, Y6
 	VPBROADCASTW 18(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 4(SI), Y7
+	VBROADCASTSS 4(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	VMOVDQU      80(CX), Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y7
@@ -3499,22 +3487,22 @@ superblock:
 	VPSLLW       $0x02, Y3, Y8
 	VPAND        kqc16<>+0(SB), Y8, Y8
 	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   64(BX), Y7, Y7
+	VPMADDUBSW   64(DI), Y7, Y7
 	VPBROADCASTW 20(SP), Y8
 	VPMADDWD     Y8, Y7, Y7
 	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 8(SI), Y8
+	VBROADCASTSS 8(R8), Y8
 	VFMADD231PS  Y8, Y7, Y5
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x01, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   96(BX), Y6, Y6
+	VPMADDUBSW   96(DI), Y6, Y6
 	VPBROADCASTW 22(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 12(SI), Y7
+	VBROADCASTSS 12(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	VMOVDQU      112(CX), Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y7
@@ -3525,22 +3513,22 @@ superblock:
 	VMOVDQU      Y3, Y8
 	VPAND        kqc16<>+0(SB), Y8, Y8
 	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   128(BX), Y7, Y7
+	VPMADDUBSW   128(DI), Y7, Y7
 	VPBROADCASTW 24(SP), Y8
 	VPMADDWD     Y8, Y7, Y7
 	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 16(SI), Y8
+	VBROADCASTSS 16(R8), Y8
 	VFMADD231PS  Y8, Y7, Y5
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x01, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   160(BX), Y6, Y6
+	VPMADDUBSW   160(DI), Y6, Y6
 	VPBROADCASTW 26(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 20(SI), Y7
+	VBROADCASTSS 20(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	VMOVDQU      144(CX), Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y7
@@ -3551,27 +3539,27 @@ superblock:
 	VPSRLW       $0x02, Y3, Y8
 	VPAND        kqc16<>+0(SB), Y8, Y8
 	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   192(BX), Y7, Y7
+	VPMADDUBSW   192(DI), Y7, Y7
 	VPBROADCASTW 28(SP), Y8
 	VPMADDWD     Y8, Y7, Y7
 	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 24(SI), Y8
+	VBROADCASTSS 24(R8), Y8
 	VFMADD231PS  Y8, Y7, Y5
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x03, Y3, Y3
 	VPAND        kqc16<>+0(SB), Y3, Y3
 	VPOR         Y3, Y6, Y6
-	VPMADDUBSW   224(BX), Y6, Y3
+	VPMADDUBSW   224(DI), Y6, Y3
 	VPBROADCASTW 30(SP), Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 28(SI), Y6
+	VBROADCASTSS 28(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
 	VFMADD231PS  Y4, Y5, Y0
 
 	// Row 1.
-	VMOVDQU      4(CX)(DX*1), X3
+	VMOVDQU      4(CX)(BX*1), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -3584,13 +3572,13 @@ superblock:
 	VPMOVZXBD    X4, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y2, Y3, Y3
-	VPBROADCASTD (CX)(DX*1), X2
+	VPBROADCASTD (CX)(BX*1), X2
 	VCVTPH2PS    X2, Y2
 	VMOVSHDUP    Y2, Y4
 	VMOVSLDUP    Y2, Y2
 	VFNMADD231PS Y4, Y3, Y1
-	VMOVDQU      16(CX)(DX*1), Y3
-	VMOVDQU      48(CX)(DX*1), Y5
+	VMOVDQU      16(CX)(BX*1), Y3
+	VMOVDQU      48(CX)(BX*1), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y4
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
@@ -3599,24 +3587,24 @@ superblock:
 	VPSLLW       $0x04, Y3, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y4, Y4
-	VPMADDUBSW   (BX), Y4, Y4
+	VPMADDUBSW   (DI), Y4, Y4
 	VPBROADCASTW 16(SP), Y6
 	VPMADDWD     Y6, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS (SI), Y6
+	VBROADCASTSS (R8), Y6
 	VMULPS       Y6, Y4, Y4
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x03, Y3, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   32(BX), Y5, Y5
+	VPMADDUBSW   32(DI), Y5, Y5
 	VPBROADCASTW 18(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 4(SI), Y6
+	VBROADCASTSS 4(R8), Y6
 	VFMADD231PS  Y6, Y5, Y4
-	VMOVDQU      80(CX)(DX*1), Y5
+	VMOVDQU      80(CX)(BX*1), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
@@ -3625,24 +3613,24 @@ superblock:
 	VPSLLW       $0x02, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   64(BX), Y6, Y6
+	VPMADDUBSW   64(DI), Y6, Y6
 	VPBROADCASTW 20(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 8(SI), Y7
+	VBROADCASTSS 8(R8), Y7
 	VFMADD231PS  Y7, Y6, Y4
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x01, Y3, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   96(BX), Y5, Y5
+	VPMADDUBSW   96(DI), Y5, Y5
 	VPBROADCASTW 22(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 12(SI), Y6
+	VBROADCASTSS 12(R8), Y6
 	VFMADD231PS  Y6, Y5, Y4
-	VMOVDQU      112(CX)(DX*1), Y5
+	VMOVDQU      112(CX)(BX*1), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
@@ -3651,24 +3639,24 @@ superblock:
 	VMOVDQU      Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   128(BX), Y6, Y6
+	VPMADDUBSW   128(DI), Y6, Y6
 	VPBROADCASTW 24(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 16(SI), Y7
+	VBROADCASTSS 16(R8), Y7
 	VFMADD231PS  Y7, Y6, Y4
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x01, Y3, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   160(BX), Y5, Y5
+	VPMADDUBSW   160(DI), Y5, Y5
 	VPBROADCASTW 26(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 20(SI), Y6
+	VBROADCASTSS 20(R8), Y6
 	VFMADD231PS  Y6, Y5, Y4
-	VMOVDQU      144(CX)(DX*1), Y5
+	VMOVDQU      144(CX)(BX*1), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y6
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
@@ -3677,29 +3665,29 @@ superblock:
 	VPSRLW       $0x02, Y3, Y7
 	VPAND        kqc16<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   192(BX), Y6, Y6
+	VPMADDUBSW   192(DI), Y6, Y6
 	VPBROADCASTW 28(SP), Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 24(SI), Y7
+	VBROADCASTSS 24(R8), Y7
 	VFMADD231PS  Y7, Y6, Y4
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x03, Y3, Y3
 	VPAND        kqc16<>+0(SB), Y3, Y3
 	VPOR         Y3, Y5, Y5
-	VPMADDUBSW   224(BX), Y5, Y3
+	VPMADDUBSW   224(DI), Y5, Y3
 	VPBROADCASTW 30(SP), Y5
 	VPMADDWD     Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 28(SI), Y5
+	VBROADCASTSS 28(R8), Y5
 	VFMADD231PS  Y5, Y3, Y4
 	VFMADD231PS  Y2, Y4, Y1
 	ADDQ         $0x000000b0, CX
-	ADDQ         $0x00000100, BX
-	ADDQ         $0x20, SI
-	ADDQ         $0x20, DI
-	DECQ         R8
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x20, R8
+	ADDQ         $0x20, R9
+	DECQ         R10
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -3709,12 +3697,10 @@ superblock:
 	VADDPS       X0, X1, X0
 	VHADDPS      X0, X2, X2
 	VHADDPS      X2, X2, X0
-	MOVQ         out_base+0(FP), BX
-	MOVQ         out_len+8(FP), SI
-	SUBQ         AX, SI
-	VMOVSD       X0, (BX)(SI*4)
-	ADDQ         DX, CX
-	SUBQ         $0x02, AX
+	VMOVSS       X0, (DX)
+	VEXTRACTPS   $0x01, X0, (DX)(SI*1)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -3728,38 +3714,44 @@ TEXT ·matVecQ6_Kx2AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000d2, DX, DX
-	LEAQ   (DX)(DX*2), BX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000d2, BX, BX
+
+	// q = rows/r: the block's rows are q rows apart.
+	SHRQ  $0x01, AX
+	IMULQ AX, BX
+	MOVQ  AX, SI
+	SHLQ  $0x02, SI
 
 block:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	MOVQ   xq_base+48(FP), BX
-	MOVQ   xs_base+72(FP), SI
-	MOVQ   xsum_base+96(FP), DI
-	MOVQ   xq_len+56(FP), R8
-	SHRQ   $0x08, R8
+	MOVQ   xq_base+48(FP), DI
+	MOVQ   xs_base+72(FP), R8
+	MOVQ   xsum_base+96(FP), R9
+	MOVQ   xq_len+56(FP), R10
+	SHRQ   $0x08, R10
 
 superblock:
 	// Shared by the rows: 32 times the activation's pair sums.
 	VMOVDQU    kqc32<>+0(SB), Y2
-	VPMADDUBSW (BX), Y2, Y3
+	VPMADDUBSW (DI), Y2, Y3
 	VMOVDQU    Y3, (SP)
-	VPMADDUBSW 32(BX), Y2, Y3
+	VPMADDUBSW 32(DI), Y2, Y3
 	VMOVDQU    Y3, 32(SP)
-	VPMADDUBSW 64(BX), Y2, Y3
+	VPMADDUBSW 64(DI), Y2, Y3
 	VMOVDQU    Y3, 64(SP)
-	VPMADDUBSW 96(BX), Y2, Y3
+	VPMADDUBSW 96(DI), Y2, Y3
 	VMOVDQU    Y3, 96(SP)
-	VPMADDUBSW 128(BX), Y2, Y3
+	VPMADDUBSW 128(DI), Y2, Y3
 	VMOVDQU    Y3, 128(SP)
-	VPMADDUBSW 160(BX), Y2, Y3
+	VPMADDUBSW 160(DI), Y2, Y3
 	VMOVDQU    Y3, 160(SP)
-	VPMADDUBSW 192(BX), Y2, Y3
+	VPMADDUBSW 192(DI), Y2, Y3
 	VMOVDQU    Y3, 192(SP)
-	VPMADDUBSW 224(BX), Y2, Y2
+	VPMADDUBSW 224(DI), Y2, Y2
 	VMOVDQU    Y2, 224(SP)
 
 	// Row 0.
@@ -3774,12 +3766,12 @@ superblock:
 	VPSLLW       $0x04, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   (BX), Y5, Y5
+	VPMADDUBSW   (DI), Y5, Y5
 	VPSUBW       (SP), Y5, Y5
 	VPSHUFB      kqq6w0<>+0(SB), Y3, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS (SI), Y6
+	VBROADCASTSS (R8), Y6
 	VMULPS       Y6, Y5, Y5
 	VMOVDQU      32(CX), Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y6
@@ -3787,12 +3779,12 @@ superblock:
 	VPSLLW       $0x02, Y7, Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   32(BX), Y6, Y6
+	VPMADDUBSW   32(DI), Y6, Y6
 	VPSUBW       32(SP), Y6, Y6
 	VPSHUFB      kqq6w1<>+0(SB), Y3, Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 4(SI), Y7
+	VBROADCASTSS 4(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	VMOVDQU      (CX), Y6
 	VPSRLW       $0x04, Y6, Y6
@@ -3800,12 +3792,12 @@ superblock:
 	VMOVDQU      128(CX), Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   64(BX), Y6, Y6
+	VPMADDUBSW   64(DI), Y6, Y6
 	VPSUBW       64(SP), Y6, Y6
 	VPSHUFB      kqq6w2<>+0(SB), Y3, Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 8(SI), Y7
+	VBROADCASTSS 8(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	VMOVDQU      32(CX), Y6
 	VPSRLW       $0x04, Y6, Y6
@@ -3814,12 +3806,12 @@ superblock:
 	VPSRLW       $0x02, Y7, Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   96(BX), Y6, Y6
+	VPMADDUBSW   96(DI), Y6, Y6
 	VPSUBW       96(SP), Y6, Y6
 	VPSHUFB      kqq6w3<>+0(SB), Y3, Y3
 	VPMADDWD     Y3, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 12(SI), Y3
+	VBROADCASTSS 12(R8), Y3
 	VFMADD231PS  Y3, Y6, Y5
 	VMOVDQU      64(CX), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
@@ -3827,12 +3819,12 @@ superblock:
 	VPSLLW       $0x04, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   128(BX), Y3, Y3
+	VPMADDUBSW   128(DI), Y3, Y3
 	VPSUBW       128(SP), Y3, Y3
 	VPSHUFB      kqq6w0<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 16(SI), Y6
+	VBROADCASTSS 16(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
 	VMOVDQU      96(CX), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
@@ -3840,12 +3832,12 @@ superblock:
 	VPSLLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   160(BX), Y3, Y3
+	VPMADDUBSW   160(DI), Y3, Y3
 	VPSUBW       160(SP), Y3, Y3
 	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 20(SI), Y6
+	VBROADCASTSS 20(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
 	VMOVDQU      64(CX), Y3
 	VPSRLW       $0x04, Y3, Y3
@@ -3853,12 +3845,12 @@ superblock:
 	VMOVDQU      160(CX), Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   192(BX), Y3, Y3
+	VPMADDUBSW   192(DI), Y3, Y3
 	VPSUBW       192(SP), Y3, Y3
 	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 24(SI), Y6
+	VBROADCASTSS 24(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
 	VMOVDQU      96(CX), Y3
 	VPSRLW       $0x04, Y3, Y3
@@ -3867,133 +3859,133 @@ superblock:
 	VPSRLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   224(BX), Y3, Y3
+	VPMADDUBSW   224(DI), Y3, Y3
 	VPSUBW       224(SP), Y3, Y3
 	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
 	VPMADDWD     Y2, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 28(SI), Y2
+	VBROADCASTSS 28(R8), Y2
 	VFMADD231PS  Y2, Y3, Y5
 	VFMADD231PS  Y4, Y5, Y0
 
 	// Row 1.
-	VPMOVSXBW    192(CX)(DX*1), Y2
+	VPMOVSXBW    192(CX)(BX*1), Y2
 	VPERMQ       $0x44, Y2, Y3
 	VPERMQ       $0xee, Y2, Y2
-	VPBROADCASTW 208(CX)(DX*1), X4
+	VPBROADCASTW 208(CX)(BX*1), X4
 	VCVTPH2PS    X4, Y4
-	VMOVDQU      (CX)(DX*1), Y5
+	VMOVDQU      (CX)(BX*1), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
-	VMOVDQU      128(CX)(DX*1), Y6
+	VMOVDQU      128(CX)(BX*1), Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   (BX), Y5, Y5
+	VPMADDUBSW   (DI), Y5, Y5
 	VPSUBW       (SP), Y5, Y5
 	VPSHUFB      kqq6w0<>+0(SB), Y3, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS (SI), Y6
+	VBROADCASTSS (R8), Y6
 	VMULPS       Y6, Y5, Y5
-	VMOVDQU      32(CX)(DX*1), Y6
+	VMOVDQU      32(CX)(BX*1), Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y6
-	VMOVDQU      128(CX)(DX*1), Y7
+	VMOVDQU      128(CX)(BX*1), Y7
 	VPSLLW       $0x02, Y7, Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   32(BX), Y6, Y6
+	VPMADDUBSW   32(DI), Y6, Y6
 	VPSUBW       32(SP), Y6, Y6
 	VPSHUFB      kqq6w1<>+0(SB), Y3, Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 4(SI), Y7
+	VBROADCASTSS 4(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
-	VMOVDQU      (CX)(DX*1), Y6
+	VMOVDQU      (CX)(BX*1), Y6
 	VPSRLW       $0x04, Y6, Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y6
-	VMOVDQU      128(CX)(DX*1), Y7
+	VMOVDQU      128(CX)(BX*1), Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   64(BX), Y6, Y6
+	VPMADDUBSW   64(DI), Y6, Y6
 	VPSUBW       64(SP), Y6, Y6
 	VPSHUFB      kqq6w2<>+0(SB), Y3, Y7
 	VPMADDWD     Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 8(SI), Y7
+	VBROADCASTSS 8(R8), Y7
 	VFMADD231PS  Y7, Y6, Y5
-	VMOVDQU      32(CX)(DX*1), Y6
+	VMOVDQU      32(CX)(BX*1), Y6
 	VPSRLW       $0x04, Y6, Y6
 	VPAND        kqm0f<>+0(SB), Y6, Y6
-	VMOVDQU      128(CX)(DX*1), Y7
+	VMOVDQU      128(CX)(BX*1), Y7
 	VPSRLW       $0x02, Y7, Y7
 	VPAND        kqm30<>+0(SB), Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   96(BX), Y6, Y6
+	VPMADDUBSW   96(DI), Y6, Y6
 	VPSUBW       96(SP), Y6, Y6
 	VPSHUFB      kqq6w3<>+0(SB), Y3, Y3
 	VPMADDWD     Y3, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
-	VBROADCASTSS 12(SI), Y3
+	VBROADCASTSS 12(R8), Y3
 	VFMADD231PS  Y3, Y6, Y5
-	VMOVDQU      64(CX)(DX*1), Y3
+	VMOVDQU      64(CX)(BX*1), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VMOVDQU      160(CX)(DX*1), Y6
+	VMOVDQU      160(CX)(BX*1), Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   128(BX), Y3, Y3
+	VPMADDUBSW   128(DI), Y3, Y3
 	VPSUBW       128(SP), Y3, Y3
 	VPSHUFB      kqq6w0<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 16(SI), Y6
+	VBROADCASTSS 16(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
-	VMOVDQU      96(CX)(DX*1), Y3
+	VMOVDQU      96(CX)(BX*1), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VMOVDQU      160(CX)(DX*1), Y6
+	VMOVDQU      160(CX)(BX*1), Y6
 	VPSLLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   160(BX), Y3, Y3
+	VPMADDUBSW   160(DI), Y3, Y3
 	VPSUBW       160(SP), Y3, Y3
 	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 20(SI), Y6
+	VBROADCASTSS 20(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
-	VMOVDQU      64(CX)(DX*1), Y3
+	VMOVDQU      64(CX)(BX*1), Y3
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VMOVDQU      160(CX)(DX*1), Y6
+	VMOVDQU      160(CX)(BX*1), Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   192(BX), Y3, Y3
+	VPMADDUBSW   192(DI), Y3, Y3
 	VPSUBW       192(SP), Y3, Y3
 	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 24(SI), Y6
+	VBROADCASTSS 24(R8), Y6
 	VFMADD231PS  Y6, Y3, Y5
-	VMOVDQU      96(CX)(DX*1), Y3
+	VMOVDQU      96(CX)(BX*1), Y3
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VMOVDQU      160(CX)(DX*1), Y6
+	VMOVDQU      160(CX)(BX*1), Y6
 	VPSRLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y3, Y3
-	VPMADDUBSW   224(BX), Y3, Y3
+	VPMADDUBSW   224(DI), Y3, Y3
 	VPSUBW       224(SP), Y3, Y3
 	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
 	VPMADDWD     Y2, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 28(SI), Y2
+	VBROADCASTSS 28(R8), Y2
 	VFMADD231PS  Y2, Y3, Y5
 	VFMADD231PS  Y4, Y5, Y1
 	ADDQ         $0x000000d2, CX
-	ADDQ         $0x00000100, BX
-	ADDQ         $0x20, SI
-	ADDQ         $0x20, DI
-	DECQ         R8
+	ADDQ         $0x00000100, DI
+	ADDQ         $0x20, R8
+	ADDQ         $0x20, R9
+	DECQ         R10
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -4003,12 +3995,10 @@ superblock:
 	VADDPS       X0, X1, X0
 	VHADDPS      X0, X2, X2
 	VHADDPS      X2, X2, X0
-	MOVQ         out_base+0(FP), BX
-	MOVQ         out_len+8(FP), SI
-	SUBQ         AX, SI
-	VMOVSD       X0, (BX)(SI*4)
-	ADDQ         DX, CX
-	SUBQ         $0x02, AX
+	VMOVSS       X0, (DX)
+	VEXTRACTPS   $0x01, X0, (DX)(SI*1)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -4158,23 +4148,23 @@ TEXT ·matVecQ4_Kx1AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x00000090, DX, DX
-	LEAQ   (DX)(DX*2), DX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x00000090, BX, BX
 
 block:
 	VXORPS Y0, Y0, Y0
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: xs_j*xsum_j for the mins.
-	VCVTDQ2PS (SI), Y1
-	VMULPS    (BX), Y1, Y1
+	VCVTDQ2PS (DI), Y1
+	VMULPS    (SI), Y1, Y1
 
 	// Row 0.
 	VMOVDQU      4(CX), X2
@@ -4199,72 +4189,72 @@ superblock:
 	VPAND        kqm0f<>+0(SB), Y3, Y2
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VPMADDUBSW   (DX), Y2, Y2
+	VPMADDUBSW   (BX), Y2, Y2
 	VPBROADCASTW 16(SP), Y4
 	VPMADDWD     Y4, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS (BX), Y4
+	VBROADCASTSS (SI), Y4
 	VMULPS       Y4, Y2, Y2
-	VPMADDUBSW   32(DX), Y3, Y3
+	VPMADDUBSW   32(BX), Y3, Y3
 	VPBROADCASTW 18(SP), Y4
 	VPMADDWD     Y4, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 4(BX), Y4
+	VBROADCASTSS 4(SI), Y4
 	VFMADD231PS  Y4, Y3, Y2
 	VMOVDQU      48(CX), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y4
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VPMADDUBSW   64(DX), Y4, Y4
+	VPMADDUBSW   64(BX), Y4, Y4
 	VPBROADCASTW 20(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 8(BX), Y5
+	VBROADCASTSS 8(SI), Y5
 	VFMADD231PS  Y5, Y4, Y2
-	VPMADDUBSW   96(DX), Y3, Y3
+	VPMADDUBSW   96(BX), Y3, Y3
 	VPBROADCASTW 22(SP), Y4
 	VPMADDWD     Y4, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 12(BX), Y4
+	VBROADCASTSS 12(SI), Y4
 	VFMADD231PS  Y4, Y3, Y2
 	VMOVDQU      80(CX), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y4
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VPMADDUBSW   128(DX), Y4, Y4
+	VPMADDUBSW   128(BX), Y4, Y4
 	VPBROADCASTW 24(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 16(BX), Y5
+	VBROADCASTSS 16(SI), Y5
 	VFMADD231PS  Y5, Y4, Y2
-	VPMADDUBSW   160(DX), Y3, Y3
+	VPMADDUBSW   160(BX), Y3, Y3
 	VPBROADCASTW 26(SP), Y4
 	VPMADDWD     Y4, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 20(BX), Y4
+	VBROADCASTSS 20(SI), Y4
 	VFMADD231PS  Y4, Y3, Y2
 	VMOVDQU      112(CX), Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y4
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        kqm0f<>+0(SB), Y3, Y3
-	VPMADDUBSW   192(DX), Y4, Y4
+	VPMADDUBSW   192(BX), Y4, Y4
 	VPBROADCASTW 28(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 24(BX), Y5
+	VBROADCASTSS 24(SI), Y5
 	VFMADD231PS  Y5, Y4, Y2
-	VPMADDUBSW   224(DX), Y3, Y3
+	VPMADDUBSW   224(BX), Y3, Y3
 	VPBROADCASTW 30(SP), Y4
 	VPMADDWD     Y4, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS 28(BX), Y4
+	VBROADCASTSS 28(SI), Y4
 	VFMADD231PS  Y4, Y3, Y2
 	VFMADD231PS  Y1, Y2, Y0
 	ADDQ         $0x00000090, CX
-	ADDQ         $0x00000100, DX
-	ADDQ         $0x20, BX
+	ADDQ         $0x00000100, BX
 	ADDQ         $0x20, SI
-	DECQ         DI
+	ADDQ         $0x20, DI
+	DECQ         R8
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -4272,11 +4262,9 @@ superblock:
 	VADDPS       X1, X0, X1
 	VHADDPS      X1, X1, X1
 	VHADDPS      X1, X1, X0
-	MOVQ         out_base+0(FP), DX
-	MOVQ         out_len+8(FP), BX
-	SUBQ         AX, BX
-	VMOVSS       X0, (DX)(BX*4)
-	SUBQ         $0x01, AX
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -4290,23 +4278,23 @@ TEXT ·matVecQ5_Kx1AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000b0, DX, DX
-	LEAQ   (DX)(DX*2), DX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000b0, BX, BX
 
 block:
 	VXORPS Y0, Y0, Y0
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: xs_j*xsum_j for the mins.
-	VCVTDQ2PS (SI), Y1
-	VMULPS    (BX), Y1, Y1
+	VCVTDQ2PS (DI), Y1
+	VMULPS    (SI), Y1, Y1
 
 	// Row 0.
 	VMOVDQU      4(CX), X2
@@ -4337,22 +4325,22 @@ superblock:
 	VPSLLW       $0x04, Y2, Y5
 	VPAND        kqc16<>+0(SB), Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPMADDUBSW   (DX), Y3, Y3
+	VPMADDUBSW   (BX), Y3, Y3
 	VPBROADCASTW 16(SP), Y5
 	VPMADDWD     Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	VBROADCASTSS (BX), Y5
+	VBROADCASTSS (SI), Y5
 	VMULPS       Y5, Y3, Y3
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x03, Y2, Y5
 	VPAND        kqc16<>+0(SB), Y5, Y5
 	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   32(DX), Y4, Y4
+	VPMADDUBSW   32(BX), Y4, Y4
 	VPBROADCASTW 18(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 4(BX), Y5
+	VBROADCASTSS 4(SI), Y5
 	VFMADD231PS  Y5, Y4, Y3
 	VMOVDQU      80(CX), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
@@ -4363,22 +4351,22 @@ superblock:
 	VPSLLW       $0x02, Y2, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   64(DX), Y5, Y5
+	VPMADDUBSW   64(BX), Y5, Y5
 	VPBROADCASTW 20(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 8(BX), Y6
+	VBROADCASTSS 8(SI), Y6
 	VFMADD231PS  Y6, Y5, Y3
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSLLW       $0x01, Y2, Y5
 	VPAND        kqc16<>+0(SB), Y5, Y5
 	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   96(DX), Y4, Y4
+	VPMADDUBSW   96(BX), Y4, Y4
 	VPBROADCASTW 22(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 12(BX), Y5
+	VBROADCASTSS 12(SI), Y5
 	VFMADD231PS  Y5, Y4, Y3
 	VMOVDQU      112(CX), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
@@ -4389,22 +4377,22 @@ superblock:
 	VMOVDQU      Y2, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   128(DX), Y5, Y5
+	VPMADDUBSW   128(BX), Y5, Y5
 	VPBROADCASTW 24(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 16(BX), Y6
+	VBROADCASTSS 16(SI), Y6
 	VFMADD231PS  Y6, Y5, Y3
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x01, Y2, Y5
 	VPAND        kqc16<>+0(SB), Y5, Y5
 	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   160(DX), Y4, Y4
+	VPMADDUBSW   160(BX), Y4, Y4
 	VPBROADCASTW 26(SP), Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS 20(BX), Y5
+	VBROADCASTSS 20(SI), Y5
 	VFMADD231PS  Y5, Y4, Y3
 	VMOVDQU      144(CX), Y4
 	VPAND        kqm0f<>+0(SB), Y4, Y5
@@ -4415,29 +4403,29 @@ superblock:
 	VPSRLW       $0x02, Y2, Y6
 	VPAND        kqc16<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   192(DX), Y5, Y5
+	VPMADDUBSW   192(BX), Y5, Y5
 	VPBROADCASTW 28(SP), Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 24(BX), Y6
+	VBROADCASTSS 24(SI), Y6
 	VFMADD231PS  Y6, Y5, Y3
 
 	// Fifth bit: bit j of qh[l], moved to bit 4.
 	VPSRLW       $0x03, Y2, Y2
 	VPAND        kqc16<>+0(SB), Y2, Y2
 	VPOR         Y2, Y4, Y4
-	VPMADDUBSW   224(DX), Y4, Y2
+	VPMADDUBSW   224(BX), Y4, Y2
 	VPBROADCASTW 30(SP), Y4
 	VPMADDWD     Y4, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 28(BX), Y4
+	VBROADCASTSS 28(SI), Y4
 	VFMADD231PS  Y4, Y2, Y3
 	VFMADD231PS  Y1, Y3, Y0
 	ADDQ         $0x000000b0, CX
-	ADDQ         $0x00000100, DX
-	ADDQ         $0x20, BX
+	ADDQ         $0x00000100, BX
 	ADDQ         $0x20, SI
-	DECQ         DI
+	ADDQ         $0x20, DI
+	DECQ         R8
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -4445,11 +4433,9 @@ superblock:
 	VADDPS       X1, X0, X1
 	VHADDPS      X1, X1, X1
 	VHADDPS      X1, X1, X0
-	MOVQ         out_base+0(FP), DX
-	MOVQ         out_len+8(FP), BX
-	SUBQ         AX, BX
-	VMOVSS       X0, (DX)(BX*4)
-	SUBQ         $0x01, AX
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -4463,37 +4449,37 @@ TEXT ·matVecQ6_Kx1AVX2(SB), NOSPLIT, $256-120
 	TESTQ  AX, AX
 	JZ     done
 	MOVQ   w_base+24(FP), CX
-	MOVQ   xq_len+56(FP), DX
-	SHRQ   $0x08, DX
-	IMUL3Q $0x000000d2, DX, DX
-	LEAQ   (DX)(DX*2), DX
+	MOVQ   out_base+0(FP), DX
+	MOVQ   xq_len+56(FP), BX
+	SHRQ   $0x08, BX
+	IMUL3Q $0x000000d2, BX, BX
 
 block:
 	VXORPS Y0, Y0, Y0
-	MOVQ   xq_base+48(FP), DX
-	MOVQ   xs_base+72(FP), BX
-	MOVQ   xsum_base+96(FP), SI
-	MOVQ   xq_len+56(FP), DI
-	SHRQ   $0x08, DI
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), DI
+	MOVQ   xq_len+56(FP), R8
+	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: 32 times the activation's pair sums.
 	VMOVDQU    kqc32<>+0(SB), Y1
-	VPMADDUBSW (DX), Y1, Y2
+	VPMADDUBSW (BX), Y1, Y2
 	VMOVDQU    Y2, (SP)
-	VPMADDUBSW 32(DX), Y1, Y2
+	VPMADDUBSW 32(BX), Y1, Y2
 	VMOVDQU    Y2, 32(SP)
-	VPMADDUBSW 64(DX), Y1, Y2
+	VPMADDUBSW 64(BX), Y1, Y2
 	VMOVDQU    Y2, 64(SP)
-	VPMADDUBSW 96(DX), Y1, Y2
+	VPMADDUBSW 96(BX), Y1, Y2
 	VMOVDQU    Y2, 96(SP)
-	VPMADDUBSW 128(DX), Y1, Y2
+	VPMADDUBSW 128(BX), Y1, Y2
 	VMOVDQU    Y2, 128(SP)
-	VPMADDUBSW 160(DX), Y1, Y2
+	VPMADDUBSW 160(BX), Y1, Y2
 	VMOVDQU    Y2, 160(SP)
-	VPMADDUBSW 192(DX), Y1, Y2
+	VPMADDUBSW 192(BX), Y1, Y2
 	VMOVDQU    Y2, 192(SP)
-	VPMADDUBSW 224(DX), Y1, Y1
+	VPMADDUBSW 224(BX), Y1, Y1
 	VMOVDQU    Y1, 224(SP)
 
 	// Row 0.
@@ -4508,12 +4494,12 @@ superblock:
 	VPSLLW       $0x04, Y5, Y5
 	VPAND        kqm30<>+0(SB), Y5, Y5
 	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   (DX), Y4, Y4
+	VPMADDUBSW   (BX), Y4, Y4
 	VPSUBW       (SP), Y4, Y4
 	VPSHUFB      kqq6w0<>+0(SB), Y2, Y5
 	VPMADDWD     Y5, Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VBROADCASTSS (BX), Y5
+	VBROADCASTSS (SI), Y5
 	VMULPS       Y5, Y4, Y4
 	VMOVDQU      32(CX), Y5
 	VPAND        kqm0f<>+0(SB), Y5, Y5
@@ -4521,12 +4507,12 @@ superblock:
 	VPSLLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   32(DX), Y5, Y5
+	VPMADDUBSW   32(BX), Y5, Y5
 	VPSUBW       32(SP), Y5, Y5
 	VPSHUFB      kqq6w1<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 4(BX), Y6
+	VBROADCASTSS 4(SI), Y6
 	VFMADD231PS  Y6, Y5, Y4
 	VMOVDQU      (CX), Y5
 	VPSRLW       $0x04, Y5, Y5
@@ -4534,12 +4520,12 @@ superblock:
 	VMOVDQU      128(CX), Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   64(DX), Y5, Y5
+	VPMADDUBSW   64(BX), Y5, Y5
 	VPSUBW       64(SP), Y5, Y5
 	VPSHUFB      kqq6w2<>+0(SB), Y2, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 8(BX), Y6
+	VBROADCASTSS 8(SI), Y6
 	VFMADD231PS  Y6, Y5, Y4
 	VMOVDQU      32(CX), Y5
 	VPSRLW       $0x04, Y5, Y5
@@ -4548,12 +4534,12 @@ superblock:
 	VPSRLW       $0x02, Y6, Y6
 	VPAND        kqm30<>+0(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   96(DX), Y5, Y5
+	VPMADDUBSW   96(BX), Y5, Y5
 	VPSUBW       96(SP), Y5, Y5
 	VPSHUFB      kqq6w3<>+0(SB), Y2, Y2
 	VPMADDWD     Y2, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
-	VBROADCASTSS 12(BX), Y2
+	VBROADCASTSS 12(SI), Y2
 	VFMADD231PS  Y2, Y5, Y4
 	VMOVDQU      64(CX), Y2
 	VPAND        kqm0f<>+0(SB), Y2, Y2
@@ -4561,12 +4547,12 @@ superblock:
 	VPSLLW       $0x04, Y5, Y5
 	VPAND        kqm30<>+0(SB), Y5, Y5
 	VPOR         Y5, Y2, Y2
-	VPMADDUBSW   128(DX), Y2, Y2
+	VPMADDUBSW   128(BX), Y2, Y2
 	VPSUBW       128(SP), Y2, Y2
 	VPSHUFB      kqq6w0<>+0(SB), Y1, Y5
 	VPMADDWD     Y5, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 16(BX), Y5
+	VBROADCASTSS 16(SI), Y5
 	VFMADD231PS  Y5, Y2, Y4
 	VMOVDQU      96(CX), Y2
 	VPAND        kqm0f<>+0(SB), Y2, Y2
@@ -4574,12 +4560,12 @@ superblock:
 	VPSLLW       $0x02, Y5, Y5
 	VPAND        kqm30<>+0(SB), Y5, Y5
 	VPOR         Y5, Y2, Y2
-	VPMADDUBSW   160(DX), Y2, Y2
+	VPMADDUBSW   160(BX), Y2, Y2
 	VPSUBW       160(SP), Y2, Y2
 	VPSHUFB      kqq6w1<>+0(SB), Y1, Y5
 	VPMADDWD     Y5, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 20(BX), Y5
+	VBROADCASTSS 20(SI), Y5
 	VFMADD231PS  Y5, Y2, Y4
 	VMOVDQU      64(CX), Y2
 	VPSRLW       $0x04, Y2, Y2
@@ -4587,12 +4573,12 @@ superblock:
 	VMOVDQU      160(CX), Y5
 	VPAND        kqm30<>+0(SB), Y5, Y5
 	VPOR         Y5, Y2, Y2
-	VPMADDUBSW   192(DX), Y2, Y2
+	VPMADDUBSW   192(BX), Y2, Y2
 	VPSUBW       192(SP), Y2, Y2
 	VPSHUFB      kqq6w2<>+0(SB), Y1, Y5
 	VPMADDWD     Y5, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 24(BX), Y5
+	VBROADCASTSS 24(SI), Y5
 	VFMADD231PS  Y5, Y2, Y4
 	VMOVDQU      96(CX), Y2
 	VPSRLW       $0x04, Y2, Y2
@@ -4601,19 +4587,19 @@ superblock:
 	VPSRLW       $0x02, Y5, Y5
 	VPAND        kqm30<>+0(SB), Y5, Y5
 	VPOR         Y5, Y2, Y2
-	VPMADDUBSW   224(DX), Y2, Y2
+	VPMADDUBSW   224(BX), Y2, Y2
 	VPSUBW       224(SP), Y2, Y2
 	VPSHUFB      kqq6w3<>+0(SB), Y1, Y1
 	VPMADDWD     Y1, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 28(BX), Y1
+	VBROADCASTSS 28(SI), Y1
 	VFMADD231PS  Y1, Y2, Y4
 	VFMADD231PS  Y3, Y4, Y0
 	ADDQ         $0x000000d2, CX
-	ADDQ         $0x00000100, DX
-	ADDQ         $0x20, BX
+	ADDQ         $0x00000100, BX
 	ADDQ         $0x20, SI
-	DECQ         DI
+	ADDQ         $0x20, DI
+	DECQ         R8
 	JNZ          superblock
 
 	// Sum each row's lanes and store the block's results.
@@ -4621,11 +4607,9 @@ superblock:
 	VADDPS       X1, X0, X1
 	VHADDPS      X1, X1, X1
 	VHADDPS      X1, X1, X0
-	MOVQ         out_base+0(FP), DX
-	MOVQ         out_len+8(FP), BX
-	SUBQ         AX, BX
-	VMOVSS       X0, (DX)(BX*4)
-	SUBQ         $0x01, AX
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         AX
 	JNZ          block
 
 done:

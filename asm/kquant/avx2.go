@@ -19,7 +19,8 @@ import (
 //
 // The scales and mins are unpacked as in the VNNI kernels, on xmm, and
 // written to the stack as words so that each is a VPBROADCASTW away. Two
-// rows at a time share the activation loads; the kernels stay within
+// rows at a time, half the rows apart (see main.go, "Rows apart"), share the
+// activation loads; the kernels stay within
 // registers 0-15 (avo would give an EVEX encoding, which needs AVX-512, to
 // higher ones: check the generated file with grep when changing them).
 

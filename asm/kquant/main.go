@@ -29,14 +29,34 @@
 //     8 lanes of m_j * (xs_j*xsum_j) (again shared), times dmin, subtracted.
 //
 // So no horizontal sum happens inside the loop: each row's accumulator is
-// reduced once, at the end. The Go driver passes the rows in blocks of 4 and
-// the rest one by one. The tile kernels (tile.go) do the same per row for 4
-// vectors whose shared values the Go caller prepares; the AVX2 kernels
-// (avx2.go) take another route to the same sums.
+// reduced once, at the end, by the same tree whatever rows it goes with
+// (blockEnd). The Go driver passes all but the last len(out)%4 rows to the
+// x4 kernel, which takes rows i, q+i, 2q+i and 3q+i together (q = a quarter
+// of them; see "Rows apart"), and the rest to the x1 kernel. The tile
+// kernels (tile.go) do the same per row for 4 vectors whose shared values
+// the Go caller prepares; the AVX2 kernels (avx2.go) take another route to
+// the same sums, 2 rows at a time, half the rows apart.
 //
 // Q6_K subtracts its 32 before the scales: each accumulator starts from
 // -32*(sum of the lane's 4 activation bytes), computed once per
 // super-block for all rows.
+//
+// # Rows apart
+//
+// 4 adjacent rows are 4 memory streams about 1 KiB apart (a row of 2048
+// values is 1152 bytes of Q4_K), which the Zen 5 VM reads from memory much
+// slower than 4 streams far apart, as the Q8_0 kernels found (../gguf).
+// Streaming ~600 MB of 5632x2048 matrices from anonymous huge pages through
+// matVecQ*_K, 1 thread, GB/s, medians of 11 alternating runs of the old
+// and new test binaries (noisy: another job shared the machine): VNNI
+// Q4_K 19.7 -> 24.5, Q5_K 19.3 -> 24.9, Q6_K 19.7 -> 26.4 (the adjacent
+// rows had a software prefetch of the next blocks of rows, see prefetchDist);
+// AVX2 (2 rows, no prefetch before or after) Q4_K 9.3 -> 13.6, Q5_K 9.3 ->
+// 14.4, Q6_K 5.7 -> 12.1. In a quiet window, passes over the same buffer
+// interleaved in one process (medians of 31): VNNI Q4_K 21.8 -> 27.9, Q5_K
+// 20.4 -> 26.5, Q6_K 20.9 -> 30.0; AVX2 Q4_K 9.7 -> 14.5, Q5_K 9.8 -> 15.3,
+// Q6_K 6.4 -> 14.6. From L2 and L3 (BenchmarkMatVecKQuant) the order
+// changes nothing beyond the noise.
 //
 // # Layouts
 //
@@ -156,33 +176,52 @@ type kernel struct {
 	avx2       bool // ymm accumulators and VEX instructions only
 	blockBytes int
 	wp         Register // row 0's current super-block
-	rb, rb3    Register // bytes per row, 3 times that
+	stride     Register // bytes from one row of the block to the next
+	stride3    Register // 3 times that (4 rows)
+	op         Register // row 0's out
+	ostride    Register // bytes from one row's out to the next (r > 1)
+	ostride3   Register // 3 times that (4 rows)
 	xp, xsp    Register // current super-block of xq, of xs
 	xsump      Register // of xsum
-	cnt, pf    Register // super-blocks left in the row; prefetch pointer
+	cnt        Register // super-blocks left in the row
 	shared     Mem      // stack space (AVX2 kernels)
-	rows       Register // rows left (a multiple of r)
+	rows       Register // blocks of rows left
 	acc        []VecVirtual
 }
 
 const signature = "func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)"
 
-// prologue starts a kernel: rb = len(xq)/256 * blockBytes.
+// prologue starts a kernel. With r > 1 the q = len(out)/r blocks are rows
+// i, q+i, 2q+i and 3q+i (i < q; 2 rows: i and q+i): stride = q*rb, with rb
+// = len(xq)/256 * blockBytes the bytes of a row.
 func prologue(name string, blockBytes, r int, avx2 bool) *kernel {
 	TEXT(name, NOSPLIT, signature)
-	Doc(name+" is a K-quant matrix-vector kernel for blocks of "+[]string{"", "one row", "2 rows", "", "4 rows"}[r]+".",
+	blocks := []string{"", "one row", "2 rows, half the rows apart", "", "4 rows, a quarter of the rows apart"}[r]
+	Doc(name+" is a K-quant matrix-vector kernel for blocks of "+blocks+".",
 		"The caller guarantees the preconditions; see model/kernels_kquant_amd64.go.")
 	k := &kernel{r: r, blockBytes: blockBytes, avx2: avx2}
 	k.rows = Load(Param("out").Len(), GP64())
 	TESTQ(k.rows, k.rows)
 	JZ(LabelRef("done"))
 	k.wp = Load(Param("w").Base(), GP64())
-	k.rb = Load(Param("xq").Len(), GP64())
-	SHRQ(U8(8), k.rb)
-	IMUL3Q(U32(blockBytes), k.rb, k.rb)
-	k.rb3 = GP64()
-	LEAQ(Mem{Base: k.rb, Index: k.rb, Scale: 2}, k.rb3)
-	k.xp, k.xsp, k.xsump, k.cnt, k.pf = GP64(), GP64(), GP64(), GP64(), GP64()
+	k.op = Load(Param("out").Base(), GP64())
+	k.stride = Load(Param("xq").Len(), GP64())
+	SHRQ(U8(8), k.stride)
+	IMUL3Q(U32(blockBytes), k.stride, k.stride) // rb
+	if r > 1 {
+		Comment("q = rows/r: the block's rows are q rows apart.")
+		SHRQ(U8(map[int]uint8{2: 1, 4: 2}[r]), k.rows)
+		IMULQ(k.rows, k.stride)
+		k.ostride = GP64()
+		MOVQ(k.rows, k.ostride)
+		SHLQ(U8(2), k.ostride)
+		if r == 4 {
+			k.stride3, k.ostride3 = GP64(), GP64()
+			LEAQ(Mem{Base: k.stride, Index: k.stride, Scale: 2}, k.stride3)
+			LEAQ(Mem{Base: k.ostride, Index: k.ostride, Scale: 2}, k.ostride3)
+		}
+	}
+	k.xp, k.xsp, k.xsump, k.cnt = GP64(), GP64(), GP64(), GP64()
 	// The VNNI kernels keep the values shared by the rows in registers:
 	// stored to the stack and read back as memory operands by each row,
 	// they ran at half the speed (Q4_K 512x2048 from L2: 67 µs against
@@ -200,11 +239,11 @@ func (k *kernel) row(r, off int) Mem {
 	case 0:
 		return Mem{Base: k.wp, Disp: off}
 	case 1:
-		return Mem{Base: k.wp, Index: k.rb, Scale: 1, Disp: off}
+		return Mem{Base: k.wp, Index: k.stride, Scale: 1, Disp: off}
 	case 2:
-		return Mem{Base: k.wp, Index: k.rb, Scale: 2, Disp: off}
+		return Mem{Base: k.wp, Index: k.stride, Scale: 2, Disp: off}
 	}
-	return Mem{Base: k.wp, Index: k.rb3, Scale: 1, Disp: off}
+	return Mem{Base: k.wp, Index: k.stride3, Scale: 1, Disp: off}
 }
 
 // blockStart zeroes the accumulators and points at the activation's start.
@@ -225,25 +264,39 @@ func (k *kernel) blockStart() {
 	Load(Param("xsum").Base(), k.xsump)
 	Load(Param("xq").Len(), k.cnt)
 	SHRQ(U8(8), k.cnt)
-	if k.r == 4 {
-		LEAQ(Mem{Base: k.wp, Index: k.rb, Scale: 8}, k.pf)
-	}
 	Label("superblock")
 }
 
-// prefetch fetches the block of 4 rows after the next one (4*rb contiguous
-// bytes) at the pace this block consumes its own: the hardware prefetchers
-// follow each row but stall at every jump to the next 4 rows (as measured
-// for the Q8_0 kernels; past the end of w the prefetches are harmless).
+// prefetchDist is how far ahead (bytes) each row's stream is prefetched,
+// 0 for none: PREFETCHT0 of every cache line of the super-block that far
+// beyond the current one, in each row of the block (a block's rows walk
+// their own parts of w, rows i, i+1, ... of a quarter; past a part's end
+// the prefetches would fetch the next part's start, past w's end nothing).
+//
+// None: with the rows far apart the hardware prefetchers follow the 4
+// streams, and the prefetches only cost. Passes over the same 600 MB
+// interleaved in one process (1 thread, medians of 31 in a quiet window),
+// no prefetch / 4 KiB ahead: VNNI Q4_K 27.9 / 28.1 GB/s, Q5_K 26.5 / 24.7,
+// Q6_K 30.0 / 26.1; AVX2 Q4_K 14.5 / 14.7, Q5_K 15.3 / 15.5, Q6_K 14.6 /
+// 14.7. None / 12 KiB ahead (as the Q8_0 kernels), another quiet window:
+// Q4_K 28.5 / 29.6, Q6_K 29.8 / 26.9. 2 KiB, 6 KiB, 24 KiB, PREFETCHT2, 1
+// or 2 lines a super-block, or the prefetches spread among the rows' work
+// did no better in noisier windows. (Q6_K, which reads the activation from memory for
+// each row, loses most.) The adjacent rows' kernels prefetched the block of
+// 4 rows after the next one, contiguous, for the hardware prefetchers
+// stalled at each jump to the next 4 rows.
+var prefetchDist = 0
+
+// prefetch prefetches each row's stream prefetchDist ahead.
 func (k *kernel) prefetch() {
-	if k.r != 4 {
+	if prefetchDist <= 0 {
 		return
 	}
-	bytes := 4 * k.blockBytes
-	for off := 0; off < bytes; off += 64 {
-		PREFETCHT0(Mem{Base: k.pf, Disp: off})
+	for r := range k.r {
+		for off := 0; off < k.blockBytes; off += 64 {
+			PREFETCHT0(k.row(r, prefetchDist+off))
+		}
 	}
-	ADDQ(U32(bytes), k.pf)
 }
 
 // next moves to the next super-block and loops.
@@ -259,7 +312,14 @@ func (k *kernel) next() {
 
 // blockEnd sums each row's accumulator, stores the R results, moves to the
 // next block of rows and loops; label done follows. wp has moved through
-// row 0 to the start of row 1.
+// row 0 to the start of row 1, the next block's row 0.
+//
+// Each row's lanes are reduced by the same tree whatever r: halves (zmm to
+// ymm, ymm to xmm), then VHADDPS twice, [a0+a1, a2+a3] and their sum (for
+// one row, the row against itself). So a row's value does not depend on the
+// rows it is computed with, nor on the kernel (x4, x2 or x1): batched
+// decoding (model/decode.go) computes rows in blocks and must get the
+// values of the whole matrix.
 func (k *kernel) blockEnd() {
 	Comment("Sum each row's lanes and store the block's results.")
 	xs := make([]VecVirtual, k.r)
@@ -287,20 +347,16 @@ func (k *kernel) blockEnd() {
 		VHADDPS(xs[0], xs[0], xs[0])
 		VHADDPS(xs[0], xs[0], res)
 	}
-	op := Load(Param("out").Base(), GP64())
-	i := Load(Param("out").Len(), GP64())
-	SUBQ(k.rows, i) // index of the block's first row
-	switch k.r {
-	case 4:
-		VMOVUPS(res, Mem{Base: op, Index: i, Scale: 4})
-		ADDQ(k.rb3, k.wp)
-	case 2:
-		VMOVSD(res, Mem{Base: op, Index: i, Scale: 4})
-		ADDQ(k.rb, k.wp)
-	default:
-		VMOVSS(res, Mem{Base: op, Index: i, Scale: 4})
+	VMOVSS(res, Mem{Base: k.op})
+	for r := 1; r < k.r; r++ {
+		o := Mem{Base: k.op, Index: k.ostride, Scale: uint8(r)}
+		if r == 3 {
+			o = Mem{Base: k.op, Index: k.ostride3, Scale: 1}
+		}
+		VEXTRACTPS(U8(r), res, o)
 	}
-	SUBQ(U8(k.r), k.rows)
+	ADDQ(U8(4), k.op)
+	DECQ(k.rows)
 	JNZ(LabelRef("block"))
 	Label("done")
 	VZEROUPPER()
