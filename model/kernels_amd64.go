@@ -198,14 +198,19 @@ func scaleMulAVX2(out, w, x []float32, s float32)
 //go:noescape
 func scaleMulAVX512(out, w, x []float32, s float32)
 
-// matVec4AVX2 computes, four rows per pass,
+// matVec4AVX2 computes
 //
 //	n := len(x)
 //	for r := range out {
 //		out[r] = dot(w[r*n:(r+1)*n], x)
 //	}
 //
-// len(out) must be a multiple of 4 and len(w) >= len(out)*n.
+// (with a different summation order, the same for every row) four rows per
+// pass: rows i, q+i, 2q+i and 3q+i with q = len(out)/4, then the last
+// len(out)%4 rows one at a time. 4 rows a quarter of the matrix apart are
+// 4 streams far apart, which Zen 5 reads from memory much faster than 4
+// adjacent rows (../asm/matvec.go). A row's value does not depend on the
+// rows it is computed with. len(w) >= len(out)*n.
 //
 //go:noescape
 func matVec4AVX2(out, w, x []float32)
@@ -263,27 +268,17 @@ func matMat8x1AVX512(out, w, x []float32, n, k, m, tiles int, add bool)
 // Go drivers around the assembly: row remainders and cache blocking.
 
 func matVecAVX2(out, w, x []float32) {
-	n := len(x)
-	if len(w) < len(out)*n {
+	if len(w) < len(out)*len(x) {
 		panic("model: matVec: len(w) < len(out)*len(x)")
 	}
-	m4 := len(out) &^ 3
-	matVec4AVX2(out[:m4], w, x)
-	for r := m4; r < len(out); r++ {
-		out[r] = dotAVX2(w[r*n:(r+1)*n], x)
-	}
+	matVec4AVX2(out, w, x)
 }
 
 func matVecAVX512(out, w, x []float32) {
-	n := len(x)
-	if len(w) < len(out)*n {
+	if len(w) < len(out)*len(x) {
 		panic("model: matVec: len(w) < len(out)*len(x)")
 	}
-	m4 := len(out) &^ 3
-	matVec4AVX512(out[:m4], w, x)
-	for r := m4; r < len(out); r++ {
-		out[r] = dotAVX512(w[r*n:(r+1)*n], x)
-	}
+	matVec4AVX512(out, w, x)
 }
 
 // matMatChunkBytes bounds the bytes of x that one sweep over the rows of w

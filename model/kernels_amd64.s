@@ -412,30 +412,37 @@ done:
 // Requires: AVX, FMA3, MMX+
 TEXT ·matVec4AVX2(SB), NOSPLIT, $0-72
 	MOVQ out_base+0(FP), AX
-	MOVQ out_len+8(FP), CX
-	MOVQ w_base+24(FP), DX
-	MOVQ x_base+48(FP), BX
-	MOVQ x_len+56(FP), SI
-	MOVQ SI, DI
-	SHLQ $0x02, DI
-	MOVQ SI, R8
-	ANDQ $-16, R8
-	MOVQ SI, R9
-	ANDQ $-8, R9
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+	MOVQ x_len+56(FP), BX
+	MOVQ BX, SI
+	ANDQ $-16, SI
+	MOVQ BX, DI
+	ANDQ $-8, DI
 
-	// The tail mask is the same for every row block: build it once.
-	MOVQ    SI, R10
-	SUBQ    R9, R10
-	LEAQ    tailmask8<>+32(SB), R11
-	NEGQ    R10
-	VMOVDQU (R11)(R10*4), Y0
+	// The tail mask is the same for every row: build it once.
+	MOVQ    BX, R8
+	SUBQ    DI, R8
+	LEAQ    tailmask8<>+32(SB), R9
+	NEGQ    R8
+	VMOVDQU (R9)(R8*4), Y0
 
-rowloop:
-	TESTQ  CX, CX
-	JZ     done
-	LEAQ   (DX)(DI*1), R10
-	LEAQ   (R10)(DI*1), R11
-	LEAQ   (R11)(DI*1), R12
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  out_len+8(FP), R8
+	SHRQ  $0x02, R8
+	MOVQ  R8, R9
+	IMULQ BX, R9
+	SHLQ  $0x02, R9
+	MOVQ  R8, R10
+	SHLQ  $0x02, R10
+	TESTQ R8, R8
+	JZ    r4end
+
+r4rows:
+	LEAQ   (CX)(R9*1), R11
+	LEAQ   (CX)(R9*2), R12
+	LEAQ   (R11)(R9*2), R13
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
@@ -444,59 +451,55 @@ rowloop:
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	VXORPS Y8, Y8, Y8
-	XORQ   R13, R13
+	XORQ   R14, R14
 
-	// pf runs through the next block of 4 rows (contiguous, 16*n bytes)
-	// at 4 bytes per byte of x consumed, prefetching it while this block
-	// computes: the hardware prefetchers follow each row but stall at every
-	// jump to a new row, and a matrix-vector product is all jumps.
-	LEAQ (R12)(DI*1), R14
+r4loop2:
+	CMPQ R14, SI
+	JAE  r4step1
 
-loop2:
-	CMPQ        R13, R8
-	JAE         step1
-	PREFETCHT0  (R14)
-	PREFETCHT0  64(R14)
-	PREFETCHT0  128(R14)
-	PREFETCHT0  192(R14)
-	ADDQ        $0x00000100, R14
-	VMOVUPS     (BX)(R13*4), Y9
-	VMOVUPS     32(BX)(R13*4), Y10
-	VFMADD231PS (DX)(R13*4), Y9, Y1
-	VFMADD231PS 32(DX)(R13*4), Y10, Y2
-	VFMADD231PS (R10)(R13*4), Y9, Y3
-	VFMADD231PS 32(R10)(R13*4), Y10, Y4
-	VFMADD231PS (R11)(R13*4), Y9, Y5
-	VFMADD231PS 32(R11)(R13*4), Y10, Y6
-	VFMADD231PS (R12)(R13*4), Y9, Y7
-	VFMADD231PS 32(R12)(R13*4), Y10, Y8
-	ADDQ        $0x10, R13
-	JMP         loop2
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R14*4)
+	PREFETCHT0  2048(R11)(R14*4)
+	PREFETCHT0  2048(R12)(R14*4)
+	PREFETCHT0  2048(R13)(R14*4)
+	VMOVUPS     (DX)(R14*4), Y9
+	VMOVUPS     32(DX)(R14*4), Y10
+	VFMADD231PS (CX)(R14*4), Y9, Y1
+	VFMADD231PS 32(CX)(R14*4), Y10, Y2
+	VFMADD231PS (R11)(R14*4), Y9, Y3
+	VFMADD231PS 32(R11)(R14*4), Y10, Y4
+	VFMADD231PS (R12)(R14*4), Y9, Y5
+	VFMADD231PS 32(R12)(R14*4), Y10, Y6
+	VFMADD231PS (R13)(R14*4), Y9, Y7
+	VFMADD231PS 32(R13)(R14*4), Y10, Y8
+	ADDQ        $0x10, R14
+	JMP         r4loop2
 
-step1:
-	CMPQ        R13, R9
-	JAE         tail
-	VMOVUPS     (BX)(R13*4), Y9
-	VFMADD231PS (DX)(R13*4), Y9, Y1
-	VFMADD231PS (R10)(R13*4), Y9, Y3
-	VFMADD231PS (R11)(R13*4), Y9, Y5
-	VFMADD231PS (R12)(R13*4), Y9, Y7
-	ADDQ        $0x08, R13
+r4step1:
+	CMPQ        R14, DI
+	JAE         r4tail
+	VMOVUPS     (DX)(R14*4), Y9
+	VFMADD231PS (CX)(R14*4), Y9, Y1
+	VFMADD231PS (R11)(R14*4), Y9, Y3
+	VFMADD231PS (R12)(R14*4), Y9, Y5
+	VFMADD231PS (R13)(R14*4), Y9, Y7
+	ADDQ        $0x08, R14
 
-tail:
-	CMPQ        R13, SI
-	JAE         reduce
-	VMASKMOVPS  (BX)(R13*4), Y0, Y9
-	VMASKMOVPS  (DX)(R13*4), Y0, Y10
+r4tail:
+	CMPQ        R14, BX
+	JAE         r4reduce
+	VMASKMOVPS  (DX)(R14*4), Y0, Y9
+	VMASKMOVPS  (CX)(R14*4), Y0, Y10
 	VFMADD231PS Y10, Y9, Y2
-	VMASKMOVPS  (R10)(R13*4), Y0, Y10
+	VMASKMOVPS  (R11)(R14*4), Y0, Y10
 	VFMADD231PS Y10, Y9, Y4
-	VMASKMOVPS  (R11)(R13*4), Y0, Y10
+	VMASKMOVPS  (R12)(R14*4), Y0, Y10
 	VFMADD231PS Y10, Y9, Y6
-	VMASKMOVPS  (R12)(R13*4), Y0, Y10
+	VMASKMOVPS  (R13)(R14*4), Y0, Y10
 	VFMADD231PS Y10, Y9, Y8
 
-reduce:
+r4reduce:
 	VADDPS       Y2, Y1, Y1
 	VADDPS       Y4, Y3, Y3
 	VADDPS       Y6, Y5, Y5
@@ -518,13 +521,74 @@ reduce:
 	VMOVLHPS     X1, X5, X2
 	VMOVHLPS     X5, X1, X1
 	VADDPS       X1, X2, X2
-	VMOVUPS      X2, (AX)
-	ADDQ         $0x10, AX
-	LEAQ         (R12)(DI*1), DX
-	SUBQ         $0x04, CX
-	JMP          rowloop
+	VMOVSS       X2, (AX)
+	VEXTRACTPS   $0x01, X2, (AX)(R10*1)
+	VEXTRACTPS   $0x02, X2, (AX)(R10*2)
+	LEAQ         (R10)(R10*2), R11
+	VEXTRACTPS   $0x03, X2, (AX)(R11*1)
+	ADDQ         $0x04, AX
+	LEAQ         (CX)(BX*4), CX
+	DECQ         R8
+	JNZ          r4rows
 
-done:
+r4end:
+	// The last rows%4, from row 4q, one at a time.
+	MOVQ out_len+8(FP), R8
+	ANDQ $0x03, R8
+	JZ   r1end
+	LEAQ (R9)(R9*2), R9
+	ADDQ R9, CX
+	LEAQ (R10)(R10*2), R9
+	ADDQ R9, AX
+
+r1rows:
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	XORQ   R9, R9
+
+r1loop2:
+	CMPQ R9, SI
+	JAE  r1step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R9*4)
+	VMOVUPS     (DX)(R9*4), Y3
+	VMOVUPS     32(DX)(R9*4), Y4
+	VFMADD231PS (CX)(R9*4), Y3, Y1
+	VFMADD231PS 32(CX)(R9*4), Y4, Y2
+	ADDQ        $0x10, R9
+	JMP         r1loop2
+
+r1step1:
+	CMPQ        R9, DI
+	JAE         r1tail
+	VMOVUPS     (DX)(R9*4), Y3
+	VFMADD231PS (CX)(R9*4), Y3, Y1
+	ADDQ        $0x08, R9
+
+r1tail:
+	CMPQ        R9, BX
+	JAE         r1reduce
+	VMASKMOVPS  (DX)(R9*4), Y0, Y3
+	VMASKMOVPS  (CX)(R9*4), Y0, Y4
+	VFMADD231PS Y4, Y3, Y2
+
+r1reduce:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VMOVHLPS     X2, X2, X1
+	VADDPS       X1, X2, X2
+	VMOVSHDUP    X2, X1
+	VADDSS       X1, X2, X2
+	VMOVSS       X2, (AX)
+	ADDQ         $0x04, AX
+	LEAQ         (CX)(BX*4), CX
+	DECQ         R8
+	JNZ          r1rows
+
+r1end:
 	VZEROUPPER
 	RET
 
@@ -532,29 +596,36 @@ done:
 // Requires: AVX, AVX512F, AVX512VL, MMX+
 TEXT ·matVec4AVX512(SB), NOSPLIT, $0-72
 	MOVQ out_base+0(FP), AX
-	MOVQ out_len+8(FP), CX
-	MOVQ w_base+24(FP), DX
-	MOVQ x_base+48(FP), BX
-	MOVQ x_len+56(FP), SI
-	MOVQ SI, DI
-	SHLQ $0x02, DI
-	MOVQ SI, R8
-	ANDQ $-32, R8
-	MOVQ SI, R9
-	ANDQ $-16, R9
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+	MOVQ x_len+56(FP), BX
+	MOVQ BX, SI
+	ANDQ $-32, SI
+	MOVQ BX, DI
+	ANDQ $-16, DI
 
-	// The tail mask is the same for every row block: build it once.
-	MOVQ  SI, R10
-	SUBQ  R9, R10
-	LEAQ  tailmask16<>+0(SB), R11
-	KMOVW (R11)(R10*2), K1
+	// The tail mask is the same for every row: build it once.
+	MOVQ  BX, R8
+	SUBQ  DI, R8
+	LEAQ  tailmask16<>+0(SB), R9
+	KMOVW (R9)(R8*2), K1
 
-rowloop:
-	TESTQ  CX, CX
-	JZ     done
-	LEAQ   (DX)(DI*1), R10
-	LEAQ   (R10)(DI*1), R11
-	LEAQ   (R11)(DI*1), R12
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  out_len+8(FP), R8
+	SHRQ  $0x02, R8
+	MOVQ  R8, R9
+	IMULQ BX, R9
+	SHLQ  $0x02, R9
+	MOVQ  R8, R10
+	SHLQ  $0x02, R10
+	TESTQ R8, R8
+	JZ    r4end
+
+r4rows:
+	LEAQ   (CX)(R9*1), R11
+	LEAQ   (CX)(R9*2), R12
+	LEAQ   (R11)(R9*2), R13
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -563,59 +634,55 @@ rowloop:
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
-	XORQ   R13, R13
+	XORQ   R14, R14
 
-	// pf runs through the next block of 4 rows (contiguous, 16*n bytes)
-	// at 4 bytes per byte of x consumed, prefetching it while this block
-	// computes: the hardware prefetchers follow each row but stall at every
-	// jump to a new row, and a matrix-vector product is all jumps.
-	LEAQ (R12)(DI*1), R14
+r4loop2:
+	CMPQ R14, SI
+	JAE  r4step1
 
-loop2:
-	CMPQ        R13, R8
-	JAE         step1
-	PREFETCHT0  (R14)
-	PREFETCHT0  64(R14)
-	PREFETCHT0  128(R14)
-	PREFETCHT0  192(R14)
-	PREFETCHT0  256(R14)
-	PREFETCHT0  320(R14)
-	PREFETCHT0  384(R14)
-	PREFETCHT0  448(R14)
-	ADDQ        $0x00000200, R14
-	VMOVUPS     (BX)(R13*4), Z8
-	VMOVUPS     64(BX)(R13*4), Z9
-	VFMADD231PS (DX)(R13*4), Z8, Z0
-	VFMADD231PS 64(DX)(R13*4), Z9, Z1
-	VFMADD231PS (R10)(R13*4), Z8, Z2
-	VFMADD231PS 64(R10)(R13*4), Z9, Z3
-	VFMADD231PS (R11)(R13*4), Z8, Z4
-	VFMADD231PS 64(R11)(R13*4), Z9, Z5
-	VFMADD231PS (R12)(R13*4), Z8, Z6
-	VFMADD231PS 64(R12)(R13*4), Z9, Z7
-	ADDQ        $0x20, R13
-	JMP         loop2
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R14*4)
+	PREFETCHT0  2112(CX)(R14*4)
+	PREFETCHT0  2048(R11)(R14*4)
+	PREFETCHT0  2112(R11)(R14*4)
+	PREFETCHT0  2048(R12)(R14*4)
+	PREFETCHT0  2112(R12)(R14*4)
+	PREFETCHT0  2048(R13)(R14*4)
+	PREFETCHT0  2112(R13)(R14*4)
+	VMOVUPS     (DX)(R14*4), Z8
+	VMOVUPS     64(DX)(R14*4), Z9
+	VFMADD231PS (CX)(R14*4), Z8, Z0
+	VFMADD231PS 64(CX)(R14*4), Z9, Z1
+	VFMADD231PS (R11)(R14*4), Z8, Z2
+	VFMADD231PS 64(R11)(R14*4), Z9, Z3
+	VFMADD231PS (R12)(R14*4), Z8, Z4
+	VFMADD231PS 64(R12)(R14*4), Z9, Z5
+	VFMADD231PS (R13)(R14*4), Z8, Z6
+	VFMADD231PS 64(R13)(R14*4), Z9, Z7
+	ADDQ        $0x20, R14
+	JMP         r4loop2
 
-step1:
-	CMPQ        R13, R9
-	JAE         tail
-	VMOVUPS     (BX)(R13*4), Z8
-	VFMADD231PS (DX)(R13*4), Z8, Z0
-	VFMADD231PS (R10)(R13*4), Z8, Z2
-	VFMADD231PS (R11)(R13*4), Z8, Z4
-	VFMADD231PS (R12)(R13*4), Z8, Z6
-	ADDQ        $0x10, R13
+r4step1:
+	CMPQ        R14, DI
+	JAE         r4tail
+	VMOVUPS     (DX)(R14*4), Z8
+	VFMADD231PS (CX)(R14*4), Z8, Z0
+	VFMADD231PS (R11)(R14*4), Z8, Z2
+	VFMADD231PS (R12)(R14*4), Z8, Z4
+	VFMADD231PS (R13)(R14*4), Z8, Z6
+	ADDQ        $0x10, R14
 
-tail:
-	CMPQ        R13, SI
-	JAE         reduce
-	VMOVUPS.Z   (BX)(R13*4), K1, Z8
-	VFMADD231PS (DX)(R13*4), Z8, K1, Z1
-	VFMADD231PS (R10)(R13*4), Z8, K1, Z3
-	VFMADD231PS (R11)(R13*4), Z8, K1, Z5
-	VFMADD231PS (R12)(R13*4), Z8, K1, Z7
+r4tail:
+	CMPQ        R14, BX
+	JAE         r4reduce
+	VMOVUPS.Z   (DX)(R14*4), K1, Z8
+	VFMADD231PS (CX)(R14*4), Z8, K1, Z1
+	VFMADD231PS (R11)(R14*4), Z8, K1, Z3
+	VFMADD231PS (R12)(R14*4), Z8, K1, Z5
+	VFMADD231PS (R13)(R14*4), Z8, K1, Z7
 
-reduce:
+r4reduce:
 	VADDPS        Z1, Z0, Z0
 	VADDPS        Z3, Z2, Z2
 	VADDPS        Z5, Z4, Z4
@@ -624,34 +691,97 @@ reduce:
 	VADDPS        Y9, Y0, Y9
 	VEXTRACTF32X4 $0x01, Y9, X8
 	VADDPS        X8, X9, X8
-	VEXTRACTF64X4 $0x01, Z2, Y10
-	VADDPS        Y10, Y2, Y10
-	VEXTRACTF32X4 $0x01, Y10, X9
-	VADDPS        X9, X10, X9
-	VEXTRACTF64X4 $0x01, Z4, Y11
-	VADDPS        Y11, Y4, Y11
-	VEXTRACTF32X4 $0x01, Y11, X10
-	VADDPS        X10, X11, X10
-	VEXTRACTF64X4 $0x01, Z6, Y12
-	VADDPS        Y12, Y6, Y12
-	VEXTRACTF32X4 $0x01, Y12, X11
-	VADDPS        X11, X12, X11
-	VUNPCKLPS     X9, X8, X12
+	VEXTRACTF64X4 $0x01, Z2, Y12
+	VADDPS        Y12, Y2, Y12
+	VEXTRACTF32X4 $0x01, Y12, X9
+	VADDPS        X9, X12, X9
+	VEXTRACTF64X4 $0x01, Z4, Y13
+	VADDPS        Y13, Y4, Y13
+	VEXTRACTF32X4 $0x01, Y13, X12
+	VADDPS        X12, X13, X12
+	VEXTRACTF64X4 $0x01, Z6, Y14
+	VADDPS        Y14, Y6, Y14
+	VEXTRACTF32X4 $0x01, Y14, X13
+	VADDPS        X13, X14, X13
+	VUNPCKLPS     X9, X8, X14
 	VUNPCKHPS     X9, X8, X8
-	VADDPS        X8, X12, X12
-	VUNPCKLPS     X11, X10, X8
-	VUNPCKHPS     X11, X10, X9
+	VADDPS        X8, X14, X14
+	VUNPCKLPS     X13, X12, X8
+	VUNPCKHPS     X13, X12, X9
 	VADDPS        X9, X8, X8
-	VMOVLHPS      X8, X12, X9
-	VMOVHLPS      X12, X8, X8
+	VMOVLHPS      X8, X14, X9
+	VMOVHLPS      X14, X8, X8
 	VADDPS        X8, X9, X9
-	VMOVUPS       X9, (AX)
-	ADDQ          $0x10, AX
-	LEAQ          (R12)(DI*1), DX
-	SUBQ          $0x04, CX
-	JMP           rowloop
+	VMOVSS        X9, (AX)
+	VEXTRACTPS    $0x01, X9, (AX)(R10*1)
+	VEXTRACTPS    $0x02, X9, (AX)(R10*2)
+	LEAQ          (R10)(R10*2), R11
+	VEXTRACTPS    $0x03, X9, (AX)(R11*1)
+	ADDQ          $0x04, AX
+	LEAQ          (CX)(BX*4), CX
+	DECQ          R8
+	JNZ           r4rows
 
-done:
+r4end:
+	// The last rows%4, from row 4q, one at a time.
+	MOVQ out_len+8(FP), R8
+	ANDQ $0x03, R8
+	JZ   r1end
+	LEAQ (R9)(R9*2), R9
+	ADDQ R9, CX
+	LEAQ (R10)(R10*2), R9
+	ADDQ R9, AX
+
+r1rows:
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	XORQ   R9, R9
+
+r1loop2:
+	CMPQ R9, SI
+	JAE  r1step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R9*4)
+	PREFETCHT0  2112(CX)(R9*4)
+	VMOVUPS     (DX)(R9*4), Z0
+	VMOVUPS     64(DX)(R9*4), Z1
+	VFMADD231PS (CX)(R9*4), Z0, Z10
+	VFMADD231PS 64(CX)(R9*4), Z1, Z11
+	ADDQ        $0x20, R9
+	JMP         r1loop2
+
+r1step1:
+	CMPQ        R9, DI
+	JAE         r1tail
+	VMOVUPS     (DX)(R9*4), Z0
+	VFMADD231PS (CX)(R9*4), Z0, Z10
+	ADDQ        $0x10, R9
+
+r1tail:
+	CMPQ        R9, BX
+	JAE         r1reduce
+	VMOVUPS.Z   (DX)(R9*4), K1, Z0
+	VFMADD231PS (CX)(R9*4), Z0, K1, Z11
+
+r1reduce:
+	VADDPS        Z11, Z10, Z10
+	VEXTRACTF64X4 $0x01, Z10, Y1
+	VADDPS        Y1, Y10, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	ADDQ          $0x04, AX
+	LEAQ          (CX)(BX*4), CX
+	DECQ          R8
+	JNZ           r1rows
+
+r1end:
 	VZEROUPPER
 	RET
 

@@ -31,9 +31,12 @@ func archQ8Impls() []q8Impl {
 	return impls
 }
 
-// Go drivers: the assembly takes aligned shapes (q8Aligned) and blocks of 4
-// rows; the remaining 1-3 rows run dotQ8Aligned, other group sizes the Go
-// twin, unaligned shapes the plain loop.
+// Go drivers: the assembly takes aligned shapes (q8Aligned) and the first
+// len(out)&^3 rows, 4 at a time a quarter of them apart (4 streams far
+// apart are read from memory faster than 4 adjacent rows; ../asm/q8); the
+// remaining 1-3 rows run dotQ8Aligned, other group sizes the Go twin,
+// unaligned shapes the plain loop. Every row's value is the plain loop's,
+// whichever rows it is computed with.
 
 func matVecQ8VNNI(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) {
 	n := len(xq)
@@ -92,7 +95,8 @@ func q8TailRows(out []float32, m4 int, w []int8, s []float32, gs int, xq []int8,
 //
 // with the same result bit for bit (except when a weight is -128 facing a
 // negative activation, or an activation is -128: values the quantizer never
-// writes; the result is then wrong but the kernel runs normally).
+// writes; the result is then wrong but the kernel runs normally), 4 rows at
+// a time: rows i, q+i, 2q+i and 3q+i for i < q = len(out)/4.
 // Preconditions, not checked: len(out) is a multiple of 4; n > 0 and
 // n%gs == 0; len(w) >= len(out)*n and len(ws) >= len(out)*ng.
 

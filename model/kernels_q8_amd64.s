@@ -43,61 +43,68 @@ GLOBL q8bcasttokens<>(SB), RODATA|NOPTR, $64
 // func matVecQ8x4VNNI32(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8x4VNNI32(SB), NOSPLIT, $0-128
+	// q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
 	MOVQ      out_len+8(FP), AX
-	MOVQ      w_base+24(FP), CX
-	MOVQ      ws_base+48(FP), DX
-	MOVQ      x_len+80(FP), BX
-	LEAQ      (BX)(BX*2), SI
-	MOVQ      xs_len+104(FP), DI
-	SHLQ      $0x02, DI
-	LEAQ      (DI)(DI*2), R8
+	SHRQ      $0x02, AX
 	TESTQ     AX, AX
 	JZ        done
-	MOVL      $0x00000002, R9
-	KMOVB     R9, K1
-	MOVL      $0x00000004, R9
-	KMOVB     R9, K2
-	MOVL      $0x00000008, R9
-	KMOVB     R9, K3
+	MOVQ      w_base+24(FP), CX
+	MOVQ      ws_base+48(FP), DX
+	MOVQ      out_base+0(FP), BX
+	MOVQ      x_len+80(FP), SI
+	IMULQ     AX, SI
+	LEAQ      (SI)(SI*2), DI
+	MOVQ      xs_len+104(FP), R8
+	IMULQ     AX, R8
+	SHLQ      $0x02, R8
+	LEAQ      (R8)(R8*2), R9
+	MOVL      $0x00000002, R10
+	KMOVB     R10, K1
+	MOVL      $0x00000004, R10
+	KMOVB     R10, K2
+	MOVL      $0x00000008, R10
+	KMOVB     R10, K3
 	VPXORD    Z0, Z0, Z0
 	VMOVDQU64 q8permpairs<>+0(SB), Z1
 
 block:
-	// Values needed once per block are reloaded from the arguments.
-	MOVQ   x_base+72(FP), R9
-	MOVQ   xs_base+96(FP), R10
-	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*8), R12
-	VXORPS Y2, Y2, Y2
-	CMPQ   R11, $0x02
-	JB     single
+	// Values needed once per pass are reloaded from the arguments.
+	MOVQ       x_base+72(FP), R10
+	MOVQ       xs_base+96(FP), R11
+	MOVQ       xs_len+104(FP), R12
+	PREFETCHT0 256(DX)
+	PREFETCHT0 256(DX)(R8*1)
+	PREFETCHT0 256(DX)(R8*2)
+	PREFETCHT0 256(DX)(R9*1)
+	VXORPS     Y2, Y2, Y2
+	CMPQ       R12, $0x02
+	JB         single
 
 pair:
 	VPXORD     Z3, Z3, Z3
 	VPXORD     Z4, Z4, Z4
 	VPXORD     Z5, Z5, Z5
 	VPXORD     Z6, Z6, Z6
-	PREFETCHT0 (R12)
-	PREFETCHT0 64(R12)
-	PREFETCHT0 128(R12)
-	PREFETCHT0 192(R12)
-	ADDQ       $0x00000100, R12
-	VMOVDQU64  (R9), Z7
+	PREFETCHT0 2048(CX)
+	PREFETCHT0 2048(CX)(SI*1)
+	PREFETCHT0 2048(CX)(SI*2)
+	PREFETCHT0 2048(CX)(DI*1)
+	VMOVDQU64  (R10), Z7
 	VPMOVB2M   Z7, K4
 	VPABSB     Z7, Z7
 	VMOVDQU64  (CX), Z14
 	VPSUBB     Z14, Z0, K4, Z14
 	VPDPBUSD   Z14, Z7, Z3
-	VMOVDQU64  (CX)(BX*1), Z14
-	VPSUBB     Z14, Z0, K4, Z14
-	VPDPBUSD   Z14, Z7, Z4
-	VMOVDQU64  (CX)(BX*2), Z14
-	VPSUBB     Z14, Z0, K4, Z14
-	VPDPBUSD   Z14, Z7, Z5
 	VMOVDQU64  (CX)(SI*1), Z14
 	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z4
+	VMOVDQU64  (CX)(SI*2), Z14
+	VPSUBB     Z14, Z0, K4, Z14
+	VPDPBUSD   Z14, Z7, Z5
+	VMOVDQU64  (CX)(DI*1), Z14
+	VPSUBB     Z14, Z0, K4, Z14
 	VPDPBUSD   Z14, Z7, Z6
-	ADDQ       $0x40, R9
+	ADDQ       $0x40, R10
 	ADDQ       $0x40, CX
 
 	// Fold; lane q of s is [a b c d] of 128-bit quarter q (q0, q1: group g).
@@ -116,44 +123,45 @@ pair:
 	VPADDD        Y7, Y15, Y7
 	VCVTDQ2PS     Y7, Y7
 	VMOVSD        (DX), X8
-	VBROADCASTSD  (DX)(DI*1), K1, Y8
-	VBROADCASTSD  (DX)(DI*2), K2, Y8
-	VBROADCASTSD  (DX)(R8*1), K3, Y8
+	VBROADCASTSD  (DX)(R8*1), K1, Y8
+	VBROADCASTSD  (DX)(R8*2), K2, Y8
+	VBROADCASTSD  (DX)(R9*1), K3, Y8
 	VMULPS        Y8, Y7, Y7
-	VBROADCASTSD  (R10), Y14
+	VBROADCASTSD  (R11), Y14
 	VMULPS        Y14, Y7, Y7
 	VADDPS        Y7, Y2, Y2
 	VPSRLQ        $0x20, Y7, Y7
 	VADDPS        Y7, Y2, Y2
 	ADDQ          $0x08, DX
-	ADDQ          $0x08, R10
-	SUBQ          $0x02, R11
-	CMPQ          R11, $0x02
+	ADDQ          $0x08, R11
+	SUBQ          $0x02, R12
+	CMPQ          R12, $0x02
 	JAE           pair
 
 single:
-	TESTQ         R11, R11
+	TESTQ         R12, R12
 	JZ            store
 	VPXORD        Y9, Y9, Y9
 	VPXORD        Y10, Y10, Y10
 	VPXORD        Y11, Y11, Y11
 	VPXORD        Y12, Y12, Y12
-	PREFETCHT0    (R12)
-	PREFETCHT0    64(R12)
-	ADDQ          $0x00000080, R12
-	VMOVDQU64     (R9), Y7
+	PREFETCHT0    2048(CX)
+	PREFETCHT0    2048(CX)(SI*1)
+	PREFETCHT0    2048(CX)(SI*2)
+	PREFETCHT0    2048(CX)(DI*1)
+	VMOVDQU64     (R10), Y7
 	VPMOVB2M      Y7, K4
 	VPABSB        Y7, Y7
 	VMOVDQU64     (CX), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y9
-	VMOVDQU64     (CX)(BX*1), Y14
+	VMOVDQU64     (CX)(SI*1), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y10
-	VMOVDQU64     (CX)(BX*2), Y14
+	VMOVDQU64     (CX)(SI*2), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y11
-	VMOVDQU64     (CX)(SI*1), Y14
+	VMOVDQU64     (CX)(DI*1), Y14
 	VPSUBB        Y14, Y0, K4, Y14
 	VPDPBUSD      Y14, Y7, Y12
 	ADDQ          $0x20, CX
@@ -170,11 +178,11 @@ single:
 	VPADDD        X7, X15, X7
 	VCVTDQ2PS     X7, X7
 	VMOVSS        (DX), X13
-	VBROADCASTSS  (DX)(DI*1), K1, Y13
-	VBROADCASTSS  (DX)(DI*2), K2, Y13
-	VBROADCASTSS  (DX)(R8*1), K3, Y13
+	VBROADCASTSS  (DX)(R8*1), K1, Y13
+	VBROADCASTSS  (DX)(R8*2), K2, Y13
+	VBROADCASTSS  (DX)(R9*1), K3, Y13
 	VMULPS        X13, X7, X7
-	VBROADCASTSS  (R10), X8
+	VBROADCASTSS  (R11), X8
 	VMULPS        X8, X7, X7
 
 	// To the even lanes of a ymm, as the accumulator keeps them.
@@ -186,13 +194,15 @@ store:
 	// Even lanes of acc: [a . b . | c . d .] -> [a b c d].
 	VEXTRACTF128 $0x01, Y2, X7
 	VSHUFPS      $0x88, X7, X2, X7
-	MOVQ         out_len+8(FP), R9
-	SUBQ         AX, R9
-	MOVQ         out_base+0(FP), R10
-	VMOVUPS      X7, (R10)(R9*4)
-	ADDQ         SI, CX
-	ADDQ         R8, DX
-	SUBQ         $0x04, AX
+	MOVQ         out_len+8(FP), R10
+	ANDQ         $-4, R10
+	VMOVSS       X7, (BX)
+	VEXTRACTPS   $0x01, X7, (BX)(R10*1)
+	VEXTRACTPS   $0x02, X7, (BX)(R10*2)
+	LEAQ         (R10)(R10*2), R10
+	VEXTRACTPS   $0x03, X7, (BX)(R10*1)
+	ADDQ         $0x04, BX
+	DECQ         AX
 	JNZ          block
 
 done:
@@ -202,31 +212,39 @@ done:
 // func matVecQ8x4VNNI64(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
 // Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8x4VNNI64(SB), NOSPLIT, $0-128
+	// q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
 	MOVQ   out_len+8(FP), AX
-	MOVQ   w_base+24(FP), CX
-	MOVQ   ws_base+48(FP), DX
-	MOVQ   x_len+80(FP), BX
-	LEAQ   (BX)(BX*2), SI
-	MOVQ   xs_len+104(FP), DI
-	SHLQ   $0x02, DI
-	LEAQ   (DI)(DI*2), R8
+	SHRQ   $0x02, AX
 	TESTQ  AX, AX
 	JZ     done
-	MOVL   $0x00000002, R9
-	KMOVB  R9, K1
-	MOVL   $0x00000004, R9
-	KMOVB  R9, K2
-	MOVL   $0x00000008, R9
-	KMOVB  R9, K3
+	MOVQ   w_base+24(FP), CX
+	MOVQ   ws_base+48(FP), DX
+	MOVQ   out_base+0(FP), BX
+	MOVQ   x_len+80(FP), SI
+	IMULQ  AX, SI
+	LEAQ   (SI)(SI*2), DI
+	MOVQ   xs_len+104(FP), R8
+	IMULQ  AX, R8
+	SHLQ   $0x02, R8
+	LEAQ   (R8)(R8*2), R9
+	MOVL   $0x00000002, R10
+	KMOVB  R10, K1
+	MOVL   $0x00000004, R10
+	KMOVB  R10, K2
+	MOVL   $0x00000008, R10
+	KMOVB  R10, K3
 	VPXORD Z0, Z0, Z0
 
 block:
-	// Values needed once per block are reloaded from the arguments.
-	MOVQ   x_base+72(FP), R9
-	MOVQ   xs_base+96(FP), R10
-	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*8), R12
-	VXORPS X1, X1, X1
+	// Values needed once per pass are reloaded from the arguments.
+	MOVQ       x_base+72(FP), R10
+	MOVQ       xs_base+96(FP), R11
+	MOVQ       xs_len+104(FP), R12
+	PREFETCHT0 256(DX)
+	PREFETCHT0 256(DX)(R8*1)
+	PREFETCHT0 256(DX)(R8*2)
+	PREFETCHT0 256(DX)(R9*1)
+	VXORPS     X1, X1, X1
 
 group:
 	VPXORD Z2, Z2, Z2
@@ -237,27 +255,26 @@ group:
 	SHRQ   $0x06, R13
 
 step:
-	PREFETCHT0 (R12)
-	PREFETCHT0 64(R12)
-	PREFETCHT0 128(R12)
-	PREFETCHT0 192(R12)
-	ADDQ       $0x00000100, R12
-	VMOVDQU64  (R9), Z6
+	PREFETCHT0 2048(CX)
+	PREFETCHT0 2048(CX)(SI*1)
+	PREFETCHT0 2048(CX)(SI*2)
+	PREFETCHT0 2048(CX)(DI*1)
+	VMOVDQU64  (R10), Z6
 	VPMOVB2M   Z6, K4
 	VPABSB     Z6, Z6
 	VMOVDQU64  (CX), Z8
 	VPSUBB     Z8, Z0, K4, Z8
 	VPDPBUSD   Z8, Z6, Z2
-	VMOVDQU64  (CX)(BX*1), Z8
-	VPSUBB     Z8, Z0, K4, Z8
-	VPDPBUSD   Z8, Z6, Z3
-	VMOVDQU64  (CX)(BX*2), Z8
-	VPSUBB     Z8, Z0, K4, Z8
-	VPDPBUSD   Z8, Z6, Z4
 	VMOVDQU64  (CX)(SI*1), Z8
 	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z3
+	VMOVDQU64  (CX)(SI*2), Z8
+	VPSUBB     Z8, Z0, K4, Z8
+	VPDPBUSD   Z8, Z6, Z4
+	VMOVDQU64  (CX)(DI*1), Z8
+	VPSUBB     Z8, Z0, K4, Z8
 	VPDPBUSD   Z8, Z6, Z5
-	ADDQ       $0x40, R9
+	ADDQ       $0x40, R10
 	ADDQ       $0x40, CX
 	DECQ       R13
 	JNZ        step
@@ -278,24 +295,26 @@ step:
 	VPADDD        X7, X6, X7
 	VCVTDQ2PS     X7, X6
 	VMOVSS        (DX), X7
-	VBROADCASTSS  (DX)(DI*1), K1, Y7
-	VBROADCASTSS  (DX)(DI*2), K2, Y7
-	VBROADCASTSS  (DX)(R8*1), K3, Y7
+	VBROADCASTSS  (DX)(R8*1), K1, Y7
+	VBROADCASTSS  (DX)(R8*2), K2, Y7
+	VBROADCASTSS  (DX)(R9*1), K3, Y7
 	VMULPS        X7, X6, X6
-	VBROADCASTSS  (R10), X7
+	VBROADCASTSS  (R11), X7
 	VMULPS        X7, X6, X6
 	VADDPS        X6, X1, X1
 	ADDQ          $0x04, DX
-	ADDQ          $0x04, R10
-	DECQ          R11
+	ADDQ          $0x04, R11
+	DECQ          R12
 	JNZ           group
-	MOVQ          out_len+8(FP), R9
-	SUBQ          AX, R9
-	MOVQ          out_base+0(FP), R10
-	VMOVUPS       X1, (R10)(R9*4)
-	ADDQ          SI, CX
-	ADDQ          R8, DX
-	SUBQ          $0x04, AX
+	MOVQ          out_len+8(FP), R10
+	ANDQ          $-4, R10
+	VMOVSS        X1, (BX)
+	VEXTRACTPS    $0x01, X1, (BX)(R10*1)
+	VEXTRACTPS    $0x02, X1, (BX)(R10*2)
+	LEAQ          (R10)(R10*2), R10
+	VEXTRACTPS    $0x03, X1, (BX)(R10*1)
+	ADDQ          $0x04, BX
+	DECQ          AX
 	JNZ           block
 
 done:
@@ -648,51 +667,60 @@ done:
 // func matVecQ8x4AVX2(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
 // Requires: AVX, AVX2, MMX+
 TEXT ·matVecQ8x4AVX2(SB), NOSPLIT, $0-128
+	// q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
 	MOVQ     out_len+8(FP), AX
-	MOVQ     w_base+24(FP), CX
-	MOVQ     ws_base+48(FP), DX
-	MOVQ     x_len+80(FP), BX
-	LEAQ     (BX)(BX*2), SI
-	MOVQ     xs_len+104(FP), DI
-	SHLQ     $0x02, DI
-	LEAQ     (DI)(DI*2), R8
+	SHRQ     $0x02, AX
 	TESTQ    AX, AX
 	JZ       done
+	MOVQ     w_base+24(FP), CX
+	MOVQ     ws_base+48(FP), DX
+	MOVQ     out_base+0(FP), BX
+	MOVQ     x_len+80(FP), SI
+	IMULQ    AX, SI
+	LEAQ     (SI)(SI*2), DI
+	MOVQ     xs_len+104(FP), R8
+	IMULQ    AX, R8
+	SHLQ     $0x02, R8
+	LEAQ     (R8)(R8*2), R9
 	VPCMPEQW Y0, Y0, Y0
 	VPSRLW   $0x0f, Y0, Y0
 
 block:
-	// Values needed once per block are reloaded from the arguments.
-	MOVQ   x_base+72(FP), R9
-	MOVQ   xs_base+96(FP), R10
-	MOVQ   xs_len+104(FP), R11
-	LEAQ   (CX)(BX*8), R12
-	VXORPS X1, X1, X1
+	// Values needed once per pass are reloaded from the arguments.
+	MOVQ       x_base+72(FP), R10
+	MOVQ       xs_base+96(FP), R11
+	MOVQ       xs_len+104(FP), R12
+	PREFETCHT0 256(DX)
+	PREFETCHT0 256(DX)(R8*1)
+	PREFETCHT0 256(DX)(R8*2)
+	PREFETCHT0 256(DX)(R9*1)
+	VXORPS     X1, X1, X1
 
 group:
 	// The group's first 32 bytes set the accumulators, the others add.
-	PREFETCHT0 (R12)
-	PREFETCHT0 64(R12)
-	ADDQ       $0x00000080, R12
-	VMOVDQU    (R9), Y5
+	PREFETCHT0 2048(CX)
+	PREFETCHT0 2048(CX)(SI*1)
+	PREFETCHT0 2048(CX)(SI*2)
+	PREFETCHT0 2048(CX)(DI*1)
+	VMOVDQU    (R10), Y5
 	VPABSB     Y5, Y6
 	VMOVDQU    (CX), Y2
 	VPSIGNB    Y5, Y2, Y2
 	VPMADDUBSW Y2, Y6, Y2
 	VPMADDWD   Y0, Y2, Y2
-	VMOVDQU    (CX)(BX*1), Y3
+	VMOVDQU    (CX)(SI*1), Y3
 	VPSIGNB    Y5, Y3, Y3
 	VPMADDUBSW Y3, Y6, Y3
 	VPMADDWD   Y0, Y3, Y3
-	VMOVDQU    (CX)(BX*2), Y4
+	VMOVDQU    (CX)(SI*2), Y4
 	VPSIGNB    Y5, Y4, Y4
 	VPMADDUBSW Y4, Y6, Y4
 	VPMADDWD   Y0, Y4, Y4
-	VMOVDQU    (CX)(SI*1), Y7
+	VMOVDQU    (CX)(DI*1), Y7
 	VPSIGNB    Y5, Y7, Y7
 	VPMADDUBSW Y7, Y6, Y7
 	VPMADDWD   Y0, Y7, Y5
-	ADDQ       $0x20, R9
+	ADDQ       $0x20, R10
 	ADDQ       $0x20, CX
 	MOVQ       gs+120(FP), R13
 	SHRQ       $0x05, R13
@@ -700,32 +728,33 @@ group:
 	JZ         fold
 
 step:
-	PREFETCHT0 (R12)
-	PREFETCHT0 64(R12)
-	ADDQ       $0x00000080, R12
-	VMOVDQU    (R9), Y6
+	PREFETCHT0 2048(CX)
+	PREFETCHT0 2048(CX)(SI*1)
+	PREFETCHT0 2048(CX)(SI*2)
+	PREFETCHT0 2048(CX)(DI*1)
+	VMOVDQU    (R10), Y6
 	VPABSB     Y6, Y7
 	VMOVDQU    (CX), Y8
 	VPSIGNB    Y6, Y8, Y8
 	VPMADDUBSW Y8, Y7, Y8
 	VPMADDWD   Y0, Y8, Y8
 	VPADDD     Y8, Y2, Y2
-	VMOVDQU    (CX)(BX*1), Y8
-	VPSIGNB    Y6, Y8, Y8
-	VPMADDUBSW Y8, Y7, Y8
-	VPMADDWD   Y0, Y8, Y8
-	VPADDD     Y8, Y3, Y3
-	VMOVDQU    (CX)(BX*2), Y8
-	VPSIGNB    Y6, Y8, Y8
-	VPMADDUBSW Y8, Y7, Y8
-	VPMADDWD   Y0, Y8, Y8
-	VPADDD     Y8, Y4, Y4
 	VMOVDQU    (CX)(SI*1), Y8
 	VPSIGNB    Y6, Y8, Y8
 	VPMADDUBSW Y8, Y7, Y8
 	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y3, Y3
+	VMOVDQU    (CX)(SI*2), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
+	VPADDD     Y8, Y4, Y4
+	VMOVDQU    (CX)(DI*1), Y8
+	VPSIGNB    Y6, Y8, Y8
+	VPMADDUBSW Y8, Y7, Y8
+	VPMADDWD   Y0, Y8, Y8
 	VPADDD     Y8, Y5, Y5
-	ADDQ       $0x20, R9
+	ADDQ       $0x20, R10
 	ADDQ       $0x20, CX
 	DECQ       R13
 	JNZ        step
@@ -738,24 +767,26 @@ fold:
 	VPADDD       X3, X2, X3
 	VCVTDQ2PS    X3, X2
 	VMOVSS       (DX), X3
-	VINSERTPS    $0x10, (DX)(DI*1), X3, X3
-	VINSERTPS    $0x20, (DX)(DI*2), X3, X3
-	VINSERTPS    $0x30, (DX)(R8*1), X3, X3
+	VINSERTPS    $0x10, (DX)(R8*1), X3, X3
+	VINSERTPS    $0x20, (DX)(R8*2), X3, X3
+	VINSERTPS    $0x30, (DX)(R9*1), X3, X3
 	VMULPS       X3, X2, X2
-	VBROADCASTSS (R10), X3
+	VBROADCASTSS (R11), X3
 	VMULPS       X3, X2, X2
 	VADDPS       X2, X1, X1
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R10
-	DECQ         R11
+	ADDQ         $0x04, R11
+	DECQ         R12
 	JNZ          group
-	MOVQ         out_len+8(FP), R9
-	SUBQ         AX, R9
-	MOVQ         out_base+0(FP), R10
-	VMOVUPS      X1, (R10)(R9*4)
-	ADDQ         SI, CX
-	ADDQ         R8, DX
-	SUBQ         $0x04, AX
+	MOVQ         out_len+8(FP), R10
+	ANDQ         $-4, R10
+	VMOVSS       X1, (BX)
+	VEXTRACTPS   $0x01, X1, (BX)(R10*1)
+	VEXTRACTPS   $0x02, X1, (BX)(R10*2)
+	LEAQ         (R10)(R10*2), R10
+	VEXTRACTPS   $0x03, X1, (BX)(R10*1)
+	ADDQ         $0x04, BX
+	DECQ         AX
 	JNZ          block
 
 done:

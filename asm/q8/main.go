@@ -10,8 +10,9 @@
 //
 // # What the kernels compute
 //
-// Every kernel takes 4 rows of a Q8_0 weight matrix at a time, all of whose
-// groups lie inside their row (the Go driver checks n%gs == 0 and
+// Every kernel takes 4 rows of a Q8_0 weight matrix at a time, a quarter of
+// the rows apart (rows i, q+i, 2q+i and 3q+i of 4q rows, see Speed), all of
+// whose groups lie inside their row (the Go driver checks n%gs == 0 and
 // off%gs == 0), and computes for each row exactly what the plain loop
 // dotQ8 does:
 //
@@ -52,8 +53,25 @@
 // on ports 0 and 5 (512-bit operations): 10 for the products (the sign
 // flip and VPDPBUSD per row), the rest for the folds and the float part.
 // From L2 that is about 15 bytes per cycle (35-45 GB/s per core); from L3
-// and memory the loads are the limit, and the kernels prefetch the rows
-// ahead (see prefetch) so that they stream as fast as the fp32 kernel.
+// and memory the loads are the limit.
+//
+// Memory is read faster as 4 streams far apart than as 4 adjacent rows
+// (which the kernels took before: one stream of 4 rows, jumping 3 rows at
+// the end of each block, with the block after the next prefetched): hence
+// rows a quarter of the matrix apart, each row's stream running on into
+// the next row, and 4 scale streams. Each is prefetched prefetchDist
+// (scalePrefetch) bytes ahead into L1; much further would flush L1 (4
+// streams 12 KiB ahead are 48 KiB). On the 2-core Zen 5 VM, 1 thread, VNNI,
+// GB/s, medians of 7 runs alternating with the adjacent-row kernels: from
+// memory, streaming 560 MB of 5632x2048 matrices, gs 64 18.4 -> 31.7 and
+// gs 32 18.4 -> 26.4; 2048x768 gs 32 20.5 -> 31.4. From L3, 13 MB of
+// 768x288 gs 32 39 -> 44 and 12.6 MB of 1024x2048 gs 64 45 -> 44 (noise
+// +-15%). BenchmarkMatVecQ8, VNNI and AVX2: 32000x768 1.2-1.4x, the
+// others 0.91-1.06x. With the prefetch 12 KiB ahead (as the GGUF kernels
+// have) memory gained less (1.2-1.5x) and L2 and L3 were 0.6-0.8x of
+// before; with none at all, L3 lost up to 20%, and memory up to a third
+// while another process was loading it.
+//
 // Summing each row in float lanes and reducing once per row (not bit-exact)
 // would save about a quarter of the uops, which only shows from L2.
 package main
@@ -106,102 +124,115 @@ func vpdpbusd(s8, u8, acc Op) {
 
 // kernel holds the registers shared by the three kernels' prologues.
 type kernel struct {
-	rows      gpr // rows left (a multiple of 4)
-	n, n3     gpr // n and 3n: bytes between rows
-	ng4, ng12 gpr // ng*4 and 3*ng*4: bytes between rows' scales
-	wpi, xpi  gpr // moving pointers into row 0 of the block and x
-	sg, xsg   gpr // moving pointers to row 0's and x's current scale
-	gleft, pf gpr // groups left in the row; prefetch pointer
+	q        gpr // passes left: q = len(out)/4 in all
+	qn, qn3  gpr // q*n and 3*q*n: bytes between the pass's 4 rows
+	qg, qg3  gpr // q*ng*4 and 3*q*ng*4: bytes between their scales
+	op       gpr // out[i] of pass i
+	wpi, xpi gpr // moving pointers into row i and x
+	sg, xsg  gpr // moving pointers to row i's and x's current scale
+	gleft    gpr // groups left in the row
 }
 
 type gpr = Register
+
+// prefetchDist is how far ahead (bytes) each of the 4 rows' streams is
+// prefetched (PREFETCHT0 per row and step: a row's stream runs on into the
+// next passes' rows, 1 to 7 rows ahead for rows of 2048 to 288 bytes), and
+// scalePrefetch how far ahead each row's scales are, once per pass (every
+// line of the scales of rows up to 16 groups; longer rows' scales are left
+// to the hardware prefetchers). See the package comment (Speed).
+var prefetchDist, scalePrefetch = 2048, 256
 
 func prologue(name, doc string) *kernel {
 	TEXT(name, NOSPLIT, "func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)")
 	Doc(name+" "+doc, "The caller guarantees the preconditions; see model/kernels_q8_amd64.go.")
 	k := &kernel{}
-	k.rows = Load(Param("out").Len(), GP64())
+	Comment("q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
+	k.q = Load(Param("out").Len(), GP64())
+	SHRQ(U8(2), k.q)
+	TESTQ(k.q, k.q)
+	JZ(LabelRef("done"))
 	k.wpi = Load(Param("w").Base(), GP64())
 	k.sg = Load(Param("ws").Base(), GP64())
-	k.n = Load(Param("x").Len(), GP64())
-	k.n3 = GP64()
-	LEAQ(Mem{Base: k.n, Index: k.n, Scale: 2}, k.n3)
-	k.ng4 = Load(Param("xs").Len(), GP64())
-	SHLQ(U8(2), k.ng4)
-	k.ng12 = GP64()
-	LEAQ(Mem{Base: k.ng4, Index: k.ng4, Scale: 2}, k.ng12)
-	TESTQ(k.rows, k.rows)
-	JZ(LabelRef("done"))
-	k.xpi, k.xsg, k.gleft, k.pf = GP64(), GP64(), GP64(), GP64()
+	k.op = Load(Param("out").Base(), GP64())
+	k.qn = Load(Param("x").Len(), GP64())
+	IMULQ(k.q, k.qn)
+	k.qn3 = GP64()
+	LEAQ(Mem{Base: k.qn, Index: k.qn, Scale: 2}, k.qn3)
+	k.qg = Load(Param("xs").Len(), GP64())
+	IMULQ(k.q, k.qg)
+	SHLQ(U8(2), k.qg)
+	k.qg3 = GP64()
+	LEAQ(Mem{Base: k.qg, Index: k.qg, Scale: 2}, k.qg3)
+	k.xpi, k.xsg, k.gleft = GP64(), GP64(), GP64()
 	return k
 }
 
-// row addresses byte off of row r of the weight block at the moving pointer.
-func (k *kernel) row(r, off int) Mem {
+// at addresses byte off of row r of the pass from base, the rows stride
+// and stride3 bytes apart.
+func at(base, stride, stride3 gpr, r, off int) Mem {
 	switch r {
 	case 0:
-		return Mem{Base: k.wpi, Disp: off}
+		return Mem{Base: base, Disp: off}
 	case 1:
-		return Mem{Base: k.wpi, Index: k.n, Scale: 1, Disp: off}
+		return Mem{Base: base, Index: stride, Scale: 1, Disp: off}
 	case 2:
-		return Mem{Base: k.wpi, Index: k.n, Scale: 2, Disp: off}
+		return Mem{Base: base, Index: stride, Scale: 2, Disp: off}
 	}
-	return Mem{Base: k.wpi, Index: k.n3, Scale: 1, Disp: off}
+	return Mem{Base: base, Index: stride3, Scale: 1, Disp: off}
 }
+
+// row addresses byte off of row r of the pass at the moving pointer.
+func (k *kernel) row(r, off int) Mem { return at(k.wpi, k.qn, k.qn3, r, off) }
 
 // scale addresses the weight scale of row r for the current group (+off bytes).
-func (k *kernel) scale(r, off int) Mem {
-	switch r {
-	case 0:
-		return Mem{Base: k.sg, Disp: off}
-	case 1:
-		return Mem{Base: k.sg, Index: k.ng4, Scale: 1, Disp: off}
-	case 2:
-		return Mem{Base: k.sg, Index: k.ng4, Scale: 2, Disp: off}
-	}
-	return Mem{Base: k.sg, Index: k.ng12, Scale: 1, Disp: off}
-}
+func (k *kernel) scale(r, off int) Mem { return at(k.sg, k.qg, k.qg3, r, off) }
 
-// blockStart sets the moving pointers to the start of a 4-row block (wpi
-// and sg are already there) and pf to the block after the next.
+// blockStart sets the moving pointers of x to the start of a pass (wpi and
+// sg are already at row i's start).
 func (k *kernel) blockStart() {
-	Comment("Values needed once per block are reloaded from the arguments.")
+	Comment("Values needed once per pass are reloaded from the arguments.")
 	Load(Param("x").Base(), k.xpi)
 	Load(Param("xs").Base(), k.xsg)
 	Load(Param("xs").Len(), k.gleft)
-	LEAQ(Mem{Base: k.wpi, Index: k.n, Scale: 8}, k.pf)
-}
-
-// prefetch fetches the block of 4 rows after the next one (4n contiguous
-// bytes) at the pace this block consumes its own, bytes of it per call: the
-// hardware prefetchers follow each row but stall at every jump to a new row.
-// Two blocks ahead rather than one gives the loads more time on short rows
-// (288 columns: 1152 bytes per block); measured on 32000x288 and 32000x768
-// from L3, and from DRAM, where it matches the fp32 kernel's bandwidth.
-// Past the end of w the prefetches are harmless (they never fault).
-func (k *kernel) prefetch(bytes int) {
-	for off := 0; off < bytes; off += 64 {
-		PREFETCHT0(Mem{Base: k.pf, Disp: off})
+	if scalePrefetch > 0 {
+		for r := range 4 {
+			PREFETCHT0(k.scale(r, scalePrefetch))
+		}
 	}
-	ADDQ(U32(bytes), k.pf)
 }
 
-// store writes the block's four results from an xmm.
+// prefetch fetches each of the 4 rows' streams prefetchDist bytes ahead of
+// byte off of the moving pointer. Past the end of w the prefetches are
+// harmless (they never fault).
+func (k *kernel) prefetch(off int) {
+	if prefetchDist == 0 {
+		return
+	}
+	for r := range 4 {
+		PREFETCHT0(k.row(r, off+prefetchDist))
+	}
+}
+
+// store writes the pass's four results from an xmm to out[i], out[q+i],
+// out[2q+i] and out[3q+i], and moves to out[i+1].
 func (k *kernel) store(res Register) {
-	i, op := GP64(), GP64()
-	Load(Param("out").Len(), i)
-	SUBQ(k.rows, i)
-	Load(Param("out").Base(), op)
-	VMOVUPS(res, Mem{Base: op, Index: i, Scale: 4})
+	q4 := GP64()
+	Load(Param("out").Len(), q4)
+	ANDQ(I8(-4), q4) // 4q: bytes between the rows' outputs
+	VMOVSS(res, Mem{Base: k.op})
+	VEXTRACTPS(U8(1), res, Mem{Base: k.op, Index: q4, Scale: 1})
+	VEXTRACTPS(U8(2), res, Mem{Base: k.op, Index: q4, Scale: 2})
+	LEAQ(Mem{Base: q4, Index: q4, Scale: 2}, q4)
+	VEXTRACTPS(U8(3), res, Mem{Base: k.op, Index: q4, Scale: 1})
+	ADDQ(U8(4), k.op)
 }
 
-// blockEnd moves to the next 4 rows and loops; label done follows it. At
-// the end of a block wpi and sg have moved through row 0 to the start of
-// row 1 (or its scales): the next block starts 3 rows further.
+// blockEnd loops to the next pass; label done follows it. At the end of a
+// pass wpi and sg have moved through row i to the start of row i+1 (or its
+// scales), which is the next pass's first row.
 func (k *kernel) blockEnd(loop string) {
-	ADDQ(k.n3, k.wpi)
-	ADDQ(k.ng12, k.sg)
-	SUBQ(U8(4), k.rows)
+	DECQ(k.q)
 	JNZ(LabelRef(loop))
 	Label("done")
 }
@@ -276,7 +307,7 @@ func rowMasks() []Register {
 func (k *kernel) vnniStep(acc [4]VecVirtual, zero Register, vec func() VecVirtual, off int) {
 	xv, xa := vec(), vec()
 	sign := K()
-	k.prefetch(4 * int(xv.Size()))
+	k.prefetch(off)
 	VMOVDQU64(Mem{Base: k.xpi, Disp: off}, xv)
 	VPMOVB2M(xv, sign)
 	VPABSB(xv, xa)
@@ -476,7 +507,7 @@ func avx2() {
 	}
 	step := func(first bool) {
 		xv, xa := YMM(), YMM()
-		k.prefetch(4 * 32)
+		k.prefetch(0)
 		VMOVDQU(Mem{Base: k.xpi}, xv)
 		VPABSB(xv, xa)
 		for r := range a {

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The float32 matrix-vector kernels (matVec4AVX2, matVec4AVX512).
+
+// matVecPrefetch is how far ahead (bytes) matVec4 prefetches each of its
+// 4 row streams (PREFETCHT0, every line of every row). The 4 rows of a pass
+// are a quarter of the matrix apart, so each stream runs on through
+// consecutive rows: the distance is a quarter of a row of 2048 floats, 2
+// rows of 288. See matVec4 for the measurements.
+var matVecPrefetch = 2048
+
+// matVec4 generates the matrix-vector kernel for vectors of width lanes (8:
+// ymm, 16: zmm). It takes 4 rows per pass, rows i, q+i, 2q+i and 3q+i with
+// q = len(out)/4, then the last len(out)%4 rows one at a time. Each pass
+// loads x once per step and uses it against its rows, with the k loop
+// unrolled twice: 4 rows x 2 = 8 independent accumulators, enough to cover
+// FMA latency, and 1 load of x per 4 FMAs so the loop is bound by streaming
+// w, not by x. A row's sum takes the same additions in both paths (two
+// accumulators, even and odd vectors, the tail in the odd one; then hsum4's
+// tree, which hsum1 repeats for one row), so its value does not depend on
+// the rows it is computed with, nor on the range of rows of the call.
+//
+// Why rows a quarter apart: 4 streams close together (adjacent rows) are
+// read from memory much slower than 4 streams far apart on Zen 5 (the GGUF
+// Q8_0 kernels measured it first, see asm/gguf/blocks.go). Before, the
+// kernel took 4 adjacent rows and prefetched the next block of 4 rows
+// (contiguous) at 4 times the pace it read its own, for the hardware
+// prefetchers stall at every jump to a new row; now each of the 4 streams
+// runs on into the next row, and is prefetched matVecPrefetch bytes ahead.
+// On the 2-core Zen 5 VM, 1 thread, AVX-512, GB/s, medians of 7 runs
+// alternating with that kernel: streaming 920 MB of 5632x2048 matrices
+// 22.3 -> 35.6, 940 MB of 2048x768 20.2 -> 35.1, 35 MB of 768x288 30.3 ->
+// 43.8; from L3 (12.6 MB of 512x2048) the same, 61 -> 58 (noise +-15%).
+// BenchmarkMatVec, AVX-512 and AVX2 alike: 32000x288 and 32000x768 (37
+// and 98 MB) 1.3x and 1.8x, the shapes that fit L2 0.95-1.27x (with 288
+// rows 1.3-1.5x). The prefetch distance matters from L2: 12 KiB ahead (the
+// GGUF kernels' distance) fills L1 with 4x12 KiB of lines not needed yet,
+// and cost 20-40% on 768x768, 768x2048 and 2048x768, for no gain from
+// memory; no prefetch at all streamed as fast in a quiet run but lost
+// 25-30% while another process was loading memory.
+func matVec4(name string, zmm bool) {
+	TEXT(name, NOSPLIT, "func(out, w, x []float32)")
+	Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x);",
+		"len(w) >= len(out)*n.")
+	lanes := 8
+	vec := YMM
+	if zmm {
+		lanes = 16
+		vec = ZMM
+	}
+	op := Load(Param("out").Base(), GP64())
+	wrow := Load(Param("w").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+
+	// Bounds: end2 for the 2-vector steps, end1 for the single step.
+	end2, end1 := GP64(), GP64()
+	MOVQ(n, end2)
+	ANDQ(I32(-2*lanes), end2)
+	MOVQ(n, end1)
+	ANDQ(I32(-lanes), end1)
+
+	Comment("The tail mask is the same for every row: build it once.")
+	rem := GP64()
+	MOVQ(n, rem)
+	SUBQ(end1, rem)
+	var k Register
+	var m VecVirtual
+	if zmm {
+		k = K()
+		loadMask16(rem, k)
+	} else {
+		m = loadMask8(rem)
+	}
+
+	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,",
+		"qs bytes apart in w and q4 bytes apart in out.")
+	q, qs, q4 := GP64(), GP64(), GP64()
+	Load(Param("out").Len(), q)
+	SHRQ(U8(2), q)
+	MOVQ(q, qs)
+	IMULQ(n, qs)
+	SHLQ(U8(2), qs)
+	MOVQ(q, q4)
+	SHLQ(U8(2), q4)
+
+	for _, R := range []int{4, 1} {
+		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
+		cnt := q
+		if R == 4 {
+			TESTQ(q, q)
+			JZ(LabelRef(l("end")))
+		} else {
+			Comment("The last rows%4, from row 4q, one at a time.")
+			cnt = GP64()
+			Load(Param("out").Len(), cnt)
+			ANDQ(U8(3), cnt)
+			JZ(LabelRef(l("end")))
+			t := GP64()
+			LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, t)
+			ADDQ(t, wrow)
+			LEAQ(Mem{Base: q4, Index: q4, Scale: 2}, t)
+			ADDQ(t, op)
+		}
+
+		Label(l("rows"))
+		rows := []Register{wrow}
+		if R == 4 {
+			r1, r2, r3 := GP64(), GP64(), GP64()
+			LEAQ(Mem{Base: wrow, Index: qs, Scale: 1}, r1)
+			LEAQ(Mem{Base: wrow, Index: qs, Scale: 2}, r2)
+			LEAQ(Mem{Base: r1, Index: qs, Scale: 2}, r3)
+			rows = append(rows, r1, r2, r3)
+		}
+		acc := make([][2]VecVirtual, R)
+		for r := range acc {
+			for u := range acc[r] {
+				acc[r][u] = vec()
+				zero(zmm, acc[r][u])
+			}
+		}
+		i := GP64()
+		XORQ(i, i)
+
+		Label(l("loop2"))
+		CMPQ(i, end2)
+		JAE(LabelRef(l("step1")))
+		if matVecPrefetch > 0 {
+			Comment("Each row's stream, matVecPrefetch bytes ahead: the hardware",
+				"prefetchers do not keep 4 streams fed on their own.")
+			for r := range rows {
+				for off := 0; off < 2*lanes*4; off += 64 {
+					PREFETCHT0(Mem{Base: rows[r], Index: i, Scale: 4, Disp: matVecPrefetch + off})
+				}
+			}
+		}
+		var xv [2]VecVirtual
+		for u := range xv {
+			xv[u] = vec()
+			VMOVUPS(at(xp, i, u*lanes), xv[u])
+		}
+		for r := range rows {
+			for u := range xv {
+				VFMADD231PS(at(rows[r], i, u*lanes), xv[u], acc[r][u])
+			}
+		}
+		ADDQ(U8(2*lanes), i)
+		JMP(LabelRef(l("loop2")))
+
+		Label(l("step1"))
+		CMPQ(i, end1)
+		JAE(LabelRef(l("tail")))
+		x1 := vec()
+		VMOVUPS(at(xp, i, 0), x1)
+		for r := range rows {
+			VFMADD231PS(at(rows[r], i, 0), x1, acc[r][0])
+		}
+		ADDQ(U8(lanes), i)
+
+		Label(l("tail"))
+		CMPQ(i, n)
+		JAE(LabelRef(l("reduce")))
+		xt := vec()
+		if zmm {
+			VMOVUPS_Z(at(xp, i, 0), k, xt)
+			for r := range rows {
+				VFMADD231PS(at(rows[r], i, 0), xt, k, acc[r][1])
+			}
+		} else {
+			VMASKMOVPS(at(xp, i, 0), m, xt)
+			for r := range rows {
+				wt := vec()
+				VMASKMOVPS(at(rows[r], i, 0), m, wt)
+				VFMADD231PS(wt, xt, acc[r][1])
+			}
+		}
+
+		Label(l("reduce"))
+		for r := range acc {
+			VADDPS(acc[r][1], acc[r][0], acc[r][0])
+		}
+		if R == 4 {
+			s := hsum4([4]VecVirtual{acc[0][0], acc[1][0], acc[2][0], acc[3][0]}, zmm)
+			VMOVSS(s, Mem{Base: op})
+			VEXTRACTPS(U8(1), s, Mem{Base: op, Index: q4, Scale: 1})
+			VEXTRACTPS(U8(2), s, Mem{Base: op, Index: q4, Scale: 2})
+			q43 := GP64()
+			LEAQ(Mem{Base: q4, Index: q4, Scale: 2}, q43)
+			VEXTRACTPS(U8(3), s, Mem{Base: op, Index: q43, Scale: 1})
+		} else {
+			VMOVSS(hsum1(acc[0][0], zmm), Mem{Base: op})
+		}
+		ADDQ(U8(4), op)
+		LEAQ(Mem{Base: wrow, Index: n, Scale: 4}, wrow)
+		DECQ(cnt)
+		JNZ(LabelRef(l("rows")))
+		Label(l("end"))
+	}
+
+	VZEROUPPER()
+	RET()
+}
+
+func matVec4AVX2()   { matVec4("matVec4AVX2", false) }
+func matVec4AVX512() { matVec4("matVec4AVX512", true) }
