@@ -230,15 +230,16 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	}
 	n, m := b.n, r1-r0
 	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	if t.blk != nil || t.h != nil || (t.f != nil && !matMatIsMatVec()) {
-		// GGUF's half and block types, and float32 where matMat is not
-		// matVec bit for bit (NEON, AVX2): their tile kernels sum in
-		// another order than their matrix-vector kernels, so a sequence
-		// would get other logits in a step of 4 than alone. Blocks of rows that stay
-		// in L2 run the matrix-vector kernel for each sequence instead:
-		// the weights are still read from memory once per step, and each
-		// row's value is mulRows's (blocks start at multiples of 4 rows,
-		// as the kernels group them, like Forward's chunks).
+	if t.blk != nil || t.h != nil || (t.f != nil && !matMatBatchInvariant()) {
+		// GGUF's half and block types, and float32 where matMat's value
+		// for a vector depends on the batch (NEON, AVX2: their tiles sum
+		// in another order than the matrix-vector kernel that takes the
+		// leftover vectors), so a sequence would get other logits in a
+		// step of 4 than alone. Blocks of rows that stay in L2 run the
+		// matrix-vector kernel for each sequence instead: the weights are
+		// still read from memory once per step, and each row's value is
+		// mulRows's (the matrix-vector kernels give a row the same value
+		// whichever rows it is computed with).
 		block := max(4, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^3)
 		for a := r0; a < r1; a += block {
 			e := min(a+block, r1)

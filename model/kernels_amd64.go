@@ -546,9 +546,11 @@ func axpyStridedAVX512(out, a, v []float32, stride int) {
 	}
 }
 
-// matMatIsMatVec reports whether matMat gives each vector exactly matVec's
-// values (batched decoding relies on it to batch float32 products): the
-// AVX-512 tiles accumulate each row like matVecAVX512 (TestBatchSame-
-// AloneAndTogether holds them to it), and the Go twins alike; the AVX2
-// tiles are not held to it, so they are not trusted with it.
-func matMatIsMatVec() bool { return hasAVX512 || !hasAVX2FMA }
+// matMatBatchInvariant reports whether matMat gives a vector the same
+// values whatever the other vectors of the batch (batched decoding relies
+// on it to batch float32 products): the AVX-512 tiles of 3, 2 and 1
+// vectors accumulate each row alike (TestBatchSameAloneAndTogether holds
+// them to it), and the Go twins too. They are not matVec's values: matVec
+// keeps two accumulators a row, the tiles one. The AVX2 path sends the
+// vectors left over from its tiles of 2 to matVec, so it is not invariant.
+func matMatBatchInvariant() bool { return hasAVX512 || !hasAVX2FMA }

@@ -289,6 +289,6 @@ func axpyStridedNEON(out, a, v []float32, stride int) {
 	}
 }
 
-// matMatIsMatVec: the NEON tiles sum in another order than matVec
-// (see kernels_amd64.go).
-func matMatIsMatVec() bool { return false }
+// matMatBatchInvariant: the NEON tiles sum in another order than matVec,
+// which takes the vectors left over from them (see kernels_amd64.go).
+func matMatBatchInvariant() bool { return false }

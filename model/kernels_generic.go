@@ -17,6 +17,6 @@ func dotStridedImpl(out, q, k []float32, stride int)  { dotStridedGo(out, q, k, 
 func axpyStridedImpl(out, a, v []float32, stride int) { axpyStridedGo(out, a, v, stride) }
 func archKernels() []kernelImpl                       { return nil }
 
-// matMatIsMatVec: the Go twins of matMat and matVec sum each row in the
-// same order (see kernels_amd64.go).
-func matMatIsMatVec() bool { return true }
+// matMatBatchInvariant: the Go twin of matMat sums each row of each
+// vector alike (see kernels_amd64.go).
+func matMatBatchInvariant() bool { return true }
