@@ -195,7 +195,7 @@ func optionalToken(f *gguf.File, key string, vocab int) (int, error) {
 		return -1, nil
 	}
 	v, err := f.Uint(key)
-	if err != nil {
+	if err != nil || v == noTokenU32 {
 		return -1, err
 	}
 	if v >= uint64(vocab) {

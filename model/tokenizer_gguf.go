@@ -168,8 +168,13 @@ func tokenizerFromGGUF(f *gguf.File) (*Tokenizer, error) {
 	return NewTokenizer(v)
 }
 
+// noTokenU32 is how llama.cpp's tools store "no such token" in a uint32
+// key (its token id -1): convert-llama2c-to-ggml writes it for the
+// padding token.
+const noTokenU32 = 1<<32 - 1
+
 // tokenID reads an optional token id key. An absent key gives def if that
-// is a token and -1 otherwise; a stored -1 means none.
+// is a token and -1 otherwise; a stored -1 (or noTokenU32) means none.
 func tokenID(f *gguf.File, key string, def, n int) (int, error) {
 	id, err := f.Int(key)
 	switch {
@@ -180,6 +185,8 @@ func tokenID(f *gguf.File, key string, def, n int) (int, error) {
 		return def, nil
 	case err != nil:
 		return 0, err
+	case id == noTokenU32:
+		return -1, nil
 	case id < -1 || id >= int64(n):
 		return 0, fmt.Errorf("%s is %d, outside the vocabulary of %d tokens", key, id, n)
 	}

@@ -70,6 +70,12 @@ func TestLoadTokenizerFileGGUFDefaults(t *testing.T) {
 	assert.Equal(t, []int{260}, tok.Encode("a", false, false), "no dummy prefix")
 	// Without types, <0xXX> pieces are still byte tokens.
 	assert.Equal(t, "\n", tok.Decode(0, 3+'\n'))
+
+	// llama.cpp's convert-llama2c-to-ggml writes "no padding token" as a
+	// uint32 -1.
+	path = writeTemp(t, "vocab.gguf", vocabGGUF(t, v, map[string]any{keyPAD: uint32(1<<32 - 1)}))
+	_, err = LoadTokenizerFile(path, 0)
+	require.NoError(t, err)
 }
 
 func TestLoadTokenizerFileErrors(t *testing.T) {
