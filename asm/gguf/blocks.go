@@ -178,16 +178,8 @@ func blockMatVecVNNI(bt blockType) {
 	u := newUnpacker(bt)
 	wp, xp, xsp, cnt := GP64(), GP64(), GP64(), GP64()
 
-	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
-	q := GP64()
-	MOVQ(rows, q)
-	SHRQ(U8(2), q)
-	qrb, q4 := GP64(), GP64() // the 4 rows' distance in w and in out
-	MOVQ(q, qrb)
-	IMULQ(rb, qrb)
-	MOVQ(q, q4)
-	SHLQ(U8(2), q4)
-	qrb3, q43 := times3(qrb), times3(q4)
+	ra := newRowsApart(rows, rb)
+	q, qrb, qrb3, q43 := ra.q, ra.qrb, ra.qrb3, ra.q43
 
 	for _, R := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
@@ -239,10 +231,7 @@ func blockMatVecVNNI(bt blockType) {
 		Label(l("sum"))
 		if R == 4 {
 			s := hsum4(acc)
-			VMOVSS(s, Mem{Base: op})
-			for r := 1; r < 4; r++ {
-				VEXTRACTPS(U8(r), s, rowAt(op, q4, q43, r, 0))
-			}
+			ra.store(s, op)
 			ADDQ(rb, wrow)
 			ADDQ(U8(4), op)
 			DECQ(q)

@@ -173,11 +173,7 @@ func hsum4(a [4]VecVirtual) VecVirtual {
 	VSHUFPS(U8(0x88), cd, ab, t)  // [ab0 ab2 cd0 cd2]
 	VSHUFPS(U8(0xdd), cd, ab, ab) // [ab1 ab3 cd1 cd3]
 	VADDPS(ab, t, t)
-	h := ymmSum(t)
-	x := XMM()
-	VEXTRACTF32X4(U8(1), h, x)
-	VADDPS(h.AsX(), x, x)
-	return x
+	return laneSum(t)
 }
 
 // hsum1t reduces a zmm to its sum in the low lane of an xmm by hsum4's
@@ -190,19 +186,50 @@ func hsum1t(z VecVirtual) VecVirtual {
 	VADDPS(hi, lo, lo)
 	VPERMILPS(U8(0xb1), lo, hi)
 	VADDPS(hi, lo, lo)
-	h := ymmSum(lo)
+	return laneSum(lo)
+}
+
+// laneSum adds the four 128-bit lanes of a zmm into an xmm:
+// (L0+L2)+(L1+L3).
+func laneSum(z VecVirtual) VecVirtual {
+	h := ymmSum(z)
 	x := XMM()
 	VEXTRACTF32X4(U8(1), h, x)
 	VADDPS(h.AsX(), x, x)
 	return x
 }
 
+// rowsApart holds the registers of a matrix-vector kernel that takes rows 4
+// at a time, a quarter of the rows apart (rows i, q+i, 2q+i, 3q+i): q =
+// rows/4, the count of such groups; qrb and qrb3 the distance of the rows
+// in w, 1 and 3 times q*rowBytes; q4 and q43 in out, 1 and 3 times 4q.
+type rowsApart struct{ q, qrb, qrb3, q4, q43 gpr }
+
+func newRowsApart(rows, rowBytes gpr) rowsApart {
+	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
+	q := GP64()
+	MOVQ(rows, q)
+	SHRQ(U8(2), q)
+	qrb, q4 := GP64(), GP64()
+	MOVQ(q, qrb)
+	IMULQ(rowBytes, qrb)
+	MOVQ(q, q4)
+	SHLQ(U8(2), q4)
+	return rowsApart{q, qrb, times3(qrb), q4, times3(q4)}
+}
+
+// store writes the lanes of s, the sums of a group's 4 rows, to their
+// places in out, whose group's first row is at op.
+func (ra rowsApart) store(s VecVirtual, op gpr) {
+	VMOVSS(s, Mem{Base: op})
+	for r := 1; r < 4; r++ {
+		VEXTRACTPS(U8(r), s, rowAt(op, ra.q4, ra.q43, r, 0))
+	}
+}
+
 // hsum1z reduces a zmm to its sum in the low lane of an xmm (EVEX only).
 func hsum1z(z VecVirtual) VecVirtual {
-	h := ymmSum(z)
-	x, t := XMM(), XMM()
-	VEXTRACTF32X4(U8(1), h, x)
-	VADDPS(h.AsX(), x, x)
+	x, t := laneSum(z), XMM()
 	VPERMILPS(U8(0x4e), x, t)
 	VADDPS(t, x, x)
 	VPERMILPS(U8(0xb1), x, t)
