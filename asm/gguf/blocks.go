@@ -179,22 +179,14 @@ func blockMatVecVNNI(bt blockType) {
 	wp, xp, xsp, cnt := GP64(), GP64(), GP64(), GP64()
 
 	ra := newRowsApart(rows, rb)
-	q, qrb, qrb3, q43 := ra.q, ra.qrb, ra.qrb3, ra.q43
 
 	for _, R := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
 		var stride, stride3 gpr = rb, rb
 		if R == 4 {
-			stride, stride3 = qrb, qrb3
-			TESTQ(q, q)
-			JZ(LabelRef(l("end")))
-		} else {
-			Comment("The last rows%4, from row 4q.")
-			ANDQ(U8(3), rows)
-			JZ(LabelRef(l("end")))
-			ADDQ(qrb3, wrow)
-			ADDQ(q43, op)
+			stride, stride3 = ra.qrb, ra.qrb3
 		}
+		ra.begin(R, rows, wrow, op, l("end"))
 		Label(l("rows"))
 		MOVQ(wrow, wp)
 		Load(Param("xq").Base(), xp)
@@ -234,7 +226,7 @@ func blockMatVecVNNI(bt blockType) {
 			ra.store(s, op)
 			ADDQ(rb, wrow)
 			ADDQ(U8(4), op)
-			DECQ(q)
+			DECQ(ra.q)
 		} else {
 			s := hsum1t(acc[0])
 			VMOVSS(s, Mem{Base: op})

@@ -73,20 +73,10 @@ func halfMatVecAVX512(name string, bf16 bool) {
 	wp, xp, cnt := GP64(), GP64(), GP64()
 
 	ra := newRowsApart(rows, n2)
-	q, qrb, qrb3, q43 := ra.q, ra.qrb, ra.qrb3, ra.q43
 
 	for _, R := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
-		if R == 4 {
-			TESTQ(q, q)
-			JZ(LabelRef(l("end")))
-		} else {
-			Comment("The last rows%4, from row 4q.")
-			ANDQ(U8(3), rows)
-			JZ(LabelRef(l("end")))
-			ADDQ(qrb3, wrow)
-			ADDQ(q43, op)
-		}
+		ra.begin(R, rows, wrow, op, l("end"))
 		Label(l("rows"))
 		MOVQ(wrow, wp)
 		Load(Param("x").Base(), xp)
@@ -110,9 +100,9 @@ func halfMatVecAVX512(name string, bf16 bool) {
 			for r := range R {
 				for u := range units {
 					if k == nil && u == 0 {
-						PREFETCHT0(rowAt(wp, qrb, qrb3, r, halfPrefetch))
+						PREFETCHT0(rowAt(wp, ra.qrb, ra.qrb3, r, halfPrefetch))
 					}
-					wv := widen16(rowAt(wp, qrb, qrb3, r, 32*u), k, bf16)
+					wv := widen16(rowAt(wp, ra.qrb, ra.qrb3, r, 32*u), k, bf16)
 					VFMADD231PS(xv[u], wv, acc[r][u])
 				}
 			}
@@ -151,7 +141,7 @@ func halfMatVecAVX512(name string, bf16 bool) {
 		ADDQ(n2, wrow)
 		ADDQ(U8(4), op)
 		if R == 4 {
-			DECQ(q)
+			DECQ(ra.q)
 		} else {
 			DECQ(rows)
 		}

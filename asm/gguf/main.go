@@ -218,6 +218,22 @@ func newRowsApart(rows, rowBytes gpr) rowsApart {
 	return rowsApart{q, qrb, times3(qrb), q4, times3(q4)}
 }
 
+// begin starts the pass over groups of R rows (4, then 1): it jumps to end
+// when there are none and, for R = 1, moves wrow and op to row 4q, the
+// first of the last rows%4.
+func (ra rowsApart) begin(R int, rows, wrow, op gpr, end string) {
+	if R == 4 {
+		TESTQ(ra.q, ra.q)
+		JZ(LabelRef(end))
+		return
+	}
+	Comment("The last rows%4, from row 4q.")
+	ANDQ(U8(3), rows)
+	JZ(LabelRef(end))
+	ADDQ(ra.qrb3, wrow)
+	ADDQ(ra.q43, op)
+}
+
 // store writes the lanes of s, the sums of a group's 4 rows, to their
 // places in out, whose group's first row is at op.
 func (ra rowsApart) store(s VecVirtual, op gpr) {
