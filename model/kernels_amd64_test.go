@@ -40,12 +40,12 @@ func TestMatVecRowsApart(t *testing.T) {
 				check()
 				for i := range rows {
 					requireClose(t, want[i], out[i], dotTol(w[i*n:(i+1)*n], x), msg, " row=", i)
+				}
+				requireSameAlone(t, msg, out, func(i int) float32 {
 					var one [1]float32
 					kernel(one[:], w[i*n:(i+1)*n], x)
-					if math.Float32bits(one[0]) != math.Float32bits(out[i]) {
-						t.Fatalf("%s: row %d: alone %v, with the others %v", msg, i, one[0], out[i])
-					}
-				}
+					return one[0]
+				})
 				// And within a call on a part of the rows.
 				if lo, hi := rows/3, rows-rows/5; lo < hi {
 					part := make([]float32, hi-lo)
@@ -57,6 +57,17 @@ func TestMatVecRowsApart(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// requireSameAlone fails unless alone(i), row i computed in a call of its
+// own, is out[i] bit for bit, for every row.
+func requireSameAlone(t *testing.T, msg string, out []float32, alone func(i int) float32) {
+	t.Helper()
+	for i, v := range out {
+		if a := alone(i); math.Float32bits(a) != math.Float32bits(v) {
+			t.Fatalf("%s: row %d: alone %v, with the others %v", msg, i, a, v)
 		}
 	}
 }

@@ -4,7 +4,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -37,13 +36,11 @@ func TestMatVecRowsApartGGUF(t *testing.T) {
 				kernel(out, w, xq, xs)
 				checkOut(t, out, want, tol, check, msg)
 				rb := nb * bt.bytes
-				for i := range rows {
+				requireSameAlone(t, msg, out, func(i int) float32 {
 					var one [1]float32
 					kernel(one[:], w[i*rb:(i+1)*rb], xq, xs)
-					if math.Float32bits(one[0]) != math.Float32bits(out[i]) {
-						t.Fatalf("%s: row %d: alone %v, with the others %v", msg, i, one[0], out[i])
-					}
-				}
+					return one[0]
+				})
 			}
 		}
 	}
@@ -70,13 +67,11 @@ func TestMatVecRowsApartHalf(t *testing.T) {
 				out, check := guarded(t, rows, 1)
 				kernel(out, w, x)
 				checkOut(t, out, want, tol, check, msg)
-				for i := range rows {
+				requireSameAlone(t, msg, out, func(i int) float32 {
 					var one [1]float32
 					kernel(one[:], w[i*n:(i+1)*n], x)
-					if math.Float32bits(one[0]) != math.Float32bits(out[i]) {
-						t.Fatalf("%s: row %d: alone %v, with the others %v", msg, i, one[0], out[i])
-					}
-				}
+					return one[0]
+				})
 			}
 		}
 	}
