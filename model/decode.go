@@ -94,9 +94,10 @@ func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
 		xbIn: make([]activation, size), hbIn: make([]activation, size), xIn: make([]activation, size),
 		seqs: make([]*Sequence, 0, size),
 	}
-	newActivations(b.xbIn, b.xb, c.Dim, m.w.act)
-	newActivations(b.hbIn, b.hb, c.HiddenDim, m.w.act)
-	newActivations(b.xIn, b.x, c.Dim, m.w.act)
+	xbForm, hbForm, xForm := m.w.actForms()
+	newActivations(b.xbIn, b.xb, c.Dim, xbForm)
+	newActivations(b.hbIn, b.hb, c.HiddenDim, hbForm)
+	newActivations(b.xIn, b.x, c.Dim, xForm)
 	b.qkvBody, b.attnBody, b.woBody = b.qkvRows, b.attention, b.woRows
 	b.ffnUpBody, b.w2Body, b.clsBody = b.ffnUpRows, b.w2Rows, b.classifierRows
 	return b

@@ -185,3 +185,26 @@ func newSessionBatch(tb testing.TB, m *Model, threads, batch int) *Session {
 	tb.Cleanup(s.Close)
 	return s
 }
+
+// TestActivationForms checks which activations get one scale per
+// super-block: those that multiply a K-quant tensor (qblock.go). Q4_0's
+// file keeps llama-quantize's Q6_K output matrix, so only the classifier's
+// input is quantized per super-block there.
+func TestActivationForms(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		xb, hb, x, gs bool
+	}{
+		{"f32", false, false, false, false},
+		{"Q8_0", false, false, false, true},
+		{"Q4_0", false, false, true, true},
+		{"Q4_K_M", true, true, true, true},
+		{"Q5_K_M", true, true, true, true},
+		{"Q6_K", true, true, true, true},
+	} {
+		m := openModel(t, fixture(t, "gguf/randk-"+tc.name+".gguf"))
+		xb, hb, x := m.w.actForms()
+		require.Equal(t, []bool{tc.xb, tc.hb, tc.x}, []bool{xb.super, hb.super, x.super}, tc.name)
+		require.Equal(t, tc.gs, xb.gs == qBlock && xb.sums, tc.name)
+	}
+}

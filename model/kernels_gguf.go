@@ -177,6 +177,38 @@ func dequantRowQ4_0(dst []float32, src []byte) {
 	}
 }
 
+// quantizeSuperBlocks is quantizeBlocks with one scale for each super-block
+// of qkK values (the last one may be shorter): max|x|/127 over the
+// super-block, repeated in xs for each of its blocks.
+func quantizeSuperBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
+	nb := len(x) / qBlock
+	xq, xs, xsum = xq[:nb*qBlock], xs[:nb], xsum[:nb]
+	for lo := 0; lo < nb*qBlock; lo += qkK {
+		hi := min(lo+qkK, nb*qBlock)
+		group, out := x[lo:hi], xq[lo:hi]
+		var scale float32
+		wmax, finite := maxAbs(group)
+		switch {
+		case !finite:
+			quantizeQ8(out, xs[lo/qBlock:], group, len(group), roundHalfAwayFromZero)
+			scale = xs[lo/qBlock]
+		case wmax != 0:
+			scale = wmax / 127
+			roundDiv(out, group, scale)
+		default:
+			clear(out)
+		}
+		for b := lo / qBlock; b < hi/qBlock; b++ {
+			xs[b] = scale
+			var s int32
+			for _, v := range xq[b*qBlock : (b+1)*qBlock] {
+				s += int32(v)
+			}
+			xsum[b] = s
+		}
+	}
+}
+
 // quantizeBlocks forms the activation of the block types from x (len(x) a
 // multiple of 32): xq and xs as quantizeActivation(xq, xs, x, 32), and xsum
 // as blockSums(xsum, xq), in one pass over each block while it is in L1.

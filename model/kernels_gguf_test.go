@@ -421,3 +421,37 @@ func TestQuantizeBlocksGGUF(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeSuperBlocks compares quantizeSuperBlocks with
+// quantizeActivation in groups of qkK values, the scale repeated per block:
+// whole and partial super-blocks, a zero one and a non-finite one.
+func TestQuantizeSuperBlocks(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, nb := range []int{1, 7, 8, 9, 17, 64} {
+		x := randSlice(r, nb*qBlock, 1)
+		for i := range x {
+			x[i] *= float32(1 + i%5*100)
+		}
+		if nb > 8 {
+			copy(x[qkK:], make([]float32, qkK)[:min(qkK, len(x)-qkK)]) // a zero super-block
+		}
+		if nb > 16 {
+			x[2*qkK+3] = float32(math.Inf(-1)) // a non-finite one
+		}
+		wq, ws, wsum := make([]int8, len(x)), make([]float32, nb), make([]int32, nb)
+		nsb := (len(x) + qkK - 1) / qkK
+		sbScale := make([]float32, nsb)
+		quantizeActivation(wq, sbScale, x, qkK)
+		for b := range ws {
+			ws[b] = sbScale[b*qBlock/qkK]
+		}
+		blockSums(wsum, wq)
+		gq, gs, gsum := make([]int8, len(x)), make([]float32, nb), make([]int32, nb)
+		quantizeSuperBlocks(gq, gs, gsum, x)
+		require.Equal(t, wq, gq, "nb %d", nb)
+		require.Equal(t, wsum, gsum, "nb %d", nb)
+		for i := range ws {
+			require.Equal(t, math.Float32bits(ws[i]), math.Float32bits(gs[i]), "nb %d scale %d", nb, i)
+		}
+	}
+}

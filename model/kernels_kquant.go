@@ -2,7 +2,9 @@ package model
 
 // K-quant kernels: GGUF's Q4_K, Q5_K and Q6_K weights (llama.cpp's
 // k-quants), in super-blocks of qkK = 256 values, times an activation
-// quantized in blocks of qBlock = 32 (see qblock.go for the shared shape).
+// quantized in blocks of qBlock = 32 (see qblock.go for the shared shape)
+// whose scales are equal within each super-block (quantizeSuperBlocks;
+// only the VNNI matrix-vector kernels depend on it).
 //
 // Block layouts (llama.cpp's ggml-common.h; all little-endian, blocks follow
 // each other without padding, so they are not aligned):

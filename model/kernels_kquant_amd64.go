@@ -185,13 +185,15 @@ func matMatQ6_KAVX2(out []float32, w []byte, rows int, xq []int8, xs []float32, 
 //	}
 //
 // (kernels_kquant.go) up to the order of the float additions: per
-// super-block and row, 32 lanes of d*xs_b*sc_j*(sum of 8 products) and, for
-// Q4_K and Q5_K, 8 lanes of dmin*m_j*xs_j*xsum_j, summed in lanes and
-// reduced at the end of the row (the AVX2 kernels: 8 lanes of the
-// super-block's sum of d*xs_b*sc_j*(sum of 4 products), see ../asm/kquant/avx2.go).
-// Preconditions, not checked: n > 0 and n%256 == 0, len(w) >=
-// len(out)*nb*B, len(xs) and len(xsum) >= n/32, and len(out) a multiple of
-// 4 for the x4 kernels, of 2 for the x2 kernels.
+// super-block and row, 16 lanes of d*xs*(sums of sc_j*(sum of 4 products))
+// and, for Q4_K and Q5_K, 4 lanes of dmin*xs*(m_j*xsum_j + m_k*xsum_k),
+// summed in lanes and reduced at the end of the row (the AVX2 kernels: 8
+// lanes of the super-block's sum of d*xs_b*sc_j*(sum of 4 products), see
+// ../asm/kquant/avx2.go). Preconditions, not checked: n > 0 and n%256 ==
+// 0, len(w) >= len(out)*nb*B, len(xs) and len(xsum) >= n/32, and len(out) a
+// multiple of 4 for the x4 kernels, of 2 for the x2 kernels. The VNNI
+// kernels read one activation scale per super-block, xs[8s]: the others
+// of its blocks must be equal (quantizeSuperBlocks; qblock.go).
 //
 // The x4 kernels compute rows i, q+i, 2q+i and 3q+i together (q =
 // len(out)/4), the x2 kernels rows i and q+i (q = len(out)/2): streams far

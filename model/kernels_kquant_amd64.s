@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func matVecQ4_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512_VNNI
 TEXT ·matVecQ4_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
@@ -24,252 +24,216 @@ TEXT ·matVecQ4_Kx4VNNI(SB), NOSPLIT, $0-120
 	LEAQ  (BX)(BX*2), DI
 	LEAQ  (SI)(SI*2), R8
 
+	// The VPERMW index of the rows' d (words 0..15) and dmin (16..31),
+	// 4 words each, from the headers' lanes.
+	VMOVDQU64 kqdIdx<>+0(SB), Z0
+
 block:
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
 	MOVQ   xq_base+48(FP), R9
 	MOVQ   xs_base+72(FP), R10
 	MOVQ   xsum_base+96(FP), R11
+	VPXORD Z1, Z1, Z1
 	MOVQ   xq_len+56(FP), R12
 	SHRQ   $0x08, R12
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
-	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      (R9), Y4
-	VINSERTI64X4 $0x01, 64(R9), Z4, Z4
-	VPXORD       Z5, Z5, Z5
-	VMOVDQU      32(R9), Y5
-	VINSERTI64X4 $0x01, 96(R9), Z5, Z5
+	// scale, and its 8 block sums as words in each 128-bit lane.
 	VPXORD       Z6, Z6, Z6
-	VMOVDQU      128(R9), Y6
-	VINSERTI64X4 $0x01, 192(R9), Z6, Z6
+	VMOVDQU      (R9), Y6
+	VINSERTI64X4 $0x01, 64(R9), Z6, Z6
 	VPXORD       Z7, Z7, Z7
-	VMOVDQU      160(R9), Y7
-	VINSERTI64X4 $0x01, 224(R9), Z7, Z7
+	VMOVDQU      32(R9), Y7
+	VINSERTI64X4 $0x01, 96(R9), Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VMOVUPS      (R10), Y8
-	VMOVDQU64    kqq45xs0<>+0(SB), Z9
-	VMOVDQU64    kqq45xs1<>+0(SB), Z10
-	VPERMPS      Z8, Z9, Z9
-	VPERMPS      Z8, Z10, Z10
+	VMOVDQU      128(R9), Y8
+	VINSERTI64X4 $0x01, 192(R9), Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	VMOVDQU      160(R9), Y9
+	VINSERTI64X4 $0x01, 224(R9), Z9, Z9
+	VBROADCASTSS (R10), Z10
+	VMOVDQU      (R11), Y12
 	VPXORD       Z11, Z11, Z11
-	VCVTDQ2PS    (R11), Y11
-	VMULPS       Y8, Y11, Y11
+	VPMOVDW      Y12, X11
+	VSHUFI32X4   $0x00, Z11, Z11, Z11
+
+	// The rows' headers, one per 128-bit lane: scales and mins, d*xs
+	// and dmin*xs; the mins' terms.
+	VPXORD        Z12, Z12, Z12
+	VMOVDQU       (CX), X12
+	VINSERTI32X4  $0x01, (CX)(BX*1), Z12, Z12
+	VINSERTI32X4  $0x02, (CX)(BX*2), Z12, Z12
+	VINSERTI32X4  $0x03, (CX)(DI*1), Z12, Z12
+	VPSHUFB       kqia<>+0(SB), Z12, Z13
+	VPSHUFB       kqib<>+0(SB), Z12, Z14
+	VPSRLVD       kqsha<>+0(SB), Z13, Z13
+	VPSRLD        $0x02, Z14, Z14
+	VPANDD        kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD    $0xec, kqm1<>+0(SB), Z14, Z13
+	VPERMW        Z12, Z0, Z12
+	VEXTRACTI64X4 $0x01, Z12, Y14
+	VCVTPH2PS     Y12, Z12
+	VCVTPH2PS     Y14, Z14
+	VMULPS        Z10, Z12, Z12
+	VMULPS        Z10, Z14, Z14
+	VPSHUFB       kqmw<>+0(SB), Z13, Z10
+	VPMADDWD      Z11, Z10, Z10
+	VCVTDQ2PS     Z10, Z10
+	VFNMADD231PS  Z14, Z10, Z1
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX), Z16
-	VMOVDQU64       80(CX), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
-	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z0
-	VFNMADD231PS    Z14, Z15, Z0
+	VSHUFF32X4  $0x00, Z12, Z12, Z10
+	VSHUFI32X4  $0x00, Z13, Z13, Z11
+	VPSHUFB     kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB     kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64   16(CX), Z15
+	VMOVDQU64   80(CX), Z16
+	VPANDD      kqm0f<>+0(SB), Z15, Z17
+	VPSRLW      $0x04, Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z16, Z18
+	VPSRLW      $0x04, Z16, Z16
+	VPANDD      kqm0f<>+0(SB), Z16, Z16
+	VPXORD      Z19, Z19, Z19
+	VPDPBUSD    Z6, Z17, Z19
+	VPXORD      Z17, Z17, Z17
+	VPDPBUSD    Z7, Z15, Z17
+	VPXORD      Z15, Z15, Z15
+	VPDPBUSD    Z8, Z18, Z15
+	VPXORD      Z18, Z18, Z18
+	VPDPBUSD    Z9, Z16, Z18
+	VPACKSSDW   Z17, Z19, Z16
+	VPACKSSDW   Z18, Z15, Z15
+	VPMADDWD    Z14, Z16, Z16
+	VPDPWSSD    Z11, Z15, Z16
+	VCVTDQ2PS   Z16, Z16
+	VFMADD231PS Z10, Z16, Z2
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(BX*1), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(BX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(BX*1), Z16
-	VMOVDQU64       80(CX)(BX*1), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
-	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z1
-	VFNMADD231PS    Z14, Z15, Z1
+	VSHUFF32X4  $0x55, Z12, Z12, Z10
+	VSHUFI32X4  $0x55, Z13, Z13, Z11
+	VPSHUFB     kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB     kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64   16(CX)(BX*1), Z15
+	VMOVDQU64   80(CX)(BX*1), Z16
+	VPANDD      kqm0f<>+0(SB), Z15, Z17
+	VPSRLW      $0x04, Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z16, Z18
+	VPSRLW      $0x04, Z16, Z16
+	VPANDD      kqm0f<>+0(SB), Z16, Z16
+	VPXORD      Z19, Z19, Z19
+	VPDPBUSD    Z6, Z17, Z19
+	VPXORD      Z17, Z17, Z17
+	VPDPBUSD    Z7, Z15, Z17
+	VPXORD      Z15, Z15, Z15
+	VPDPBUSD    Z8, Z18, Z15
+	VPXORD      Z18, Z18, Z18
+	VPDPBUSD    Z9, Z16, Z18
+	VPACKSSDW   Z17, Z19, Z16
+	VPACKSSDW   Z18, Z15, Z15
+	VPMADDWD    Z14, Z16, Z16
+	VPDPWSSD    Z11, Z15, Z16
+	VCVTDQ2PS   Z16, Z16
+	VFMADD231PS Z10, Z16, Z3
 
 	// Row 2.
-	VBROADCASTI32X4 4(CX)(BX*2), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(BX*2), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(BX*2), Z16
-	VMOVDQU64       80(CX)(BX*2), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
-	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z2
-	VFNMADD231PS    Z14, Z15, Z2
+	VSHUFF32X4  $0xaa, Z12, Z12, Z10
+	VSHUFI32X4  $0xaa, Z13, Z13, Z11
+	VPSHUFB     kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB     kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64   16(CX)(BX*2), Z15
+	VMOVDQU64   80(CX)(BX*2), Z16
+	VPANDD      kqm0f<>+0(SB), Z15, Z17
+	VPSRLW      $0x04, Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z15, Z15
+	VPANDD      kqm0f<>+0(SB), Z16, Z18
+	VPSRLW      $0x04, Z16, Z16
+	VPANDD      kqm0f<>+0(SB), Z16, Z16
+	VPXORD      Z19, Z19, Z19
+	VPDPBUSD    Z6, Z17, Z19
+	VPXORD      Z17, Z17, Z17
+	VPDPBUSD    Z7, Z15, Z17
+	VPXORD      Z15, Z15, Z15
+	VPDPBUSD    Z8, Z18, Z15
+	VPXORD      Z18, Z18, Z18
+	VPDPBUSD    Z9, Z16, Z18
+	VPACKSSDW   Z17, Z19, Z16
+	VPACKSSDW   Z18, Z15, Z15
+	VPMADDWD    Z14, Z16, Z16
+	VPDPWSSD    Z11, Z15, Z16
+	VCVTDQ2PS   Z16, Z16
+	VFMADD231PS Z10, Z16, Z4
 
 	// Row 3.
-	VBROADCASTI32X4 4(CX)(DI*1), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DI*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       16(CX)(DI*1), Z16
-	VMOVDQU64       80(CX)(DI*1), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        Z4, Z18, Z11
-	VPXORD          Z4, Z4, Z4
-	VPDPBUSD        Z5, Z16, Z4
-	VPXORD          Z5, Z5, Z5
-	VPDPBUSD        Z6, Z19, Z5
-	VPXORD          Z6, Z6, Z6
-	VPDPBUSD        Z7, Z17, Z6
-	VPACKSSDW       Z4, Z11, Z4
-	VPACKSSDW       Z6, Z5, Z5
-	VPMADDWD        Z8, Z4, Z4
-	VPMADDWD        Z13, Z5, Z5
-	VCVTDQ2PS       Z4, Z4
-	VCVTDQ2PS       Z5, Z5
-	VMULPS          Z9, Z4, Z4
-	VFMADD231PS     Z10, Z5, Z4
-	VFMADD231PS     Z12, Z4, Z3
-	VFNMADD231PS    Z14, Z15, Z3
-	ADDQ            $0x00000090, CX
-	ADDQ            $0x00000100, R9
-	ADDQ            $0x20, R10
-	ADDQ            $0x20, R11
-	DECQ            R12
-	JNZ             superblock
+	VSHUFF32X4  $0xff, Z12, Z12, Z10
+	VSHUFI32X4  $0xff, Z13, Z13, Z11
+	VPSHUFB     kqsc0<>+0(SB), Z11, Z12
+	VPSHUFB     kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64   16(CX)(DI*1), Z13
+	VMOVDQU64   80(CX)(DI*1), Z14
+	VPANDD      kqm0f<>+0(SB), Z13, Z15
+	VPSRLW      $0x04, Z13, Z13
+	VPANDD      kqm0f<>+0(SB), Z13, Z13
+	VPANDD      kqm0f<>+0(SB), Z14, Z16
+	VPSRLW      $0x04, Z14, Z14
+	VPANDD      kqm0f<>+0(SB), Z14, Z14
+	VPXORD      Z17, Z17, Z17
+	VPDPBUSD    Z6, Z15, Z17
+	VPXORD      Z6, Z6, Z6
+	VPDPBUSD    Z7, Z13, Z6
+	VPXORD      Z7, Z7, Z7
+	VPDPBUSD    Z8, Z16, Z7
+	VPXORD      Z8, Z8, Z8
+	VPDPBUSD    Z9, Z14, Z8
+	VPACKSSDW   Z6, Z17, Z6
+	VPACKSSDW   Z8, Z7, Z7
+	VPMADDWD    Z12, Z6, Z6
+	VPDPWSSD    Z11, Z7, Z6
+	VCVTDQ2PS   Z6, Z6
+	VFMADD231PS Z10, Z6, Z5
+	ADDQ        $0x00000090, CX
+	ADDQ        $0x00000100, R9
+	ADDQ        $0x20, R10
+	ADDQ        $0x20, R11
+	DECQ        R12
+	JNZ         superblock
 
 	// Sum each row's lanes and store the block's results.
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF128  $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y4
-	VEXTRACTF128  $0x01, Y4, X1
-	VADDPS        X1, X4, X1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y4
-	VEXTRACTF128  $0x01, Y4, X2
-	VADDPS        X2, X4, X2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y4
-	VEXTRACTF128  $0x01, Y4, X3
-	VADDPS        X3, X4, X3
-	VHADDPS       X1, X0, X0
+	VEXTRACTF64X4 $0x01, Z2, Y6
+	VADDPS        Y6, Y2, Y6
+	VEXTRACTF128  $0x01, Y6, X2
+	VADDPS        X2, X6, X2
+	VADDPS        X1, X2, X2
+	VEXTRACTF64X4 $0x01, Z3, Y6
+	VADDPS        Y6, Y3, Y6
+	VEXTRACTF128  $0x01, Y6, X3
+	VADDPS        X3, X6, X3
+	VEXTRACTF32X4 $0x01, Z1, X6
+	VADDPS        X6, X3, X3
+	VEXTRACTF64X4 $0x01, Z4, Y6
+	VADDPS        Y6, Y4, Y6
+	VEXTRACTF128  $0x01, Y6, X4
+	VADDPS        X4, X6, X4
+	VEXTRACTF32X4 $0x02, Z1, X6
+	VADDPS        X6, X4, X4
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y6
+	VEXTRACTF128  $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF32X4 $0x03, Z1, X1
+	VADDPS        X1, X5, X5
 	VHADDPS       X3, X2, X2
-	VHADDPS       X2, X0, X0
-	VMOVSS        X0, (DX)
-	VEXTRACTPS    $0x01, X0, (DX)(SI*1)
-	VEXTRACTPS    $0x02, X0, (DX)(SI*2)
-	VEXTRACTPS    $0x03, X0, (DX)(R8*1)
+	VHADDPS       X5, X4, X4
+	VHADDPS       X4, X2, X1
+	VMOVSS        X1, (DX)
+	VEXTRACTPS    $0x01, X1, (DX)(SI*1)
+	VEXTRACTPS    $0x02, X1, (DX)(SI*2)
+	VEXTRACTPS    $0x03, X1, (DX)(R8*1)
 	ADDQ          $0x04, DX
 	DECQ          AX
 	JNZ           block
@@ -278,268 +242,202 @@ done:
 	VZEROUPPER
 	RET
 
-DATA kqq45xs0<>+0(SB)/1, $0x00
-DATA kqq45xs0<>+1(SB)/1, $0x00
-DATA kqq45xs0<>+2(SB)/1, $0x00
-DATA kqq45xs0<>+3(SB)/1, $0x00
-DATA kqq45xs0<>+4(SB)/1, $0x00
-DATA kqq45xs0<>+5(SB)/1, $0x00
-DATA kqq45xs0<>+6(SB)/1, $0x00
-DATA kqq45xs0<>+7(SB)/1, $0x00
-DATA kqq45xs0<>+8(SB)/1, $0x01
-DATA kqq45xs0<>+9(SB)/1, $0x00
-DATA kqq45xs0<>+10(SB)/1, $0x00
-DATA kqq45xs0<>+11(SB)/1, $0x00
-DATA kqq45xs0<>+12(SB)/1, $0x01
-DATA kqq45xs0<>+13(SB)/1, $0x00
-DATA kqq45xs0<>+14(SB)/1, $0x00
-DATA kqq45xs0<>+15(SB)/1, $0x00
-DATA kqq45xs0<>+16(SB)/1, $0x00
-DATA kqq45xs0<>+17(SB)/1, $0x00
-DATA kqq45xs0<>+18(SB)/1, $0x00
-DATA kqq45xs0<>+19(SB)/1, $0x00
-DATA kqq45xs0<>+20(SB)/1, $0x00
-DATA kqq45xs0<>+21(SB)/1, $0x00
-DATA kqq45xs0<>+22(SB)/1, $0x00
-DATA kqq45xs0<>+23(SB)/1, $0x00
-DATA kqq45xs0<>+24(SB)/1, $0x01
-DATA kqq45xs0<>+25(SB)/1, $0x00
-DATA kqq45xs0<>+26(SB)/1, $0x00
-DATA kqq45xs0<>+27(SB)/1, $0x00
-DATA kqq45xs0<>+28(SB)/1, $0x01
-DATA kqq45xs0<>+29(SB)/1, $0x00
-DATA kqq45xs0<>+30(SB)/1, $0x00
-DATA kqq45xs0<>+31(SB)/1, $0x00
-DATA kqq45xs0<>+32(SB)/1, $0x02
-DATA kqq45xs0<>+33(SB)/1, $0x00
-DATA kqq45xs0<>+34(SB)/1, $0x00
-DATA kqq45xs0<>+35(SB)/1, $0x00
-DATA kqq45xs0<>+36(SB)/1, $0x02
-DATA kqq45xs0<>+37(SB)/1, $0x00
-DATA kqq45xs0<>+38(SB)/1, $0x00
-DATA kqq45xs0<>+39(SB)/1, $0x00
-DATA kqq45xs0<>+40(SB)/1, $0x03
-DATA kqq45xs0<>+41(SB)/1, $0x00
-DATA kqq45xs0<>+42(SB)/1, $0x00
-DATA kqq45xs0<>+43(SB)/1, $0x00
-DATA kqq45xs0<>+44(SB)/1, $0x03
-DATA kqq45xs0<>+45(SB)/1, $0x00
-DATA kqq45xs0<>+46(SB)/1, $0x00
-DATA kqq45xs0<>+47(SB)/1, $0x00
-DATA kqq45xs0<>+48(SB)/1, $0x02
-DATA kqq45xs0<>+49(SB)/1, $0x00
-DATA kqq45xs0<>+50(SB)/1, $0x00
-DATA kqq45xs0<>+51(SB)/1, $0x00
-DATA kqq45xs0<>+52(SB)/1, $0x02
-DATA kqq45xs0<>+53(SB)/1, $0x00
-DATA kqq45xs0<>+54(SB)/1, $0x00
-DATA kqq45xs0<>+55(SB)/1, $0x00
-DATA kqq45xs0<>+56(SB)/1, $0x03
-DATA kqq45xs0<>+57(SB)/1, $0x00
-DATA kqq45xs0<>+58(SB)/1, $0x00
-DATA kqq45xs0<>+59(SB)/1, $0x00
-DATA kqq45xs0<>+60(SB)/1, $0x03
-DATA kqq45xs0<>+61(SB)/1, $0x00
-DATA kqq45xs0<>+62(SB)/1, $0x00
-DATA kqq45xs0<>+63(SB)/1, $0x00
-GLOBL kqq45xs0<>(SB), RODATA|NOPTR, $64
+DATA kqdIdx<>+0(SB)/1, $0x00
+DATA kqdIdx<>+1(SB)/1, $0x00
+DATA kqdIdx<>+2(SB)/1, $0x00
+DATA kqdIdx<>+3(SB)/1, $0x00
+DATA kqdIdx<>+4(SB)/1, $0x00
+DATA kqdIdx<>+5(SB)/1, $0x00
+DATA kqdIdx<>+6(SB)/1, $0x00
+DATA kqdIdx<>+7(SB)/1, $0x00
+DATA kqdIdx<>+8(SB)/1, $0x08
+DATA kqdIdx<>+9(SB)/1, $0x00
+DATA kqdIdx<>+10(SB)/1, $0x08
+DATA kqdIdx<>+11(SB)/1, $0x00
+DATA kqdIdx<>+12(SB)/1, $0x08
+DATA kqdIdx<>+13(SB)/1, $0x00
+DATA kqdIdx<>+14(SB)/1, $0x08
+DATA kqdIdx<>+15(SB)/1, $0x00
+DATA kqdIdx<>+16(SB)/1, $0x10
+DATA kqdIdx<>+17(SB)/1, $0x00
+DATA kqdIdx<>+18(SB)/1, $0x10
+DATA kqdIdx<>+19(SB)/1, $0x00
+DATA kqdIdx<>+20(SB)/1, $0x10
+DATA kqdIdx<>+21(SB)/1, $0x00
+DATA kqdIdx<>+22(SB)/1, $0x10
+DATA kqdIdx<>+23(SB)/1, $0x00
+DATA kqdIdx<>+24(SB)/1, $0x18
+DATA kqdIdx<>+25(SB)/1, $0x00
+DATA kqdIdx<>+26(SB)/1, $0x18
+DATA kqdIdx<>+27(SB)/1, $0x00
+DATA kqdIdx<>+28(SB)/1, $0x18
+DATA kqdIdx<>+29(SB)/1, $0x00
+DATA kqdIdx<>+30(SB)/1, $0x18
+DATA kqdIdx<>+31(SB)/1, $0x00
+DATA kqdIdx<>+32(SB)/1, $0x01
+DATA kqdIdx<>+33(SB)/1, $0x00
+DATA kqdIdx<>+34(SB)/1, $0x01
+DATA kqdIdx<>+35(SB)/1, $0x00
+DATA kqdIdx<>+36(SB)/1, $0x01
+DATA kqdIdx<>+37(SB)/1, $0x00
+DATA kqdIdx<>+38(SB)/1, $0x01
+DATA kqdIdx<>+39(SB)/1, $0x00
+DATA kqdIdx<>+40(SB)/1, $0x09
+DATA kqdIdx<>+41(SB)/1, $0x00
+DATA kqdIdx<>+42(SB)/1, $0x09
+DATA kqdIdx<>+43(SB)/1, $0x00
+DATA kqdIdx<>+44(SB)/1, $0x09
+DATA kqdIdx<>+45(SB)/1, $0x00
+DATA kqdIdx<>+46(SB)/1, $0x09
+DATA kqdIdx<>+47(SB)/1, $0x00
+DATA kqdIdx<>+48(SB)/1, $0x11
+DATA kqdIdx<>+49(SB)/1, $0x00
+DATA kqdIdx<>+50(SB)/1, $0x11
+DATA kqdIdx<>+51(SB)/1, $0x00
+DATA kqdIdx<>+52(SB)/1, $0x11
+DATA kqdIdx<>+53(SB)/1, $0x00
+DATA kqdIdx<>+54(SB)/1, $0x11
+DATA kqdIdx<>+55(SB)/1, $0x00
+DATA kqdIdx<>+56(SB)/1, $0x19
+DATA kqdIdx<>+57(SB)/1, $0x00
+DATA kqdIdx<>+58(SB)/1, $0x19
+DATA kqdIdx<>+59(SB)/1, $0x00
+DATA kqdIdx<>+60(SB)/1, $0x19
+DATA kqdIdx<>+61(SB)/1, $0x00
+DATA kqdIdx<>+62(SB)/1, $0x19
+DATA kqdIdx<>+63(SB)/1, $0x00
+GLOBL kqdIdx<>(SB), RODATA|NOPTR, $64
 
-DATA kqq45xs1<>+0(SB)/1, $0x04
-DATA kqq45xs1<>+1(SB)/1, $0x00
-DATA kqq45xs1<>+2(SB)/1, $0x00
-DATA kqq45xs1<>+3(SB)/1, $0x00
-DATA kqq45xs1<>+4(SB)/1, $0x04
-DATA kqq45xs1<>+5(SB)/1, $0x00
-DATA kqq45xs1<>+6(SB)/1, $0x00
-DATA kqq45xs1<>+7(SB)/1, $0x00
-DATA kqq45xs1<>+8(SB)/1, $0x05
-DATA kqq45xs1<>+9(SB)/1, $0x00
-DATA kqq45xs1<>+10(SB)/1, $0x00
-DATA kqq45xs1<>+11(SB)/1, $0x00
-DATA kqq45xs1<>+12(SB)/1, $0x05
-DATA kqq45xs1<>+13(SB)/1, $0x00
-DATA kqq45xs1<>+14(SB)/1, $0x00
-DATA kqq45xs1<>+15(SB)/1, $0x00
-DATA kqq45xs1<>+16(SB)/1, $0x04
-DATA kqq45xs1<>+17(SB)/1, $0x00
-DATA kqq45xs1<>+18(SB)/1, $0x00
-DATA kqq45xs1<>+19(SB)/1, $0x00
-DATA kqq45xs1<>+20(SB)/1, $0x04
-DATA kqq45xs1<>+21(SB)/1, $0x00
-DATA kqq45xs1<>+22(SB)/1, $0x00
-DATA kqq45xs1<>+23(SB)/1, $0x00
-DATA kqq45xs1<>+24(SB)/1, $0x05
-DATA kqq45xs1<>+25(SB)/1, $0x00
-DATA kqq45xs1<>+26(SB)/1, $0x00
-DATA kqq45xs1<>+27(SB)/1, $0x00
-DATA kqq45xs1<>+28(SB)/1, $0x05
-DATA kqq45xs1<>+29(SB)/1, $0x00
-DATA kqq45xs1<>+30(SB)/1, $0x00
-DATA kqq45xs1<>+31(SB)/1, $0x00
-DATA kqq45xs1<>+32(SB)/1, $0x06
-DATA kqq45xs1<>+33(SB)/1, $0x00
-DATA kqq45xs1<>+34(SB)/1, $0x00
-DATA kqq45xs1<>+35(SB)/1, $0x00
-DATA kqq45xs1<>+36(SB)/1, $0x06
-DATA kqq45xs1<>+37(SB)/1, $0x00
-DATA kqq45xs1<>+38(SB)/1, $0x00
-DATA kqq45xs1<>+39(SB)/1, $0x00
-DATA kqq45xs1<>+40(SB)/1, $0x07
-DATA kqq45xs1<>+41(SB)/1, $0x00
-DATA kqq45xs1<>+42(SB)/1, $0x00
-DATA kqq45xs1<>+43(SB)/1, $0x00
-DATA kqq45xs1<>+44(SB)/1, $0x07
-DATA kqq45xs1<>+45(SB)/1, $0x00
-DATA kqq45xs1<>+46(SB)/1, $0x00
-DATA kqq45xs1<>+47(SB)/1, $0x00
-DATA kqq45xs1<>+48(SB)/1, $0x06
-DATA kqq45xs1<>+49(SB)/1, $0x00
-DATA kqq45xs1<>+50(SB)/1, $0x00
-DATA kqq45xs1<>+51(SB)/1, $0x00
-DATA kqq45xs1<>+52(SB)/1, $0x06
-DATA kqq45xs1<>+53(SB)/1, $0x00
-DATA kqq45xs1<>+54(SB)/1, $0x00
-DATA kqq45xs1<>+55(SB)/1, $0x00
-DATA kqq45xs1<>+56(SB)/1, $0x07
-DATA kqq45xs1<>+57(SB)/1, $0x00
-DATA kqq45xs1<>+58(SB)/1, $0x00
-DATA kqq45xs1<>+59(SB)/1, $0x00
-DATA kqq45xs1<>+60(SB)/1, $0x07
-DATA kqq45xs1<>+61(SB)/1, $0x00
-DATA kqq45xs1<>+62(SB)/1, $0x00
-DATA kqq45xs1<>+63(SB)/1, $0x00
-GLOBL kqq45xs1<>(SB), RODATA|NOPTR, $64
-
-DATA kqia<>+0(SB)/1, $0x04
-DATA kqia<>+1(SB)/1, $0x05
-DATA kqia<>+2(SB)/1, $0x06
-DATA kqia<>+3(SB)/1, $0x07
-DATA kqia<>+4(SB)/1, $0x08
-DATA kqia<>+5(SB)/1, $0x09
-DATA kqia<>+6(SB)/1, $0x0a
-DATA kqia<>+7(SB)/1, $0x0b
-DATA kqia<>+8(SB)/1, $0x00
-DATA kqia<>+9(SB)/1, $0x01
-DATA kqia<>+10(SB)/1, $0x02
-DATA kqia<>+11(SB)/1, $0x03
-DATA kqia<>+12(SB)/1, $0x08
-DATA kqia<>+13(SB)/1, $0x09
-DATA kqia<>+14(SB)/1, $0x0a
-DATA kqia<>+15(SB)/1, $0x0b
-DATA kqia<>+16(SB)/1, $0x04
-DATA kqia<>+17(SB)/1, $0x05
-DATA kqia<>+18(SB)/1, $0x06
-DATA kqia<>+19(SB)/1, $0x07
-DATA kqia<>+20(SB)/1, $0x08
-DATA kqia<>+21(SB)/1, $0x09
-DATA kqia<>+22(SB)/1, $0x0a
-DATA kqia<>+23(SB)/1, $0x0b
-DATA kqia<>+24(SB)/1, $0x00
-DATA kqia<>+25(SB)/1, $0x01
-DATA kqia<>+26(SB)/1, $0x02
-DATA kqia<>+27(SB)/1, $0x03
-DATA kqia<>+28(SB)/1, $0x08
-DATA kqia<>+29(SB)/1, $0x09
-DATA kqia<>+30(SB)/1, $0x0a
-DATA kqia<>+31(SB)/1, $0x0b
-DATA kqia<>+32(SB)/1, $0x04
-DATA kqia<>+33(SB)/1, $0x05
-DATA kqia<>+34(SB)/1, $0x06
-DATA kqia<>+35(SB)/1, $0x07
-DATA kqia<>+36(SB)/1, $0x08
-DATA kqia<>+37(SB)/1, $0x09
-DATA kqia<>+38(SB)/1, $0x0a
-DATA kqia<>+39(SB)/1, $0x0b
-DATA kqia<>+40(SB)/1, $0x00
-DATA kqia<>+41(SB)/1, $0x01
-DATA kqia<>+42(SB)/1, $0x02
-DATA kqia<>+43(SB)/1, $0x03
-DATA kqia<>+44(SB)/1, $0x08
-DATA kqia<>+45(SB)/1, $0x09
-DATA kqia<>+46(SB)/1, $0x0a
-DATA kqia<>+47(SB)/1, $0x0b
-DATA kqia<>+48(SB)/1, $0x04
-DATA kqia<>+49(SB)/1, $0x05
-DATA kqia<>+50(SB)/1, $0x06
-DATA kqia<>+51(SB)/1, $0x07
-DATA kqia<>+52(SB)/1, $0x08
-DATA kqia<>+53(SB)/1, $0x09
-DATA kqia<>+54(SB)/1, $0x0a
-DATA kqia<>+55(SB)/1, $0x0b
-DATA kqia<>+56(SB)/1, $0x00
-DATA kqia<>+57(SB)/1, $0x01
-DATA kqia<>+58(SB)/1, $0x02
-DATA kqia<>+59(SB)/1, $0x03
-DATA kqia<>+60(SB)/1, $0x08
-DATA kqia<>+61(SB)/1, $0x09
-DATA kqia<>+62(SB)/1, $0x0a
-DATA kqia<>+63(SB)/1, $0x0b
+DATA kqia<>+0(SB)/1, $0x08
+DATA kqia<>+1(SB)/1, $0x09
+DATA kqia<>+2(SB)/1, $0x0a
+DATA kqia<>+3(SB)/1, $0x0b
+DATA kqia<>+4(SB)/1, $0x0c
+DATA kqia<>+5(SB)/1, $0x0d
+DATA kqia<>+6(SB)/1, $0x0e
+DATA kqia<>+7(SB)/1, $0x0f
+DATA kqia<>+8(SB)/1, $0x04
+DATA kqia<>+9(SB)/1, $0x05
+DATA kqia<>+10(SB)/1, $0x06
+DATA kqia<>+11(SB)/1, $0x07
+DATA kqia<>+12(SB)/1, $0x0c
+DATA kqia<>+13(SB)/1, $0x0d
+DATA kqia<>+14(SB)/1, $0x0e
+DATA kqia<>+15(SB)/1, $0x0f
+DATA kqia<>+16(SB)/1, $0x08
+DATA kqia<>+17(SB)/1, $0x09
+DATA kqia<>+18(SB)/1, $0x0a
+DATA kqia<>+19(SB)/1, $0x0b
+DATA kqia<>+20(SB)/1, $0x0c
+DATA kqia<>+21(SB)/1, $0x0d
+DATA kqia<>+22(SB)/1, $0x0e
+DATA kqia<>+23(SB)/1, $0x0f
+DATA kqia<>+24(SB)/1, $0x04
+DATA kqia<>+25(SB)/1, $0x05
+DATA kqia<>+26(SB)/1, $0x06
+DATA kqia<>+27(SB)/1, $0x07
+DATA kqia<>+28(SB)/1, $0x0c
+DATA kqia<>+29(SB)/1, $0x0d
+DATA kqia<>+30(SB)/1, $0x0e
+DATA kqia<>+31(SB)/1, $0x0f
+DATA kqia<>+32(SB)/1, $0x08
+DATA kqia<>+33(SB)/1, $0x09
+DATA kqia<>+34(SB)/1, $0x0a
+DATA kqia<>+35(SB)/1, $0x0b
+DATA kqia<>+36(SB)/1, $0x0c
+DATA kqia<>+37(SB)/1, $0x0d
+DATA kqia<>+38(SB)/1, $0x0e
+DATA kqia<>+39(SB)/1, $0x0f
+DATA kqia<>+40(SB)/1, $0x04
+DATA kqia<>+41(SB)/1, $0x05
+DATA kqia<>+42(SB)/1, $0x06
+DATA kqia<>+43(SB)/1, $0x07
+DATA kqia<>+44(SB)/1, $0x0c
+DATA kqia<>+45(SB)/1, $0x0d
+DATA kqia<>+46(SB)/1, $0x0e
+DATA kqia<>+47(SB)/1, $0x0f
+DATA kqia<>+48(SB)/1, $0x08
+DATA kqia<>+49(SB)/1, $0x09
+DATA kqia<>+50(SB)/1, $0x0a
+DATA kqia<>+51(SB)/1, $0x0b
+DATA kqia<>+52(SB)/1, $0x0c
+DATA kqia<>+53(SB)/1, $0x0d
+DATA kqia<>+54(SB)/1, $0x0e
+DATA kqia<>+55(SB)/1, $0x0f
+DATA kqia<>+56(SB)/1, $0x04
+DATA kqia<>+57(SB)/1, $0x05
+DATA kqia<>+58(SB)/1, $0x06
+DATA kqia<>+59(SB)/1, $0x07
+DATA kqia<>+60(SB)/1, $0x0c
+DATA kqia<>+61(SB)/1, $0x0d
+DATA kqia<>+62(SB)/1, $0x0e
+DATA kqia<>+63(SB)/1, $0x0f
 GLOBL kqia<>(SB), RODATA|NOPTR, $64
 
 DATA kqib<>+0(SB)/1, $0x80
 DATA kqib<>+1(SB)/1, $0x80
 DATA kqib<>+2(SB)/1, $0x80
 DATA kqib<>+3(SB)/1, $0x80
-DATA kqib<>+4(SB)/1, $0x04
-DATA kqib<>+5(SB)/1, $0x05
-DATA kqib<>+6(SB)/1, $0x06
-DATA kqib<>+7(SB)/1, $0x07
+DATA kqib<>+4(SB)/1, $0x08
+DATA kqib<>+5(SB)/1, $0x09
+DATA kqib<>+6(SB)/1, $0x0a
+DATA kqib<>+7(SB)/1, $0x0b
 DATA kqib<>+8(SB)/1, $0x80
 DATA kqib<>+9(SB)/1, $0x80
 DATA kqib<>+10(SB)/1, $0x80
 DATA kqib<>+11(SB)/1, $0x80
-DATA kqib<>+12(SB)/1, $0x00
-DATA kqib<>+13(SB)/1, $0x01
-DATA kqib<>+14(SB)/1, $0x02
-DATA kqib<>+15(SB)/1, $0x03
+DATA kqib<>+12(SB)/1, $0x04
+DATA kqib<>+13(SB)/1, $0x05
+DATA kqib<>+14(SB)/1, $0x06
+DATA kqib<>+15(SB)/1, $0x07
 DATA kqib<>+16(SB)/1, $0x80
 DATA kqib<>+17(SB)/1, $0x80
 DATA kqib<>+18(SB)/1, $0x80
 DATA kqib<>+19(SB)/1, $0x80
-DATA kqib<>+20(SB)/1, $0x04
-DATA kqib<>+21(SB)/1, $0x05
-DATA kqib<>+22(SB)/1, $0x06
-DATA kqib<>+23(SB)/1, $0x07
+DATA kqib<>+20(SB)/1, $0x08
+DATA kqib<>+21(SB)/1, $0x09
+DATA kqib<>+22(SB)/1, $0x0a
+DATA kqib<>+23(SB)/1, $0x0b
 DATA kqib<>+24(SB)/1, $0x80
 DATA kqib<>+25(SB)/1, $0x80
 DATA kqib<>+26(SB)/1, $0x80
 DATA kqib<>+27(SB)/1, $0x80
-DATA kqib<>+28(SB)/1, $0x00
-DATA kqib<>+29(SB)/1, $0x01
-DATA kqib<>+30(SB)/1, $0x02
-DATA kqib<>+31(SB)/1, $0x03
+DATA kqib<>+28(SB)/1, $0x04
+DATA kqib<>+29(SB)/1, $0x05
+DATA kqib<>+30(SB)/1, $0x06
+DATA kqib<>+31(SB)/1, $0x07
 DATA kqib<>+32(SB)/1, $0x80
 DATA kqib<>+33(SB)/1, $0x80
 DATA kqib<>+34(SB)/1, $0x80
 DATA kqib<>+35(SB)/1, $0x80
-DATA kqib<>+36(SB)/1, $0x04
-DATA kqib<>+37(SB)/1, $0x05
-DATA kqib<>+38(SB)/1, $0x06
-DATA kqib<>+39(SB)/1, $0x07
+DATA kqib<>+36(SB)/1, $0x08
+DATA kqib<>+37(SB)/1, $0x09
+DATA kqib<>+38(SB)/1, $0x0a
+DATA kqib<>+39(SB)/1, $0x0b
 DATA kqib<>+40(SB)/1, $0x80
 DATA kqib<>+41(SB)/1, $0x80
 DATA kqib<>+42(SB)/1, $0x80
 DATA kqib<>+43(SB)/1, $0x80
-DATA kqib<>+44(SB)/1, $0x00
-DATA kqib<>+45(SB)/1, $0x01
-DATA kqib<>+46(SB)/1, $0x02
-DATA kqib<>+47(SB)/1, $0x03
+DATA kqib<>+44(SB)/1, $0x04
+DATA kqib<>+45(SB)/1, $0x05
+DATA kqib<>+46(SB)/1, $0x06
+DATA kqib<>+47(SB)/1, $0x07
 DATA kqib<>+48(SB)/1, $0x80
 DATA kqib<>+49(SB)/1, $0x80
 DATA kqib<>+50(SB)/1, $0x80
 DATA kqib<>+51(SB)/1, $0x80
-DATA kqib<>+52(SB)/1, $0x04
-DATA kqib<>+53(SB)/1, $0x05
-DATA kqib<>+54(SB)/1, $0x06
-DATA kqib<>+55(SB)/1, $0x07
+DATA kqib<>+52(SB)/1, $0x08
+DATA kqib<>+53(SB)/1, $0x09
+DATA kqib<>+54(SB)/1, $0x0a
+DATA kqib<>+55(SB)/1, $0x0b
 DATA kqib<>+56(SB)/1, $0x80
 DATA kqib<>+57(SB)/1, $0x80
 DATA kqib<>+58(SB)/1, $0x80
 DATA kqib<>+59(SB)/1, $0x80
-DATA kqib<>+60(SB)/1, $0x00
-DATA kqib<>+61(SB)/1, $0x01
-DATA kqib<>+62(SB)/1, $0x02
-DATA kqib<>+63(SB)/1, $0x03
+DATA kqib<>+60(SB)/1, $0x04
+DATA kqib<>+61(SB)/1, $0x05
+DATA kqib<>+62(SB)/1, $0x06
+DATA kqib<>+63(SB)/1, $0x07
 GLOBL kqib<>(SB), RODATA|NOPTR, $64
 
 DATA kqsha<>+0(SB)/1, $0x00
@@ -740,6 +638,72 @@ DATA kqm1<>+62(SB)/1, $0x0f
 DATA kqm1<>+63(SB)/1, $0x0f
 GLOBL kqm1<>(SB), RODATA|NOPTR, $64
 
+DATA kqmw<>+0(SB)/1, $0x00
+DATA kqmw<>+1(SB)/1, $0x80
+DATA kqmw<>+2(SB)/1, $0x01
+DATA kqmw<>+3(SB)/1, $0x80
+DATA kqmw<>+4(SB)/1, $0x02
+DATA kqmw<>+5(SB)/1, $0x80
+DATA kqmw<>+6(SB)/1, $0x03
+DATA kqmw<>+7(SB)/1, $0x80
+DATA kqmw<>+8(SB)/1, $0x04
+DATA kqmw<>+9(SB)/1, $0x80
+DATA kqmw<>+10(SB)/1, $0x05
+DATA kqmw<>+11(SB)/1, $0x80
+DATA kqmw<>+12(SB)/1, $0x06
+DATA kqmw<>+13(SB)/1, $0x80
+DATA kqmw<>+14(SB)/1, $0x07
+DATA kqmw<>+15(SB)/1, $0x80
+DATA kqmw<>+16(SB)/1, $0x00
+DATA kqmw<>+17(SB)/1, $0x80
+DATA kqmw<>+18(SB)/1, $0x01
+DATA kqmw<>+19(SB)/1, $0x80
+DATA kqmw<>+20(SB)/1, $0x02
+DATA kqmw<>+21(SB)/1, $0x80
+DATA kqmw<>+22(SB)/1, $0x03
+DATA kqmw<>+23(SB)/1, $0x80
+DATA kqmw<>+24(SB)/1, $0x04
+DATA kqmw<>+25(SB)/1, $0x80
+DATA kqmw<>+26(SB)/1, $0x05
+DATA kqmw<>+27(SB)/1, $0x80
+DATA kqmw<>+28(SB)/1, $0x06
+DATA kqmw<>+29(SB)/1, $0x80
+DATA kqmw<>+30(SB)/1, $0x07
+DATA kqmw<>+31(SB)/1, $0x80
+DATA kqmw<>+32(SB)/1, $0x00
+DATA kqmw<>+33(SB)/1, $0x80
+DATA kqmw<>+34(SB)/1, $0x01
+DATA kqmw<>+35(SB)/1, $0x80
+DATA kqmw<>+36(SB)/1, $0x02
+DATA kqmw<>+37(SB)/1, $0x80
+DATA kqmw<>+38(SB)/1, $0x03
+DATA kqmw<>+39(SB)/1, $0x80
+DATA kqmw<>+40(SB)/1, $0x04
+DATA kqmw<>+41(SB)/1, $0x80
+DATA kqmw<>+42(SB)/1, $0x05
+DATA kqmw<>+43(SB)/1, $0x80
+DATA kqmw<>+44(SB)/1, $0x06
+DATA kqmw<>+45(SB)/1, $0x80
+DATA kqmw<>+46(SB)/1, $0x07
+DATA kqmw<>+47(SB)/1, $0x80
+DATA kqmw<>+48(SB)/1, $0x00
+DATA kqmw<>+49(SB)/1, $0x80
+DATA kqmw<>+50(SB)/1, $0x01
+DATA kqmw<>+51(SB)/1, $0x80
+DATA kqmw<>+52(SB)/1, $0x02
+DATA kqmw<>+53(SB)/1, $0x80
+DATA kqmw<>+54(SB)/1, $0x03
+DATA kqmw<>+55(SB)/1, $0x80
+DATA kqmw<>+56(SB)/1, $0x04
+DATA kqmw<>+57(SB)/1, $0x80
+DATA kqmw<>+58(SB)/1, $0x05
+DATA kqmw<>+59(SB)/1, $0x80
+DATA kqmw<>+60(SB)/1, $0x06
+DATA kqmw<>+61(SB)/1, $0x80
+DATA kqmw<>+62(SB)/1, $0x07
+DATA kqmw<>+63(SB)/1, $0x80
+GLOBL kqmw<>(SB), RODATA|NOPTR, $64
+
 DATA kqsc0<>+0(SB)/1, $0x08
 DATA kqsc0<>+1(SB)/1, $0x80
 DATA kqsc0<>+2(SB)/1, $0x08
@@ -939,7 +903,7 @@ DATA kqm0f<>+63(SB)/1, $0x0f
 GLOBL kqm0f<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ5_Kx4VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512_VNNI
 TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
@@ -958,265 +922,222 @@ TEXT ·matVecQ5_Kx4VNNI(SB), NOSPLIT, $0-120
 	LEAQ  (BX)(BX*2), DI
 	LEAQ  (SI)(SI*2), R8
 
+	// The VPERMW index of the rows' d (words 0..15) and dmin (16..31),
+	// 4 words each, from the headers' lanes.
+	VMOVDQU64 kqdIdx<>+0(SB), Z0
+
 block:
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
 	MOVQ   xq_base+48(FP), R9
 	MOVQ   xs_base+72(FP), R10
 	MOVQ   xsum_base+96(FP), R11
+	VPXORD Z1, Z1, Z1
 	MOVQ   xq_len+56(FP), R12
 	SHRQ   $0x08, R12
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
-	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
-	VPXORD       Z4, Z4, Z4
-	VMOVDQU      (R9), Y4
-	VINSERTI64X4 $0x01, 64(R9), Z4, Z4
-	VPXORD       Z5, Z5, Z5
-	VMOVDQU      32(R9), Y5
-	VINSERTI64X4 $0x01, 96(R9), Z5, Z5
+	// scale, and its 8 block sums as words in each 128-bit lane.
 	VPXORD       Z6, Z6, Z6
-	VMOVDQU      128(R9), Y6
-	VINSERTI64X4 $0x01, 192(R9), Z6, Z6
+	VMOVDQU      (R9), Y6
+	VINSERTI64X4 $0x01, 64(R9), Z6, Z6
 	VPXORD       Z7, Z7, Z7
-	VMOVDQU      160(R9), Y7
-	VINSERTI64X4 $0x01, 224(R9), Z7, Z7
+	VMOVDQU      32(R9), Y7
+	VINSERTI64X4 $0x01, 96(R9), Z7, Z7
 	VPXORD       Z8, Z8, Z8
-	VMOVUPS      (R10), Y8
-	VMOVDQU64    kqq45xs0<>+0(SB), Z9
-	VMOVDQU64    kqq45xs1<>+0(SB), Z10
-	VPERMPS      Z8, Z9, Z9
-	VPERMPS      Z8, Z10, Z10
+	VMOVDQU      128(R9), Y8
+	VINSERTI64X4 $0x01, 192(R9), Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	VMOVDQU      160(R9), Y9
+	VINSERTI64X4 $0x01, 224(R9), Z9, Z9
+	VBROADCASTSS (R10), Z10
+	VMOVDQU      (R11), Y12
 	VPXORD       Z11, Z11, Z11
-	VCVTDQ2PS    (R11), Y11
-	VMULPS       Y8, Y11, Y11
+	VPMOVDW      Y12, X11
+	VSHUFI32X4   $0x00, Z11, Z11, Z11
+
+	// The rows' headers, one per 128-bit lane: scales and mins, d*xs
+	// and dmin*xs; the mins' terms.
+	VPXORD        Z12, Z12, Z12
+	VMOVDQU       (CX), X12
+	VINSERTI32X4  $0x01, (CX)(BX*1), Z12, Z12
+	VINSERTI32X4  $0x02, (CX)(BX*2), Z12, Z12
+	VINSERTI32X4  $0x03, (CX)(DI*1), Z12, Z12
+	VPSHUFB       kqia<>+0(SB), Z12, Z13
+	VPSHUFB       kqib<>+0(SB), Z12, Z14
+	VPSRLVD       kqsha<>+0(SB), Z13, Z13
+	VPSRLD        $0x02, Z14, Z14
+	VPANDD        kqm30<>+0(SB), Z14, Z14
+	VPTERNLOGD    $0xec, kqm1<>+0(SB), Z14, Z13
+	VPERMW        Z12, Z0, Z12
+	VEXTRACTI64X4 $0x01, Z12, Y14
+	VCVTPH2PS     Y12, Z12
+	VCVTPH2PS     Y14, Z14
+	VMULPS        Z10, Z12, Z12
+	VMULPS        Z10, Z14, Z14
+	VPSHUFB       kqmw<>+0(SB), Z13, Z10
+	VPMADDWD      Z11, Z10, Z10
+	VCVTDQ2PS     Z10, Z10
+	VFNMADD231PS  Z14, Z10, Z1
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX), Z16
-	VMOVDQU64       112(CX), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VSHUFF32X4 $0x00, Z12, Z12, Z10
+	VSHUFI32X4 $0x00, Z13, Z13, Z11
+	VPSHUFB    kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB    kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64  48(CX), Z15
+	VMOVDQU64  112(CX), Z16
+	VPANDD     kqm0f<>+0(SB), Z15, Z17
+	VPSRLW     $0x04, Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z16, Z18
+	VPSRLW     $0x04, Z16, Z16
+	VPANDD     kqm0f<>+0(SB), Z16, Z16
 
 	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VBROADCASTI64X4 16(CX), Z19
+	VPSLLVW         kqq5sh0<>+0(SB), Z19, Z20
 	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
+	VPSLLVW         kqq5sh1<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z15
+	VPSRLVW         kqq5sh2<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z18
+	VPSRLVW         kqq5sh3<>+0(SB), Z19, Z19
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z19, Z16
 	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z0
-	VFNMADD231PS    Z14, Z15, Z0
+	VPDPBUSD        Z6, Z17, Z19
+	VPXORD          Z17, Z17, Z17
+	VPDPBUSD        Z7, Z15, Z17
+	VPXORD          Z15, Z15, Z15
+	VPDPBUSD        Z8, Z18, Z15
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z9, Z16, Z18
+	VPACKSSDW       Z17, Z19, Z16
+	VPACKSSDW       Z18, Z15, Z15
+	VPMADDWD        Z14, Z16, Z16
+	VPDPWSSD        Z11, Z15, Z16
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z10, Z16, Z2
 
 	// Row 1.
-	VBROADCASTI32X4 4(CX)(BX*1), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(BX*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX)(BX*1), Z16
-	VMOVDQU64       112(CX)(BX*1), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VSHUFF32X4 $0x55, Z12, Z12, Z10
+	VSHUFI32X4 $0x55, Z13, Z13, Z11
+	VPSHUFB    kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB    kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64  48(CX)(BX*1), Z15
+	VMOVDQU64  112(CX)(BX*1), Z16
+	VPANDD     kqm0f<>+0(SB), Z15, Z17
+	VPSRLW     $0x04, Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z16, Z18
+	VPSRLW     $0x04, Z16, Z16
+	VPANDD     kqm0f<>+0(SB), Z16, Z16
 
 	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX)(BX*1), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VBROADCASTI64X4 16(CX)(BX*1), Z19
+	VPSLLVW         kqq5sh0<>+0(SB), Z19, Z20
 	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
+	VPSLLVW         kqq5sh1<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z15
+	VPSRLVW         kqq5sh2<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z18
+	VPSRLVW         kqq5sh3<>+0(SB), Z19, Z19
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z19, Z16
 	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z1
-	VFNMADD231PS    Z14, Z15, Z1
+	VPDPBUSD        Z6, Z17, Z19
+	VPXORD          Z17, Z17, Z17
+	VPDPBUSD        Z7, Z15, Z17
+	VPXORD          Z15, Z15, Z15
+	VPDPBUSD        Z8, Z18, Z15
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z9, Z16, Z18
+	VPACKSSDW       Z17, Z19, Z16
+	VPACKSSDW       Z18, Z15, Z15
+	VPMADDWD        Z14, Z16, Z16
+	VPDPWSSD        Z11, Z15, Z16
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z10, Z16, Z3
 
 	// Row 2.
-	VBROADCASTI32X4 4(CX)(BX*2), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(BX*2), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX)(BX*2), Z16
-	VMOVDQU64       112(CX)(BX*2), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VSHUFF32X4 $0xaa, Z12, Z12, Z10
+	VSHUFI32X4 $0xaa, Z13, Z13, Z11
+	VPSHUFB    kqsc0<>+0(SB), Z11, Z14
+	VPSHUFB    kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64  48(CX)(BX*2), Z15
+	VMOVDQU64  112(CX)(BX*2), Z16
+	VPANDD     kqm0f<>+0(SB), Z15, Z17
+	VPSRLW     $0x04, Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z15, Z15
+	VPANDD     kqm0f<>+0(SB), Z16, Z18
+	VPSRLW     $0x04, Z16, Z16
+	VPANDD     kqm0f<>+0(SB), Z16, Z16
 
 	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX)(BX*2), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
+	VBROADCASTI64X4 16(CX)(BX*2), Z19
+	VPSLLVW         kqq5sh0<>+0(SB), Z19, Z20
 	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z20, Z20, Z20
-	VPDPBUSD        Z4, Z18, Z20
-	VPXORD          Z18, Z18, Z18
-	VPDPBUSD        Z5, Z16, Z18
-	VPXORD          Z16, Z16, Z16
-	VPDPBUSD        Z6, Z19, Z16
+	VPSLLVW         kqq5sh1<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z15
+	VPSRLVW         kqq5sh2<>+0(SB), Z19, Z20
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z18
+	VPSRLVW         kqq5sh3<>+0(SB), Z19, Z19
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z19, Z16
 	VPXORD          Z19, Z19, Z19
-	VPDPBUSD        Z7, Z17, Z19
-	VPACKSSDW       Z18, Z20, Z17
-	VPACKSSDW       Z19, Z16, Z16
-	VPMADDWD        Z8, Z17, Z17
-	VPMADDWD        Z13, Z16, Z16
-	VCVTDQ2PS       Z17, Z8
-	VCVTDQ2PS       Z16, Z13
-	VMULPS          Z9, Z8, Z8
-	VFMADD231PS     Z10, Z13, Z8
-	VFMADD231PS     Z12, Z8, Z2
-	VFNMADD231PS    Z14, Z15, Z2
+	VPDPBUSD        Z6, Z17, Z19
+	VPXORD          Z17, Z17, Z17
+	VPDPBUSD        Z7, Z15, Z17
+	VPXORD          Z15, Z15, Z15
+	VPDPBUSD        Z8, Z18, Z15
+	VPXORD          Z18, Z18, Z18
+	VPDPBUSD        Z9, Z16, Z18
+	VPACKSSDW       Z17, Z19, Z16
+	VPACKSSDW       Z18, Z15, Z15
+	VPMADDWD        Z14, Z16, Z16
+	VPDPWSSD        Z11, Z15, Z16
+	VCVTDQ2PS       Z16, Z16
+	VFMADD231PS     Z10, Z16, Z4
 
 	// Row 3.
-	VBROADCASTI32X4 4(CX)(DI*1), Z8
-	VPSHUFB         kqia<>+0(SB), Z8, Z12
-	VPSHUFB         kqib<>+0(SB), Z8, Z8
-	VPSRLVD         kqsha<>+0(SB), Z12, Z12
-	VPSRLD          $0x02, Z8, Z8
-	VPANDD          kqm30<>+0(SB), Z8, Z8
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z8, Z12
-	VPSHUFB         kqsc0<>+0(SB), Z12, Z8
-	VPSHUFB         kqsc1<>+0(SB), Z12, Z13
-	VPXORD          Z14, Z14, Z14
-	VPMOVZXBD       X12, Y14
-	VCVTDQ2PS       Y14, Y14
-	VPBROADCASTD    (CX)(DI*1), Y12
-	VCVTPH2PS       Y12, Z12
-	VMOVSHDUP       Z12, Z15
-	VMOVSLDUP       Z12, Z12
-	VMOVDQU64       48(CX)(DI*1), Z16
-	VMOVDQU64       112(CX)(DI*1), Z17
-	VPANDD          kqm0f<>+0(SB), Z16, Z18
-	VPSRLW          $0x04, Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z16, Z16
-	VPANDD          kqm0f<>+0(SB), Z17, Z19
-	VPSRLW          $0x04, Z17, Z17
-	VPANDD          kqm0f<>+0(SB), Z17, Z17
+	VSHUFF32X4 $0xff, Z12, Z12, Z10
+	VSHUFI32X4 $0xff, Z13, Z13, Z11
+	VPSHUFB    kqsc0<>+0(SB), Z11, Z12
+	VPSHUFB    kqsc1<>+0(SB), Z11, Z11
+	VMOVDQU64  48(CX)(DI*1), Z13
+	VMOVDQU64  112(CX)(DI*1), Z14
+	VPANDD     kqm0f<>+0(SB), Z13, Z15
+	VPSRLW     $0x04, Z13, Z13
+	VPANDD     kqm0f<>+0(SB), Z13, Z13
+	VPANDD     kqm0f<>+0(SB), Z14, Z16
+	VPSRLW     $0x04, Z14, Z14
+	VPANDD     kqm0f<>+0(SB), Z14, Z14
 
 	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX)(DI*1), Z20
-	VPSLLVW         kqq5sh0<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z18
-	VPSLLVW         kqq5sh1<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z16
-	VPSRLVW         kqq5sh2<>+0(SB), Z20, Z21
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z21, Z19
-	VPSRLVW         kqq5sh3<>+0(SB), Z20, Z20
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z20, Z17
-	VMULPS          Z11, Z14, Z14
-	VPXORD          Z11, Z11, Z11
-	VPDPBUSD        Z4, Z18, Z11
-	VPXORD          Z4, Z4, Z4
-	VPDPBUSD        Z5, Z16, Z4
-	VPXORD          Z5, Z5, Z5
-	VPDPBUSD        Z6, Z19, Z5
+	VBROADCASTI64X4 16(CX)(DI*1), Z17
+	VPSLLVW         kqq5sh0<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z15
+	VPSLLVW         kqq5sh1<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z13
+	VPSRLVW         kqq5sh2<>+0(SB), Z17, Z18
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z16
+	VPSRLVW         kqq5sh3<>+0(SB), Z17, Z17
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z17, Z14
+	VPXORD          Z17, Z17, Z17
+	VPDPBUSD        Z6, Z15, Z17
 	VPXORD          Z6, Z6, Z6
-	VPDPBUSD        Z7, Z17, Z6
-	VPACKSSDW       Z4, Z11, Z4
-	VPACKSSDW       Z6, Z5, Z5
-	VPMADDWD        Z8, Z4, Z4
-	VPMADDWD        Z13, Z5, Z5
-	VCVTDQ2PS       Z4, Z4
-	VCVTDQ2PS       Z5, Z5
-	VMULPS          Z9, Z4, Z4
-	VFMADD231PS     Z10, Z5, Z4
-	VFMADD231PS     Z12, Z4, Z3
-	VFNMADD231PS    Z14, Z15, Z3
+	VPDPBUSD        Z7, Z13, Z6
+	VPXORD          Z7, Z7, Z7
+	VPDPBUSD        Z8, Z16, Z7
+	VPXORD          Z8, Z8, Z8
+	VPDPBUSD        Z9, Z14, Z8
+	VPACKSSDW       Z6, Z17, Z6
+	VPACKSSDW       Z8, Z7, Z7
+	VPMADDWD        Z12, Z6, Z6
+	VPDPWSSD        Z11, Z7, Z6
+	VCVTDQ2PS       Z6, Z6
+	VFMADD231PS     Z10, Z6, Z5
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000100, R9
 	ADDQ            $0x20, R10
@@ -1225,29 +1146,36 @@ superblock:
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF128  $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VEXTRACTF64X4 $0x01, Z1, Y4
-	VADDPS        Y4, Y1, Y4
-	VEXTRACTF128  $0x01, Y4, X1
-	VADDPS        X1, X4, X1
-	VEXTRACTF64X4 $0x01, Z2, Y4
-	VADDPS        Y4, Y2, Y4
-	VEXTRACTF128  $0x01, Y4, X2
-	VADDPS        X2, X4, X2
-	VEXTRACTF64X4 $0x01, Z3, Y4
-	VADDPS        Y4, Y3, Y4
-	VEXTRACTF128  $0x01, Y4, X3
-	VADDPS        X3, X4, X3
-	VHADDPS       X1, X0, X0
+	VEXTRACTF64X4 $0x01, Z2, Y6
+	VADDPS        Y6, Y2, Y6
+	VEXTRACTF128  $0x01, Y6, X2
+	VADDPS        X2, X6, X2
+	VADDPS        X1, X2, X2
+	VEXTRACTF64X4 $0x01, Z3, Y6
+	VADDPS        Y6, Y3, Y6
+	VEXTRACTF128  $0x01, Y6, X3
+	VADDPS        X3, X6, X3
+	VEXTRACTF32X4 $0x01, Z1, X6
+	VADDPS        X6, X3, X3
+	VEXTRACTF64X4 $0x01, Z4, Y6
+	VADDPS        Y6, Y4, Y6
+	VEXTRACTF128  $0x01, Y6, X4
+	VADDPS        X4, X6, X4
+	VEXTRACTF32X4 $0x02, Z1, X6
+	VADDPS        X6, X4, X4
+	VEXTRACTF64X4 $0x01, Z5, Y6
+	VADDPS        Y6, Y5, Y6
+	VEXTRACTF128  $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF32X4 $0x03, Z1, X1
+	VADDPS        X1, X5, X5
 	VHADDPS       X3, X2, X2
-	VHADDPS       X2, X0, X0
-	VMOVSS        X0, (DX)
-	VEXTRACTPS    $0x01, X0, (DX)(SI*1)
-	VEXTRACTPS    $0x02, X0, (DX)(SI*2)
-	VEXTRACTPS    $0x03, X0, (DX)(R8*1)
+	VHADDPS       X5, X4, X4
+	VHADDPS       X4, X2, X1
+	VMOVSS        X1, (DX)
+	VEXTRACTPS    $0x01, X1, (DX)(SI*1)
+	VEXTRACTPS    $0x02, X1, (DX)(SI*2)
+	VEXTRACTPS    $0x03, X1, (DX)(R8*1)
 	ADDQ          $0x04, DX
 	DECQ          AX
 	JNZ           block
@@ -1621,199 +1549,186 @@ block:
 
 superblock:
 	// Shared by the rows: the activation, -32 times the sums of each
-	// lane's 4 bytes, and the scales in the packed sums' lane order.
-	VMOVDQU64 kqc32<>+0(SB), Z6
-	VPXORD    Z7, Z7, Z7
-	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  (R9), Z6, Z8
-	VPSUBD    Z8, Z7, Z8
-	VPXORD    Z9, Z9, Z9
-	VPDPBUSD  64(R9), Z6, Z9
-	VPSUBD    Z9, Z7, Z9
-	VPXORD    Z10, Z10, Z10
-	VPDPBUSD  128(R9), Z6, Z10
-	VPSUBD    Z10, Z7, Z10
-	VPXORD    Z11, Z11, Z11
-	VPDPBUSD  192(R9), Z6, Z11
-	VPSUBD    Z11, Z7, Z6
-	VPXORD    Z7, Z7, Z7
-	VMOVUPS   (R10), Y7
-	VMOVDQU64 kqq6xs0<>+0(SB), Z11
-	VMOVDQU64 kqq6xs1<>+0(SB), Z12
-	VPERMPS   Z7, Z11, Z11
-	VPERMPS   Z7, Z12, Z7
+	// lane's 4 bytes, and the activation's scale.
+	VMOVDQU64    kqc32<>+0(SB), Z6
+	VPXORD       Z7, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     (R9), Z6, Z8
+	VPSUBD       Z8, Z7, Z8
+	VPXORD       Z9, Z9, Z9
+	VPDPBUSD     64(R9), Z6, Z9
+	VPSUBD       Z9, Z7, Z9
+	VPXORD       Z10, Z10, Z10
+	VPDPBUSD     128(R9), Z6, Z10
+	VPSUBD       Z10, Z7, Z10
+	VPXORD       Z11, Z11, Z11
+	VPDPBUSD     192(R9), Z6, Z11
+	VPSUBD       Z11, Z7, Z6
+	VBROADCASTSS (R10), Z7
 
 	// Row 0.
-	VMOVDQU64       (CX), Z12
-	VBROADCASTI64X4 128(CX), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VMOVDQU64       (CX), Z11
+	VBROADCASTI64X4 128(CX), Z12
+	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
 	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX), Z12
-	VBROADCASTI64X4 160(CX), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z13
+	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPANDD          kqm30<>+0(SB), Z12, Z12
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z12
+	VMOVDQU64       64(CX), Z11
+	VBROADCASTI64X4 160(CX), Z14
+	VPSLLVW         kqq6shl<>+0(SB), Z14, Z15
 	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX), Y18
-	VCVTPH2PS       Y18, Z18
-	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (R9), Z14, Z19
-	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(R9), Z13, Z14
-	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(R9), Z16, Z13
-	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(R9), Z15, Z16
-	VPACKSSDW       Z14, Z19, Z14
-	VPACKSSDW       Z16, Z13, Z13
-	VPMADDWD        Z17, Z14, Z14
-	VPMADDWD        Z12, Z13, Z13
-	VCVTDQ2PS       Z14, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z15
+	VPSRLVW         kqq6shr<>+0(SB), Z14, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z14
+	VPXORD          Z11, Z11, Z11
+	VPMOVSXBW       192(CX), Y11
+	VPERMW          Z11, Z0, Z16
+	VPERMW          Z11, Z1, Z11
+	VPBROADCASTW    208(CX), Y17
+	VCVTPH2PS       Y17, Z17
+	VMOVDQA64       Z8, Z18
+	VPDPBUSD        (R9), Z13, Z18
+	VMOVDQA64       Z9, Z13
+	VPDPBUSD        64(R9), Z12, Z13
+	VMOVDQA64       Z10, Z12
+	VPDPBUSD        128(R9), Z15, Z12
+	VMOVDQA64       Z6, Z15
+	VPDPBUSD        192(R9), Z14, Z15
+	VMULPS          Z7, Z17, Z17
+	VPACKSSDW       Z13, Z18, Z13
+	VPACKSSDW       Z15, Z12, Z12
+	VPMADDWD        Z16, Z13, Z13
+	VPDPWSSD        Z11, Z12, Z13
 	VCVTDQ2PS       Z13, Z13
-	VMULPS          Z11, Z12, Z12
-	VFMADD231PS     Z7, Z13, Z12
-	VFMADD231PS     Z18, Z12, Z2
+	VFMADD231PS     Z17, Z13, Z2
 
 	// Row 1.
-	VMOVDQU64       (CX)(BX*1), Z12
-	VBROADCASTI64X4 128(CX)(BX*1), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VMOVDQU64       (CX)(BX*1), Z11
+	VBROADCASTI64X4 128(CX)(BX*1), Z12
+	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
 	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX)(BX*1), Z12
-	VBROADCASTI64X4 160(CX)(BX*1), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z13
+	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPANDD          kqm30<>+0(SB), Z12, Z12
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z12
+	VMOVDQU64       64(CX)(BX*1), Z11
+	VBROADCASTI64X4 160(CX)(BX*1), Z14
+	VPSLLVW         kqq6shl<>+0(SB), Z14, Z15
 	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX)(BX*1), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX)(BX*1), Y18
-	VCVTPH2PS       Y18, Z18
-	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (R9), Z14, Z19
-	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(R9), Z13, Z14
-	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(R9), Z16, Z13
-	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(R9), Z15, Z16
-	VPACKSSDW       Z14, Z19, Z14
-	VPACKSSDW       Z16, Z13, Z13
-	VPMADDWD        Z17, Z14, Z14
-	VPMADDWD        Z12, Z13, Z13
-	VCVTDQ2PS       Z14, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z15
+	VPSRLVW         kqq6shr<>+0(SB), Z14, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z14
+	VPXORD          Z11, Z11, Z11
+	VPMOVSXBW       192(CX)(BX*1), Y11
+	VPERMW          Z11, Z0, Z16
+	VPERMW          Z11, Z1, Z11
+	VPBROADCASTW    208(CX)(BX*1), Y17
+	VCVTPH2PS       Y17, Z17
+	VMOVDQA64       Z8, Z18
+	VPDPBUSD        (R9), Z13, Z18
+	VMOVDQA64       Z9, Z13
+	VPDPBUSD        64(R9), Z12, Z13
+	VMOVDQA64       Z10, Z12
+	VPDPBUSD        128(R9), Z15, Z12
+	VMOVDQA64       Z6, Z15
+	VPDPBUSD        192(R9), Z14, Z15
+	VMULPS          Z7, Z17, Z17
+	VPACKSSDW       Z13, Z18, Z13
+	VPACKSSDW       Z15, Z12, Z12
+	VPMADDWD        Z16, Z13, Z13
+	VPDPWSSD        Z11, Z12, Z13
 	VCVTDQ2PS       Z13, Z13
-	VMULPS          Z11, Z12, Z12
-	VFMADD231PS     Z7, Z13, Z12
-	VFMADD231PS     Z18, Z12, Z3
+	VFMADD231PS     Z17, Z13, Z3
 
 	// Row 2.
-	VMOVDQU64       (CX)(BX*2), Z12
-	VBROADCASTI64X4 128(CX)(BX*2), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VMOVDQU64       (CX)(BX*2), Z11
+	VBROADCASTI64X4 128(CX)(BX*2), Z12
+	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
 	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX)(BX*2), Z12
-	VBROADCASTI64X4 160(CX)(BX*2), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z13
+	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPANDD          kqm30<>+0(SB), Z12, Z12
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z12
+	VMOVDQU64       64(CX)(BX*2), Z11
+	VBROADCASTI64X4 160(CX)(BX*2), Z14
+	VPSLLVW         kqq6shl<>+0(SB), Z14, Z15
 	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX)(BX*2), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX)(BX*2), Y18
-	VCVTPH2PS       Y18, Z18
-	VMOVDQA64       Z8, Z19
-	VPDPBUSD        (R9), Z14, Z19
-	VMOVDQA64       Z9, Z14
-	VPDPBUSD        64(R9), Z13, Z14
-	VMOVDQA64       Z10, Z13
-	VPDPBUSD        128(R9), Z16, Z13
-	VMOVDQA64       Z6, Z16
-	VPDPBUSD        192(R9), Z15, Z16
-	VPACKSSDW       Z14, Z19, Z14
-	VPACKSSDW       Z16, Z13, Z13
-	VPMADDWD        Z17, Z14, Z14
-	VPMADDWD        Z12, Z13, Z13
-	VCVTDQ2PS       Z14, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z15
+	VPSRLVW         kqq6shr<>+0(SB), Z14, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z14
+	VPXORD          Z11, Z11, Z11
+	VPMOVSXBW       192(CX)(BX*2), Y11
+	VPERMW          Z11, Z0, Z16
+	VPERMW          Z11, Z1, Z11
+	VPBROADCASTW    208(CX)(BX*2), Y17
+	VCVTPH2PS       Y17, Z17
+	VMOVDQA64       Z8, Z18
+	VPDPBUSD        (R9), Z13, Z18
+	VMOVDQA64       Z9, Z13
+	VPDPBUSD        64(R9), Z12, Z13
+	VMOVDQA64       Z10, Z12
+	VPDPBUSD        128(R9), Z15, Z12
+	VMOVDQA64       Z6, Z15
+	VPDPBUSD        192(R9), Z14, Z15
+	VMULPS          Z7, Z17, Z17
+	VPACKSSDW       Z13, Z18, Z13
+	VPACKSSDW       Z15, Z12, Z12
+	VPMADDWD        Z16, Z13, Z13
+	VPDPWSSD        Z11, Z12, Z13
 	VCVTDQ2PS       Z13, Z13
-	VMULPS          Z11, Z12, Z12
-	VFMADD231PS     Z7, Z13, Z12
-	VFMADD231PS     Z18, Z12, Z4
+	VFMADD231PS     Z17, Z13, Z4
 
 	// Row 3.
-	VMOVDQU64       (CX)(DI*1), Z12
-	VBROADCASTI64X4 128(CX)(DI*1), Z13
-	VPSLLVW         kqq6shl<>+0(SB), Z13, Z14
-	VPANDD          kqm30<>+0(SB), Z14, Z14
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z14
-	VPSRLVW         kqq6shr<>+0(SB), Z13, Z13
+	VMOVDQU64       (CX)(DI*1), Z11
+	VBROADCASTI64X4 128(CX)(DI*1), Z12
+	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
 	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z13
-	VMOVDQU64       64(CX)(DI*1), Z12
-	VBROADCASTI64X4 160(CX)(DI*1), Z15
-	VPSLLVW         kqq6shl<>+0(SB), Z15, Z16
-	VPANDD          kqm30<>+0(SB), Z16, Z16
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z16
-	VPSRLVW         kqq6shr<>+0(SB), Z15, Z15
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z13
+	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPANDD          kqm30<>+0(SB), Z12, Z12
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z12
+	VMOVDQU64       64(CX)(DI*1), Z11
+	VBROADCASTI64X4 160(CX)(DI*1), Z14
+	VPSLLVW         kqq6shl<>+0(SB), Z14, Z15
 	VPANDD          kqm30<>+0(SB), Z15, Z15
-	VPSRLW          $0x04, Z12, Z12
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z12, Z15
-	VPXORD          Z12, Z12, Z12
-	VPMOVSXBW       192(CX)(DI*1), Y12
-	VPERMW          Z12, Z0, Z17
-	VPERMW          Z12, Z1, Z12
-	VPBROADCASTW    208(CX)(DI*1), Y18
-	VCVTPH2PS       Y18, Z18
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z15
+	VPSRLVW         kqq6shr<>+0(SB), Z14, Z14
+	VPANDD          kqm30<>+0(SB), Z14, Z14
+	VPSRLW          $0x04, Z11, Z11
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z11, Z14
+	VPXORD          Z11, Z11, Z11
+	VPMOVSXBW       192(CX)(DI*1), Y11
+	VPERMW          Z11, Z0, Z16
+	VPERMW          Z11, Z1, Z11
+	VPBROADCASTW    208(CX)(DI*1), Y17
+	VCVTPH2PS       Y17, Z17
 	VMOVDQA64       Z8, Z8
-	VPDPBUSD        (R9), Z14, Z8
+	VPDPBUSD        (R9), Z13, Z8
 	VMOVDQA64       Z9, Z9
-	VPDPBUSD        64(R9), Z13, Z9
+	VPDPBUSD        64(R9), Z12, Z9
 	VMOVDQA64       Z10, Z10
-	VPDPBUSD        128(R9), Z16, Z10
+	VPDPBUSD        128(R9), Z15, Z10
 	VMOVDQA64       Z6, Z6
-	VPDPBUSD        192(R9), Z15, Z6
-	VPACKSSDW       Z9, Z8, Z8
+	VPDPBUSD        192(R9), Z14, Z6
+	VMULPS          Z7, Z17, Z17
+	VPACKSSDW       Z9, Z8, Z7
 	VPACKSSDW       Z6, Z10, Z6
-	VPMADDWD        Z17, Z8, Z8
-	VPMADDWD        Z12, Z6, Z6
-	VCVTDQ2PS       Z8, Z8
-	VCVTDQ2PS       Z6, Z6
-	VMULPS          Z11, Z8, Z8
-	VFMADD231PS     Z7, Z6, Z8
-	VFMADD231PS     Z18, Z8, Z5
+	VPMADDWD        Z16, Z7, Z7
+	VPDPWSSD        Z11, Z6, Z7
+	VCVTDQ2PS       Z7, Z7
+	VFMADD231PS     Z17, Z7, Z5
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000100, R9
 	ADDQ            $0x20, R10
@@ -2051,138 +1966,6 @@ DATA kqc32<>+62(SB)/1, $0x20
 DATA kqc32<>+63(SB)/1, $0x20
 GLOBL kqc32<>(SB), RODATA|NOPTR, $64
 
-DATA kqq6xs0<>+0(SB)/1, $0x00
-DATA kqq6xs0<>+1(SB)/1, $0x00
-DATA kqq6xs0<>+2(SB)/1, $0x00
-DATA kqq6xs0<>+3(SB)/1, $0x00
-DATA kqq6xs0<>+4(SB)/1, $0x00
-DATA kqq6xs0<>+5(SB)/1, $0x00
-DATA kqq6xs0<>+6(SB)/1, $0x00
-DATA kqq6xs0<>+7(SB)/1, $0x00
-DATA kqq6xs0<>+8(SB)/1, $0x02
-DATA kqq6xs0<>+9(SB)/1, $0x00
-DATA kqq6xs0<>+10(SB)/1, $0x00
-DATA kqq6xs0<>+11(SB)/1, $0x00
-DATA kqq6xs0<>+12(SB)/1, $0x02
-DATA kqq6xs0<>+13(SB)/1, $0x00
-DATA kqq6xs0<>+14(SB)/1, $0x00
-DATA kqq6xs0<>+15(SB)/1, $0x00
-DATA kqq6xs0<>+16(SB)/1, $0x00
-DATA kqq6xs0<>+17(SB)/1, $0x00
-DATA kqq6xs0<>+18(SB)/1, $0x00
-DATA kqq6xs0<>+19(SB)/1, $0x00
-DATA kqq6xs0<>+20(SB)/1, $0x00
-DATA kqq6xs0<>+21(SB)/1, $0x00
-DATA kqq6xs0<>+22(SB)/1, $0x00
-DATA kqq6xs0<>+23(SB)/1, $0x00
-DATA kqq6xs0<>+24(SB)/1, $0x02
-DATA kqq6xs0<>+25(SB)/1, $0x00
-DATA kqq6xs0<>+26(SB)/1, $0x00
-DATA kqq6xs0<>+27(SB)/1, $0x00
-DATA kqq6xs0<>+28(SB)/1, $0x02
-DATA kqq6xs0<>+29(SB)/1, $0x00
-DATA kqq6xs0<>+30(SB)/1, $0x00
-DATA kqq6xs0<>+31(SB)/1, $0x00
-DATA kqq6xs0<>+32(SB)/1, $0x01
-DATA kqq6xs0<>+33(SB)/1, $0x00
-DATA kqq6xs0<>+34(SB)/1, $0x00
-DATA kqq6xs0<>+35(SB)/1, $0x00
-DATA kqq6xs0<>+36(SB)/1, $0x01
-DATA kqq6xs0<>+37(SB)/1, $0x00
-DATA kqq6xs0<>+38(SB)/1, $0x00
-DATA kqq6xs0<>+39(SB)/1, $0x00
-DATA kqq6xs0<>+40(SB)/1, $0x03
-DATA kqq6xs0<>+41(SB)/1, $0x00
-DATA kqq6xs0<>+42(SB)/1, $0x00
-DATA kqq6xs0<>+43(SB)/1, $0x00
-DATA kqq6xs0<>+44(SB)/1, $0x03
-DATA kqq6xs0<>+45(SB)/1, $0x00
-DATA kqq6xs0<>+46(SB)/1, $0x00
-DATA kqq6xs0<>+47(SB)/1, $0x00
-DATA kqq6xs0<>+48(SB)/1, $0x01
-DATA kqq6xs0<>+49(SB)/1, $0x00
-DATA kqq6xs0<>+50(SB)/1, $0x00
-DATA kqq6xs0<>+51(SB)/1, $0x00
-DATA kqq6xs0<>+52(SB)/1, $0x01
-DATA kqq6xs0<>+53(SB)/1, $0x00
-DATA kqq6xs0<>+54(SB)/1, $0x00
-DATA kqq6xs0<>+55(SB)/1, $0x00
-DATA kqq6xs0<>+56(SB)/1, $0x03
-DATA kqq6xs0<>+57(SB)/1, $0x00
-DATA kqq6xs0<>+58(SB)/1, $0x00
-DATA kqq6xs0<>+59(SB)/1, $0x00
-DATA kqq6xs0<>+60(SB)/1, $0x03
-DATA kqq6xs0<>+61(SB)/1, $0x00
-DATA kqq6xs0<>+62(SB)/1, $0x00
-DATA kqq6xs0<>+63(SB)/1, $0x00
-GLOBL kqq6xs0<>(SB), RODATA|NOPTR, $64
-
-DATA kqq6xs1<>+0(SB)/1, $0x04
-DATA kqq6xs1<>+1(SB)/1, $0x00
-DATA kqq6xs1<>+2(SB)/1, $0x00
-DATA kqq6xs1<>+3(SB)/1, $0x00
-DATA kqq6xs1<>+4(SB)/1, $0x04
-DATA kqq6xs1<>+5(SB)/1, $0x00
-DATA kqq6xs1<>+6(SB)/1, $0x00
-DATA kqq6xs1<>+7(SB)/1, $0x00
-DATA kqq6xs1<>+8(SB)/1, $0x06
-DATA kqq6xs1<>+9(SB)/1, $0x00
-DATA kqq6xs1<>+10(SB)/1, $0x00
-DATA kqq6xs1<>+11(SB)/1, $0x00
-DATA kqq6xs1<>+12(SB)/1, $0x06
-DATA kqq6xs1<>+13(SB)/1, $0x00
-DATA kqq6xs1<>+14(SB)/1, $0x00
-DATA kqq6xs1<>+15(SB)/1, $0x00
-DATA kqq6xs1<>+16(SB)/1, $0x04
-DATA kqq6xs1<>+17(SB)/1, $0x00
-DATA kqq6xs1<>+18(SB)/1, $0x00
-DATA kqq6xs1<>+19(SB)/1, $0x00
-DATA kqq6xs1<>+20(SB)/1, $0x04
-DATA kqq6xs1<>+21(SB)/1, $0x00
-DATA kqq6xs1<>+22(SB)/1, $0x00
-DATA kqq6xs1<>+23(SB)/1, $0x00
-DATA kqq6xs1<>+24(SB)/1, $0x06
-DATA kqq6xs1<>+25(SB)/1, $0x00
-DATA kqq6xs1<>+26(SB)/1, $0x00
-DATA kqq6xs1<>+27(SB)/1, $0x00
-DATA kqq6xs1<>+28(SB)/1, $0x06
-DATA kqq6xs1<>+29(SB)/1, $0x00
-DATA kqq6xs1<>+30(SB)/1, $0x00
-DATA kqq6xs1<>+31(SB)/1, $0x00
-DATA kqq6xs1<>+32(SB)/1, $0x05
-DATA kqq6xs1<>+33(SB)/1, $0x00
-DATA kqq6xs1<>+34(SB)/1, $0x00
-DATA kqq6xs1<>+35(SB)/1, $0x00
-DATA kqq6xs1<>+36(SB)/1, $0x05
-DATA kqq6xs1<>+37(SB)/1, $0x00
-DATA kqq6xs1<>+38(SB)/1, $0x00
-DATA kqq6xs1<>+39(SB)/1, $0x00
-DATA kqq6xs1<>+40(SB)/1, $0x07
-DATA kqq6xs1<>+41(SB)/1, $0x00
-DATA kqq6xs1<>+42(SB)/1, $0x00
-DATA kqq6xs1<>+43(SB)/1, $0x00
-DATA kqq6xs1<>+44(SB)/1, $0x07
-DATA kqq6xs1<>+45(SB)/1, $0x00
-DATA kqq6xs1<>+46(SB)/1, $0x00
-DATA kqq6xs1<>+47(SB)/1, $0x00
-DATA kqq6xs1<>+48(SB)/1, $0x05
-DATA kqq6xs1<>+49(SB)/1, $0x00
-DATA kqq6xs1<>+50(SB)/1, $0x00
-DATA kqq6xs1<>+51(SB)/1, $0x00
-DATA kqq6xs1<>+52(SB)/1, $0x05
-DATA kqq6xs1<>+53(SB)/1, $0x00
-DATA kqq6xs1<>+54(SB)/1, $0x00
-DATA kqq6xs1<>+55(SB)/1, $0x00
-DATA kqq6xs1<>+56(SB)/1, $0x07
-DATA kqq6xs1<>+57(SB)/1, $0x00
-DATA kqq6xs1<>+58(SB)/1, $0x00
-DATA kqq6xs1<>+59(SB)/1, $0x00
-DATA kqq6xs1<>+60(SB)/1, $0x07
-DATA kqq6xs1<>+61(SB)/1, $0x00
-DATA kqq6xs1<>+62(SB)/1, $0x00
-DATA kqq6xs1<>+63(SB)/1, $0x00
-GLOBL kqq6xs1<>(SB), RODATA|NOPTR, $64
-
 DATA kqq6shl<>+0(SB)/1, $0x04
 DATA kqq6shl<>+1(SB)/1, $0x00
 DATA kqq6shl<>+2(SB)/1, $0x04
@@ -2316,7 +2099,7 @@ DATA kqq6shr<>+63(SB)/1, $0x00
 GLOBL kqq6shr<>(SB), RODATA|NOPTR, $64
 
 // func matVecQ4_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512_VNNI
 TEXT ·matVecQ4_Kx1VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
@@ -2327,98 +2110,101 @@ TEXT ·matVecQ4_Kx1VNNI(SB), NOSPLIT, $0-120
 	SHRQ   $0x08, BX
 	IMUL3Q $0x00000090, BX, BX
 
+	// The VPERMW index of the rows' d (words 0..15) and dmin (16..31),
+	// 4 words each, from the headers' lanes.
+	VMOVDQU64 kqdIdx<>+0(SB), Z0
+
 block:
-	VPXORD Z0, Z0, Z0
+	VPXORD Z2, Z2, Z2
 	MOVQ   xq_base+48(FP), BX
 	MOVQ   xs_base+72(FP), SI
 	MOVQ   xsum_base+96(FP), DI
+	VPXORD Z1, Z1, Z1
 	MOVQ   xq_len+56(FP), R8
 	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
-	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      (BX), Y1
-	VINSERTI64X4 $0x01, 64(BX), Z1, Z1
-	VPXORD       Z2, Z2, Z2
-	VMOVDQU      32(BX), Y2
-	VINSERTI64X4 $0x01, 96(BX), Z2, Z2
+	// scale, and its 8 block sums as words in each 128-bit lane.
 	VPXORD       Z3, Z3, Z3
-	VMOVDQU      128(BX), Y3
-	VINSERTI64X4 $0x01, 192(BX), Z3, Z3
+	VMOVDQU      (BX), Y3
+	VINSERTI64X4 $0x01, 64(BX), Z3, Z3
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(BX), Y4
-	VINSERTI64X4 $0x01, 224(BX), Z4, Z4
+	VMOVDQU      32(BX), Y4
+	VINSERTI64X4 $0x01, 96(BX), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVUPS      (SI), Y5
-	VMOVDQU64    kqq45xs0<>+0(SB), Z6
-	VMOVDQU64    kqq45xs1<>+0(SB), Z7
-	VPERMPS      Z5, Z6, Z6
-	VPERMPS      Z5, Z7, Z7
+	VMOVDQU      128(BX), Y5
+	VINSERTI64X4 $0x01, 192(BX), Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VMOVDQU      160(BX), Y6
+	VINSERTI64X4 $0x01, 224(BX), Z6, Z6
+	VBROADCASTSS (SI), Z7
+	VMOVDQU      (DI), Y9
 	VPXORD       Z8, Z8, Z8
-	VCVTDQ2PS    (DI), Y8
-	VMULPS       Y5, Y8, Y8
+	VPMOVDW      Y9, X8
+	VSHUFI32X4   $0x00, Z8, Z8, Z8
+
+	// The rows' headers, one per 128-bit lane: scales and mins, d*xs
+	// and dmin*xs; the mins' terms.
+	VBROADCASTI32X4 (CX), Z9
+	VPSHUFB         kqia<>+0(SB), Z9, Z10
+	VPSHUFB         kqib<>+0(SB), Z9, Z11
+	VPSRLVD         kqsha<>+0(SB), Z10, Z10
+	VPSRLD          $0x02, Z11, Z11
+	VPANDD          kqm30<>+0(SB), Z11, Z11
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z11, Z10
+	VPERMW          Z9, Z0, Z9
+	VEXTRACTI64X4   $0x01, Z9, Y11
+	VCVTPH2PS       Y9, Z9
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z7, Z9, Z9
+	VMULPS          Z7, Z11, Z11
+	VPSHUFB         kqmw<>+0(SB), Z10, Z7
+	VPMADDWD        Z8, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VFNMADD231PS    Z11, Z7, Z1
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z5
-	VPSHUFB         kqia<>+0(SB), Z5, Z9
-	VPSHUFB         kqib<>+0(SB), Z5, Z5
-	VPSRLVD         kqsha<>+0(SB), Z9, Z9
-	VPSRLD          $0x02, Z5, Z5
-	VPANDD          kqm30<>+0(SB), Z5, Z5
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z5, Z9
-	VPSHUFB         kqsc0<>+0(SB), Z9, Z5
-	VPSHUFB         kqsc1<>+0(SB), Z9, Z10
-	VPXORD          Z11, Z11, Z11
-	VPMOVZXBD       X9, Y11
-	VCVTDQ2PS       Y11, Y11
-	VPBROADCASTD    (CX), Y9
-	VCVTPH2PS       Y9, Z9
-	VMOVSHDUP       Z9, Z12
-	VMOVSLDUP       Z9, Z9
-	VMOVDQU64       16(CX), Z13
-	VMOVDQU64       80(CX), Z14
-	VPANDD          kqm0f<>+0(SB), Z13, Z15
-	VPSRLW          $0x04, Z13, Z13
-	VPANDD          kqm0f<>+0(SB), Z13, Z13
-	VPANDD          kqm0f<>+0(SB), Z14, Z16
-	VPSRLW          $0x04, Z14, Z14
-	VPANDD          kqm0f<>+0(SB), Z14, Z14
-	VMULPS          Z8, Z11, Z11
-	VPXORD          Z8, Z8, Z8
-	VPDPBUSD        Z1, Z15, Z8
-	VPXORD          Z1, Z1, Z1
-	VPDPBUSD        Z2, Z13, Z1
-	VPXORD          Z2, Z2, Z2
-	VPDPBUSD        Z3, Z16, Z2
-	VPXORD          Z3, Z3, Z3
-	VPDPBUSD        Z4, Z14, Z3
-	VPACKSSDW       Z1, Z8, Z1
-	VPACKSSDW       Z3, Z2, Z2
-	VPMADDWD        Z5, Z1, Z1
-	VPMADDWD        Z10, Z2, Z2
-	VCVTDQ2PS       Z1, Z1
-	VCVTDQ2PS       Z2, Z2
-	VMULPS          Z6, Z1, Z1
-	VFMADD231PS     Z7, Z2, Z1
-	VFMADD231PS     Z9, Z1, Z0
-	VFNMADD231PS    Z11, Z12, Z0
-	ADDQ            $0x00000090, CX
-	ADDQ            $0x00000100, BX
-	ADDQ            $0x20, SI
-	ADDQ            $0x20, DI
-	DECQ            R8
-	JNZ             superblock
+	VPSHUFB     kqsc0<>+0(SB), Z10, Z7
+	VPSHUFB     kqsc1<>+0(SB), Z10, Z8
+	VMOVDQU64   16(CX), Z10
+	VMOVDQU64   80(CX), Z11
+	VPANDD      kqm0f<>+0(SB), Z10, Z12
+	VPSRLW      $0x04, Z10, Z10
+	VPANDD      kqm0f<>+0(SB), Z10, Z10
+	VPANDD      kqm0f<>+0(SB), Z11, Z13
+	VPSRLW      $0x04, Z11, Z11
+	VPANDD      kqm0f<>+0(SB), Z11, Z11
+	VPXORD      Z14, Z14, Z14
+	VPDPBUSD    Z3, Z12, Z14
+	VPXORD      Z3, Z3, Z3
+	VPDPBUSD    Z4, Z10, Z3
+	VPXORD      Z4, Z4, Z4
+	VPDPBUSD    Z5, Z13, Z4
+	VPXORD      Z5, Z5, Z5
+	VPDPBUSD    Z6, Z11, Z5
+	VPACKSSDW   Z3, Z14, Z3
+	VPACKSSDW   Z5, Z4, Z4
+	VPMADDWD    Z7, Z3, Z3
+	VPDPWSSD    Z8, Z4, Z3
+	VCVTDQ2PS   Z3, Z3
+	VFMADD231PS Z9, Z3, Z2
+	ADDQ        $0x00000090, CX
+	ADDQ        $0x00000100, BX
+	ADDQ        $0x20, SI
+	ADDQ        $0x20, DI
+	DECQ        R8
+	JNZ         superblock
 
 	// Sum each row's lanes and store the block's results.
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y1
-	VEXTRACTF128  $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (DX)
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y3
+	VEXTRACTF128  $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VADDPS        X1, X2, X2
+	VHADDPS       X2, X2, X2
+	VHADDPS       X2, X2, X1
+	VMOVSS        X1, (DX)
 	ADDQ          $0x04, DX
 	DECQ          AX
 	JNZ           block
@@ -2428,7 +2214,7 @@ done:
 	RET
 
 // func matVecQ5_Kx1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
-// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512_VNNI
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, AVX512_VNNI
 TEXT ·matVecQ5_Kx1VNNI(SB), NOSPLIT, $0-120
 	MOVQ   out_len+8(FP), AX
 	TESTQ  AX, AX
@@ -2439,94 +2225,96 @@ TEXT ·matVecQ5_Kx1VNNI(SB), NOSPLIT, $0-120
 	SHRQ   $0x08, BX
 	IMUL3Q $0x000000b0, BX, BX
 
+	// The VPERMW index of the rows' d (words 0..15) and dmin (16..31),
+	// 4 words each, from the headers' lanes.
+	VMOVDQU64 kqdIdx<>+0(SB), Z0
+
 block:
-	VPXORD Z0, Z0, Z0
+	VPXORD Z2, Z2, Z2
 	MOVQ   xq_base+48(FP), BX
 	MOVQ   xs_base+72(FP), SI
 	MOVQ   xsum_base+96(FP), DI
+	VPXORD Z1, Z1, Z1
 	MOVQ   xq_len+56(FP), R8
 	SHRQ   $0x08, R8
 
 superblock:
 	// Shared by the rows: the activation in the nibbles' order, its
-	// scales in the packed sums' lane order, and xs_j*xsum_j for the mins.
-	VPXORD       Z1, Z1, Z1
-	VMOVDQU      (BX), Y1
-	VINSERTI64X4 $0x01, 64(BX), Z1, Z1
-	VPXORD       Z2, Z2, Z2
-	VMOVDQU      32(BX), Y2
-	VINSERTI64X4 $0x01, 96(BX), Z2, Z2
+	// scale, and its 8 block sums as words in each 128-bit lane.
 	VPXORD       Z3, Z3, Z3
-	VMOVDQU      128(BX), Y3
-	VINSERTI64X4 $0x01, 192(BX), Z3, Z3
+	VMOVDQU      (BX), Y3
+	VINSERTI64X4 $0x01, 64(BX), Z3, Z3
 	VPXORD       Z4, Z4, Z4
-	VMOVDQU      160(BX), Y4
-	VINSERTI64X4 $0x01, 224(BX), Z4, Z4
+	VMOVDQU      32(BX), Y4
+	VINSERTI64X4 $0x01, 96(BX), Z4, Z4
 	VPXORD       Z5, Z5, Z5
-	VMOVUPS      (SI), Y5
-	VMOVDQU64    kqq45xs0<>+0(SB), Z6
-	VMOVDQU64    kqq45xs1<>+0(SB), Z7
-	VPERMPS      Z5, Z6, Z6
-	VPERMPS      Z5, Z7, Z7
+	VMOVDQU      128(BX), Y5
+	VINSERTI64X4 $0x01, 192(BX), Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VMOVDQU      160(BX), Y6
+	VINSERTI64X4 $0x01, 224(BX), Z6, Z6
+	VBROADCASTSS (SI), Z7
+	VMOVDQU      (DI), Y9
 	VPXORD       Z8, Z8, Z8
-	VCVTDQ2PS    (DI), Y8
-	VMULPS       Y5, Y8, Y8
+	VPMOVDW      Y9, X8
+	VSHUFI32X4   $0x00, Z8, Z8, Z8
+
+	// The rows' headers, one per 128-bit lane: scales and mins, d*xs
+	// and dmin*xs; the mins' terms.
+	VBROADCASTI32X4 (CX), Z9
+	VPSHUFB         kqia<>+0(SB), Z9, Z10
+	VPSHUFB         kqib<>+0(SB), Z9, Z11
+	VPSRLVD         kqsha<>+0(SB), Z10, Z10
+	VPSRLD          $0x02, Z11, Z11
+	VPANDD          kqm30<>+0(SB), Z11, Z11
+	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z11, Z10
+	VPERMW          Z9, Z0, Z9
+	VEXTRACTI64X4   $0x01, Z9, Y11
+	VCVTPH2PS       Y9, Z9
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z7, Z9, Z9
+	VMULPS          Z7, Z11, Z11
+	VPSHUFB         kqmw<>+0(SB), Z10, Z7
+	VPMADDWD        Z8, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VFNMADD231PS    Z11, Z7, Z1
 
 	// Row 0.
-	VBROADCASTI32X4 4(CX), Z5
-	VPSHUFB         kqia<>+0(SB), Z5, Z9
-	VPSHUFB         kqib<>+0(SB), Z5, Z5
-	VPSRLVD         kqsha<>+0(SB), Z9, Z9
-	VPSRLD          $0x02, Z5, Z5
-	VPANDD          kqm30<>+0(SB), Z5, Z5
-	VPTERNLOGD      $0xec, kqm1<>+0(SB), Z5, Z9
-	VPSHUFB         kqsc0<>+0(SB), Z9, Z5
-	VPSHUFB         kqsc1<>+0(SB), Z9, Z10
-	VPXORD          Z11, Z11, Z11
-	VPMOVZXBD       X9, Y11
-	VCVTDQ2PS       Y11, Y11
-	VPBROADCASTD    (CX), Y9
-	VCVTPH2PS       Y9, Z9
-	VMOVSHDUP       Z9, Z12
-	VMOVSLDUP       Z9, Z9
-	VMOVDQU64       48(CX), Z13
-	VMOVDQU64       112(CX), Z14
-	VPANDD          kqm0f<>+0(SB), Z13, Z15
-	VPSRLW          $0x04, Z13, Z13
-	VPANDD          kqm0f<>+0(SB), Z13, Z13
-	VPANDD          kqm0f<>+0(SB), Z14, Z16
-	VPSRLW          $0x04, Z14, Z14
-	VPANDD          kqm0f<>+0(SB), Z14, Z14
+	VPSHUFB   kqsc0<>+0(SB), Z10, Z7
+	VPSHUFB   kqsc1<>+0(SB), Z10, Z8
+	VMOVDQU64 48(CX), Z10
+	VMOVDQU64 112(CX), Z11
+	VPANDD    kqm0f<>+0(SB), Z10, Z12
+	VPSRLW    $0x04, Z10, Z10
+	VPANDD    kqm0f<>+0(SB), Z10, Z10
+	VPANDD    kqm0f<>+0(SB), Z11, Z13
+	VPSRLW    $0x04, Z11, Z11
+	VPANDD    kqm0f<>+0(SB), Z11, Z11
 
 	// Fifth bits: sub-block j's is bit j of qh[l], shifted to bit 4.
-	VBROADCASTI64X4 16(CX), Z17
-	VPSLLVW         kqq5sh0<>+0(SB), Z17, Z18
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z15
-	VPSLLVW         kqq5sh1<>+0(SB), Z17, Z18
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z13
-	VPSRLVW         kqq5sh2<>+0(SB), Z17, Z18
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z18, Z16
-	VPSRLVW         kqq5sh3<>+0(SB), Z17, Z17
-	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z17, Z14
-	VMULPS          Z8, Z11, Z11
-	VPXORD          Z8, Z8, Z8
-	VPDPBUSD        Z1, Z15, Z8
-	VPXORD          Z1, Z1, Z1
-	VPDPBUSD        Z2, Z13, Z1
-	VPXORD          Z2, Z2, Z2
-	VPDPBUSD        Z3, Z16, Z2
+	VBROADCASTI64X4 16(CX), Z14
+	VPSLLVW         kqq5sh0<>+0(SB), Z14, Z15
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z15, Z12
+	VPSLLVW         kqq5sh1<>+0(SB), Z14, Z15
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z15, Z10
+	VPSRLVW         kqq5sh2<>+0(SB), Z14, Z15
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z15, Z13
+	VPSRLVW         kqq5sh3<>+0(SB), Z14, Z14
+	VPTERNLOGD      $0xf8, kqc16<>+0(SB), Z14, Z11
+	VPXORD          Z14, Z14, Z14
+	VPDPBUSD        Z3, Z12, Z14
 	VPXORD          Z3, Z3, Z3
-	VPDPBUSD        Z4, Z14, Z3
-	VPACKSSDW       Z1, Z8, Z1
-	VPACKSSDW       Z3, Z2, Z2
-	VPMADDWD        Z5, Z1, Z1
-	VPMADDWD        Z10, Z2, Z2
-	VCVTDQ2PS       Z1, Z1
-	VCVTDQ2PS       Z2, Z2
-	VMULPS          Z6, Z1, Z1
-	VFMADD231PS     Z7, Z2, Z1
-	VFMADD231PS     Z9, Z1, Z0
-	VFNMADD231PS    Z11, Z12, Z0
+	VPDPBUSD        Z4, Z10, Z3
+	VPXORD          Z4, Z4, Z4
+	VPDPBUSD        Z5, Z13, Z4
+	VPXORD          Z5, Z5, Z5
+	VPDPBUSD        Z6, Z11, Z5
+	VPACKSSDW       Z3, Z14, Z3
+	VPACKSSDW       Z5, Z4, Z4
+	VPMADDWD        Z7, Z3, Z3
+	VPDPWSSD        Z8, Z4, Z3
+	VCVTDQ2PS       Z3, Z3
+	VFMADD231PS     Z9, Z3, Z2
 	ADDQ            $0x000000b0, CX
 	ADDQ            $0x00000100, BX
 	ADDQ            $0x20, SI
@@ -2535,13 +2323,14 @@ superblock:
 	JNZ             superblock
 
 	// Sum each row's lanes and store the block's results.
-	VEXTRACTF64X4 $0x01, Z0, Y1
-	VADDPS        Y1, Y0, Y1
-	VEXTRACTF128  $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (DX)
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VADDPS        Y3, Y2, Y3
+	VEXTRACTF128  $0x01, Y3, X2
+	VADDPS        X2, X3, X2
+	VADDPS        X1, X2, X2
+	VHADDPS       X2, X2, X2
+	VHADDPS       X2, X2, X1
+	VMOVSS        X1, (DX)
 	ADDQ          $0x04, DX
 	DECQ          AX
 	JNZ           block
@@ -2574,70 +2363,63 @@ block:
 
 superblock:
 	// Shared by the rows: the activation, -32 times the sums of each
-	// lane's 4 bytes, and the scales in the packed sums' lane order.
-	VMOVDQU64 kqc32<>+0(SB), Z3
-	VPXORD    Z4, Z4, Z4
-	VPXORD    Z5, Z5, Z5
-	VPDPBUSD  (BX), Z3, Z5
-	VPSUBD    Z5, Z4, Z5
-	VPXORD    Z6, Z6, Z6
-	VPDPBUSD  64(BX), Z3, Z6
-	VPSUBD    Z6, Z4, Z6
-	VPXORD    Z7, Z7, Z7
-	VPDPBUSD  128(BX), Z3, Z7
-	VPSUBD    Z7, Z4, Z7
-	VPXORD    Z8, Z8, Z8
-	VPDPBUSD  192(BX), Z3, Z8
-	VPSUBD    Z8, Z4, Z3
-	VPXORD    Z4, Z4, Z4
-	VMOVUPS   (SI), Y4
-	VMOVDQU64 kqq6xs0<>+0(SB), Z8
-	VMOVDQU64 kqq6xs1<>+0(SB), Z9
-	VPERMPS   Z4, Z8, Z8
-	VPERMPS   Z4, Z9, Z4
+	// lane's 4 bytes, and the activation's scale.
+	VMOVDQU64    kqc32<>+0(SB), Z3
+	VPXORD       Z4, Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VPDPBUSD     (BX), Z3, Z5
+	VPSUBD       Z5, Z4, Z5
+	VPXORD       Z6, Z6, Z6
+	VPDPBUSD     64(BX), Z3, Z6
+	VPSUBD       Z6, Z4, Z6
+	VPXORD       Z7, Z7, Z7
+	VPDPBUSD     128(BX), Z3, Z7
+	VPSUBD       Z7, Z4, Z7
+	VPXORD       Z8, Z8, Z8
+	VPDPBUSD     192(BX), Z3, Z8
+	VPSUBD       Z8, Z4, Z3
+	VBROADCASTSS (SI), Z4
 
 	// Row 0.
-	VMOVDQU64       (CX), Z9
-	VBROADCASTI64X4 128(CX), Z10
-	VPSLLVW         kqq6shl<>+0(SB), Z10, Z11
-	VPANDD          kqm30<>+0(SB), Z11, Z11
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z11
-	VPSRLVW         kqq6shr<>+0(SB), Z10, Z10
+	VMOVDQU64       (CX), Z8
+	VBROADCASTI64X4 128(CX), Z9
+	VPSLLVW         kqq6shl<>+0(SB), Z9, Z10
 	VPANDD          kqm30<>+0(SB), Z10, Z10
-	VPSRLW          $0x04, Z9, Z9
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z10
-	VMOVDQU64       64(CX), Z9
-	VBROADCASTI64X4 160(CX), Z12
-	VPSLLVW         kqq6shl<>+0(SB), Z12, Z13
-	VPANDD          kqm30<>+0(SB), Z13, Z13
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z13
-	VPSRLVW         kqq6shr<>+0(SB), Z12, Z12
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z8, Z10
+	VPSRLVW         kqq6shr<>+0(SB), Z9, Z9
+	VPANDD          kqm30<>+0(SB), Z9, Z9
+	VPSRLW          $0x04, Z8, Z8
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z8, Z9
+	VMOVDQU64       64(CX), Z8
+	VBROADCASTI64X4 160(CX), Z11
+	VPSLLVW         kqq6shl<>+0(SB), Z11, Z12
 	VPANDD          kqm30<>+0(SB), Z12, Z12
-	VPSRLW          $0x04, Z9, Z9
-	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z9, Z12
-	VPXORD          Z9, Z9, Z9
-	VPMOVSXBW       192(CX), Y9
-	VPERMW          Z9, Z0, Z14
-	VPERMW          Z9, Z1, Z9
-	VPBROADCASTW    208(CX), Y15
-	VCVTPH2PS       Y15, Z15
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z8, Z12
+	VPSRLVW         kqq6shr<>+0(SB), Z11, Z11
+	VPANDD          kqm30<>+0(SB), Z11, Z11
+	VPSRLW          $0x04, Z8, Z8
+	VPTERNLOGD      $0xf8, kqm0f<>+0(SB), Z8, Z11
+	VPXORD          Z8, Z8, Z8
+	VPMOVSXBW       192(CX), Y8
+	VPERMW          Z8, Z0, Z13
+	VPERMW          Z8, Z1, Z8
+	VPBROADCASTW    208(CX), Y14
+	VCVTPH2PS       Y14, Z14
 	VMOVDQA64       Z5, Z5
-	VPDPBUSD        (BX), Z11, Z5
+	VPDPBUSD        (BX), Z10, Z5
 	VMOVDQA64       Z6, Z6
-	VPDPBUSD        64(BX), Z10, Z6
+	VPDPBUSD        64(BX), Z9, Z6
 	VMOVDQA64       Z7, Z7
-	VPDPBUSD        128(BX), Z13, Z7
+	VPDPBUSD        128(BX), Z12, Z7
 	VMOVDQA64       Z3, Z3
-	VPDPBUSD        192(BX), Z12, Z3
-	VPACKSSDW       Z6, Z5, Z5
+	VPDPBUSD        192(BX), Z11, Z3
+	VMULPS          Z4, Z14, Z14
+	VPACKSSDW       Z6, Z5, Z4
 	VPACKSSDW       Z3, Z7, Z3
-	VPMADDWD        Z14, Z5, Z5
-	VPMADDWD        Z9, Z3, Z3
-	VCVTDQ2PS       Z5, Z5
-	VCVTDQ2PS       Z3, Z3
-	VMULPS          Z8, Z5, Z5
-	VFMADD231PS     Z4, Z3, Z5
-	VFMADD231PS     Z15, Z5, Z2
+	VPMADDWD        Z13, Z4, Z4
+	VPDPWSSD        Z8, Z3, Z4
+	VCVTDQ2PS       Z4, Z4
+	VFMADD231PS     Z14, Z4, Z2
 	ADDQ            $0x000000d2, CX
 	ADDQ            $0x00000100, BX
 	ADDQ            $0x20, SI
@@ -2686,7 +2468,7 @@ row:
 	MOVQ   nsb+64(FP), R9
 
 superblock:
-	VBROADCASTI32X4 4(CX), Z4
+	VBROADCASTI32X4 (CX), Z4
 	VPSHUFB         kqia<>+0(SB), Z4, Z5
 	VPSHUFB         kqib<>+0(SB), Z4, Z4
 	VPSRLVD         kqsha<>+0(SB), Z5, Z5
@@ -2854,7 +2636,7 @@ row:
 	MOVQ   nsb+64(FP), R9
 
 superblock:
-	VBROADCASTI32X4 4(CX), Z4
+	VBROADCASTI32X4 (CX), Z4
 	VPSHUFB         kqia<>+0(SB), Z4, Z5
 	VPSHUFB         kqib<>+0(SB), Z4, Z4
 	VPSRLVD         kqsha<>+0(SB), Z5, Z5
@@ -3208,7 +2990,7 @@ superblock:
 	VMULPS    (R8), Y2, Y2
 
 	// Row 0.
-	VMOVDQU      4(CX), X3
+	VMOVDQU      (CX), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -3293,7 +3075,7 @@ superblock:
 	VFMADD231PS  Y4, Y3, Y0
 
 	// Row 1.
-	VMOVDQU      4(CX)(BX*1), X3
+	VMOVDQU      (CX)(BX*1), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -3433,7 +3215,7 @@ superblock:
 	VMULPS    (R8), Y2, Y2
 
 	// Row 0.
-	VMOVDQU      4(CX), X3
+	VMOVDQU      (CX), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -3559,7 +3341,7 @@ superblock:
 	VFMADD231PS  Y4, Y5, Y0
 
 	// Row 1.
-	VMOVDQU      4(CX)(BX*1), X3
+	VMOVDQU      (CX)(BX*1), X3
 	VPSHUFB      kqia<>+0(SB), X3, X4
 	VPSHUFB      kqib<>+0(SB), X3, X3
 	VPSRLVD      kqsha<>+0(SB), X4, X4
@@ -4167,7 +3949,7 @@ superblock:
 	VMULPS    (SI), Y1, Y1
 
 	// Row 0.
-	VMOVDQU      4(CX), X2
+	VMOVDQU      (CX), X2
 	VPSHUFB      kqia<>+0(SB), X2, X3
 	VPSHUFB      kqib<>+0(SB), X2, X2
 	VPSRLVD      kqsha<>+0(SB), X3, X3
@@ -4297,7 +4079,7 @@ superblock:
 	VMULPS    (SI), Y1, Y1
 
 	// Row 0.
-	VMOVDQU      4(CX), X2
+	VMOVDQU      (CX), X2
 	VPSHUFB      kqia<>+0(SB), X2, X3
 	VPSHUFB      kqib<>+0(SB), X2, X2
 	VPSRLVD      kqsha<>+0(SB), X3, X3

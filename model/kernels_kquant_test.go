@@ -125,7 +125,9 @@ func randKBlocks(r *rand.Rand, typ kqType, nb int) []byte {
 	return w
 }
 
-// kqRandActivation returns batch random quantized vectors of n values.
+// kqRandActivation returns batch random quantized vectors of n values (a
+// multiple of qkK), with one scale per super-block as the K-quant kernels
+// want (qblock.go).
 func kqRandActivation(r *rand.Rand, n, batch int) ([]int8, []float32, []int32) {
 	xq := make([]int8, n*batch)
 	for i := range xq {
@@ -134,6 +136,9 @@ func kqRandActivation(r *rand.Rand, n, batch int) ([]int8, []float32, []int32) {
 	xs := make([]float32, len(xq)/qBlock)
 	for i := range xs {
 		xs[i] = r.Float32() * 0.05
+		if i%(qkK/qBlock) != 0 {
+			xs[i] = xs[i-1]
+		}
 	}
 	xsum := make([]int32, len(xs))
 	blockSums(xsum, xq)

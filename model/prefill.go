@@ -49,8 +49,9 @@ func newBatchState(s *Session, size int) *batchState {
 		att:  make([]float32, c.Heads*size*c.SeqLen),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
-	newActivations(b.xbIn, b.xb, c.Dim, s.m.w.act)
-	newActivations(b.hbIn, b.hb, c.HiddenDim, s.m.w.act)
+	xbForm, hbForm, _ := s.m.w.actForms()
+	newActivations(b.xbIn, b.xb, c.Dim, xbForm)
+	newActivations(b.hbIn, b.hb, c.HiddenDim, hbForm)
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
 	b.ffnBody = s.ffnBatch
@@ -233,7 +234,7 @@ func newActivations(acts []activation, f []float32, n int, form actForm) {
 	}
 	for i := range acts {
 		// A slice keeps the capacity to the end of its array.
-		acts[i] = activation{f: f[i*n : (i+1)*n], q: q[i*n : (i+1)*n], s: s[i*ng : (i+1)*ng], gs: form.gs}
+		acts[i] = activation{f: f[i*n : (i+1)*n], q: q[i*n : (i+1)*n], s: s[i*ng : (i+1)*ng], gs: form.gs, super: form.super}
 		if form.sums {
 			acts[i].sum = sum[i*nb : (i+1)*nb]
 		}

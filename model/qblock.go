@@ -18,6 +18,14 @@ package model
 //	    xs and xsum: batch*n/qBlock): out[b*rows+r] = row r · vector b
 //	dequantRowT(dst []float32, src []byte)
 //	    len(dst) values of one row (the token embedding)
+//
+// The K-quants' matrix-vector kernels further want the scales of each
+// super-block of qkK values equal, as llama.cpp's Q8_K activations have one
+// scale per 256 values: with one scale the sub-blocks' integer sums add up
+// before a single conversion to float, and the mins' terms become one
+// integer product (asm/kquant). So an activation that multiplies any
+// K-quant tensor is quantized by quantizeSuperBlocks; the other kernels,
+// and the K-quants' own Go, AVX2 and batched kernels, take either form.
 const qBlock = 32
 
 // blockSums sets xsum[b] to the sum of xq[b*qBlock : (b+1)*qBlock] for

@@ -137,13 +137,37 @@ type activation struct {
 	s   []float32 // (ceil(len/gs)) scales
 	sum []int32   // (len/gs) sums of q's groups, for GGUF block types; else nil
 	gs  int
+	// super: one scale for each super-block of qkK values (qblock.go).
+	super bool
 }
 
 // actForm says which int8 form a model's activations need: none (gs 0),
 // llama2.c's groups of gs, or GGUF's blocks of qBlock with their sums.
 type actForm struct {
-	gs   int
-	sums bool
+	gs    int
+	sums  bool
+	super bool // the scales equal within each super-block (qblock.go)
+}
+
+// actForms returns the int8 forms of the three activations the matrices
+// multiply: xb (into wq, wk, wv, wo, w1 and w3), hb (into w2) and x (into
+// the classifier). Each is w.act, with one scale per super-block if it
+// multiplies a K-quant tensor (qblock.go).
+func (w *weights) actForms() (xb, hb, x actForm) {
+	form := func(ts ...*tensor) actForm {
+		f := w.act
+		for _, t := range ts {
+			f.super = f.super || t.blk != nil && t.blk.superScale
+		}
+		return f
+	}
+	var xbT, hbT []*tensor
+	for i := range w.layers {
+		l := &w.layers[i]
+		xbT = append(xbT, &l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w3)
+		hbT = append(hbT, &l.w2)
+	}
+	return form(xbT...), form(hbT...), form(&w.classifier)
 }
 
 func newActivation(f []float32, form actForm) activation {
@@ -151,7 +175,7 @@ func newActivation(f []float32, form actForm) activation {
 	if form.gs > 0 {
 		a.q = make([]int8, len(f))
 		a.s = make([]float32, (len(f)+form.gs-1)/form.gs)
-		a.gs = form.gs
+		a.gs, a.super = form.gs, form.super
 		if form.sums {
 			a.sum = make([]int32, len(f)/form.gs)
 		}
@@ -164,6 +188,8 @@ func newActivation(f []float32, form actForm) activation {
 // the group sums where the model needs them.
 func (a *activation) quantize() {
 	switch {
+	case a.super:
+		quantizeSuperBlocks(a.q, a.s, a.sum, a.f)
 	case a.sum != nil:
 		quantizeBlocks(a.q, a.s, a.sum, a.f)
 	case a.q != nil:

@@ -268,9 +268,10 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
-	s.xbIn = newActivation(s.xb, m.w.act)
-	s.hbIn = newActivation(s.hb, m.w.act)
-	s.xIn = newActivation(s.x, m.w.act)
+	xbForm, hbForm, xForm := m.w.actForms()
+	s.xbIn = newActivation(s.xb, xbForm)
+	s.hbIn = newActivation(s.hb, hbForm)
+	s.xIn = newActivation(s.x, xForm)
 	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
 		s.batch = newBatchState(s, min(batch, c.SeqLen))
 	}

@@ -44,7 +44,7 @@ func q45AVX2(name string, blockBytes, r int) {
 	words := k.sharedSlot(0)
 	for i := range r {
 		Comment("Row " + string(rune('0'+i)) + ".")
-		t := unpackScalesX(k.row(i, 4))
+		t := unpackScalesX(k.row(i, 0))
 		w := YMM()
 		VPMOVZXBW(t, w) // [m0..m7 sc0..sc7] as words
 		VMOVDQU(w, words)
@@ -106,12 +106,13 @@ func q45AVX2(name string, blockBytes, r int) {
 	k.blockEnd()
 }
 
-// unpackScalesX is unpackScales on an xmm, with VEX instructions only.
+// unpackScalesX is unpackScales on an xmm, the header at src, with VEX
+// instructions only.
 func unpackScalesX(src Mem) VecVirtual {
 	s, a, b := XMM(), XMM(), XMM()
 	VMOVDQU(src, s)
-	VPSHUFB(c("ia", func() []byte { return repeat(4, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11) }), s, a)
-	VPSHUFB(c("ib", func() []byte { return repeat(4, z, z, z, z, 4, 5, 6, 7, z, z, z, z, 0, 1, 2, 3) }), s, b)
+	VPSHUFB(c("ia", func() []byte { return repeat(4, scaleGather...) }), s, a)
+	VPSHUFB(c("ib", func() []byte { return repeat(4, scaleTops...) }), s, b)
 	VPSRLVD(c("sha", func() []byte { return dwords(0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0) }), a, a)
 	VPSRLD(U8(2), b, b)
 	VPAND(c("m30", func() []byte { return repeat(64, 0x30) }), b, b)

@@ -23,7 +23,7 @@ func q6(r int) {
 	k.blockStart()
 
 	Comment("Shared by the rows: the activation, -32 times the sums of each",
-		"lane's 4 bytes, and the scales in the packed sums' lane order.")
+		"lane's 4 bytes, and the activation's scale.")
 	var x [4]Mem
 	var nc [4]VecVirtual
 	c32, zv := ZMM(), ZMM()
@@ -36,9 +36,8 @@ func q6(r int) {
 		vpdpbusd(x[i], c32, t)
 		VPSUBD(t, zv, nc[i])
 	}
-	_, xs0, xs1 := k.xsVectors("q6",
-		[]uint32{0, 0, 2, 2, 0, 0, 2, 2, 1, 1, 3, 3, 1, 1, 3, 3},
-		[]uint32{4, 4, 6, 6, 4, 4, 6, 6, 5, 5, 7, 7, 5, 5, 7, 7})
+	xs := ZMM()
+	VBROADCASTSS(Mem{Base: k.xsp}, xs)
 
 	for i := range r {
 		Comment("Row " + string(rune('0'+i)) + ".")
@@ -49,7 +48,8 @@ func q6(r int) {
 			VMOVDQA64(nc[j], a[j])
 			vpdpbusd(x[j], u.v[j], a[j])
 		}
-		scaleSums(a, u.sc0, u.sc1, xs0, xs1, u.d, k.acc[i])
+		VMULPS(xs, u.d, u.d)
+		superSums(a, u.sc0, u.sc1, u.d, k.acc[i])
 	}
 	k.next()
 	k.blockEnd()
