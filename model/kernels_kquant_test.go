@@ -352,7 +352,10 @@ func BenchmarkMatMatKQuant(b *testing.B) {
 
 // BenchmarkMatVecKQuantDRAM streams about 240 MB of weights (more than the
 // L3 of the machines we run on), as a model's generation does: the matVec
-// kernels should run at memory bandwidth there. Only with LLAMA2_BENCH_DRAM=1.
+// kernels should run at memory bandwidth there. The weights are in
+// anonymous memory with huge pages where the OS has them, as a model read
+// with -mmap=false: on the Zen 5 VM the heap's small pages made the
+// figures swing by 2x between runs. Only with LLAMA2_BENCH_DRAM=1.
 func BenchmarkMatVecKQuantDRAM(b *testing.B) {
 	if os.Getenv("LLAMA2_BENCH_DRAM") == "" {
 		b.Skip("set LLAMA2_BENCH_DRAM=1 to run")
@@ -363,7 +366,9 @@ func BenchmarkMatVecKQuantDRAM(b *testing.B) {
 	for _, typ := range kqTypes() {
 		rows := 240 << 20 / (cols / qkK * typ.blockBytes)
 		pattern := randKBlocks(r, typ, 1024)
-		w := make([]byte, rows*cols/qkK*typ.blockBytes)
+		w, free, _, err := allocAnon(rows * cols / qkK * typ.blockBytes)
+		require.NoError(b, err)
+		b.Cleanup(func() { free() })
 		for i := 0; i < len(w); i += len(pattern) {
 			copy(w[i:], pattern)
 		}
