@@ -84,6 +84,7 @@ func main() {
 	dotStrided("dotStrided4AVX512", true, 4)
 	axpyStridedChunk("axpyStridedChunkAVX2", false, 8)
 	axpyStridedChunk("axpyStridedChunkAVX512", true, 8)
+	quantizeGroups()
 
 	Generate()
 }

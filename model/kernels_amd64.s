@@ -3674,3 +3674,236 @@ rows8:
 done:
 	VZEROUPPER
 	RET
+
+DATA quantconst<>+0(SB)/4, $0x7fffffff
+DATA quantconst<>+4(SB)/4, $0x80000000
+DATA quantconst<>+8(SB)/4, $0x3effffff
+DATA quantconst<>+12(SB)/4, $0x42fe0000
+DATA quantconst<>+16(SB)/4, $0x80808080
+GLOBL quantconst<>(SB), RODATA|NOPTR, $20
+
+// func quantizeGroupsAVX512(q []int8, s []float32, sums []int32, x []float32, gs int) bool
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, CMOV
+TEXT ·quantizeGroupsAVX512(SB), NOSPLIT, $0-105
+	MOVQ         q_base+0(FP), AX
+	MOVQ         s_base+24(FP), CX
+	MOVQ         sums_base+48(FP), DX
+	MOVQ         x_base+72(FP), BX
+	MOVQ         x_len+80(FP), SI
+	MOVQ         gs+96(FP), DI
+	VPBROADCASTD quantconst<>+0(SB), Z0
+	VPBROADCASTD quantconst<>+4(SB), Z1
+	VPBROADCASTD quantconst<>+8(SB), Z2
+	VPBROADCASTD quantconst<>+16(SB), Y3
+	VPXORD       Y4, Y4, Y4
+	MOVQ         BX, R8
+	MOVQ         CX, R9
+	MOVQ         SI, R10
+
+scale:
+	TESTQ   R10, R10
+	JZ      scaled
+	MOVQ    DI, R11
+	CMPQ    R10, R11
+	CMOVQLT R10, R11
+	MOVQ    R11, R12
+	ANDQ    $-32, R12
+
+	// m = max |v| as integer bit patterns, 32 values per step.
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	XORQ   R13, R13
+	TESTQ  R12, R12
+	JZ     maxrest
+
+max:
+	VPANDD  (R8)(R13*4), Z0, Z7
+	VPMAXUD Z7, Z5, Z5
+	VPANDD  64(R8)(R13*4), Z0, Z7
+	VPMAXUD Z7, Z6, Z6
+	ADDQ    $0x20, R13
+	CMPQ    R13, R12
+	JB      max
+
+maxrest:
+	TESTQ $0x0000001f, R11
+	JNZ   maxtail
+
+reduce:
+	VPMAXUD       Z6, Z5, Z5
+	VEXTRACTI64X4 $0x01, Z5, Y7
+	VPMAXUD       Y7, Y5, Y7
+	VEXTRACTI32X4 $0x01, Y7, X8
+	VPMAXUD       X8, X7, X8
+	VPSHUFD       $0x4e, X8, X7
+	VPMAXUD       X7, X8, X8
+	VPSHUFD       $0xb1, X8, X7
+	VPMAXUD       X7, X8, X8
+	VMOVD         X8, R12
+	CMPL          R12, $0x7f800000
+	JAE           notfinite
+	VDIVSS        quantconst<>+12(SB), X8, X8
+	VMOVSS        X8, (R9)
+	LEAQ          (R8)(R11*4), R8
+	ADDQ          $0x04, R9
+	SUBQ          R11, R10
+	JMP           scale
+
+maxtail:
+	// The last L%32 values: 16, then under a mask (the others read as 0).
+	MOVQ    R11, R12
+	SUBQ    R13, R12
+	CMPQ    R12, $0x10
+	JB      maxmask
+	VPANDD  (R8)(R13*4), Z0, Z7
+	VPMAXUD Z7, Z5, Z5
+	ADDQ    $0x10, R13
+	SUBQ    $0x10, R12
+
+maxmask:
+	TESTQ    R12, R12
+	JZ       reduce
+	LEAQ     tailmask16<>+0(SB), R14
+	KMOVW    (R14)(R12*2), K1
+	VPANDD.Z (R8)(R13*4), Z0, K1, Z7
+	VPMAXUD  Z7, Z6, Z6
+	JMP      reduce
+
+scaled:
+	MOVQ  sums_len+56(FP), R8
+	TESTQ R8, R8
+	JNZ   sums_group
+
+plain_group:
+	TESTQ        SI, SI
+	JZ           done
+	MOVQ         DI, DX
+	CMPQ         SI, DX
+	CMOVQLT      SI, DX
+	MOVQ         DX, R8
+	ANDQ         $-32, R8
+	VBROADCASTSS (CX), Z0
+	XORQ         R9, R9
+	TESTQ        R8, R8
+	JZ           plain_blockrest
+
+plain_block:
+	VMOVUPS      (BX)(R9*4), Z3
+	VDIVPS       Z0, Z3, Z3
+	VPANDD       Z1, Z3, Z4
+	VPORD        Z2, Z4, Z4
+	VADDPS       Z4, Z3, Z3
+	VCVTTPS2DQ   Z3, Z3
+	VMOVUPS      64(BX)(R9*4), Z4
+	VDIVPS       Z0, Z4, Z4
+	VPANDD       Z1, Z4, Z5
+	VPORD        Z2, Z5, Z5
+	VADDPS       Z5, Z4, Z4
+	VCVTTPS2DQ   Z4, Z4
+	VPMOVDB      Z3, X8
+	VPMOVDB      Z4, X3
+	VINSERTI32X4 $0x01, X3, Y8, Y3
+	VMOVDQU8     Y3, (AX)(R9*1)
+	ADDQ         $0x20, R9
+	CMPQ         R9, R8
+	JB           plain_block
+
+plain_blockrest:
+	TESTQ $0x0000001f, DX
+	JNZ   plain_tail
+
+plain_next:
+	LEAQ (BX)(DX*4), BX
+	ADDQ DX, AX
+	ADDQ $0x04, CX
+	SUBQ DX, SI
+	JMP  plain_group
+
+plain_tail:
+	// The last L%32 values: 16, then under a mask.
+	MOVQ       DX, R8
+	SUBQ       R9, R8
+	CMPQ       R8, $0x10
+	JB         plain_tailmask
+	VMOVUPS    (BX)(R9*4), Z3
+	VDIVPS     Z0, Z3, Z3
+	VPANDD     Z1, Z3, Z4
+	VPORD      Z2, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VCVTTPS2DQ Z3, Z3
+	VPMOVDB    Z3, (AX)(R9*1)
+	ADDQ       $0x10, R9
+	SUBQ       $0x10, R8
+
+plain_tailmask:
+	TESTQ      R8, R8
+	JZ         plain_next
+	LEAQ       tailmask16<>+0(SB), R10
+	KMOVW      (R10)(R8*2), K1
+	VMOVUPS.Z  (BX)(R9*4), K1, Z3
+	VDIVPS     Z0, Z3, Z3
+	VPANDD     Z1, Z3, Z0
+	VPORD      Z2, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+	VCVTTPS2DQ Z3, Z0
+	VPMOVDB    Z0, K1, (AX)(R9*1)
+	JMP        plain_next
+
+sums_group:
+	TESTQ        SI, SI
+	JZ           done
+	MOVQ         DI, R8
+	CMPQ         SI, R8
+	CMOVQLT      SI, R8
+	MOVQ         R8, R9
+	ANDQ         $-32, R9
+	VBROADCASTSS (CX), Z0
+	XORQ         R10, R10
+
+sums_block:
+	VMOVUPS       (BX)(R10*4), Z5
+	VDIVPS        Z0, Z5, Z5
+	VPANDD        Z1, Z5, Z6
+	VPORD         Z2, Z6, Z6
+	VADDPS        Z6, Z5, Z5
+	VCVTTPS2DQ    Z5, Z5
+	VMOVUPS       64(BX)(R10*4), Z6
+	VDIVPS        Z0, Z6, Z6
+	VPANDD        Z1, Z6, Z7
+	VPORD         Z2, Z7, Z7
+	VADDPS        Z7, Z6, Z6
+	VCVTTPS2DQ    Z6, Z6
+	VPMOVDB       Z5, X8
+	VPMOVDB       Z6, X5
+	VINSERTI32X4  $0x01, X5, Y8, Y5
+	VMOVDQU8      Y5, (AX)(R10*1)
+	VPXORD        Y3, Y5, Y5
+	VPSADBW       Y4, Y5, Y5
+	VEXTRACTI32X4 $0x01, Y5, X6
+	VPADDQ        X6, X5, X6
+	VPSHUFD       $0x4e, X6, X5
+	VPADDQ        X5, X6, X6
+	VMOVD         X6, R11
+	SUBL          $0x00001000, R11
+	MOVL          R11, (DX)
+	ADDQ          $0x04, DX
+	ADDQ          $0x20, R10
+	CMPQ          R10, R9
+	JB            sums_block
+	LEAQ          (BX)(R8*4), BX
+	ADDQ          R8, AX
+	ADDQ          $0x04, CX
+	SUBQ          R8, SI
+	JMP           sums_group
+
+notfinite:
+	MOVB $0x00, AL
+	JMP  ret
+
+done:
+	MOVB $0x01, AL
+
+ret:
+	VZEROUPPER
+	MOVB AL, ret+104(FP)
+	RET

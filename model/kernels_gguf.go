@@ -179,59 +179,31 @@ func dequantRowQ4_0(dst []float32, src []byte) {
 
 // quantizeSuperBlocks is quantizeBlocks with one scale for each super-block
 // of qkK values (the last one may be shorter): max|x|/127 over the
-// super-block, repeated in xs for each of its blocks.
+// super-block, repeated in xs for each of its blocks. quantizeGroups writes
+// the scales one per super-block at the front of xs; they are spread over
+// the blocks last first, so that none is overwritten before it is read
+// (block b reads xs[b/8], at or before b).
 func quantizeSuperBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
 	nb := len(x) / qBlock
-	xq, xs, xsum = xq[:nb*qBlock], xs[:nb], xsum[:nb]
-	for lo := 0; lo < nb*qBlock; lo += qkK {
-		hi := min(lo+qkK, nb*qBlock)
-		group, out := x[lo:hi], xq[lo:hi]
-		var scale float32
-		wmax, finite := maxAbs(group)
-		switch {
-		case !finite:
-			quantizeQ8(out, xs[lo/qBlock:], group, len(group), roundHalfAwayFromZero)
-			scale = xs[lo/qBlock]
-		case wmax != 0:
-			scale = wmax / 127
-			roundDiv(out, group, scale)
-		default:
-			clear(out)
-		}
-		for b := lo / qBlock; b < hi/qBlock; b++ {
-			xs[b] = scale
-			var s int32
-			for _, v := range xq[b*qBlock : (b+1)*qBlock] {
-				s += int32(v)
-			}
-			xsum[b] = s
-		}
+	xq, xs, xsum, x = xq[:nb*qBlock], xs[:nb], xsum[:nb], x[:nb*qBlock]
+	if !quantizeGroups(xq, xs, xsum, x, qkK) {
+		quantizeQ8(xq, xs, x, qkK, roundHalfAwayFromZero)
+		blockSums(xsum, xq)
+	}
+	for b := nb - 1; b >= 0; b-- {
+		xs[b] = xs[b*qBlock/qkK]
 	}
 }
 
 // quantizeBlocks forms the activation of the block types from x (len(x) a
 // multiple of 32): xq and xs as quantizeActivation(xq, xs, x, 32), and xsum
-// as blockSums(xsum, xq), in one pass over each block while it is in L1.
+// as blockSums(xsum, xq), in one pass (quantizeGroups: the AVX-512 kernel
+// sums each block while it is in registers).
 func quantizeBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
 	nb := len(x) / qBlock
-	xq, xs, xsum = xq[:nb*qBlock], xs[:nb], xsum[:nb]
-	for b := range nb {
-		group := x[b*qBlock : (b+1)*qBlock]
-		out := xq[b*qBlock : (b+1)*qBlock]
-		wmax, finite := maxAbs(group)
-		if !finite {
-			quantizeQ8(out, xs[b:b+1], group, qBlock, roundHalfAwayFromZero)
-		} else if scale := wmax / 127; scale == 0 {
-			xs[b] = 0
-			clear(out)
-		} else {
-			xs[b] = scale
-			roundDiv(out, group, scale)
-		}
-		var s int32
-		for _, v := range out {
-			s += int32(v)
-		}
-		xsum[b] = s
+	xq, xs, xsum, x = xq[:nb*qBlock], xs[:nb], xsum[:nb], x[:nb*qBlock]
+	if !quantizeGroups(xq, xs, xsum, x, qBlock) {
+		quantizeQ8(xq, xs, x, qBlock, roundHalfAwayFromZero)
+		blockSums(xsum, xq)
 	}
 }
