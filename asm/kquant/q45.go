@@ -132,6 +132,12 @@ func unpack45(row func(off int) Mem, q5 bool) unpacked45 {
 
 // unpackQuants45 unpacks the quants of the super-block whose byte off
 // row(off) addresses: sub-blocks [0|2], [1|3], [4|6], [5|7].
+//
+// (GFNI's VGF2P8AFFINEQB takes a byte's high nibble down in one
+// instruction instead of VPSRLW and VPANDD, and the Q6_K unpacking's bit
+// moves in 5 instead of 7. It made the kernels slower on Zen 5: 512x2048
+// from L2, Q4_K 47 -> 37 GB/s, Q5_K 42 -> 26, Q6_K 44 -> 38, 3
+// alternated runs.)
 func unpackQuants45(row func(off int) Mem, q5 bool) [4]VecVirtual {
 	var v [4]VecVirtual
 	m0f := c("m0f", func() []byte { return repeat(64, 0x0f) })
