@@ -184,12 +184,7 @@ func dequantRowQ4_0(dst []float32, src []byte) {
 // the blocks last first, so that none is overwritten before it is read
 // (block b reads xs[b/8], at or before b).
 func quantizeSuperBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
-	nb := len(x) / qBlock
-	xq, xs, xsum, x = xq[:nb*qBlock], xs[:nb], xsum[:nb], x[:nb*qBlock]
-	if !quantizeGroups(xq, xs, xsum, x, qkK) {
-		quantizeQ8(xq, xs, x, qkK, roundHalfAwayFromZero)
-		blockSums(xsum, xq)
-	}
+	nb := quantizeWithSums(xq, xs, xsum, x, qkK)
 	for b := nb - 1; b >= 0; b-- {
 		xs[b] = xs[b*qBlock/qkK]
 	}
@@ -200,10 +195,18 @@ func quantizeSuperBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
 // as blockSums(xsum, xq), in one pass (quantizeGroups: the AVX-512 kernel
 // sums each block while it is in registers).
 func quantizeBlocks(xq []int8, xs []float32, xsum []int32, x []float32) {
+	quantizeWithSums(xq, xs, xsum, x, qBlock)
+}
+
+// quantizeWithSums quantizes the whole blocks of x in groups of gs (a
+// multiple of qBlock) with their block sums, and returns the number of
+// blocks.
+func quantizeWithSums(xq []int8, xs []float32, xsum []int32, x []float32, gs int) int {
 	nb := len(x) / qBlock
 	xq, xs, xsum, x = xq[:nb*qBlock], xs[:nb], xsum[:nb], x[:nb*qBlock]
-	if !quantizeGroups(xq, xs, xsum, x, qBlock) {
-		quantizeQ8(xq, xs, x, qBlock, roundHalfAwayFromZero)
+	if !quantizeGroups(xq, xs, xsum, x, gs) {
+		quantizeQ8(xq, xs, x, gs, roundHalfAwayFromZero)
 		blockSums(xsum, xq)
 	}
+	return nb
 }
