@@ -3680,7 +3680,8 @@ DATA quantconst<>+4(SB)/4, $0x80000000
 DATA quantconst<>+8(SB)/4, $0x3effffff
 DATA quantconst<>+12(SB)/4, $0x42fe0000
 DATA quantconst<>+16(SB)/4, $0x80808080
-GLOBL quantconst<>(SB), RODATA|NOPTR, $20
+DATA quantconst<>+20(SB)/4, $0x000000ff
+GLOBL quantconst<>(SB), RODATA|NOPTR, $24
 
 // func quantizeGroupsAVX512(q []int8, s []float32, sums []int32, x []float32, gs int) bool
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, CMOV
@@ -3895,6 +3896,285 @@ sums_block:
 	ADDQ          $0x04, CX
 	SUBQ          R8, SI
 	JMP           sums_group
+
+notfinite:
+	MOVB $0x00, AL
+	JMP  ret
+
+done:
+	MOVB $0x01, AL
+
+ret:
+	VZEROUPPER
+	MOVB AL, ret+104(FP)
+	RET
+
+DATA quantperm<>+0(SB)/4, $0x00000000
+DATA quantperm<>+4(SB)/4, $0x00000004
+DATA quantperm<>+8(SB)/4, $0x00000001
+DATA quantperm<>+12(SB)/4, $0x00000005
+DATA quantperm<>+16(SB)/4, $0x00000002
+DATA quantperm<>+20(SB)/4, $0x00000006
+DATA quantperm<>+24(SB)/4, $0x00000003
+DATA quantperm<>+28(SB)/4, $0x00000007
+GLOBL quantperm<>(SB), RODATA|NOPTR, $32
+
+// func quantizeGroupsAVX2(q []int8, s []float32, sums []int32, x []float32, gs int) bool
+// Requires: AVX, AVX2, CMOV
+TEXT ·quantizeGroupsAVX2(SB), NOSPLIT, $0-105
+	MOVQ         q_base+0(FP), AX
+	MOVQ         s_base+24(FP), CX
+	MOVQ         sums_base+48(FP), DX
+	MOVQ         x_base+72(FP), BX
+	MOVQ         x_len+80(FP), SI
+	MOVQ         gs+96(FP), DI
+	VPBROADCASTD quantconst<>+0(SB), Y0
+	VPBROADCASTD quantconst<>+4(SB), Y1
+	VPBROADCASTD quantconst<>+8(SB), Y2
+	VPBROADCASTD quantconst<>+16(SB), Y3
+	VPBROADCASTD quantconst<>+20(SB), Y5
+	VMOVDQU      quantperm<>+0(SB), Y6
+	VPXOR        Y4, Y4, Y4
+	MOVQ         BX, R8
+	MOVQ         CX, R9
+	MOVQ         SI, R10
+
+scale:
+	TESTQ   R10, R10
+	JZ      scaled
+	MOVQ    DI, R11
+	CMPQ    R10, R11
+	CMOVQLT R10, R11
+	MOVQ    R11, R12
+	ANDQ    $-32, R12
+
+	// m = max |v| as integer bit patterns, 32 values per step.
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	XORQ  R13, R13
+	TESTQ R12, R12
+	JZ    max8
+
+max:
+	VPAND   (R8)(R13*4), Y0, Y9
+	VPMAXUD Y9, Y7, Y7
+	VPAND   32(R8)(R13*4), Y0, Y9
+	VPMAXUD Y9, Y8, Y8
+	VPAND   64(R8)(R13*4), Y0, Y9
+	VPMAXUD Y9, Y7, Y7
+	VPAND   96(R8)(R13*4), Y0, Y9
+	VPMAXUD Y9, Y8, Y8
+	ADDQ    $0x20, R13
+	CMPQ    R13, R12
+	JB      max
+
+	// Then 8 per step, then one by one.
+max8:
+	MOVQ    R11, R12
+	ANDQ    $-8, R12
+	CMPQ    R13, R12
+	JAE     reduce
+	VPAND   (R8)(R13*4), Y0, Y9
+	VPMAXUD Y9, Y7, Y7
+	ADDQ    $0x08, R13
+	JMP     max8
+
+reduce:
+	VPMAXUD      Y8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPMAXUD      X8, X7, X8
+	VPSHUFD      $0x4e, X8, X7
+	VPMAXUD      X7, X8, X8
+	VPSHUFD      $0xb1, X8, X7
+	VPMAXUD      X7, X8, X8
+	VMOVD        X8, R12
+
+max1:
+	CMPQ    R13, R11
+	JAE     maxed
+	MOVL    (R8)(R13*4), R14
+	ANDL    $0x7fffffff, R14
+	CMPL    R14, R12
+	CMOVLHI R14, R12
+	INCQ    R13
+	JMP     max1
+
+maxed:
+	CMPL   R12, $0x7f800000
+	JAE    notfinite
+	VMOVD  R12, X8
+	VDIVSS quantconst<>+12(SB), X8, X8
+	VMOVSS X8, (R9)
+	LEAQ   (R8)(R11*4), R8
+	ADDQ   $0x04, R9
+	SUBQ   R11, R10
+	JMP    scale
+
+scaled:
+	MOVQ  sums_len+56(FP), R8
+	TESTQ R8, R8
+	JNZ   sums_group
+
+plain_group:
+	TESTQ        SI, SI
+	JZ           done
+	MOVQ         DI, DX
+	CMPQ         SI, DX
+	CMOVQLT      SI, DX
+	MOVQ         DX, R8
+	ANDQ         $-32, R8
+	VBROADCASTSS (CX), Y0
+	XORQ         R9, R9
+	TESTQ        R8, R8
+	JZ           plain_blockrest
+
+plain_block:
+	VMOVUPS    (BX)(R9*4), Y3
+	VDIVPS     Y0, Y3, Y3
+	VANDPS     Y1, Y3, Y4
+	VORPS      Y2, Y4, Y4
+	VADDPS     Y4, Y3, Y3
+	VCVTTPS2DQ Y3, Y3
+	VPAND      Y5, Y3, Y3
+	VMOVUPS    32(BX)(R9*4), Y4
+	VDIVPS     Y0, Y4, Y4
+	VANDPS     Y1, Y4, Y7
+	VORPS      Y2, Y7, Y7
+	VADDPS     Y7, Y4, Y4
+	VCVTTPS2DQ Y4, Y4
+	VPAND      Y5, Y4, Y4
+	VMOVUPS    64(BX)(R9*4), Y7
+	VDIVPS     Y0, Y7, Y7
+	VANDPS     Y1, Y7, Y8
+	VORPS      Y2, Y8, Y8
+	VADDPS     Y8, Y7, Y7
+	VCVTTPS2DQ Y7, Y7
+	VPAND      Y5, Y7, Y7
+	VMOVUPS    96(BX)(R9*4), Y8
+	VDIVPS     Y0, Y8, Y8
+	VANDPS     Y1, Y8, Y9
+	VORPS      Y2, Y9, Y9
+	VADDPS     Y9, Y8, Y8
+	VCVTTPS2DQ Y8, Y8
+	VPAND      Y5, Y8, Y8
+	VPACKUSDW  Y4, Y3, Y3
+	VPACKUSDW  Y8, Y7, Y7
+	VPACKUSWB  Y7, Y3, Y3
+	VPERMD     Y3, Y6, Y3
+	VMOVDQU    Y3, (AX)(R9*1)
+	ADDQ       $0x20, R9
+	CMPQ       R9, R8
+	JB         plain_block
+
+plain_blockrest:
+	CMPQ R9, DX
+	JB   plain_tail
+
+plain_next:
+	LEAQ (BX)(DX*4), BX
+	ADDQ DX, AX
+	ADDQ $0x04, CX
+	SUBQ DX, SI
+	JMP  plain_group
+
+plain_tail:
+	// The last L%32 values: 8 per step, then one by one.
+	MOVQ DX, R8
+	ANDQ $-8, R8
+
+plain_tail8:
+	CMPQ       R9, R8
+	JAE        plain_tail1
+	VMOVUPS    (BX)(R9*4), Y3
+	VDIVPS     Y0, Y3, Y3
+	VANDPS     Y1, Y3, Y4
+	VORPS      Y2, Y4, Y4
+	VADDPS     Y4, Y3, Y3
+	VCVTTPS2DQ Y3, Y3
+	VPAND      Y5, Y3, Y3
+	VPACKUSDW  Y3, Y3, Y3
+	VPACKUSWB  Y3, Y3, Y3
+	VPERMD     Y3, Y6, Y3
+	VMOVQ      X3, (AX)(R9*1)
+	ADDQ       $0x08, R9
+	JMP        plain_tail8
+
+plain_tail1:
+	CMPQ       R9, DX
+	JAE        plain_next
+	VMOVSS     (BX)(R9*4), X3
+	VDIVSS     X0, X3, X3
+	VANDPS     X1, X3, X4
+	VORPS      X2, X4, X4
+	VADDSS     X4, X3, X3
+	VCVTTSS2SI X3, R8
+	MOVB       R8, (AX)(R9*1)
+	INCQ       R9
+	JMP        plain_tail1
+
+sums_group:
+	TESTQ        SI, SI
+	JZ           done
+	MOVQ         DI, R8
+	CMPQ         SI, R8
+	CMOVQLT      SI, R8
+	MOVQ         R8, R9
+	ANDQ         $-32, R9
+	VBROADCASTSS (CX), Y0
+	XORQ         R10, R10
+
+sums_block:
+	VMOVUPS      (BX)(R10*4), Y7
+	VDIVPS       Y0, Y7, Y7
+	VANDPS       Y1, Y7, Y8
+	VORPS        Y2, Y8, Y8
+	VADDPS       Y8, Y7, Y7
+	VCVTTPS2DQ   Y7, Y7
+	VPAND        Y5, Y7, Y7
+	VMOVUPS      32(BX)(R10*4), Y8
+	VDIVPS       Y0, Y8, Y8
+	VANDPS       Y1, Y8, Y9
+	VORPS        Y2, Y9, Y9
+	VADDPS       Y9, Y8, Y8
+	VCVTTPS2DQ   Y8, Y8
+	VPAND        Y5, Y8, Y8
+	VMOVUPS      64(BX)(R10*4), Y9
+	VDIVPS       Y0, Y9, Y9
+	VANDPS       Y1, Y9, Y10
+	VORPS        Y2, Y10, Y10
+	VADDPS       Y10, Y9, Y9
+	VCVTTPS2DQ   Y9, Y9
+	VPAND        Y5, Y9, Y9
+	VMOVUPS      96(BX)(R10*4), Y10
+	VDIVPS       Y0, Y10, Y10
+	VANDPS       Y1, Y10, Y11
+	VORPS        Y2, Y11, Y11
+	VADDPS       Y11, Y10, Y10
+	VCVTTPS2DQ   Y10, Y10
+	VPAND        Y5, Y10, Y10
+	VPACKUSDW    Y8, Y7, Y7
+	VPACKUSDW    Y10, Y9, Y9
+	VPACKUSWB    Y9, Y7, Y7
+	VPERMD       Y7, Y6, Y7
+	VMOVDQU      Y7, (AX)(R10*1)
+	VPXOR        Y3, Y7, Y7
+	VPSADBW      Y4, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPADDQ       X8, X7, X8
+	VPSHUFD      $0x4e, X8, X7
+	VPADDQ       X7, X8, X8
+	VMOVD        X8, R11
+	SUBL         $0x00001000, R11
+	MOVL         R11, (DX)
+	ADDQ         $0x04, DX
+	ADDQ         $0x20, R10
+	CMPQ         R10, R9
+	JB           sums_block
+	LEAQ         (BX)(R8*4), BX
+	ADDQ         R8, AX
+	ADDQ         $0x04, CX
+	SUBQ         R8, SI
+	JMP          sums_group
 
 notfinite:
 	MOVB $0x00, AL
