@@ -142,10 +142,10 @@ func quantizeGroups() {
 }
 
 // groupLen sets L to this group's length, min(gs, n), and end to the
-// length of its whole blocks of 32.
-func (g *quantK) groupLen(n Register) (L, end Register) {
+// length of its whole blocks of 32 (both kernels).
+func groupLen(gs, n Register) (L, end Register) {
 	L, end = GP64(), GP64()
-	MOVQ(g.gs, L)
+	MOVQ(gs, L)
 	CMPQ(n, L)
 	CMOVQLT(n, L)
 	MOVQ(L, end)
@@ -165,7 +165,7 @@ func (g *quantK) scales() {
 	Label("scale")
 	TESTQ(n, n)
 	JZ(LabelRef("scaled"))
-	L, end := g.groupLen(n)
+	L, end := groupLen(g.gs, n)
 
 	Comment("m = max |v| as integer bit patterns, 32 values per step.")
 	acc := []VecVirtual{ZMM(), ZMM()}
@@ -242,7 +242,7 @@ func (g *quantK) quantize(p string, sums bool) {
 	Label(p + "group")
 	TESTQ(g.n, g.n)
 	JZ(LabelRef("done"))
-	L, end := g.groupLen(g.n)
+	L, end := groupLen(g.gs, g.n)
 	d := ZMM()
 	VBROADCASTSS(Mem{Base: g.sp}, d)
 	j := GP64()

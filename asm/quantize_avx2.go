@@ -79,18 +79,6 @@ func quantizeGroupsAVX2(tab Mem) {
 	RET()
 }
 
-// groupLen sets L to this group's length, min(gs, n), and end to the
-// length of its whole blocks of 32.
-func (g *quantK2) groupLen(n Register) (L, end Register) {
-	L, end = GP64(), GP64()
-	MOVQ(g.gs, L)
-	CMPQ(n, L)
-	CMOVQLT(n, L)
-	MOVQ(L, end)
-	ANDQ(I32(-32), end)
-	return L, end
-}
-
 // scales emits the first pass: every group's scale into s, or a jump to
 // notfinite.
 func (g *quantK2) scales() {
@@ -101,7 +89,7 @@ func (g *quantK2) scales() {
 	Label("scale")
 	TESTQ(n, n)
 	JZ(LabelRef("scaled"))
-	L, end := g.groupLen(n)
+	L, end := groupLen(g.gs, n)
 
 	Comment("m = max |v| as integer bit patterns, 32 values per step.")
 	acc := []VecVirtual{YMM(), YMM()}
@@ -175,7 +163,7 @@ func (g *quantK2) quantize(p string, sums bool) {
 	Label(p + "group")
 	TESTQ(g.n, g.n)
 	JZ(LabelRef("done"))
-	L, end := g.groupLen(g.n)
+	L, end := groupLen(g.gs, g.n)
 	d := YMM()
 	VBROADCASTSS(Mem{Base: g.sp}, d)
 	j := GP64()
