@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 // adviseHugePages asks for transparent huge pages (needed when
 // /sys/kernel/mm/transparent_hugepage/enabled is "madvise", the common

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/llama2-go/llama2/gguf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -257,4 +258,42 @@ func TestQuantizedWeightsAreOnTheHeap(t *testing.T) {
 	require.NoError(t, err)
 	defer q.Close()
 	require.Equal(t, "heap", q.WeightsMemory())
+}
+
+func TestReadAnonAlignsTensorData(t *testing.T) {
+	v1 := tinyConfig
+	v1.Version = 1
+	b := gguf.NewBuilder()
+	b.Add("general.name", "x") // 1 odd-length string: the data offset is 32 mod 64 or 0
+	b.AddTensor("t", gguf.TypeF32, []int64{3}, make([]byte, 12))
+	g, err := b.Bytes()
+	require.NoError(t, err)
+	gf, err := gguf.Parse(g)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		path  string
+		start int64
+	}{
+		{writeCheckpoint(t, tinyConfig, 3), legacyHeaderSize},
+		{writeCheckpoint(t, v1, 4), versionedHeaderSize},
+		{writeTemp(t, "t.gguf", g), gf.DataOffset},
+		{writeTemp(t, "short", []byte{1, 2, 3}), 0}, // not a checkpoint: no start
+	} {
+		want, err := os.ReadFile(c.path)
+		require.NoError(t, err)
+		f, err := os.Open(c.path)
+		require.NoError(t, err)
+		start := dataStart(f, len(want))
+		require.Equal(t, c.start, start, c.path)
+		data, free, _, err := readAnon(f, len(want), start, func(done, total int64) {})
+		require.NoError(t, err)
+		require.Zero(t, (uint64(addrOf(data))+uint64(start))%weightAlign, "%s: tensor data at %p+%d", c.path, data, start)
+		require.Equal(t, want, data)
+		require.NoError(t, free())
+		require.NoError(t, f.Close())
+	}
+	m, err := OpenWith(writeCheckpoint(t, tinyConfig, 5), OpenOptions{Mmap: MmapOff})
+	require.NoError(t, err)
+	defer m.Close()
+	require.Zero(t, uintptr(unsafe.Pointer(&m.w.tokenEmbedding.f[0]))%weightAlign)
 }

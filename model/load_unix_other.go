@@ -2,10 +2,6 @@
 
 package model
 
-import "unsafe"
-
-func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
-
 // adviseHugePages does nothing: transparent huge pages are Linux's.
 func adviseHugePages(data []byte) {}
 
