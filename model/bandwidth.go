@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -26,23 +27,53 @@ const bandwidthGrain = 1 << 16
 // effectively read on a TinyLlama-shaped fp32 model (24.3 and 52.8 GB/s), so
 // the fraction no longer flatters us.
 func MeasureBandwidth(size int64, threads, passes int) float64 {
-	half := int(size/8) / bandwidthGrain * bandwidthGrain
-	if half <= 0 || passes <= 0 {
-		return 0
-	}
-	data, free, _, err := allocAnon(2 * half * 4)
+	p, err := NewBandwidthProbe(size)
 	if err != nil {
 		return 0
 	}
-	defer free()
+	defer p.Close()
+	return p.Measure(threads, passes)
+}
+
+// BandwidthProbe is MeasureBandwidth's buffer, kept so that the bandwidth
+// can be measured again and again beside what it puts in context (bench
+// measures it after every generation run: on a shared machine the rate
+// moves within minutes). Close releases it.
+type BandwidthProbe struct {
+	a, b []float32
+	free func() error
+}
+
+// NewBandwidthProbe allocates and touches the buffer of size bytes that
+// Measure reads. It fails when size is too small for one grain of the two
+// streams, or when the memory cannot be had.
+func NewBandwidthProbe(size int64) (*BandwidthProbe, error) {
+	half := int(size/8) / bandwidthGrain * bandwidthGrain
+	if half <= 0 {
+		return nil, fmt.Errorf("bandwidth probe: %d bytes is below the minimum of %d", size, 8*bandwidthGrain)
+	}
+	data, free, _, err := allocAnon(2 * half * 4)
+	if err != nil {
+		return nil, fmt.Errorf("bandwidth probe: %w", err)
+	}
 	buf := float32s(data)
 	for i := range buf {
 		buf[i] = 1 // touch every page so the passes time reads, not faults
 	}
-	a, b := buf[:half], buf[half:]
-	p := newPool(max(threads, 1))
-	defer p.close()
-	sink := make([]float32, half/bandwidthGrain)
+	return &BandwidthProbe{a: buf[:half], b: buf[half:], free: free}, nil
+}
+
+// Measure returns the best rate of passes full reads of the buffer by
+// threads cores, in bytes per second (see MeasureBandwidth), or 0 after
+// Close or with passes < 1.
+func (p *BandwidthProbe) Measure(threads, passes int) float64 {
+	if p.a == nil || passes <= 0 {
+		return 0
+	}
+	a, b := p.a, p.b
+	pool := newPool(max(threads, 1))
+	defer pool.close()
+	sink := make([]float32, len(a)/bandwidthGrain)
 	body := func(lo, hi int) {
 		for i := lo; i < hi; i += bandwidthGrain {
 			j := min(i+bandwidthGrain, hi)
@@ -52,8 +83,17 @@ func MeasureBandwidth(size int64, threads, passes int) float64 {
 	best := math.Inf(1)
 	for range passes {
 		start := time.Now()
-		p.run(half, bandwidthGrain, body)
+		pool.run(len(a), bandwidthGrain, body)
 		best = min(best, time.Since(start).Seconds())
 	}
-	return float64(2*half*4) / best
+	return float64(2*len(a)*4) / best
+}
+
+// Close releases the buffer. It is idempotent.
+func (p *BandwidthProbe) Close() error {
+	if p.a == nil {
+		return nil
+	}
+	p.a, p.b = nil, nil
+	return p.free()
 }
