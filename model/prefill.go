@@ -10,6 +10,9 @@ import "math"
 //
 // Q8_0 models batch the same way (tensor.mulBatch): their products give the
 // same float32 values as the one-at-a-time path, bit for bit.
+//
+// The threads split a batch's tokens, except for large models, where they
+// split each product's rows (prefill_rows.go).
 
 // batchState holds the activations of a batch of tokens, row-major.
 type batchState struct {
@@ -31,6 +34,10 @@ type batchState struct {
 	xbIn, hbIn []activation // (size)
 
 	qkvBody, attnBody, ffnBody func(lo, hi int)
+
+	// scratch is (size, 2*max(dim+2*kv_dim, hidden)) for row-split layers
+	// (prefill_rows.go), nil when layers split tokens.
+	scratch []float32
 }
 
 // batchGrain is the number of tokens a worker takes at a time, a multiple of
@@ -52,6 +59,9 @@ func newBatchState(s *Session, size int) *batchState {
 	xbForm, hbForm, _ := s.m.w.actForms()
 	newActivations(b.xbIn, b.xb, c.Dim, xbForm)
 	newActivations(b.hbIn, b.hb, c.HiddenDim, hbForm)
+	if rowSplitLayers(&s.m.w, s.pool.threads()) {
+		b.scratch = make([]float32, size*2*max(c.Dim+2*c.KVDim(), c.HiddenDim))
+	}
 	b.qkvBody = s.qkvBatch
 	b.attnBody = s.attentionBatch
 	b.ffnBody = s.ffnBatch
@@ -112,6 +122,10 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 	n := len(tokens)
 	for l := range w.layers {
 		s.layer = l
+		if b.scratch != nil {
+			s.prefillLayerRows(n)
+			continue
+		}
 		s.pool.run(n, batchGrain, b.qkvBody)
 		s.pool.run(c.Heads, 1, b.attnBody)
 		s.pool.run(n, batchGrain, b.ffnBody)
