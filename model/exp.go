@@ -3,7 +3,7 @@ package model
 import "math"
 
 // A fast float32 exp, Cephes expf's algorithm, shared by the pure-Go kernels
-// (exp32) and the assembly (asm/kernels.go emits the same steps):
+// (exp32) and the assembly (asm/attn.go emits the same steps):
 //
 //  1. clamp x to [expLo, expHi]: below expLo exp(x) rounds to 0, above
 //     expHi it overflows to +Inf; NaN passes through every step unchanged;
