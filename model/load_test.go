@@ -297,3 +297,22 @@ func TestReadAnonAlignsTensorData(t *testing.T) {
 	defer m.Close()
 	require.Zero(t, uintptr(unsafe.Pointer(&m.w.tokenEmbedding.f[0]))%weightAlign)
 }
+
+// FuzzDataStart: dataStart reads the header of any file without panicking,
+// and never puts the tensor data past the file's end.
+func FuzzDataStart(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 2, 3})
+	f.Add(make([]byte, legacyHeaderSize))
+	f.Add([]byte("GGUF\x03\x00\x00\x00"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "f")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		file, err := os.Open(path)
+		require.NoError(t, err)
+		defer file.Close()
+		start := dataStart(file, len(data))
+		require.True(t, start >= 0 && start <= int64(len(data)), "start %d of %d bytes", start, len(data))
+	})
+}
