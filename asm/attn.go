@@ -411,21 +411,7 @@ func dotStrided(name string, zmm bool, rows int) {
 		LEAQ(Mem{Base: kp, Index: s, Scale: 4}, pb8)
 		pb = pb8
 	}
-	row := func(r int) Mem {
-		var base Register = pa
-		if r >= 4 {
-			base = pb
-		}
-		switch r % 4 {
-		case 0:
-			return Mem{Base: base}
-		case 1:
-			return Mem{Base: base, Index: s, Scale: 1}
-		case 2:
-			return Mem{Base: base, Index: s, Scale: 2}
-		}
-		return Mem{Base: base, Index: s3, Scale: 1}
-	}
+	row := func(r int) Mem { return row8(pa, pb, s, s3, r) }
 	qp := GP64()
 	MOVQ(qp0, qp)
 	cnt := GP64()

@@ -229,21 +229,7 @@ func matMatTile8(name string, nb int) {
 	}
 	w0, w4, xc, i := GP64(), GP64(), GP64(), GP64()
 	// rowAddr and vecAddr address row r of w and vector b of x at the cursors.
-	rowAddr := func(r int) Mem {
-		base := w0
-		if r >= 4 {
-			base = w4
-		}
-		switch r % 4 {
-		case 0:
-			return Mem{Base: base}
-		case 1:
-			return Mem{Base: base, Index: s, Scale: 1}
-		case 2:
-			return Mem{Base: base, Index: s, Scale: 2}
-		}
-		return Mem{Base: base, Index: s3, Scale: 1}
-	}
+	rowAddr := func(r int) Mem { return row8(w0, w4, s, s3, r) }
 	vecAddr := func(b int) Mem {
 		if b == 0 {
 			return Mem{Base: xc}
@@ -335,3 +321,21 @@ func matMatTile8(name string, nb int) {
 func matMat8x3AVX512() { matMatTile8("matMat8x3AVX512", 3) }
 func matMat8x2AVX512() { matMatTile8("matMat8x2AVX512", 2) }
 func matMat8x1AVX512() { matMatTile8("matMat8x1AVX512", 1) }
+
+// row8 addresses row r (0-7) of rows s bytes apart: rows 0-3 from lo and
+// rows 4-7 from hi, which holds lo + 4s; s3 holds 3s.
+func row8(lo, hi, s, s3 Register, r int) Mem {
+	base := lo
+	if r >= 4 {
+		base = hi
+	}
+	switch r % 4 {
+	case 0:
+		return Mem{Base: base}
+	case 1:
+		return Mem{Base: base, Index: s, Scale: 1}
+	case 2:
+		return Mem{Base: base, Index: s, Scale: 2}
+	}
+	return Mem{Base: base, Index: s3, Scale: 1}
+}
