@@ -138,27 +138,40 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 func (s *Session) qkvBatch(lo, hi int) {
 	b := s.batch
 	lw := &s.m.w.layers[s.layer]
-	dim, kvDim, hs := s.cfg.Dim, s.cfg.KVDim(), s.cfg.HeadSize()
+	dim := s.cfg.Dim
 	n := hi - lo
 	x, xb := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim]
 	for i := range n {
 		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsAtt, s.eps)
 	}
-	q := b.q[lo*dim : hi*dim]
-	layerOff := s.layer * s.cfg.SeqLen * kvDim
-	kvLo, kvHi := layerOff+(b.pos0+lo)*kvDim, layerOff+(b.pos0+hi)*kvDim
-	k, v := s.keyCache[kvLo:kvHi], s.valueCache[kvLo:kvHi]
+	k, v := s.batchKV(lo, hi)
 	xbIn := quantizeRows(b.xbIn[lo:hi])
-	lw.wq.mulBatch(q, xb, xbIn)
+	lw.wq.mulBatch(b.q[lo*dim:hi*dim], xb, xbIn)
 	lw.wk.mulBatch(k, xb, xbIn)
 	lw.wv.mulBatch(v, xb, xbIn)
-	half := hs / 2
-	for i := range n {
-		cos := b.cos[(lo+i)*half : (lo+i+1)*half]
-		sin := b.sin[(lo+i)*half : (lo+i+1)*half]
-		rotate(q[i*dim:(i+1)*dim], cos, sin, hs)
-		rotate(k[i*kvDim:(i+1)*kvDim], cos, sin, hs)
+	for i := lo; i < hi; i++ {
+		s.ropeToken(i)
 	}
+}
+
+// batchKV returns the current layer's cache rows of the batch's tokens
+// [lo, hi): consecutive positions are consecutive rows.
+func (s *Session) batchKV(lo, hi int) (k, v []float32) {
+	kvDim, pos0 := s.cfg.KVDim(), s.batch.pos0
+	off := s.layer * s.cfg.SeqLen * kvDim
+	return s.keyCache[off+(pos0+lo)*kvDim : off+(pos0+hi)*kvDim],
+		s.valueCache[off+(pos0+lo)*kvDim : off+(pos0+hi)*kvDim]
+}
+
+// ropeToken rotates token i of the batch by its position's angles: its
+// query, and its key in the cache.
+func (s *Session) ropeToken(i int) {
+	b, dim, hs := s.batch, s.cfg.Dim, s.cfg.HeadSize()
+	half := hs / 2
+	cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
+	k, _ := s.batchKV(i, i+1)
+	rotate(b.q[i*dim:(i+1)*dim], cos, sin, hs)
+	rotate(k, cos, sin, hs)
 }
 
 // attentionBatch computes heads [lo, hi) for every token of the batch. Each

@@ -78,11 +78,8 @@ func (t *tensor) mulBatchRows(out, x []float32, acts []activation, lo, hi int, s
 func (s *Session) prefillLayerRows(n int) {
 	c, b := &s.cfg, s.batch
 	lw := &s.m.w.layers[s.layer]
-	dim, kvDim, hidden, hs := c.Dim, c.KVDim(), c.HiddenDim, c.HeadSize()
-	half := hs / 2
-	layerOff := s.layer * c.SeqLen * kvDim
-	k := s.keyCache[layerOff+b.pos0*kvDim : layerOff+(b.pos0+n)*kvDim]
-	v := s.valueCache[layerOff+b.pos0*kvDim : layerOff+(b.pos0+n)*kvDim]
+	dim, kvDim, hidden := c.Dim, c.KVDim(), c.HiddenDim
+	k, v := s.batchKV(0, n)
 	xb, xb2, q := b.xb[:n*dim], b.xb2[:n*dim], b.q[:n*dim]
 	hb, hb2 := b.hb[:n*hidden], b.hb2[:n*hidden]
 	xbIn, hbIn, sc := b.xbIn[:n], b.hbIn[:n], b.scratch
@@ -110,11 +107,7 @@ func (s *Session) prefillLayerRows(n int) {
 			lw.wv.mulBatchRows(v, xb, xbIn, a, e, sc[n*(dim+kvDim):])
 		}
 	})
-	perToken(func(i int) {
-		cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
-		rotate(q[i*dim:(i+1)*dim], cos, sin, hs)
-		rotate(k[i*kvDim:(i+1)*kvDim], cos, sin, hs)
-	})
+	perToken(s.ropeToken)
 	s.pool.run(c.Heads, 1, b.attnBody)
 	perToken(func(i int) { xbIn[i].quantize() })
 	s.pool.run(dim, rowGrain, func(lo, hi int) { lw.wo.mulBatchRows(xb2, xb, xbIn, lo, hi, sc) })
