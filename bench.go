@@ -208,8 +208,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 			}
 			results = append(results, row(fmt.Sprintf("pp%d", p), p, func() time.Duration {
 				start := time.Now()
-				s.Prefill(prompt[:p-1], 0)
-				s.Forward(prompt[p-1], p-1)
+				s.PrefillLogits(prompt, 0)
 				return time.Since(start)
 			}, nil))
 		}

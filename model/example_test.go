@@ -100,6 +100,34 @@ func ExampleSession_Forward() {
 	// Output: "Once" " upon" " a" " time" "," " there"
 }
 
+// PrefillLogits feeds a whole prompt in batches and returns the logits
+// after its last token: the weights are streamed once for the prompt.
+func ExampleSession_PrefillLogits() {
+	m, err := model.Open("../testdata/stories260K.bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := m.NewSession(model.SessionOptions{Threads: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	prompt := tok.Encode("Once upon a time", true, false)
+	logits, err := s.PrefillLogits(prompt, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	last := prompt[len(prompt)-1]
+	next := model.NewSampler(m.Config.VocabSize, 0, 0, 1).Sample(logits)
+	fmt.Printf("%d prompt tokens, then %q\n", len(prompt), tok.Decode(last, next))
+	// Output: 5 prompt tokens, then ","
+}
+
 // A GGUF file carries its vocabulary and chat template: open it and chat.
 func ExampleModel_ChatPrompt() {
 	m, err := model.Open("../testdata/gguf/stories260K-f32.gguf")

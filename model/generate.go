@@ -61,16 +61,25 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 	t := generationTimer{begin: time.Now()}
 	defer t.finish(&st)
 
-	// The prompt tokens whose successor is known: fed without logits.
+	// The prompt tokens whose successor is known: fed without logits. When
+	// the first token is sampled right after them, the last prompt token
+	// goes in the same batch (PrefillLogits) and first holds its logits.
 	known := min(len(prompt)-1, steps)
+	var first []float32
 	if known > 1 && s.batch != nil {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if err = s.Prefill(prompt[:known], 0); err != nil {
+		if known == len(prompt)-1 {
+			first, err = s.PrefillLogits(prompt, 0)
+			t.prefilled = len(prompt)
+		} else {
+			err = s.Prefill(prompt[:known], 0)
+			t.prefilled = known
+		}
+		if err != nil {
 			return st, err
 		}
-		t.prefilled = known
 	}
 	token := prompt[0]
 	for pos := 0; pos < steps; pos++ {
@@ -87,9 +96,11 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, 
 			}
 			next = prompt[pos+1]
 		} else {
-			logits, err := s.Forward(token, pos)
-			if err != nil {
-				return st, err
+			logits := first
+			if pos >= t.prefilled {
+				if logits, err = s.Forward(token, pos); err != nil {
+					return st, err
+				}
 			}
 			if st.GeneratedTokens == 0 {
 				st.PromptDuration = time.Since(t.begin)

@@ -121,6 +121,9 @@ func TestGGUFPrefillMatchesForward(t *testing.T) {
 				tol = 0.005
 			}
 			require.Less(t, maxRangeError(got, want), tol)
+			got, err = batched.PrefillLogits(tokens, 0) // the last token in the batch too
+			require.NoError(t, err)
+			require.Less(t, maxRangeError(got, want), tol)
 			for i, k := range one.keyCache[:n*m.Config.KVDim()] {
 				require.InDelta(t, k, batched.keyCache[i], 1e-3*(1+math.Abs(float64(k))))
 			}

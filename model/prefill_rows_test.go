@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,7 +42,11 @@ func TestPrefillRowSplitMatchesTokenSplit(t *testing.T) {
 			require.NoError(t, s.Prefill(tokens[:len(tokens)-1], 0))
 			logits, err := s.Forward(tokens[len(tokens)-1], len(tokens)-1)
 			require.NoError(t, err)
-			return s, append([]float32(nil), logits...)
+			logits = slices.Clone(logits)
+			// Again with the last token in the batch.
+			last, err := s.PrefillLogits(tokens, 0)
+			require.NoError(t, err)
+			return s, append(logits, last...)
 		}
 		for _, batch := range []int{5, 64} {
 			want, wantLogits := run(math.MaxInt64, 2, batch)

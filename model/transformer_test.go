@@ -236,6 +236,14 @@ func TestPrefillMatchesForward(t *testing.T) {
 						requireLogitsClose(t, s.keyCache[off:off+kv], one.keyCache[off:off+kv])
 						requireLogitsClose(t, s.valueCache[off:off+kv], one.valueCache[off:off+kv])
 					}
+					// The last token in the batch too, over what s fed.
+					got, err = s.PrefillLogits(tokens[:n], 0)
+					require.NoError(t, err)
+					requireLogitsClose(t, got, want, "PrefillLogits n=%d batch=%d threads=%d", n, batch, threads)
+					for l := range c.Layers {
+						off := l * c.SeqLen * c.KVDim()
+						requireLogitsClose(t, s.keyCache[off:off+kv], one.keyCache[off:off+kv])
+					}
 					s.Close()
 				}
 			}
@@ -275,8 +283,11 @@ func TestPrefillQ8MatchesForward(t *testing.T) {
 				require.NoError(t, s.Prefill(tokens[:c.SeqLen-1], 0))
 				got, err := s.Forward(tokens[c.SeqLen-1], c.SeqLen-1)
 				require.NoError(t, err)
+				last, err := s.PrefillLogits(tokens, 0) // again, the last token in the batch
+				require.NoError(t, err)
 				if !goFusesMulAdd {
 					require.Equal(t, want, got, "gs=%d batch=%d threads=%d", gs, batch, threads)
+					require.Equal(t, want, last, "PrefillLogits gs=%d batch=%d threads=%d", gs, batch, threads)
 					require.Equal(t, one.keyCache, s.keyCache)
 					require.Equal(t, one.valueCache, s.valueCache)
 				} else {
@@ -286,6 +297,7 @@ func TestPrefillQ8MatchesForward(t *testing.T) {
 					// one rounding, so allow what TestPrefillMatchesForward
 					// allows for sums in another order.
 					requireLogitsClose(t, got, want, "gs=%d batch=%d threads=%d", gs, batch, threads)
+					requireLogitsClose(t, last, want, "PrefillLogits gs=%d batch=%d threads=%d", gs, batch, threads)
 					requireLogitsClose(t, s.keyCache, one.keyCache)
 					requireLogitsClose(t, s.valueCache, one.valueCache)
 				}
@@ -301,6 +313,19 @@ func TestPrefillErrors(t *testing.T) {
 	s := newSession(t, m, 1)
 	require.ErrorContains(t, s.Prefill(make([]int, tinyConfig.SeqLen+1), 0), "outside the context")
 	require.ErrorContains(t, s.Prefill([]int{1, 99}, 0), "outside the vocabulary")
+	for _, batch := range []int{1, 4} {
+		s, err := m.NewSession(SessionOptions{Threads: 1, Batch: batch})
+		require.NoError(t, err)
+		_, err = s.PrefillLogits(nil, 0)
+		require.ErrorIs(t, err, ErrEmptyPrompt)
+		_, err = s.PrefillLogits([]int{1, 2, 99}, 0)
+		require.ErrorContains(t, err, "outside the vocabulary")
+		_, err = s.PrefillLogits(make([]int, tinyConfig.SeqLen+1), 0)
+		require.ErrorIs(t, err, ErrContextFull)
+		s.Close()
+		_, err = s.PrefillLogits([]int{1, 2}, 0)
+		require.ErrorIs(t, err, ErrClosed)
+	}
 	_, err := m.NewSession(SessionOptions{Batch: -1})
 	require.ErrorContains(t, err, "batch")
 }
