@@ -356,6 +356,45 @@ func TestTokensStopReasons(t *testing.T) {
 	require.Equal(t, "", StopCancelled.FinishReason())
 }
 
+// TestTokensPrefillChunks: the stream's last prefill chunk takes the
+// prompt's last token and samples the first token from its logits; the
+// tokens are the same for any batch size (chunking), with one token to
+// sample, and equal Generate's.
+func TestTokensPrefillChunks(t *testing.T) {
+	m, tok := stories260K(t)
+	prompt := tok.Encode("Once upon a time there was a big", true, false)
+	require.Greater(t, len(prompt), 6)
+	sampled := func(batch, maxTokens int) []int {
+		s, err := m.NewSession(SessionOptions{Threads: 2, Batch: batch})
+		require.NoError(t, err)
+		defer s.Close()
+		var ids []int
+		for tk, err := range s.Tokens(context.Background(), prompt, GenerateOptions{MaxTokens: maxTokens}) {
+			require.NoError(t, err)
+			if !tk.Prompt {
+				ids = append(ids, tk.ID)
+				require.Equal(t, len(prompt)+len(ids)-1, tk.Pos)
+			}
+		}
+		return ids
+	}
+	s := newSession(t, m, 2)
+	var want []int
+	pos := 0
+	_, err := s.Generate(context.Background(), prompt, NewSampler(m.Config.VocabSize, 0, 0, 1), len(prompt)+11, func(prev, next int) bool {
+		if pos >= len(prompt)-1 { // the token after the prompt's last, and on
+			want = append(want, next)
+		}
+		pos++
+		return true
+	})
+	require.NoError(t, err)
+	for _, batch := range []int{1, 2, 3, len(prompt) - 1, len(prompt), DefaultBatch} {
+		require.Equal(t, want, sampled(batch, 12), "batch %d", batch)
+		require.Equal(t, want[:1], sampled(batch, 1), "batch %d, one token", batch)
+	}
+}
+
 // TestSessionContinue: a chat continued on the same session feeds only the
 // new turn, and gives the tokens a fresh session gives for the whole text.
 func TestSessionContinue(t *testing.T) {

@@ -221,6 +221,24 @@ func (q *Sequence) Prefill(max int) (pending int, err error) {
 	return q.Pending(), nil
 }
 
+// prefillLast feeds the pending prompt tokens and the last one together
+// (Session.PrefillLogits) and samples the first token from the logits after
+// them, as the Step that feeds the last token would: a sequence running
+// alone streams the weights once for its prompt instead of once more for
+// that token.
+func (q *Sequence) prefillLast() error {
+	rest := q.prompt[q.fed:]
+	logits, err := q.s.PrefillLogits(rest, q.fed)
+	if err != nil {
+		return err
+	}
+	q.s.cached = append(q.s.cached, rest[:len(rest)-1]...)
+	q.fed = len(q.prompt) - 1
+	q.afterPrefill()
+	q.accept(logits)
+	return nil
+}
+
 func (q *Sequence) afterPrefill() {
 	if q.Pending() == 0 {
 		q.pos, q.next = len(q.prompt)-1, q.prompt[len(q.prompt)-1]
@@ -304,7 +322,9 @@ func (s *Session) Tokens(ctx context.Context, prompt []int, opts GenerateOptions
 		if s.batch != nil {
 			chunk = s.batch.size
 		}
-		for q.Pending() > 0 {
+		// The last chunk takes the prompt's last token too, and samples
+		// the first token from its logits (prefillLast).
+		for q.Pending()+1 > chunk {
 			if cancelled() {
 				return
 			}
@@ -313,10 +333,20 @@ func (s *Session) Tokens(ctx context.Context, prompt []int, opts GenerateOptions
 				return
 			}
 		}
+		if cancelled() {
+			return
+		}
+		if err := q.prefillLast(); err != nil {
+			yield(Token{ID: -1}, err)
+			return
+		}
 		for i, id := range q.prompt {
 			if !yield(Token{ID: id, Pos: i, Prompt: true, Cached: i < q.cached}, nil) {
 				return
 			}
+		}
+		if !yield(q.Token(), nil) {
+			return
 		}
 		if s.step == nil {
 			s.step = newBatch(s.m, s.pool, 1, false)
