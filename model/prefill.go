@@ -107,10 +107,10 @@ func (s *Session) Prefill(tokens []int, pos int) error {
 
 // PrefillLogits feeds tokens at positions pos, pos+1, ... as Prefill does
 // and returns the logits for the token after the last one, as
-// Forward(tokens[len(tokens)-1], pos+len(tokens)-1) would: the last token
-// goes through the layers in the batch with the others, so a prompt streams
-// the weights once instead of twice (a 64-token prompt of TinyLlama fp32 at
-// 2 threads: 2 weight passes against 1 one-token pass and 1 batch pass).
+// Forward(tokens[len(tokens)-1], pos+len(tokens)-1) would. The last token
+// goes through the layers in the batch with the others, rather than through
+// Forward after it, which streams every weight once more for one token
+// (stories110M fp32, 128 tokens, 1 thread: 139.4 ms + 12.2 ms -> 142.6 ms).
 // The slice is owned by the session and valid until its next call. The
 // values are Forward's up to the order of float sums in the batched
 // products (bit for bit where those are, as for llama2.c's Q8_0).
