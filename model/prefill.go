@@ -129,11 +129,8 @@ func (s *Session) PrefillLogits(tokens []int, pos int) ([]float32, error) {
 		return nil, err
 	}
 	// The last batch's last token is the prompt's last.
-	b, c, w := s.batch, &s.cfg, &s.m.w
-	rmsnorm(s.x, b.x[(b.n-1)*c.Dim:b.n*c.Dim], w.rmsFinal, s.eps)
-	s.xIn.quantize()
-	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
-	return s.logits, nil
+	b, dim := s.batch, s.cfg.Dim
+	return s.logitsAfter(b.x[(b.n-1)*dim : b.n*dim]), nil
 }
 
 func (s *Session) prefillBatch(tokens []int, pos0 int) {

@@ -333,10 +333,17 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 		s.pool.run(dim, rowGrain, s.w2Body)
 		addInPlace(s.x, s.xb)
 	}
-	rmsnorm(s.x, s.x, w.rmsFinal, s.eps)
+	return s.logitsAfter(s.x), nil
+}
+
+// logitsAfter computes the logits for the token after the one whose
+// residual stream x is (s.x itself, or a row of a batch): the final rmsnorm
+// into s.x, then the classifier.
+func (s *Session) logitsAfter(x []float32) []float32 {
+	rmsnorm(s.x, x, s.m.w.rmsFinal, s.eps)
 	s.xIn.quantize()
-	s.pool.run(c.VocabSize, rowGrain, s.classifierBody)
-	return s.logits, nil
+	s.pool.run(s.cfg.VocabSize, rowGrain, s.classifierBody)
+	return s.logits
 }
 
 func errToken(token, vocab int) error {
