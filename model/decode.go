@@ -242,6 +242,9 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 		// mulRows's (the matrix-vector kernels give a row the same value
 		// whichever rows it is computed with).
 		block := max(4, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^3)
+		if t.blk != nil && t.blk.resident {
+			block = max(residentRows, block&^(residentRows-1)) // whole panels
+		}
 		for a := r0; a < r1; a += block {
 			e := min(a+block, r1)
 			for i := range n {
@@ -281,6 +284,9 @@ func (t *tensor) rowsView(r0, r1 int) (tensor, bool) {
 	case t.h != nil:
 		v.h, v.bf16 = t.h[r0*n:r1*n], t.bf16
 	default:
+		if t.blk.resident && (r0%residentRows != 0 || r1%residentRows != 0) {
+			return v, false
+		}
 		v.b, v.blk, v.rowBytes = t.b[r0*t.rowBytes:r1*t.rowBytes], t.blk, t.rowBytes
 	}
 	return v, true

@@ -30,6 +30,7 @@ type ggufModel struct {
 	chatTemplate string     // tokenizer.chat_template, or ""
 	eos, bos     int        // token ids; -1 when absent
 	typeMix      string     // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
+	resident     bool       // Q8_0 matrices repacked into panels (resident.go)
 }
 
 // maxDimension bounds every size read from metadata, so that products of a
@@ -69,6 +70,9 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 		return fail(err)
 	}
 	if err := cfg.checkKVCache(); err != nil {
+		return fail(err)
+	}
+	if gm.resident, err = w.makeResident(&cfg); err != nil {
 		return fail(err)
 	}
 	gm.file = f

@@ -8,6 +8,8 @@ package model
 // float types run AVX-512, else AVX2 (whose CPUs all have F16C's
 // VCVTPH2PS), else Go; the block types AVX-512 VNNI (Q4_0 also needs VBMI),
 // else AVX2, else Go. The "avx512" test implementation needs all of them.
+// Q8_0 weights repacked at load into resident panels have their own
+// kernels (kernels_gguf_resident_amd64.go).
 
 func matVecF16Impl(out []float32, w []uint16, x []float32) {
 	switch {

@@ -92,17 +92,7 @@ func matMatPanels(out []float32, w []byte, rows int, xq []int8, xs []float32, xs
 		sc := panelScratchPool.Get().(*panelScratch)
 		defer panelScratchPool.Put(sc)
 		p := grow(&sc.p, nb*panelBlockBytes)
-		xsT, xcT := grow(&sc.xsT, batch*nb), grow(&sc.xcT, batch*nb)
-		// A group of V vectors from v0 has its scales at [v0*nb:], block
-		// b's V at [v0*nb+b*V:].
-		forGroups(batch, func(v0, V int) {
-			for v := range V {
-				for b := range nb {
-					i := v0*nb + b*V + v
-					xsT[i], xcT[i] = xs[(v0+v)*nb+b], -c*xsum[(v0+v)*nb+b]
-				}
-			}
-		})
+		xsT, xcT := sc.transposeScales(xs, xsum, batch, nb, c)
 		for r := 0; r < m16; r += panelRows {
 			pack(p, w[r*rb:(r+panelRows)*rb], rb, nb)
 			forGroups(batch, func(v0, V int) {
@@ -115,6 +105,22 @@ func matMatPanels(out []float32, w []byte, rows int, xq []int8, xs []float32, xs
 			vec(out[b*rows+m16:(b+1)*rows], w[m16*rb:rows*rb], xq[b*n:(b+1)*n], xs[b*nb:(b+1)*nb], xsum[b*nb:(b+1)*nb])
 		}
 	}
+}
+
+// transposeScales returns the batch's scales and -c*xsum in the order the
+// panel kernels read them: a group of V vectors from v0 (forGroups) has
+// them at [v0*nb:], block b's V at [v0*nb+b*V:].
+func (sc *panelScratch) transposeScales(xs []float32, xsum []int32, batch, nb int, c int32) ([]float32, []int32) {
+	xsT, xcT := grow(&sc.xsT, batch*nb), grow(&sc.xcT, batch*nb)
+	forGroups(batch, func(v0, V int) {
+		for v := range V {
+			for b := range nb {
+				i := v0*nb + b*V + v
+				xsT[i], xcT[i] = xs[(v0+v)*nb+b], -c*xsum[(v0+v)*nb+b]
+			}
+		}
+	})
+	return xsT, xcT
 }
 
 // forGroups cuts vectors [0, batch) into groups of 8, then the rest into

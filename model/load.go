@@ -101,6 +101,9 @@ const (
 type region struct {
 	start, end uintptr
 	kind       string
+	// sealed is the read-only memory readAnon allocated around the
+	// weights (nil for others), which rewriteWeights opens for writing.
+	sealed []byte
 }
 
 // regions are the live blocks loadFile handed out, so WeightsMemory can tell
@@ -112,14 +115,45 @@ var regions struct {
 	live []region
 }
 
-func registerRegion(data []byte, kind string) {
+func registerRegion(data []byte, kind string, sealed []byte) {
 	if len(data) == 0 {
 		return
 	}
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
 	regions.Lock()
-	regions.live = append(regions.live, region{start, start + uintptr(len(data)), kind})
+	regions.live = append(regions.live, region{start, start + uintptr(len(data)), kind, sealed})
 	regions.Unlock()
+}
+
+// rewriteWeights runs f, which may change b in place, with the memory
+// holding b writable, if b lives in memory that readAnon filled (private
+// to this model, read-only otherwise); else it reports false without
+// calling f. Models are opened one at a time per region, so nothing else
+// writes or protects it meanwhile.
+func rewriteWeights(b []byte, f func()) (bool, error) {
+	if len(b) == 0 {
+		return false, nil
+	}
+	p := addrOf(b)
+	regions.Lock()
+	var sealed []byte
+	for _, r := range regions.live {
+		if r.start <= p && p < r.end {
+			sealed = r.sealed
+		}
+	}
+	regions.Unlock()
+	if sealed == nil {
+		return false, nil
+	}
+	if err := protectReadWrite(sealed); err != nil {
+		return false, fmt.Errorf("mprotect: %w", err)
+	}
+	f()
+	if err := protectReadOnly(sealed); err != nil {
+		return true, fmt.Errorf("mprotect: %w", err)
+	}
+	return true, nil
 }
 
 func unregisterRegion(data []byte) {
@@ -204,9 +238,9 @@ func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
 		}
 	}
 	var (
-		data []byte
-		free func() error
-		kind string
+		data, sealed []byte
+		free         func() error
+		kind         string
 	)
 	if mode == MmapOn && canMmap {
 		data, free, err = mapOpened(f, size, path)
@@ -216,7 +250,7 @@ func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
 		kind = memMapped
 		progress(int64(size), int64(size))
 	} else {
-		data, free, kind, err = readAnon(f, size, dataStart(f, size), progress)
+		data, sealed, free, kind, err = readAnon(f, size, dataStart(f, size), progress)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,7 +261,7 @@ func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
 			return nil, nil, fmt.Errorf("%w (%d MiB): %w; raise the limit with ulimit -l", ErrMlock, size>>20, err)
 		}
 	}
-	registerRegion(data, kind)
+	registerRegion(data, kind, sealed)
 	return data, func() error {
 		unregisterRegion(data)
 		return free()
@@ -236,29 +270,30 @@ func loadFile(path string, opts OpenOptions) ([]byte, func() error, error) {
 
 // readAnon reads the file f of size bytes into memory from allocAnon (on
 // unix, private anonymous memory on huge pages where the OS has them), then
-// makes it read-only. It reports which memory it got. The file lands at the
+// makes it read-only. It reports which memory it got, and the read-only
+// block (to write it again: rewriteWeights). The file lands at the
 // offset that puts its byte start on a weightAlign boundary, so the
 // tensors that follow the header are aligned as the file itself aligns
 // them.
-func readAnon(f *os.File, size int, start int64, progress func(done, total int64)) (data []byte, free func() error, kind string, err error) {
-	whole, free, kind, err := allocAnon(size + weightAlign - 1)
+func readAnon(f *os.File, size int, start int64, progress func(done, total int64)) (data, whole []byte, free func() error, kind string, err error) {
+	whole, free, kind, err = allocAnon(size + weightAlign - 1)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("allocating %d MiB: %w", size>>20, err)
+		return nil, nil, nil, "", fmt.Errorf("allocating %d MiB: %w", size>>20, err)
 	}
 	pad := int((weightAlign - (uint64(addrOf(whole))+uint64(start))%weightAlign) % weightAlign)
 	data = whole[pad : pad+size : pad+size]
 	if err := readInto(f, data, readChunk, progress); err != nil {
 		free()
-		return nil, nil, "", err
+		return nil, nil, nil, "", err
 	}
 	if err := protectReadOnly(whole); err != nil {
 		free()
-		return nil, nil, "", fmt.Errorf("mprotect: %w", err)
+		return nil, nil, nil, "", fmt.Errorf("mprotect: %w", err)
 	}
 	if kind == memAnon && hugePageBytes(data) >= int64(size)/2 {
 		kind = memAnonHuge
 	}
-	return data, free, kind, nil
+	return data, whole, free, kind, nil
 }
 
 // weightAlign is the boundary readAnon puts the tensor data on: a cache

@@ -20,6 +20,9 @@ func allocAnon(size int) (data []byte, free func() error, kind string, err error
 // protectReadOnly does nothing: the Go heap cannot be protected.
 func protectReadOnly(data []byte) error { return nil }
 
+// protectReadWrite does nothing: see protectReadOnly.
+func protectReadWrite(data []byte) error { return nil }
+
 // hugePageBytes is 0: there is no way to ask.
 func hugePageBytes(data []byte) int64 { return 0 }
 

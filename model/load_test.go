@@ -285,7 +285,7 @@ func TestReadAnonAlignsTensorData(t *testing.T) {
 		require.NoError(t, err)
 		start := dataStart(f, len(want))
 		require.Equal(t, c.start, start, c.path)
-		data, free, _, err := readAnon(f, len(want), start, func(done, total int64) {})
+		data, _, free, _, err := readAnon(f, len(want), start, func(done, total int64) {})
 		require.NoError(t, err)
 		require.Zero(t, (uint64(addrOf(data))+uint64(start))%weightAlign, "%s: tensor data at %p+%d", c.path, data, start)
 		require.Equal(t, want, data)

@@ -46,5 +46,10 @@ func allocAnon(size int) (data []byte, free func() error, kind string, err error
 // stray write to a weight faults instead of corrupting it.
 func protectReadOnly(data []byte) error { return unix.Mprotect(data, unix.PROT_READ) }
 
+// protectReadWrite makes data writable again.
+func protectReadWrite(data []byte) error {
+	return unix.Mprotect(data, unix.PROT_READ|unix.PROT_WRITE)
+}
+
 // lockMemory pins data in RAM.
 func lockMemory(data []byte) error { return unix.Mlock(data) }

@@ -41,21 +41,6 @@ func rowSplitLayers(w *weights, threads int) bool {
 	return size >= rowSplitMinBytes
 }
 
-// rowView returns rows [lo, hi) of t, which must not hold llama2.c's Q8_0.
-func (t *tensor) rowView(lo, hi int) tensor {
-	v, n := *t, t.cols
-	v.rows = hi - lo
-	switch {
-	case t.f != nil:
-		v.f = t.f[lo*n : hi*n]
-	case t.h != nil:
-		v.h = t.h[lo*n : hi*n]
-	default:
-		v.b = t.b[lo*t.rowBytes : hi*t.rowBytes]
-	}
-	return v
-}
-
 // mulBatchRows computes rows [lo, hi) of t times the batch's vectors x (one
 // activation each) into out, k rows of t.rows: through scratch, since the
 // kernels write the rows of a block for each vector contiguously, and the
@@ -63,9 +48,14 @@ func (t *tensor) rowView(lo, hi int) tensor {
 // disjoint rows can run at once.
 func (t *tensor) mulBatchRows(out, x []float32, acts []activation, lo, hi int, scratch []float32) {
 	k, m, r := len(acts), t.rows, hi-lo
-	v := t.rowView(lo, hi)
 	tmp := scratch[lo*k : hi*k]
-	v.mulBatch(tmp, x, acts)
+	if v, ok := t.rowsView(lo, hi); ok {
+		v.mulBatch(tmp, x, acts)
+	} else { // resident panels cut inside a panel
+		for b := range k {
+			t.mulRows(tmp[b*r:(b+1)*r], lo, &acts[b])
+		}
+	}
 	for b := range k {
 		copy(out[b*m+lo:b*m+hi], tmp[b*r:(b+1)*r])
 	}

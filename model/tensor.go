@@ -60,6 +60,9 @@ func (t *tensor) rowTo(dst []float32, r int) {
 		dequantRowBF16(dst, t.h[off:off+t.cols])
 	case t.h != nil:
 		dequantRowF16(dst, t.h[off:off+t.cols])
+	case t.blk.resident:
+		p := r &^ (residentRows - 1)
+		dequantResidentRow(dst, t.b[p*t.rowBytes:(p+residentRows)*t.rowBytes], r-p)
 	default:
 		t.blk.dequant(dst, t.b[r*t.rowBytes:(r+1)*t.rowBytes])
 	}
@@ -78,6 +81,8 @@ func (t *tensor) mulRows(out []float32, lo int, x *activation) {
 		matVecBF16(out, t.h[lo*n:hi*n], x.f)
 	case t.h != nil:
 		matVecF16(out, t.h[lo*n:hi*n], x.f)
+	case t.blk.resident:
+		t.mulResident(out, lo, x)
 	default:
 		t.blk.matVec(out, t.b[lo*t.rowBytes:hi*t.rowBytes], x.q, x.s, x.sum)
 	}

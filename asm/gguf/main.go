@@ -35,6 +35,8 @@
 // once per step for all rows), the panel kernels once per block from xsum.
 //
 // The batched products repack 16 rows at a time into panels (panel.go).
+// Q8_0 weights read into memory get that layout once, at load, and keep it
+// (resident.go): generation and prompts then read the panels as they are.
 package main
 
 import (
@@ -90,8 +92,12 @@ func main() {
 	panelPack(q8)
 	panelPack(q4)
 	for _, v := range panelVectors {
-		panelMatMat(v)
+		panelMatMat(v, false)
 	}
+	for _, v := range panelVectors {
+		panelMatMat(v, true)
+	}
+	residentMatVec()
 
 	Generate()
 }

@@ -211,9 +211,15 @@ func vpdpbusdBcst(m Mem, u8, acc Op) {
 }
 
 // panelMatMat generates matMatPanel{V}VNNI: a packed panel of 16 rows by V
-// vectors.
-func panelMatMat(V int) {
+// vectors; with half, matMatPanelH{V}VNNI, the same for a resident panel
+// (resident.go), whose d are float16.
+func panelMatMat(V int, half bool) {
 	name := fmt.Sprintf("matMatPanel%dVNNI", V)
+	blockBytes := panelBlockBytes
+	if half {
+		name = fmt.Sprintf("matMatPanelH%dVNNI", V)
+		blockBytes = residentBlockBytes
+	}
 	TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)")
 	Doc(name + " multiplies a packed panel by vectors; see model/kernels_gguf_blocks_amd64.go.")
 	pp := Load(Param("p").Base(), GP64())
@@ -257,13 +263,17 @@ func panelMatMat(V int) {
 		}
 	}
 	d := ZMM()
-	VMOVUPS(Mem{Base: pp, Disp: 512}, d)
+	if half {
+		VCVTPH2PS(Mem{Base: pp, Disp: 512}, d)
+	} else {
+		VMOVUPS(Mem{Base: pp, Disp: 512}, d)
+	}
 	for v := range acc {
 		VCVTDQ2PS(acc[v], acc[v])
 		VMULPS(d, acc[v], acc[v])
 		VFMADD231PS_BCST(Mem{Base: xs, Disp: 4 * v}, acc[v], facc[v])
 	}
-	ADDQ(U32(panelBlockBytes), pp)
+	ADDQ(U32(blockBytes), pp)
 	ADDQ(U8(32), xp)
 	if V > 4 {
 		ADDQ(U8(32), xp4)
