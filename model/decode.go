@@ -231,8 +231,11 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	}
 	n, m := b.n, r1-r0
 	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	if t.blk != nil || t.h != nil || (t.f != nil && !matMatBatchInvariant()) {
-		// GGUF's half and block types, and float32 where matMat's value
+	resident := t.blk != nil && t.blk.resident && r0%residentRows == 0 && r1%residentRows == 0
+	if !resident && (t.blk != nil || t.h != nil || (t.f != nil && !matMatBatchInvariant())) {
+		// GGUF's half and block types (not resident Q8_0 panels: their
+		// batched kernels give each vector the matrix-vector kernel's
+		// values), and float32 where matMat's value
 		// for a vector depends on the batch (NEON, AVX2: their tiles sum
 		// in another order than the matrix-vector kernel that takes the
 		// leftover vectors), so a sequence would get other logits in a
@@ -242,9 +245,6 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 		// mulRows's (the matrix-vector kernels give a row the same value
 		// whichever rows it is computed with).
 		block := max(4, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^3)
-		if t.blk != nil && t.blk.resident {
-			block = max(residentRows, block&^(residentRows-1)) // whole panels
-		}
 		for a := r0; a < r1; a += block {
 			e := min(a+block, r1)
 			for i := range n {

@@ -48,11 +48,6 @@ var q8_0Resident = &blockType{
 	resident: true,
 }
 
-// residentBlocks reports whether this build repacks Q8_0 into resident
-// panels (it needs their AVX-512 VNNI kernels); a variable so that tests
-// can run the Go kernels on resident tensors.
-var residentBlocks = residentKernels
-
 // makeResident repacks w's Q8_0 matrices into resident panels when this
 // build has their kernels and the weights were read into private memory
 // (never a mapped file: it is read-only and shared), and every cut of the
@@ -61,7 +56,7 @@ var residentBlocks = residentKernels
 // whole panels. The token embedding is repacked only when it is also the
 // classifier. It reports whether it repacked any.
 func (w *weights) makeResident(cfg *Config) (did bool, err error) {
-	if !residentBlocks || rowGrain%residentRows != 0 || cfg.Dim%residentRows != 0 || cfg.KVDim()%residentRows != 0 {
+	if !residentKernels || rowGrain%residentRows != 0 || cfg.Dim%residentRows != 0 || cfg.KVDim()%residentRows != 0 {
 		return false, nil
 	}
 	ts := []*tensor{&w.classifier}
@@ -98,10 +93,8 @@ func (w *weights) makeResident(cfg *Config) (did bool, err error) {
 	return did, err
 }
 
-// makeResident repacks t's Q8_0 rows in place into resident panels, if t
-// has whole panels and rows splits start and end on panels (align: the
-// rows that the product t belongs to is cut at multiples of, relative to
-// t). Returns whether it did.
+// makeResident repacks t's rows in place into resident panels if t is
+// Q8_0 in whole panels, and reports whether it did.
 func (t *tensor) makeResident() bool {
 	if t.blk != blockTypes[gguf.TypeQ8_0] || t.rows%residentRows != 0 || t.rows == 0 || t.cols == 0 {
 		return false

@@ -225,7 +225,7 @@ func TestResidentModes(t *testing.T) {
 				}
 			}
 		}
-		if mode == MmapOff && residentBlocks && canMmap {
+		if mode == MmapOff && residentKernels && canMmap {
 			require.Equal(t, 7*len(m.w.layers), resident, "every matrix is whole panels")
 			if runtime.GOOS == "linux" {
 				require.Equal(t, "r--p", mappingPerms(t, addrOf(m.w.layers[0].wq.b)), "read-only again")
