@@ -43,7 +43,8 @@ func TestResidentKernels(t *testing.T) {
 			r := rand.New(rand.NewPCG(41, 42))
 			for _, nb := range blockCounts {
 				n := nb * qBlock
-				for _, rows := range []int{16, 32, 48} {
+				// 1-3 panels one at a time; 4 and more 4 streams apart, then the rest.
+				for _, rows := range []int{16, 32, 48, 64, 80, 112, 176} {
 					raw, res := residentCase(t, r, rows, nb)
 					xq, xs, xsum := randActivation(r, n, 1)
 					want, tol := blockWant(blockCases[0], rows, raw, xq, xs, xsum)
