@@ -25,7 +25,6 @@ var ErrUnsupported = errors.New("not supported")
 
 // ggufModel is what a GGUF file adds to the weights.
 type ggufModel struct {
-	file         *gguf.File
 	tok          *Tokenizer // the vocabulary in the file, or nil
 	chatTemplate string     // tokenizer.chat_template, or ""
 	eos, bos     int        // token ids; -1 when absent
@@ -75,7 +74,6 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 	if gm.resident, err = w.makeResident(&cfg); err != nil {
 		return fail(err)
 	}
-	gm.file = f
 	if has(f, "tokenizer.ggml.tokens") {
 		if gm.tok, err = TokenizerFromGGUF(f); err != nil {
 			return fail(err)
