@@ -231,7 +231,7 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	}
 	n, m := b.n, r1-r0
 	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	resident := t.blk != nil && t.blk.resident && r0%residentRows == 0 && r1%residentRows == 0
+	resident := t.blk != nil && t.blk.resident
 	if !resident && (t.blk != nil || t.h != nil || (t.f != nil && !matMatBatchInvariant())) {
 		// GGUF's half and block types (not resident Q8_0 panels: their
 		// batched kernels give each vector the matrix-vector kernel's

@@ -2846,15 +2846,17 @@ TEXT ·matVecPanelQ8_0VNNI(SB), NOSPLIT, $0-120
 	IMUL3Q $0x00000220, BX, BX
 	VPXORD Z0, Z0, Z0
 
-	// q = panels/4: panels i, q+i, 2q+i and 3q+i (i < q) go together.
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
 	MOVQ  AX, SI
 	SHRQ  $0x02, SI
 	MOVQ  SI, DI
 	IMULQ BX, DI
 	MOVQ  SI, BX
-	SHLQ  $0x06, BX
+	SHLQ  $0x02, BX
 	LEAQ  (DI)(DI*2), R8
 	LEAQ  (BX)(BX*2), R9
+	SHLQ  $0x04, BX
+	SHLQ  $0x04, R9
 	TESTQ SI, SI
 	JZ    s4end
 

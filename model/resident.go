@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/llama2-go/llama2/gguf"
 )
@@ -55,7 +56,7 @@ var q8_0Resident = &blockType{
 // rows of the stacked products (q, k, v; w1, w3) and Dim and KVDim are
 // whole panels. The token embedding is repacked only when it is also the
 // classifier. It reports whether it repacked any.
-func (w *weights) makeResident(cfg *Config) (did bool, err error) {
+func (w *weights) makeResident(cfg *Config) (bool, error) {
 	if !residentKernels || rowGrain%residentRows != 0 || cfg.Dim%residentRows != 0 || cfg.KVDim()%residentRows != 0 {
 		return false, nil
 	}
@@ -64,33 +65,28 @@ func (w *weights) makeResident(cfg *Config) (did bool, err error) {
 		l := &w.layers[i]
 		ts = append(ts, &l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3)
 	}
-	_, err = rewriteWeights(w.classifier.b, func() {
+	var repacked atomic.Bool
+	_, err := rewriteWeights(w.classifier.b, func() {
 		// All views into the one file, each tensor's bytes its own: one
 		// goroutine a core (TinyLlama Q8_0, 1.1 GB: 0.42 s on one core, 0.24
 		// on two, on top of 0.31 s to read it from the page cache).
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			cores = make(chan struct{}, runtime.GOMAXPROCS(0))
-		)
+		var wg sync.WaitGroup
+		cores := make(chan struct{}, runtime.GOMAXPROCS(0))
 		for _, t := range ts {
-			wg.Add(1)
 			cores <- struct{}{}
-			go func() {
-				defer func() { <-cores; wg.Done() }()
+			wg.Go(func() {
+				defer func() { <-cores }()
 				if t.makeResident() {
-					mu.Lock()
-					did = true
-					mu.Unlock()
+					repacked.Store(true)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	})
 	if e := &w.tokenEmbedding; len(e.b) > 0 && addrOf(e.b) == addrOf(w.classifier.b) {
 		e.blk = w.classifier.blk
 	}
-	return did, err
+	return repacked.Load(), err
 }
 
 // makeResident repacks t's rows in place into resident panels if t is

@@ -54,16 +54,12 @@ func residentMatVec() {
 	IMUL3Q(U32(residentBlockBytes), pb, pb) // bytes a panel
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
-	Comment("q = panels/4: panels i, q+i, 2q+i and 3q+i (i < q) go together.")
-	q := GP64()
-	MOVQ(panels, q)
-	SHRQ(U8(2), q)
-	qpb, qo := GP64(), GP64()
-	MOVQ(q, qpb)
-	IMULQ(pb, qpb)
-	MOVQ(q, qo)
-	SHLQ(U8(6), qo) // 16 floats a panel
-	qpb3, qo3 := times3(qpb), times3(qo)
+	// Panels i, q+i, 2q+i and 3q+i (i < q = panels/4) go together; in out
+	// a panel is 16 floats, so the rows' offsets in out grow 16 times.
+	ra := newRowsApart(panels, pb)
+	q, qpb, qpb3, qo, qo3 := ra.q, ra.qrb, ra.qrb3, ra.q4, ra.q43
+	SHLQ(U8(4), qo)
+	SHLQ(U8(4), qo3)
 	xp, xsp, xcp, cnt, wp := GP64(), GP64(), GP64(), GP64(), GP64()
 
 	for _, S := range []int{4, 1} {
