@@ -131,15 +131,21 @@ func abs64(v float32) float64 {
 	return float64(v)
 }
 
-// BenchmarkMatVecResidentDRAM streams 560 MB of TinyLlama's 5632x2048
-// Q8_0 matrices from anonymous memory, in the file's layout and as
-// resident panels, on 1 and 2 threads (LLAMA2_BENCH_DRAM=1).
+// BenchmarkMatVecResidentDRAM streams about 560 MB of Q8_0 matrices from
+// anonymous memory, in the file's layout and as resident panels, on 1 and
+// 2 threads (LLAMA2_BENCH_DRAM=1): TinyLlama's 5632x2048 and stories110M's
+// 768x768, whose 627 KB leave each call's streams little time to warm up.
 func BenchmarkMatVecResidentDRAM(b *testing.B) {
 	if os.Getenv("LLAMA2_BENCH_DRAM") == "" {
 		b.Skip("set LLAMA2_BENCH_DRAM=1 to run")
 	}
-	const cols, mats = 2048, 50
-	const rows = 5632 * mats
+	for _, shape := range []struct{ rows, cols, mats int }{{5632, 2048, 50}, {768, 768, 900}} {
+		benchResidentDRAM(b, shape.rows, shape.cols, shape.mats)
+	}
+}
+
+func benchResidentDRAM(b *testing.B, mrows, cols, mats int) {
+	rows := mrows * mats
 	r := rand.New(rand.NewPCG(3, 4))
 	xq, xs, xsum := randActivation(r, cols, 1)
 	rb := cols / qBlock * q8_0Bytes
@@ -158,14 +164,14 @@ func BenchmarkMatVecResidentDRAM(b *testing.B) {
 			require.True(b, t.makeResident())
 		}
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/%dT", layout, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dx%d/%s/%dT", mrows, cols, layout, threads), func(b *testing.B) {
 				p := newPool(threads)
 				defer p.close()
 				// One matrix at a time, split between the threads, as
 				// generation does.
 				body := func(m int) func(lo, hi int) {
 					return func(lo, hi int) {
-						t.mulRows(out[m*5632+lo:m*5632+hi], m*5632+lo, &x)
+						t.mulRows(out[m*mrows+lo:m*mrows+hi], m*mrows+lo, &x)
 					}
 				}
 				bodies := make([]func(lo, hi int), mats)
@@ -175,7 +181,7 @@ func BenchmarkMatVecResidentDRAM(b *testing.B) {
 				b.SetBytes(int64(len(w)))
 				for b.Loop() {
 					for m := range mats {
-						p.run(5632, rowGrain, bodies[m])
+						p.run(mrows, rowGrain, bodies[m])
 					}
 				}
 			})

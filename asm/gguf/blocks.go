@@ -147,7 +147,16 @@ func (u *unpacker) stepActivation(xp, xsp Register, single bool) (x, cx, xsv Vec
 // / -; 2048: 48-50 / 65; 4096: 36-38 / 63-75; 8192: 35 / 51-55; 12288:
 // 30-32 / 50-51; 16384: 29-31 / 57-61; 24576: 30-31 / 51-53; 32768: 31 /
 // 61. Not yet measured on Intel.
-var prefetchDist = 12288
+//
+// Those figures predate the rows a quarter apart (below). With them, 2048
+// is better for Q8_0: BenchmarkMatVecResidentDRAM's file layout, 5632x2048
+// at 1 thread, GB/s over 4 alternated rounds, 2048 32.0-36.1 against 12288
+// 26.7-31.4; mapped TinyLlama-shaped Q8_0 generation (the file's layout),
+// tok/s, medians of 3 alternated runs, 12288 -> 2048: 27.9 -> 31.4 at 1
+// thread, 42.6 -> 48.5 at 2; stories110M at 2 threads 462 -> 553. Q4_0
+// stayed within the noise (1 thread mapped 41.9 -> 42.9, 2 threads read
+// 68.0 -> 66.0).
+var prefetchDist = 2048
 
 // blockMatVecVNNI generates matVecQ8_0VNNI / matVecQ4_0VNNI: 4 rows at a
 // time, rows/4 rows apart (then the last rows%4 one at a time), two blocks

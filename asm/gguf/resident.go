@@ -22,11 +22,22 @@ import (
 const residentBlockBytes = 8*64 + 32
 
 // residentPrefetch is how far ahead (bytes) matVecPanelQ8_0VNNI prefetches
-// each stream, one PREFETCHT0 per cache line. TinyLlama-shaped Q8_0, 1
-// thread, tok/s, medians of 5 alternated runs: 4096 28.4, 12288 28.9,
-// 24576 28.0 (the file's kernel 27.2 in the same runs). No prefetch and
-// PREFETCHT1 or NTA gave nothing in BenchmarkMatVecResidentDRAM.
-var residentPrefetch = 12288
+// each stream, one PREFETCHT0 per cache line: just ahead of the hardware
+// prefetchers, which follow the 4 streams but not closely enough.
+//
+// On the Zen 5 VM, BenchmarkMatVecResidentDRAM, GB/s at 1 / 2 threads,
+// medians of 4 rounds alternating the builds: 5632x2048 0 (none) 32.7 /
+// 57.8, 512 30.8 / 51.9, 1024 34.6 / 63.0, 2048 33.9 / 62.0, 4096 31.8 /
+// 59.2, 12288 32.7 / 60.1; 768x768 (stories110M's, 627 KB a call) 1024
+// 33.6 / 57.2, 12288 30.3 / 52.3. A longer distance leaves each call's
+// first lines to demand misses and spends its last prefetches past the
+// streams' ends. Generation, tok/s, medians of 3-4 alternated runs, 12288
+// -> 1024: stories110M Q8_0 234 -> 249 at 1 thread, 383 -> 402 at 2;
+// TinyLlama-shaped 23.3 -> 26.0 and 28.1 -> 29.2; stories42M at 2 threads
+// 898 -> 950. (Before, 4096 28.4, 12288 28.9 and 24576 28.0 tok/s on
+// TinyLlama at 1 thread, and prefetching each call's first 12 KiB before
+// its loop did nothing.)
+var residentPrefetch = 1024
 
 // residentMatVec generates matVecPanelQ8_0VNNI: resident panels times one
 // vector, the arithmetic of matMatPanelH1VNNI (so a row's value is the
