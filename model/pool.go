@@ -117,6 +117,17 @@ const (
 	// but in 6 alternated runs of each (2 threads, tok/s ratio) TinyLlama
 	// Q8_0 0.97 / 1.02, fp32 1.01 / 1.00, stories42M Q8_0 1.06 / 0.98,
 	// stories110M fp32 1.03 / 1.01: the restarts cost what the wait saved.
+	// Fewer runs do not help either: dispatching each layer's q/k/v rows
+	// and attention by key/value head groups, one run instead of two
+	// (65 -> 52 a token on stories110M), sped generation up by 0-2%
+	// (two sessions interleaved in one process, 2 threads, stories110M and
+	// 42M, fp32 and Q8_0), though the caller waited 11-17% of its time:
+	// the wait grows with each run's work, not with the number of runs.
+	// Nor did using the wait: the caller prefetching (PREFETCHT1) the heads
+	// of its 4 streams in its chunk of the next product, 128 or 384 KiB,
+	// until the worker finished, slowed stories110M Q8_0 at 2 threads in
+	// each of 3 rounds (409 -> 360 / 403, 536 -> 480 / 451, 490 -> 424 /
+	// 440 tok/s): it takes bandwidth from the worker, whose chunk is late.
 	spinFor = 200 * time.Microsecond
 	// spinYieldAfter is when spinning starts to yield the processor.
 	spinYieldAfter = 5 * time.Microsecond
