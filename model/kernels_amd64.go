@@ -281,8 +281,8 @@ func matVecAVX512(out, w, x []float32) {
 	matVec4AVX512(out, w, x)
 }
 
-// matMatChunkBytes bounds the bytes of x that one sweep over the rows of w
-// reuses. The tile kernels stream a block of rows of w (which stays in L1)
+// matMatChunkBytes is about the bytes of x that one sweep over the rows of
+// w reuses (passVectors rounds it up to whole tiles and evens the sweeps). The tile kernels stream a block of rows of w (which stays in L1)
 // against every vector of the chunk, so the chunk must stay in L2 (1 MiB on
 // Zen 5, 2 MiB on recent Intel; half of it leaves room for w and out), and w
 // is streamed from memory once per chunk.
@@ -299,7 +299,7 @@ func matMatAVX2(out, w, x []float32, batch int) {
 	n, m := len(x)/batch, len(out)/batch
 	bFull := batch &^ 1
 	m4 := m &^ 3
-	chunk := max(2, matMatChunkBytes/(4*max(n, 1))&^1)
+	chunk := passVectors(bFull, n, 2, matMatChunkBytes)
 	for b0 := 0; b0 < bFull; b0 += chunk {
 		b1 := min(b0+chunk, bFull)
 		for r := 0; r < m4; r += 4 {
@@ -341,7 +341,7 @@ func matMatAVX512(out, w, x []float32, batch int) {
 	const maxKB = matMatTile8Bytes / (8 * 4)
 	blocks := max(1, (n+maxKB-1)/maxKB)
 	kb := max(16, ((n+blocks-1)/blocks+15)&^15) // whole vectors: only the last block has a tail
-	chunk := max(3, matMatChunkBytes/(4*max(n, 1))/3*3)
+	chunk := passVectors(batch, n, 3, matMatChunkBytes)
 	for b0 := 0; b0 < batch; b0 += chunk {
 		b1 := min(b0+chunk, batch)
 		full := (b1 - b0) / 3 * 3

@@ -214,7 +214,7 @@ func rowsNEON(out, w, x []float32, stride int) {
 	}
 }
 
-// matMatNEONChunkBytes bounds the bytes of x that one sweep over the rows of
+// matMatNEONChunkBytes is about the bytes of x that one sweep over the rows of
 // w reuses, so that they stay in L2 (1 MiB and more on Neoverse and Apple
 // cores; half leaves room for w and out), as matMatChunkBytes on amd64.
 const matMatNEONChunkBytes = 512 << 10
@@ -231,7 +231,7 @@ func matMatNEON(out, w, x []float32, batch int) {
 	n, m := len(x)/batch, len(out)/batch
 	n4, m4 := n&^3, m&^3
 	bFull := batch &^ 1
-	chunk := max(2, matMatNEONChunkBytes/(4*max(n, 1))&^1)
+	chunk := passVectors(bFull, n, 2, matMatNEONChunkBytes)
 	for b0 := 0; b0 < bFull; b0 += chunk {
 		b1 := min(b0+chunk, bFull)
 		for r := 0; r < m4; r += 4 {

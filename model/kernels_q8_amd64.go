@@ -169,8 +169,8 @@ func mulBatchQ8Tiles(out []float32, t *tensor, acts []activation) int {
 		kernel = matMatQ8x4x4VNNI32
 	}
 	ng := n / gs
-	chunk := q8TileScratch / ng &^ 3
 	done := len(acts) &^ 3
+	chunk := balancedChunk(done, q8TileScratch/ng&^3, 4)
 	var xsT [q8TileScratch]float32
 	var xcT [q8TileScratch]int32
 	var wsT [q8TileScratch]float32 // 4*ng used

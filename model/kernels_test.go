@@ -225,6 +225,8 @@ func testMatMat(t *testing.T, matMat func(out, w, x []float32, batch int)) {
 	check(7, 16, 2048, 5)
 	// Rows long enough to be cut into two and three blocks of their length.
 	check(130, 9, 1376, 6)
+	// TinyLlama's w2 rows, a 64-token prompt: passes of 24, 24, 16 vectors.
+	check(64, 9, 5632, 7)
 	check(5, 17, 3001, 7)
 }
 
@@ -335,5 +337,32 @@ func BenchmarkMatMat(b *testing.B) {
 				reportFlops(b, float64(2*m*n*batch))
 			})
 		})
+	}
+}
+
+// TestBalancedChunk: passes as few as the limit allows, of about equal
+// size, never over the limit, a multiple of mult.
+func TestBalancedChunk(t *testing.T) {
+	require.Equal(t, 33, balancedChunk(64, 63, 3), "63 + 1 becomes 33 + 31")
+	require.Equal(t, 45, balancedChunk(128, 63, 3))
+	require.Equal(t, 63, balancedChunk(40, 63, 3), "one pass")
+	require.Equal(t, 2, balancedChunk(0, 2, 2))
+	for limit := 2; limit <= 24; limit += 2 {
+		for mult := 1; mult <= 3; mult++ {
+			if limit%mult != 0 {
+				continue
+			}
+			for batch := 1; batch <= 100; batch++ {
+				c := balancedChunk(batch, limit, mult)
+				require.LessOrEqual(t, c, limit)
+				require.Zero(t, c%mult)
+				passes, want := (batch+c-1)/c, (batch+limit-1)/limit
+				require.Equal(t, want, passes, "batch %d limit %d mult %d", batch, limit, mult)
+				if passes > 1 {
+					last := batch - (passes-1)*c
+					require.GreaterOrEqual(t, last, c-passes*mult, "batch %d limit %d mult %d: last pass %d of %d", batch, limit, mult, last, c)
+				}
+			}
+		}
 	}
 }
