@@ -282,10 +282,11 @@ func matVecAVX512(out, w, x []float32) {
 }
 
 // matMatChunkBytes is about the bytes of x that one sweep over the rows of
-// w reuses (passVectors rounds it up to whole tiles and evens the sweeps). The tile kernels stream a block of rows of w (which stays in L1)
-// against every vector of the chunk, so the chunk must stay in L2 (1 MiB on
-// Zen 5, 2 MiB on recent Intel; half of it leaves room for w and out), and w
-// is streamed from memory once per chunk.
+// w reuses (passVectors rounds it up to whole tiles and evens the sweeps).
+// The tile kernels stream a block of rows of w (which stays in L1) against
+// every vector of the chunk, so the chunk must stay in L2 (1 MiB on Zen 5,
+// 2 MiB on recent Intel; half of it leaves room for w and out), and w is
+// streamed from memory once per chunk.
 const matMatChunkBytes = 512 << 10
 
 // matMatAVX2 runs the AVX2 tiles over out: 4 rows of w by 2 vectors of x at
