@@ -196,14 +196,17 @@ func matMatHalfAVX512(out []float32, w []uint16, x []float32, batch int, bf16 bo
 				tile(out[4*t*m+r:], w[r*n:(r+4)*n], xt, n, m, 1)
 			}
 		}
+		// The vectors past the last tile, on the block while it is in
+		// L2: each one alone over the whole matrix was another pass from
+		// memory (the kernel's row values do not depend on the rows'
+		// range).
+		for b := done; b < batch; b++ {
+			vec(out[b*m+r0:b*m+r1], w[r0*n:r1*n], x[b*n:(b+1)*n])
+		}
 	}
 	for b := range batch {
-		lo := m4
-		if b >= done {
-			lo = 0
-		}
-		if lo < m {
-			vec(out[b*m+lo:(b+1)*m], w[lo*n:m*n], x[b*n:(b+1)*n])
+		if m4 < m {
+			vec(out[b*m+m4:(b+1)*m], w[m4*n:m*n], x[b*n:(b+1)*n])
 		}
 	}
 }

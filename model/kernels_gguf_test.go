@@ -133,22 +133,28 @@ func TestMatMatHalfGGUF(t *testing.T) {
 		for _, k := range ggufImplsAll() {
 			t.Run(h.name+"/"+k.name, func(t *testing.T) {
 				r := rand.New(rand.NewPCG(13, 14))
+				one := func(n, rows, batch int) {
+					off := batch % 3
+					w := randHalves(r, rows*n, off, h.fromF)
+					x := randSlice(r, batch*n, off)
+					out, check := guarded(t, batch*rows, off)
+					h.matMat(k)(out, w, x, batch)
+					for b := range batch {
+						want, tol := halfWant(h, rows, w, x[b*n:(b+1)*n])
+						checkOut(t, out[b*rows:(b+1)*rows], want, tol, func() {}, fmt.Sprintf("n=%d rows=%d batch=%d b=%d", n, rows, batch, b))
+					}
+					check()
+				}
 				for _, n := range []int{1, 3, 16, 17, 33, 100, 1056} {
 					for _, rows := range []int{1, 3, 4, 5, 8, 9, 13, 16, 35} {
 						for _, batch := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 17} {
-							off := batch % 3
-							w := randHalves(r, rows*n, off, h.fromF)
-							x := randSlice(r, batch*n, off)
-							out, check := guarded(t, batch*rows, off)
-							h.matMat(k)(out, w, x, batch)
-							for b := range batch {
-								want, tol := halfWant(h, rows, w, x[b*n:(b+1)*n])
-								checkOut(t, out[b*rows:(b+1)*rows], want, tol, func() {}, fmt.Sprintf("n=%d rows=%d batch=%d b=%d", n, rows, batch, b))
-							}
-							check()
+							one(n, rows, batch)
 						}
 					}
 				}
+				// Rows so long that a block of rows kept in L2 is 4 rows:
+				// the vectors past the last tile go block by block.
+				one(40000, 13, 7)
 			})
 		}
 	}
