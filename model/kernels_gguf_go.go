@@ -27,13 +27,25 @@ func matVecBF16Generic(out []float32, w []uint16, x []float32) {
 }
 
 // halfMatMat runs a matVec for each vector of a batch (model.matMat's
-// contract).
+// contract), a block of rows (halfBlockBytes of weights, which stay in L2)
+// at a time, so that the weights are read from memory once for the batch,
+// not once a vector. A row's value is matVec's whichever block it is in.
+// The AVX2 F16 kernel, 16 vectors against 185 MB of 2048-wide rows, 1
+// thread on the Zen 5 VM: 104 -> 330 vectors/s (3 runs each).
 func halfMatMat(matVec func([]float32, []uint16, []float32), out []float32, w []uint16, x []float32, batch int) {
 	n, m := len(x)/batch, len(out)/batch
-	for b := range batch {
-		matVec(out[b*m:(b+1)*m], w, x[b*n:(b+1)*n])
+	block := max(4, halfBlockBytes/(2*max(n, 1))&^3)
+	for r0 := 0; r0 < m; r0 += block {
+		r1 := min(r0+block, m)
+		for b := range batch {
+			matVec(out[b*m+r0:b*m+r1], w[r0*n:r1*n], x[b*n:(b+1)*n])
+		}
 	}
 }
+
+// halfBlockBytes bounds the weights of a block of rows in halfMatMat and
+// matMatHalfAVX512.
+const halfBlockBytes = 256 << 10
 
 func matMatF16Generic(out []float32, w []uint16, x []float32, batch int) {
 	halfMatMat(matVecF16Generic, out, w, x, batch)
