@@ -62,6 +62,8 @@ func main() {
 	scaleMulAVX512()
 	matVec4AVX2()
 	matVec4AVX512()
+	matVec4StepsAVX2()
+	matVec4StepsAVX512()
 	matMat4x2AVX2()
 	matMat8x3AVX512()
 	matMat8x2AVX512()

@@ -46,10 +46,16 @@ var matVecPrefetch = 2048
 // and cost 20-40% on 768x768, 768x2048 and 2048x768, for no gain from
 // memory; no prefetch at all streamed as fast in a quiet run but lost
 // 25-30% while another process was loading memory.
-func matVec4(name string, zmm bool) {
-	TEXT(name, NOSPLIT, "func(out, w, x []float32)")
-	Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x);",
-		"len(w) >= len(out)*n.")
+func matVec4(name string, zmm, steps bool) {
+	if steps {
+		TEXT(name, NOSPLIT, "func(out, w, x []float32, q, steps int)")
+		Doc(name+" sets out[j*q+s] = dot(w[(j*q+s)*n:][:n], x) for j < 4 and",
+			"s < steps, with n = len(x); len(out) > 3q+steps-1 and len(w) >= (3q+steps)*n.")
+	} else {
+		TEXT(name, NOSPLIT, "func(out, w, x []float32)")
+		Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x);",
+			"len(w) >= len(out)*n.")
+	}
 	lanes := 8
 	vec := YMM
 	if zmm {
@@ -84,18 +90,31 @@ func matVec4(name string, zmm bool) {
 	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,",
 		"qs bytes apart in w and q4 bytes apart in out.")
 	q, qs, q4 := GP64(), GP64(), GP64()
-	Load(Param("out").Len(), q)
-	SHRQ(U8(2), q)
+	if steps {
+		Load(Param("q"), q)
+	} else {
+		Load(Param("out").Len(), q)
+		SHRQ(U8(2), q)
+	}
 	MOVQ(q, qs)
 	IMULQ(n, qs)
 	SHLQ(U8(2), qs)
 	MOVQ(q, q4)
 	SHLQ(U8(2), q4)
 
-	for _, R := range []int{4, 1} {
+	passes := []int{4, 1}
+	if steps {
+		passes = passes[:1]
+	}
+	for _, R := range passes {
 		l := func(s string) string { return fmt.Sprintf("r%d%s", R, s) }
 		cnt := q
-		if R == 4 {
+		if R == 4 && steps {
+			cnt = GP64()
+			Load(Param("steps"), cnt)
+			TESTQ(cnt, cnt)
+			JZ(LabelRef(l("end")))
+		} else if R == 4 {
 			TESTQ(q, q)
 			JZ(LabelRef(l("end")))
 		} else {
@@ -209,5 +228,8 @@ func matVec4(name string, zmm bool) {
 	RET()
 }
 
-func matVec4AVX2()   { matVec4("matVec4AVX2", false) }
-func matVec4AVX512() { matVec4("matVec4AVX512", true) }
+func matVec4AVX2()   { matVec4("matVec4AVX2", false, false) }
+func matVec4AVX512() { matVec4("matVec4AVX512", true, false) }
+
+func matVec4StepsAVX2()   { matVec4("matVec4StepsAVX2", false, true) }
+func matVec4StepsAVX512() { matVec4("matVec4StepsAVX512", true, true) }

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,4 +26,65 @@ func TestBandwidthProbe(t *testing.T) {
 	require.Zero(t, p.Measure(1, 1), "after Close")
 	require.Zero(t, MeasureBandwidth(1024, 1, 1), "too small a buffer")
 	require.Greater(t, MeasureBandwidth(8<<20, 1, 1), 0.0)
+}
+
+// BenchmarkMatVecDRAM streams about 600 MB of fp32 matrices of the stories
+// and TinyLlama shapes from anonymous memory (huge pages, as MmapOff loads
+// weights), one matrix at a time split between the threads as generation
+// does, beside the bandwidth probe on the same memory: the kernel's share of
+// what a reader gets, without the rest of a token (LLAMA2_BENCH_DRAM=1).
+func BenchmarkMatVecDRAM(b *testing.B) {
+	if os.Getenv("LLAMA2_BENCH_DRAM") == "" {
+		b.Skip("set LLAMA2_BENCH_DRAM=1 to run")
+	}
+	const size = 600 << 20
+	data, free, _, err := allocAnon(size)
+	require.NoError(b, err)
+	b.Cleanup(func() { free() })
+	w := float32s(data)
+	for i := range w {
+		w[i] = float32(i%7) - 3
+	}
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("probe/%dT", threads), func(b *testing.B) {
+			p := newPool(threads)
+			defer p.close()
+			half := len(w) / 2 / bandwidthGrain * bandwidthGrain
+			a, c := w[:half], w[half:2*half]
+			sink := make([]float32, half/bandwidthGrain)
+			body := func(lo, hi int) {
+				for i := lo; i < hi; i += bandwidthGrain {
+					j := min(i+bandwidthGrain, hi)
+					sink[i/bandwidthGrain] = dot(a[i:j], c[i:j])
+				}
+			}
+			b.SetBytes(int64(8 * half))
+			for b.Loop() {
+				p.run(half, bandwidthGrain, body)
+			}
+		})
+	}
+	for _, shape := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}, {5632, 2048}} {
+		rows, cols := shape[0], shape[1]
+		mats := len(w) / (rows * cols)
+		x := benchData(cols)
+		out := make([]float32, rows)
+		bodies := make([]func(lo, hi int), mats)
+		for m := range bodies {
+			wm := w[m*rows*cols : (m+1)*rows*cols]
+			bodies[m] = func(lo, hi int) { matVec(out[lo:hi], wm[lo*cols:hi*cols], x) }
+		}
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%dx%d/%dT", rows, cols, threads), func(b *testing.B) {
+				p := newPool(threads)
+				defer p.close()
+				b.SetBytes(int64(4 * mats * rows * cols))
+				for b.Loop() {
+					for m := range mats {
+						p.run(rows, rowGrain, bodies[m])
+					}
+				}
+			})
+		}
+	}
 }

@@ -38,6 +38,27 @@ func matVec(out, w, x []float32) {
 	matVecImpl(out, w, x)
 }
 
+// matVecSteps computes steps [a, b) of matVec's pass of 4 rows a quarter
+// apart: rows j*q+s for j < 4 and a <= s < b, with the values matVec gives
+// them. len(out) >= 3q+b and len(w) >= (3q+b)*len(x).
+func matVecSteps(out, w, x []float32, q, a, b int) {
+	n := len(x)
+	if a < 0 || a > b || b > q || len(out) < 3*q+b || len(w) < (3*q+b)*n {
+		panic("model: matVecSteps: bad steps or short slices")
+	}
+	matVecStepsImpl(out, w, x, q, a, b)
+}
+
+// matVecStepsQuarters is matVecSteps as four calls of matVec, one per
+// quarter, for kernels whose row values do not depend on the rows around.
+func matVecStepsQuarters(out, w, x []float32, q, a, b int) {
+	n := len(x)
+	for j := range 4 {
+		r0, r1 := j*q+a, j*q+b
+		matVecImpl(out[r0:r1], w[r0*n:r1*n], x)
+	}
+}
+
 // passVectors returns how many vectors of n floats one pass of a
 // matrix-matrix kernel over the weights takes, for a batch of batch vectors
 // in tiles of mult: about chunkBytes of them, rounded up to whole tiles,

@@ -29,6 +29,23 @@ func matVecImpl(out, w, x []float32) {
 	}
 }
 
+func matVecStepsImpl(out, w, x []float32, q, a, b int) {
+	n := len(x)
+	switch {
+	case hasAVX512:
+		matVec4StepsAVX512(out[a:], w[a*n:], x, q, b-a)
+	case hasAVX2FMA:
+		matVec4StepsAVX2(out[a:], w[a*n:], x, q, b-a)
+	default:
+		matVecStepsQuarters(out, w, x, q, a, b)
+	}
+}
+
+// matVecRowInvariant: a row's value from matVec does not depend on the
+// rows computed with it (asm/matvec.go), so matVecSteps may take a
+// product's rows in any pieces.
+func matVecRowInvariant() bool { return true }
+
 func matMatImpl(out, w, x []float32, batch int) {
 	switch {
 	case hasAVX512:
@@ -219,6 +236,29 @@ func matVec4AVX2(out, w, x []float32)
 //
 //go:noescape
 func matVec4AVX512(out, w, x []float32)
+
+// matVec4StepsAVX2 is matVec4AVX2's pass of 4 rows a quarter apart, for
+// quarters q rows apart and the first steps rows of each:
+//
+//	n := len(x)
+//	for j := 0; j < 4; j++ {
+//		for s := 0; s < steps; s++ {
+//			r := j*q + s
+//			out[r] = dot(w[r*n:(r+1)*n], x)
+//		}
+//	}
+//
+// with the values matVec4AVX2 gives those rows, so that a quarter's stream
+// can be taken a piece at a time (see stealRun). len(out) >= 3q+steps and
+// len(w) >= (3q+steps)*n.
+//
+//go:noescape
+func matVec4StepsAVX2(out, w, x []float32, q, steps int)
+
+// matVec4StepsAVX512 is matVec4StepsAVX2 for AVX-512.
+//
+//go:noescape
+func matVec4StepsAVX512(out, w, x []float32, q, steps int)
 
 // matMat4x2AVX2 computes tiles of 4 rows by 2 vectors of matMat:
 //

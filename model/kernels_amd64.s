@@ -785,6 +785,265 @@ r1end:
 	VZEROUPPER
 	RET
 
+// func matVec4StepsAVX2(out []float32, w []float32, x []float32, q int, steps int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·matVec4StepsAVX2(SB), NOSPLIT, $0-88
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+	MOVQ x_len+56(FP), BX
+	MOVQ BX, SI
+	ANDQ $-16, SI
+	MOVQ BX, DI
+	ANDQ $-8, DI
+
+	// The tail mask is the same for every row: build it once.
+	MOVQ    BX, R8
+	SUBQ    DI, R8
+	LEAQ    tailmask8<>+32(SB), R9
+	NEGQ    R8
+	VMOVDQU (R9)(R8*4), Y0
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+72(FP), R8
+	MOVQ  R8, R9
+	IMULQ BX, R9
+	SHLQ  $0x02, R9
+	SHLQ  $0x02, R8
+	MOVQ  steps+80(FP), R10
+	TESTQ R10, R10
+	JZ    r4end
+
+r4rows:
+	LEAQ   (CX)(R9*1), R11
+	LEAQ   (CX)(R9*2), R12
+	LEAQ   (R11)(R9*2), R13
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	XORQ   R14, R14
+
+r4loop2:
+	CMPQ R14, SI
+	JAE  r4step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R14*4)
+	PREFETCHT0  2048(R11)(R14*4)
+	PREFETCHT0  2048(R12)(R14*4)
+	PREFETCHT0  2048(R13)(R14*4)
+	VMOVUPS     (DX)(R14*4), Y9
+	VMOVUPS     32(DX)(R14*4), Y10
+	VFMADD231PS (CX)(R14*4), Y9, Y1
+	VFMADD231PS 32(CX)(R14*4), Y10, Y2
+	VFMADD231PS (R11)(R14*4), Y9, Y3
+	VFMADD231PS 32(R11)(R14*4), Y10, Y4
+	VFMADD231PS (R12)(R14*4), Y9, Y5
+	VFMADD231PS 32(R12)(R14*4), Y10, Y6
+	VFMADD231PS (R13)(R14*4), Y9, Y7
+	VFMADD231PS 32(R13)(R14*4), Y10, Y8
+	ADDQ        $0x10, R14
+	JMP         r4loop2
+
+r4step1:
+	CMPQ        R14, DI
+	JAE         r4tail
+	VMOVUPS     (DX)(R14*4), Y9
+	VFMADD231PS (CX)(R14*4), Y9, Y1
+	VFMADD231PS (R11)(R14*4), Y9, Y3
+	VFMADD231PS (R12)(R14*4), Y9, Y5
+	VFMADD231PS (R13)(R14*4), Y9, Y7
+	ADDQ        $0x08, R14
+
+r4tail:
+	CMPQ        R14, BX
+	JAE         r4reduce
+	VMASKMOVPS  (DX)(R14*4), Y0, Y9
+	VMASKMOVPS  (CX)(R14*4), Y0, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (R11)(R14*4), Y0, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (R12)(R14*4), Y0, Y10
+	VFMADD231PS Y10, Y9, Y6
+	VMASKMOVPS  (R13)(R14*4), Y0, Y10
+	VFMADD231PS Y10, Y9, Y8
+
+r4reduce:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X2
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X1
+	VEXTRACTF128 $0x01, Y5, X3
+	VADDPS       X3, X5, X3
+	VEXTRACTF128 $0x01, Y7, X4
+	VADDPS       X4, X7, X4
+	VUNPCKLPS    X1, X2, X5
+	VUNPCKHPS    X1, X2, X1
+	VADDPS       X1, X5, X5
+	VUNPCKLPS    X4, X3, X1
+	VUNPCKHPS    X4, X3, X2
+	VADDPS       X2, X1, X1
+	VMOVLHPS     X1, X5, X2
+	VMOVHLPS     X5, X1, X1
+	VADDPS       X1, X2, X2
+	VMOVSS       X2, (AX)
+	VEXTRACTPS   $0x01, X2, (AX)(R8*1)
+	VEXTRACTPS   $0x02, X2, (AX)(R8*2)
+	LEAQ         (R8)(R8*2), R11
+	VEXTRACTPS   $0x03, X2, (AX)(R11*1)
+	ADDQ         $0x04, AX
+	LEAQ         (CX)(BX*4), CX
+	DECQ         R10
+	JNZ          r4rows
+
+r4end:
+	VZEROUPPER
+	RET
+
+// func matVec4StepsAVX512(out []float32, w []float32, x []float32, q int, steps int)
+// Requires: AVX, AVX512F, AVX512VL, MMX+
+TEXT ·matVec4StepsAVX512(SB), NOSPLIT, $0-88
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+	MOVQ x_len+56(FP), BX
+	MOVQ BX, SI
+	ANDQ $-32, SI
+	MOVQ BX, DI
+	ANDQ $-16, DI
+
+	// The tail mask is the same for every row: build it once.
+	MOVQ  BX, R8
+	SUBQ  DI, R8
+	LEAQ  tailmask16<>+0(SB), R9
+	KMOVW (R9)(R8*2), K1
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+72(FP), R8
+	MOVQ  R8, R9
+	IMULQ BX, R9
+	SHLQ  $0x02, R9
+	SHLQ  $0x02, R8
+	MOVQ  steps+80(FP), R10
+	TESTQ R10, R10
+	JZ    r4end
+
+r4rows:
+	LEAQ   (CX)(R9*1), R11
+	LEAQ   (CX)(R9*2), R12
+	LEAQ   (R11)(R9*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	XORQ   R14, R14
+
+r4loop2:
+	CMPQ R14, SI
+	JAE  r4step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R14*4)
+	PREFETCHT0  2112(CX)(R14*4)
+	PREFETCHT0  2048(R11)(R14*4)
+	PREFETCHT0  2112(R11)(R14*4)
+	PREFETCHT0  2048(R12)(R14*4)
+	PREFETCHT0  2112(R12)(R14*4)
+	PREFETCHT0  2048(R13)(R14*4)
+	PREFETCHT0  2112(R13)(R14*4)
+	VMOVUPS     (DX)(R14*4), Z8
+	VMOVUPS     64(DX)(R14*4), Z9
+	VFMADD231PS (CX)(R14*4), Z8, Z0
+	VFMADD231PS 64(CX)(R14*4), Z9, Z1
+	VFMADD231PS (R11)(R14*4), Z8, Z2
+	VFMADD231PS 64(R11)(R14*4), Z9, Z3
+	VFMADD231PS (R12)(R14*4), Z8, Z4
+	VFMADD231PS 64(R12)(R14*4), Z9, Z5
+	VFMADD231PS (R13)(R14*4), Z8, Z6
+	VFMADD231PS 64(R13)(R14*4), Z9, Z7
+	ADDQ        $0x20, R14
+	JMP         r4loop2
+
+r4step1:
+	CMPQ        R14, DI
+	JAE         r4tail
+	VMOVUPS     (DX)(R14*4), Z8
+	VFMADD231PS (CX)(R14*4), Z8, Z0
+	VFMADD231PS (R11)(R14*4), Z8, Z2
+	VFMADD231PS (R12)(R14*4), Z8, Z4
+	VFMADD231PS (R13)(R14*4), Z8, Z6
+	ADDQ        $0x10, R14
+
+r4tail:
+	CMPQ        R14, BX
+	JAE         r4reduce
+	VMOVUPS.Z   (DX)(R14*4), K1, Z8
+	VFMADD231PS (CX)(R14*4), Z8, K1, Z1
+	VFMADD231PS (R11)(R14*4), Z8, K1, Z3
+	VFMADD231PS (R12)(R14*4), Z8, K1, Z5
+	VFMADD231PS (R13)(R14*4), Z8, K1, Z7
+
+r4reduce:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VEXTRACTF64X4 $0x01, Z0, Y9
+	VADDPS        Y9, Y0, Y9
+	VEXTRACTF32X4 $0x01, Y9, X8
+	VADDPS        X8, X9, X8
+	VEXTRACTF64X4 $0x01, Z2, Y10
+	VADDPS        Y10, Y2, Y10
+	VEXTRACTF32X4 $0x01, Y10, X9
+	VADDPS        X9, X10, X9
+	VEXTRACTF64X4 $0x01, Z4, Y11
+	VADDPS        Y11, Y4, Y11
+	VEXTRACTF32X4 $0x01, Y11, X10
+	VADDPS        X10, X11, X10
+	VEXTRACTF64X4 $0x01, Z6, Y12
+	VADDPS        Y12, Y6, Y12
+	VEXTRACTF32X4 $0x01, Y12, X11
+	VADDPS        X11, X12, X11
+	VUNPCKLPS     X9, X8, X12
+	VUNPCKHPS     X9, X8, X8
+	VADDPS        X8, X12, X12
+	VUNPCKLPS     X11, X10, X8
+	VUNPCKHPS     X11, X10, X9
+	VADDPS        X9, X8, X8
+	VMOVLHPS      X8, X12, X9
+	VMOVHLPS      X12, X8, X8
+	VADDPS        X8, X9, X9
+	VMOVSS        X9, (AX)
+	VEXTRACTPS    $0x01, X9, (AX)(R8*1)
+	VEXTRACTPS    $0x02, X9, (AX)(R8*2)
+	LEAQ          (R8)(R8*2), R11
+	VEXTRACTPS    $0x03, X9, (AX)(R11*1)
+	ADDQ          $0x04, AX
+	LEAQ          (CX)(BX*4), CX
+	DECQ          R10
+	JNZ           r4rows
+
+r4end:
+	VZEROUPPER
+	RET
+
 // func matMat4x2AVX2(out []float32, w []float32, x []float32, n int, m int, tiles int)
 // Requires: AVX, FMA3
 TEXT ·matMat4x2AVX2(SB), NOSPLIT, $0-96

@@ -13,15 +13,20 @@ import (
 // each row the same value whichever rows it is computed with: in one call
 // they take rows i, q+i, 2q+i and 3q+i together (q = rows/4), then the last
 // rows%4 one at a time, and row by row every row takes the one-row path.
+// Their Steps twins must give the quarters' rows the same values piece by
+// piece.
 // The threads of a forward pass and batched decoding call them on
 // different row ranges, and a sequence must get the same logits in both.
 func TestMatVecRowsApart(t *testing.T) {
 	kernels := map[string]func(out, w, x []float32){}
+	steps := map[string]func(out, w, x []float32, q, steps int){}
 	if hasAVX512 {
 		kernels["avx512"] = matVec4AVX512
+		steps["avx512"] = matVec4StepsAVX512
 	}
 	if hasAVX2FMA {
 		kernels["avx2"] = matVec4AVX2
+		steps["avx2"] = matVec4StepsAVX2
 	}
 	if len(kernels) == 0 {
 		t.Skip("no AVX2+FMA on this CPU")
@@ -46,6 +51,19 @@ func TestMatVecRowsApart(t *testing.T) {
 					kernel(one[:], w[i*n:(i+1)*n], x)
 					return one[0]
 				})
+				// And a piece of the quarters at a time (matVecSteps).
+				q := rows / 4
+				for _, piece := range []int{1, 2} {
+					got := make([]float32, rows)
+					for a := 0; a < q; a += piece {
+						steps[name](got[a:], w[a*n:], x, q, min(piece, q-a))
+					}
+					for i := range 4 * q {
+						if math.Float32bits(got[i]) != math.Float32bits(out[i]) {
+							t.Fatalf("%s: row %d: in pieces of %d steps %v, in one call %v", msg, i, piece, got[i], out[i])
+						}
+					}
+				}
 				// And within a call on a part of the rows.
 				if lo, hi := rows/3, rows-rows/5; lo < hi {
 					part := make([]float32, hi-lo)

@@ -23,6 +23,13 @@ func matVecImpl(out, w, x []float32) {
 	matVecGo(out, w, x)
 }
 
+func matVecStepsImpl(out, w, x []float32, q, a, b int) { matVecStepsQuarters(out, w, x, q, a, b) }
+
+// matVecRowInvariant is false: rowsNEON gives the last rows of a call
+// (dotNEON) other values than rows in blocks of 4 (matVec4NEON), so a
+// product's rows must keep the split pool.run gives them.
+func matVecRowInvariant() bool { return false }
+
 func matMatImpl(out, w, x []float32, batch int) {
 	if hasNEON {
 		matMatNEON(out, w, x, batch)

@@ -117,6 +117,8 @@ const (
 	// but in 6 alternated runs of each (2 threads, tok/s ratio) TinyLlama
 	// Q8_0 0.97 / 1.02, fp32 1.01 / 1.00, stories42M Q8_0 1.06 / 0.98,
 	// stories110M fp32 1.03 / 1.01: the restarts cost what the wait saved.
+	// (What pays is stealing that never restarts the owner's streams:
+	// steal.go, for float32 weights.)
 	// Fewer runs do not help either: dispatching each layer's q/k/v rows
 	// and attention by key/value head groups, one run instead of two
 	// (65 -> 52 a token on stories110M), sped generation up by 0-2%

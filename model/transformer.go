@@ -225,6 +225,10 @@ type Session struct {
 
 	// Bodies handed to the pool, bound once so dispatching allocates nothing.
 	qkvBody, attnBody, woBody, ffnUpBody, w2Body, classifierBody func(lo, hi int)
+
+	// planner runs float32 products with stealing (steal.go); nil with one
+	// thread, or where matVec's row values depend on the split.
+	planner *planner
 }
 
 // rowGrain is the number of output rows a worker takes at a time: 16 floats
@@ -272,6 +276,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
+	s.planner = newPlanner(s.pool)
 	xbForm, hbForm, xForm := m.w.actForms()
 	s.xbIn = newActivation(s.xb, xbForm)
 	s.hbIn = newActivation(s.hb, hbForm)
@@ -315,7 +320,6 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 	}
 	s.cached = s.cached[:min(len(s.cached), pos)]
 	w := &s.m.w
-	dim := c.Dim
 	w.tokenEmbedding.rowTo(s.x, token)
 	s.pos = pos
 	s.setRoPE(pos)
@@ -324,17 +328,28 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 		lw := &w.layers[l]
 		rmsnorm(s.xb, s.x, lw.rmsAtt, s.eps)
 		s.xbIn.quantize()
-		s.pool.run(dim+2*c.KVDim(), rowGrain, s.qkvBody)
+		k, v := s.kvSlot(s.keyCache, l, pos), s.kvSlot(s.valueCache, l, pos)
+		if !s.planner.run(s.xb, product{s.q, &lw.wq}, product{k, &lw.wk}, product{v, &lw.wv}) {
+			s.pool.run(c.Dim+2*c.KVDim(), rowGrain, s.qkvBody)
+		}
 		s.rope()
 		s.pool.run(c.Heads, 1, s.attnBody)
 		s.xbIn.quantize()
-		s.pool.run(dim, rowGrain, s.woBody)
+		if !s.planner.run(s.xb, product{s.xb2, &lw.wo}) {
+			s.pool.run(c.Dim, rowGrain, s.woBody)
+		}
 		addInPlace(s.x, s.xb2)
 		rmsnorm(s.xb, s.x, lw.rmsFFN, s.eps)
 		s.xbIn.quantize()
-		s.pool.run(c.HiddenDim, rowGrain, s.ffnUpBody)
+		if s.planner.run(s.xb, product{s.hb, &lw.w1}, product{s.hb2, &lw.w3}) {
+			swiglu(s.hb, s.hb2)
+		} else {
+			s.pool.run(c.HiddenDim, rowGrain, s.ffnUpBody)
+		}
 		s.hbIn.quantize()
-		s.pool.run(dim, rowGrain, s.w2Body)
+		if !s.planner.run(s.hb, product{s.xb, &lw.w2}) {
+			s.pool.run(c.Dim, rowGrain, s.w2Body)
+		}
 		addInPlace(s.x, s.xb)
 	}
 	return s.logitsAfter(s.x), nil
@@ -346,7 +361,9 @@ func (s *Session) Forward(token, pos int) ([]float32, error) {
 func (s *Session) logitsAfter(x []float32) []float32 {
 	rmsnorm(s.x, x, s.m.w.rmsFinal, s.eps)
 	s.xIn.quantize()
-	s.pool.run(s.cfg.VocabSize, rowGrain, s.classifierBody)
+	if !s.planner.run(s.x, product{s.logits, &s.m.w.classifier}) {
+		s.pool.run(s.cfg.VocabSize, rowGrain, s.classifierBody)
+	}
 	return s.logits
 }
 
