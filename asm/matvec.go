@@ -46,11 +46,16 @@ var matVecPrefetch = 2048
 // and cost 20-40% on 768x768, 768x2048 and 2048x768, for no gain from
 // memory; no prefetch at all streamed as fast in a quiet run but lost
 // 25-30% while another process was loading memory.
+//
+// With steps, it generates only the pass of 4 rows, over the first steps
+// rows of quarters q rows apart (both arguments), so that a thread can take
+// a product's rows a piece at a time without restarting its streams
+// (model/steal.go).
 func matVec4(name string, zmm, steps bool) {
 	if steps {
 		TEXT(name, NOSPLIT, "func(out, w, x []float32, q, steps int)")
 		Doc(name+" sets out[j*q+s] = dot(w[(j*q+s)*n:][:n], x) for j < 4 and",
-			"s < steps, with n = len(x); len(out) > 3q+steps-1 and len(w) >= (3q+steps)*n.")
+			"s < steps, with n = len(x); len(out) >= 3q+steps and len(w) >= (3q+steps)*n.")
 	} else {
 		TEXT(name, NOSPLIT, "func(out, w, x []float32)")
 		Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x);",
