@@ -70,7 +70,9 @@ func TestStealClaims(t *testing.T) {
 }
 
 // TestMatVecSteps: any piece of the pass of 4 rows a quarter apart gives
-// the rows matVec's values, bit for bit, on odd widths and row counts.
+// the rows matVec's values, bit for bit where matVec's row values do not
+// depend on the rows around (else within rounding), on odd widths and row
+// counts.
 func TestMatVecSteps(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, n := range []int{1, 7, 16, 33, 100, 768 + 5} {
@@ -79,8 +81,7 @@ func TestMatVecSteps(t *testing.T) {
 			want := make([]float32, rows)
 			matVec(want, w, x)
 			for i := range want {
-				ref := dotGeneric(w[i*n:(i+1)*n], x)
-				require.InDelta(t, ref, want[i], 1e-5*float64(n), "n %d rows %d row %d", n, rows, i)
+				requireClose(t, dotGeneric(w[i*n:(i+1)*n], x), want[i], dotTol(w[i*n:(i+1)*n], x), "n ", n, " rows ", rows, " row ", i)
 			}
 			q := rows / 4
 			for _, piece := range []int{1, 2, 5, q} {
@@ -92,7 +93,11 @@ func TestMatVecSteps(t *testing.T) {
 					matVecSteps(got, w, x, q, a, min(a+piece, q))
 				}
 				for i := range 4 * q {
-					require.Equal(t, math.Float32bits(want[i]), math.Float32bits(got[i]), "n %d rows %d piece %d row %d", n, rows, piece, i)
+					if matVecRowInvariant() {
+						require.Equal(t, math.Float32bits(want[i]), math.Float32bits(got[i]), "n %d rows %d piece %d row %d", n, rows, piece, i)
+					} else { // arm64: no plans, but the rows still right
+						requireClose(t, want[i], got[i], 2*dotTol(w[i*n:(i+1)*n], x), "n ", n, " rows ", rows, " piece ", piece, " row ", i)
+					}
 				}
 				for i := 4 * q; i < rows; i++ {
 					require.True(t, math.IsNaN(float64(got[i])), "row %d is not in the quarters", i)
