@@ -54,20 +54,12 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 	}
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("probe/%dT", threads), func(b *testing.B) {
-			p := newPool(threads)
-			defer p.close()
+			// MeasureBandwidth's probe, over the matrices' memory.
 			half := len(w) / 2 / bandwidthGrain * bandwidthGrain
-			a, c := w[:half], w[half:2*half]
-			sink := make([]float32, half/bandwidthGrain)
-			body := func(lo, hi int) {
-				for i := lo; i < hi; i += bandwidthGrain {
-					j := min(i+bandwidthGrain, hi)
-					sink[i/bandwidthGrain] = dot(a[i:j], c[i:j])
-				}
-			}
+			p := &BandwidthProbe{a: w[:half], b: w[half : 2*half]}
 			b.SetBytes(int64(8 * half))
 			for b.Loop() {
-				p.run(half, bandwidthGrain, body)
+				p.Measure(threads, 1)
 			}
 		})
 	}

@@ -249,7 +249,7 @@ func matVec4AVX512(out, w, x []float32)
 //	}
 //
 // with the values matVec4AVX2 gives those rows, so that a quarter's stream
-// can be taken a piece at a time (see stealRun). len(out) >= 3q+steps and
+// can be taken a piece at a time (steal.go). len(out) >= 3q+steps and
 // len(w) >= (3q+steps)*n.
 //
 //go:noescape
