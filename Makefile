@@ -61,21 +61,25 @@ loadtest:
 	e2e/loadtest.sh $(BENCH_DIR)/r42M.bin tokenizer.bin
 
 ## test-arm64: the arm64 build under qemu-user (qemu-aarch64, whose default
-## CPU has NEON and the dot-product instructions): the model package's tests
-## (-short; every kernel implementation the emulated CPU offers, and the
-## dispatch with each feature turned off), the main package's tests, and
-## llama2.c's golden cases through the arm64 binary at 1 and 2 threads,
-## ARM64_REPS times each, each run killed after a timeout so a hang fails.
+## CPU has NEON and the dot-product instructions): the tests of the kernels
+## (-short; every implementation the emulated CPU offers, and the dispatch
+## with each feature turned off), of the runtime, the tokenizer and the
+## main package, and llama2.c's golden cases through the arm64 binary at 1
+## and 2 threads, ARM64_REPS times each, each run killed after a timeout so
+## a hang fails.
 ARM64_DIR ?= /tmp/llama2-arm64-$(shell id -u)
 ARM64_REPS ?= 3
 QEMU_ARM64 ?= qemu-aarch64
+ARM64_PKGS := internal/kernels model tokenizer
 test-arm64:
 	@mkdir -p $(ARM64_DIR)
 	GOARCH=arm64 $(GO) vet ./...
 	GOARCH=arm64 $(GO) build -o $(ARM64_DIR)/llama2 .
-	GOARCH=arm64 $(GO) test -c -o $(ARM64_DIR)/model.test ./model
+	for p in $(ARM64_PKGS); do GOARCH=arm64 $(GO) test -c -o $(ARM64_DIR)/$$(basename $$p).test ./$$p || exit 1; done
 	GOARCH=arm64 $(GO) test -c -o $(ARM64_DIR)/main.test .
-	cd model && timeout 900 $(QEMU_ARM64) $(ARM64_DIR)/model.test -test.short -test.count=1 -test.timeout 840s
+	for p in $(ARM64_PKGS); do \
+		(cd $$p && timeout 900 $(QEMU_ARM64) $(ARM64_DIR)/$$(basename $$p).test -test.short -test.count=1 -test.timeout 840s) || exit 1; \
+	done
 	timeout 900 $(QEMU_ARM64) $(ARM64_DIR)/main.test -test.short -test.count=1 -test.timeout 840s \
 		-test.skip '^(TestGoldenCases|TestGoldenBinary|TestExitCodes)$$'
 	# The golden runs of the arm64 binary are driven by a native test
@@ -96,15 +100,15 @@ cross:
 
 ## generate: rebuild the assembly from the avo generators in asm/.
 generate:
-	$(GO) generate ./model/
+	$(GO) generate ./internal/kernels/
 
 ## check-generate: the committed assembly is what the generators write.
 check-generate: generate
-	git diff --exit-code -- model/*.s
+	git diff --exit-code -- internal/kernels/*.s
 
 ## bench: kernel and per-token benchmarks (go test -bench).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./model/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/kernels/ ./model/
 
 ## bench-stories: `llama2 bench` on random checkpoints of the stories15M/42M/110M
 ## shapes (written once by ../shared/tools/mkckpt into $(BENCH_DIR)), fp32 and
@@ -124,10 +128,14 @@ bench-stories: build
 		./llama2 bench $(BENCH_DIR)/r$$m-q8.bin -p 0 -threads 1,2 -r 7 2>/dev/null; \
 	done
 
-## fuzz: a short run of every fuzz target.
+## fuzz: a short run (FUZZTIME each) of every fuzz target of every package.
+FUZZTIME ?= 20s
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./model/ | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./model/ || exit 1; \
+	@for p in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			echo "fuzz $$p $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 ## stories15M etc.: the published TinyStories models (60 MB, 167 MB, 438 MB).

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/sample"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 const benchUsage = `Usage: llama2 bench <checkpoint> [options]
@@ -176,7 +178,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 		defer bw.Close()
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	greedy := model.NewSampler(c.VocabSize, 0, 0, 1)
+	greedy := sample.New(c.VocabSize, 0, 0, 1)
 	var results []benchResult
 	for _, threads := range o.threads {
 		s, err := m.NewSession(model.SessionOptions{Threads: threads, Batch: o.batch})
@@ -223,7 +225,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 			}
 			res := row(fmt.Sprintf("tg%d", n), n, func() time.Duration {
 				start := time.Now()
-				token := model.BOS
+				token := tokenizer.BOS
 				for pos := range n {
 					logits, _ := s.Forward(token, pos)
 					token = greedy.Sample(logits)

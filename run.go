@@ -20,6 +20,8 @@ import (
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/sample"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 func main() {
@@ -193,13 +195,13 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 		return err
 	}
 	defer session.Close()
-	sampler := model.NewSampler(m.Config.VocabSize, o.temperature, o.topp, o.seed)
+	sampler := sample.New(m.Config.VocabSize, o.temperature, o.topp, o.seed)
 	if o.mode == "chat" {
-		opts := model.ChatOptions{System: o.system, User: o.prompt, Steps: o.steps}
+		opts := chatOptions{System: o.system, User: o.prompt, Steps: o.steps}
 		if opts.Template, err = chatTemplate(m); err != nil {
 			return err
 		}
-		return session.Chat(ctx, tok, sampler, opts, stdin, stdout)
+		return chatLoop(ctx, session, tok, sampler, opts, stdin, stdout)
 	}
 	return generate(ctx, session, tok, sampler, o, stdout, stderr)
 }
@@ -207,11 +209,11 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 // modelTokenizer is the tokenizer of m: the file named by -z when given
 // (llama2.c's tokenizer.bin or a GGUF vocabulary), else the one inside a
 // GGUF model, else tokenizer.bin.
-func modelTokenizer(m *model.Model, path string, set bool) (*model.Tokenizer, error) {
+func modelTokenizer(m *model.Model, path string, set bool) (*tokenizer.Tokenizer, error) {
 	if tok := m.Tokenizer(); tok != nil && !set {
 		return tok, nil
 	}
-	return model.LoadTokenizerFile(path, m.Config.VocabSize)
+	return tokenizer.Load(path, m.Config.VocabSize)
 }
 
 // chatTemplate is the chat template of a GGUF model (Llama 2's when the
@@ -241,7 +243,7 @@ func openModel(path string, q8 bool, opts model.OpenOptions) (*model.Model, erro
 
 // generate prints the prompt and the story as it is made, then run.c's
 // tok/s line on stderr.
-func generate(ctx context.Context, s *model.Session, tok *model.Tokenizer, sampler *model.Sampler, o options, stdout, stderr io.Writer) error {
+func generate(ctx context.Context, s *model.Session, tok *tokenizer.Tokenizer, sampler *sample.Sampler, o options, stdout, stderr io.Writer) error {
 	var text string
 	if o.prompt != nil {
 		text = *o.prompt

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // TestMain lets a test re-run this binary as the real command (main, exit
@@ -143,18 +144,18 @@ func runGoldenCases(t *testing.T, casesFile, dir string) {
 // process and architecture (TestGoldenBinary runs the arm64 binary under
 // qemu from a native test): when this process's replay follows want, the
 // check is made where got's next token leaves want.
-func requireNearTieDivergence(t *testing.T, checkpoint, tokenizer string, args []string, want, got string) {
+func requireNearTieDivergence(t *testing.T, checkpoint, tokPath string, args []string, want, got string) {
 	t.Helper()
 	require.Contains(t, [][]string{{"-t", "0"}, {"-t", "0.0"}}, args[:2], "only for greedy cases")
 	m, err := model.Open(checkpoint)
 	require.NoError(t, err)
 	defer m.Close()
-	tok, err := modelTokenizer(m, tokenizer, tokenizer != "")
+	tok, err := modelTokenizer(m, tokPath, tokPath != "")
 	require.NoError(t, err)
 	s, err := m.NewSession(model.SessionOptions{Threads: 1})
 	require.NoError(t, err)
 	defer s.Close()
-	prev, off := model.BOS, 0
+	prev, off := tokenizer.BOS, 0
 	for pos := 0; pos < m.Config.SeqLen && off < len(want); pos++ {
 		logits, err := s.Forward(prev, pos)
 		require.NoError(t, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,7 @@ import (
 	"strconv"
 
 	"github.com/llama2-go/llama2/gguf"
-	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 const tokenizeUsage = `Usage: llama2 tokenize <checkpoint> [options]
@@ -136,7 +137,7 @@ func tokenize(o tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
 
 // loadCheckpointTokenizer returns the vocabulary inside a GGUF checkpoint,
 // or -z's tokenizer, sized by the llama2.c checkpoint's header.
-func loadCheckpointTokenizer(o tokenizeOptions) (*model.Tokenizer, error) {
+func loadCheckpointTokenizer(o tokenizeOptions) (*tokenizer.Tokenizer, error) {
 	isGGUF, err := gguf.IsGGUFFile(o.checkpoint)
 	if err != nil {
 		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
@@ -148,13 +149,47 @@ func loadCheckpointTokenizer(o tokenizeOptions) (*model.Tokenizer, error) {
 		if o.tokSet {
 			return nil, fmt.Errorf("-z %s: %s is a GGUF file, which holds its own vocabulary", o.tokenizer, o.checkpoint)
 		}
-		return model.LoadTokenizerFile(o.checkpoint, 0)
+		return tokenizer.Load(o.checkpoint, 0)
 	}
-	m, err := model.Open(o.checkpoint)
+	vocabSize, err := checkpointVocabSize(o.checkpoint)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("checkpoint %s: %w", o.checkpoint, err)
 	}
-	vocabSize := m.Config.VocabSize
-	m.Close()
-	return model.LoadTokenizerFile(o.tokenizer, vocabSize)
+	return tokenizer.Load(o.tokenizer, vocabSize)
+}
+
+// checkpointVocabSize reads the vocab_size field of a llama2.c checkpoint's
+// header: the sixth int32 of the legacy (v0) header, negative when the
+// classifier is separate, or of the dimensions after the magic "ak42" and
+// the version in versions 1 and 2. (package model reads and checks the
+// whole header; tokenizing needs only this field.)
+func checkpointVocabSize(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return 0, err
+	}
+	defer f.Close()
+	var head [36]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, err
+	}
+	off := 20 // v0: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size
+	if n >= 4 && binary.LittleEndian.Uint32(head[:]) == 0x616b3432 {
+		off = 8 + 20 // magic, version, then the same fields
+	}
+	if n < off+4 {
+		return 0, fmt.Errorf("file is %d bytes, shorter than a checkpoint header", n)
+	}
+	v := int64(int32(binary.LittleEndian.Uint32(head[off:])))
+	if v < 0 {
+		v = -v // a separate classifier
+	}
+	if v == 0 || v > 1<<31-1 {
+		return 0, fmt.Errorf("header field vocab_size is %d, must be positive", v)
+	}
+	return int(v), nil
 }

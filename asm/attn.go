@@ -2,7 +2,7 @@ package main
 
 // Kernels for the transformer's non-matrix steps: SwiGLU and softmax with a
 // vectorised exp, and the strided attention products (see
-// model/kernels_amd64.go for the Go declarations and model/exp.go for the exp
+// internal/kernels/f32_amd64.go for the Go declarations and internal/kernels/exp.go for the exp
 // algorithm, which the code below follows step by step).
 
 import (
@@ -39,7 +39,7 @@ const (
 
 var expTab Mem
 
-// expConstants emits the constant table. The values must match model/exp.go.
+// expConstants emits the constant table. The values must match internal/kernels/exp.go.
 func expConstants() {
 	bits := [nConst]uint32{
 		cLog2e:     math.Float32bits(1.44269504088896341),
@@ -146,7 +146,7 @@ func (g *vk) elementwise(n Register, body func(i Register, tail bool)) {
 	Label("done")
 }
 
-// exp replaces every lane of x by exp32(x) (model/exp.go). hi and lo hold
+// exp replaces every lane of x by exp32(x) (internal/kernels/exp.go). hi and lo hold
 // the clamp bounds; they are operands that let NaN through: VMINPS/VMAXPS
 // return their first (Go order) operand when either is NaN.
 func (g *vk) exp(x, hi, lo VecVirtual) {

@@ -1,13 +1,13 @@
-// Command asm generates model/kernels_amd64.s, the AVX2+FMA and AVX-512
+// Command asm generates internal/kernels/f32_amd64.s, the AVX2+FMA and AVX-512
 // float32 kernels of package model, with avo (github.com/mmcloughlin/avo).
 //
 // It lives in its own module so that the main module never depends on avo.
-// Regenerate with `go generate ./model/` from the repository root (see the
-// //go:generate line in model/kernels_amd64.go), or directly:
+// Regenerate with `go generate ./internal/kernels/` from the repository root (see the
+// //go:generate line in internal/kernels/f32_amd64.go), or directly:
 //
-//	cd asm && go run . -out ../model/kernels_amd64.s -pkg model
+//	cd asm && go run . -out ../internal/kernels/f32_amd64.s -pkg kernels
 //
-// The Go declarations are hand-written in model/kernels_amd64.go; the
+// The Go declarations are hand-written in internal/kernels/f32_amd64.go; the
 // signatures below must match them (go vet's asmdecl check verifies that).
 //
 // Conventions used throughout:

@@ -1,7 +1,7 @@
 package main
 
-// The activation quantizer, quantizeGroupsAVX512 (model/kernels_quantize_amd64.go
-// declares it; model/kernels_q8.go has the Go it equals bit for bit).
+// The activation quantizer, quantizeGroupsAVX512 (internal/kernels/quantize_amd64.go
+// declares it; internal/kernels/q8.go has the Go it equals bit for bit).
 //
 // One call quantizes a whole activation in two passes over x (8 to 22 KB,
 // in L1 or L2): first every group's scale, max|v|/127, into s; then every

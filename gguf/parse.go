@@ -124,7 +124,12 @@ func (r *reader) str(what func() string) ([]byte, error) {
 // Parse checks every count against the bytes left before allocating, so a
 // corrupt or hostile file gives an error, never a panic or a huge
 // allocation.
-func Parse(data []byte) (*File, error) {
+func Parse(data []byte) (*File, error) { return parse(data, int64(len(data)), false) }
+
+// parse is Parse of a file of size bytes; with metaOnly, data may be a
+// prefix of the file that holds its header, metadata and tensor infos,
+// and the tensors are checked against size but get no Data.
+func parse(data []byte, size int64, metaOnly bool) (*File, error) {
 	if !IsGGUF(data) {
 		if len(data) == 0 {
 			return nil, fmt.Errorf("gguf: empty data: %w", ErrNotGGUF)
@@ -181,11 +186,49 @@ func Parse(data []byte) (*File, error) {
 			return nil, err
 		}
 	}
-	if err := f.placeTensors(data, r.off); err != nil {
+	if metaOnly {
+		data = nil
+	}
+	if err := f.placeTensors(data, r.off, size); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
+
+// ReadMetadata reads the header, metadata and tensor infos of the GGUF file
+// at path, but not its tensor data (every TensorInfo.Data is nil): only
+// the first bytes of the file that hold them, a few megabytes for a
+// vocabulary of 150k tokens, whatever the size of the model. It validates
+// what it reads as Parse does.
+func ReadMetadata(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	// Read a prefix, and a larger one while the prefix is too short to
+	// hold what parse needs: an error from a prefix shorter than the file
+	// may be the prefix's end; one from the whole file is the file's.
+	for n := min(size, metadataPrefix); ; n = min(size, 4*n) {
+		buf := make([]byte, n)
+		if _, err := fh.ReadAt(buf, 0); err != nil {
+			return nil, err
+		}
+		f, err := parse(buf, size, true)
+		if err == nil || n == size || !errors.Is(err, ErrFormat) {
+			return f, err
+		}
+	}
+}
+
+// metadataPrefix is the first prefix ReadMetadata reads: Llama 3's
+// vocabulary (128k tokens, 280k merges) takes 7.6 MB of metadata.
+var metadataPrefix int64 = 8 << 20
 
 // maxPrealloc caps the capacity reserved from a count in the header.
 const maxPrealloc = 1024
@@ -405,31 +448,33 @@ func (f *File) readTensorInfo(r *reader, i int) error {
 }
 
 // placeTensors sets DataOffset from the end of the tensor infos, checks that
-// every tensor lies inside the file and that none overlap, and points Data
-// into data.
-func (f *File) placeTensors(data []byte, end int) error {
+// every tensor lies inside the file of size bytes and that none overlap,
+// and points Data into data (the whole file) unless data is nil.
+func (f *File) placeTensors(data []byte, end int, size int64) error {
 	a := f.Alignment
-	start := (end + a - 1) / a * a
-	if start > len(data) {
+	start := int64((end + a - 1) / a * a)
+	if start > size {
 		if len(f.Tensors) > 0 {
 			return formatErr(end, "data section starts at byte %d (alignment %d), past the end of the %d-byte file",
-				start, a, len(data))
+				start, a, size)
 		}
 		// llama.cpp writes vocabulary-only files without the final
 		// padding and reads them; there is no data to place.
-		start = len(data)
+		start = size
 	}
-	f.DataOffset = int64(start)
-	dataLen := int64(len(data) - start)
+	f.DataOffset = start
+	dataLen := size - start
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
 		if t.Offset > dataLen || t.Size() > dataLen-t.Offset {
 			return fmt.Errorf("gguf: tensor %q: data [%d, +%d) lies past the end of the %d-byte data section: %w",
 				t.Name, t.Offset, t.Size(), dataLen, ErrFormat)
 		}
-		lo := start + int(t.Offset)
-		hi := lo + int(t.Size())
-		t.Data = data[lo:hi:hi]
+		if data != nil {
+			lo := int(start + t.Offset)
+			hi := lo + int(t.Size())
+			t.Data = data[lo:hi:hi]
+		}
 	}
 	// Sort a copy by offset so any order of tensor infos is accepted;
 	// overlap is then a check of neighbours.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // bandwidthGrain is the floats of each stream one task of the pool reads.
@@ -19,7 +21,7 @@ const bandwidthGrain = 1 << 16
 // weights), and each thread reads two streams half the buffer apart with
 // the AVX dot kernel. On a Zen 5 VM (1 GiB, 4 alternating rounds, load
 // average ~5), 1 thread read 34.5 GB/s (median) so, against 27.5 with one
-// stream, 27.5 with matVec's four rows, and ~25 for the previous probe (one
+// stream, 27.5 with kernels.MatVec's four rows, and ~25 for the previous probe (one
 // stream in the Go heap, which gets 4 KiB pages when transparent huge pages
 // are "madvise"). A STREAM-like C read loop (gcc -O3 -march=native -fopenmp,
 // huge pages) read 27-36. In a quieter window (load ~2) it read 40.3 GB/s
@@ -77,7 +79,7 @@ func (p *BandwidthProbe) Measure(threads, passes int) float64 {
 	body := func(lo, hi int) {
 		for i := lo; i < hi; i += bandwidthGrain {
 			j := min(i+bandwidthGrain, hi)
-			sink[i/bandwidthGrain] = dot(a[i:j], b[i:j])
+			sink[i/bandwidthGrain] = kernels.Dot(a[i:j], b[i:j])
 		}
 	}
 	best := math.Inf(1)

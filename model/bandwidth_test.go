@@ -3,10 +3,12 @@ package model
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,12 +68,12 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 	for _, shape := range [][2]int{{768, 768}, {2048, 768}, {768, 2048}, {5632, 2048}} {
 		rows, cols := shape[0], shape[1]
 		mats := len(w) / (rows * cols)
-		x := benchData(cols)
+		x := randomFloats(rand.New(rand.NewPCG(uint64(cols), 11)), cols)
 		out := make([]float32, rows)
 		bodies := make([]func(lo, hi int), mats)
 		for m := range bodies {
 			wm := w[m*rows*cols : (m+1)*rows*cols]
-			bodies[m] = func(lo, hi int) { matVec(out[lo:hi], wm[lo*cols:hi*cols], x) }
+			bodies[m] = func(lo, hi int) { kernels.MatVec(out[lo:hi], wm[lo*cols:hi*cols], x) }
 		}
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%dx%d/%dT", rows, cols, threads), func(b *testing.B) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+
+	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // Batched decoding: one forward pass advances several sequences by one
@@ -41,9 +43,10 @@ type Batch struct {
 	closed  bool
 
 	// The current step.
-	seqs  []*Sequence
-	n     int
-	layer int
+	entries     []BatchEntry
+	stepEntries []BatchEntry // Step's entries, kept so a step allocates nothing
+	n           int
+	layer       int
 
 	x, xb, xb2 []float32 // (size, dim)
 	qkv        []float32 // (size, dim+2*kv_dim) q, k and v of each sequence
@@ -92,7 +95,7 @@ func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
 		logits: make([]float32, size*c.VocabSize), scratch: make([]float32, size*wide),
 		cos: make([]float32, size*half), sin: make([]float32, size*half),
 		xbIn: make([]activation, size), hbIn: make([]activation, size), xIn: make([]activation, size),
-		seqs: make([]*Sequence, 0, size),
+		entries: make([]BatchEntry, 0, size),
 	}
 	xbForm, hbForm, xForm := m.w.actForms()
 	newActivations(b.xbIn, b.xb, c.Dim, xbForm)
@@ -115,62 +118,76 @@ func (b *Batch) Close() {
 	b.closed = true
 }
 
-var errStepArgs = errors.New("batch step")
+// BatchEntry is one sequence's part of a batched forward pass
+// ([Batch.Forward]): Token fed at position Pos of Session's cache.
+type BatchEntry struct {
+	Session *Session
+	Token   int
+	Pos     int
+}
 
-// Step feeds each sequence's next token at its position, in one forward
-// pass, and samples the token after it with the sequence's sampler: each
-// sequence's [Sequence.Token] is then the token sampled, and
-// [Sequence.Done] tells whether it ended. The sequences must be ready
-// ([Sequence.Ready]: the prompt prefilled, not ended), on distinct sessions
-// of the batch's model, at most [Batch.Size] of them.
-func (b *Batch) Step(seqs []*Sequence) error {
+var errForwardArgs = errors.New("batch forward")
+
+// Forward feeds each entry's token at its position on its session, in one
+// forward pass, and returns the logits after each: VocabSize floats for
+// entry i at [i*VocabSize, (i+1)*VocabSize). The slice is the batch's,
+// valid until its next call. The entries' sessions must be distinct, of
+// the batch's model, at most [Batch.Size] of them; as with
+// [Session.Forward], each session's cache must hold positions 0..Pos-1.
+// A sequence's logits do not depend on the other entries.
+func (b *Batch) Forward(entries []BatchEntry) ([]float32, error) {
 	if b.closed {
-		return fmt.Errorf("%w: %w", errStepArgs, ErrClosed)
+		return nil, fmt.Errorf("%w: %w", errForwardArgs, ErrClosed)
 	}
-	if len(seqs) > b.size {
-		return fmt.Errorf("%w: %d sequences, more than the batch's %d", errStepArgs, len(seqs), b.size)
+	if len(entries) > b.size {
+		return nil, fmt.Errorf("%w: %d entries, more than the batch's %d", errForwardArgs, len(entries), b.size)
 	}
-	for i, q := range seqs {
+	c := &b.cfg
+	for i, e := range entries {
 		switch {
-		case q.s.closed.Load():
-			return fmt.Errorf("%w: sequence %d: %w", errStepArgs, i, errSessionClosed)
-		case q.s.m != b.m:
-			return fmt.Errorf("%w: sequence %d is of another model", errStepArgs, i)
-		case !q.Ready():
-			return fmt.Errorf("%w: sequence %d is not ready (prompt tokens pending: %d, ended: %v)", errStepArgs, i, q.Pending(), q.Done())
+		case e.Session == nil:
+			return nil, fmt.Errorf("%w: entry %d has no session", errForwardArgs, i)
+		case e.Session.closed.Load():
+			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errSessionClosed)
+		case e.Session.m != b.m:
+			return nil, fmt.Errorf("%w: entry %d is of another model", errForwardArgs, i)
+		case e.Token < 0 || e.Token >= c.VocabSize:
+			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errToken(e.Token, c.VocabSize))
+		case e.Pos < 0 || e.Pos >= c.SeqLen:
+			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errPosition(e.Pos, c.SeqLen))
 		}
-		for j, p := range seqs[:i] {
-			if p.s == q.s {
-				return fmt.Errorf("%w: sequences %d and %d share a session", errStepArgs, j, i)
+		for j, p := range entries[:i] {
+			if p.Session == e.Session {
+				return nil, fmt.Errorf("%w: entries %d and %d share a session", errForwardArgs, j, i)
 			}
 		}
 	}
-	if len(seqs) == 0 {
-		return nil
+	if len(entries) == 0 {
+		return nil, nil
 	}
-	b.seqs, b.n = append(b.seqs[:0], seqs...), len(seqs)
+	b.entries, b.n = append(b.entries[:0], entries...), len(entries)
+	for _, e := range entries {
+		s := e.Session
+		s.cached = s.cached[:min(len(s.cached), e.Pos)]
+	}
 	b.forward()
-	vocab := b.cfg.VocabSize
-	for i, q := range seqs {
-		q.accept(b.logits[i*vocab : (i+1)*vocab])
-	}
-	clear(b.seqs)
-	b.seqs = b.seqs[:0]
-	return nil
+	clear(b.entries)
+	b.entries = b.entries[:0]
+	return b.logits[:len(entries)*c.VocabSize], nil
 }
 
-// forward runs the layers for the step's sequences: Session.Forward's
-// operations in the same order, a row of each activation per sequence.
+// forward runs the layers for the step's entries: Session.Forward's
+// operations in the same order, a row of each activation per entry.
 func (b *Batch) forward() {
 	c := &b.cfg
 	w := &b.m.w
 	dim, kvDim, hs, n := c.Dim, c.KVDim(), c.HeadSize(), b.n
 	half := hs / 2
 	qkvDim := dim + 2*kvDim
-	for i, q := range b.seqs {
-		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], q.next)
-		for j, f := range q.s.ropeFreq {
-			val := float32(q.pos) * f
+	for i, e := range b.entries {
+		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], e.Token)
+		for j, f := range e.Session.ropeFreq {
+			val := float32(e.Pos) * f
 			b.cos[i*half+j] = float32(math.Cos(float64(val)))
 			b.sin[i*half+j] = float32(math.Sin(float64(val)))
 		}
@@ -183,16 +200,16 @@ func (b *Batch) forward() {
 		}
 		quantizeRows(b.xbIn[:n])
 		b.pool.run(qkvDim, rowGrain, b.qkvBody)
-		for i, q := range b.seqs {
-			s := q.s
+		for i, e := range b.entries {
+			s := e.Session
 			s.layer = l
 			row := b.qkv[i*qkvDim : (i+1)*qkvDim]
 			cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
 			rotate(row[:dim], cos, sin, hs)
-			k := s.kvSlot(s.keyCache, l, q.pos)
+			k := s.kvSlot(s.keyCache, l, e.Pos)
 			copy(k, row[dim:dim+kvDim])
 			rotate(k, cos, sin, hs)
-			copy(s.kvSlot(s.valueCache, l, q.pos), row[dim+kvDim:])
+			copy(s.kvSlot(s.valueCache, l, e.Pos), row[dim+kvDim:])
 		}
 		b.pool.run(n*c.Heads, 1, b.attnBody)
 		quantizeRows(b.xbIn[:n])
@@ -231,13 +248,13 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	}
 	n, m := b.n, r1-r0
 	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	resident := t.blk != nil && t.blk.resident
-	if !resident && (t.blk != nil || t.h != nil || (t.f != nil && !matMatBatchInvariant())) {
+	resident := t.blk != nil && t.blk.Resident
+	if !resident && (t.blk != nil || t.h != nil || (t.f != nil && !kernels.MatMatBatchInvariant())) {
 		// GGUF's half and block types (not resident Q8_0 panels: their
 		// batched kernels give each vector the matrix-vector kernel's
 		// values, and BenchmarkBatchStep on stories110M-shaped Q8_0 went
 		// from 806-888 to 1062-1141 tok/s with 8 sequences, 887-925 to
-		// 1143-1209 with 16), and float32 where matMat's value
+		// 1143-1209 with 16), and float32 where kernels.MatMat's value
 		// for a vector depends on the batch (NEON, AVX2: their tiles sum
 		// in another order than the matrix-vector kernel that takes the
 		// leftover vectors), so a sequence would get other logits in a
@@ -286,7 +303,7 @@ func (t *tensor) rowsView(r0, r1 int) (tensor, bool) {
 	case t.h != nil:
 		v.h, v.bf16 = t.h[r0*n:r1*n], t.bf16
 	default:
-		if t.blk.resident && (r0%residentRows != 0 || r1%residentRows != 0) {
+		if t.blk.Resident && (r0%kernels.ResidentRows != 0 || r1%kernels.ResidentRows != 0) {
 			return v, false
 		}
 		v.b, v.blk, v.rowBytes = t.b[r0*t.rowBytes:r1*t.rowBytes], t.blk, t.rowBytes
@@ -310,8 +327,8 @@ func (b *Batch) attention(lo, hi int) {
 	dim, stride := c.Dim, c.Dim+2*c.KVDim()
 	for p := lo; p < hi; p++ {
 		i, h := p/c.Heads, p%c.Heads
-		q := b.seqs[i]
-		q.s.attendHeads(b.qkv[i*stride:i*stride+dim], b.xb[i*dim:(i+1)*dim], q.pos, h, h+1)
+		e := b.entries[i]
+		e.Session.attendHeads(b.qkv[i*stride:i*stride+dim], b.xb[i*dim:(i+1)*dim], e.Pos, h, h+1)
 	}
 }
 

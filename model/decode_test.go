@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/sample"
+	"github.com/llama2-go/llama2/tokenizer"
 	"github.com/stretchr/testify/require"
 )
 
@@ -78,7 +80,7 @@ func loadGoldenRuns(t *testing.T) []goldenRun {
 func generateIDs(t *testing.T, s *Session, prompt []int, r goldenRun) []int {
 	var ids []int
 	calls := 0
-	_, err := s.Generate(context.Background(), prompt, NewSampler(s.cfg.VocabSize, r.temperature, r.topp, r.seed), r.steps,
+	_, err := s.Generate(context.Background(), prompt, sample.New(s.cfg.VocabSize, r.temperature, r.topp, r.seed), r.steps,
 		func(prev, next int) bool {
 			calls++
 			if calls >= len(prompt) {
@@ -105,7 +107,7 @@ func TestBatchGoldens(t *testing.T) {
 	for _, r := range loadGoldenRuns(t) {
 		t.Run(r.name, func(t *testing.T) {
 			m := openModel(t, fixture(t, r.checkpoint))
-			tok, err := LoadTokenizer(fixture(t, r.tokenizer), m.Config.VocabSize)
+			tok, err := tokenizer.Load(fixture(t, r.tokenizer), m.Config.VocabSize)
 			require.NoError(t, err)
 			prompt := tok.Encode(r.prompt, true, false)
 			want := generateIDs(t, newSession(t, m, 2), prompt, r)
@@ -115,7 +117,7 @@ func TestBatchGoldens(t *testing.T) {
 			var got []int
 			var last Token
 			for tk, err := range newSession(t, m, 2).Tokens(context.Background(), prompt, GenerateOptions{
-				MaxTokens: maxTokens, Sampler: NewSampler(m.Config.VocabSize, r.temperature, r.topp, r.seed)}) {
+				MaxTokens: maxTokens, Sampler: sample.New(m.Config.VocabSize, r.temperature, r.topp, r.seed)}) {
 				require.NoError(t, err)
 				if !tk.Prompt && tk.Stop != StopEnd {
 					got = append(got, tk.ID)
@@ -131,18 +133,18 @@ func TestBatchGoldens(t *testing.T) {
 			defer b.Close()
 			start := func(p []int, seed uint64) *Sequence {
 				q, err := newSessionBatch(t, m, 2, 0).Start(p, GenerateOptions{MaxTokens: maxTokens,
-					Sampler: NewSampler(m.Config.VocabSize, 0.9, 0.9, seed)})
+					Sampler: sample.New(m.Config.VocabSize, 0.9, 0.9, seed)})
 				require.NoError(t, err)
 				_, err = q.Prefill(0)
 				require.NoError(t, err)
 				return q
 			}
-			seqs := []*Sequence{start(tok.Encode("The dog", true, false), 5), start([]int{BOS}, 6)}
+			seqs := []*Sequence{start(tok.Encode("The dog", true, false), 5), start([]int{tokenizer.BOS}, 6)}
 			for range 3 {
 				require.NoError(t, b.Step(seqs))
 			}
 			main, err := newSessionBatch(t, m, 2, 0).Start(prompt, GenerateOptions{MaxTokens: maxTokens,
-				Sampler: NewSampler(m.Config.VocabSize, r.temperature, r.topp, r.seed)})
+				Sampler: sample.New(m.Config.VocabSize, r.temperature, r.topp, r.seed)})
 			require.NoError(t, err)
 			_, err = main.Prefill(0)
 			require.NoError(t, err)
@@ -182,27 +184,25 @@ func TestBatchLogitsGoldens(t *testing.T) {
 			require.NoError(t, err)
 			defer b.Close()
 			const lanes = 3
-			seqs := make([]*Sequence, lanes)
-			for j := range seqs {
-				seqs[j], err = newSessionBatch(t, m, 1, 0).Start(c.Tokens[:1], GenerateOptions{})
-				require.NoError(t, err)
+			sessions := make([]*Session, lanes)
+			for j := range sessions {
+				sessions[j] = newSessionBatch(t, m, 1, 0)
 			}
 			n := len(c.Tokens)
 			// Lane j starts at step j: each step holds sequences at
 			// different positions.
 			for step := 0; step < n+lanes-1; step++ {
-				var active []*Sequence
-				var at []int
-				for j, q := range seqs {
+				var active []BatchEntry
+				for j, s := range sessions {
 					if pos := step - j; pos >= 0 && pos < n {
-						q.pos, q.next, q.stop = pos, c.Tokens[pos], NotStopped
-						active, at = append(active, q), append(at, pos)
+						active = append(active, BatchEntry{Session: s, Token: c.Tokens[pos], Pos: pos})
 					}
 				}
-				b.seqs, b.n = active, len(active)
-				b.forward()
-				for k, pos := range at {
-					got := b.logits[k*c.VocabSize : (k+1)*c.VocabSize]
+				logits, err := b.Forward(active)
+				require.NoError(t, err)
+				for k, e := range active {
+					pos := e.Pos
+					got := logits[k*c.VocabSize : (k+1)*c.VocabSize]
 					w := want[i][pos*c.VocabSize : (pos+1)*c.VocabSize]
 					require.LessOrEqual(t, maxAbsDiff(got, w), 1e-4, "lane %d position %d", k, pos)
 				}
@@ -227,23 +227,23 @@ func TestBatchSameAloneAndTogether(t *testing.T) {
 				b, err := m.NewBatch(BatchOptions{Size: n, Threads: 2})
 				require.NoError(t, err)
 				defer b.Close()
-				var seqs []*Sequence
-				for range lanes {
-					q, err := newSessionBatch(t, m, 2, 0).Start([]int{BOS}, GenerateOptions{})
-					require.NoError(t, err)
-					seqs = append(seqs, q)
+				entries := make([]BatchEntry, len(lanes))
+				for k := range lanes {
+					entries[k].Session = newSessionBatch(t, m, 2, 0)
 				}
 				out := map[int][]float32{}
 				vocab := m.Config.VocabSize
+				var logits []float32
 				for step := range 6 {
 					for k, lane := range lanes {
-						seqs[k].pos, seqs[k].next = 3*lane+step, (lane*7+step*13)%vocab
+						entries[k].Pos, entries[k].Token = 3*lane+step, (lane*7+step*13)%vocab
 					}
-					b.seqs, b.n = seqs, len(seqs)
-					b.forward()
+					var err error
+					logits, err = b.Forward(entries)
+					require.NoError(t, err)
 				}
 				for k, lane := range lanes {
-					out[lane] = append([]float32(nil), b.logits[k*vocab:(k+1)*vocab]...)
+					out[lane] = append([]float32(nil), logits[k*vocab:(k+1)*vocab]...)
 				}
 				return out
 			}
@@ -268,7 +268,7 @@ func TestSequenceErrors(t *testing.T) {
 	require.Error(t, err)
 	_, err = s.Start([]int{1}, GenerateOptions{Stop: []string{"x"}})
 	require.Error(t, err, "stop strings need a tokenizer")
-	_, err = s.Generate(context.Background(), make([]int, m.Config.SeqLen+1), NewSampler(512, 0, 0, 1), 0, func(int, int) bool { return true })
+	_, err = s.Generate(context.Background(), make([]int, m.Config.SeqLen+1), sample.New(512, 0, 0, 1), 0, func(int, int) bool { return true })
 	require.ErrorIs(t, err, ErrPromptTooLong)
 	_, err = s.Forward(1, m.Config.SeqLen)
 	require.ErrorIs(t, err, ErrContextFull)
@@ -289,7 +289,7 @@ func TestSequenceErrors(t *testing.T) {
 	var last Token
 	var lastErr error
 	n := 0
-	for tk, err := range s2.Tokens(ctx, []int{BOS}, GenerateOptions{Sampler: NewSampler(512, 1, 0.9, 3)}) {
+	for tk, err := range s2.Tokens(ctx, []int{tokenizer.BOS}, GenerateOptions{Sampler: sample.New(512, 1, 0.9, 3)}) {
 		if n++; n == 4 {
 			cancel()
 		}
@@ -335,16 +335,16 @@ func TestTokensStopReasons(t *testing.T) {
 	text, toks = collect(prompt, GenerateOptions{Tokenizer: tok})
 	last := toks[len(toks)-1]
 	require.Equal(t, StopEnd, last.Stop)
-	require.Contains(t, []int{BOS, EOS}, last.ID)
+	require.Contains(t, []int{tokenizer.BOS, tokenizer.EOS}, last.ID)
 	require.NotEmpty(t, text)
 
 	// A prompt near the end of the context fills it.
 	long := make([]int, m.Config.SeqLen-3)
-	long[0] = BOS
+	long[0] = tokenizer.BOS
 	for i := 1; i < len(long); i++ {
 		long[i] = prompt[1+i%(len(prompt)-1)]
 	}
-	_, toks = collect(long, GenerateOptions{Sampler: NewSampler(512, 1.5, 1, 9)})
+	_, toks = collect(long, GenerateOptions{Sampler: sample.New(512, 1.5, 1, 9)})
 	last = toks[len(toks)-1]
 	if last.Stop != StopEnd {
 		require.Equal(t, StopContextFull, last.Stop)
@@ -381,7 +381,7 @@ func TestTokensPrefillChunks(t *testing.T) {
 	s := newSession(t, m, 2)
 	var want []int
 	pos := 0
-	_, err := s.Generate(context.Background(), prompt, NewSampler(m.Config.VocabSize, 0, 0, 1), len(prompt)+11, func(prev, next int) bool {
+	_, err := s.Generate(context.Background(), prompt, sample.New(m.Config.VocabSize, 0, 0, 1), len(prompt)+11, func(prev, next int) bool {
 		if pos >= len(prompt)-1 { // the token after the prompt's last, and on
 			want = append(want, next)
 		}
@@ -450,7 +450,7 @@ func TestCloseOwnership(t *testing.T) {
 	for _, sess := range []*Session{s, qs} {
 		go func() {
 			var ids []int
-			for tk, err := range sess.Tokens(context.Background(), []int{BOS}, GenerateOptions{MaxTokens: 200}) {
+			for tk, err := range sess.Tokens(context.Background(), []int{tokenizer.BOS}, GenerateOptions{MaxTokens: 200}) {
 				if err != nil {
 					panic(err)
 				}
@@ -470,14 +470,14 @@ func TestCloseOwnership(t *testing.T) {
 	// The quantized model still works on its own.
 	qs2, err := q.NewSession(SessionOptions{Threads: 1})
 	require.NoError(t, err)
-	_, err = qs2.Forward(BOS, 0)
+	_, err = qs2.Forward(tokenizer.BOS, 0)
 	require.NoError(t, err)
 	s.Close()
 	qs.Close()
 	qs2.Close()
-	_, err = s.Forward(BOS, 0)
+	_, err = s.Forward(tokenizer.BOS, 0)
 	require.ErrorIs(t, err, ErrClosed)
-	_, err = s.Start([]int{BOS}, GenerateOptions{})
+	_, err = s.Start([]int{tokenizer.BOS}, GenerateOptions{})
 	require.ErrorIs(t, err, ErrClosed)
 	require.NoError(t, q.Close())
 	require.True(t, errors.Is(fmt.Errorf("x: %w", ErrClosed), ErrClosed))
@@ -497,18 +497,18 @@ func BenchmarkBatchStep(b *testing.B) {
 			batch, err := m.NewBatch(BatchOptions{Size: n})
 			require.NoError(b, err)
 			defer batch.Close()
-			seqs := make([]*Sequence, n)
-			for i := range seqs {
-				seqs[i], err = newSessionBatch(b, m, 1, 0).Start([]int{BOS}, GenerateOptions{})
-				require.NoError(b, err)
+			entries := make([]BatchEntry, n)
+			for i := range entries {
+				entries[i].Session = newSessionBatch(b, m, 1, 0)
 			}
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				for _, q := range seqs {
-					q.pos, q.next = i%64, (i*31+7)%m.Config.VocabSize
+				for k := range entries {
+					entries[k].Pos, entries[k].Token = i%64, (i*31+7)%m.Config.VocabSize
 				}
-				batch.seqs, batch.n = seqs, n
-				batch.forward()
+				if _, err := batch.Forward(entries); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})

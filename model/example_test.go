@@ -8,6 +8,8 @@ import (
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/sample"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // Generate a story greedily and collect its text. (The fixtures come from
@@ -18,7 +20,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func Example() {
 	}
 	defer session.Close()
 
-	sampler := model.NewSampler(m.Config.VocabSize, 0, 0.9, 1) // temperature 0: greedy
+	sampler := sample.New(m.Config.VocabSize, 0, 0.9, 1) // temperature 0: greedy
 	prompt := tok.Encode("Once upon a time", true, false)
 	var text strings.Builder
 	decoder := tok.NewTextDecoder()
@@ -58,11 +60,11 @@ func ExampleModel_NewSession() {
 				log.Fatal(err)
 			}
 			defer s.Close()
-			logits, err := s.Forward(model.BOS, 0)
+			logits, err := s.Forward(tokenizer.BOS, 0)
 			if err != nil {
 				log.Fatal(err)
 			}
-			done <- model.NewSampler(len(logits), 0, 0, 1).Sample(logits)
+			done <- sample.New(len(logits), 0, 0, 1).Sample(logits)
 		}()
 	}
 	fmt.Println(<-done, <-done, <-done)
@@ -76,7 +78,7 @@ func ExampleSession_Forward() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,8 +87,8 @@ func ExampleSession_Forward() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	sampler := model.NewSampler(m.Config.VocabSize, 0, 0, 1)
-	token := model.BOS
+	sampler := sample.New(m.Config.VocabSize, 0, 0, 1)
+	token := tokenizer.BOS
 	for pos := range 6 {
 		logits, err := s.Forward(token, pos)
 		if err != nil {
@@ -108,7 +110,7 @@ func ExampleSession_PrefillLogits() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func ExampleSession_PrefillLogits() {
 		log.Fatal(err)
 	}
 	last := prompt[len(prompt)-1]
-	next := model.NewSampler(m.Config.VocabSize, 0, 0, 1).Sample(logits)
+	next := sample.New(m.Config.VocabSize, 0, 0, 1).Sample(logits)
 	fmt.Printf("%d prompt tokens, then %q\n", len(prompt), tok.Decode(last, next))
 	// Output: 5 prompt tokens, then ","
 }
@@ -148,7 +150,7 @@ func ExampleModel_ChatPrompt() {
 	var reply []byte
 	decoder := tok.NewTextDecoder()
 	calls := 0
-	greedy := model.NewSampler(m.Config.VocabSize, 0, 0.9, 1)
+	greedy := sample.New(m.Config.VocabSize, 0, 0.9, 1)
 	s.Generate(context.Background(), prompt, greedy, len(prompt)+24, func(prev, next int) bool {
 		if calls++; calls >= len(prompt) { // the reply, after the prompt
 			reply = decoder.Append(reply, prev, next)

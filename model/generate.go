@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/llama2-go/llama2/sample"
 )
 
 // Stats reports what a generation did and how long it took.
@@ -46,7 +48,7 @@ func (s Stats) TokensPerSecond() float64 {
 // For every position it calls emit(prev, next): the token just fed and the
 // token that follows it, from the prompt or sampled. Decode the pair with
 // [Tokenizer.Decode] or a [TextDecoder] to print the text.
-func (s *Session) Generate(ctx context.Context, prompt []int, sampler *Sampler, steps int, emit func(prev, next int) bool) (st Stats, err error) {
+func (s *Session) Generate(ctx context.Context, prompt []int, sampler *sample.Sampler, steps int, emit func(prev, next int) bool) (st Stats, err error) {
 	st.PromptTokens = len(prompt)
 	seqLen := s.cfg.SeqLen
 	if len(prompt) == 0 {

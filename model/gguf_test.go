@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/kernels"
+	"github.com/llama2-go/llama2/sample"
 	"github.com/stretchr/testify/require"
 )
 
@@ -157,7 +159,7 @@ func greedy(t *testing.T, s *Session, prompt []int, n int) []int {
 			tok = prompt[pos+1]
 			continue
 		}
-		tok = argmax(logits)
+		tok = sample.Argmax(logits)
 		out = append(out, tok)
 	}
 	return out
@@ -208,6 +210,6 @@ func TestActivationForms(t *testing.T) {
 		m := openModel(t, fixture(t, "gguf/randk-"+tc.name+".gguf"))
 		xb, hb, x := m.w.actForms()
 		require.Equal(t, []bool{tc.xb, tc.hb, tc.x}, []bool{xb.super, hb.super, x.super}, tc.name)
-		require.Equal(t, tc.gs, xb.gs == qBlock && xb.sums, tc.name)
+		require.Equal(t, tc.gs, xb.gs == kernels.QBlock && xb.sums, tc.name)
 	}
 }

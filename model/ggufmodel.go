@@ -10,6 +10,8 @@ import (
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/gguf"
+	"github.com/llama2-go/llama2/internal/kernels"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // GGUF models (llama.cpp's format): the hyperparameters and the tokenizer
@@ -25,11 +27,11 @@ var ErrUnsupported = errors.New("not supported")
 
 // ggufModel is what a GGUF file adds to the weights.
 type ggufModel struct {
-	tok          *Tokenizer // the vocabulary in the file, or nil
-	chatTemplate string     // tokenizer.chat_template, or ""
-	eos, bos     int        // token ids; -1 when absent
-	typeMix      string     // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
-	resident     bool       // Q8_0 matrices repacked into panels (resident.go)
+	tok          *tokenizer.Tokenizer // the vocabulary in the file, or nil
+	chatTemplate string               // tokenizer.chat_template, or ""
+	eos, bos     int                  // token ids; -1 when absent
+	typeMix      string               // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
+	resident     bool                 // Q8_0 matrices repacked into panels (resident.go)
 }
 
 // maxDimension bounds every size read from metadata, so that products of a
@@ -75,7 +77,7 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 		return fail(err)
 	}
 	if has(f, "tokenizer.ggml.tokens") {
-		if gm.tok, err = TokenizerFromGGUF(f); err != nil {
+		if gm.tok, err = tokenizer.FromGGUF(f); err != nil {
 			return fail(err)
 		}
 		if n := gm.tok.VocabSize(); n != cfg.VocabSize {
@@ -191,6 +193,10 @@ func ropeScale(f *gguf.File) (float32, error) {
 	return positiveFloat(f, "llama.rope.scale_linear", 1)
 }
 
+// noTokenU32 is how llama.cpp's tools store "no such token" in a uint32
+// key (its token id -1).
+const noTokenU32 = 1<<32 - 1
+
 // optionalToken reads an optional token id, checked against the vocabulary.
 func optionalToken(f *gguf.File, key string, vocab int) (int, error) {
 	if !has(f, key) {
@@ -235,7 +241,7 @@ func ggufWeights(f *gguf.File, cfg *Config) (weights, *ggufModel, error) {
 		}
 		types[info.Type]++
 		if t.blk != nil {
-			act = actForm{gs: qBlock, sums: true}
+			act = actForm{gs: kernels.QBlock, sums: true}
 		}
 		return t, nil
 	}
@@ -314,24 +320,19 @@ func viewTensor(info *gguf.TensorInfo, rows, cols int) (tensor, error) {
 		t.h = uint16s(info.Data)
 		t.bf16 = info.Type == gguf.TypeBF16
 	default:
-		bt := blockTypes[info.Type]
+		bt := kernels.Block(info.Type)
 		if bt == nil {
 			return tensor{}, fmt.Errorf("tensor %s has type %s, which is %w (this build runs %s)",
 				info.Name, info.Type, ErrUnsupported, supportedTypes())
 		}
-		t.b, t.blk, t.rowBytes = info.Data, bt, cols/bt.blockSize*bt.blockBytes
+		t.b, t.blk, t.rowBytes = info.Data, bt, cols/bt.BlockSize*bt.BlockBytes
 	}
 	return t, nil
 }
 
 // supportedTypes lists the tensor types this build runs.
 func supportedTypes() string {
-	names := []string{"F32", "F16", "BF16"}
-	for _, bt := range blockTypes {
-		names = append(names, bt.typ.String())
-	}
-	slices.Sort(names[3:])
-	return strings.Join(names, ", ")
+	return strings.Join(append([]string{"F32", "F16", "BF16"}, kernels.BlockTypeNames()...), ", ")
 }
 
 // describeTypes lists tensor types by how many tensors have them, most
@@ -399,7 +400,7 @@ func (m *Model) Template() (*chat.Template, error) {
 // special tokens the template writes (<s>, </s>, ...) are parsed; those in
 // the messages stay text. A template that rejects the conversation (roles
 // out of order, say) returns an error wrapping chat.ErrRaised.
-func (m *Model) ChatPrompt(tok *Tokenizer, msgs []chat.Message) ([]int, error) {
+func (m *Model) ChatPrompt(tok *tokenizer.Tokenizer, msgs []chat.Message) ([]int, error) {
 	tmpl, err := m.Template()
 	if err != nil {
 		return nil, err

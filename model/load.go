@@ -313,7 +313,7 @@ func readAnon(f *os.File, size int, start int64, progress func(done, total int64
 // 1 thread and 112.5 -> 124.9 on 2 (5 pairs), 65.2 -> 66.6 and 109.8 ->
 // 113.9 in 8 more; stories42M's tg128 moved inside this VM's noise (2
 // threads, 8 pairs: median 322 -> 276, the pairs going both ways, the
-// spread 190-435). Streaming 440 MB of 768-float rows with matVec alone,
+// spread 190-435). Streaming 440 MB of 768-float rows with kernels.MatVec alone,
 // medians of 15 passes: 31.4-35.2 -> 37.1-37.2 GB/s on 1 thread, 64.1-68.6
 // -> 72.4-75.2 on 2.
 const weightAlign = 64

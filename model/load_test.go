@@ -316,3 +316,10 @@ func FuzzDataStart(f *testing.F) {
 		require.True(t, start >= 0 && start <= int64(len(data)), "start %d of %d bytes", start, len(data))
 	})
 }
+
+func writeTemp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // Batched prompt processing. Feeding a prompt token by token streams every
@@ -44,7 +46,7 @@ type batchState struct {
 }
 
 // batchGrain is the number of tokens a worker takes at a time, a multiple of
-// the matMat kernel's tile.
+// the kernels.MatMat kernel's tile.
 const batchGrain = 4
 
 func newBatchState(s *Session, size int) *batchState {
@@ -210,7 +212,7 @@ func (s *Session) ropeToken(i int) {
 // in L1, and every token of the batch reads a block before the next is
 // fetched, instead of every token streaming the whole cache. The scores and
 // sums are those of attendHeads, bit for bit: each score is one dot product,
-// and axpyStrided adds the terms in order of position whatever the blocks.
+// and kernels.AxpyStrided adds the terms in order of position whatever the blocks.
 func (s *Session) attentionBatch(lo, hi int) {
 	b, c := s.batch, &s.cfg
 	dim, hs, kvDim, seqLen := c.Dim, c.HeadSize(), c.KVDim(), c.SeqLen
@@ -232,17 +234,17 @@ func (s *Session) attentionBatch(lo, hi int) {
 		}
 		forBlocks(func(i, p0, p1 int) {
 			q := b.q[i*dim+h*hs : i*dim+(h+1)*hs]
-			dotStrided(att[i*seqLen+p0:i*seqLen+p1], q, s.keyCache[kv+p0*kvDim:], kvDim)
+			kernels.DotStrided(att[i*seqLen+p0:i*seqLen+p1], q, s.keyCache[kv+p0*kvDim:], kvDim)
 		})
 		for i := range b.n {
 			a := att[i*seqLen : i*seqLen+b.pos0+i+1]
-			divScalar(a, scale)
-			softmax(a)
+			kernels.DivScalar(a, scale)
+			kernels.Softmax(a)
 			clear(b.xb[i*dim+h*hs : i*dim+(h+1)*hs])
 		}
 		forBlocks(func(i, p0, p1 int) {
 			out := b.xb[i*dim+h*hs : i*dim+(h+1)*hs]
-			axpyStrided(out, att[i*seqLen+p0:i*seqLen+p1], s.valueCache[kv+p0*kvDim:], kvDim)
+			kernels.AxpyStrided(out, att[i*seqLen+p0:i*seqLen+p1], s.valueCache[kv+p0*kvDim:], kvDim)
 		})
 	}
 }

@@ -3,34 +3,15 @@ package model
 import (
 	"bytes"
 	"encoding/binary"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/kernels"
+	"github.com/llama2-go/llama2/sample"
 	"github.com/stretchr/testify/require"
 )
-
-// plainDotQ8 is the definition of dotQ8 written index by index: a run ends
-// wherever the weight group or the activation group of the next index
-// differs.
-func plainDotQ8(wq []int8, ws []float32, off, gs int, xq []int8, xs []float32) float32 {
-	var total float32
-	var sum int32
-	for k := range xq {
-		sum += int32(wq[k]) * int32(xq[k])
-		last := k == len(xq)-1
-		if last || (off+k+1)/gs != (off+k)/gs || (k+1)/gs != k/gs {
-			// The conversions round each product, as dotQ8's do: without
-			// them the compiler may fuse the second multiply with the
-			// addition (it does on arm64), which dotQ8 promises not to do.
-			total += float32(float32(float32(sum)*ws[(off+k)/gs]) * xs[k/gs])
-			sum = 0
-		}
-	}
-	return total
-}
 
 func randomFloats(r *rand.Rand, n int) []float32 {
 	f := make([]float32, n)
@@ -38,53 +19,6 @@ func randomFloats(r *rand.Rand, n int) []float32 {
 		f[i] = float32(r.NormFloat64())
 	}
 	return f
-}
-
-func TestDotQ8MatchesDefinition(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 1))
-	for _, gs := range []int{1, 3, 4, 32, 64} {
-		for _, n := range []int{1, 2, 7, 31, 63, 64, 65, 172, 288} {
-			for _, off := range []int{0, 1, 5, 63, 64 * 3} {
-				w := randomFloats(r, off+n+gs)
-				x := randomFloats(r, n)
-				wq, ws := make([]int8, len(w)), make([]float32, (len(w)+gs-1)/gs)
-				xq, xs := make([]int8, n), make([]float32, (n+gs-1)/gs)
-				quantizeQ8(wq, ws, w, gs, roundHalfEven)
-				quantizeQ8(xq, xs, x, gs, roundHalfAwayFromZero)
-				got := dotQ8(wq[off:], ws, off, gs, xq, xs)
-				require.Equal(t, plainDotQ8(wq[off:], ws, off, gs, xq, xs), got, "gs=%d n=%d off=%d", gs, n, off)
-				// And it approximates the float dot product: each value is off
-				// by at most half its group's step (max|v|/254).
-				var exact, bound float64
-				for i := range x {
-					exact += float64(w[off+i]) * float64(x[i])
-					bound += math.Abs(float64(ws[(off+i)/gs]*127)*float64(xs[i/gs]*127)) * (2.0/254 + 1.0/254/254)
-				}
-				require.InDelta(t, exact, float64(got), bound+1e-4, "gs=%d n=%d off=%d", gs, n, off)
-
-				out := make([]float32, 3)
-				rows := make([]int8, off+3*n)
-				rs := make([]float32, (off+3*n+gs-1)/gs)
-				quantizeQ8(rows, rs, randomFloats(r, off+3*n), gs, roundHalfEven)
-				matVecQ8(out, rows, rs, off, gs, xq, xs)
-				for i := range out {
-					o := off + i*n
-					require.Equal(t, plainDotQ8(rows[o:o+n], rs, o, gs, xq, xs), out[i])
-				}
-			}
-		}
-	}
-}
-
-func TestQuantizeQ8(t *testing.T) {
-	q := make([]int8, 7)
-	s := make([]float32, 3)
-	// Groups of 3: zeros; a tie at .5 after scaling; a short last group.
-	quantizeQ8(q, s, []float32{0, 0, 0, 127, 0.5, -1.5, 2}, 3, roundHalfEven)
-	require.Equal(t, []float32{0, 1, 2.0 / 127}, s)
-	require.Equal(t, []int8{0, 0, 0, 127, 0, -2, 127}, q)
-	quantizeQ8(q, s, []float32{0, 0, 0, 127, 0.5, -1.5, 2}, 3, roundHalfAwayFromZero)
-	require.Equal(t, []int8{0, 0, 0, 127, 1, -2, 127}, q)
 }
 
 // TestQ8LogitsCloseToFP32 compares a Q8_0 model's logits with its fp32
@@ -110,7 +44,7 @@ func TestQ8LogitsCloseToFP32(t *testing.T) {
 			lo, hi = min(lo, v), max(hi, v)
 		}
 		require.Less(t, maxAbsDiff(la, lb), 0.03*float64(hi-lo), "position %d", pos)
-		require.Equal(t, argmax(la), argmax(lb), "position %d", pos)
+		require.Equal(t, sample.Argmax(la), sample.Argmax(lb), "position %d", pos)
 	}
 }
 
@@ -192,8 +126,8 @@ func TestMulBatchQ8(t *testing.T) {
 	} {
 		r := rand.New(rand.NewPCG(13, uint64(c.rows)))
 		w := tensor{rows: c.rows, cols: c.cols, q: make([]int8, c.rows*c.cols), s: make([]float32, c.rows*c.cols/c.gs), gs: c.gs}
-		quantizeQ8(w.q, w.s, randSlice(r, c.rows*c.cols, 0), c.gs, roundHalfEven)
-		x := randSlice(r, c.batch*c.cols, 0)
+		kernels.QuantizeQ8(w.q, w.s, randomFloats(r, c.rows*c.cols), c.gs, kernels.RoundHalfEven)
+		x := randomFloats(r, c.batch*c.cols)
 		acts := make([]activation, c.batch)
 		if c.apart {
 			for b := range acts {
@@ -206,7 +140,7 @@ func TestMulBatchQ8(t *testing.T) {
 		w.mulBatch(out, x, quantizeRows(acts))
 		for b := range acts {
 			want := make([]float32, c.rows)
-			matVecQ8Generic(want, w.q, w.s, 0, c.gs, acts[b].q, acts[b].s)
+			kernels.MatVecQ8(want, w.q, w.s, 0, c.gs, acts[b].q, acts[b].s)
 			require.Equal(t, want, out[b*c.rows:(b+1)*c.rows], "%+v: vector %d", c, b)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"unsafe"
+
+	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // DefaultGroupSize is the Q8_0 group size llama2.c's export.py picks for a
@@ -73,7 +75,7 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 		out := tensor{rows: t.rows, cols: t.cols, gs: groupSize,
 			q: make([]int8, n), s: make([]float32, n/groupSize)}
 		if t.f != nil {
-			quantizeQ8(out.q, out.s, t.f, groupSize, roundHalfEven)
+			kernels.QuantizeQ8(out.q, out.s, t.f, groupSize, kernels.RoundHalfEven)
 			return out
 		}
 		// Another type (GGUF): one row at a time, through float32. The
@@ -83,7 +85,7 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 		for r := range t.rows {
 			t.rowTo(row, r)
 			o := r * t.cols
-			quantizeQ8(out.q[o:o+t.cols], out.s[o/groupSize:], row, groupSize, roundHalfEven)
+			kernels.QuantizeQ8(out.q[o:o+t.cols], out.s[o/groupSize:], row, groupSize, kernels.RoundHalfEven)
 		}
 		return out
 	}
@@ -173,7 +175,7 @@ func WriteQ8(w io.Writer, m *Model, groupSize int, progress func(done, total int
 	for _, t := range tensors {
 		q = slices.Grow(q[:0], len(t.f))[:len(t.f)]
 		s = slices.Grow(s[:0], len(t.f)/groupSize)[:len(t.f)/groupSize]
-		quantizeQ8(q, s, t.f, groupSize, roundHalfEven)
+		kernels.QuantizeQ8(q, s, t.f, groupSize, kernels.RoundHalfEven)
 		if _, err := bw.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q))), len(q))); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,68 +12,31 @@ import (
 	"testing"
 
 	"github.com/llama2-go/llama2/gguf"
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/stretchr/testify/require"
 )
+
+// randQ8_0 returns n random Q8_0 blocks: a float16 scale, then 32 int8.
+func randQ8_0(r *rand.Rand, n int) []byte {
+	b := make([]byte, n*34)
+	for i := range n {
+		blk := b[i*34 : (i+1)*34]
+		binary.LittleEndian.PutUint16(blk, kernels.F32ToF16(float32(r.Float64())/64))
+		for j := 2; j < 34; j++ {
+			blk[j] = byte(r.IntN(256))
+		}
+	}
+	return b
+}
 
 // residentCase returns rows of nb random Q8_0 blocks, and the same rows as
 // a resident tensor.
 func residentCase(t testing.TB, r *rand.Rand, rows, nb int) (raw []byte, res tensor) {
-	raw = randBlocks(r, blockCases[0], rows*nb, 0)
-	res = tensor{rows: rows, cols: nb * qBlock, b: slices.Clone(raw),
-		blk: blockTypes[gguf.TypeQ8_0], rowBytes: nb * q8_0Bytes}
+	raw = randQ8_0(r, rows*nb)
+	res = tensor{rows: rows, cols: nb * kernels.QBlock, b: slices.Clone(raw),
+		blk: kernels.Block(gguf.TypeQ8_0), rowBytes: nb * 34}
 	require.True(t, res.makeResident())
 	return raw, res
-}
-
-// residentImpls are the kernels of resident panels: the dispatching ones
-// (assembly where the CPU has it) and Go's.
-var residentImpls = []struct {
-	name   string
-	matVec func([]float32, []byte, []int8, []float32, []int32)
-	matMat func([]float32, []byte, int, []int8, []float32, []int32, int)
-}{
-	{"dispatch", matVecResidentQ8_0, matMatResidentQ8_0},
-	{"go", matVecResidentGo, matMatResidentGo},
-}
-
-// TestResidentKernels checks the kernels of resident panels against the
-// reference loop over the file's blocks, for one vector and for batches.
-func TestResidentKernels(t *testing.T) {
-	for _, k := range residentImpls {
-		t.Run(k.name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(41, 42))
-			for _, nb := range blockCounts {
-				n := nb * qBlock
-				// 1-3 panels one at a time; 4 and more 4 streams apart, then the rest.
-				for _, rows := range []int{16, 32, 48, 64, 80, 112, 176} {
-					raw, res := residentCase(t, r, rows, nb)
-					xq, xs, xsum := randActivation(r, n, 1)
-					want, tol := blockWant(blockCases[0], rows, raw, xq, xs, xsum)
-					out, check := guarded(t, rows, nb%3)
-					k.matVec(out, res.b, xq, xs, xsum)
-					checkOut(t, out, want, tol, check, fmt.Sprintf("blocks=%d rows=%d", nb, rows))
-
-					for _, batch := range []int{1, 2, 3, 7, 8, 13} {
-						xq, xs, xsum := randActivation(r, n, batch)
-						out, check := guarded(t, batch*rows, batch%4)
-						k.matMat(out, res.b, rows, xq, xs, xsum, batch)
-						check()
-						for v := range batch {
-							q, s := xq[v*n:(v+1)*n], xs[v*nb:(v+1)*nb]
-							sum := xsum[v*nb : (v+1)*nb]
-							want, tol := blockWant(blockCases[0], rows, raw, q, s, sum)
-							msg := fmt.Sprintf("blocks=%d rows=%d batch=%d v=%d", nb, rows, batch, v)
-							checkOut(t, out[v*rows:(v+1)*rows], want, tol, func() {}, msg)
-							// A vector gets the same values in a batch as alone.
-							one := make([]float32, rows)
-							k.matVec(one, res.b, q, s, sum)
-							require.Equal(t, one, out[v*rows:(v+1)*rows], msg)
-						}
-					}
-				}
-			}
-		})
-	}
 }
 
 // TestResidentRows checks the parts of a resident tensor that callers
@@ -82,8 +46,8 @@ func TestResidentRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(43, 44))
 	const rows, nb = 64, 5
 	raw, res := residentCase(t, r, rows, nb)
-	file := tensor{rows: rows, cols: nb * qBlock, b: raw, blk: blockTypes[gguf.TypeQ8_0], rowBytes: nb * q8_0Bytes}
-	x := newActivation(randSlice(r, nb*qBlock, 0), actForm{gs: qBlock, sums: true})
+	file := tensor{rows: rows, cols: nb * kernels.QBlock, b: raw, blk: kernels.Block(gguf.TypeQ8_0), rowBytes: nb * 34}
+	x := newActivation(randomFloats(r, nb*kernels.QBlock), actForm{gs: kernels.QBlock, sums: true})
 	x.quantize()
 	all := make([]float32, rows)
 	res.mulRows(all, 0, &x)
@@ -104,7 +68,7 @@ func TestResidentRows(t *testing.T) {
 	require.Equal(t, all[16:48], out)
 	_, ok = res.rowsView(8, 48)
 	require.False(t, ok, "a view must start on a panel")
-	got, wantRow := make([]float32, nb*qBlock), make([]float32, nb*qBlock)
+	got, wantRow := make([]float32, nb*kernels.QBlock), make([]float32, nb*kernels.QBlock)
 	for row := range rows {
 		res.rowTo(got, row)
 		file.rowTo(wantRow, row)
@@ -116,11 +80,11 @@ func TestResidentRows(t *testing.T) {
 // not whole panels keep the file's layout.
 func TestResidentOnlyWholePanels(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
-	w := randBlocks(r, blockCases[0], 24*2, 0)
-	odd := tensor{rows: 24, cols: 64, b: w, blk: blockTypes[gguf.TypeQ8_0], rowBytes: 2 * q8_0Bytes}
+	w := randQ8_0(r, 24*2)
+	odd := tensor{rows: 24, cols: 64, b: w, blk: kernels.Block(gguf.TypeQ8_0), rowBytes: 2 * 34}
 	require.False(t, odd.makeResident())
-	require.Equal(t, blockTypes[gguf.TypeQ8_0], odd.blk)
-	q4 := tensor{rows: 16, cols: 64, b: w[:16*2*q4_0Bytes], blk: blockTypes[gguf.TypeQ4_0], rowBytes: 2 * q4_0Bytes}
+	require.Equal(t, kernels.Block(gguf.TypeQ8_0), odd.blk)
+	q4 := tensor{rows: 16, cols: 64, b: w[:16*2*18], blk: kernels.Block(gguf.TypeQ4_0), rowBytes: 2 * 18}
 	require.False(t, q4.makeResident())
 }
 
@@ -147,19 +111,19 @@ func BenchmarkMatVecResidentDRAM(b *testing.B) {
 func benchResidentDRAM(b *testing.B, mrows, cols, mats int) {
 	rows := mrows * mats
 	r := rand.New(rand.NewPCG(3, 4))
-	xq, xs, xsum := randActivation(r, cols, 1)
-	rb := cols / qBlock * q8_0Bytes
+	x := newActivation(randomFloats(r, cols), actForm{gs: kernels.QBlock, sums: true})
+	x.quantize()
+	rb := cols / kernels.QBlock * 34
 	w, free, _, err := allocAnon(rows * rb)
 	require.NoError(b, err)
 	b.Cleanup(func() { free() })
-	pattern := randBlocks(r, blockCases[0], 64*cols/qBlock, 0)
+	pattern := randQ8_0(r, 64*cols/kernels.QBlock)
 	for i := 0; i < len(w); i += len(pattern) {
 		copy(w[i:], pattern)
 	}
-	x := activation{q: xq, s: xs, sum: xsum}
 	out := make([]float32, rows)
 	for _, layout := range []string{"file", "resident"} {
-		t := tensor{rows: rows, cols: cols, b: w, blk: blockTypes[gguf.TypeQ8_0], rowBytes: rb}
+		t := tensor{rows: rows, cols: cols, b: w, blk: kernels.Block(gguf.TypeQ8_0), rowBytes: rb}
 		if layout == "resident" {
 			require.True(b, t.makeResident())
 		}
@@ -189,28 +153,6 @@ func benchResidentDRAM(b *testing.B, mrows, cols, mats int) {
 	}
 }
 
-// BenchmarkMatVecResidentL2: 256 rows of 2048 (140 KB), from L2.
-func BenchmarkMatVecResidentL2(b *testing.B) {
-	const cols, rows = 2048, 256
-	r := rand.New(rand.NewPCG(3, 4))
-	xq, xs, xsum := randActivation(r, cols, 1)
-	raw, res := residentCase(b, r, rows, cols/qBlock)
-	x := activation{q: xq, s: xs, sum: xsum}
-	out := make([]float32, rows)
-	file := tensor{rows: rows, cols: cols, b: raw, blk: blockTypes[gguf.TypeQ8_0], rowBytes: cols / qBlock * q8_0Bytes}
-	for _, c := range []struct {
-		name string
-		t    *tensor
-	}{{"file", &file}, {"resident", &res}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.SetBytes(int64(len(raw)))
-			for b.Loop() {
-				c.t.mulRows(out, 0, &x)
-			}
-		})
-	}
-}
-
 // TestResidentModes opens the Q8_0 twin of randk.bin mapped and read: read,
 // its matrices become resident panels (where this build has their
 // kernels), the memory is read-only again, and both give llama.cpp's
@@ -227,12 +169,12 @@ func TestResidentModes(t *testing.T) {
 		for l := range m.w.layers {
 			lw := &m.w.layers[l]
 			for _, w := range []*tensor{&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w1, &lw.w2, &lw.w3} {
-				if w.blk.resident {
+				if w.blk.Resident {
 					resident++
 				}
 			}
 		}
-		if mode == MmapOff && residentKernels && canMmap {
+		if mode == MmapOff && kernels.ResidentKernels && canMmap {
 			require.Equal(t, 7*len(m.w.layers), resident, "every matrix is whole panels")
 			if runtime.GOOS == "linux" {
 				require.Equal(t, "r--p", mappingPerms(t, addrOf(m.w.layers[0].wq.b)), "read-only again")

@@ -1,6 +1,10 @@
 package model
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/llama2-go/llama2/internal/kernels"
+)
 
 // A steal plan runs one token's matrix-vector product over float32 weights
 // on the pool's threads, with the threads that finish first taking over the
@@ -8,7 +12,7 @@ import "sync/atomic"
 //
 // Each thread's share of a matrix is a segment of rows that the AVX kernel
 // streams as 4 quarters at once (matVec4). Taking the segment a piece at a
-// time, each piece the next steps of all 4 quarters (matVecSteps), keeps
+// time, each piece the next steps of all 4 quarters (kernels.MatVecSteps), keeps
 // its streams running from one piece into the next: the rows come at the
 // kernel's full speed while nobody steals. A thread done with its own
 // segments steals small pieces from the far end of another's, last
@@ -30,7 +34,7 @@ import "sync/atomic"
 // nothing, 1.00x on stories110M and TinyLlama and 0.92-0.96x on
 // stories42M: those kernels already read 88-96% of the bandwidth at 2
 // threads. A Batch's steps keep the rows' split: a sequence alone must get
-// the logits it gets beside others, and those come from matMat.
+// the logits it gets beside others, and those come from kernels.MatMat.
 type stealPlan struct {
 	x       []float32 // the vector every row multiplies
 	threads int
@@ -63,8 +67,8 @@ const (
 )
 
 // stealable reports whether t's products can go through a plan: float32
-// weights, where matVec's row values do not depend on the split.
-func stealable(t *tensor) bool { return t.f != nil && matVecRowInvariant() }
+// weights, where kernels.MatVec's row values do not depend on the split.
+func stealable(t *tensor) bool { return t.f != nil && kernels.MatVecRowInvariant() }
 
 // reset empties the plan for a product of x by the weights of threads.
 func (p *stealPlan) reset(threads int, x []float32) {
@@ -105,11 +109,11 @@ func (s *segment) steps() int { return len(s.out) - 3*s.q }
 // run computes steps [a, b) of the segment.
 func (s *segment) run(x []float32, a, b int) {
 	if e := min(b, s.q); a < e {
-		matVecSteps(s.out, s.w, x, s.q, a, e)
+		kernels.MatVecSteps(s.out, s.w, x, s.q, a, e)
 	}
 	if a, b := max(a, s.q)+3*s.q, b+3*s.q; a < b {
 		n := len(x)
-		matVec(s.out[a:b], s.w[a*n:b*n], x)
+		kernels.MatVec(s.out[a:b], s.w[a*n:b*n], x)
 	}
 }
 
@@ -171,10 +175,10 @@ type planner struct {
 }
 
 // newPlanner returns a planner for p, or nil where plans do not pay or
-// cannot keep the values: one thread, or matVec's row values depend on the
+// cannot keep the values: one thread, or kernels.MatVec's row values depend on the
 // split.
 func newPlanner(p *pool) *planner {
-	if p.threads() == 1 || !matVecRowInvariant() {
+	if p.threads() == 1 || !kernels.MatVecRowInvariant() {
 		return nil
 	}
 	pl := &planner{pool: p}

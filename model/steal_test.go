@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,52 +71,16 @@ func TestStealClaims(t *testing.T) {
 }
 
 // TestMatVecSteps: any piece of the pass of 4 rows a quarter apart gives
-// the rows matVec's values, bit for bit where matVec's row values do not
+// the rows kernels.MatVec's values, bit for bit where kernels.MatVec's row values do not
 // depend on the rows around (else within rounding), on odd widths and row
 // counts.
-func TestMatVecSteps(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for _, n := range []int{1, 7, 16, 33, 100, 768 + 5} {
-		for _, rows := range []int{4, 9, 23, 64, 101} {
-			w, x := randomFloats(r, rows*n), randomFloats(r, n)
-			want := make([]float32, rows)
-			matVec(want, w, x)
-			for i := range want {
-				requireClose(t, dotGeneric(w[i*n:(i+1)*n], x), want[i], dotTol(w[i*n:(i+1)*n], x), "n ", n, " rows ", rows, " row ", i)
-			}
-			q := rows / 4
-			for _, piece := range []int{1, 2, 5, q} {
-				got := make([]float32, rows)
-				for i := range got {
-					got[i] = float32(math.NaN())
-				}
-				for a := 0; a < q; a += piece {
-					matVecSteps(got, w, x, q, a, min(a+piece, q))
-				}
-				for i := range 4 * q {
-					if matVecRowInvariant() {
-						require.Equal(t, math.Float32bits(want[i]), math.Float32bits(got[i]), "n %d rows %d piece %d row %d", n, rows, piece, i)
-					} else { // arm64: no plans, but the rows still right
-						requireClose(t, want[i], got[i], 2*dotTol(w[i*n:(i+1)*n], x), "n ", n, " rows ", rows, " piece ", piece, " row ", i)
-					}
-				}
-				for i := 4 * q; i < rows; i++ {
-					require.True(t, math.IsNaN(float64(got[i])), "row %d is not in the quarters", i)
-				}
-			}
-		}
-	}
-	require.Panics(t, func() { matVecSteps(make([]float32, 8), make([]float32, 8), []float32{1}, 2, 1, 3) })
-	require.Panics(t, func() { matVecSteps(make([]float32, 7), make([]float32, 8), []float32{1}, 2, 0, 2) })
-}
-
 // TestStealPlan runs plans over several products with 1 to 4 threads,
 // with the threads in every order one after another (the last to run finds
-// its segments stolen) and at once on a pool: every row gets matVec's value
+// its segments stolen) and at once on a pool: every row gets kernels.MatVec's value
 // bit for bit.
 func TestStealPlan(t *testing.T) {
-	if !matVecRowInvariant() {
-		t.Skip("matVec's row values depend on the split here: plans are off")
+	if !kernels.MatVecRowInvariant() {
+		t.Skip("kernels.MatVec's row values depend on the split here: plans are off")
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	type product struct {
@@ -135,7 +100,7 @@ func TestStealPlan(t *testing.T) {
 		t.Helper()
 		for i, p := range ps {
 			want := make([]float32, p.t.rows)
-			matVec(want, p.t.f, p.x)
+			kernels.MatVec(want, p.t.f, p.x)
 			for row := range want {
 				require.Equal(t, math.Float32bits(want[row]), math.Float32bits(p.out[row]), "%s: product %d row %d", msg, i, row)
 			}
@@ -186,7 +151,7 @@ func TestForwardThreadsAgree(t *testing.T) {
 	m := openModel(t, writeCheckpoint(t, c, 13))
 	one := newSession(t, m, 1)
 	two, three := newSession(t, m, 2), newSession(t, m, 3)
-	if matVecRowInvariant() {
+	if kernels.MatVecRowInvariant() {
 		require.NotNil(t, two.planner)
 	}
 	require.Nil(t, one.planner)

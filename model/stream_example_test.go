@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // Session.Tokens streams a generation: the prompt's tokens, then each
@@ -18,7 +19,7 @@ func ExampleSession_Tokens() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func ExampleBatch() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 package model
 
-import "math"
+import "github.com/llama2-go/llama2/internal/kernels"
 
 // tensor is a weight matrix of rows × cols, row-major, a view into the
 // file's bytes in the element type the file stores:
@@ -19,10 +19,10 @@ type tensor struct {
 	q          []int8    // (rows, cols) llama2.c Q8_0 values
 	s          []float32 // (rows*cols/gs) scales: value = q[i] * s[i/gs]
 	gs         int
-	h          []uint16   // (rows, cols) F16 or BF16 values
-	bf16       bool       // h holds BF16 rather than F16
-	b          []byte     // (rows, rowBytes) blocks of a GGUF block type
-	blk        *blockType // the block type of b
+	h          []uint16           // (rows, cols) F16 or BF16 values
+	bf16       bool               // h holds BF16 rather than F16
+	b          []byte             // (rows, rowBytes) blocks of a GGUF block type
+	blk        *kernels.BlockType // the block type of b
 	rowBytes   int
 }
 
@@ -40,9 +40,6 @@ func (t *tensor) bytes() int64 {
 	return int64(t.rows) * int64(t.rowBytes)
 }
 
-// quantized reports whether t holds llama2.c's Q8_0 values.
-func (t *tensor) quantized() bool { return t.q != nil }
-
 // rowTo writes row r as float32 into dst (dequantizing a quantized row):
 // the token embedding reads one row per token, so a quantized table is never
 // expanded whole.
@@ -57,14 +54,14 @@ func (t *tensor) rowTo(dst []float32, r int) {
 			dst[j] = float32(t.q[off+j]) * t.s[(off+j)/t.gs]
 		}
 	case t.h != nil && t.bf16:
-		dequantRowBF16(dst, t.h[off:off+t.cols])
+		kernels.DequantRowBF16(dst, t.h[off:off+t.cols])
 	case t.h != nil:
-		dequantRowF16(dst, t.h[off:off+t.cols])
-	case t.blk.resident:
-		p := r &^ (residentRows - 1)
-		dequantResidentRow(dst, t.b[p*t.rowBytes:(p+residentRows)*t.rowBytes], r-p)
+		kernels.DequantRowF16(dst, t.h[off:off+t.cols])
+	case t.blk.Resident:
+		p := r &^ (kernels.ResidentRows - 1)
+		kernels.DequantResidentRow(dst, t.b[p*t.rowBytes:(p+kernels.ResidentRows)*t.rowBytes], r-p)
 	default:
-		t.blk.dequant(dst, t.b[r*t.rowBytes:(r+1)*t.rowBytes])
+		t.blk.Dequant(dst, t.b[r*t.rowBytes:(r+1)*t.rowBytes])
 	}
 }
 
@@ -74,17 +71,17 @@ func (t *tensor) mulRows(out []float32, lo int, x *activation) {
 	hi := lo + len(out)
 	switch {
 	case t.f != nil:
-		matVec(out, t.f[lo*n:hi*n], x.f)
+		kernels.MatVec(out, t.f[lo*n:hi*n], x.f)
 	case t.q != nil:
-		matVecQ8(out, t.q, t.s, lo*n, t.gs, x.q, x.s)
+		kernels.MatVecQ8(out, t.q, t.s, lo*n, t.gs, x.q, x.s)
 	case t.h != nil && t.bf16:
-		matVecBF16(out, t.h[lo*n:hi*n], x.f)
+		kernels.MatVecBF16(out, t.h[lo*n:hi*n], x.f)
 	case t.h != nil:
-		matVecF16(out, t.h[lo*n:hi*n], x.f)
-	case t.blk.resident:
+		kernels.MatVecF16(out, t.h[lo*n:hi*n], x.f)
+	case t.blk.Resident:
 		t.mulResident(out, lo, x)
 	default:
-		t.blk.matVec(out, t.b[lo*t.rowBytes:hi*t.rowBytes], x.q, x.s, x.sum)
+		t.blk.MatVec(out, t.b[lo*t.rowBytes:hi*t.rowBytes], x.q, x.s, x.sum)
 	}
 }
 
@@ -99,29 +96,32 @@ func (t *tensor) mulBatch(out, x []float32, acts []activation) {
 	k := len(acts)
 	switch {
 	case t.f != nil:
-		matMat(out, t.f, x, k)
+		kernels.MatMat(out, t.f, x, k)
 		return
 	case t.h != nil && t.bf16:
-		matMatBF16(out, t.h, x, k)
+		kernels.MatMatBF16(out, t.h, x, k)
 		return
 	case t.h != nil:
-		matMatF16(out, t.h, x, k)
+		kernels.MatMatF16(out, t.h, x, k)
 		return
 	case t.q == nil:
 		// The batch's int8 forms are consecutive rows of one array
 		// (newActivations), as the block kernels want them.
-		n, nb := t.cols, t.cols/qBlock
+		n, nb := t.cols, t.cols/kernels.QBlock
 		a := &acts[0]
-		t.blk.matMat(out, t.b, t.rows, a.q[:k*n], a.s[:k*nb], a.sum[:k*nb], k)
+		t.blk.MatMat(out, t.b, t.rows, a.q[:k*n], a.s[:k*nb], a.sum[:k*nb], k)
 		return
 	}
-	done := mulBatchQ8Tiles(out, t, acts)
+	done := 0
+	if xq, xs, ok := contiguousQ8(acts); ok {
+		done = kernels.MatMatQ8Tiles(out, t.q, t.s, t.rows, t.gs, xq, xs, k)
+	}
 	n, m := t.cols, t.rows
 	block := max(4, q8BlockBytes/n&^3)
 	for r0 := 0; r0 < m; r0 += block {
 		r1 := min(r0+block, m)
 		for b := done; b < len(acts); b++ {
-			matVecQ8(out[b*m+r0:b*m+r1], t.q, t.s, r0*n, t.gs, acts[b].q, acts[b].s)
+			kernels.MatVecQ8(out[b*m+r0:b*m+r1], t.q, t.s, r0*n, t.gs, acts[b].q, acts[b].s)
 		}
 	}
 }
@@ -147,7 +147,7 @@ type activation struct {
 }
 
 // actForm says which int8 form a model's activations need: none (gs 0),
-// llama2.c's groups of gs, or GGUF's blocks of qBlock with their sums.
+// llama2.c's groups of gs, or GGUF's blocks of kernels.QBlock with their sums.
 type actForm struct {
 	gs    int
 	sums  bool
@@ -162,7 +162,7 @@ func (w *weights) actForms() (xb, hb, x actForm) {
 	form := func(ts ...*tensor) actForm {
 		f := w.act
 		for _, t := range ts {
-			f.super = f.super || t.blk != nil && t.blk.superScale
+			f.super = f.super || t.blk != nil && t.blk.SuperScale
 		}
 		return f
 	}
@@ -189,48 +189,33 @@ func newActivation(f []float32, form actForm) activation {
 }
 
 // quantize refreshes the int8 form of a (nothing for float models):
-// quantizeQ8 with C's rounding, by a faster equivalent (kernels_q8.go), and
+// kernels.QuantizeQ8 with C's rounding, by a faster equivalent (q8.go), and
 // the group sums where the model needs them.
 func (a *activation) quantize() {
 	switch {
 	case a.super:
-		quantizeSuperBlocks(a.q, a.s, a.sum, a.f)
+		kernels.QuantizeSuperBlocks(a.q, a.s, a.sum, a.f)
 	case a.sum != nil:
-		quantizeBlocks(a.q, a.s, a.sum, a.f)
+		kernels.QuantizeBlocks(a.q, a.s, a.sum, a.f)
 	case a.q != nil:
-		quantizeActivation(a.q, a.s, a.f, a.gs)
+		kernels.QuantizeActivation(a.q, a.s, a.f, a.gs)
 	}
 }
 
-// quantizeQ8 writes q and per-group scales s for x with export.py's and
-// runq.c's algorithm: scale = max|x| / 127 in float32, value = round(x /
-// scale). A group of zeros gets scale 0 and values 0 (C would divide 0 by 0).
-// round is the rounding rule: export.py's torch.round for weights, C's
-// round for activations.
-func quantizeQ8(q []int8, s []float32, x []float32, gs int, round func(float32) float32) {
-	for g := 0; g*gs < len(x); g++ {
-		group := x[g*gs : min((g+1)*gs, len(x))]
-		var wmax float32
-		for _, v := range group {
-			wmax = max(wmax, abs32(v))
-		}
-		scale := wmax / 127
-		s[g] = scale
-		out := q[g*gs : g*gs+len(group)]
-		if scale == 0 {
-			clear(out)
-			continue
-		}
-		for i, v := range group {
-			out[i] = int8(round(v / scale))
+// contiguousQ8 returns the int8 values and the scales of a batch's
+// activations as one run each, when they are consecutive rows of one array
+// (newActivations makes them so), as the tile kernels want them.
+func contiguousQ8(acts []activation) (xq []int8, xs []float32, ok bool) {
+	a := &acts[0]
+	k, n, ng := len(acts), len(a.q), len(a.s)
+	if n == 0 || cap(a.q) < k*n || cap(a.s) < k*ng {
+		return nil, nil, false
+	}
+	xq, xs = a.q[:k*n], a.s[:k*ng]
+	for b := 1; b < k; b++ {
+		if &acts[b].q[0] != &xq[b*n] || &acts[b].s[0] != &xs[b*ng] {
+			return nil, nil, false
 		}
 	}
+	return xq, xs, true
 }
-
-func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
-
-// roundHalfAwayFromZero is C's round().
-func roundHalfAwayFromZero(x float32) float32 { return float32(math.Round(float64(x))) }
-
-// roundHalfEven is torch.round().
-func roundHalfEven(x float32) float32 { return float32(math.RoundToEven(float64(x))) }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/gguf"
+	"github.com/llama2-go/llama2/internal/kernels"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // Model is an opened checkpoint: its header and read-only weight views into
@@ -112,8 +114,8 @@ func (m *Model) Format() string {
 
 // Tokenizer returns the vocabulary stored in a GGUF file, or nil for
 // llama2.c checkpoints, whose tokenizer is a separate file
-// ([LoadTokenizer]).
-func (m *Model) Tokenizer() *Tokenizer {
+// ([tokenizer.Load]).
+func (m *Model) Tokenizer() *tokenizer.Tokenizer {
 	if m.gguf == nil {
 		return nil
 	}
@@ -146,7 +148,7 @@ func (m *Model) stops(token int) bool {
 	if g := m.gguf; g != nil {
 		return token == g.eos || token == g.bos
 	}
-	return token == BOS
+	return token == tokenizer.BOS
 }
 
 // Path is the file the model was opened from.
@@ -227,7 +229,7 @@ type Session struct {
 	qkvBody, attnBody, woBody, ffnUpBody, w2Body, classifierBody func(lo, hi int)
 
 	// planner runs float32 products with stealing (steal.go); nil with one
-	// thread, or where matVec's row values depend on the split.
+	// thread, or where kernels.MatVec's row values depend on the split.
 	planner *planner
 }
 
@@ -454,12 +456,12 @@ func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
 		qh := q[h*hs : (h+1)*hs]
 		att := s.att[h*c.SeqLen : h*c.SeqLen+pos+1]
 		kvOff := layerOff + (h/kvMul)*hs
-		dotStrided(att, qh, s.keyCache[kvOff:], kvDim)
-		divScalar(att, scale)
-		softmax(att)
+		kernels.DotStrided(att, qh, s.keyCache[kvOff:], kvDim)
+		kernels.DivScalar(att, scale)
+		kernels.Softmax(att)
 		xb := out[h*hs : (h+1)*hs]
 		clear(xb)
-		axpyStrided(xb, att, s.valueCache[kvOff:], kvDim)
+		kernels.AxpyStrided(xb, att, s.valueCache[kvOff:], kvDim)
 	}
 }
 
@@ -486,21 +488,15 @@ func (s *Session) classify(lo, hi int) {
 // rmsnorm sets out = weight * (x / rms(x)), run.c's order of operations;
 // eps is added to the mean square (run.c: 1e-5).
 func rmsnorm(out, x, weight []float32, eps float32) {
-	ss := dot(x, x)
+	ss := kernels.Dot(x, x)
 	ss /= float32(len(x))
 	ss += eps
 	ss = 1 / float32(math.Sqrt(float64(ss)))
-	scaleMul(out, weight, x, ss)
-}
-
-// softmax normalises x in place into probabilities.
-func softmax(x []float32) {
-	sum := expSubSum(x, maxf(x))
-	divScalar(x, sum)
+	kernels.ScaleMul(out, weight, x, ss)
 }
 
 // swiglu sets hb[i] = silu(hb[i]) * hb2[i].
-func swiglu(hb, hb2 []float32) { siluMul(hb, hb2) }
+func swiglu(hb, hb2 []float32) { kernels.SiluMul(hb, hb2) }
 
 func addInPlace(x, y []float32) {
 	y = y[:len(x)]

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/chat"
 )
 
 // ---- OpenAI wire types ----
@@ -519,13 +519,13 @@ func (s *Server) renderChat(msgs []chatMessage) ([]int, *requestError) {
 		if i == 0 {
 			sys = system
 		}
-		turn := model.Llama2ChatPrompt(sys, texts[i]) + " " + texts[i+1] + " "
+		turn := chat.Llama2Prompt(sys, texts[i]) + " " + texts[i+1] + " "
 		tokens = append(tokens, s.tok.Encode(turn, true, true)...)
 	}
 	sys := ""
 	if len(texts) == 1 {
 		sys = system
 	}
-	tokens = append(tokens, s.tok.Encode(model.Llama2ChatPrompt(sys, texts[len(texts)-1]), true, false)...)
+	tokens = append(tokens, s.tok.Encode(chat.Llama2Prompt(sys, texts[len(texts)-1]), true, false)...)
 	return tokens, nil
 }

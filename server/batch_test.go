@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // TestServeSameAloneAndAlongside7: a seeded request's text is the same
@@ -171,7 +172,7 @@ func TestServeCloseLeavesNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	m, err := model.Open(fixture(t, "stories260K.bin"))
 	require.NoError(t, err)
-	tok, err := model.LoadTokenizer(fixture(t, "tok512.bin"), m.Config.VocabSize)
+	tok, err := tokenizer.Load(fixture(t, "tok512.bin"), m.Config.VocabSize)
 	require.NoError(t, err)
 	s, err := New(m, tok, Options{Parallel: 4, Threads: 2, Queue: 4})
 	require.NoError(t, err)
@@ -192,7 +193,7 @@ func TestNewOptions(t *testing.T) {
 	m, err := model.Open(fixture(t, "stories260K.bin"))
 	require.NoError(t, err)
 	defer m.Close()
-	tok, err := model.LoadTokenizer(fixture(t, "tok512.bin"), m.Config.VocabSize)
+	tok, err := tokenizer.Load(fixture(t, "tok512.bin"), m.Config.VocabSize)
 	require.NoError(t, err)
 	per := KVBytesPerSlot(m)
 	require.Equal(t, int64(512*5*32*8), per)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/llama2-go/llama2/model"
 	"github.com/llama2-go/llama2/server"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 // A Go program mounts the OpenAI API on its own mux under /llm/, beside
@@ -21,7 +22,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func ExampleServer_Serve() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	tok, err := model.LoadTokenizer("../testdata/tok512.bin", m.Config.VocabSize)
+	tok, err := tokenizer.Load("../testdata/tok512.bin", m.Config.VocabSize)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/sample"
+	"github.com/llama2-go/llama2/tokenizer"
 )
 
 func testOptions() Options {
@@ -35,7 +37,7 @@ func newTestServer(t *testing.T, o Options, hook func(ctx context.Context)) (*Se
 	m, err := model.Open(fixture(t, "stories260K.bin"))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
-	tok, err := model.LoadTokenizer(fixture(t, "tok512.bin"), m.Config.VocabSize)
+	tok, err := tokenizer.Load(fixture(t, "tok512.bin"), m.Config.VocabSize)
 	require.NoError(t, err)
 	logs := &testfixture.SyncBuffer{}
 	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -70,7 +72,7 @@ func cliText(t *testing.T, s *Server, prompt string, steps int) string {
 	tokens := s.tok.Encode(prompt, true, false)
 	dec := s.tok.NewTextDecoder()
 	var out []byte
-	_, err = sess.Generate(context.Background(), tokens, model.NewSampler(s.model.Config.VocabSize, 0, 0, 1), steps,
+	_, err = sess.Generate(context.Background(), tokens, sample.New(s.model.Config.VocabSize, 0, 0, 1), steps,
 		func(prev, next int) bool {
 			out = dec.Append(out, prev, next)
 			return true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llama2-go/llama2/model"
+	"github.com/llama2-go/llama2/sample"
 )
 
 // Job states: a handler and the scheduler race to claim a queued job (the
@@ -240,7 +241,7 @@ func (sc *scheduler) start(j *job, sl *slot) {
 	g := j.g
 	seq, err := sl.sess.Start(g.prompt, model.GenerateOptions{
 		MaxTokens: g.maxTokens,
-		Sampler:   model.NewSampler(sc.s.model.Config.VocabSize, g.temperature, g.topP, g.seed),
+		Sampler:   sample.New(sc.s.model.Config.VocabSize, g.temperature, g.topP, g.seed),
 		Tokenizer: sc.s.tok,
 		Stop:      g.stop,
 	})

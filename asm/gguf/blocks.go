@@ -182,7 +182,7 @@ var prefetchDist = 2048
 func blockMatVecVNNI(bt blockType) {
 	name := "matVec" + bt.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
-	Doc(name + " computes out[r] = row r of w · x; see model/kernels_gguf_amd64.go.")
+	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
 	rows := Load(Param("out").Len(), GP64())
 	op := Load(Param("out").Base(), GP64())
 	wrow := Load(Param("w").Base(), GP64())
@@ -266,7 +266,7 @@ func blockMatVecVNNI(bt blockType) {
 func blockMatVecAVX2(bt blockType) {
 	name := "matVec" + bt.name + "AVX2"
 	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
-	Doc(name + " computes out[r] = row r of w · x; see model/kernels_gguf_amd64.go.")
+	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
 	rows := Load(Param("out").Len(), GP64())
 	TESTQ(rows, rows)
 	JZ(LabelRef("done"))

@@ -58,7 +58,7 @@ var halfPrefetch = 4096
 // then 16, then a masked tail.
 func halfMatVecAVX512(name string, bf16 bool) {
 	TEXT(name, NOSPLIT, "func(out []float32, w []uint16, x []float32)")
-	Doc(name + " computes out[r] = row r of w · x; see model/kernels_gguf_amd64.go.")
+	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
 	rows := Load(Param("out").Len(), GP64())
 	op := Load(Param("out").Base(), GP64())
 	wrow := Load(Param("w").Base(), GP64())
@@ -158,7 +158,7 @@ func halfMatVecAVX512(name string, bf16 bool) {
 // leave registers for the conversions).
 func halfTileAVX512(name string, bf16 bool) {
 	TEXT(name, NOSPLIT, "func(out []float32, w []uint16, x []float32, n, m, tiles int)")
-	Doc(name + " computes tiles of 4 rows by 4 vectors; see model/kernels_gguf_amd64.go.")
+	Doc(name + " computes tiles of 4 rows by 4 vectors; see internal/kernels/blocks_amd64.go.")
 	tiles := Load(Param("tiles"), GP64())
 	TESTQ(tiles, tiles)
 	JZ(LabelRef("done"))
@@ -243,7 +243,7 @@ func halfTileAVX512(name string, bf16 bool) {
 func halfMatVecAVX2(name string, bf16 bool) {
 	TEXT(name, NOSPLIT, "func(out []float32, w []uint16, x []float32, n int)")
 	Doc(name+" computes out[r] = row r of w · x over len(x) columns (a multiple",
-		"of 8) of rows n halves apart; see model/kernels_gguf_amd64.go.")
+		"of 8) of rows n halves apart; see internal/kernels/blocks_amd64.go.")
 	rows := Load(Param("out").Len(), GP64())
 	op := Load(Param("out").Base(), GP64())
 	wrow := Load(Param("w").Base(), GP64())

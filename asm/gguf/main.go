@@ -1,12 +1,12 @@
-// Command gguf generates model/kernels_gguf_amd64.s, the kernels of GGUF's
+// Command gguf generates internal/kernels/blocks_amd64.s, the kernels of GGUF's
 // weight types F16, BF16, Q8_0 and Q4_0 in package model, with avo
 // (github.com/mmcloughlin/avo).
 //
-//	cd asm && go run ./gguf -out ../model/kernels_gguf_amd64.s -pkg model
+//	cd asm && go run ./gguf -out ../internal/kernels/blocks_amd64.s -pkg kernels
 //
-// (or `go generate ./model/`, see model/kernels_gguf_amd64.go). The Go
+// (or `go generate ./internal/kernels/`, see internal/kernels/blocks_amd64.go). The Go
 // declarations, with the loop each routine computes, are hand-written in
-// model/kernels_gguf_amd64.go; go vet's asmdecl check compares the
+// internal/kernels/blocks_amd64.go; go vet's asmdecl check compares the
 // signatures.
 //
 // # Float types (half.go)

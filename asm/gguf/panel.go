@@ -23,7 +23,7 @@ import (
 // 40 other instructions per block of 16 rows by 8 vectors, where the 4x4
 // tile kernels (blocks.go) spent about 100 on folding and scaling per 16
 // VPDPBUSD. Measured on the 2-core Zen 5 VM, TinyLlama-shaped Q4_0 pp128 at
-// 1 thread: see model/kernels_gguf_blocks_amd64.go.
+// 1 thread: see internal/kernels/blocks_tile_amd64.go.
 //
 // A packed block is panelBlockBytes: 8 steps of 64 bytes, then the 16
 // rows' d as float32.
@@ -70,7 +70,7 @@ func panelData() {
 func panelPack(bt blockType) {
 	name := "packPanel" + bt.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(dst []byte, w []byte, rowBytes, nb int)")
-	Doc(name + " packs 16 rows of blocks into a panel; see model/kernels_gguf_blocks_amd64.go.")
+	Doc(name + " packs 16 rows of blocks into a panel; see internal/kernels/blocks_tile_amd64.go.")
 	dp := Load(Param("dst").Base(), GP64())
 	cnt := Load(Param("nb"), GP64())
 	rb := GP64()
@@ -221,7 +221,7 @@ func panelMatMat(V int, half bool) {
 		blockBytes = residentBlockBytes
 	}
 	TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)")
-	Doc(name + " multiplies a packed panel by vectors; see model/kernels_gguf_blocks_amd64.go.")
+	Doc(name + " multiplies a packed panel by vectors; see internal/kernels/blocks_tile_amd64.go.")
 	pp := Load(Param("p").Base(), GP64())
 	n := Load(Param("n"), GP64())
 	n3 := times3(n)

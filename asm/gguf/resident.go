@@ -55,7 +55,7 @@ var residentPrefetch = 1024
 func residentMatVec() {
 	name := "matVecPanelQ8_0VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)")
-	Doc(name + " multiplies resident Q8_0 panels by a vector; see model/kernels_gguf_resident_amd64.go.")
+	Doc(name + " multiplies resident Q8_0 panels by a vector; see internal/kernels/resident_amd64.go.")
 	panels := Load(Param("out").Len(), GP64())
 	SHRQ(U8(4), panels)
 	op := Load(Param("out").Base(), GP64())

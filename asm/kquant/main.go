@@ -1,12 +1,12 @@
-// Command kquant generates model/kernels_kquant_amd64.s, the matrix-vector
+// Command kquant generates internal/kernels/kquant_amd64.s, the matrix-vector
 // kernels of GGUF's K-quants (Q4_K, Q5_K, Q6_K) for package model, with avo
 // (github.com/mmcloughlin/avo).
 //
-//	cd asm && go run ./kquant -out ../model/kernels_kquant_amd64.s -pkg model
+//	cd asm && go run ./kquant -out ../internal/kernels/kquant_amd64.s -pkg kernels
 //
-// (or `go generate ./model/`, see model/kernels_kquant_amd64.go). The Go
+// (or `go generate ./internal/kernels/`, see internal/kernels/kquant_amd64.go). The Go
 // declarations, with the loop each routine computes, are hand-written in
-// model/kernels_kquant_amd64.go; go vet's asmdecl check compares the
+// internal/kernels/kquant_amd64.go; go vet's asmdecl check compares the
 // signatures.
 //
 // # What the kernels compute
@@ -26,7 +26,7 @@
 //     products);
 //   - convert to float and add times d*xs into the row's float
 //     accumulator. The activation has one scale xs per super-block
-//     (model/qblock.go), so this is one conversion and one FMA.
+//     (internal/kernels/qblock.go), so this is one conversion and one FMA.
 //
 // Q4_K's and Q5_K's mins are done for the 4 rows at once: the rows' 16-byte
 // headers (d, dmin, the 12 bytes of scales) are loaded into one zmm, one
@@ -221,7 +221,7 @@ func prologue(name string, blockBytes, r int, avx2 bool) *kernel {
 	TEXT(name, NOSPLIT, signature)
 	blocks := []string{"", "one row", "2 rows, half the rows apart", "", "4 rows, a quarter of the rows apart"}[r]
 	Doc(name+" is a K-quant matrix-vector kernel for blocks of "+blocks+".",
-		"The caller guarantees the preconditions; see model/kernels_kquant_amd64.go.")
+		"The caller guarantees the preconditions; see internal/kernels/kquant_amd64.go.")
 	k := &kernel{r: r, blockBytes: blockBytes, avx2: avx2}
 	k.rows = Load(Param("out").Len(), GP64())
 	TESTQ(k.rows, k.rows)

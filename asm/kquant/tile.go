@@ -24,7 +24,7 @@ func tile(name string, blockBytes int) {
 	}
 	TEXT(name, NOSPLIT, "func(out []float32, m int, w []byte, rows, nsb int, xa []int8, aux []float32, nc []int32)")
 	Doc(name+" computes one row by 4 vectors at a time of a batched K-quant",
-		"product; see model/kernels_kquant_tile_amd64.go.")
+		"product; see internal/kernels/kquant_tile_amd64.go.")
 	rows := Load(Param("rows"), GP64())
 	TESTQ(rows, rows)
 	JZ(LabelRef("done"))

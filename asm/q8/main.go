@@ -1,12 +1,12 @@
-// Command q8 generates model/kernels_q8_amd64.s, the Q8_0 (int8) matrix-
+// Command q8 generates internal/kernels/q8_amd64.s, the Q8_0 (int8) matrix-
 // vector kernels of package model, and the tile kernel of batched prompts
 // (tile.go), with avo (github.com/mmcloughlin/avo).
 //
-//	cd asm && go run ./q8 -out ../model/kernels_q8_amd64.s -pkg model
+//	cd asm && go run ./q8 -out ../internal/kernels/q8_amd64.s -pkg kernels
 //
-// (or `go generate ./model/`, see model/kernels_q8_amd64.go). The Go
+// (or `go generate ./internal/kernels/`, see internal/kernels/q8_amd64.go). The Go
 // declarations, with the loop each routine computes, are hand-written in
-// model/kernels_q8_amd64.go; go vet's asmdecl check compares the signatures.
+// internal/kernels/q8_amd64.go; go vet's asmdecl check compares the signatures.
 //
 // # What the kernels compute
 //
@@ -145,7 +145,7 @@ var prefetchDist, scalePrefetch = 2048, 256
 
 func prologue(name, doc string) *kernel {
 	TEXT(name, NOSPLIT, "func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)")
-	Doc(name+" "+doc, "The caller guarantees the preconditions; see model/kernels_q8_amd64.go.")
+	Doc(name+" "+doc, "The caller guarantees the preconditions; see internal/kernels/q8_amd64.go.")
 	k := &kernel{}
 	Comment("q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
 	k.q = Load(Param("out").Len(), GP64())

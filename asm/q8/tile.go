@@ -44,7 +44,7 @@ func vnniTile() {
 func tile(name string, gs32 bool) {
 	TEXT(name, NOSPLIT, "func(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n, m, ng, steps, tiles int)")
 	Doc(name+" computes tiles of 4 rows by 4 tokens of a batched Q8_0",
-		"product; see model/kernels_q8_amd64.go.")
+		"product; see internal/kernels/q8_amd64.go.")
 	tiles := Load(Param("tiles"), GP64())
 	TESTQ(tiles, tiles)
 	JZ(LabelRef("done"))

@@ -1,0 +1,81 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkMatVecGGUF streams a whole matrix per call, as generation does
+// for every token; the bytes are the weights' (b.SetBytes), so MB/s is the
+// weight bandwidth. The shapes are TinyLlama's FFN matrices.
+func BenchmarkMatVecGGUF(b *testing.B) {
+	// 256x2048 fits L2 (Q8_0: 557 KB): the kernels' own speed.
+	for _, shape := range [][2]int{{5632, 2048}, {2048, 5632}, {256, 2048}} {
+		rows, n := shape[0], shape[1]
+		r := rand.New(rand.NewPCG(1, 2))
+		x := randSlice(r, n, 0)
+		xq, xs, xsum := randActivation(r, n, 1)
+		out := make([]float32, rows)
+		for _, h := range halfTypes {
+			w := randHalves(r, rows*n, 0, h.fromF)
+			for _, k := range ggufImpls() {
+				b.Run(fmt.Sprintf("%s/%dx%d/%s", h.name, rows, n, k.name), func(b *testing.B) {
+					f := h.MatVec(k)
+					b.SetBytes(int64(2 * len(w)))
+					for b.Loop() {
+						f(out, w, x)
+					}
+				})
+			}
+		}
+		for _, bt := range blockCases {
+			w := randBlocks(r, bt, rows*n/QBlock, 0)
+			for _, k := range ggufImpls() {
+				b.Run(fmt.Sprintf("%s/%dx%d/%s", bt.name, rows, n, k.name), func(b *testing.B) {
+					f := bt.MatVec(k)
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						f(out, w, xq, xs, xsum)
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkMatMatGGUF multiplies 64 vectors (a prompt) by a 2048x2048
+// matrix; the bytes are the weights', read once per call.
+func BenchmarkMatMatGGUF(b *testing.B) {
+	const rows, n, batch = 2048, 2048, 64
+	r := rand.New(rand.NewPCG(3, 4))
+	x := randSlice(r, n*batch, 0)
+	xq, xs, xsum := randActivation(r, n, batch)
+	out := make([]float32, rows*batch)
+	for _, h := range halfTypes {
+		w := randHalves(r, rows*n, 0, h.fromF)
+		for _, k := range ggufImpls() {
+			b.Run(h.name+"/"+k.name, func(b *testing.B) {
+				f := h.MatMat(k)
+				b.SetBytes(int64(2 * len(w)))
+				for b.Loop() {
+					f(out, w, x, batch)
+				}
+				b.ReportMetric(float64(2*rows*n*batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+	for _, bt := range blockCases {
+		w := randBlocks(r, bt, rows*n/QBlock, 0)
+		for _, k := range ggufImpls() {
+			b.Run(bt.name+"/"+k.name, func(b *testing.B) {
+				f := bt.MatMat(k)
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					f(out, w, rows, xq, xs, xsum, batch)
+				}
+				b.ReportMetric(float64(2*rows*n*batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,15 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// Resident panels (resident.go) need the AVX-512 VNNI kernels: other builds
+// keep the file's layout, and the Go kernels serve the tests.
+const ResidentKernels = false
+
+func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResidentGo(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResidentGo(out, p, rows, xq, xs, xsum, batch)
+}

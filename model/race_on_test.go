@@ -1,8 +1,0 @@
-//go:build race
-
-package model
-
-// raceEnabled thins the exhaustive single-goroutine kernel sweeps under the
-// race detector, which slows them tenfold and has nothing to find in them;
-// the plain test run covers them in full.
-const raceEnabled = true
