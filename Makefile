@@ -3,6 +3,9 @@
 # committed: see .gitignore.
 SHARED ?= ../shared
 GO ?= go
+# go.mod says Go 1.27: the go command fetches go1.27.3 from the module proxy
+# (every shell that builds this module needs it).
+export GOTOOLCHAIN ?= go1.27.3
 HF := https://huggingface.co/karpathy/tinyllamas/resolve/main
 LLAMA2C := https://github.com/karpathy/llama2.c/raw/master
 

@@ -61,18 +61,20 @@ func TestRangeBudget(t *testing.T) {
 }
 
 func TestEnginePanicBecomesError(t *testing.T) {
-	// A negative string repetition reaches strings.Repeat, which panics.
-	err := renderErr(t, "{{ 'x' * -1 }}")
-	assert.Contains(t, err.Error(), "panicked")
+	// A negative string repetition is "" as in Jinja2 (ardanlabs/jinja
+	// before v1.9 reached strings.Repeat with it, which panicked).
+	tmpl, err := Parse("{{ 'x' * -1 }}|{{ [0] * -1 }}")
+	require.NoError(t, err)
+	out, err := tmpl.Render(conv, opts)
+	require.NoError(t, err)
+	assert.Equal(t, "|[]", out)
 
-	// The template stays usable after a recovered panic.
-	tmpl, err := Parse("{{ 'x' * (messages|length - 5) }}")
-	require.NoError(t, err)
-	_, err = tmpl.Render(conv, opts)
+	// A panic in the engine is an error, never a crash: a Template without
+	// a compiled engine panics inside it.
+	out, err = (&Template{}).Render(conv, opts)
 	require.ErrorIs(t, err, ErrRender)
-	out, err := tmpl.Render(append(conv, conv...), opts)
-	require.NoError(t, err)
-	assert.Equal(t, "xxx", out)
+	assert.Contains(t, err.Error(), "panicked")
+	assert.Empty(t, out)
 }
 
 func TestSourceCap(t *testing.T) {

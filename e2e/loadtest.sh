@@ -8,6 +8,7 @@
 #                                                   stories42M-shaped checkpoint)
 # CLIENTS, REQUESTS and SERVE_ARGS override the defaults.
 set -euo pipefail
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}" # go.mod says Go 1.27
 cd "$(dirname "$0")/.."
 MODEL=${1:?usage: e2e/loadtest.sh <checkpoint> [tokenizer]}
 TOKENIZER=${2:-tokenizer.bin}

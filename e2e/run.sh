@@ -8,6 +8,7 @@
 #
 # MODEL, TOKENIZER and SERVE_ARGS override the defaults.
 set -euo pipefail
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}" # go.mod says Go 1.27
 cd "$(dirname "$0")"
 MODEL=${MODEL:-../testdata/stories260K.bin}
 TOKENIZER=${TOKENIZER:-../testdata/tok512.bin}
