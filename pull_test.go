@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llama2-go/llama2/hub"
+	"github.com/llama2-go/llama2/internal/testfixture"
 )
 
 // miniHub is a small stand-in for Hugging Face (package hub's tests have
@@ -198,7 +199,7 @@ func TestHFFlag(t *testing.T) {
 	// serve: pulls, then listens until the context ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	var log syncWriter
+	var log testfixture.SyncBuffer
 	go func() {
 		done <- runServe(ctx, []string{"-hf", "test/randk-GGUF:Q8_0", "-addr", "127.0.0.1:0"}, io.Discard, &log)
 	}()
@@ -223,24 +224,6 @@ func TestHFFlag(t *testing.T) {
 		require.Equal(t, 1, code, tc.args)
 		require.Contains(t, stderr, tc.want, tc.args)
 	}
-}
-
-// syncWriter is a strings.Builder that goroutines may share.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(b)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Ctrl-C during a pull: exit code 130, and the next pull resumes.
@@ -314,8 +297,11 @@ func TestPullProgress(t *testing.T) {
 		{Event: hub.Downloading, Total: 100 << 20, Done: 22 << 20, Resumed: 10 << 20, Elapsed: 2 * time.Second},
 		{Event: hub.Downloading, Total: 100 << 20, Done: 24 << 20, Resumed: 10 << 20, Elapsed: 2500 * time.Millisecond},
 		{Event: hub.Retrying, Total: 100 << 20, Done: 24 << 20, Err: errors.New("o/r/m.gguf: connection reset")},
-		{Event: hub.Downloading, Total: 100 << 20, Done: 100 << 20, Resumed: 10 << 20, Elapsed: 9 * time.Second},
-		{Event: hub.Verified, Total: 100 << 20, Done: 100 << 20, Resumed: 10 << 20, Elapsed: 9 * time.Second},
+		{Event: hub.Downloading, Total: 100 << 20, Done: 30 << 20, Resumed: 24 << 20, Elapsed: time.Second},
+		{Event: hub.Failed, Total: 100 << 20, Done: 30 << 20, Err: errors.New("o/r/m.gguf: disk full")},
+		{Event: hub.Started, Total: 100 << 20, Done: 30 << 20, Resumed: 30 << 20},
+		{Event: hub.Downloading, Total: 100 << 20, Done: 100 << 20, Resumed: 30 << 20, Elapsed: 7 * time.Second},
+		{Event: hub.Verified, Total: 100 << 20, Done: 100 << 20, Resumed: 30 << 20, Elapsed: 7 * time.Second},
 	}
 	for i := range events {
 		events[i].Repo, events[i].File, events[i].Path = "o/r", "m.gguf", "/cache/hub/o/r/m.gguf"
@@ -328,7 +314,9 @@ func TestPullProgress(t *testing.T) {
 	require.Equal(t, `pull: o/r/m.gguf (100.0 MiB) into /cache/hub/o/r/m.gguf, resuming at 10.0 MiB
 pull: o/r/m.gguf: 22.0 MiB / 100.0 MiB   22%  6.0 MiB/s  13s left
 pull: o/r/m.gguf: connection reset; resuming at 24.0 MiB
-pull: o/r/m.gguf: 90.0 MiB in 9s (10.0 MiB/s), checksum verified
+pull: o/r/m.gguf: 30.0 MiB / 100.0 MiB   30%  6.0 MiB/s  12s left
+pull: o/r/m.gguf (100.0 MiB) into /cache/hub/o/r/m.gguf, resuming at 30.0 MiB
+pull: o/r/m.gguf: 70.0 MiB in 7s (10.0 MiB/s), checksum verified
 `, log.String())
 
 	var term strings.Builder
@@ -341,6 +329,8 @@ pull: o/r/m.gguf: 90.0 MiB in 9s (10.0 MiB/s), checksum verified
 		"\rpull: m.gguf  22.0 MiB / 100.0 MiB   22%  6.0 MiB/s  13s left"+
 		"\rpull: m.gguf  24.0 MiB / 100.0 MiB   24%  5.6 MiB/s  14s left\n"+
 		"pull: o/r/m.gguf: connection reset; resuming at 24.0 MiB\n"+
+		"\rpull: m.gguf  30.0 MiB / 100.0 MiB   30%  6.0 MiB/s  12s left\n"+ // ended by the failure
+		"pull: o/r/m.gguf (100.0 MiB) into /cache/hub/o/r/m.gguf, resuming at 30.0 MiB\n"+
 		"\rpull: m.gguf  100.0 MiB / 100.0 MiB  100%  10.0 MiB/s  0s left\n"+
-		"pull: o/r/m.gguf: 90.0 MiB in 9s (10.0 MiB/s), checksum verified\n", term.String())
+		"pull: o/r/m.gguf: 70.0 MiB in 7s (10.0 MiB/s), checksum verified\n", term.String())
 }

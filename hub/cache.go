@@ -102,6 +102,7 @@ type Entry struct {
 	Path string
 	// Size is its size (for a partial download, what it has so far).
 	Size int64
+	// Kind is what the file holds (KindOther for a partial download).
 	Kind Kind
 	// Partial: a download under way or interrupted, which the next pull
 	// resumes.
@@ -259,6 +260,7 @@ func (c *client) pruneTags(r Ref) {
 // Kind is what a file holds, as its first bytes tell.
 type Kind int
 
+// The kinds of file that KindOf tells apart.
 const (
 	KindOther      Kind = iota // none of the below
 	KindGGUF                   // a GGUF file

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -178,40 +177,4 @@ func TestTokenizer(t *testing.T) {
 	entries, err := List(opts)
 	require.NoError(t, err)
 	require.Equal(t, []Entry{{File: "tokenizer.bin", Path: path, Size: 5000, Kind: KindTokenizer}}, entries)
-}
-
-// The lock holds across file descriptors (so across processes), not only
-// within the process's table.
-func TestLockFile(t *testing.T) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" && runtime.GOOS != "freebsd" && runtime.GOOS != "windows" {
-		t.Skip("no file lock on", runtime.GOOS)
-	}
-	p := filepath.Join(t.TempDir(), "x.lock")
-	a, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	require.NoError(t, err)
-	defer a.Close()
-	b, err := os.OpenFile(p, os.O_RDWR, 0)
-	require.NoError(t, err)
-	defer b.Close()
-	ok, err := lockFile(a)
-	require.NoError(t, err)
-	require.True(t, ok)
-	ok, err = lockFile(b)
-	require.NoError(t, err)
-	require.False(t, ok)
-	unlockFile(a)
-	ok, err = lockFile(b)
-	require.NoError(t, err)
-	require.True(t, ok)
-	unlockFile(b)
-
-	// tryLock: taken once, released by unlock, which removes the file.
-	unlock, ok, err := tryLock(p + "2")
-	require.NoError(t, err)
-	require.True(t, ok)
-	_, ok, err = tryLock(p + "2")
-	require.NoError(t, err)
-	require.False(t, ok)
-	unlock()
-	require.NoFileExists(t, p+"2")
 }

@@ -86,7 +86,20 @@ func (c *client) fetch(ctx context.Context, d download) error {
 		return fmt.Errorf("%s: reading the partial download %s: %w", d.name(), partial, err)
 	}
 	c.report(t.progress(Started))
+	if err := t.run(ctx, partial); err != nil {
+		p := t.progress(Failed)
+		p.Err = err
+		c.report(p)
+		return err
+	}
+	c.report(t.progress(Verified))
+	return nil
+}
 
+// run downloads the rest of the file, checks it and gives it its name.
+func (t *transfer) run(ctx context.Context, partial string) error {
+	d := t.d
+	sum := d.want.SHA256 + d.want.GitOID
 	for failures := 0; t.p.Done < d.want.Size; {
 		before := t.p.Done
 		err := t.attempt(ctx)
@@ -116,7 +129,7 @@ func (c *client) fetch(ctx context.Context, d download) error {
 		}
 		p := t.progress(Retrying)
 		p.Err = err
-		c.report(p)
+		t.c.report(p)
 		select {
 		case <-time.After(retryBackoff * time.Duration(failures)):
 		case <-ctx.Done():
@@ -134,7 +147,7 @@ func (c *client) fetch(ctx context.Context, d download) error {
 		return fmt.Errorf("%w: %s: the download's %s is %s, the hub's %s; the download is removed",
 			ErrChecksum, d.name(), kind, got, sum)
 	}
-	err = t.f.Sync()
+	err := t.f.Sync()
 	if cerr := t.f.Close(); err == nil {
 		err = cerr
 	}
@@ -145,7 +158,6 @@ func (c *client) fetch(ctx context.Context, d download) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.name(), err)
 	}
-	c.report(t.progress(Verified))
 	return nil
 }
 

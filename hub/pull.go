@@ -88,6 +88,9 @@ const (
 	// Verified: size and checksum match; the file has its name in the
 	// cache.
 	Verified
+	// Failed: the download stopped with an error (Err), which Pull
+	// returns; what it received stays for the next pull.
+	Failed
 )
 
 // Progress is the state of one download.
@@ -101,7 +104,7 @@ type Progress struct {
 	Done, Total, Resumed int64
 	// Elapsed is the time since the download started.
 	Elapsed time.Duration
-	// Err is why a Retrying download failed.
+	// Err is why a Retrying or Failed download failed.
 	Err error
 }
 
