@@ -232,17 +232,14 @@ func TestPullInterrupted(t *testing.T) {
 	h.add(t, "test/randk-GGUF/randk-Q8_0.gguf", "gguf/randk-Q8_0.gguf")
 	h.stall = 100_000
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for {
-			h.mu.Lock()
-			n := len(h.gets)
-			h.mu.Unlock()
-			if n > 0 {
-				time.Sleep(20 * time.Millisecond) // some bytes are in
-				cancel()
+	go func() { // Ctrl-C once some bytes are on disk
+		defer cancel()
+		dir := filepath.Join(os.Getenv("LLAMA2_CACHE"), "hub", "test", "randk-GGUF")
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			partials, _ := filepath.Glob(filepath.Join(dir, "*.partial"))
+			if fi, err := os.Stat(strings.Join(partials, "")); err == nil && fi.Size() > 0 {
 				return
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	code, stdout, stderr := runCtx(ctx, "pull", "test/randk-GGUF:Q8_0")
