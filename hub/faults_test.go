@@ -177,7 +177,7 @@ func TestPullCancelledResumes(t *testing.T) {
 // and the result verifies.
 func TestPullResumesAfterFault(t *testing.T) {
 	defer func(d time.Duration) { stallTimeout = d }(stallTimeout)
-	stallTimeout = time.Second // long enough that only the stalled attempt is
+	stallTimeout = time.Second // only the stalled attempt waits so long, even on a busy machine
 	for _, tc := range []struct {
 		name  string
 		fault func(*fakeHub, int)
