@@ -98,7 +98,7 @@ func (h *miniHub) add(t *testing.T, key, fixtureName string) {
 	h.files[key] = data
 }
 
-// pulled runs the command line with a fresh buffer and the given context.
+// runCtx is runCLI with a context.
 func runCtx(ctx context.Context, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, args, strings.NewReader(""), &stdout, &stderr)

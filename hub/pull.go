@@ -61,9 +61,10 @@ type Options struct {
 	// $LLAMA2_TOKENIZER_URL, else DefaultTokenizerURL. Its SHA-256 is
 	// checked whatever the URL.
 	TokenizerURL string
-	// Client makes the requests; nil means one with connection and
-	// response-header timeouts (a download itself has no time limit, but
-	// one that receives nothing for a minute is retried).
+	// Client makes the requests (its CheckRedirect is replaced: the token
+	// stays with the endpoint's host); nil means one with a response-header
+	// timeout. A download itself has no time limit, but one that receives
+	// nothing for a minute is retried.
 	Client *http.Client
 	// Progress, if not nil, is called as a download goes, from the
 	// goroutine that called Pull.
@@ -109,8 +110,8 @@ type Progress struct {
 }
 
 // Rate is the download's speed in bytes per second, counting only the
-// bytes received since it started (not those resumed); 0 before a second
-// of data.
+// bytes received since it started (not those resumed); 0 in its first
+// 100 ms.
 func (p Progress) Rate() float64 {
 	if p.Elapsed < 100*time.Millisecond {
 		return 0
