@@ -206,7 +206,7 @@ func (p *parser) sequence(nested bool) (*node, error) {
 		case isNameByte(c):
 			item = &node{kind: nodeRef, name: p.name(), off: p.pos}
 			item.off = p.pos - len(item.name)
-				case c == '<':
+		case c == '<':
 			return nil, p.errorf(p.pos, "token references (<...>) are not supported")
 		default:
 			return seq, nil
