@@ -108,6 +108,13 @@ func FromJSONSchema(schema []byte) (*Grammar, error) {
 
 // JSONSchemaToGBNF converts a JSON schema to GBNF.
 func JSONSchemaToGBNF(schema []byte) (string, error) {
+	return JSONSchemaToGBNFAround(schema, "", "")
+}
+
+// JSONSchemaToGBNFAround converts a JSON schema to GBNF whose sentences
+// are the schema's documents between the texts prefix and suffix (a tool
+// call's markers, say).
+func JSONSchemaToGBNFAround(schema []byte, prefix, suffix string) (string, error) {
 	doc, err := decodeOrdered(schema)
 	if err != nil {
 		return "", &SchemaError{Msg: "not valid JSON: " + err.Error()}
@@ -123,6 +130,12 @@ func JSONSchemaToGBNF(schema []byte) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
+	if prefix != "" {
+		root = gbnfString(prefix) + " " + root
+	}
+	if suffix != "" {
+		root += " " + gbnfString(suffix)
+	}
 	b.WriteString("root ::= " + root + "\n")
 	for _, r := range c.rules {
 		b.WriteString(r + "\n")

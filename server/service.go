@@ -100,6 +100,9 @@ type Server struct {
 	model   *model.Model
 	tok     *tokenizer.Tokenizer
 	tmpl    *chat.Template // nil: llama2.c's Llama 2 rendering (renderChat)
+	tools   toolFormat     // how the chat template writes tool calls
+	// grammars keeps recent requests' grammars with their masks.
+	grammars grammarCache
 	opts    Options
 	log     *slog.Logger
 	modelID string
@@ -175,6 +178,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	if s.tmpl, err = serverTemplate(m, o.ChatTemplate); err != nil {
 		return nil, err
 	}
+	s.tools = detectToolFormat(s.tmpl)
 	s.metrics = newMetrics(s)
 	if s.sched, err = newScheduler(s); err != nil {
 		return nil, err
