@@ -209,10 +209,10 @@ type chatLogprobs struct {
 }
 
 type tokenLogprob struct {
-	Token       string         `json:"token"`
-	Logprob     float32        `json:"logprob"`
-	Bytes       []int          `json:"bytes"`
-	TopLogprobs []topLogprob   `json:"top_logprobs"`
+	Token       string       `json:"token"`
+	Logprob     float32      `json:"logprob"`
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []topLogprob `json:"top_logprobs"`
 }
 
 type topLogprob struct {
@@ -266,4 +266,3 @@ type modelObject struct {
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
 }
-
