@@ -228,8 +228,9 @@ func (m *Matcher) Mask(logits []float32) {
 			}
 			continue
 		}
-		for i := range block {
-			if word&(1<<i) == 0 {
+		// The forbidden tokens of a mixed word, lowest first.
+		for off := ^word; off != 0; off &= off - 1 {
+			if i := bits.TrailingZeros64(off); i < len(block) {
 				block[i] = ninf
 			}
 		}
