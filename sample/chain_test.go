@@ -92,6 +92,15 @@ func (r *refChain) kept(logits []float32) []cand {
 
 // draw picks from kept in id order with probabilities softmax(l/T).
 func (r *refChain) draw(kept []cand, coin float64) int {
+	id, _ := r.drawMargin(kept, coin)
+	return id
+}
+
+// drawMargin is draw and how far coin is from the nearest boundary of the
+// cumulative distribution: the samplers compute the weights with float32
+// exponentials (SIMD, or their pure-Go twins), within about 1e-6 of these,
+// so a coin closer than that may fall on either side.
+func (r *refChain) drawMargin(kept []cand, coin float64) (int, float64) {
 	kept = slices.Clone(kept)
 	slices.SortFunc(kept, func(a, b cand) int { return int(a.id - b.id) })
 	t := float64(clampTemperature(r.p.Temperature))
@@ -101,14 +110,19 @@ func (r *refChain) draw(kept []cand, coin float64) int {
 		z += math.Exp((float64(x.logit) - float64(m)) / t)
 	}
 	var cdf float64
+	margin := coin
 	for _, x := range kept {
 		cdf += math.Exp((float64(x.logit)-float64(m))/t) / z
+		margin = min(margin, math.Abs(cdf-coin))
 		if coin < cdf {
-			return int(x.id)
+			return int(x.id), margin
 		}
 	}
-	return int(kept[len(kept)-1].id)
+	return int(kept[len(kept)-1].id), margin
 }
+
+// drawTolerance is the margin below which a draw is not compared.
+const drawTolerance = 1e-5
 
 func maxLogit(cs []cand) float32 {
 	m := cs[0].logit
@@ -208,11 +222,13 @@ func TestChainMatchesReference(t *testing.T) {
 			require.Equal(t, ids(want), ids(got), "trial %d step %d %+v", trial, step, p)
 			id := s.Sample(logits)
 			require.Equal(t, in, logits, "a chain leaves the logits as they are")
-			wantID := int(want[0].id)
+			wantID, margin := int(want[0].id), 1.0
 			if clampTemperature(p.Temperature) > 0 {
-				wantID = ref.draw(want, float64(coins.randomF32()))
+				wantID, margin = ref.drawMargin(want, float64(coins.randomF32()))
 			}
-			require.Equal(t, wantID, id, "trial %d step %d", trial, step)
+			if margin > drawTolerance {
+				require.Equal(t, wantID, id, "trial %d step %d", trial, step)
+			}
 			ref.recent = append(ref.recent, id)
 			ref.sampled[id]++
 		}
@@ -234,11 +250,15 @@ func TestChainDraw(t *testing.T) {
 		ref := &refChain{p: p}
 		for range 20 {
 			coin := r.Float64()
+			want, margin := ref.drawMargin(kept, coin)
+			if margin <= drawTolerance {
+				continue
+			}
 			v, cs, _ := c.filter(logits)
 			if cs == nil {
-				require.Equal(t, ref.draw(kept, coin), c.drawDense(v, coin), "dense")
+				require.Equal(t, want, c.drawDense(v, coin), "dense")
 			} else {
-				require.Equal(t, ref.draw(kept, coin), c.drawSparse(cs, coin), "sparse")
+				require.Equal(t, want, c.drawSparse(cs, coin), "sparse")
 			}
 		}
 	}
