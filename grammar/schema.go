@@ -429,4 +429,3 @@ func (c *converter) ref(v any, path string) (string, error) {
 	c.rules = append(c.rules, name+" ::= "+body)
 	return name, nil
 }
-
