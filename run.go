@@ -90,6 +90,12 @@ Options:
   -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>    map the weights (true) or read them into memory (false), default by size
   -mlock          lock the weights in RAM
+  -top-k <int>           keep the k most likely tokens (llama.cpp's sampler chain), default 0 (off)
+  -min-p <float>         drop tokens less likely than p times the most likely, default 0 (off)
+  -repeat-penalty <float> penalise the last 64 tokens (1 is off), default 1
+  -grammar-file <file>   constrain the output to a GBNF grammar (llama.cpp's format)
+  -json-schema <file|{}> constrain the output to a JSON schema's documents
+                         (any of these five samples with the chain, not run.c's sampler)
 ` + hfUsage
 
 // options are run.c's settings, after its clamping.
@@ -110,6 +116,7 @@ type options struct {
 	mmap         model.MmapMode
 	mlock        bool
 	hf           hfFlag
+	chain        chainFlags // -top-k, -min-p, -repeat-penalty, -grammar-file, -json-schema
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -132,6 +139,7 @@ func parseArgs(args []string) (options, error) {
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
 	o.hf.register(fs)
+	o.chain.register(fs)
 
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
@@ -147,6 +155,15 @@ func parseArgs(args []string) (options, error) {
 			o.tokenizerSet = true
 		}
 	})
+	if err := checkTemperature(*temperature); err != nil {
+		return o, err
+	}
+	if err := o.chain.check(); err != nil {
+		return o, err
+	}
+	if o.chain.constrained() && o.mode == "chat" {
+		return o, errors.New("-grammar-file and -json-schema work in generate mode, not chat")
+	}
 	// run.c's clamping.
 	o.temperature = float32(max(*temperature, 0))
 	o.topp = float32(*topp)
@@ -208,6 +225,18 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 	}
 	defer session.Close()
 	sampler := sample.New(m.Config.VocabSize, o.temperature, o.topp, o.seed)
+	if o.chain.chain() {
+		if sampler, err = o.chain.sampler(m.Config.VocabSize, o); err != nil {
+			return err
+		}
+	}
+	if o.mode == "generate" && o.chain.constrained() {
+		g, err := o.chain.grammar()
+		if err != nil {
+			return err
+		}
+		return generateChain(ctx, session, tok, sampler, g, o, stdout, stderr)
+	}
 	if o.mode == "chat" {
 		opts := chatOptions{System: o.system, User: o.prompt, Steps: o.steps}
 		if opts.Template, err = chatTemplate(m); err != nil {

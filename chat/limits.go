@@ -26,6 +26,12 @@ func (st *renderState) vars(msgs []Message, opts Options) map[string]jinja.Value
 		"raise_exception":       jinja.NewCallable("raise_exception", st.raiseException),
 		"range":                 jinja.NewCallable("range", st.rangeFn),
 	}
+	if opts.Tools != nil {
+		v["tools"] = jinja.FromGoValue(opts.Tools)
+	}
+	if opts.Documents != nil {
+		v["documents"] = jinja.FromGoValue(opts.Documents)
+	}
 	return v
 }
 

@@ -86,6 +86,26 @@ const (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+	// ToolCalls are the calls of an assistant message (tool_calls in the
+	// template); ToolCallID is the call a tool message answers, and Name
+	// the tool's name.
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+	Name       string     `json:"name,omitempty"`
+}
+
+// ToolCall is one call of a tool by the assistant.
+type ToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall is a function's name and its arguments: a JSON object as a
+// map[string]any, or a JSON string.
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments any    `json:"arguments"`
 }
 
 // Options are the template's other inputs.
@@ -96,6 +116,11 @@ type Options struct {
 	// BOSToken and EOSToken are the model's begin- and end-of-sequence
 	// token texts (e.g. "<s>" and "</s>").
 	BOSToken, EOSToken string
+	// Tools are the tool definitions (JSON-decoded) passed to the
+	// template as tools, Documents as documents; nil leaves them
+	// undefined.
+	Tools     []any
+	Documents []any
 }
 
 // Template is a parsed chat template, safe for concurrent use by many
@@ -174,6 +199,20 @@ func messageValues(msgs []Message) jinja.Value {
 		d := jinja.NewDict()
 		d.AsDict().Set("role", jinja.NewString(m.Role))
 		d.AsDict().Set("content", jinja.NewString(m.Content))
+		if len(m.ToolCalls) > 0 {
+			calls := make([]any, len(m.ToolCalls))
+			for j, c := range m.ToolCalls {
+				calls[j] = map[string]any{"id": c.ID, "type": c.Type,
+					"function": map[string]any{"name": c.Function.Name, "arguments": c.Function.Arguments}}
+			}
+			d.AsDict().Set("tool_calls", jinja.FromGoValue(calls))
+		}
+		if m.ToolCallID != "" {
+			d.AsDict().Set("tool_call_id", jinja.NewString(m.ToolCallID))
+		}
+		if m.Name != "" {
+			d.AsDict().Set("name", jinja.NewString(m.Name))
+		}
 		items[i] = d
 	}
 	return jinja.NewList(items)

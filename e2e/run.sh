@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `llama2 serve`: builds the binary, serves a fixture
 # model on 127.0.0.1 (a free port chosen by the kernel), waits for /health,
-# runs the openai-client tests and the load test, then stops the server with
+# runs the openai-client tests (npm's and Go's) and the load test, then stops the server with
 # SIGTERM and checks that it exits cleanly.
 #
 #   cd e2e && npm ci && ./run.sh        (fixtures: `make fixtures` first)
@@ -55,6 +55,8 @@ echo "e2e: serving on $addr"
 export LLAMA2_BASE_URL="http://$addr/v1"
 status=0
 timeout 300 node --test openai.test.mjs || status=1
+# The official Go client, in a module of its own (e2e/goclient).
+(cd goclient && timeout 300 go test -count=1 ./...) || status=1
 timeout 300 node load.mjs || status=1
 
 kill -TERM "$pid"

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
+	"github.com/llama2-go/llama2/grammar"
 	"github.com/llama2-go/llama2/sample"
 	"github.com/llama2-go/llama2/tokenizer"
 )
@@ -30,6 +32,10 @@ type Sequence struct {
 	dec     *tokenizer.TextDecoder
 	filter  stopFilter
 	buf     []byte
+	matcher *grammar.Matcher // nil without a grammar
+	ends    []int            // the end tokens a grammar lets through once complete
+	endLogs []float32
+	scratch []float32 // logprobs' working copy of the logits
 }
 
 // Start begins a sequence on s for prompt. The longest common prefix of
@@ -52,6 +58,12 @@ func (s *Session) Start(prompt []int, opts GenerateOptions) (*Sequence, error) {
 		return nil, fmt.Errorf("max tokens %d must not be negative", opts.MaxTokens)
 	case len(opts.Stop) > 0 && opts.Tokenizer == nil:
 		return nil, fmt.Errorf("stop strings need a tokenizer")
+	case opts.Grammar != nil && opts.Tokenizer == nil:
+		return nil, fmt.Errorf("a grammar needs a tokenizer")
+	case opts.TopLogprobs < 0 || opts.TopLogprobs > MaxTopLogprobs:
+		return nil, fmt.Errorf("top logprobs %d is outside [0, %d]", opts.TopLogprobs, MaxTopLogprobs)
+	case opts.Tokenizer != nil && opts.Tokenizer.VocabSize() != c.VocabSize:
+		return nil, fmt.Errorf("the tokenizer has %d tokens, the model %d", opts.Tokenizer.VocabSize(), c.VocabSize)
 	}
 	for _, t := range prompt {
 		if t < 0 || t >= c.VocabSize {
@@ -65,12 +77,19 @@ func (s *Session) Start(prompt []int, opts GenerateOptions) (*Sequence, error) {
 	s.cached = s.cached[:reuse]
 	q := &Sequence{s: s, prompt: slices.Clone(prompt), opts: opts, sampler: opts.Sampler,
 		cached: reuse, fed: reuse}
-	if q.sampler == nil {
-		q.sampler = sample.New(c.VocabSize, 0, 0, 1)
-	}
+	q.sampler.Start(prompt) // nil: greedy
 	if opts.Tokenizer != nil {
 		q.dec = opts.Tokenizer.NewTextDecoder()
 		q.filter.set(opts.Stop)
+	}
+	if opts.Grammar != nil {
+		q.matcher = opts.Grammar.NewMatcher(grammarTokens(opts.Tokenizer))
+		for _, id := range []int{opts.Tokenizer.EOS(), opts.Tokenizer.BOS(), tokenizer.BOS, tokenizer.EOS} {
+			if id >= 0 && id < c.VocabSize && (s.m.stops(id) || id == opts.Tokenizer.EOS()) && !slices.Contains(q.ends, id) {
+				q.ends = append(q.ends, id)
+			}
+		}
+		q.endLogs = make([]float32, len(q.ends))
 	}
 	q.afterPrefill()
 	s.running = true
@@ -172,15 +191,66 @@ func (q *Sequence) end(r StopReason) {
 	q.s.running = false
 }
 
+// grammarTokens is the token trie of a tokenizer, built once: tokenizers
+// are immutable.
+func grammarTokens(tok *tokenizer.Tokenizer) *grammar.Tokens {
+	if t, ok := tokenTries.Load(tok); ok {
+		return t.(*grammar.Tokens)
+	}
+	t, _ := tokenTries.LoadOrStore(tok, grammar.NewTokens(tok))
+	return t.(*grammar.Tokens)
+}
+
+var tokenTries sync.Map // *tokenizer.Tokenizer -> *grammar.Tokens
+
+// constrain masks the logits a grammar forbids; the end tokens pass once
+// the grammar is complete.
+func (q *Sequence) constrain(logits []float32) {
+	for i, id := range q.ends {
+		q.endLogs[i] = logits[id]
+	}
+	q.matcher.Mask(logits)
+	if q.matcher.CanEnd() {
+		for i, id := range q.ends {
+			logits[id] = q.endLogs[i]
+		}
+	}
+}
+
 // accept takes the logits of the step that fed q.next at q.pos: it samples
 // the next token and decides whether the sequence stops.
 func (q *Sequence) accept(logits []float32) {
 	s := q.s
 	s.cached = append(s.cached[:q.pos], q.next)
+	var lse, raw float32
+	var top []sample.Logprob
+	if q.opts.Logprobs {
+		if cap(q.scratch) < 2*len(logits) {
+			q.scratch = make([]float32, 2*len(logits))
+		}
+		lse = sample.LogSumExp(logits, q.scratch)
+		top = sample.TopLogprobs(nil, logits, lse, q.opts.TopLogprobs)
+		copy(q.scratch[len(logits):], logits) // the samplers may overwrite logits
+	}
+	if q.matcher != nil {
+		q.constrain(logits)
+	}
 	id := q.sampler.Sample(logits)
+	if q.opts.Logprobs {
+		raw = q.scratch[len(logits)+id]
+	}
 	q.sampled++
-	t := Token{ID: id, Pos: q.pos + 1}
+	t := Token{ID: id, Pos: q.pos + 1, Logprob: raw - lse, TopLogprobs: top}
 	tok := q.opts.Tokenizer
+	if q.matcher != nil && !slices.Contains(q.ends, id) && q.matcher.Accept(id) != nil {
+		// Nothing was allowed (the grammar cannot continue and the model
+		// has no end token to let through): end here.
+		t.Stop = StopEnd
+		t.Text = q.filter.flush()
+		q.pos, q.next, q.last = q.pos+1, id, t
+		q.end(t.Stop)
+		return
+	}
 	switch {
 	case s.m.stops(id) || (tok != nil && id == tok.EOS()):
 		t.Stop = StopEnd

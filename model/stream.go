@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/llama2-go/llama2/grammar"
 	"github.com/llama2-go/llama2/sample"
 	"github.com/llama2-go/llama2/tokenizer"
 )
@@ -71,6 +72,14 @@ type Token struct {
 	// with StopEnd is the model's end token (EOS or BOS), not part of the
 	// text; its Text is what was held back.
 	Stop StopReason
+	// Logprob is the token's log probability and TopLogprobs the most
+	// likely tokens' at its position, most likely first, when
+	// GenerateOptions.Logprobs asks for them: the log-softmax of the
+	// model's logits, before the logit bias, the penalties, a grammar's
+	// mask and the temperature (the model's own distribution, whatever
+	// the sampling settings).
+	Logprob     float32
+	TopLogprobs []sample.Logprob
 }
 
 // GenerateOptions configures a sequence ([Session.Start], [Session.Tokens]).
@@ -86,7 +95,21 @@ type GenerateOptions struct {
 	// Stop lists strings that end the sequence when generated (they are
 	// not part of the text). They need a Tokenizer.
 	Stop []string
+	// Grammar, when set, constrains the text: only tokens that keep it a
+	// prefix of the grammar's language are sampled, and the end token
+	// only once it is complete. It needs a Tokenizer. Build one with
+	// grammar.Parse (GBNF) or grammar.FromJSONSchema.
+	Grammar *grammar.Grammar
+	// Logprobs asks for each sampled token's log probability
+	// (Token.Logprob), and TopLogprobs (at most MaxTopLogprobs) for the
+	// most likely tokens at each position (Token.TopLogprobs).
+	Logprobs    bool
+	TopLogprobs int
 }
+
+// MaxTopLogprobs is the most GenerateOptions.TopLogprobs may ask for, as
+// OpenAI allows.
+const MaxTopLogprobs = 20
 
 // Usage counts a sequence's tokens.
 type Usage struct {

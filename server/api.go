@@ -1,18 +1,12 @@
 // The OpenAI API as `serve` speaks it: the JSON shapes of requests and
-// responses, and the reading and validation of requests.
+// responses (request.go reads and checks requests).
 
 package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	mrand "math/rand/v2"
 	"net/http"
-	"strings"
-
-	"github.com/llama2-go/llama2/chat"
 )
 
 // ---- OpenAI wire types ----
@@ -69,23 +63,42 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // commonParams are the request fields shared by both generation endpoints.
 // The OpenAI fields that do not apply here are accepted only with their
-// neutral values (n 1, penalties 0, logprobs null or false, ...); user is
-// accepted and ignored, and so is model (there is one).
+// neutral values (n 1, ...); user is accepted and ignored, and so is
+// model (there is one). top_k, min_p, repeat_penalty, repeat_last_n and
+// grammar are llama.cpp's.
 type commonParams struct {
-	Model         *string          `json:"model"`
-	MaxTokens     *int             `json:"max_tokens"`
-	Temperature   *float64         `json:"temperature"`
-	TopP          *float64         `json:"top_p"`
-	Seed          *int64           `json:"seed"`
-	Stop          json.RawMessage  `json:"stop"`
-	Stream        *bool            `json:"stream"`
-	StreamOptions *streamOptions   `json:"stream_options"`
-	N             *int             `json:"n"`
-	User          *string          `json:"user"`
-	Logprobs      json.RawMessage  `json:"logprobs"`
-	FrequencyPen  *float64         `json:"frequency_penalty"`
-	PresencePen   *float64         `json:"presence_penalty"`
-	LogitBias     map[string]int64 `json:"logit_bias"`
+	Model          *string            `json:"model"`
+	MaxTokens      *int               `json:"max_tokens"`
+	Temperature    *float64           `json:"temperature"`
+	TopP           *float64           `json:"top_p"`
+	TopK           *int               `json:"top_k"`
+	MinP           *float64           `json:"min_p"`
+	RepeatPenalty  *float64           `json:"repeat_penalty"`
+	RepeatLastN    *int               `json:"repeat_last_n"`
+	Seed           *int64             `json:"seed"`
+	Stop           json.RawMessage    `json:"stop"`
+	Stream         *bool              `json:"stream"`
+	StreamOptions  *streamOptions     `json:"stream_options"`
+	N              *int               `json:"n"`
+	User           *string            `json:"user"`
+	FrequencyPen   *float64           `json:"frequency_penalty"`
+	PresencePen    *float64           `json:"presence_penalty"`
+	LogitBias      map[string]float64 `json:"logit_bias"`
+	ResponseFormat *responseFormat    `json:"response_format"`
+	Grammar        *string            `json:"grammar"`
+}
+
+// responseFormat is OpenAI's response_format.
+type responseFormat struct {
+	Type       string      `json:"type"`
+	JSONSchema *jsonSchema `json:"json_schema"`
+}
+
+type jsonSchema struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Schema      json.RawMessage `json:"schema"`
+	Strict      *bool           `json:"strict"`
 }
 
 type streamOptions struct {
@@ -94,23 +107,71 @@ type streamOptions struct {
 
 type completionRequest struct {
 	commonParams
-	Prompt json.RawMessage `json:"prompt"`
-	Echo   *bool           `json:"echo"`
-	BestOf *int            `json:"best_of"`
-	Suffix *string         `json:"suffix"`
+	Prompt   json.RawMessage `json:"prompt"`
+	Logprobs *int            `json:"logprobs"` // the legacy shape: how many top tokens
+	Echo     *bool           `json:"echo"`
+	BestOf   *int            `json:"best_of"`
+	Suffix   *string         `json:"suffix"`
 }
 
 type chatRequest struct {
 	commonParams
 	Messages            []chatMessage   `json:"messages"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	TopLogprobs         json.RawMessage `json:"top_logprobs"`
+	Logprobs            *bool           `json:"logprobs"`
+	TopLogprobs         *int            `json:"top_logprobs"`
+	Tools               []toolDef       `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	// OpenAI fields accepted with their neutral values only.
+	Store            *bool           `json:"store"`
+	Metadata         map[string]any  `json:"metadata"`
+	ServiceTier      *string         `json:"service_tier"`
+	Modalities       []string        `json:"modalities"`
+	ReasoningEffort  json.RawMessage `json:"reasoning_effort"`
+	Audio            json.RawMessage `json:"audio"`
+	Prediction       json.RawMessage `json:"prediction"`
+	WebSearchOptions json.RawMessage `json:"web_search_options"`
+	Functions        json.RawMessage `json:"functions"`
+	FunctionCall     json.RawMessage `json:"function_call"`
+	PromptCacheKey   *string         `json:"prompt_cache_key"`
+	SafetyIdentifier *string         `json:"safety_identifier"`
+	Verbosity        json.RawMessage `json:"verbosity"`
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-	Name    *string         `json:"name"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       *string         `json:"name"`
+	ToolCalls  []toolCall      `json:"tool_calls"`
+	ToolCallID *string         `json:"tool_call_id"`
+	Refusal    *string         `json:"refusal"`
+}
+
+// toolDef is one entry of tools.
+type toolDef struct {
+	Type     string      `json:"type"`
+	Function functionDef `json:"function"`
+}
+
+type functionDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      *bool           `json:"strict"`
+}
+
+// toolCall is a call in an assistant message, asked or answered.
+type toolCall struct {
+	Index    *int         `json:"index,omitempty"` // streamed deltas only
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function functionCall `json:"function"`
+}
+
+type functionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 type tokenUsage struct {
@@ -127,10 +188,37 @@ type promptTokensDetails struct {
 }
 
 type completionChoice struct {
-	Index        int       `json:"index"`
-	Text         string    `json:"text"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Index        int                 `json:"index"`
+	Text         string              `json:"text"`
+	Logprobs     *completionLogprobs `json:"logprobs"`
+	FinishReason *string             `json:"finish_reason"`
+}
+
+// completionLogprobs is the legacy completions' logprobs object.
+type completionLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float32            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float32 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// chatLogprobs is a chat choice's logprobs object.
+type chatLogprobs struct {
+	Content []tokenLogprob `json:"content"`
+	Refusal []tokenLogprob `json:"refusal"`
+}
+
+type tokenLogprob struct {
+	Token       string       `json:"token"`
+	Logprob     float32      `json:"logprob"`
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []topLogprob `json:"top_logprobs"`
+}
+
+type topLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float32 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
 }
 
 type completionResponse struct {
@@ -143,20 +231,23 @@ type completionResponse struct {
 }
 
 type chatMessageOut struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role      string     `json:"role"`
+	Content   *string    `json:"content"` // null with tool calls and no text
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
+	Refusal   *string    `json:"refusal"`
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string     `json:"role,omitempty"`
+	Content   *string    `json:"content,omitempty"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type chatChoice struct {
 	Index        int             `json:"index"`
 	Message      *chatMessageOut `json:"message,omitempty"`
 	Delta        *chatDelta      `json:"delta,omitempty"`
-	Logprobs     *struct{}       `json:"logprobs"`
+	Logprobs     *chatLogprobs   `json:"logprobs"`
 	FinishReason *string         `json:"finish_reason"`
 }
 
@@ -174,358 +265,4 @@ type modelObject struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
-}
-
-// ---- reading requests ----
-
-// decodeBody reads a JSON request body of at most maxBodyBytes strictly:
-// unknown fields, wrong types and trailing data are errors.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-			if terr != nil {
-				err = terr
-			}
-		}
-	}
-	if err == nil {
-		return nil
-	}
-	var maxErr *http.MaxBytesError
-	var synErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &maxErr):
-		return &requestError{status: http.StatusRequestEntityTooLarge, code: "request_too_large",
-			msg: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
-	case errors.Is(err, io.EOF):
-		return badRequest("invalid_json", "", "the request body is empty; send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("invalid_json", "", "malformed JSON: unexpected end of the body")
-	case errors.As(err, &synErr):
-		return badRequest("invalid_json", "", "malformed JSON at byte %d: %v", synErr.Offset, synErr)
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return badRequest("invalid_json", "", "the request body must be a JSON object, not %s", typeErr.Value)
-		}
-		field := strings.TrimPrefix(typeErr.Field, "commonParams.")
-		return badRequest("invalid_type", field, "invalid type for %s: expected %s, got %s",
-			field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest("unknown_parameter", field, "unrecognized request argument: %s", field)
-	}
-	return badRequest("invalid_json", "", "malformed JSON: %v", err)
-}
-
-func jsonTypeName(goType string) string {
-	switch strings.TrimLeft(goType, "*") {
-	case "int", "int64":
-		return "an integer"
-	case "float64":
-		return "a number"
-	case "bool":
-		return "a boolean"
-	case "string":
-		return "a string"
-	}
-	if strings.HasPrefix(goType, "[]") {
-		return "an array"
-	}
-	return "an object"
-}
-
-// genParams are a validated request's generation settings.
-type genParams struct {
-	prompt      []int
-	maxTokens   int // sampled tokens at most, already clamped to the context
-	temperature float32
-	topP        float32
-	seed        uint64
-	stop        []string
-	stream      bool
-	usage       bool // stream_options.include_usage
-}
-
-// isNull reports whether a raw optional value is absent or null.
-func isNull(raw json.RawMessage) bool {
-	t := strings.TrimSpace(string(raw))
-	return t == "" || t == "null"
-}
-
-// isNullish reports whether a raw optional value is absent, null, false or 0.
-func isNullish(raw json.RawMessage) bool {
-	switch strings.TrimSpace(string(raw)) {
-	case "", "null", "false", "0":
-		return true
-	}
-	return false
-}
-
-func (s *Server) commonParams(c *commonParams, maxTokens *int) (genParams, *requestError) {
-	var g genParams
-	if c.N != nil && *c.N != 1 {
-		return g, badRequest("invalid_value", "n", "n must be 1: one choice per request is supported")
-	}
-	if !isNullish(c.Logprobs) {
-		return g, badRequest("invalid_value", "logprobs", "logprobs are not supported")
-	}
-	if c.FrequencyPen != nil && *c.FrequencyPen != 0 {
-		return g, badRequest("invalid_value", "frequency_penalty", "frequency_penalty is not supported (only 0)")
-	}
-	if c.PresencePen != nil && *c.PresencePen != 0 {
-		return g, badRequest("invalid_value", "presence_penalty", "presence_penalty is not supported (only 0)")
-	}
-	if len(c.LogitBias) > 0 {
-		return g, badRequest("invalid_value", "logit_bias", "logit_bias is not supported")
-	}
-	seqLen := s.model.Config.SeqLen
-	g.maxTokens = defaultMaxTokens
-	if maxTokens != nil {
-		if *maxTokens <= 0 {
-			return g, badRequest("invalid_value", "max_tokens", "max_tokens must be at least 1, got %d", *maxTokens)
-		}
-		if *maxTokens > seqLen {
-			return g, badRequest("invalid_value", "max_tokens", "max_tokens %d is beyond the model's context of %d tokens", *maxTokens, seqLen)
-		}
-		g.maxTokens = *maxTokens
-	}
-	g.temperature = 1
-	if c.Temperature != nil {
-		if *c.Temperature < 0 {
-			return g, badRequest("invalid_value", "temperature", "temperature must not be negative, got %g", *c.Temperature)
-		}
-		g.temperature = float32(*c.Temperature)
-	}
-	g.topP = 0.9
-	if c.TopP != nil {
-		if !(*c.TopP > 0 && *c.TopP <= 1) {
-			return g, badRequest("invalid_value", "top_p", "top_p must be in (0, 1], got %g", *c.TopP)
-		}
-		g.topP = float32(*c.TopP)
-	}
-	if c.Seed != nil {
-		g.seed = uint64(*c.Seed) // as the CLI's -s
-		if g.seed == 0 {
-			g.seed = zeroSeed
-		}
-	} else {
-		for g.seed == 0 {
-			g.seed = mrand.Uint64()
-		}
-	}
-	stop, err := parseStop(c.Stop)
-	if err != nil {
-		return g, err
-	}
-	g.stop = stop
-	g.stream = c.Stream != nil && *c.Stream
-	g.usage = c.StreamOptions != nil && c.StreamOptions.IncludeUsage
-	return g, nil
-}
-
-func parseStop(raw json.RawMessage) ([]string, *requestError) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		if one == "" {
-			return nil, nil
-		}
-		return []string{one}, nil
-	}
-	var many []string
-	if err := json.Unmarshal(raw, &many); err != nil {
-		return nil, badRequest("invalid_type", "stop", "stop must be a string or an array of strings")
-	}
-	if len(many) > maxStopStrings {
-		return nil, badRequest("invalid_value", "stop", "at most %d stop strings are allowed, got %d", maxStopStrings, len(many))
-	}
-	var stops []string
-	for _, s := range many {
-		if s != "" {
-			stops = append(stops, s)
-		}
-	}
-	return stops, nil
-}
-
-// fit checks that the prompt fits the context and clamps max_tokens to what
-// fits: a sequence feeds len(prompt)-1 prompt positions, then one per
-// sampled token, within seq_len positions.
-func (s *Server) fit(g *genParams) *requestError {
-	seqLen := s.model.Config.SeqLen
-	if len(g.prompt) > seqLen {
-		return &requestError{status: http.StatusBadRequest, code: "context_length_exceeded", param: "messages",
-			msg: fmt.Sprintf("the prompt is %d tokens long, more than the model's context of %d tokens", len(g.prompt), seqLen)}
-	}
-	g.maxTokens = min(g.maxTokens, seqLen-len(g.prompt)+1)
-	return nil
-}
-
-func (s *Server) parseCompletion(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
-	var req completionRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return genParams{}, err
-	}
-	g, err := s.commonParams(&req.commonParams, req.MaxTokens)
-	if err != nil {
-		return g, err
-	}
-	switch {
-	case req.Echo != nil && *req.Echo:
-		return g, badRequest("invalid_value", "echo", "echo is not supported")
-	case req.BestOf != nil && *req.BestOf != 1:
-		return g, badRequest("invalid_value", "best_of", "best_of must be 1")
-	case req.Suffix != nil && *req.Suffix != "":
-		return g, badRequest("invalid_value", "suffix", "suffix is not supported")
-	}
-	prompt, err := parsePrompt(req.Prompt)
-	if err != nil {
-		return g, err
-	}
-	g.prompt = s.tok.Encode(prompt, s.tok.AddBOS(), false)
-	if err := s.fit(&g); err != nil {
-		err.param = "prompt"
-		return g, err
-	}
-	return g, nil
-}
-
-// parsePrompt accepts a string or an array of exactly one string.
-func parsePrompt(raw json.RawMessage) (string, *requestError) {
-	if isNull(raw) {
-		return "", badRequest("missing_required_parameter", "prompt", "prompt is required")
-	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		return one, nil
-	}
-	var many []string
-	if err := json.Unmarshal(raw, &many); err == nil && len(many) == 1 {
-		return many[0], nil
-	}
-	return "", badRequest("invalid_type", "prompt", "prompt must be a string (or an array of exactly one string)")
-}
-
-func (s *Server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *requestError) {
-	var req chatRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return genParams{}, err
-	}
-	maxTokens := req.MaxTokens
-	if req.MaxCompletionTokens != nil {
-		if maxTokens != nil && *maxTokens != *req.MaxCompletionTokens {
-			return genParams{}, badRequest("invalid_value", "max_completion_tokens", "max_tokens and max_completion_tokens differ; send one")
-		}
-		maxTokens = req.MaxCompletionTokens
-	}
-	g, err := s.commonParams(&req.commonParams, maxTokens)
-	if err != nil {
-		if err.param == "max_tokens" && req.MaxCompletionTokens != nil {
-			err.param = "max_completion_tokens"
-		}
-		return g, err
-	}
-	if !isNullish(req.TopLogprobs) {
-		return g, badRequest("invalid_value", "top_logprobs", "top_logprobs is not supported")
-	}
-	prompt, err := s.renderChatTokens(req.Messages)
-	if err != nil {
-		return g, err
-	}
-	g.prompt = prompt
-	if err := s.fit(&g); err != nil {
-		return g, err
-	}
-	return g, nil
-}
-
-// messageText is a message's content: a string, or an array of text parts.
-func messageText(i int, raw json.RawMessage) (string, *requestError) {
-	param := fmt.Sprintf("messages[%d].content", i)
-	var text string
-	if err := json.Unmarshal(raw, &text); err == nil && !isNull(raw) {
-		return text, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &parts); err == nil && parts != nil {
-		var b strings.Builder
-		for _, p := range parts {
-			if p.Type != "text" {
-				return "", badRequest("invalid_value", param, "content parts of type %q are not supported (only text)", p.Type)
-			}
-			b.WriteString(p.Text)
-		}
-		return b.String(), nil
-	}
-	return "", badRequest("invalid_type", param, "%s must be a string or an array of text parts", param)
-}
-
-// renderChat renders a conversation as Llama 2 does (Meta's
-// chat_completion): each finished exchange as
-// BOS "[INST] {user} [/INST] {assistant} " EOS, the last user message as
-// BOS "[INST] {user} [/INST]", with the system prompt inside the first
-// [INST] block (model.Llama2ChatPrompt), contents trimmed of surrounding
-// white space. An optional system (or developer) message comes first; then
-// user and assistant alternate, starting and ending with user.
-func (s *Server) renderChat(msgs []chatMessage) ([]int, *requestError) {
-	if len(msgs) == 0 {
-		return nil, badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
-	}
-	var system string
-	texts := make([]string, 0, len(msgs))
-	for i, m := range msgs {
-		text, err := messageText(i, m.Content)
-		if err != nil {
-			return nil, err
-		}
-		text = strings.TrimSpace(text)
-		role := m.Role
-		switch {
-		case (role == "system" || role == "developer") && i == 0:
-			system = text
-			continue
-		case role == "system" || role == "developer":
-			return nil, badRequest("invalid_value", fmt.Sprintf("messages[%d].role", i), "a %s message may only come first", role)
-		case role != "user" && role != "assistant":
-			return nil, badRequest("invalid_value", fmt.Sprintf("messages[%d].role", i), "unsupported role %q (system, user or assistant)", role)
-		}
-		want := "user"
-		if len(texts)%2 == 1 {
-			want = "assistant"
-		}
-		if role != want {
-			return nil, badRequest("invalid_value", fmt.Sprintf("messages[%d].role", i),
-				"expected a %s message: after an optional system message, user and assistant messages alternate, starting with user", want)
-		}
-		texts = append(texts, text)
-	}
-	if len(texts)%2 == 0 {
-		return nil, badRequest("invalid_value", "messages", "the last message must be from the user")
-	}
-	var tokens []int
-	for i := 0; i+1 < len(texts); i += 2 {
-		sys := ""
-		if i == 0 {
-			sys = system
-		}
-		turn := chat.Llama2Prompt(sys, texts[i]) + " " + texts[i+1] + " "
-		tokens = append(tokens, s.tok.Encode(turn, true, true)...)
-	}
-	sys := ""
-	if len(texts) == 1 {
-		sys = system
-	}
-	tokens = append(tokens, s.tok.Encode(chat.Llama2Prompt(sys, texts[len(texts)-1]), true, false)...)
-	return tokens, nil
 }

@@ -5,7 +5,6 @@ package server
 // turned into one JSON answer or a stream of server-sent events.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -36,7 +35,7 @@ func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, parse func
 		return g, false
 	}
 	info := infoFrom(r.Context())
-	info.promptTokens, info.seed, info.stream = len(g.prompt), g.seed, g.stream
+	info.promptTokens, info.seed, info.stream = len(g.prompt), g.sampling.Seed, g.stream
 	if s.isDraining() {
 		writeError(w, http.StatusServiceUnavailable, "server_error", "shutting_down", "", "the server is shutting down")
 		return g, false
@@ -74,10 +73,11 @@ func (res result) finish() string { return res.reason.FinishReason() }
 
 // generate runs g through the scheduler: onStart once it holds a slot
 // (before any text), onText for each piece of text (whole UTF-8
-// characters, never any part of a stop string). The caller holds an
-// admission, which the scheduler (or generate, for a request that never
-// got a slot) gives back.
-func (s *Server) generate(ctx context.Context, g genParams, onStart func() error, onText func([]byte) error) (result, error) {
+// characters, never any part of a stop string; with logprobs, each
+// sampled token, with or without text). The caller holds an admission,
+// which the scheduler (or generate, for a request that never got a slot)
+// gives back.
+func (s *Server) generate(ctx context.Context, g genParams, onStart func() error, onText func(piece) error) (result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if s.opts.RequestTimeout > 0 {
@@ -138,7 +138,7 @@ func (s *Server) generate(ctx context.Context, g genParams, onStart func() error
 			}
 		case evText:
 			if failed == nil {
-				if err := onText(ev.text); err != nil {
+				if err := onText(ev.piece); err != nil {
 					failed = errWrite{err}
 					cancel()
 				}
@@ -239,109 +239,58 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	info := infoFrom(r.Context())
 	id, created := newID("cmpl-"), time.Now().Unix()
-	chunk := func(text string, finish *string) completionResponse {
+	chunk := func(text string, lp *completionLogprobs, finish *string) completionResponse {
 		return completionResponse{ID: id, Object: "text_completion", Created: created, Model: s.modelID,
-			Choices: []completionChoice{{Index: 0, Text: text, FinishReason: finish}}}
+			Choices: []completionChoice{{Index: 0, Text: text, Logprobs: lp, FinishReason: finish}}}
+	}
+	// newLogprobs is the logprobs object of a response or chunk: null
+	// unless asked for.
+	newLogprobs := func() *completionLogprobs {
+		if !g.logprobs {
+			return nil
+		}
+		return &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float32{}, TextOffset: []int{}}
 	}
 	if !g.stream {
 		var text strings.Builder
-		res, err := s.generate(r.Context(), g, nil, func(b []byte) error { text.Write(b); return nil })
+		lp := newLogprobs()
+		res, err := s.generate(r.Context(), g, nil, func(p piece) error {
+			s.addCompletionLogprob(lp, p.tok, text.Len(), g.topLogprobs)
+			text.Write(p.text)
+			return nil
+		})
 		info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
 		if err != nil {
 			s.failed(w, r, nil, err)
 			return
 		}
 		finish := res.finish()
-		resp := chunk(text.String(), &finish)
+		resp := chunk(text.String(), lp, &finish)
 		resp.Usage = s.usage(g, res)
 		s.finishJSON(w, resp)
 		return
 	}
 	e := s.newSSE(w)
+	offset := 0
 	res, err := s.generate(r.Context(), g, func() error { e.start(); return nil },
-		func(b []byte) error { return e.send(chunk(string(b), nil)) })
+		func(p piece) error {
+			lp := newLogprobs()
+			s.addCompletionLogprob(lp, p.tok, offset, g.topLogprobs)
+			offset += len(p.text)
+			return e.send(chunk(string(p.text), lp, nil))
+		})
 	info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
 	if err != nil {
 		s.failed(w, r, e, err)
 		return
 	}
 	finish := res.finish()
-	if e.send(chunk("", &finish)) != nil {
+	if e.send(chunk("", nil, &finish)) != nil {
 		return
 	}
 	if g.usage {
-		last := chunk("", nil)
+		last := chunk("", nil, nil)
 		last.Choices, last.Usage = []completionChoice{}, s.usage(g, res)
-		if e.send(last) != nil {
-			return
-		}
-	}
-	e.send(nil)
-}
-
-// trimFirstSpace drops the space that starts an assistant's answer: the
-// first piece after "[/INST]" is usually a word with SentencePiece's leading
-// space, which Llama 2's reference decoder (sentencepiece) drops as well.
-func trimFirstSpace(onText func([]byte) error) func([]byte) error {
-	first := true
-	return func(b []byte) error {
-		if first {
-			first = false
-			if b = bytes.TrimPrefix(b, []byte(" ")); len(b) == 0 {
-				return nil
-			}
-		}
-		return onText(b)
-	}
-}
-
-func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.admitRequest(w, r, s.parseChat)
-	if !ok {
-		return
-	}
-	info := infoFrom(r.Context())
-	id, created := newID("chatcmpl-"), time.Now().Unix()
-	if !g.stream {
-		var text strings.Builder
-		res, err := s.generate(r.Context(), g, nil, trimFirstSpace(func(b []byte) error { text.Write(b); return nil }))
-		info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
-		if err != nil {
-			s.failed(w, r, nil, err)
-			return
-		}
-		finish := res.finish()
-		s.finishJSON(w, chatResponse{ID: id, Object: "chat.completion", Created: created, Model: s.modelID,
-			Choices: []chatChoice{{Index: 0, Message: &chatMessageOut{Role: "assistant", Content: text.String()},
-				FinishReason: &finish}},
-			Usage: s.usage(g, res)})
-		return
-	}
-	chunk := func(delta chatDelta, finish *string) chatResponse {
-		return chatResponse{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.modelID,
-			Choices: []chatChoice{{Index: 0, Delta: &delta, FinishReason: finish}}}
-	}
-	e := s.newSSE(w)
-	empty := ""
-	res, err := s.generate(r.Context(), g, func() error {
-		e.start()
-		return e.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil))
-	}, trimFirstSpace(func(b []byte) error {
-		text := string(b)
-		return e.send(chunk(chatDelta{Content: &text}, nil))
-	}))
-	info.completionTokens, info.cachedTokens, info.finish = res.usage.CompletionTokens, res.usage.CachedTokens, res.finish()
-	if err != nil {
-		s.failed(w, r, e, err)
-		return
-	}
-	finish := res.finish()
-	if e.send(chunk(chatDelta{}, &finish)) != nil {
-		return
-	}
-	if g.usage {
-		last := chunk(chatDelta{}, nil)
-		last.Choices, last.Usage = []chatChoice{}, s.usage(g, res)
 		if e.send(last) != nil {
 			return
 		}

@@ -120,7 +120,10 @@ type completionOut struct {
 
 func (c completionOut) text() string {
 	if m := c.Choices[0].Message; m != nil {
-		return m.Content
+		if m.Content == nil {
+			return ""
+		}
+		return *m.Content
 	}
 	return *c.Choices[0].Text
 }

@@ -41,13 +41,21 @@ type job struct {
 }
 
 // event is what the scheduler tells a job's handler: it started, a piece of
-// text, or the end (with the usage and the reason, or an error).
+// text (with the token that released it when logprobs are asked for), or
+// the end (with the usage and the reason, or an error).
 type event struct {
 	kind   eventKind
-	text   []byte
+	piece  piece
 	usage  model.Usage
 	reason model.StopReason
 	err    error
+}
+
+// piece is a piece of text and, with logprobs, the sampled token it comes
+// with (a token may release no text, or text held back earlier).
+type piece struct {
+	text []byte
+	tok  *model.Token
 }
 
 type eventKind uint8
@@ -239,11 +247,19 @@ func commonPrefix(a, b []int) int {
 
 func (sc *scheduler) start(j *job, sl *slot) {
 	g := j.g
+	sampler, err := sample.NewChain(sc.s.model.Config.VocabSize, g.sampling)
+	if err != nil { // the handler checked the parameters
+		sc.fail(j, err)
+		return
+	}
 	seq, err := sl.sess.Start(g.prompt, model.GenerateOptions{
-		MaxTokens: g.maxTokens,
-		Sampler:   sample.New(sc.s.model.Config.VocabSize, g.temperature, g.topP, g.seed),
-		Tokenizer: sc.s.tok,
-		Stop:      g.stop,
+		MaxTokens:   g.maxTokens,
+		Sampler:     sampler,
+		Tokenizer:   sc.s.tok,
+		Stop:        g.stop,
+		Grammar:     g.grammar,
+		Logprobs:    g.logprobs,
+		TopLogprobs: g.topLogprobs,
 	})
 	if err != nil {
 		sc.fail(j, err)
@@ -329,8 +345,12 @@ func (sc *scheduler) step() {
 			sc.s.metrics.interToken(now.Sub(j.last))
 		}
 		j.last = now
-		if len(tok.Text) > 0 {
-			j.events <- event{kind: evText, text: tok.Text}
+		p := piece{text: tok.Text}
+		if j.g.logprobs && tok.Stop != model.StopEnd { // the end token is not text
+			p.tok = &tok
+		}
+		if len(p.text) > 0 || p.tok != nil {
+			j.events <- event{kind: evText, piece: p}
 		}
 		if tok.Stop != model.NotStopped {
 			sc.finish(j, nil)

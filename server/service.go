@@ -97,16 +97,19 @@ func KVBytesPerSlot(m *model.Model) int64 {
 // Server is the HTTP service over one model. Build it with [New]; it is an
 // [http.Handler].
 type Server struct {
-	model   *model.Model
-	tok     *tokenizer.Tokenizer
-	tmpl    *chat.Template // nil: llama2.c's Llama 2 rendering (renderChat)
-	opts    Options
-	log     *slog.Logger
-	modelID string
-	created int64
-	handler http.Handler
-	metrics *metrics
-	sched   *scheduler
+	model *model.Model
+	tok   *tokenizer.Tokenizer
+	tmpl  *chat.Template // nil: llama2.c's Llama 2 rendering (renderChat)
+	tools toolFormat     // how the chat template writes tool calls
+	// grammars keeps recent requests' grammars with their masks.
+	grammars grammarCache
+	opts     Options
+	log      *slog.Logger
+	modelID  string
+	created  int64
+	handler  http.Handler
+	metrics  *metrics
+	sched    *scheduler
 
 	// admit bounds the requests that hold or wait for a slot (parallel +
 	// queue); past it the answer is 429.
@@ -175,6 +178,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	if s.tmpl, err = serverTemplate(m, o.ChatTemplate); err != nil {
 		return nil, err
 	}
+	s.tools = detectToolFormat(s.tmpl)
 	s.metrics = newMetrics(s)
 	if s.sched, err = newScheduler(s); err != nil {
 		return nil, err

@@ -202,15 +202,15 @@ func TestServeStopStrings(t *testing.T) {
 
 func TestTrimFirstSpace(t *testing.T) {
 	var got []string
-	f := trimFirstSpace(func(b []byte) error { got = append(got, string(b)); return nil })
-	for _, piece := range []string{" ", " Hi", " there"} {
-		require.NoError(t, f([]byte(piece)))
+	f := trimFirstSpace(func(p piece) error { got = append(got, string(p.text)); return nil })
+	for _, text := range []string{" ", " Hi", " there"} {
+		require.NoError(t, f(piece{text: []byte(text)}))
 	}
 	require.Equal(t, []string{" Hi", " there"}, got, "only the first piece loses one space")
 	got = nil
-	f = trimFirstSpace(func(b []byte) error { got = append(got, string(b)); return nil })
-	f([]byte("  Hi"))
-	f([]byte(" x"))
+	f = trimFirstSpace(func(p piece) error { got = append(got, string(p.text)); return nil })
+	f(piece{text: []byte("  Hi")})
+	f(piece{text: []byte(" x")})
 	require.Equal(t, []string{" Hi", " x"}, got)
 }
 
@@ -292,13 +292,34 @@ func TestServeBadRequests(t *testing.T) {
 		{"/v1/completions", `{"prompt":"a","top_p":1.01}`, 400, "invalid_value", "top_p"},
 		{"/v1/completions", `{"prompt":"a","top_p":-0.5}`, 400, "invalid_value", "top_p"},
 		{"/v1/completions", `{"prompt":"a","n":2}`, 400, "invalid_value", "n"},
-		{"/v1/completions", `{"prompt":"a","logprobs":2}`, 400, "invalid_value", "logprobs"},
+		{"/v1/completions", `{"prompt":"a","logprobs":21}`, 400, "invalid_value", "logprobs"},
+		{"/v1/completions", `{"prompt":"a","logprobs":true}`, 400, "invalid_type", "logprobs"},
+		{"/v1/completions", `{"prompt":"a","MAX_TOKENS":3}`, 400, "unknown_parameter", "MAX_TOKENS"},
+		{"/v1/completions", `{"prompt":"a","Max_Tokens":3}`, 400, "unknown_parameter", "Max_Tokens"},
+		{"/v1/completions", `{"prompt":"a","max_tokens":3,"max_tokens":4}`, 400, "invalid_json", ""},
+		{"/v1/completions", `{"prompt":"a","temperature":1e39}`, 400, "invalid_value", "temperature"},
+		{"/v1/completions", `{"prompt":"a","top_k":-1}`, 400, "invalid_value", "top_k"},
+		{"/v1/completions", `{"prompt":"a","min_p":1.5}`, 400, "invalid_value", "min_p"},
+		{"/v1/completions", `{"prompt":"a","repeat_penalty":0}`, 400, "invalid_value", "repeat_penalty"},
+		{"/v1/completions", `{"prompt":"a","repeat_last_n":-2}`, 400, "invalid_value", "repeat_last_n"},
+		{"/v1/completions", `{"prompt":"a","grammar":"root ::= [a-"}`, 400, "invalid_value", "grammar"},
+		{"/v1/completions", `{"prompt":"a","grammar":"root ::= \"a\" root"}`, 400, "invalid_value", "grammar"},
+		{"/v1/completions", `{"prompt":"a","grammar":"root ::= x"}`, 400, "invalid_value", "grammar"},
+		{"/v1/completions", `{"prompt":"a","grammar":"root ::= \"a\"","response_format":{"type":"json_object"}}`, 400, "invalid_value", "grammar"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"xml"}}`, 400, "invalid_value", "response_format.type"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"json_schema"}}`, 400, "missing_required_parameter", "response_format.json_schema.schema"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"json_schema","json_schema":{"schema":{}}}}`, 400, "missing_required_parameter", "response_format.json_schema.name"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"string","pattern":"a+"}}}}`, 400, "invalid_value", "response_format.json_schema.schema.pattern"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"type":"strin"}}}}}}`, 400, "invalid_value", "response_format.json_schema.schema.properties.a.type"},
+		{"/v1/completions", `{"prompt":"a","response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"$ref":"#/$defs/none"}}}}`, 400, "invalid_value", "response_format.json_schema.schema.$ref"},
 		{"/v1/completions", `{"prompt":"a","echo":true}`, 400, "invalid_value", "echo"},
 		{"/v1/completions", `{"prompt":"a","best_of":3}`, 400, "invalid_value", "best_of"},
 		{"/v1/completions", `{"prompt":"a","suffix":"end"}`, 400, "invalid_value", "suffix"},
-		{"/v1/completions", `{"prompt":"a","presence_penalty":0.5}`, 400, "invalid_value", "presence_penalty"},
-		{"/v1/completions", `{"prompt":"a","frequency_penalty":1}`, 400, "invalid_value", "frequency_penalty"},
-		{"/v1/completions", `{"prompt":"a","logit_bias":{"50":10}}`, 400, "invalid_value", "logit_bias"},
+		{"/v1/completions", `{"prompt":"a","presence_penalty":2.5}`, 400, "invalid_value", "presence_penalty"},
+		{"/v1/completions", `{"prompt":"a","frequency_penalty":-3}`, 400, "invalid_value", "frequency_penalty"},
+		{"/v1/completions", `{"prompt":"a","logit_bias":{"512":10}}`, 400, "invalid_value", "logit_bias"},
+		{"/v1/completions", `{"prompt":"a","logit_bias":{"x":10}}`, 400, "invalid_value", "logit_bias"},
+		{"/v1/completions", `{"prompt":"a","logit_bias":{"5":101}}`, 400, "invalid_value", "logit_bias"},
 		{"/v1/completions", `{"prompt":"a","tools":[]}`, 400, "unknown_parameter", "tools"},
 		{"/v1/completions", `{"prompt":"a","messages":[]}`, 400, "unknown_parameter", "messages"},
 		{"/v1/completions", `{"prompt":"` + long + `"}`, 400, "context_length_exceeded", "prompt"},
@@ -309,8 +330,24 @@ func TestServeBadRequests(t *testing.T) {
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"temperature":-0.1}`, 400, "invalid_value", "temperature"},
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":0}`, 400, "invalid_value", "max_completion_tokens"},
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":5,"max_completion_tokens":6}`, 400, "invalid_value", "max_completion_tokens"},
-		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"logprobs":true}`, 400, "invalid_value", "logprobs"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"logprobs":3}`, 400, "invalid_type", "logprobs"},
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"top_logprobs":3}`, 400, "invalid_value", "top_logprobs"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":21}`, 400, "invalid_value", "top_logprobs"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"MESSAGES":[]}`, 400, "unknown_parameter", "MESSAGES"},
+		{"/v1/chat/completions", `{"messages":[{"ROLE":"user","content":"hi"}]}`, 400, "unknown_parameter", "messages[0].ROLE"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"}`, 400, "invalid_value", "reasoning_effort"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"audio":{"voice":"x"}}`, 400, "invalid_value", "audio"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"functions":[]}`, 400, "invalid_value", "functions"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"store":true}`, 400, "invalid_value", "store"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"modalities":["audio"]}`, 400, "invalid_value", "modalities"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tool_choice":"required"}`, 400, "invalid_value", "tool_choice"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"maybe"}`, 400, "invalid_value", "tool_choice"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}`, 400, "invalid_value", "tool_choice"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"web","function":{"name":"f"}}]}`, 400, "invalid_value", "tools[0].type"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"a b"}}]}`, 400, "invalid_value", "tools[0].function.name"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","patternProperties":{}}}}]}`, 400, "invalid_value", "tools[0].function.parameters"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}}`, 400, "invalid_value", "tools"},
+		{"/v1/chat/completions", `{"messages":[{"role":"tool","content":"hi","tool_call_id":"c1"}]}`, 400, "invalid_value", "messages[0].role"},
 		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"` + long + `"}]}`, 400, "context_length_exceeded", "messages"},
 		{"/v1/completions", `{"prompt":"` + strings.Repeat("a", maxBodyBytes) + `"}`, 413, "request_too_large", ""},
 	}

@@ -4,6 +4,7 @@ package server
 // -chat-template-file's) renders /v1/chat/completions and /apply-template.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,25 +34,26 @@ func serverTemplate(m *model.Model, src string) (*chat.Template, error) {
 }
 
 // templateOptions are the template's inputs other than the messages.
-func (s *Server) templateOptions(addGenerationPrompt bool) chat.Options {
+func (s *Server) templateOptions(addGenerationPrompt bool, tools []any) chat.Options {
 	return chat.Options{
 		AddGenerationPrompt: addGenerationPrompt,
 		BOSToken:            s.tok.Piece(s.tok.BOS()),
 		EOSToken:            s.tok.Piece(s.tok.EOS()),
+		Tools:               tools,
 	}
 }
 
-// templateMessages reads the messages' roles and texts for a template,
-// which decides itself which orders of roles it accepts. protect marks the
-// special-token texts in them (model.Tokenizer.ProtectSpecial) when the
-// rendering is to be encoded.
+// templateMessages reads the messages' roles, texts and tool calls for a
+// template, which decides itself which orders of roles it accepts. protect
+// marks the special-token texts in them (model.Tokenizer.ProtectSpecial)
+// when the rendering is to be encoded.
 func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Message, *requestError) {
 	if len(msgs) == 0 {
 		return nil, badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
 	}
 	out := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
-		text, err := messageText(i, m.Content)
+		text, err := messageText(i, m.Content, m.Role == "assistant" && len(m.ToolCalls) > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -61,17 +63,86 @@ func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Mess
 		if protect {
 			text = s.tok.ProtectSpecial(text)
 		}
-		out[i] = chat.Message{Role: m.Role, Content: text}
+		cm := chat.Message{Role: m.Role, Content: text}
+		if m.Name != nil {
+			cm.Name = *m.Name
+		}
+		if m.ToolCallID != nil {
+			cm.ToolCallID = *m.ToolCallID
+		}
+		if m.Role == "tool" && cm.ToolCallID == "" {
+			return nil, badRequest("missing_required_parameter", fmt.Sprintf("messages[%d].tool_call_id", i), "a tool message needs tool_call_id")
+		}
+		for j, c := range m.ToolCalls {
+			param := fmt.Sprintf("messages[%d].tool_calls[%d]", i, j)
+			if m.Role != "assistant" {
+				return nil, badRequest("invalid_value", param, "only assistant messages carry tool_calls")
+			}
+			if c.Function.Name == "" {
+				return nil, badRequest("missing_required_parameter", param+".function.name", "%s.function.name is required", param)
+			}
+			// Templates index the arguments (tool_call.arguments.x) or
+			// print them with tojson: an object, as Hugging Face passes it.
+			var args any = c.Function.Arguments
+			var obj map[string]any
+			if json.Unmarshal([]byte(c.Function.Arguments), &obj) == nil && obj != nil {
+				args = obj
+			}
+			cm.ToolCalls = append(cm.ToolCalls, chat.ToolCall{ID: c.ID, Type: "function",
+				Function: chat.FunctionCall{Name: c.Function.Name, Arguments: args}})
+		}
+		out[i] = cm
 	}
 	return out, nil
 }
 
+// llama2Roles is the one role-order policy of Llama 2's chat format, which
+// /v1/chat/completions and /apply-template share for llama2.c checkpoints:
+// an optional system (or developer) message first, then user and
+// assistant messages alternating, starting with user; a chat to answer
+// (generating) ends with a user message. No other roles.
+func llama2Roles(msgs []chatMessage, generating bool) *requestError {
+	if len(msgs) == 0 {
+		return badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
+	}
+	turns := 0
+	for i, m := range msgs {
+		param := fmt.Sprintf("messages[%d].role", i)
+		switch role := m.Role; {
+		case (role == "system" || role == "developer") && i == 0:
+			continue
+		case role == "system" || role == "developer":
+			return badRequest("invalid_value", param, "a %s message may only come first", role)
+		case role != "user" && role != "assistant":
+			return badRequest("invalid_value", param, "unsupported role %q: Llama 2's chat format has system, user and assistant", role)
+		case len(m.ToolCalls) > 0:
+			return badRequest("invalid_value", fmt.Sprintf("messages[%d].tool_calls", i), "Llama 2's chat format has no tool calls")
+		}
+		want := "user"
+		if turns%2 == 1 {
+			want = "assistant"
+		}
+		if m.Role != want {
+			return badRequest("invalid_value", param,
+				"expected a %s message: after an optional system message, user and assistant messages alternate, starting with user", want)
+		}
+		turns++
+	}
+	if generating && turns%2 == 0 {
+		return badRequest("invalid_value", "messages", "the last message must be from the user")
+	}
+	return nil
+}
+
 // renderTemplate renders msgs with the server's template (Llama 2's for a
-// llama2.c checkpoint without one). A template that raises an exception
-// (roles out of order, say) is the client's error.
-func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool) (string, *requestError) {
+// llama2.c checkpoint without one, under llama2Roles). A template that
+// raises an exception (roles out of order, say) is the client's error.
+func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool, tools []any) (string, *requestError) {
 	t := s.tmpl
 	if t == nil { // a llama2.c checkpoint: Llama 2's template
+		if err := llama2Roles(msgs, addGenerationPrompt); err != nil {
+			return "", err
+		}
 		var err error
 		if t, err = s.model.Template(); err != nil {
 			return "", badRequest("invalid_value", "messages", "the chat template failed: %v", err)
@@ -81,7 +152,10 @@ func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect
 	if rerr != nil {
 		return "", rerr
 	}
-	text, err := t.Render(cms, s.templateOptions(addGenerationPrompt))
+	if s.tmpl == nil && cms[0].Role == "developer" {
+		cms[0].Role = "system" // as renderChat takes it
+	}
+	text, err := t.Render(cms, s.templateOptions(addGenerationPrompt, tools))
 	if err != nil {
 		if errors.Is(err, chat.ErrRaised) {
 			return "", badRequest("invalid_value", "messages", "%v", err)
@@ -95,11 +169,11 @@ func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect
 // through the chat template, parsing the special tokens (<s>, </s>) that
 // the template writes but not those in the messages: a user's "</s>" stays
 // text. Without a template (llama2.c checkpoints) renderChat does it in Go.
-func (s *Server) renderChatTokens(msgs []chatMessage) ([]int, *requestError) {
+func (s *Server) renderChatTokens(msgs []chatMessage, tools []any) ([]int, *requestError) {
 	if s.tmpl == nil {
 		return s.renderChat(msgs)
 	}
-	text, err := s.renderTemplate(msgs, true, true)
+	text, err := s.renderTemplate(msgs, true, true, tools)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +181,53 @@ func (s *Server) renderChatTokens(msgs []chatMessage) ([]int, *requestError) {
 	return s.tok.EncodeRendered(text, bos), nil
 }
 
+// renderChat renders a conversation as Llama 2 does (Meta's
+// chat_completion): each finished exchange as
+// BOS "[INST] {user} [/INST] {assistant} " EOS, the last user message as
+// BOS "[INST] {user} [/INST]", with the system prompt inside the first
+// [INST] block (chat.Llama2Prompt), contents trimmed of surrounding white
+// space, the roles as llama2Roles says.
+func (s *Server) renderChat(msgs []chatMessage) ([]int, *requestError) {
+	if err := llama2Roles(msgs, true); err != nil {
+		return nil, err
+	}
+	var system string
+	texts := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		text, err := messageText(i, m.Content, false)
+		if err != nil {
+			return nil, err
+		}
+		text = strings.TrimSpace(text)
+		if i == 0 && (m.Role == "system" || m.Role == "developer") {
+			system = text
+			continue
+		}
+		texts = append(texts, text)
+	}
+	var tokens []int
+	for i := 0; i+1 < len(texts); i += 2 {
+		sys := ""
+		if i == 0 {
+			sys = system
+		}
+		turn := chat.Llama2Prompt(sys, texts[i]) + " " + texts[i+1] + " "
+		tokens = append(tokens, s.tok.Encode(turn, true, true)...)
+	}
+	sys := ""
+	if len(texts) == 1 {
+		sys = system
+	}
+	tokens = append(tokens, s.tok.Encode(chat.Llama2Prompt(sys, texts[len(texts)-1]), true, false)...)
+	return tokens, nil
+}
+
 // applyTemplateRequest is POST /apply-template's body, as llama.cpp's
 // server takes it.
 type applyTemplateRequest struct {
 	Messages            []chatMessage `json:"messages"`
 	AddGenerationPrompt *bool         `json:"add_generation_prompt"`
+	Tools               []toolDef     `json:"tools"`
 }
 
 // handleApplyTemplate answers {"prompt": rendered text} without generating.
@@ -122,7 +238,12 @@ func (s *Server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addGen := req.AddGenerationPrompt == nil || *req.AddGenerationPrompt
-	text, err := s.renderTemplate(req.Messages, addGen, false)
+	_, _, tools, err := s.toolDefs(req.Tools)
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	text, err := s.renderTemplate(req.Messages, addGen, false, tools)
 	if err != nil {
 		writeRequestError(w, err)
 		return

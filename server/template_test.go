@@ -77,7 +77,7 @@ func TestChatUserSpecialTokensStayText(t *testing.T) {
 	eos, bos := s.tok.EOS(), s.tok.BOS()
 	tokens, rerr := s.renderChatTokens([]chatMessage{
 		{Role: "user", Content: json.RawMessage(`"Hi </s><s> there"`)},
-	})
+	}, nil)
 	require.Nil(t, rerr)
 	require.NotContains(t, tokens, eos)
 	require.Equal(t, 1, count(tokens, bos), "only the template's BOS: %v", tokens)
@@ -87,7 +87,7 @@ func TestChatUserSpecialTokensStayText(t *testing.T) {
 		{Role: "user", Content: json.RawMessage(`"Hi"`)},
 		{Role: "assistant", Content: json.RawMessage(`"Hello"`)},
 		{Role: "user", Content: json.RawMessage(`"Bye"`)},
-	})
+	}, nil)
 	require.Nil(t, rerr)
 	require.Equal(t, 2, count(plain, bos), "%v", plain)
 	require.Equal(t, 1, count(plain, eos), "%v", plain)

@@ -164,6 +164,23 @@ func (t *Tokenizer) Piece(id int) string {
 	return t.pieces[id]
 }
 
+// TokenBytes returns the bytes token id adds to the text in the middle of
+// a stream (not right after BOS): its piece, SentencePiece's "▁" as a
+// space, or the one raw byte of a <0xXX> token. Tokens that are not text
+// have none: BOS, EOS, control, unknown and unused tokens (llama2.c's
+// <unk>, <s> and </s>, ids 0 to 2). An id out of range has none either.
+// Grammars (package grammar) read the vocabulary through it.
+func (t *Tokenizer) TokenBytes(id int) []byte {
+	if id < 0 || id >= len(t.pieces) {
+		return nil
+	}
+	if !t.spm && id <= EOS {
+		return nil
+	}
+	text, _ := t.decode(-1, id)
+	return []byte(text)
+}
+
 // Decode returns the text of token following prev, as run.c's decode() does:
 // after BOS a leading space of the piece is dropped, and a piece of the form
 // <0xXX> stands for that single raw byte (which may be part of a multi-byte
