@@ -180,3 +180,18 @@ func streamedText(events []completionOut) string {
 	}
 	return b.String()
 }
+
+// logLines returns the lines of a log that contain every one of subs.
+func logLines(log string, subs ...string) []string {
+	var lines []string
+	for line := range strings.Lines(log) {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
