@@ -228,8 +228,14 @@ func TestBatchSameAloneAndTogether(t *testing.T) {
 				require.NoError(t, err)
 				defer b.Close()
 				entries := make([]BatchEntry, len(lanes))
-				for k := range lanes {
+				for k, lane := range lanes {
 					entries[k].Session = newSessionBatch(t, m, 2, 0)
+					// The positions before the lane's first.
+					before := make([]int, 3*lane)
+					for p := range before {
+						before[p] = (lane*5 + p*11) % m.Config.VocabSize
+					}
+					require.NoError(t, entries[k].Session.Prefill(before, 0))
 				}
 				out := map[int][]float32{}
 				vocab := m.Config.VocabSize

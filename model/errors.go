@@ -18,8 +18,12 @@ var (
 	ErrContextFull = errors.New("the context is full")
 	// ErrClosed: the model or the session was closed.
 	ErrClosed = errors.New("closed")
-	// ErrBusy: a sequence is still running on the session (or a batch).
-	ErrBusy = errors.New("the session is running another sequence")
+	// ErrBusy: the session (or the batch) is in use: by a call from
+	// another goroutine, or by a sequence still running on it.
+	ErrBusy = errors.New("in use")
+	// ErrPositionGap: a position was fed before the one ahead of it; the
+	// cache must hold positions 0..pos-1 (going back is allowed).
+	ErrPositionGap = errors.New("positions must follow each other")
 )
 
 func errPromptTooLong(n, seqLen int) error {
