@@ -157,7 +157,7 @@ func TestSiluMul(t *testing.T) {
 		outs = append(outs, all)
 	})
 	// The assembly variants do exactly the same operations: bit-identical.
-	if hasAVX512 {
+	if hasAVX512 && !dispatchOnly {
 		require.Equal(t, outs[0], outs[1], "avx512 and avx2 differ")
 	}
 }
@@ -326,7 +326,7 @@ func TestAxpyStrided(t *testing.T) {
 		})
 		outs = append(outs, all)
 	})
-	if hasAVX512 {
+	if hasAVX512 && !dispatchOnly {
 		// Both do one FMA per term in order of t, as Axpy does: bit-identical.
 		require.Equal(t, outs[0], outs[1], "avx512 and avx2 differ")
 	}
