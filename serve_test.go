@@ -84,10 +84,9 @@ func testRunServe(t *testing.T, extra []string) {
 	var stdout bytes.Buffer
 	stderr := &testfixture.SyncBuffer{}
 	exit := make(chan int, 1)
-	go func() {
-		exit <- runServe(ctx, append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
-			"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, extra...), &stdout, stderr)
-	}()
+	args := append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
+		"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, extra...)
+	go func() { exit <- runServe(ctx, args, &stdout, stderr) }()
 	addrRe := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	var addr string
 	waitFor(t, "the listening line", func() bool {

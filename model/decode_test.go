@@ -452,17 +452,22 @@ func TestCloseOwnership(t *testing.T) {
 	qs, err := q.NewSession(SessionOptions{Threads: 2})
 	require.NoError(t, err)
 
-	done := make(chan []int, 2)
+	type result struct {
+		ids []int
+		err error
+	}
+	done := make(chan result, 2)
 	for _, sess := range []*Session{s, qs} {
 		go func() {
 			var ids []int
 			for tk, err := range sess.Tokens(context.Background(), []int{tokenizer.BOS}, GenerateOptions{MaxTokens: 200}) {
 				if err != nil {
-					panic(err)
+					done <- result{ids, err}
+					return
 				}
 				ids = append(ids, tk.ID)
 			}
-			done <- ids
+			done <- result{ids, nil}
 		}()
 	}
 	require.NoError(t, m.Close(), "closed while both generate")
@@ -470,8 +475,11 @@ func TestCloseOwnership(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = m.NewBatch(BatchOptions{})
 	require.ErrorIs(t, err, ErrClosed)
-	require.Len(t, <-done, 201)
-	require.Len(t, <-done, 201)
+	for range 2 {
+		r := <-done
+		require.NoError(t, r.err)
+		require.Len(t, r.ids, 201)
+	}
 
 	// The quantized model still works on its own.
 	qs2, err := q.NewSession(SessionOptions{Threads: 1})

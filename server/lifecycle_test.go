@@ -62,12 +62,12 @@ func TestServeQueueFull(t *testing.T) {
 
 	body := `{"prompt":"Once upon a time","max_tokens":5,"temperature":0}`
 	var wg sync.WaitGroup
-	statuses := make([]int, 2)
+	statuses, errs := make([]int, 2), make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i], _ = post(t, c, url+"/v1/completions", body)
+			statuses[i], _, errs[i] = postE(c, url+"/v1/completions", body)
 		}()
 		if i == 0 {
 			<-g.entered // the first one generates (and is held)
@@ -81,6 +81,7 @@ func TestServeQueueFull(t *testing.T) {
 
 	close(g.release)
 	wg.Wait()
+	require.Equal(t, []error{nil, nil}, errs)
 	require.Equal(t, []int{200, 200}, statuses)
 	waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
 }
@@ -195,24 +196,33 @@ func TestServeShutdown(t *testing.T) {
 	type result struct {
 		events []completionOut
 		done   bool
+		err    error
 	}
 	streamed := make(chan result, 1)
 	go func() {
 		c := &http.Client{Transport: &http.Transport{}}
-		ev, ok := stream(t, c, url, "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":30,"stream":true,"seed":1}`)
-		streamed <- result{ev, ok}
+		ev, ok, err := streamE(c, url, "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":30,"stream":true,"seed":1}`)
+		streamed <- result{ev, ok, err}
 	}()
 	<-g.entered
-	queued := make(chan int, 1)
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	queued := make(chan answer, 1)
 	go func() {
 		c := &http.Client{Transport: &http.Transport{}}
-		status, _ := post(t, c, url+"/v1/completions", `{"prompt":"a"}`)
-		queued <- status
+		status, b, err := postE(c, url+"/v1/completions", `{"prompt":"a"}`)
+		queued <- answer{status, b, err}
 	}()
 	waitFor(t, "a queued request", func() bool { return len(s.admit) == 2 })
 
 	cancel()
-	require.Equal(t, http.StatusServiceUnavailable, <-queued)
+	a := <-queued
+	require.NoError(t, a.err)
+	require.Equal(t, http.StatusServiceUnavailable, a.status)
+	require.JSONEq(t, `{"error":{"message":"the server is shutting down","type":"server_error","param":null,"code":"shutting_down"}}`, string(a.body))
 	waitFor(t, "the listener to close", func() bool {
 		conn, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -227,6 +237,7 @@ func TestServeShutdown(t *testing.T) {
 	}
 	close(g.release)
 	r := <-streamed
+	require.NoError(t, r.err)
 	require.True(t, r.done, "the stream finished with [DONE]")
 	require.Equal(t, "length", *r.events[len(r.events)-1].Choices[0].FinishReason)
 	require.NoError(t, <-done)
