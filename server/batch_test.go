@@ -164,13 +164,21 @@ func TestServeRequestTimeout(t *testing.T) {
 	url, c := startHTTP(t, s)
 	status, b := post(t, c, url+"/v1/completions", `{"prompt":"Once","max_tokens":500}`)
 	require.Equal(t, http.StatusGatewayTimeout, status, "%s", b)
-	require.Contains(t, string(b), `"code":"timeout"`)
+	timeout := `{"error":{"message":"the generation took longer than 100ms","type":"server_error","param":null,"code":"timeout"}}`
+	require.JSONEq(t, timeout, string(b))
+	// A stream has sent its status and some text: the timeout is its last
+	// event, without [DONE].
 	resp, err := c.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Once","max_tokens":500,"stream":true}`))
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	require.Contains(t, string(body), `"code":"timeout"`)
-	require.NotContains(t, string(body), "[DONE]")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	events := strings.Split(strings.TrimSuffix(string(body), "\n\n"), "\n\n")
+	require.Greater(t, len(events), 1, "text before the timeout")
+	for _, ev := range events[:len(events)-1] {
+		require.Regexp(t, `^data: \{"id":"cmpl-[a-z0-9]+","object":"text_completion",.*"finish_reason":null\}\]\}$`, ev)
+	}
+	require.JSONEq(t, timeout, strings.TrimPrefix(events[len(events)-1], "data: "))
 	waitFor(t, "the slots free", func() bool { return len(s.admit) == 0 })
 }
 

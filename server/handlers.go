@@ -115,8 +115,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 // Why a generation did not run to its end.
 var (
-	errDraining = errors.New("the server is shutting down")
-	errTimeout  = errors.New("the request timed out")
+	errDraining        = errors.New("the server is shutting down")
+	errTimeout         = errors.New("the request timed out")
+	errShutdownTimeout = errors.New("the server is shutting down and the shutdown timeout has passed")
 )
 
 // errWrite marks a failure to send text to the client.
@@ -264,7 +265,10 @@ func (s *Server) finishJSON(w http.ResponseWriter, v any) {
 // nothing was sent yet, else an error event if the client is still there.
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, e *sse, err error) {
 	var we errWrite
-	if r.Context().Err() != nil || errors.As(err, &we) {
+	// Serve cancels the requests still running at its shutdown timeout
+	// with errShutdownTimeout: their clients are there, and are told.
+	shutdown := errors.Is(context.Cause(r.Context()), errShutdownTimeout)
+	if !shutdown && (r.Context().Err() != nil || errors.As(err, &we)) {
 		if e == nil || !e.started {
 			writeError(w, 499, "invalid_request_error", "client_closed_request", "", "the client closed the request")
 		}
@@ -272,7 +276,7 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, e *sse, err erro
 	}
 	status, typ, code, msg := http.StatusInternalServerError, "server_error", "internal_error", "generation failed: "+err.Error()
 	switch {
-	case errors.Is(err, errDraining), errors.Is(err, errClosed):
+	case shutdown, errors.Is(err, errDraining), errors.Is(err, errClosed):
 		status, code, msg = http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"
 	case errors.Is(err, errTimeout):
 		status, code, msg = http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the generation took longer than %v", s.opts.RequestTimeout)

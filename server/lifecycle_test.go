@@ -5,6 +5,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -131,6 +132,52 @@ func TestServeDisconnect(t *testing.T) {
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
+// TestServeDisconnectNonStreamed: a client that goes away while waiting
+// for a whole answer stops its generation too; the request is logged as
+// 499 (nobody is there to receive it) and nothing is left behind.
+func TestServeDisconnectNonStreamed(t *testing.T) {
+	o := testOptions()
+	o.Parallel = 1
+	var tokens atomic.Int64
+	s, logs := newTestServer(t, o, func(ctx context.Context) {
+		tokens.Add(1)
+		time.Sleep(2 * time.Millisecond)
+	})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	before := runtime.NumGoroutine()
+	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+		tokens.Store(0)
+		tr := &http.Transport{}
+		ctx, cancel := context.WithCancel(context.Background())
+		body := `{"prompt":"Once upon a time","max_tokens":500,"temperature":1.5,"seed":5}`
+		if path == "/v1/chat/completions" {
+			body = `{"messages":[{"role":"user","content":"hi"}],"max_tokens":500,"temperature":1.5,"seed":5}`
+		}
+		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		waitFor(t, "the generation under way", func() bool { return tokens.Load() >= 5 })
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+		tr.CloseIdleConnections()
+
+		waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
+		n := tokens.Load()
+		require.Less(t, n, int64(400), "the generation stopped early")
+		time.Sleep(50 * time.Millisecond)
+		require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
+		waitFor(t, "the log line", func() bool { return len(logLines(logs.String(), "path="+path, "status=499")) == 1 })
+	}
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
 func TestServePanicRecovered(t *testing.T) {
 	s, logs := newTestServer(t, testOptions(), nil)
 	mux := http.NewServeMux()
@@ -245,33 +292,64 @@ func TestServeShutdown(t *testing.T) {
 	require.Contains(t, logs.String(), `msg=stopped`)
 }
 
-// TestServeShutdownTimeout: a stream still running at the shutdown timeout
-// is cancelled, and serve returns.
+// TestServeShutdownTimeout: a generation still running at the shutdown
+// timeout is cancelled, its client is told so (503, or an error event
+// ending the stream), and serve returns.
 func TestServeShutdownTimeout(t *testing.T) {
-	o := testOptions()
-	o.ShutdownTimeout = 100 * time.Millisecond
-	g := newGate() // never released: only cancellation ends the hold
-	s, _ := newTestServer(t, o, g.hook)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	go func() {
-		resp, err := http.Post("http://"+ln.Addr().String()+"/v1/completions", "application/json",
-			strings.NewReader(`{"prompt":"a","stream":true}`))
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
-	<-g.entered
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return after the shutdown timeout")
+	const shuttingDown = `{"error":{"message":"the server is shutting down","type":"server_error","param":null,"code":"shutting_down"}}`
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", streamed), func(t *testing.T) {
+			o := testOptions()
+			o.ShutdownTimeout = 100 * time.Millisecond
+			g := newGate() // never released: only cancellation ends the hold
+			s, _ := newTestServer(t, o, g.hook)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx, ln) }()
+			type received struct {
+				status       int
+				body         string
+				err, readErr error
+			}
+			got := make(chan received, 1)
+			go func() {
+				resp, err := http.Post("http://"+ln.Addr().String()+"/v1/completions", "application/json",
+					strings.NewReader(fmt.Sprintf(`{"prompt":"a","stream":%v}`, streamed)))
+				if err != nil {
+					got <- received{err: err}
+					return
+				}
+				b, readErr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- received{resp.StatusCode, string(b), nil, readErr}
+			}()
+			<-g.entered
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not return after the shutdown timeout")
+			}
+			waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
+			r := <-got
+			require.NoError(t, r.err)
+			require.NoError(t, r.readErr)
+			if !streamed {
+				require.Equal(t, http.StatusServiceUnavailable, r.status)
+				require.JSONEq(t, shuttingDown, r.body)
+				return
+			}
+			// The status was sent when the stream started; the error is
+			// its last event, without [DONE].
+			require.Equal(t, http.StatusOK, r.status)
+			events := strings.Split(strings.TrimSuffix(r.body, "\n\n"), "\n\n")
+			for _, ev := range events[:len(events)-1] {
+				require.Regexp(t, `^data: \{"id":"cmpl-[a-z0-9]+","object":"text_completion",.*"finish_reason":null\}\]\}$`, ev)
+			}
+			require.Equal(t, "data: "+shuttingDown, events[len(events)-1])
+		})
 	}
-	waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
 }

@@ -83,6 +83,9 @@ const (
 	defaultMaxTokens  = 256
 	maxStopStrings    = 4 // as OpenAI
 	readHeaderTimeout = 10 * time.Second
+	// shutdownGrace is how long the handlers cancelled at the shutdown
+	// timeout have to send their clients the reason.
+	shutdownGrace = time.Second
 	idleTimeout       = 120 * time.Second
 	// zeroSeed replaces seed 0, which model.NewSampler would take as "seed
 	// from the clock", so that every seed a client sends is reproducible.
@@ -223,8 +226,8 @@ func (s *Server) Close() error {
 // lets the ones in flight finish for up to ShutdownTimeout before
 // cancelling them. It does not Close the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -249,7 +252,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running at the shutdown timeout; cancelling them", "err", err)
-		cancelBase()
+		// The handlers tell their clients (503, or an error event in a
+		// stream) and return at once: let them, then close what is left.
+		cancelBase(errShutdownTimeout)
+		gctx, stop := context.WithTimeout(context.Background(), shutdownGrace)
+		srv.Shutdown(gctx)
+		stop()
 		srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -45,8 +45,11 @@ func TestServeHealthAndModels(t *testing.T) {
 
 	resp, err = c.Get(url + "/v1/models/gpt-4")
 	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.JSONEq(t, `{"error":{"message":"the model \"gpt-4\" does not exist; this server has \"stories260K\"","type":"invalid_request_error","param":"model","code":"model_not_found"}}`, string(b))
 
 	// While shutting down, /health says so (for load balancers).
 	s.Drain()
