@@ -86,7 +86,7 @@ const (
 	// shutdownGrace is how long the handlers cancelled at the shutdown
 	// timeout have to send their clients the reason.
 	shutdownGrace = time.Second
-	idleTimeout       = 120 * time.Second
+	idleTimeout   = 120 * time.Second
 	// zeroSeed replaces seed 0, which model.NewSampler would take as "seed
 	// from the clock", so that every seed a client sends is reproducible.
 	zeroSeed = 0x9E3779B97F4A7C15

@@ -35,13 +35,13 @@ func ggufImplsAll() []ggufImpl {
 
 // ggufDispatch is the dispatching functions as an implementation.
 var ggufDispatch = ggufImpl{
-		name:      "dispatch",
-		MatVecF16: MatVecF16, MatVecBF16: MatVecBF16,
-		MatMatF16: MatMatF16, MatMatBF16: MatMatBF16,
-		matVecQ8_0: matVecQ8_0, matVecQ4_0: matVecQ4_0,
-		matMatQ8_0: matMatQ8_0, matMatQ4_0: matMatQ4_0,
-		dequantF16: DequantRowF16, dequantBF16: DequantRowBF16,
-		dequantQ8_0: dequantRowQ8_0, dequantQ4_0: dequantRowQ4_0,
+	name:      "dispatch",
+	MatVecF16: MatVecF16, MatVecBF16: MatVecBF16,
+	MatMatF16: MatMatF16, MatMatBF16: MatMatBF16,
+	matVecQ8_0: matVecQ8_0, matVecQ4_0: matVecQ4_0,
+	matMatQ8_0: matMatQ8_0, matMatQ4_0: matMatQ4_0,
+	dequantF16: DequantRowF16, dequantBF16: DequantRowBF16,
+	dequantQ8_0: dequantRowQ8_0, dequantQ4_0: dequantRowQ4_0,
 }
 
 func TestGGUFImpls(t *testing.T) {

@@ -38,7 +38,9 @@ func withFeatures(t *testing.T, lv featureLevel, f func(t *testing.T)) bool {
 		return false
 	}
 	save := [...]bool{hasAVX2FMA, hasAVX512, hasVNNI, hasVBMI, dispatchOnly}
-	defer func() { hasAVX2FMA, hasAVX512, hasVNNI, hasVBMI, dispatchOnly = save[0], save[1], save[2], save[3], save[4] }()
+	defer func() {
+		hasAVX2FMA, hasAVX512, hasVNNI, hasVBMI, dispatchOnly = save[0], save[1], save[2], save[3], save[4]
+	}()
 	hasAVX2FMA, hasAVX512, hasVNNI, hasVBMI, dispatchOnly = lv.avx2, lv.avx512, lv.vnni, lv.vbmi, true
 	t.Run(lv.name, f)
 	return true
