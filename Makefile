@@ -139,15 +139,18 @@ bench-stories: build
 		./llama2 bench $(BENCH_DIR)/r$$m-q8.bin -p 0 -threads 1,2 -r 7 2>/dev/null; \
 	done
 
-## fuzz: a short run (FUZZTIME each) of every fuzz target of every package.
+## fuzz: a short run (FUZZTIME each) of every fuzz target of every package
+## (a package whose tests do not build fails it, rather than having no
+## targets).
 FUZZTIME ?= 20s
 fuzz:
-	@for p in $$($(GO) list ./...); do \
-		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
-			echo "fuzz $$p $$t"; \
+	@n=0; for p in $$($(GO) list ./...); do \
+		list=$$($(GO) test -list '^Fuzz' $$p) || { echo "$$list"; exit 1; }; \
+		for t in $$(echo "$$list" | grep '^Fuzz'); do \
+			echo "fuzz $$p $$t"; n=$$((n+1)); \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 		done; \
-	done
+	done; echo "fuzz: $$n targets"
 
 ## stories15M etc.: the published TinyStories models (60 MB, 167 MB, 438 MB).
 stories15M stories42M stories110M:

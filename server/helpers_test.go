@@ -33,7 +33,7 @@ func testOptions() Options {
 
 // newTestServer builds a server over stories260K; tweak may set options and
 // hooks before the sessions are made.
-func newTestServer(t *testing.T, o Options, hook func(ctx context.Context)) (*Server, *testfixture.SyncBuffer) {
+func newTestServer(t testing.TB, o Options, hook func(ctx context.Context)) (*Server, *testfixture.SyncBuffer) {
 	t.Helper()
 	m, err := model.Open(fixture(t, "stories260K.bin"))
 	require.NoError(t, err)
