@@ -26,6 +26,22 @@ var (
 	ErrPositionGap = errors.New("positions must follow each other")
 )
 
+// asUnsupported makes err, when it wraps errors.ErrUnsupported (package
+// tokenizer's unsupported tokenizer models), match ErrUnsupported too,
+// keeping its message.
+func asUnsupported(err error) error {
+	if errors.Is(err, errors.ErrUnsupported) {
+		return unsupported{err}
+	}
+	return err
+}
+
+type unsupported struct{ err error }
+
+func (u unsupported) Error() string        { return u.err.Error() }
+func (u unsupported) Unwrap() error        { return u.err }
+func (u unsupported) Is(target error) bool { return target == ErrUnsupported }
+
 func errPromptTooLong(n, seqLen int) error {
 	return fmt.Errorf("%w: %d tokens, more than the model's context of %d", ErrPromptTooLong, n, seqLen)
 }
