@@ -20,8 +20,8 @@ import (
 
 // holdSession runs a generation on s whose emit callback blocks until the
 // returned release is called: while it blocks, the session is in use.
-func holdSession(t *testing.T, s *Session) (release func()) {
-	t.Helper()
+// release returns the generation's error.
+func holdSession(s *Session) (release func() error) {
 	entered, hold, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		first := true
@@ -36,9 +36,9 @@ func holdSession(t *testing.T, s *Session) (release func()) {
 		done <- err
 	}()
 	<-entered
-	return func() {
+	return func() error {
 		close(hold)
-		require.NoError(t, <-done)
+		return <-done
 	}
 }
 
@@ -51,7 +51,7 @@ func TestSessionBusy(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	other := newSession(t, m, 1)
-	release := holdSession(t, s)
+	release := holdSession(s)
 	calls := map[string]func() error{
 		"Forward":       func() error { _, err := s.Forward(1, 0); return err },
 		"Prefill":       func() error { return s.Prefill([]int{1, 2}, 0) },
@@ -83,7 +83,7 @@ func TestSessionBusy(t *testing.T) {
 	for name, call := range calls {
 		require.ErrorIs(t, call(), ErrBusy, name)
 	}
-	release()
+	require.NoError(t, release())
 	for name, call := range calls {
 		require.NoError(t, call(), "%s once the session is free", name)
 	}
@@ -293,25 +293,11 @@ func TestCloseWhileRunning(t *testing.T) {
 	m, _ := stories260K(t)
 	s, err := m.NewSession(SessionOptions{Threads: 2})
 	require.NoError(t, err)
-	entered, hold, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		first := true
-		_, err := s.Generate(context.Background(), []int{tokenizer.BOS}, nil, 8, func(int, int) bool {
-			if first {
-				first = false
-				close(entered)
-				<-hold
-			}
-			return true
-		})
-		done <- err
-	}()
-	<-entered
+	release := holdSession(s)
 	s.Close()
 	require.Equal(t, 2, m.mapRefs().refs, "the running call keeps the session's reference")
 	_, err = s.Forward(1, 0)
 	require.ErrorIs(t, err, ErrClosed)
-	close(hold)
-	require.ErrorIs(t, <-done, ErrClosed)
+	require.ErrorIs(t, release(), ErrClosed)
 	require.Equal(t, 1, m.mapRefs().refs, "released when the call returned")
 }

@@ -87,14 +87,15 @@ func TestServeQueueFull(t *testing.T) {
 	waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
 }
 
-// TestServeDisconnect: a client that goes away mid-stream stops its
-// generation at the next token; the session returns to the pool and no
+// TestServeDisconnect: a client that goes away, mid-stream or while waiting
+// for a whole answer, stops its generation at the next token (logged as
+// 499 when nothing was sent); the session returns to the pool and no
 // goroutine is left behind.
 func TestServeDisconnect(t *testing.T) {
 	o := testOptions()
 	o.Parallel = 1
 	var tokens atomic.Int64
-	s, _ := newTestServer(t, o, func(ctx context.Context) {
+	s, logs := newTestServer(t, o, func(ctx context.Context) {
 		tokens.Add(1)
 		time.Sleep(2 * time.Millisecond) // slow enough to disconnect mid-way
 	})
@@ -102,78 +103,47 @@ func TestServeDisconnect(t *testing.T) {
 	defer ts.Close()
 	before := runtime.NumGoroutine()
 
-	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
-		tokens.Store(0)
-		tr := &http.Transport{}
-		ctx, cancel := context.WithCancel(context.Background())
-		body := `{"prompt":"Once upon a time","messages":[{"role":"user","content":"hi"}],"max_tokens":500,"temperature":1.5,"top_p":1,"seed":5,"stream":true}`
-		if path == "/v1/completions" {
-			body = strings.Replace(body, `"messages":[{"role":"user","content":"hi"}],`, "", 1)
-		} else {
-			body = strings.Replace(body, `"prompt":"Once upon a time",`, "", 1)
-		}
-		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
-		resp, err := (&http.Client{Transport: tr}).Do(req)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		line, err := bufio.NewReader(resp.Body).ReadString('\n')
-		require.NoError(t, err)
-		require.True(t, strings.HasPrefix(line, "data: {"))
-		cancel()
-		resp.Body.Close()
-		tr.CloseIdleConnections()
-
-		waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
-		n := tokens.Load()
-		require.Less(t, n, int64(400), "the generation stopped early")
-		time.Sleep(50 * time.Millisecond)
-		require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
-	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
-}
-
-// TestServeDisconnectNonStreamed: a client that goes away while waiting
-// for a whole answer stops its generation too; the request is logged as
-// 499 (nobody is there to receive it) and nothing is left behind.
-func TestServeDisconnectNonStreamed(t *testing.T) {
-	o := testOptions()
-	o.Parallel = 1
-	var tokens atomic.Int64
-	s, logs := newTestServer(t, o, func(ctx context.Context) {
-		tokens.Add(1)
-		time.Sleep(2 * time.Millisecond)
-	})
-	ts := httptest.NewServer(s)
-	defer ts.Close()
-	before := runtime.NumGoroutine()
-	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
-		tokens.Store(0)
-		tr := &http.Transport{}
-		ctx, cancel := context.WithCancel(context.Background())
-		body := `{"prompt":"Once upon a time","max_tokens":500,"temperature":1.5,"seed":5}`
-		if path == "/v1/chat/completions" {
-			body = `{"messages":[{"role":"user","content":"hi"}],"max_tokens":500,"temperature":1.5,"seed":5}`
-		}
-		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
-		errc := make(chan error, 1)
-		go func() {
-			resp, err := (&http.Client{Transport: tr}).Do(req)
-			if err == nil {
-				resp.Body.Close()
+	for _, streamed := range []bool{true, false} {
+		for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+			tokens.Store(0)
+			tr := &http.Transport{}
+			ctx, cancel := context.WithCancel(context.Background())
+			body := fmt.Sprintf(`{"prompt":"Once upon a time","max_tokens":500,"temperature":1.5,"top_p":1,"seed":5,"stream":%v}`, streamed)
+			if path == "/v1/chat/completions" {
+				body = strings.Replace(body, `"prompt":"Once upon a time"`, `"messages":[{"role":"user","content":"hi"}]`, 1)
 			}
-			errc <- err
-		}()
-		waitFor(t, "the generation under way", func() bool { return tokens.Load() >= 5 })
-		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
-		tr.CloseIdleConnections()
+			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+			if streamed {
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				line, err := bufio.NewReader(resp.Body).ReadString('\n')
+				require.NoError(t, err)
+				require.True(t, strings.HasPrefix(line, "data: {"))
+				cancel()
+				resp.Body.Close()
+			} else {
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := (&http.Client{Transport: tr}).Do(req)
+					if err == nil {
+						resp.Body.Close()
+					}
+					errc <- err
+				}()
+				waitFor(t, "the generation under way", func() bool { return tokens.Load() >= 5 })
+				cancel()
+				require.ErrorIs(t, <-errc, context.Canceled)
+				waitFor(t, "the log line", func() bool { return len(logLines(logs.String(), "path="+path, "status=499")) == 1 })
+			}
+			tr.CloseIdleConnections()
 
-		waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
-		n := tokens.Load()
-		require.Less(t, n, int64(400), "the generation stopped early")
-		time.Sleep(50 * time.Millisecond)
-		require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
-		waitFor(t, "the log line", func() bool { return len(logLines(logs.String(), "path="+path, "status=499")) == 1 })
+			waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
+			n := tokens.Load()
+			require.Less(t, n, int64(400), "the generation stopped early")
+			time.Sleep(50 * time.Millisecond)
+			require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
+		}
 	}
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -78,35 +78,11 @@ func TestAmd64Dispatch(t *testing.T) {
 }
 
 // testDispatchQ8 checks MatVecQ8 and MatMatQ8Tiles (llama2.c's Q8_0)
-// against the plain loop, bit for bit.
+// against the plain loop, bit for bit; without VNNI the tiles are refused.
 func testDispatchQ8(t *testing.T) {
-	r := rand.New(rand.NewPCG(51, 52))
-	for _, gs := range []int{16, 32, 64} {
-		for _, n := range []int{64, 192, 288} {
-			if n%gs != 0 {
-				continue
-			}
-			for _, rows := range []int{1, 4, 7, 12} {
-				c := newQ8Case(r, (rows+1)*n, n, gs)
-				want, got := make([]float32, rows), make([]float32, rows)
-				matVecQ8Generic(want, c.wq, c.ws, n, gs, c.xq, c.xs)
-				MatVecQ8(got, c.wq, c.ws, n, gs, c.xq, c.xs)
-				requireBits(t, want, got, fmt.Sprintf("MatVecQ8 gs=%d n=%d rows=%d", gs, n, rows))
-
-				const batch = 5
-				xq, xs := make([]int8, batch*n), make([]float32, batch*n/gs)
-				QuantizeActivation(xq, xs, randSlice(r, batch*n, 0), gs)
-				out := make([]float32, batch*rows)
-				done := MatMatQ8Tiles(out, c.wq[n:], c.ws[n/gs:], rows, gs, xq, xs, batch)
-				if !hasVNNI && done != 0 {
-					t.Fatalf("MatMatQ8Tiles computed %d vectors without VNNI", done)
-				}
-				for b := range done {
-					matVecQ8Generic(want, c.wq, c.ws, n, gs, xq[b*n:(b+1)*n], xs[b*n/gs:(b+1)*n/gs])
-					requireBits(t, want, out[b*rows:(b+1)*rows], fmt.Sprintf("MatMatQ8Tiles gs=%d n=%d rows=%d vector %d", gs, n, rows, b))
-				}
-			}
-		}
+	tiled := checkQ8Dispatch(t, rand.New(rand.NewPCG(51, 52)))
+	if hasVNNI != (tiled > 0) {
+		t.Fatalf("MatMatQ8Tiles computed %d vectors with VNNI %v", tiled, hasVNNI)
 	}
 }
 
