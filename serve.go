@@ -37,6 +37,7 @@ Options:
   -batch <int>             prompt tokens prefilled at once between decode steps, default 128
   -queue <int>             requests waiting for a slot before 429, default 16
   -request-timeout <dur>   longest a generation may run, default 0 (no limit)
+  -read-timeout <dur>      longest the reading of a request (header and body) may take, default 30s
   -write-timeout <dur>     longest a single write (a response or one streamed chunk) may take, default 60s
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s
   -log-format <text|json>  format of the log on standard error, default text
@@ -57,6 +58,7 @@ type serveOptions struct {
 	batch           int
 	queue           int
 	requestTimeout  time.Duration
+	readTimeout     time.Duration
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	logFormat       string
@@ -78,6 +80,7 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
 	fs.IntVar(&o.queue, "queue", 16, "")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 0, "")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 60*time.Second, "")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "")
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
@@ -104,6 +107,8 @@ func parseServeArgs(args []string) (serveOptions, error) {
 		return o, fmt.Errorf("-queue %d must not be negative", o.queue)
 	case o.requestTimeout < 0:
 		return o, fmt.Errorf("-request-timeout %v must not be negative", o.requestTimeout)
+	case o.readTimeout <= 0:
+		return o, fmt.Errorf("-read-timeout %v must be positive", o.readTimeout)
 	case o.writeTimeout <= 0:
 		return o, fmt.Errorf("-write-timeout %v must be positive", o.writeTimeout)
 	case o.shutdownTimeout < 0:
@@ -160,7 +165,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	s, err := server.New(m, tok, server.Options{
 		Parallel: o.parallel, KVCacheBytes: o.kvCacheMiB << 20, Threads: o.threads, Batch: o.batch,
-		Queue: o.queue, RequestTimeout: o.requestTimeout, WriteTimeout: o.writeTimeout,
+		Queue: o.queue, RequestTimeout: o.requestTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
 		ShutdownTimeout: o.shutdownTimeout, ChatTemplate: string(tmpl), Logger: logger,
 	})
 	if err != nil {

@@ -31,19 +31,19 @@ func TestParseServeArgs(t *testing.T) {
 	o, err := parseServeArgs([]string{"m.bin"})
 	require.NoError(t, err)
 	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "tokenizer.bin", addr: "127.0.0.1:8080", kvCacheMiB: 4096,
-		batch: model.DefaultBatch, queue: 16, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "text"}, o,
+		batch: model.DefaultBatch, queue: 16, readTimeout: 30 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "text"}, o,
 		"parallel and threads 0: the server's defaults (8 slots, all cores)")
 
 	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0",
-		"-log-format", "json", "-q8", "-kv-cache-mib", "100", "-request-timeout", "5s"})
+		"-log-format", "json", "-q8", "-kv-cache-mib", "100", "-request-timeout", "5s", "-read-timeout", "2s"})
 	require.NoError(t, err)
 	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", tokenizerSet: true, addr: "127.0.0.1:0", parallel: 3, threads: 2,
 		batch: model.DefaultBatch, kvCacheMiB: 100, requestTimeout: 5 * time.Second,
-		queue: 0, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "json", q8: true}, o)
+		queue: 0, readTimeout: 2 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "json", q8: true}, o)
 
 	for _, bad := range [][]string{{}, {"m.bin", "x"}, {"m.bin", "-parallel", "-1"}, {"m.bin", "-queue", "-1"},
 		{"m.bin", "-threads", "-1"}, {"m.bin", "-batch", "0"}, {"m.bin", "-log-format", "xml"}, {"m.bin", "-nope"},
-		{"m.bin", "-write-timeout", "0s"}, {"m.bin", "-kv-cache-mib", "0"}, {"m.bin", "-request-timeout", "-1s"}} {
+		{"m.bin", "-write-timeout", "0s"}, {"m.bin", "-read-timeout", "0s"}, {"m.bin", "-kv-cache-mib", "0"}, {"m.bin", "-request-timeout", "-1s"}} {
 		_, err := parseServeArgs(bad)
 		require.Error(t, err, bad)
 	}
@@ -84,10 +84,9 @@ func testRunServe(t *testing.T, extra []string) {
 	var stdout bytes.Buffer
 	stderr := &testfixture.SyncBuffer{}
 	exit := make(chan int, 1)
-	go func() {
-		exit <- runServe(ctx, append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
-			"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, extra...), &stdout, stderr)
-	}()
+	args := append([]string{fixture(t, "stories260K.bin"), "-z", fixture(t, "tok512.bin"),
+		"-addr", "127.0.0.1:0", "-parallel", "2", "-log-format", "json"}, extra...)
+	go func() { exit <- runServe(ctx, args, &stdout, stderr) }()
 	addrRe := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)"`)
 	var addr string
 	waitFor(t, "the listening line", func() bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/llama2-go/llama2/internal/kernels"
 )
@@ -32,7 +33,9 @@ type BatchOptions struct {
 // Batch advances up to its size of [Sequence]s by one token each in one
 // forward pass ([Batch.Step]). It holds the activations of a step, not the
 // sequences' caches: those are their sessions'. A batch is used by one
-// goroutine at a time.
+// goroutine at a time: a call made while another is running on it fails
+// with [ErrBusy]. Close it when done; a batch dropped without Close stops
+// its worker goroutines once the garbage collector finds it unreachable.
 type Batch struct {
 	m       *Model
 	cfg     Config
@@ -40,7 +43,9 @@ type Batch struct {
 	pool    *pool
 	ownPool bool
 	size    int
-	closed  bool
+	closed  atomic.Bool
+	busy    atomic.Bool // held by the call running on the batch
+	cleanup runtime.Cleanup
 
 	// The current step.
 	entries     []BatchEntry
@@ -80,7 +85,10 @@ func (m *Model) NewBatch(opts BatchOptions) (*Batch, error) {
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
-	return newBatch(m, newPool(threads), size, true), nil
+	b := newBatch(m, newPool(threads), size, true)
+	// The workers reference the pool, never the batch.
+	b.cleanup = runtime.AddCleanup(b, (*pool).close, b.pool)
+	return b, nil
 }
 
 func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
@@ -109,13 +117,28 @@ func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
 // Size is the most sequences one step advances.
 func (b *Batch) Size() int { return b.size }
 
-// Close stops the batch's worker goroutines. Step then fails with
-// [ErrClosed].
+// Close stops the batch's worker goroutines (after the step running, if
+// any). Step then fails with [ErrClosed].
 func (b *Batch) Close() {
-	if !b.closed && b.ownPool {
+	if b.closed.Swap(true) {
+		return
+	}
+	b.cleanup.Stop()
+	if b.ownPool {
 		b.pool.close()
 	}
-	b.closed = true
+}
+
+var errBatchBusy = fmt.Errorf("batch: another call is running on it: %w", ErrBusy)
+
+// enter marks the batch in use until b.busy is cleared: a call from
+// another goroutine meanwhile fails with ErrBusy (two steps at once mixed
+// their entries and panicked in a pool worker).
+func (b *Batch) enter() error {
+	if !b.busy.CompareAndSwap(false, true) {
+		return errBatchBusy
+	}
+	return nil
 }
 
 // BatchEntry is one sequence's part of a batched forward pass
@@ -134,46 +157,94 @@ var errForwardArgs = errors.New("batch forward")
 // valid until its next call. The entries' sessions must be distinct, of
 // the batch's model, at most [Batch.Size] of them; as with
 // [Session.Forward], each session's cache must hold positions 0..Pos-1.
-// A sequence's logits do not depend on the other entries.
+// A sequence's logits do not depend on the other entries. A session in
+// use by another call, or by a running [Sequence], fails with [ErrBusy].
 func (b *Batch) Forward(entries []BatchEntry) ([]float32, error) {
-	if b.closed {
-		return nil, fmt.Errorf("%w: %w", errForwardArgs, ErrClosed)
+	if err := b.enter(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errForwardArgs, err)
+	}
+	defer b.busy.Store(false)
+	if err := b.check(entries); err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	if err := b.hold(entries, false); err != nil {
+		return nil, err
+	}
+	defer b.letGo(entries)
+	return b.run(entries), nil
+}
+
+// check validates a step's entries, all but their positions, which hold
+// checks with the sessions held.
+func (b *Batch) check(entries []BatchEntry) error {
+	if b.closed.Load() {
+		return fmt.Errorf("%w: %w", errForwardArgs, ErrClosed)
 	}
 	if len(entries) > b.size {
-		return nil, fmt.Errorf("%w: %d entries, more than the batch's %d", errForwardArgs, len(entries), b.size)
+		return fmt.Errorf("%w: %d entries, more than the batch's %d", errForwardArgs, len(entries), b.size)
 	}
 	c := &b.cfg
 	for i, e := range entries {
 		switch {
 		case e.Session == nil:
-			return nil, fmt.Errorf("%w: entry %d has no session", errForwardArgs, i)
+			return fmt.Errorf("%w: entry %d has no session", errForwardArgs, i)
 		case e.Session.closed.Load():
-			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errSessionClosed)
+			return fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errSessionClosed)
 		case e.Session.m != b.m:
-			return nil, fmt.Errorf("%w: entry %d is of another model", errForwardArgs, i)
+			return fmt.Errorf("%w: entry %d is of another model", errForwardArgs, i)
 		case e.Token < 0 || e.Token >= c.VocabSize:
-			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errToken(e.Token, c.VocabSize))
+			return fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errToken(e.Token, c.VocabSize))
 		case e.Pos < 0 || e.Pos >= c.SeqLen:
-			return nil, fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errPosition(e.Pos, c.SeqLen))
+			return fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, errPosition(e.Pos, c.SeqLen))
 		}
 		for j, p := range entries[:i] {
 			if p.Session == e.Session {
-				return nil, fmt.Errorf("%w: entries %d and %d share a session", errForwardArgs, j, i)
+				return fmt.Errorf("%w: entries %d and %d share a session", errForwardArgs, j, i)
 			}
 		}
 	}
-	if len(entries) == 0 {
-		return nil, nil
+	return nil
+}
+
+// hold takes the entries' sessions (Session.enter; forSequence for
+// Step's) and checks that no entry skips a position; on failure it holds
+// none.
+func (b *Batch) hold(entries []BatchEntry, forSequence bool) error {
+	for i, e := range entries {
+		err := e.Session.enter(forSequence)
+		if err == nil {
+			if err = e.Session.follows(e.Pos); err != nil {
+				e.Session.exit()
+			}
+		}
+		if err != nil {
+			b.letGo(entries[:i])
+			return fmt.Errorf("%w: entry %d: %w", errForwardArgs, i, err)
+		}
 	}
+	return nil
+}
+
+// letGo ends what hold began.
+func (b *Batch) letGo(entries []BatchEntry) {
+	for _, e := range entries {
+		e.Session.exit()
+	}
+}
+
+// run feeds the checked entries, their sessions held, and returns their
+// logits.
+func (b *Batch) run(entries []BatchEntry) []float32 {
 	b.entries, b.n = append(b.entries[:0], entries...), len(entries)
 	for _, e := range entries {
 		s := e.Session
 		s.cached = s.cached[:min(len(s.cached), e.Pos)]
+		s.filled = e.Pos + 1
 	}
 	b.forward()
 	clear(b.entries)
 	b.entries = b.entries[:0]
-	return b.logits[:len(entries)*c.VocabSize], nil
+	return b.logits[:len(entries)*b.cfg.VocabSize]
 }
 
 // forward runs the layers for the step's entries: Session.Forward's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,21 +25,22 @@ type goldenRun struct {
 	seed                        uint64
 	steps                       int
 	prompt                      string
+	stdout                      string // the golden output's file, in golden/
 }
 
 func loadGoldenRuns(t *testing.T) []goldenRun {
 	data, err := os.ReadFile(fixture(t, "golden/cases.json"))
 	require.NoError(t, err)
 	var cases []struct {
-		Name, Checkpoint, Tokenizer string
-		Args                        []string
-		ComparePrefix               int `json:"compare_prefix_bytes"`
+		Name, Checkpoint, Tokenizer, Stdout string
+		Args                                []string
+		ComparePrefix                       int `json:"compare_prefix_bytes"`
 	}
 	require.NoError(t, json.Unmarshal(data, &cases))
 	var runs []goldenRun
 	for _, c := range cases {
 		r := goldenRun{name: c.Name, checkpoint: filepath.Base(c.Checkpoint), tokenizer: filepath.Base(c.Tokenizer),
-			temperature: 1, topp: 0.9, steps: 256}
+			temperature: 1, topp: 0.9, steps: 256, stdout: c.Stdout}
 		chat := false
 		for i := 0; i+1 < len(c.Args); i += 2 {
 			v := c.Args[i+1]
@@ -75,23 +77,6 @@ func loadGoldenRuns(t *testing.T) []goldenRun {
 	return runs
 }
 
-// generateIDs runs Session.Generate (the CLI's loop, checked byte for byte
-// against the goldens by the main package) and returns the sampled tokens.
-func generateIDs(t *testing.T, s *Session, prompt []int, r goldenRun) []int {
-	var ids []int
-	calls := 0
-	_, err := s.Generate(context.Background(), prompt, sample.New(s.cfg.VocabSize, r.temperature, r.topp, r.seed), r.steps,
-		func(prev, next int) bool {
-			calls++
-			if calls >= len(prompt) {
-				ids = append(ids, next)
-			}
-			return true
-		})
-	require.NoError(t, err)
-	return ids
-}
-
 func (r goldenRun) maxTokens(seqLen, promptLen int) int {
 	steps := r.steps
 	if steps <= 0 || steps > seqLen {
@@ -100,9 +85,22 @@ func (r goldenRun) maxTokens(seqLen, promptLen int) int {
 	return steps - promptLen + 1
 }
 
+// goldenText is what the command prints for a generation of prompt then
+// sampled (run.c's loop: every piece after the first token, the text held
+// back by the decoder, a newline): the text of golden/<stdout>.
+func goldenText(tok *tokenizer.Tokenizer, prompt, sampled []int) string {
+	ids := append(slices.Clone(prompt), sampled...)
+	dec := tok.NewTextDecoder()
+	var out []byte
+	for i := 1; i < len(ids); i++ {
+		out = dec.Append(out, ids[i-1], ids[i])
+	}
+	return string(dec.Flush(out)) + "\n"
+}
+
 // TestBatchGoldens: every golden generate case, decoded through batch
 // steps, alone (Session.Tokens) and beside three other sequences at other
-// positions, samples exactly the CLI's tokens.
+// positions, samples llama2.c's tokens: its text is the golden output's.
 func TestBatchGoldens(t *testing.T) {
 	for _, r := range loadGoldenRuns(t) {
 		t.Run(r.name, func(t *testing.T) {
@@ -110,7 +108,9 @@ func TestBatchGoldens(t *testing.T) {
 			tok, err := tokenizer.Load(fixture(t, r.tokenizer), m.Config.VocabSize)
 			require.NoError(t, err)
 			prompt := tok.Encode(r.prompt, true, false)
-			want := generateIDs(t, newSession(t, m, 2), prompt, r)
+			golden, err := os.ReadFile(fixture(t, "golden/"+r.stdout))
+			require.NoError(t, err)
+			want := string(golden)
 			maxTokens := r.maxTokens(m.Config.SeqLen, len(prompt))
 
 			// Alone, through the iterator.
@@ -124,7 +124,7 @@ func TestBatchGoldens(t *testing.T) {
 				}
 				last = tk
 			}
-			require.Equal(t, want, got)
+			require.Equal(t, want, goldenText(tok, prompt, got))
 			require.NotEqual(t, NotStopped, last.Stop)
 
 			// In a batch, with neighbours that start earlier and later.
@@ -166,7 +166,7 @@ func TestBatchGoldens(t *testing.T) {
 					got = append(got, tk.ID)
 				}
 			}
-			require.Equal(t, want, got)
+			require.Equal(t, want, goldenText(tok, prompt, got))
 		})
 	}
 }
@@ -228,8 +228,14 @@ func TestBatchSameAloneAndTogether(t *testing.T) {
 				require.NoError(t, err)
 				defer b.Close()
 				entries := make([]BatchEntry, len(lanes))
-				for k := range lanes {
+				for k, lane := range lanes {
 					entries[k].Session = newSessionBatch(t, m, 2, 0)
+					// The positions before the lane's first.
+					before := make([]int, 3*lane)
+					for p := range before {
+						before[p] = (lane*5 + p*11) % m.Config.VocabSize
+					}
+					require.NoError(t, entries[k].Session.Prefill(before, 0))
 				}
 				out := map[int][]float32{}
 				vocab := m.Config.VocabSize
@@ -446,17 +452,22 @@ func TestCloseOwnership(t *testing.T) {
 	qs, err := q.NewSession(SessionOptions{Threads: 2})
 	require.NoError(t, err)
 
-	done := make(chan []int, 2)
+	type result struct {
+		ids []int
+		err error
+	}
+	done := make(chan result, 2)
 	for _, sess := range []*Session{s, qs} {
 		go func() {
 			var ids []int
 			for tk, err := range sess.Tokens(context.Background(), []int{tokenizer.BOS}, GenerateOptions{MaxTokens: 200}) {
 				if err != nil {
-					panic(err)
+					done <- result{ids, err}
+					return
 				}
 				ids = append(ids, tk.ID)
 			}
-			done <- ids
+			done <- result{ids, nil}
 		}()
 	}
 	require.NoError(t, m.Close(), "closed while both generate")
@@ -464,8 +475,11 @@ func TestCloseOwnership(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = m.NewBatch(BatchOptions{})
 	require.ErrorIs(t, err, ErrClosed)
-	require.Len(t, <-done, 201)
-	require.Len(t, <-done, 201)
+	for range 2 {
+		r := <-done
+		require.NoError(t, r.err)
+		require.Len(t, r.ids, 201)
+	}
 
 	// The quantized model still works on its own.
 	qs2, err := q.NewSession(SessionOptions{Threads: 1})

@@ -18,9 +18,29 @@ var (
 	ErrContextFull = errors.New("the context is full")
 	// ErrClosed: the model or the session was closed.
 	ErrClosed = errors.New("closed")
-	// ErrBusy: a sequence is still running on the session (or a batch).
-	ErrBusy = errors.New("the session is running another sequence")
+	// ErrBusy: the session (or the batch) is in use: by a call from
+	// another goroutine, or by a sequence still running on it.
+	ErrBusy = errors.New("in use")
+	// ErrPositionGap: a position was fed before the one ahead of it; the
+	// cache must hold positions 0..pos-1 (going back is allowed).
+	ErrPositionGap = errors.New("positions must follow each other")
 )
+
+// asUnsupported makes err, when it wraps errors.ErrUnsupported (package
+// tokenizer's unsupported tokenizer models), match ErrUnsupported too,
+// keeping its message.
+func asUnsupported(err error) error {
+	if errors.Is(err, errors.ErrUnsupported) {
+		return unsupported{err}
+	}
+	return err
+}
+
+type unsupported struct{ err error }
+
+func (u unsupported) Error() string        { return u.err.Error() }
+func (u unsupported) Unwrap() error        { return u.err }
+func (u unsupported) Is(target error) bool { return target == ErrUnsupported }
 
 func errPromptTooLong(n, seqLen int) error {
 	return fmt.Errorf("%w: %d tokens, more than the model's context of %d", ErrPromptTooLong, n, seqLen)

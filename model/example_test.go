@@ -12,8 +12,8 @@ import (
 	"github.com/llama2-go/llama2/tokenizer"
 )
 
-// Generate a story greedily and collect its text. (The fixtures come from
-// `make fixtures`.)
+// Generate a story greedily and collect its text: llama2.c's, which begins
+// golden/stories260K-greedy.txt. (The fixtures come from `make fixtures`.)
 func Example() {
 	m, err := model.Open("../testdata/stories260K.bin")
 	if err != nil {
@@ -131,6 +131,10 @@ func ExampleSession_PrefillLogits() {
 }
 
 // A GGUF file carries its vocabulary and chat template: open it and chat.
+// The reply is llama.cpp's: its llama-simple (commit c392e50) prints the
+// same 25 tokens for this prompt (`llama-simple -m stories260K-f32.gguf -n
+// 25 "[INST] Tell me a story. [/INST]"`, which it encodes to the same ids
+// as ChatPrompt, BOS first).
 func ExampleModel_ChatPrompt() {
 	m, err := model.Open("../testdata/gguf/stories260K-f32.gguf")
 	if err != nil {
@@ -150,8 +154,8 @@ func ExampleModel_ChatPrompt() {
 	var reply []byte
 	decoder := tok.NewTextDecoder()
 	calls := 0
-	greedy := sample.New(m.Config.VocabSize, 0, 0.9, 1)
-	s.Generate(context.Background(), prompt, greedy, len(prompt)+24, func(prev, next int) bool {
+	// Positions up to len(prompt)+24: the prompt's last, then 25 sampled.
+	s.Generate(context.Background(), prompt, nil, len(prompt)+24, func(prev, next int) bool { // nil: greedy
 		if calls++; calls >= len(prompt) { // the reply, after the prompt
 			reply = decoder.Append(reply, prev, next)
 		}

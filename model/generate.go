@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,8 +48,23 @@ func (s Stats) TokensPerSecond() float64 {
 //
 // For every position it calls emit(prev, next): the token just fed and the
 // token that follows it, from the prompt or sampled. Decode the pair with
-// [Tokenizer.Decode] or a [TextDecoder] to print the text.
+// [Tokenizer.Decode] or a [TextDecoder] to print the text. A nil emit runs
+// the generation without calls; a nil sampler is greedy (argmax), as
+// in [GenerateOptions]. ctx must not be nil.
 func (s *Session) Generate(ctx context.Context, prompt []int, sampler *sample.Sampler, steps int, emit func(prev, next int) bool) (st Stats, err error) {
+	if ctx == nil {
+		return st, fmt.Errorf("generate: %w", errNilContext)
+	}
+	if err := s.enter(false); err != nil {
+		return st, fmt.Errorf("generate: %w", err)
+	}
+	defer s.exit()
+	if sampler == nil {
+		sampler = sample.New(s.cfg.VocabSize, 0, 0, 1)
+	}
+	if emit == nil {
+		emit = func(int, int) bool { return true }
+	}
 	st.PromptTokens = len(prompt)
 	seqLen := s.cfg.SeqLen
 	if len(prompt) == 0 {
@@ -73,15 +89,16 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *sample.Sa
 			return st, err
 		}
 		if known == len(prompt)-1 {
-			first, err = s.PrefillLogits(prompt, 0)
+			first, err = s.prefillLogits(prompt, 0)
 			t.prefilled = len(prompt)
 		} else {
-			err = s.Prefill(prompt[:known], 0)
+			err = s.prefill(prompt[:known], 0)
 			t.prefilled = known
 		}
 		if err != nil {
 			return st, err
 		}
+		s.filled = t.prefilled
 	}
 	token := prompt[0]
 	for pos := 0; pos < steps; pos++ {
@@ -92,17 +109,19 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *sample.Sa
 		sampled := pos >= known
 		if !sampled {
 			if pos >= t.prefilled {
-				if _, err = s.Forward(token, pos); err != nil {
+				if _, err = s.forward(token, pos); err != nil {
 					return st, err
 				}
+				s.filled = pos + 1
 			}
 			next = prompt[pos+1]
 		} else {
 			logits := first
 			if pos >= t.prefilled {
-				if logits, err = s.Forward(token, pos); err != nil {
+				if logits, err = s.forward(token, pos); err != nil {
 					return st, err
 				}
+				s.filled = pos + 1
 			}
 			if st.GeneratedTokens == 0 {
 				st.PromptDuration = time.Since(t.begin)
@@ -121,6 +140,8 @@ func (s *Session) Generate(ctx context.Context, prompt []int, sampler *sample.Sa
 	}
 	return st, nil
 }
+
+var errNilContext = errors.New("nil context (use context.Background())")
 
 // generationTimer measures as run.c does: the clock starts once the first
 // step (the first position, or the batched prompt) is done.

@@ -171,7 +171,7 @@ func TestBadGGUFModels(t *testing.T) {
 		{"tokenizer model", func(g *tinyGGUF) {
 			g.kv["tokenizer.ggml.model"] = "gpt2"
 			g.kv["tokenizer.ggml.tokens"] = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-		}, "gpt2", nil},
+		}, `tokenizer.ggml.model "gpt2"`, ErrUnsupported},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -78,7 +78,7 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 	}
 	if has(f, "tokenizer.ggml.tokens") {
 		if gm.tok, err = tokenizer.FromGGUF(f); err != nil {
-			return fail(err)
+			return fail(asUnsupported(err))
 		}
 		if n := gm.tok.VocabSize(); n != cfg.VocabSize {
 			return fail(fmt.Errorf("tokenizer.ggml.tokens has %d tokens, but token_embd.weight has %d rows", n, cfg.VocabSize))

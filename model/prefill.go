@@ -76,8 +76,25 @@ func newBatchState(s *Session, size int) *batchState {
 // Prefill feeds tokens at positions pos, pos+1, ... without computing their
 // logits: use it for the prompt tokens whose next token is already known,
 // and PrefillLogits (or Forward) for the last one. With batching off
-// (SessionOptions.Batch 1) it is Forward token by token.
+// (SessionOptions.Batch 1) it is Forward token by token. As with Forward,
+// pos may not skip positions.
 func (s *Session) Prefill(tokens []int, pos int) error {
+	if err := s.enter(false); err != nil {
+		return err
+	}
+	defer s.exit()
+	if err := s.follows(pos); err != nil {
+		return err
+	}
+	if err := s.prefill(tokens, pos); err != nil {
+		return err
+	}
+	s.filled = pos + len(tokens)
+	return nil
+}
+
+// prefill is Prefill for a caller that holds the session.
+func (s *Session) prefill(tokens []int, pos int) error {
 	c := &s.cfg
 	if pos < 0 || pos+len(tokens) > c.SeqLen {
 		return errPosition(pos+len(tokens)-1, c.SeqLen)
@@ -93,7 +110,7 @@ func (s *Session) Prefill(tokens []int, pos int) error {
 	s.cached = s.cached[:min(len(s.cached), pos)]
 	if s.batch == nil {
 		for i, t := range tokens {
-			if _, err := s.Forward(t, pos+i); err != nil {
+			if _, err := s.forward(t, pos+i); err != nil {
 				return err
 			}
 		}
@@ -117,17 +134,33 @@ func (s *Session) Prefill(tokens []int, pos int) error {
 // values are Forward's up to the order of float sums in the batched
 // products (bit for bit where those are, as for llama2.c's Q8_0).
 func (s *Session) PrefillLogits(tokens []int, pos int) ([]float32, error) {
+	if err := s.enter(false); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if err := s.follows(pos); err != nil {
+		return nil, err
+	}
+	logits, err := s.prefillLogits(tokens, pos)
+	if err == nil {
+		s.filled = pos + len(tokens)
+	}
+	return logits, err
+}
+
+// prefillLogits is PrefillLogits for a caller that holds the session.
+func (s *Session) prefillLogits(tokens []int, pos int) ([]float32, error) {
 	if len(tokens) == 0 {
 		return nil, fmt.Errorf("prefill: %w", ErrEmptyPrompt)
 	}
 	last := len(tokens) - 1
 	if s.batch == nil || last == 0 {
-		if err := s.Prefill(tokens[:last], pos); err != nil {
+		if err := s.prefill(tokens[:last], pos); err != nil {
 			return nil, err
 		}
-		return s.Forward(tokens[last], pos+last)
+		return s.forward(tokens[last], pos+last)
 	}
-	if err := s.Prefill(tokens, pos); err != nil {
+	if err := s.prefill(tokens, pos); err != nil {
 		return nil, err
 	}
 	// The last batch's last token is the prompt's last.

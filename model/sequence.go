@@ -42,14 +42,14 @@ type Sequence struct {
 // the prompt and the tokens in the session's cache (see [Session.Cached])
 // is reused, leaving at least the prompt's last token to feed. Errors:
 // [ErrEmptyPrompt], [ErrPromptTooLong], [ErrClosed], [ErrBusy] (a sequence
-// still running on s), a token outside the vocabulary.
+// still running on s, or another call), a token outside the vocabulary.
 func (s *Session) Start(prompt []int, opts GenerateOptions) (*Sequence, error) {
+	if err := s.enter(false); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	c := &s.cfg
 	switch {
-	case s.closed.Load():
-		return nil, errSessionClosed
-	case s.running:
-		return nil, ErrBusy
 	case len(prompt) == 0:
 		return nil, ErrEmptyPrompt
 	case len(prompt) > c.SeqLen:
@@ -92,7 +92,7 @@ func (s *Session) Start(prompt []int, opts GenerateOptions) (*Sequence, error) {
 		q.endLogs = make([]float32, len(q.ends))
 	}
 	q.afterPrefill()
-	s.running = true
+	s.running.Store(true)
 	return q, nil
 }
 
@@ -135,20 +135,28 @@ func (q *Sequence) Usage() Usage {
 // and returns how many are still pending. Interleaving chunks with other
 // sequences' steps keeps a long prompt from stalling them.
 func (q *Sequence) Prefill(max int) (pending int, err error) {
+	if q.s == nil {
+		return 0, errNotStarted
+	}
 	if q.stop != NotStopped {
 		return 0, fmt.Errorf("prefill: the sequence has stopped (%v)", q.stop)
 	}
+	if err := q.s.enter(true); err != nil {
+		return q.Pending(), err
+	}
+	defer q.s.exit()
 	n := q.Pending()
 	if max > 0 {
 		n = min(n, max)
 	}
 	if n > 0 {
 		chunk := q.prompt[q.fed : q.fed+n]
-		if err := q.s.Prefill(chunk, q.fed); err != nil {
+		if err := q.s.prefill(chunk, q.fed); err != nil {
 			return q.Pending(), err
 		}
 		q.s.cached = append(q.s.cached, chunk...)
 		q.fed += n
+		q.s.filled = q.fed
 	}
 	q.afterPrefill()
 	return q.Pending(), nil
@@ -160,11 +168,16 @@ func (q *Sequence) Prefill(max int) (pending int, err error) {
 // alone streams the weights once for its prompt instead of once more for
 // that token.
 func (q *Sequence) prefillLast() error {
+	if err := q.s.enter(true); err != nil {
+		return err
+	}
+	defer q.s.exit()
 	rest := q.prompt[q.fed:]
-	logits, err := q.s.PrefillLogits(rest, q.fed)
+	logits, err := q.s.prefillLogits(rest, q.fed)
 	if err != nil {
 		return err
 	}
+	q.s.filled = len(q.prompt)
 	q.s.cached = append(q.s.cached, rest[:len(rest)-1]...)
 	q.fed = len(q.prompt) - 1
 	q.afterPrefill()
@@ -181,14 +194,14 @@ func (q *Sequence) afterPrefill() {
 // Cancel stops the sequence (StopCancelled) unless it has stopped already,
 // and frees its session for the next one.
 func (q *Sequence) Cancel() {
-	if q.stop == NotStopped {
+	if q.stop == NotStopped && q.s != nil {
 		q.end(StopCancelled)
 	}
 }
 
 func (q *Sequence) end(r StopReason) {
 	q.stop = r
-	q.s.running = false
+	q.s.running.Store(false)
 }
 
 // grammarTokens is the token trie of a tokenizer, built once: tokenizers
@@ -216,6 +229,8 @@ func (q *Sequence) constrain(logits []float32) {
 		}
 	}
 }
+
+var errNotStarted = errors.New("the sequence was not started (Session.Start makes one)")
 
 // accept takes the logits of the step that fed q.next at q.pos: it samples
 // the next token and decides whether the sequence stops.
@@ -287,30 +302,42 @@ var errStepArgs = errors.New("batch step")
 // Each sequence's [Sequence.Token] is then the token sampled, and
 // [Sequence.Done] tells whether it ended. The sequences must be ready
 // ([Sequence.Ready]: the prompt prefilled, not ended), on distinct
-// sessions of the batch's model, at most [Batch.Size] of them.
+// sessions of the batch's model, at most [Batch.Size] of them. A step
+// while another call runs on the batch, or on one of the sessions, fails
+// with [ErrBusy].
 func (b *Batch) Step(seqs []*Sequence) error {
+	if err := b.enter(); err != nil {
+		return fmt.Errorf("%w: %w", errStepArgs, err)
+	}
+	defer b.busy.Store(false)
 	if len(seqs) > b.size {
 		return fmt.Errorf("%w: %d sequences, more than the batch's %d", errStepArgs, len(seqs), b.size)
 	}
 	entries := b.stepEntries[:0]
 	for i, q := range seqs {
-		if q == nil {
+		switch {
+		case q == nil:
 			return fmt.Errorf("%w: sequence %d is nil", errStepArgs, i)
-		}
-		if !q.Ready() {
+		case q.s == nil:
+			return fmt.Errorf("%w: sequence %d: %w", errStepArgs, i, errNotStarted)
+		case !q.Ready():
 			return fmt.Errorf("%w: sequence %d is not ready (prompt tokens pending: %d, ended: %v)", errStepArgs, i, q.Pending(), q.Done())
 		}
 		entries = append(entries, BatchEntry{Session: q.s, Token: q.next, Pos: q.pos})
 	}
 	b.stepEntries = entries
-	logits, err := b.Forward(entries)
-	if err != nil {
+	defer clear(b.stepEntries)
+	if err := b.check(entries); err != nil {
 		return fmt.Errorf("%w: %w", errStepArgs, err)
 	}
+	if err := b.hold(entries, true); err != nil {
+		return fmt.Errorf("%w: %w", errStepArgs, err)
+	}
+	defer b.letGo(entries)
+	logits := b.run(entries)
 	vocab := b.cfg.VocabSize
 	for i, q := range seqs {
 		q.accept(logits[i*vocab : (i+1)*vocab])
 	}
-	clear(b.stepEntries)
 	return nil
 }

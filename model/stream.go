@@ -126,9 +126,13 @@ type Usage struct {
 // is yielded once, with a Token whose ID is -1, and ends the stream: a
 // cancelled ctx yields ctx's error with StopCancelled. Breaking out of the
 // loop stops the sequence. The session's cache keeps the sequence for the
-// next one (see [Sequence]).
+// next one (see [Sequence]). ctx must not be nil.
 func (s *Session) Tokens(ctx context.Context, prompt []int, opts GenerateOptions) iter.Seq2[Token, error] {
 	return func(yield func(Token, error) bool) {
+		if ctx == nil {
+			yield(Token{ID: -1}, errNilContext)
+			return
+		}
 		q, err := s.Start(prompt, opts)
 		if err != nil {
 			yield(Token{ID: -1}, err)

@@ -44,7 +44,9 @@ func ExampleSession_Tokens() {
 }
 
 // A Batch advances several sequences, each on its own session, by one token
-// per forward pass; each gets the tokens it would get alone.
+// per forward pass; each gets the tokens it would get alone. Both texts
+// begin llama2.c's greedy stories for these prompts (run.c's output in
+// ../shared/golden: stories260K-greedy.txt, stories260K-prompt-greedy.txt).
 func ExampleBatch() {
 	m, err := model.Open("../testdata/stories260K.bin")
 	if err != nil {
@@ -61,7 +63,7 @@ func ExampleBatch() {
 	}
 	defer b.Close()
 	var seqs []*model.Sequence
-	for _, p := range []string{"Once upon a time", "The cat"} {
+	for _, p := range []string{"Once upon a time", "Once upon a time, a dragon"} {
 		s, err := m.NewSession(model.SessionOptions{})
 		if err != nil {
 			log.Fatal(err)
@@ -101,5 +103,5 @@ func ExampleBatch() {
 	}
 	// Output:
 	// ", there was a little g" length {PromptTokens:5 CachedTokens:0 CompletionTokens:6}
-	// " and a boy we" length {PromptTokens:4 CachedTokens:0 CompletionTokens:6}
+	// " went to the par" length {PromptTokens:12 CachedTokens:0 CompletionTokens:6}
 }

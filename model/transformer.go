@@ -183,7 +183,11 @@ const DefaultBatch = 128
 
 // Session is the mutable state of one sequence over a shared Model: the KV
 // cache and the activations of a forward pass. A session is used by one
-// goroutine at a time.
+// goroutine at a time: a call made while another is running on it (or
+// while a [Sequence] runs on it, for calls other than the sequence's own)
+// fails with [ErrBusy]. Close it when done; a session that is dropped
+// without Close stops its worker goroutines and releases the model's
+// mapping once the garbage collector finds it unreachable.
 type Session struct {
 	m     *Model
 	cfg   Config
@@ -220,10 +224,20 @@ type Session struct {
 	// Prefill cut it at the position they write, the sequences of
 	// stream.go extend it.
 	cached  []int
-	running bool // a Sequence is using the session
+	running atomic.Bool // a Sequence is using the session
 	closed  atomic.Bool
 	endOnce sync.Once
 	step    *Batch // a batch of one for Session.Tokens, made when first needed
+
+	// busy is held by the call running on the session (enter, exit).
+	busy atomic.Bool
+	// filled is the number of positions whose keys and values are in the
+	// cache (0..filled-1): the next call may feed filled or any position
+	// before it, never one after.
+	filled int
+	// cleanup stops the pool and releases the mapping of a session that
+	// is dropped without Close.
+	cleanup runtime.Cleanup
 
 	// Bodies handed to the pool, bound once so dispatching allocates nothing.
 	qkvBody, attnBody, woBody, ffnUpBody, w2Body, classifierBody func(lo, hi int)
@@ -286,15 +300,38 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if batch := cmp.Or(opts.Batch, DefaultBatch); batch > 1 {
 		s.batch = newBatchState(s, min(batch, c.SeqLen))
 	}
+	// The workers reference the pool, never the session, so an unclosed
+	// session can become unreachable: then its workers stop.
+	s.cleanup = runtime.AddCleanup(s, func(r sessionResources) {
+		r.pool.close()
+		r.mapping.release()
+	}, sessionResources{s.pool, m.mapRefs()})
 	return s, nil
+}
+
+// sessionResources is what a session holds outside itself.
+type sessionResources struct {
+	pool    *pool
+	mapping *mapping
 }
 
 // Close stops the session's worker goroutines and releases its reference
 // to the model's mapping. Using the session afterwards fails with
-// [ErrClosed].
+// [ErrClosed]. A call still running on the session (from another
+// goroutine) keeps them until it returns.
 func (s *Session) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.cleanup.Stop()
+	if s.busy.CompareAndSwap(false, true) {
+		s.release()
+	} // else the running call releases them in exit
+}
+
+// release stops the workers and releases the mapping, once.
+func (s *Session) release() {
 	s.endOnce.Do(func() {
-		s.closed.Store(true)
 		s.pool.close()
 		if s.step != nil {
 			s.step.Close()
@@ -303,13 +340,77 @@ func (s *Session) Close() {
 	})
 }
 
+// Errors of a session in use.
+var (
+	errSessionBusy     = fmt.Errorf("session: another call is running on it: %w", ErrBusy)
+	errSequenceRunning = fmt.Errorf("session: a sequence is running on it (Cancel it, or let it end): %w", ErrBusy)
+)
+
+// enter marks the session in use by the calling goroutine until exit: a
+// call from another goroutine meanwhile fails with ErrBusy instead of
+// mixing its cache and activations with this one's, and so does any call
+// but a running sequence's own (forSequence) while a sequence runs on the
+// session. One CompareAndSwap, next to a forward pass of microseconds at
+// the least.
+func (s *Session) enter(forSequence bool) error {
+	if s.closed.Load() {
+		return errSessionClosed
+	}
+	if !s.busy.CompareAndSwap(false, true) {
+		return errSessionBusy
+	}
+	if !forSequence && s.running.Load() {
+		s.exit()
+		return errSequenceRunning
+	}
+	return nil
+}
+
+// exit ends what enter began; when Close came meanwhile, it releases the
+// session's resources.
+func (s *Session) exit() {
+	s.busy.Store(false)
+	if s.closed.Load() && s.busy.CompareAndSwap(false, true) {
+		s.release()
+	}
+}
+
+// follows checks that feeding positions from pos on leaves no hole in the
+// cache: pos may be the next position or one before it (going back drops
+// the positions after). Positions outside the context are left to the
+// callee's checks, which name them.
+func (s *Session) follows(pos int) error {
+	if pos > s.filled && pos < s.cfg.SeqLen {
+		return fmt.Errorf("position %d skips positions: the cache holds %d positions: %w", pos, s.filled, ErrPositionGap)
+	}
+	return nil
+}
+
 // Model is the model the session runs.
 func (s *Session) Model() *Model { return s.m }
 
 // Forward feeds token at position pos and returns the logits for the next
 // token. The slice is owned by the session and valid until its next call.
-// Positions must be fed in order from 0 (the KV cache holds 0..pos-1).
+// Positions must be fed in order from 0 (the KV cache holds 0..pos-1):
+// pos may be the next position, or an earlier one, which drops the
+// positions after it; skipping one is an error ([ErrPositionGap]).
 func (s *Session) Forward(token, pos int) ([]float32, error) {
+	if err := s.enter(false); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	if err := s.follows(pos); err != nil {
+		return nil, err
+	}
+	logits, err := s.forward(token, pos)
+	if err == nil {
+		s.filled = pos + 1
+	}
+	return logits, err
+}
+
+// forward is Forward for a caller that holds the session.
+func (s *Session) forward(token, pos int) ([]float32, error) {
 	c := &s.cfg
 	if token < 0 || token >= c.VocabSize {
 		return nil, errToken(token, c.VocabSize)

@@ -48,7 +48,11 @@ func writeError(w http.ResponseWriter, status int, typ, code, param, msg string)
 }
 
 func writeRequestError(w http.ResponseWriter, err *requestError) {
-	writeError(w, err.status, "invalid_request_error", err.code, err.param, err.msg)
+	typ := "invalid_request_error"
+	if err.status >= 500 {
+		typ = "server_error"
+	}
+	writeError(w, err.status, typ, err.code, err.param, err.msg)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

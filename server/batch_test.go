@@ -31,20 +31,29 @@ func TestServeSameAloneAndAlongside7(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var together, streamed string
+	errs := make([]error, 8)
 	for i := range 8 {
 		wg.Go(func() {
 			switch i {
 			case 0:
-				together = complete(t, c, url, "/v1/completions", body).text()
+				var out completionOut
+				out, errs[i] = completeE(c, url, "/v1/completions", body)
+				if errs[i] == nil {
+					together = out.text()
+				}
 			case 1:
-				events, _ := stream(t, c, url, "/v1/completions", strings.TrimSuffix(body, "}")+`,"stream":true}`)
+				var events []completionOut
+				events, _, errs[i] = streamE(c, url, "/v1/completions", strings.TrimSuffix(body, "}")+`,"stream":true}`)
 				streamed = streamedText(events)
 			default:
-				complete(t, c, url, "/v1/completions", fmt.Sprintf(`{"prompt":"Story %d","seed":%d,"max_tokens":150,"temperature":1}`, i, i))
+				_, errs[i] = completeE(c, url, "/v1/completions", fmt.Sprintf(`{"prompt":"Story %d","seed":%d,"max_tokens":150,"temperature":1}`, i, i))
 			}
 		})
 	}
 	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "request %d", i)
+	}
 	require.Equal(t, alone, together)
 	require.Equal(t, alone, streamed)
 	batched := metricValue(t, s, "llama2_batch_size_count") - metricValue(t, s, `llama2_batch_size_bucket{le="1"}`)
@@ -82,17 +91,17 @@ func TestServeLongPromptInterleaved(t *testing.T) {
 		}
 	}
 	url, c := startHTTP(t, s)
-	done := make(chan string)
+	done := make(chan error, 1)
 	go func() {
-		events, _ := stream(t, c, url, "/v1/completions", `{"prompt":"Once","max_tokens":400,"temperature":1,"seed":3,"stream":true}`)
-		done <- streamedText(events)
+		_, _, err := streamE(c, url, "/v1/completions", `{"prompt":"Once","max_tokens":400,"temperature":1,"seed":3,"stream":true}`)
+		done <- err
 	}()
 	<-started
 	long := strings.Repeat("Once upon a time there was a girl. ", 40)
 	n := len(s.tok.Encode(long, true, false))
 	out := complete(t, c, url, "/v1/completions", fmt.Sprintf(`{"prompt":%q,"max_tokens":4}`, long))
 	require.Equal(t, n, out.Usage.PromptTokens)
-	<-done
+	require.NoError(t, <-done)
 	mu.Lock()
 	defer mu.Unlock()
 	joined := strings.Join(log, "")
@@ -155,13 +164,21 @@ func TestServeRequestTimeout(t *testing.T) {
 	url, c := startHTTP(t, s)
 	status, b := post(t, c, url+"/v1/completions", `{"prompt":"Once","max_tokens":500}`)
 	require.Equal(t, http.StatusGatewayTimeout, status, "%s", b)
-	require.Contains(t, string(b), `"code":"timeout"`)
+	timeout := `{"error":{"message":"the generation took longer than 100ms","type":"server_error","param":null,"code":"timeout"}}`
+	require.JSONEq(t, timeout, string(b))
+	// A stream has sent its status and some text: the timeout is its last
+	// event, without [DONE].
 	resp, err := c.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Once","max_tokens":500,"stream":true}`))
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	require.Contains(t, string(body), `"code":"timeout"`)
-	require.NotContains(t, string(body), "[DONE]")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	events := strings.Split(strings.TrimSuffix(string(body), "\n\n"), "\n\n")
+	require.Greater(t, len(events), 1, "text before the timeout")
+	for _, ev := range events[:len(events)-1] {
+		require.Regexp(t, `^data: \{"id":"cmpl-[a-z0-9]+","object":"text_completion",.*"finish_reason":null\}\]\}$`, ev)
+	}
+	require.JSONEq(t, timeout, strings.TrimPrefix(events[len(events)-1], "data: "))
 	waitFor(t, "the slots free", func() bool { return len(s.admit) == 0 })
 }
 

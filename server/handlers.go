@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,12 +27,8 @@ func newID(prefix string) string {
 // admission (a slot or a place in the queue). On failure it has answered
 // and returns ok false.
 func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, parse func(http.ResponseWriter, *http.Request) (genParams, *requestError)) (genParams, bool) {
-	g, rerr := parse(w, r)
-	// The body is read: the read deadline (ReadTimeout) must not cut the
-	// generation short, since net/http cancels the request's context when
-	// its background read fails.
-	http.NewResponseController(w).SetReadDeadline(time.Time{})
-	if rerr != nil {
+	var g genParams
+	if rerr := s.readBody(w, r, func() (rerr *requestError) { g, rerr = parse(w, r); return rerr }); rerr != nil {
 		writeRequestError(w, rerr)
 		return g, false
 	}
@@ -51,10 +49,74 @@ func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, parse func
 	return g, true
 }
 
+// readBody runs read, which reads and checks r's body, so that a client
+// that stops sending cannot hold its connection: the read deadline Serve
+// sets (ReadTimeout, from the start of the request) bounds the read, and
+// Drain cuts it short. On success the deadline is lifted: the body has
+// been read to its end, and ReadTimeout must not cut the generation short
+// (net/http cancels the request's context when its background read
+// fails). On failure the deadline stays, and if the body was not read to
+// its end the answer closes the connection and the read deadline passes
+// at once: net/http would otherwise read the rest of the body, up to 256
+// KiB, before sending the answer and again when the handler returns, with
+// no deadline at all once it is lifted (a stalled body held its
+// connection forever, and shutdown with it).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, read func() *requestError) *requestError {
+	rc := http.NewResponseController(w)
+	body := &watchedBody{ReadCloser: r.Body}
+	r.Body = body
+	s.reading.Add(1)
+	defer s.reading.Add(-1)
+	cut := make(chan struct{})
+	stop := context.AfterFunc(s.drainCtx, func() {
+		rc.SetReadDeadline(time.Now())
+		close(cut)
+	})
+	rerr := read()
+	if !stop() {
+		<-cut // the deadline is set: nothing may move it after us
+	}
+	if rerr == nil {
+		rc.SetReadDeadline(time.Time{})
+		return nil
+	}
+	if !body.eof {
+		w.Header().Set("Connection", "close")
+		rc.SetReadDeadline(time.Now())
+	}
+	switch {
+	case s.isDraining() && body.err != nil:
+		return &requestError{status: http.StatusServiceUnavailable, code: "shutting_down", msg: "the server is shutting down"}
+	case errors.Is(body.err, os.ErrDeadlineExceeded):
+		return &requestError{status: http.StatusRequestTimeout, code: "request_timeout",
+			msg: fmt.Sprintf("the request body did not arrive within the read timeout (%v)", s.opts.ReadTimeout)}
+	}
+	return rerr
+}
+
+// watchedBody is a request body that records how its reading ended.
+type watchedBody struct {
+	io.ReadCloser
+	eof bool  // read to its end
+	err error // the error of a read that failed
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil && b.err == nil:
+		b.err = err
+	}
+	return n, err
+}
+
 // Why a generation did not run to its end.
 var (
-	errDraining = errors.New("the server is shutting down")
-	errTimeout  = errors.New("the request timed out")
+	errDraining        = errors.New("the server is shutting down")
+	errTimeout         = errors.New("the request timed out")
+	errShutdownTimeout = errors.New("the server is shutting down and the shutdown timeout has passed")
 )
 
 // errWrite marks a failure to send text to the client.
@@ -203,7 +265,10 @@ func (s *Server) finishJSON(w http.ResponseWriter, v any) {
 // nothing was sent yet, else an error event if the client is still there.
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, e *sse, err error) {
 	var we errWrite
-	if r.Context().Err() != nil || errors.As(err, &we) {
+	// Serve cancels the requests still running at its shutdown timeout
+	// with errShutdownTimeout: their clients are there, and are told.
+	shutdown := errors.Is(context.Cause(r.Context()), errShutdownTimeout)
+	if !shutdown && (r.Context().Err() != nil || errors.As(err, &we)) {
 		if e == nil || !e.started {
 			writeError(w, 499, "invalid_request_error", "client_closed_request", "", "the client closed the request")
 		}
@@ -211,7 +276,7 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, e *sse, err erro
 	}
 	status, typ, code, msg := http.StatusInternalServerError, "server_error", "internal_error", "generation failed: "+err.Error()
 	switch {
-	case errors.Is(err, errDraining), errors.Is(err, errClosed):
+	case shutdown, errors.Is(err, errDraining), errors.Is(err, errClosed):
 		status, code, msg = http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"
 	case errors.Is(err, errTimeout):
 		status, code, msg = http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the generation took longer than %v", s.opts.RequestTimeout)

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,7 @@ func testOptions() Options {
 
 // newTestServer builds a server over stories260K; tweak may set options and
 // hooks before the sessions are made.
-func newTestServer(t *testing.T, o Options, hook func(ctx context.Context)) (*Server, *testfixture.SyncBuffer) {
+func newTestServer(t testing.TB, o Options, hook func(ctx context.Context)) (*Server, *testfixture.SyncBuffer) {
 	t.Helper()
 	m, err := model.Open(fixture(t, "stories260K.bin"))
 	require.NoError(t, err)
@@ -92,14 +93,26 @@ func startHTTP(t *testing.T, s *Server) (string, *http.Client) {
 	return ts.URL, &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
+// The helpers below come in two forms: one that fails the test (for the
+// test's goroutine) and one, named with an E, that returns an error (for
+// goroutines the test starts, where t.FailNow must not be called: the
+// test goroutine would wait forever instead of failing).
+
 func post(t *testing.T, c *http.Client, url, body string) (int, []byte) {
 	t.Helper()
-	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	status, b, err := postE(c, url, body)
 	require.NoError(t, err)
+	return status, b
+}
+
+func postE(c *http.Client, url, body string) (int, []byte, error) {
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, b
+	return resp.StatusCode, b, err
 }
 
 type completionOut struct {
@@ -130,22 +143,50 @@ func (c completionOut) text() string {
 
 func complete(t *testing.T, c *http.Client, url, path, body string) completionOut {
 	t.Helper()
-	status, b := post(t, c, url+path, body)
-	require.Equal(t, http.StatusOK, status, "%s", b)
-	var out completionOut
-	require.NoError(t, json.Unmarshal(b, &out), "%s", b)
-	require.Len(t, out.Choices, 1)
+	out, err := completeE(c, url, path, body)
+	require.NoError(t, err)
 	return out
+}
+
+func completeE(c *http.Client, url, path, body string) (completionOut, error) {
+	var out completionOut
+	status, b, err := postE(c, url+path, body)
+	switch {
+	case err != nil:
+		return out, err
+	case status != http.StatusOK:
+		return out, fmt.Errorf("%s: status %d: %s", path, status, b)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("%s: %w: %s", path, err, b)
+	}
+	if len(out.Choices) != 1 {
+		return out, fmt.Errorf("%s: %d choices: %s", path, len(out.Choices), b)
+	}
+	return out, nil
 }
 
 // stream posts a streaming request and returns its events, [DONE] last.
 func stream(t *testing.T, c *http.Client, url, path, body string) ([]completionOut, bool) {
 	t.Helper()
-	resp, err := c.Post(url+path, "application/json", strings.NewReader(body))
+	events, done, err := streamE(c, url, path, body)
 	require.NoError(t, err)
+	return events, done
+}
+
+func streamE(c *http.Client, url, path, body string) ([]completionOut, bool, error) {
+	resp, err := c.Post(url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, false, err
+	}
 	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "text/event-stream; charset=utf-8", resp.Header.Get("Content-Type"))
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, false, fmt.Errorf("%s: status %d: %s", path, resp.StatusCode, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
+		return nil, false, fmt.Errorf("%s: Content-Type %q", path, ct)
+	}
 	var events []completionOut
 	done := false
 	sc := bufio.NewScanner(resp.Body)
@@ -154,19 +195,24 @@ func stream(t *testing.T, c *http.Client, url, path, body string) ([]completionO
 		if line == "" {
 			continue
 		}
-		require.False(t, done, "data after [DONE]")
-		require.True(t, strings.HasPrefix(line, "data: "), line)
-		data := strings.TrimPrefix(line, "data: ")
+		if done {
+			return events, done, fmt.Errorf("%s: data after [DONE]: %s", path, line)
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			return events, done, fmt.Errorf("%s: not an event: %s", path, line)
+		}
 		if data == "[DONE]" {
 			done = true
 			continue
 		}
 		var ev completionOut
-		require.NoError(t, json.Unmarshal([]byte(data), &ev), data)
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return events, done, fmt.Errorf("%s: %w: %s", path, err, data)
+		}
 		events = append(events, ev)
 	}
-	require.NoError(t, sc.Err())
-	return events, done
+	return events, done, sc.Err()
 }
 
 func streamedText(events []completionOut) string {
@@ -182,4 +228,19 @@ func streamedText(events []completionOut) string {
 		}
 	}
 	return b.String()
+}
+
+// logLines returns the lines of a log that contain every one of subs.
+func logLines(log string, subs ...string) []string {
+	var lines []string
+	for line := range strings.Lines(log) {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }

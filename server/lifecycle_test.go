@@ -5,6 +5,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -62,12 +63,12 @@ func TestServeQueueFull(t *testing.T) {
 
 	body := `{"prompt":"Once upon a time","max_tokens":5,"temperature":0}`
 	var wg sync.WaitGroup
-	statuses := make([]int, 2)
+	statuses, errs := make([]int, 2), make([]error, 2)
 	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i], _ = post(t, c, url+"/v1/completions", body)
+			statuses[i], _, errs[i] = postE(c, url+"/v1/completions", body)
 		}()
 		if i == 0 {
 			<-g.entered // the first one generates (and is held)
@@ -81,18 +82,20 @@ func TestServeQueueFull(t *testing.T) {
 
 	close(g.release)
 	wg.Wait()
+	require.Equal(t, []error{nil, nil}, errs)
 	require.Equal(t, []int{200, 200}, statuses)
 	waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
 }
 
-// TestServeDisconnect: a client that goes away mid-stream stops its
-// generation at the next token; the session returns to the pool and no
+// TestServeDisconnect: a client that goes away, mid-stream or while waiting
+// for a whole answer, stops its generation at the next token (logged as
+// 499 when nothing was sent); the session returns to the pool and no
 // goroutine is left behind.
 func TestServeDisconnect(t *testing.T) {
 	o := testOptions()
 	o.Parallel = 1
 	var tokens atomic.Int64
-	s, _ := newTestServer(t, o, func(ctx context.Context) {
+	s, logs := newTestServer(t, o, func(ctx context.Context) {
 		tokens.Add(1)
 		time.Sleep(2 * time.Millisecond) // slow enough to disconnect mid-way
 	})
@@ -100,32 +103,47 @@ func TestServeDisconnect(t *testing.T) {
 	defer ts.Close()
 	before := runtime.NumGoroutine()
 
-	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
-		tokens.Store(0)
-		tr := &http.Transport{}
-		ctx, cancel := context.WithCancel(context.Background())
-		body := `{"prompt":"Once upon a time","messages":[{"role":"user","content":"hi"}],"max_tokens":500,"temperature":1.5,"top_p":1,"seed":5,"stream":true}`
-		if path == "/v1/completions" {
-			body = strings.Replace(body, `"messages":[{"role":"user","content":"hi"}],`, "", 1)
-		} else {
-			body = strings.Replace(body, `"prompt":"Once upon a time",`, "", 1)
-		}
-		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
-		resp, err := (&http.Client{Transport: tr}).Do(req)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		line, err := bufio.NewReader(resp.Body).ReadString('\n')
-		require.NoError(t, err)
-		require.True(t, strings.HasPrefix(line, "data: {"))
-		cancel()
-		resp.Body.Close()
-		tr.CloseIdleConnections()
+	for _, streamed := range []bool{true, false} {
+		for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
+			tokens.Store(0)
+			tr := &http.Transport{}
+			ctx, cancel := context.WithCancel(context.Background())
+			body := fmt.Sprintf(`{"prompt":"Once upon a time","max_tokens":500,"temperature":1.5,"top_p":1,"seed":5,"stream":%v}`, streamed)
+			if path == "/v1/chat/completions" {
+				body = strings.Replace(body, `"prompt":"Once upon a time"`, `"messages":[{"role":"user","content":"hi"}]`, 1)
+			}
+			req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
+			if streamed {
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				line, err := bufio.NewReader(resp.Body).ReadString('\n')
+				require.NoError(t, err)
+				require.True(t, strings.HasPrefix(line, "data: {"))
+				cancel()
+				resp.Body.Close()
+			} else {
+				errc := make(chan error, 1)
+				go func() {
+					resp, err := (&http.Client{Transport: tr}).Do(req)
+					if err == nil {
+						resp.Body.Close()
+					}
+					errc <- err
+				}()
+				waitFor(t, "the generation under way", func() bool { return tokens.Load() >= 5 })
+				cancel()
+				require.ErrorIs(t, <-errc, context.Canceled)
+				waitFor(t, "the log line", func() bool { return len(logLines(logs.String(), "path="+path, "status=499")) == 1 })
+			}
+			tr.CloseIdleConnections()
 
-		waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
-		n := tokens.Load()
-		require.Less(t, n, int64(400), "the generation stopped early")
-		time.Sleep(50 * time.Millisecond)
-		require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
+			waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
+			n := tokens.Load()
+			require.Less(t, n, int64(400), "the generation stopped early")
+			time.Sleep(50 * time.Millisecond)
+			require.Equal(t, n, tokens.Load(), "no token after the generation stopped")
+		}
 	}
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
@@ -195,24 +213,33 @@ func TestServeShutdown(t *testing.T) {
 	type result struct {
 		events []completionOut
 		done   bool
+		err    error
 	}
 	streamed := make(chan result, 1)
 	go func() {
 		c := &http.Client{Transport: &http.Transport{}}
-		ev, ok := stream(t, c, url, "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":30,"stream":true,"seed":1}`)
-		streamed <- result{ev, ok}
+		ev, ok, err := streamE(c, url, "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":30,"stream":true,"seed":1}`)
+		streamed <- result{ev, ok, err}
 	}()
 	<-g.entered
-	queued := make(chan int, 1)
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	queued := make(chan answer, 1)
 	go func() {
 		c := &http.Client{Transport: &http.Transport{}}
-		status, _ := post(t, c, url+"/v1/completions", `{"prompt":"a"}`)
-		queued <- status
+		status, b, err := postE(c, url+"/v1/completions", `{"prompt":"a"}`)
+		queued <- answer{status, b, err}
 	}()
 	waitFor(t, "a queued request", func() bool { return len(s.admit) == 2 })
 
 	cancel()
-	require.Equal(t, http.StatusServiceUnavailable, <-queued)
+	a := <-queued
+	require.NoError(t, a.err)
+	require.Equal(t, http.StatusServiceUnavailable, a.status)
+	require.JSONEq(t, `{"error":{"message":"the server is shutting down","type":"server_error","param":null,"code":"shutting_down"}}`, string(a.body))
 	waitFor(t, "the listener to close", func() bool {
 		conn, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -227,6 +254,7 @@ func TestServeShutdown(t *testing.T) {
 	}
 	close(g.release)
 	r := <-streamed
+	require.NoError(t, r.err)
 	require.True(t, r.done, "the stream finished with [DONE]")
 	require.Equal(t, "length", *r.events[len(r.events)-1].Choices[0].FinishReason)
 	require.NoError(t, <-done)
@@ -234,33 +262,64 @@ func TestServeShutdown(t *testing.T) {
 	require.Contains(t, logs.String(), `msg=stopped`)
 }
 
-// TestServeShutdownTimeout: a stream still running at the shutdown timeout
-// is cancelled, and serve returns.
+// TestServeShutdownTimeout: a generation still running at the shutdown
+// timeout is cancelled, its client is told so (503, or an error event
+// ending the stream), and serve returns.
 func TestServeShutdownTimeout(t *testing.T) {
-	o := testOptions()
-	o.ShutdownTimeout = 100 * time.Millisecond
-	g := newGate() // never released: only cancellation ends the hold
-	s, _ := newTestServer(t, o, g.hook)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	go func() {
-		resp, err := http.Post("http://"+ln.Addr().String()+"/v1/completions", "application/json",
-			strings.NewReader(`{"prompt":"a","stream":true}`))
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
-	<-g.entered
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return after the shutdown timeout")
+	const shuttingDown = `{"error":{"message":"the server is shutting down","type":"server_error","param":null,"code":"shutting_down"}}`
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", streamed), func(t *testing.T) {
+			o := testOptions()
+			o.ShutdownTimeout = 100 * time.Millisecond
+			g := newGate() // never released: only cancellation ends the hold
+			s, _ := newTestServer(t, o, g.hook)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx, ln) }()
+			type received struct {
+				status       int
+				body         string
+				err, readErr error
+			}
+			got := make(chan received, 1)
+			go func() {
+				resp, err := http.Post("http://"+ln.Addr().String()+"/v1/completions", "application/json",
+					strings.NewReader(fmt.Sprintf(`{"prompt":"a","stream":%v}`, streamed)))
+				if err != nil {
+					got <- received{err: err}
+					return
+				}
+				b, readErr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- received{resp.StatusCode, string(b), nil, readErr}
+			}()
+			<-g.entered
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not return after the shutdown timeout")
+			}
+			waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
+			r := <-got
+			require.NoError(t, r.err)
+			require.NoError(t, r.readErr)
+			if !streamed {
+				require.Equal(t, http.StatusServiceUnavailable, r.status)
+				require.JSONEq(t, shuttingDown, r.body)
+				return
+			}
+			// The status was sent when the stream started; the error is
+			// its last event, without [DONE].
+			require.Equal(t, http.StatusOK, r.status)
+			events := strings.Split(strings.TrimSuffix(r.body, "\n\n"), "\n\n")
+			for _, ev := range events[:len(events)-1] {
+				require.Regexp(t, `^data: \{"id":"cmpl-[a-z0-9]+","object":"text_completion",.*"finish_reason":null\}\]\}$`, ev)
+			}
+			require.Equal(t, "data: "+shuttingDown, events[len(events)-1])
+		})
 	}
-	waitFor(t, "the slot free", func() bool { return len(s.admit) == 0 })
 }

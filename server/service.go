@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llama2-go/llama2/chat"
@@ -82,7 +83,10 @@ const (
 	defaultMaxTokens  = 256
 	maxStopStrings    = 4 // as OpenAI
 	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 120 * time.Second
+	// shutdownGrace is how long the handlers cancelled at the shutdown
+	// timeout have to send their clients the reason.
+	shutdownGrace = time.Second
+	idleTimeout   = 120 * time.Second
 	// zeroSeed replaces seed 0, which model.NewSampler would take as "seed
 	// from the clock", so that every seed a client sends is reproducible.
 	zeroSeed = 0x9E3779B97F4A7C15
@@ -117,8 +121,16 @@ type Server struct {
 	// draining is closed when shutdown begins: requests not yet
 	// generating get 503.
 	draining  chan struct{}
+	drainCtx  context.Context // cancelled with draining: cuts body reads short
+	drainNow  context.CancelFunc
 	drainOnce sync.Once
 	closeOnce sync.Once
+
+	reading atomic.Int64 // request bodies being read (readBody)
+	// fresh holds Serve's connections whose request header is still
+	// arriving (http.StateNew).
+	freshMu sync.Mutex
+	fresh   map[net.Conn]struct{}
 
 	// onToken, when set (by tests), runs before each sampled token is
 	// handled, and onPrefill after each prefilled chunk of pending prompt
@@ -171,6 +183,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 		admit:    make(chan struct{}, o.Parallel+o.Queue),
 		draining: make(chan struct{}),
 	}
+	s.drainCtx, s.drainNow = context.WithCancel(context.Background())
 	if s.modelID == "" {
 		s.modelID = strings.TrimSuffix(filepath.Base(m.Path()), filepath.Ext(m.Path()))
 	}
@@ -194,9 +207,13 @@ func (s *Server) Options() Options { return s.opts }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Drain starts a graceful shutdown: /health answers 503, requests not yet
-// generating (new or queued) get 503, and the ones generating finish.
+// generating (new, queued, or still sending their body) get 503, and the
+// ones generating finish.
 func (s *Server) Drain() {
-	s.drainOnce.Do(func() { close(s.draining) })
+	s.drainOnce.Do(func() {
+		close(s.draining)
+		s.drainNow()
+	})
 }
 
 // Close drains the server, cancels the generations still running, waits
@@ -213,8 +230,8 @@ func (s *Server) Close() error {
 // lets the ones in flight finish for up to ShutdownTimeout before
 // cancelling them. It does not Close the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -223,6 +240,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnState:         s.trackFresh,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -233,11 +251,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("shutting down", "timeout", s.opts.ShutdownTimeout)
 	s.Drain()
+	s.cutFresh()
 	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running at the shutdown timeout; cancelling them", "err", err)
-		cancelBase()
+		// The handlers tell their clients (503, or an error event in a
+		// stream) and return at once: let them, then close what is left.
+		cancelBase(errShutdownTimeout)
+		gctx, stop := context.WithTimeout(context.Background(), shutdownGrace)
+		srv.Shutdown(gctx)
+		stop()
 		srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
@@ -245,6 +269,41 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// trackFresh is Serve's http.Server.ConnState: it keeps the connections
+// whose request header is still arriving.
+func (s *Server) trackFresh(c net.Conn, st http.ConnState) {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	if st == http.StateNew {
+		if s.fresh == nil {
+			s.fresh = make(map[net.Conn]struct{})
+		}
+		s.fresh[c] = struct{}{}
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
+// cutFresh ends the reading of the request headers still arriving, at
+// shutdown: http.Server.Shutdown waits up to 5 s for such a connection
+// before it counts as idle (and ReadHeaderTimeout is 10 s), while requests
+// that have not started get 503 anyway.
+func (s *Server) cutFresh() {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	for c := range s.fresh {
+		c.SetReadDeadline(time.Now())
+	}
+}
+
+// freshConns is the number of Serve's connections whose request header
+// is still arriving.
+func (s *Server) freshConns() int {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	return len(s.fresh)
 }
 
 func (s *Server) isDraining() bool {

@@ -45,8 +45,11 @@ func TestServeHealthAndModels(t *testing.T) {
 
 	resp, err = c.Get(url + "/v1/models/gpt-4")
 	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.JSONEq(t, `{"error":{"message":"the model \"gpt-4\" does not exist; this server has \"stories260K\"","type":"invalid_request_error","param":"model","code":"model_not_found"}}`, string(b))
 
 	// While shutting down, /health says so (for load balancers).
 	s.Drain()
@@ -458,25 +461,35 @@ func TestServeDeterminism(t *testing.T) {
 	require.NotEmpty(t, want)
 
 	var wg sync.WaitGroup
-	results := make([]string, 16)
+	results, errs := make([]string, 16), make([]error, 16)
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var out completionOut
 			switch i % 4 {
 			case 0:
-				results[i] = complete(t, c, url, "/v1/completions", body).text()
+				out, errs[i] = completeE(c, url, "/v1/completions", body)
 			case 1:
-				events, _ := stream(t, c, url, "/v1/completions", strings.TrimSuffix(body, "}")+`,"stream":true}`)
+				var events []completionOut
+				events, _, errs[i] = streamE(c, url, "/v1/completions", strings.TrimSuffix(body, "}")+`,"stream":true}`)
 				results[i] = streamedText(events)
+				return
 			case 2:
-				results[i] = complete(t, c, url, "/v1/chat/completions", chatBody).text()
+				out, errs[i] = completeE(c, url, "/v1/chat/completions", chatBody)
 			default: // noise: other seeds, other prompts
-				complete(t, c, url, "/v1/completions", fmt.Sprintf(`{"prompt":"The dog","seed":%d,"max_tokens":150}`, i))
+				_, errs[i] = completeE(c, url, "/v1/completions", fmt.Sprintf(`{"prompt":"The dog","seed":%d,"max_tokens":150}`, i))
+				return
+			}
+			if errs[i] == nil {
+				results[i] = out.text()
 			}
 		}()
 	}
 	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "request %d", i)
+	}
 	for i, got := range results {
 		switch i % 4 {
 		case 0, 1:

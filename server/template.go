@@ -233,7 +233,7 @@ type applyTemplateRequest struct {
 // handleApplyTemplate answers {"prompt": rendered text} without generating.
 func (s *Server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
 	var req applyTemplateRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := s.readBody(w, r, func() *requestError { return decodeBody(w, r, &req) }); err != nil {
 		writeRequestError(w, err)
 		return
 	}

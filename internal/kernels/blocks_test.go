@@ -24,17 +24,24 @@ const eps32 = 1.0 / (1 << 24)
 // block's total.
 func ggufTol(seq int, abs float64) float64 { return 2 * float64(seq+8) * eps32 * abs }
 
-// ggufImplsAll is every implementation plus the dispatching functions.
+// ggufImplsAll is every implementation plus the dispatching functions
+// (only those when dispatchOnly).
 func ggufImplsAll() []ggufImpl {
-	return append(ggufImpls(), ggufImpl{
-		name:      "dispatch",
-		MatVecF16: MatVecF16, MatVecBF16: MatVecBF16,
-		MatMatF16: MatMatF16, MatMatBF16: MatMatBF16,
-		matVecQ8_0: matVecQ8_0, matVecQ4_0: matVecQ4_0,
-		matMatQ8_0: matMatQ8_0, matMatQ4_0: matMatQ4_0,
-		dequantF16: DequantRowF16, dequantBF16: DequantRowBF16,
-		dequantQ8_0: dequantRowQ8_0, dequantQ4_0: dequantRowQ4_0,
-	})
+	if dispatchOnly {
+		return []ggufImpl{ggufDispatch}
+	}
+	return append(ggufImpls(), ggufDispatch)
+}
+
+// ggufDispatch is the dispatching functions as an implementation.
+var ggufDispatch = ggufImpl{
+	name:      "dispatch",
+	MatVecF16: MatVecF16, MatVecBF16: MatVecBF16,
+	MatMatF16: MatMatF16, MatMatBF16: MatMatBF16,
+	matVecQ8_0: matVecQ8_0, matVecQ4_0: matVecQ4_0,
+	matMatQ8_0: matMatQ8_0, matMatQ4_0: matMatQ4_0,
+	dequantF16: DequantRowF16, dequantBF16: DequantRowBF16,
+	dequantQ8_0: dequantRowQ8_0, dequantQ4_0: dequantRowQ4_0,
 }
 
 func TestGGUFImpls(t *testing.T) {

@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -30,22 +29,7 @@ func TestArm64Dispatch(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	for _, flags := range [][2]bool{{true, true}, {true, false}, {false, false}} {
 		withFlags(t, flags[0], flags[1], func(t *testing.T) {
-			for _, gs := range []int{16, 32, 64} {
-				for _, n := range []int{64, 192, 288} {
-					if n%gs != 0 {
-						continue
-					}
-					for _, rows := range []int{1, 4, 7, 12} {
-						c := newQ8Case(r, (rows+1)*n, n, gs)
-						want, got := make([]float32, rows), make([]float32, rows)
-						matVecQ8Generic(want, c.wq, c.ws, n, gs, c.xq, c.xs)
-						MatVecQ8(got, c.wq, c.ws, n, gs, c.xq, c.xs)
-						for i := range want {
-							require.Equal(t, math.Float32bits(want[i]), math.Float32bits(got[i]), "gs=%d n=%d rows=%d row=%d", gs, n, rows, i)
-						}
-					}
-				}
-			}
+			checkQ8Dispatch(t, r)
 			for _, n := range []int{1, 3, 4, 15, 16, 17, 35, 64, 173} {
 				for _, rows := range []int{1, 3, 4, 5, 8, 11} {
 					w, x := randSlice(r, rows*n, 1), randSlice(r, n, 3)

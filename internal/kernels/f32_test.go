@@ -89,6 +89,11 @@ func implNames() []string {
 	return names
 }
 
+// dispatchOnly limits the tests that take the dispatching functions as an
+// implementation to them, while TestAmd64Dispatch runs those tests again
+// with fewer CPU features (the implementations were tested already).
+var dispatchOnly bool
+
 // forEachImpl runs f for every implementation plus the dispatching functions.
 func forEachImpl(t *testing.T, f func(t *testing.T, k kernelImpl)) {
 	impls := append(kernelImpls(), kernelImpl{
@@ -96,6 +101,9 @@ func forEachImpl(t *testing.T, f func(t *testing.T, k kernelImpl)) {
 		SiluMul: SiluMul, ExpSubSum: ExpSubSum, Maxf: Maxf, DivScalar: DivScalar,
 		DotStrided: DotStrided, AxpyStrided: AxpyStrided,
 	})
+	if dispatchOnly {
+		impls = impls[len(impls)-1:]
+	}
 	for _, k := range impls {
 		t.Run(k.name, func(t *testing.T) { f(t, k) })
 	}

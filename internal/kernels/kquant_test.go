@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/gguf"
 )
 
 // The reference: llama.cpp's dequantize_row_q*_K transcribed in float64
@@ -192,9 +194,20 @@ func TestDequantKQuant(t *testing.T) {
 	}
 }
 
+// kqTestImpls is typ's implementations plus the dispatching functions
+// (Block's; only those when dispatchOnly).
+func kqTestImpls(typ kqType) []kqImpl {
+	bt := map[string]gguf.Type{"Q4_K": gguf.TypeQ4_K, "Q5_K": gguf.TypeQ5_K, "Q6_K": gguf.TypeQ6_K}[typ.name]
+	dispatch := kqImpl{"dispatch", Block(bt).MatVec, Block(bt).MatMat}
+	if dispatchOnly {
+		return []kqImpl{dispatch}
+	}
+	return append(typ.impls[:len(typ.impls):len(typ.impls)], dispatch)
+}
+
 func TestMatVecKQuant(t *testing.T) {
 	for _, typ := range kqTypes() {
-		for _, impl := range typ.impls {
+		for _, impl := range kqTestImpls(typ) {
 			t.Logf("%s: %s", typ.name, impl.name)
 		}
 	}
@@ -216,7 +229,7 @@ func TestMatVecKQuant(t *testing.T) {
 					if raceEnabled && rows%2 == 0 {
 						continue
 					}
-					for _, impl := range typ.impls {
+					for _, impl := range kqTestImpls(typ) {
 						msg := fmt.Sprintf("%s/%s n=%d rows=%d off=%d", typ.name, impl.name, n, rows, off)
 						out, check := kqGuarded(t, rows)
 						impl.MatVec(out, w, xq, xs, xsum)
@@ -247,7 +260,7 @@ func TestMatMatKQuant(t *testing.T) {
 					want[b], abs[b] = refMatVecK(typ, w, maxRows, xq[b*n:(b+1)*n], xs[b*n/QBlock:])
 				}
 				for _, rows := range []int{1, 3, 4, 5, 8, 13, 19} {
-					for _, impl := range typ.impls {
+					for _, impl := range kqTestImpls(typ) {
 						msg := fmt.Sprintf("%s/%s n=%d rows=%d batch=%d", typ.name, impl.name, n, rows, batch)
 						out, check := kqGuarded(t, rows*batch)
 						impl.MatMat(out, w, rows, xq, xs, xsum, batch)

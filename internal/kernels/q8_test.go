@@ -59,6 +59,47 @@ func checkQ8Impls(t *testing.T, c q8Case, off, gs, rows int, msg string) {
 	}
 }
 
+// checkQ8Dispatch checks MatVecQ8 and MatMatQ8Tiles, as the flags of
+// cpu.go dispatch them, against the plain loop, bit for bit, on shapes of
+// several group sizes, and returns how many vectors the tiles computed.
+func checkQ8Dispatch(t *testing.T, r *rand.Rand) (tiled int) {
+	t.Helper()
+	same := func(want, got []float32, msg string, args ...any) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+				t.Fatalf("%s: row %d = %v, want %v", fmt.Sprintf(msg, args...), i, got[i], want[i])
+			}
+		}
+	}
+	for _, gs := range []int{16, 32, 64} {
+		for _, n := range []int{64, 192, 288} {
+			if n%gs != 0 {
+				continue
+			}
+			for _, rows := range []int{1, 4, 7, 12} {
+				c := newQ8Case(r, (rows+1)*n, n, gs)
+				want, got := make([]float32, rows), make([]float32, rows)
+				matVecQ8Generic(want, c.wq, c.ws, n, gs, c.xq, c.xs)
+				MatVecQ8(got, c.wq, c.ws, n, gs, c.xq, c.xs)
+				same(want, got, "MatVecQ8 gs=%d n=%d rows=%d", gs, n, rows)
+
+				const batch = 5
+				xq, xs := make([]int8, batch*n), make([]float32, batch*n/gs)
+				QuantizeActivation(xq, xs, randSlice(r, batch*n, 0), gs)
+				out := make([]float32, batch*rows)
+				done := MatMatQ8Tiles(out, c.wq[n:], c.ws[n/gs:], rows, gs, xq, xs, batch)
+				for b := range done {
+					matVecQ8Generic(want, c.wq, c.ws, n, gs, xq[b*n:(b+1)*n], xs[b*n/gs:(b+1)*n/gs])
+					same(want, out[b*rows:(b+1)*rows], "MatMatQ8Tiles gs=%d n=%d rows=%d vector %d", gs, n, rows, b)
+				}
+				tiled += done
+			}
+		}
+	}
+	return tiled
+}
+
 func TestMatVecQ8Impls(t *testing.T) {
 	t.Logf("implementations: %v (avx2+fma %v, avx512 %v, vnni %v)", q8ImplNames(), hasAVX2FMA, hasAVX512, hasVNNI)
 	r := rand.New(rand.NewPCG(7, 8))
