@@ -5,6 +5,7 @@ package server
 
 import (
 	"encoding/json"
+	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 	}
 	var maxErr *http.MaxBytesError
 	var semErr *jsonv2.SemanticError
+	var synErr *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &maxErr):
 		return &requestError{status: http.StatusRequestEntityTooLarge, code: "request_too_large",
@@ -40,6 +42,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 		return badRequest("invalid_json", "", "the request body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("invalid_json", "", "malformed JSON: unexpected end of the body")
+	case errors.As(err, &synErr):
+		return badRequest("invalid_json", "", "malformed JSON at byte %d: %v", synErr.ByteOffset, synErr.Err)
 	case errors.As(err, &semErr):
 		field := pointerParam(string(semErr.JSONPointer))
 		switch {

@@ -83,8 +83,13 @@ func TestServeStalledBody(t *testing.T) {
 	o.ReadTimeout = 300 * time.Millisecond
 	s, logs := newTestServer(t, o, nil)
 	addr, _ := serveOn(t, s)
+	partials := map[string][]string{
+		"/v1/completions":      {`{"prompt":"a`, `{"prompt":`, ``, `{"prompt": 5,`},
+		"/v1/chat/completions": {`{"messages":[{"role":"u`, `{"messages":`, ``, `{"max_tokens": 5,`},
+		"/apply-template":      {`{"messages":[{"role":"u`, `{"messages":`, ``, `{"messages": [],`},
+	}
 	for _, path := range []string{"/v1/completions", "/v1/chat/completions", "/apply-template"} {
-		for _, partial := range []string{`{"prompt":"a`, `{"prompt":`, ``, `{"prompt": 5,`} {
+		for _, partial := range partials[path] {
 			t.Run(strings.TrimPrefix(path, "/")+"/"+partial, func(t *testing.T) {
 				start := time.Now()
 				conn := stalledRequest(t, addr, path, partial)
@@ -113,7 +118,8 @@ func TestServeBadBodyWithMoreToCome(t *testing.T) {
 	resp, body := readAnswer(t, conn, 10*time.Second)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	require.Equal(t, "invalid_json", *body.Error.Code)
-	require.Contains(t, body.Error.Message, "malformed JSON at byte 12")
+	require.Contains(t, body.Error.Message, "malformed JSON at byte 11") // the ']'
+
 }
 
 // TestServeShutdownStalledReader: shutdown answers a request whose body
