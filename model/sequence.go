@@ -182,7 +182,7 @@ func (q *Sequence) accept(logits []float32) {
 	t := Token{ID: id, Pos: q.pos + 1}
 	tok := q.opts.Tokenizer
 	switch {
-	case s.m.stops(id) || (tok != nil && id == tok.EOS()):
+	case s.m.stops(id) || (tok != nil && tok.IsEOG(id)):
 		t.Stop = StopEnd
 		t.Text = q.filter.flush()
 	case tok != nil:
