@@ -102,15 +102,18 @@ type completionRequest struct {
 
 type chatRequest struct {
 	commonParams
-	Messages            []chatMessage   `json:"messages"`
+	Messages            []chatMessage     `json:"messages"`
+	Tools               []json.RawMessage `json:"tools"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	TopLogprobs         json.RawMessage `json:"top_logprobs"`
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-	Name    *string         `json:"name"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       *string         `json:"name"`
+	ToolCalls  []chatToolCall  `json:"tool_calls"`   // template.go
+	ToolCallID string          `json:"tool_call_id"` // template.go
 }
 
 type tokenUsage struct {
@@ -436,7 +439,7 @@ func (s *Server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *
 	if !isNullish(req.TopLogprobs) {
 		return g, badRequest("invalid_value", "top_logprobs", "top_logprobs is not supported")
 	}
-	prompt, err := s.renderChatTokens(req.Messages)
+	prompt, err := s.renderChatTokens(r.Context(), req.Messages, req.Tools)
 	if err != nil {
 		return g, err
 	}
