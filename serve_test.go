@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/chat"
+	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/model"
 )
 

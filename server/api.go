@@ -104,8 +104,8 @@ type chatRequest struct {
 	commonParams
 	Messages            []chatMessage     `json:"messages"`
 	Tools               []json.RawMessage `json:"tools"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	TopLogprobs         json.RawMessage `json:"top_logprobs"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	TopLogprobs         json.RawMessage   `json:"top_logprobs"`
 }
 
 type chatMessage struct {
