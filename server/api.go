@@ -102,18 +102,22 @@ type completionRequest struct {
 
 type chatRequest struct {
 	commonParams
-	Messages            []chatMessage     `json:"messages"`
-	Tools               []json.RawMessage `json:"tools"`
-	MaxCompletionTokens *int              `json:"max_completion_tokens"`
-	TopLogprobs         json.RawMessage   `json:"top_logprobs"`
+	Messages            []chatMessage   `json:"messages"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	TopLogprobs         json.RawMessage `json:"top_logprobs"`
+
+	Tools []json.RawMessage `json:"tools"` // for the chat template (template.go)
 }
 
 type chatMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       *string         `json:"name"`
-	ToolCalls  []chatToolCall  `json:"tool_calls"`   // template.go
-	ToolCallID string          `json:"tool_call_id"` // template.go
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+	Name    *string         `json:"name"`
+
+	// An assistant's tool calls; in a tool's answer, the call's id
+	// (template.go).
+	ToolCalls  []chatToolCall `json:"tool_calls"`
+	ToolCallID string         `json:"tool_call_id"`
 }
 
 type tokenUsage struct {
