@@ -10,10 +10,10 @@ import (
 )
 
 // Limits bound one render. The defaults (DefaultLimits) leave real chat
-// templates far below them: the templates of Llama 3.1 (with tools), Qwen2.5
-// and Mistral Nemo render a 100-message conversation in under 20,000 steps,
-// nesting macros a few levels at most. A zero field takes the default; a
-// negative one removes that limit.
+// templates far below them: with tools, the templates of Llama 3.1, 3.2,
+// Qwen2.5, DeepSeek-R1 distill and Mistral Nemo render a 100-message
+// conversation in 4,846 to 11,653 steps and under half a millisecond. A
+// zero field takes the default; a negative one removes that limit.
 type Limits struct {
 	// Timeout is the longest a render may take.
 	Timeout time.Duration

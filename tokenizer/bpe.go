@@ -49,7 +49,7 @@ func newBPE(t *Tokenizer, v Vocab) error {
 		}
 		m.byteToken[b] = int32(id)
 	}
-	if err := m.pairs.build(m.vocab, v.Merges); err != nil {
+	if err := m.pairs.build(m.vocab, &m.byteToken, v.Merges); err != nil {
 		return err
 	}
 	t.text = bpeTexts(v.Tokens, t.types)
@@ -125,7 +125,7 @@ func (p *pairTable) slot(left, right int32) uint64 {
 // Resolving the merges' pieces to ids is most of a vocabulary's load
 // (840k lookups for Llama 3), so it runs on all CPUs; the table is then
 // filled in rank order.
-func (p *pairTable) build(vocab *strTable, merges []string) error {
+func (p *pairTable) build(vocab *strTable, byteToken *[256]int32, merges []string) error {
 	size, bits := 2, uint(1) // at least one slot stays empty
 	for size < len(merges)+len(merges)/3+1 {
 		size *= 2
@@ -139,7 +139,7 @@ func (p *pairTable) build(vocab *strTable, merges []string) error {
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := w*len(merges)/workers, (w+1)*len(merges)/workers
-		wg.Go(func() { errs[w] = resolveMerges(vocab, merges[lo:hi], resolved[lo:hi], lo) })
+		wg.Go(func() { errs[w] = resolveMerges(vocab, byteToken, merges[lo:hi], resolved[lo:hi], lo) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -152,8 +152,17 @@ func (p *pairTable) build(vocab *strTable, merges []string) error {
 }
 
 // resolveMerges looks up the ids of merges, of which the first has rank
-// first, into out.
-func resolveMerges(vocab *strTable, merges []string, out []pairSlot, first int) error {
+// first, into out. A third of Llama 3's merge pieces are one character,
+// a byte's token: those come from byteToken, without hashing.
+func resolveMerges(vocab *strTable, byteToken *[256]int32, merges []string, out []pairSlot, first int) error {
+	find := func(piece string) int {
+		if len(piece) <= 2 {
+			if r, n := utf8.DecodeRuneInString(piece); n == len(piece) && int(r) < len(runeByte) && runeByte[r] >= 0 {
+				return int(byteToken[runeByte[r]])
+			}
+		}
+		return vocab.find(piece)
+	}
 	guess := -1 // the merged token usually follows the previous one
 	for i, merge := range merges {
 		// llama.cpp splits at the first space after the first byte.
@@ -165,7 +174,7 @@ func resolveMerges(vocab *strTable, merges []string, out []pairSlot, first int) 
 			return fmt.Errorf("Merges[%d] %q is not two pieces separated by a space", first+i, merge)
 		}
 		left, right := merge[:sp+1], merge[sp+2:]
-		l, r := vocab.find(left), vocab.find(right)
+		l, r := find(left), find(right)
 		if l < 0 || r < 0 {
 			missing := left
 			if l >= 0 {

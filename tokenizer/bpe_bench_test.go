@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // benchText returns about size bytes of mixed text, the same on every
@@ -112,10 +113,20 @@ func benchmarkEncode(b *testing.B, vocab string) {
 	text := mixedText(b)
 	b.SetBytes(int64(len(text)))
 	var n int
+	cpu := cpuTime()
 	for b.Loop() {
 		n = len(tok.Encode(text, tok.AddBOS(), false))
 	}
+	reportCPU(b, cpu)
 	b.ReportMetric(float64(n), "tokens")
+}
+
+// reportCPU reports the CPU time per iteration since start (the garbage
+// collector's included).
+func reportCPU(b *testing.B, start time.Duration) {
+	if d := cpuTime() - start; d > 0 {
+		b.ReportMetric(float64(d.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	}
 }
 
 // BenchmarkPreTokenize times Llama 3's pre-tokenizer alone on the same text.
@@ -138,9 +149,11 @@ func BenchmarkPreTokenize(b *testing.B) {
 // merges) from its GGUF file: the issue asks for under 100 ms.
 func BenchmarkLoadLlama3(b *testing.B) {
 	path := fixture(b, "gguf/ggml-vocab-llama3.gguf")
+	cpu := cpuTime()
 	for b.Loop() {
 		if _, err := Load(path, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }

@@ -26,19 +26,26 @@ var byteRunes, runeBytes = func() (toRune [256]rune, toByte map[rune]byte) {
 	return toRune, toByte
 }()
 
+// runeByte is runeBytes as an array: the byte each character of the
+// alphabet stands for (all are below U+0144), -1 for other characters.
+var runeByte = func() (t [0x144]int16) {
+	for i := range t {
+		t[i] = -1
+	}
+	for r, b := range runeBytes {
+		t[r] = int16(b)
+	}
+	return t
+}()
+
 // unmapBytes returns the bytes a piece in GPT-2's alphabet stands for, and
 // false if the piece has a character outside the alphabet.
 func unmapBytes(dst []byte, piece string) ([]byte, bool) {
 	for _, r := range piece {
-		b, ok := runeBytes[r]
-		if r < utf8.RuneSelf {
-			// ASCII: only printable characters are in the alphabet.
-			b, ok = byte(r), r >= '!' && r <= '~'
-		}
-		if !ok {
+		if r < 0 || int(r) >= len(runeByte) || runeByte[r] < 0 {
 			return dst, false
 		}
-		dst = append(dst, b)
+		dst = append(dst, byte(runeByte[r]))
 	}
 	return dst, true
 }
