@@ -12,6 +12,8 @@ import (
 	"github.com/llama2-go/llama2/tokenizer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/internal/testfixture"
 )
 
 // joinIDs formats ids as the tokenize command prints them.
@@ -145,7 +147,7 @@ func TestTokenizeGoldenBPE(t *testing.T) {
 	}
 	for name, file := range vocabs {
 		vocab := fixture(t, file)
-		for _, c := range readGolden[struct {
+		for _, c := range testfixture.ReadJSONL[struct {
 			Text         string `json:"text"`
 			AddSpecial   bool   `json:"add_special"`
 			ParseSpecial bool   `json:"parse_special"`
@@ -164,7 +166,7 @@ func TestTokenizeGoldenBPE(t *testing.T) {
 		}
 	}
 	rows := 0
-	for _, c := range readGolden[struct {
+	for _, c := range testfixture.ReadJSONL[struct {
 		Vocab          string `json:"vocab"`
 		IDs            []int  `json:"ids"`
 		UnparseSpecial bool   `json:"unparse_special"`
@@ -212,23 +214,4 @@ func TestTokenizeDetokenize(t *testing.T) {
 	code, stdout, stderr = runCLI(t, "", "tokenize", ckpt, "-z", tok, "-detokenize", "-i", "1 403 407 261 378")
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "\n<s>\nOnce upon a time\n", stdout)
-}
-
-// readGolden decodes every line of a JSON-lines golden file into a T.
-func readGolden[T any](t *testing.T, name string) []T {
-	t.Helper()
-	f, err := os.Open(fixture(t, name))
-	require.NoError(t, err)
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var c T
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &c))
-		out = append(out, c)
-	}
-	require.NoError(t, sc.Err())
-	require.NotEmpty(t, out)
-	return out
 }

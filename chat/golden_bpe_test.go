@@ -2,13 +2,14 @@ package chat
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/internal/testfixture"
 )
 
 // bpeGolden is a line of chat-templates-bpe.jsonl: real templates (Llama
@@ -65,7 +66,7 @@ func toMessage(t *testing.T, raw json.RawMessage) Message {
 }
 
 func TestGoldensBPE(t *testing.T) {
-	rows := readJSONLines[bpeGolden](t, "golden/gguf/chat-templates-bpe.jsonl")
+	rows := testfixture.ReadJSONL[bpeGolden](t, "golden/gguf/chat-templates-bpe.jsonl")
 	withTools, raised := 0, 0
 	for i, c := range rows {
 		t.Run(c.TemplateName, func(t *testing.T) {
@@ -111,18 +112,4 @@ func TestGoldensBPE(t *testing.T) {
 	assert.Equal(t, 40, len(rows))
 	assert.NotZero(t, withTools)
 	assert.Equal(t, 2, raised)
-}
-
-// readJSONLines decodes every line of a JSON-lines fixture into a T.
-func readJSONLines[T any](t *testing.T, name string) []T {
-	t.Helper()
-	data, err := os.ReadFile(fixture(t, name))
-	require.NoError(t, err)
-	var out []T
-	for line := range strings.Lines(string(data)) {
-		var c T
-		require.NoError(t, json.Unmarshal([]byte(line), &c))
-		out = append(out, c)
-	}
-	return out
 }
