@@ -92,9 +92,9 @@ func bpeTexts(pieces []string, types []int32) []string {
 }
 
 // pairTable maps a pair of token ids to its merge: rank and merged token.
-// It is an open-addressing hash table with linear probing: a lookup is a
-// multiply, a shift and usually one cache line, where a Go map of the same
-// pairs cost 2.4x as long in BenchmarkEncodeLlama3.
+// It is an open-addressing hash table with linear probing keyed by the two
+// ids: a merge costs no string hashing or allocation, a lookup a few
+// multiplies and usually one cache line.
 type pairTable struct {
 	slots []pairSlot
 	shift uint
@@ -111,8 +111,9 @@ const noRank = int32(1<<31 - 1)
 
 func (p *pairTable) slot(left, right int32) uint64 {
 	// Mix both ids into the high bits the slot index takes: multiplying
-	// the packed pair alone left the right id's high bits out, and
-	// clustered Llama 3's pairs (insertion took 4x as long).
+	// the packed pair (left<<32 | right) by one constant clustered Llama
+	// 3's pairs into long probe runs, and BenchmarkEncodeLlama3 took 87 ms
+	// instead of 26.
 	key := uint64(uint32(left))*0x9E3779B97F4A7C15 ^ uint64(uint32(right))*0xC2B2AE3D27D4EB4F
 	return (key ^ key>>29) * 0x94D049BB133111EB >> p.shift
 }
@@ -276,22 +277,29 @@ func (t *Tokenizer) encodeBPEText(out []int, text string, sc *bpeScratch) []int 
 
 // smallWord is the longest word merged by rescanning its pairs' ranks for
 // the lowest after each merge (quadratic, but over a few int32s); longer
-// words (a line of CJK, a run of spaces) use bigMerger's heap. Measured on
-// BenchmarkEncodeLlama3: 16 and 64 within 2% of each other, the heap alone
-// 25% slower.
+// words (a line of CJK, a run of spaces) use bigMerger's heap, whose cost
+// stays n log n. On BenchmarkEncodeLlama3 the heap for every word took
+// 58-61 CPU ms where rescanning short words took 33-46; 8, 32 and 128 as
+// the bound measured the same within the noise (26-34 CPU ms, 3 alternated
+// runs each).
 const smallWord = 32
 
 // encodeWord appends the tokens of one word.
 //
 // Llama 3 emits a word that is a vocabulary entry whole, without merging
-// (ignore_merges). When the merges turn the word into one token, that
-// token is the entry, so the lookup is needed only when they leave more
-// than one: merging first and looking up after saved a hash lookup for
-// most words (BenchmarkEncodeLlama3: 30% faster).
+// (ignore_merges). Looking the word up first is faster than merging it and
+// looking up only when the merges leave more than one token: on
+// BenchmarkEncodeLlama3, 24-29 against 33-46 CPU ms (3 alternated runs).
 func (t *Tokenizer) encodeWord(out []int, word string, sc *bpeScratch) []int {
 	m := t.bpe
 	if len(word) == 1 {
 		return append(out, int(m.byteToken[word[0]]))
+	}
+	if m.pre.ignoreMerges {
+		sc.buf = mapBytes(sc.buf[:0], word)
+		if id := m.vocab.find(unsafe.String(unsafe.SliceData(sc.buf), len(sc.buf))); id >= 0 {
+			return append(out, id)
+		}
 	}
 	syms := sc.syms[:0]
 	for i := 0; i < len(word); i++ {
@@ -303,12 +311,6 @@ func (t *Tokenizer) encodeWord(out []int, word string, sc *bpeScratch) []int {
 		syms = sc.mergeSmall(syms, &m.pairs)
 	}
 	sc.syms = syms
-	if len(syms) > 1 && m.pre.ignoreMerges {
-		sc.buf = mapBytes(sc.buf[:0], word)
-		if id := m.vocab.find(unsafe.String(unsafe.SliceData(sc.buf), len(sc.buf))); id >= 0 {
-			return append(out, id)
-		}
-	}
 	for _, id := range syms {
 		out = append(out, int(id))
 	}

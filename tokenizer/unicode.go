@@ -102,9 +102,10 @@ var (
 )
 
 // classTable returns the class of every code point. Looking a class up in
-// a flat table costs one load; unicode.IsLetter's binary search over
-// range tables cost 3x more in the pre-tokenizer on CJK text. Built from
-// the range tables (not code point by code point) it takes about 1 ms.
+// a flat table costs one load: classifying every character of the 1 MiB
+// benchmark text took 18 ms so, 46 ms through unicode.IsSpace, IsLetter,
+// IsNumber and IsPunct (binary searches over range tables). Built from the
+// range tables, not code point by code point, it takes 0.3 ms.
 func classTable() []uint8 {
 	classesOnce.Do(func() {
 		t := make([]uint8, unicode.MaxRune+1)
