@@ -11,8 +11,7 @@ import (
 // for themselves, the 68 others (controls, space, 0x7F..0xA0, 0xAD) for
 // U+0100 onwards in byte order. Vocabulary pieces and merges are written
 // in that alphabet: a space is "Ġ" (U+0120), a newline "Ċ" (U+010A).
-var byteRunes, runeBytes = func() (toRune [256]rune, toByte map[rune]byte) {
-	toByte = make(map[rune]byte, 256)
+var byteRunes = func() (toRune [256]rune) {
 	next := rune(256)
 	for b := range 256 {
 		r := rune(b)
@@ -21,18 +20,17 @@ var byteRunes, runeBytes = func() (toRune [256]rune, toByte map[rune]byte) {
 			next++
 		}
 		toRune[b] = r
-		toByte[r] = byte(b)
 	}
-	return toRune, toByte
+	return toRune
 }()
 
-// runeByte is runeBytes as an array: the byte each character of the
+// runeByte is the reverse of byteRunes: the byte each character of the
 // alphabet stands for (all are below U+0144), -1 for other characters.
 var runeByte = func() (t [0x144]int16) {
 	for i := range t {
 		t[i] = -1
 	}
-	for r, b := range runeBytes {
+	for b, r := range byteRunes {
 		t[r] = int16(b)
 	}
 	return t
