@@ -141,10 +141,14 @@ fuzz:
 		done; \
 	done
 
-## stories15M etc.: the published TinyStories models (60 MB, 167 MB, 438 MB).
-stories15M stories42M stories110M:
-	[ -s $@.bin ] || curl -fL --retry 3 -o $@.bin $(HF)/$@.bin
-	[ -s tokenizer.bin ] || curl -fL --retry 3 -o tokenizer.bin $(LLAMA2C)/tokenizer.bin
+## stories15M etc.: the published TinyStories models (60 MB, 167 MB, 438 MB),
+## pulled into the cache by `llama2 pull` (with llama2.c's tokenizer.bin) and
+## linked here as stories15M.bin (and tokenizer.bin, if there is none) for
+## the examples that name the files. `llama2 -hf karpathy/tinyllamas/stories15M.bin`
+## needs neither link.
+stories15M stories42M stories110M: build
+	./llama2 pull karpathy/tinyllamas/$@.bin | { read -r m && read -r t && \
+		ln -sf "$$m" $@.bin && { [ -e tokenizer.bin ] || ln -s "$$t" tokenizer.bin; }; }
 
 clean:
 	rm -f llama2

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -34,7 +35,7 @@ Options:
   -q8              quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>     map the weights (true) or read them into memory (false), default by size
   -mlock           lock the weights in RAM
-`
+` + hfUsage
 
 type benchOptions struct {
 	checkpoint string
@@ -49,6 +50,7 @@ type benchOptions struct {
 	q8         bool
 	mmap       model.MmapMode
 	mlock      bool
+	hf         hfFlag
 }
 
 // benchResult is one row of the table.
@@ -82,6 +84,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n\n%s", err, benchUsage)
 		return 1
 	}
+	if o.checkpoint, err = o.hf.checkpoint(context.Background(), o.checkpoint, stderr); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
 	results, err := bench(o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
@@ -112,6 +118,7 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	fs.BoolVar(&o.q8, "q8", false, "")
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
+	o.hf.register(fs)
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err

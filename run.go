@@ -41,6 +41,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return runQuantize(args[1:], stdout, stderr)
 		case "serve":
 			return runServe(ctx, args[1:], stdout, stderr)
+		case "pull":
+			return runPull(ctx, args[1:], stdout, stderr)
+		case "list":
+			return runList(args[1:], stdout, stderr)
+		case "rm":
+			return runRemove(args[1:], stdout, stderr)
 		case "tokenize":
 			return runTokenize(args[1:], stdin, stdout, stderr)
 		}
@@ -66,7 +72,10 @@ const usage = `Usage:   llama2 <checkpoint> [options]
          llama2 quantize <in.bin> <out.bin> [-g N] (fp32 to Q8_0)
          llama2 serve <checkpoint> [options]       (OpenAI-compatible HTTP server; -h for options)
          llama2 tokenize <checkpoint> -i TEXT      (token ids; -h for options)
+         llama2 pull <repo[:tag]|repo/path>        (a model from Hugging Face into the cache; -h for more)
+         llama2 list | llama2 rm <repo[:tag]>      (the cache)
 Example: llama2 model.bin -n 256 -i "Once upon a time"
+         llama2 -hf karpathy/tinyllamas/stories15M.bin -i "Once upon a time"
 Options:
   -t <float>   temperature in [0,inf], default 1.0
   -p <float>   p value in top-p (nucleus) sampling in [0,1], default 0.9
@@ -81,7 +90,7 @@ Options:
   -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>    map the weights (true) or read them into memory (false), default by size
   -mlock          lock the weights in RAM
-`
+` + hfUsage
 
 // options are run.c's settings, after its clamping.
 type options struct {
@@ -100,6 +109,7 @@ type options struct {
 	q8           bool
 	mmap         model.MmapMode
 	mlock        bool
+	hf           hfFlag
 }
 
 // parseArgs reads `<checkpoint> [options]` (run.c's order) or, as Go's flag
@@ -121,6 +131,7 @@ func parseArgs(args []string) (options, error) {
 	fs.BoolVar(&o.q8, "q8", false, "")
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
+	o.hf.register(fs)
 
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
@@ -174,13 +185,14 @@ func parseWithCheckpoint(fs *flag.FlagSet, args []string) (string, error) {
 	if len(rest) > 0 {
 		return "", fmt.Errorf("unexpected argument %q (options follow the checkpoint)", rest[0])
 	}
-	if checkpoint == "" {
-		return "", errors.New("no checkpoint given")
-	}
-	return checkpoint, nil
+	return checkpoint, checkpointOrHF(fs, checkpoint)
 }
 
 func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
+	var err error
+	if o.checkpoint, o.tokenizer, err = o.hf.resolve(ctx, o.checkpoint, o.tokenizer, o.tokenizerSet, stderr); err != nil {
+		return err
+	}
 	m, err := openModel(o.checkpoint, o.q8, openOptions(o.mmap, o.mlock, o.q8, stderr))
 	if err != nil {
 		return err

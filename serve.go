@@ -73,7 +73,7 @@ Options:
   -q8                      quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>             map the weights (true) or read them into memory (false), default by size
   -mlock                   lock the weights in RAM
-`
+` + hfUsage
 
 type serveOptions struct {
 	checkpoint      string
@@ -94,6 +94,7 @@ type serveOptions struct {
 	q8              bool
 	mmap            model.MmapMode
 	mlock           bool
+	hf              hfFlag
 }
 
 func parseServeArgs(args []string) (serveOptions, error) {
@@ -121,6 +122,7 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	memMiB := fs.Int64("template-max-memory-mib", d.MaxMemoryBytes>>20, "")
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
+	o.hf.register(fs)
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
 		return o, err
@@ -178,6 +180,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 
+	if o.checkpoint, o.tokenizer, err = o.hf.resolve(ctx, o.checkpoint, o.tokenizer, o.tokenizerSet, stderr); err != nil {
+		return fail(err)
+	}
 	var tmpl []byte
 	if o.chatTemplate != "" {
 		if tmpl, err = os.ReadFile(o.chatTemplate); err != nil {
