@@ -3,7 +3,6 @@ module github.com/llama2-go/llama2
 go 1.27.0
 
 require (
-	github.com/ardanlabs/jinja v1.14.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sys v0.50.0

@@ -16,9 +16,31 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/model"
 	"github.com/llama2-go/llama2/server"
 )
+
+// noLimitAtZero turns the -template-* flags' "0 or less: no limit" into
+// chat.Limits' negative values (whose zero means the default).
+func noLimitAtZero(l chat.Limits) chat.Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = -1
+	}
+	if l.MaxSteps <= 0 {
+		l.MaxSteps = -1
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = -1
+	}
+	if l.MaxOutputBytes <= 0 {
+		l.MaxOutputBytes = -1
+	}
+	if l.MaxMemoryBytes <= 0 {
+		l.MaxMemoryBytes = -1
+	}
+	return l
+}
 
 const serveUsage = `Usage: llama2 serve <checkpoint> [options]
 Serves the model over HTTP with OpenAI's API: POST /v1/completions,
@@ -41,6 +63,14 @@ Options:
   -write-timeout <dur>     longest a single write (a response or one streamed chunk) may take, default 60s
   -shutdown-timeout <dur>  how long requests in flight may finish after SIGINT/SIGTERM, default 30s
   -log-format <text|json>  format of the log on standard error, default text
+  -template-timeout <dur>  longest the chat template may take to render a request, default 2s
+  -template-max-steps <n>  steps a rendering may take (statements, expressions, loop
+                           turns, elements walked by filters and printing), default 10000000
+  -template-max-depth <n>  nesting of macro calls and of values, default 100
+  -template-max-output-kib <n>  rendered text, default 4096
+  -template-max-memory-mib <n>  strings and lists a rendering builds, in total, default 128
+                           (for every -template-* limit, 0 means none; a template over one
+                           fails its request with a 400)
   -q8                      quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>             map the weights (true) or read them into memory (false), default by size
   -mlock                   lock the weights in RAM
@@ -62,6 +92,7 @@ type serveOptions struct {
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	logFormat       string
+	templateLimits  chat.Limits
 	q8              bool
 	mmap            model.MmapMode
 	mlock           bool
@@ -86,6 +117,12 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
 	fs.StringVar(&o.chatTemplate, "chat-template-file", "", "")
+	d := chat.DefaultLimits
+	fs.DurationVar(&o.templateLimits.Timeout, "template-timeout", d.Timeout, "")
+	fs.Int64Var(&o.templateLimits.MaxSteps, "template-max-steps", d.MaxSteps, "")
+	fs.IntVar(&o.templateLimits.MaxDepth, "template-max-depth", d.MaxDepth, "")
+	outKiB := fs.Int("template-max-output-kib", d.MaxOutputBytes>>10, "")
+	memMiB := fs.Int64("template-max-memory-mib", d.MaxMemoryBytes>>20, "")
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
 	o.hf.register(fs)
@@ -94,6 +131,9 @@ func parseServeArgs(args []string) (serveOptions, error) {
 		return o, err
 	}
 	fs.Visit(func(f *flag.Flag) { o.tokenizerSet = o.tokenizerSet || f.Name == "z" })
+	o.templateLimits.MaxOutputBytes = *outKiB << 10
+	o.templateLimits.MaxMemoryBytes = *memMiB << 20
+	o.templateLimits = noLimitAtZero(o.templateLimits)
 	switch {
 	case o.parallel < 0:
 		return o, fmt.Errorf("-parallel %d must not be negative", o.parallel)
@@ -166,7 +206,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	s, err := server.New(m, tok, server.Options{
 		Parallel: o.parallel, KVCacheBytes: o.kvCacheMiB << 20, Threads: o.threads, Batch: o.batch,
 		Queue: o.queue, RequestTimeout: o.requestTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
-		ShutdownTimeout: o.shutdownTimeout, ChatTemplate: string(tmpl), Logger: logger,
+		ShutdownTimeout: o.shutdownTimeout, ChatTemplate: string(tmpl), TemplateLimits: o.templateLimits, Logger: logger,
 	})
 	if err != nil {
 		if o.chatTemplate != "" {

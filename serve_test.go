@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llama2-go/llama2/chat"
 	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/model"
 )
@@ -31,7 +32,8 @@ func TestParseServeArgs(t *testing.T) {
 	o, err := parseServeArgs([]string{"m.bin"})
 	require.NoError(t, err)
 	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "tokenizer.bin", addr: "127.0.0.1:8080", kvCacheMiB: 4096,
-		batch: model.DefaultBatch, queue: 16, readTimeout: 30 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "text"}, o,
+		batch: model.DefaultBatch, queue: 16, readTimeout: 30 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "text",
+		templateLimits: chat.DefaultLimits}, o,
 		"parallel and threads 0: the server's defaults (8 slots, all cores)")
 
 	o, err = parseServeArgs([]string{"m.bin", "-parallel", "3", "-threads", "2", "-queue", "0", "-z", "t.bin", "-addr", "127.0.0.1:0",
@@ -39,7 +41,14 @@ func TestParseServeArgs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, serveOptions{checkpoint: "m.bin", tokenizer: "t.bin", tokenizerSet: true, addr: "127.0.0.1:0", parallel: 3, threads: 2,
 		batch: model.DefaultBatch, kvCacheMiB: 100, requestTimeout: 5 * time.Second,
-		queue: 0, readTimeout: 2 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "json", q8: true}, o)
+		queue: 0, readTimeout: 2 * time.Second, writeTimeout: 60 * time.Second, shutdownTimeout: 30 * time.Second, logFormat: "json", q8: true,
+		templateLimits: chat.DefaultLimits}, o)
+
+	// The template limits, each settable; 0 lifts one.
+	o, err = parseServeArgs([]string{"m.bin", "-template-timeout", "5s", "-template-max-steps", "7", "-template-max-depth", "0",
+		"-template-max-output-kib", "2", "-template-max-memory-mib", "3"})
+	require.NoError(t, err)
+	require.Equal(t, chat.Limits{Timeout: 5 * time.Second, MaxSteps: 7, MaxDepth: -1, MaxOutputBytes: 2048, MaxMemoryBytes: 3 << 20}, o.templateLimits)
 
 	for _, bad := range [][]string{{}, {"m.bin", "x"}, {"m.bin", "-parallel", "-1"}, {"m.bin", "-queue", "-1"},
 		{"m.bin", "-threads", "-1"}, {"m.bin", "-batch", "0"}, {"m.bin", "-log-format", "xml"}, {"m.bin", "-nope"},

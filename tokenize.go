@@ -9,25 +9,35 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/llama2-go/llama2/gguf"
 	"github.com/llama2-go/llama2/tokenizer"
 )
 
 const tokenizeUsage = `Usage: llama2 tokenize <checkpoint> [options]
-Prints the token ids of a text on one line, separated by spaces.
+Prints the token ids of a text on one line, separated by spaces; with
+-detokenize, the text of token ids followed by one newline.
 <checkpoint> is a llama2.c checkpoint (its vocabulary is then -z's), a GGUF
-model or a vocabulary-only GGUF file (the vocabulary inside).
+model or a vocabulary-only GGUF file (the vocabulary inside): SentencePiece
+(Llama 2, Mistral, TinyLlama) or byte-level BPE (Llama 3, Qwen2.5, GPT-2).
 Options:
-  -i <string>  the text; default: all of standard input
+  -i <string>  the text (with -detokenize: the ids, separated by spaces or
+               commas); default: all of standard input
   -z <string>  llama2.c tokenizer for a llama2.c checkpoint, default tokenizer.bin
   -bos         start with BOS; default: as the vocabulary says (add_bos_token)
   -eos         end with EOS; default: as the vocabulary says (add_eos_token)
   -special     turn the text of special tokens (<s>, </s>, ...) into those
                tokens, as for a chat template; by default all text is text
   -pieces      print each token as id:"piece", the vocabulary entry quoted
-               as in Go (SentencePiece writes spaces as ▁)
-Example: llama2 tokenize model.gguf -special -i "<s>[INST] Hi [/INST]"
+               as in Go (SentencePiece writes spaces as ▁, GPT-2's
+               byte-level BPE as Ġ)
+  -detokenize  print the text of the ids instead, as llama.cpp's
+               llama_detokenize does: special tokens as their text, the
+               bytes as they are (a character cut between tokens stays cut)
+Examples: llama2 tokenize model.gguf -special -i "<s>[INST] Hi [/INST]"
+          llama2 tokenize llama3.gguf -detokenize -i "128000 9906 1917"
 `
 
 type tokenizeOptions struct {
@@ -37,8 +47,13 @@ type tokenizeOptions struct {
 	bos, eos   *bool // nil: the vocabulary's default
 	special    bool
 	pieces     bool
+	detok      bool
 	text       *string // nil: read standard input
 }
+
+// loadTokenizer is tokenizer.Load; the golden tests read each vocabulary
+// once instead of once a row.
+var loadTokenizer = tokenizer.Load
 
 // runTokenize is `llama2 tokenize`; it returns the exit code.
 func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -67,6 +82,7 @@ func parseTokenizeArgs(args []string) (tokenizeOptions, error) {
 	eos := fs.Bool("eos", false, "")
 	fs.BoolVar(&o.special, "special", false, "")
 	fs.BoolVar(&o.pieces, "pieces", false, "")
+	fs.BoolVar(&o.detok, "detokenize", false, "")
 	text := fs.String("i", "", "")
 	var err error
 	if o.checkpoint, err = parseWithCheckpoint(fs, args); err != nil {
@@ -102,6 +118,9 @@ func tokenize(o tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
 		}
 		text = string(b)
 	}
+	if o.detok {
+		return detokenize(tok, text, stdout)
+	}
 	bos, eos := tok.AddBOS(), tok.AddEOS()
 	if o.bos != nil {
 		bos = *o.bos
@@ -135,6 +154,27 @@ func tokenize(o tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
+// detokenize prints the text of the ids in text, and a newline.
+func detokenize(tok *tokenizer.Tokenizer, text string, stdout io.Writer) error {
+	fields := strings.FieldsFunc(text, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	ids := make([]int, len(fields))
+	for i, f := range fields {
+		id, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("-detokenize: %q is not a token id", f)
+		}
+		if id < 0 || id >= tok.VocabSize() {
+			return fmt.Errorf("-detokenize: token id %d is outside the vocabulary of %d tokens", id, tok.VocabSize())
+		}
+		ids[i] = id
+	}
+	out := append(tok.Detokenize(nil, ids, true), '\n')
+	if _, err := stdout.Write(out); err != nil {
+		return fmt.Errorf("writing the output: %w", err)
+	}
+	return nil
+}
+
 // loadCheckpointTokenizer returns the vocabulary inside a GGUF checkpoint,
 // or -z's tokenizer, sized by the llama2.c checkpoint's header.
 func loadCheckpointTokenizer(o tokenizeOptions) (*tokenizer.Tokenizer, error) {
@@ -149,13 +189,13 @@ func loadCheckpointTokenizer(o tokenizeOptions) (*tokenizer.Tokenizer, error) {
 		if o.tokSet {
 			return nil, fmt.Errorf("-z %s: %s is a GGUF file, which holds its own vocabulary", o.tokenizer, o.checkpoint)
 		}
-		return tokenizer.Load(o.checkpoint, 0)
+		return loadTokenizer(o.checkpoint, 0)
 	}
 	vocabSize, err := checkpointVocabSize(o.checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", o.checkpoint, err)
 	}
-	return tokenizer.Load(o.tokenizer, vocabSize)
+	return loadTokenizer(o.tokenizer, vocabSize)
 }
 
 // checkpointVocabSize reads the vocab_size field of a llama2.c checkpoint's

@@ -2,9 +2,11 @@
 // Jinja template a GGUF file stores under tokenizer.chat_template (and a
 // Hugging Face model under chat_template in tokenizer_config.json). It does
 // what Hugging Face's apply_chat_template does: Jinja with trim_blocks and
-// lstrip_blocks on, and the variables messages (a list of {role, content}
-// maps, keys in that order), add_generation_prompt, bos_token, eos_token and
-// a callable raise_exception(msg) that aborts rendering with msg.
+// lstrip_blocks on, and the variables messages (a list of maps with role
+// and content, and tool_calls, tool_call_id and name where a message has
+// them), add_generation_prompt, bos_token, eos_token, tools and documents
+// (undefined unless given), and the functions raise_exception(msg), which
+// aborts rendering with msg, and strftime_now(format).
 //
 // Templates are interpreted by a real Jinja engine, so any template works,
 // not only a list of known ones.
@@ -12,48 +14,48 @@
 // # Why this library
 //
 // The engine is github.com/ardanlabs/jinja (Apache-2.0, pure Go, no
-// dependencies of its own), pinned at v1.8.0, the newest release that builds
-// with Go 1.26 (v1.9.0 and later require Go 1.27). It was compared with
+// dependencies of its own) at v1.14.0, carried in internal/jinja with the
+// hooks that bound a render added (see Safety). It was compared with
 // github.com/nikolalohinski/gonja/v2 v2.9.1 (MIT) and
-// github.com/flosch/pongo2/v6 v6.0.0 (MIT) on the project's golden templates,
-// on small templates that exercise the features chat templates lean on
-// (.strip()/.split()/.startswith() string methods, loop.index0/loop.last,
-// messages[1:] and messages[-1], namespace, is defined, + and ~, |trim,
-// |tojson, macros, break) and on the 17 real model templates in llama.cpp's
-// models/templates, each checked byte for byte against Python's Jinja2 set
-// up as Hugging Face sets it up. ardanlabs/jinja matched 128 of 132 cases
-// (all goldens and all real templates; it prints {{ none }} as "" where
-// Jinja2 prints "None"). gonja matched 114: its .lstrip() and .split()
-// reject being called without arguments, messages[-1] can fail, tojson
-// sorts keys, and it pulls in logrus, pkg/errors, json-iterator, x/exp and
-// x/text and reads {% include %} from the file system unless told not to.
-// pongo2 matched 10: it is Django syntax (no messages[1:], no .strip(), no
-// Python-style string escapes). ardanlabs/jinja is also the only one written
-// for chat templates: whitespace control follows Hugging Face's settings
-// without configuration, and it is actively released.
+// github.com/flosch/pongo2/v6 v6.0.0 (MIT) on the project's golden
+// templates, on small templates that exercise the features chat templates
+// lean on (.strip()/.split()/.startswith() string methods,
+// loop.index0/loop.last, messages[1:] and messages[-1], namespace, is
+// defined, + and ~, |trim, |tojson, macros, break) and on the 17 real model
+// templates in llama.cpp's models/templates, each checked byte for byte
+// against Python's Jinja2 set up as Hugging Face sets it up. ardanlabs/jinja
+// matched 128 of 132 cases at v1.8.0; gonja matched 114 (its .lstrip() and
+// .split() reject being called without arguments, messages[-1] can fail,
+// tojson sorts keys, and it pulls in logrus, pkg/errors, json-iterator,
+// x/exp and x/text); pongo2 matched 10 (it is Django syntax). At v1.14.0
+// ardanlabs/jinja prints {{ none }} as "None" as Jinja2 does, keeps text
+// after a block tag whole ({% endfor %}{{ x }}\n\nY keeps its newlines,
+// which v1.8.0 dropped), treats a negative repetition as empty and renders
+// every golden here: the 20 public ones and the 40 of Llama 3.1, 3.2,
+// Qwen2.5, DeepSeek-R1 distill and Mistral Nemo with tools and tool calls.
 //
 // # Safety
 //
-// Templates come from downloaded files, so Render never panics (a panic in
-// the engine becomes an ErrRender error), rejects output longer than
-// MaxOutputBytes, and bounds range() to MaxRangeItems numbers per render,
-// which also bounds nested range loops. Parse rejects sources longer than
-// MaxSourceBytes. The engine has no include, import or extends, so a
-// template cannot read files. The engine at v1.8.0 has no hook for more: a hostile
-// template can still make it allocate without limit, which the Go runtime
-// answers by ending the process, not with a panic: a huge string
-// repetition ('x' * 10**11), a huge |indent(width) or |tojson(indent=n), a
-// namespace string doubled in a loop, or a macro that calls itself forever.
-// v1.12.0 bounds repetition; it needs Go 1.27. Render output is checked
-// after rendering, so a long output costs its memory once before it is
-// refused.
+// Templates come from downloaded files, so a template must not be able to
+// take the process down or hold it. Parse rejects sources longer than
+// MaxSourceBytes; the engine has no include, import or extends, so a
+// template cannot read files. Every render runs within [Limits]: a step
+// budget (statements, expressions, loop iterations and the elements that
+// filters, comparisons and printing walk), a depth (nested macro calls and
+// nested values), an output size, a memory budget (the bytes of strings
+// and lists built, with operations that would build more refused before
+// they allocate), a time limit and the caller's context. A render that
+// breaks one fails with an error wrapping [ErrLimit] (or the context's
+// error); a panic in the engine becomes an [ErrRender] error.
 package chat
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 
-	"github.com/ardanlabs/jinja"
+	"github.com/llama2-go/llama2/internal/jinja"
 )
 
 // Errors that Parse and Render return, wrapped; test with errors.Is.
@@ -66,62 +68,14 @@ var (
 	// ErrRender marks any other failure while rendering: an unknown
 	// function, a type error, a limit exceeded, a panic in the engine.
 	ErrRender = errors.New("chat: template render error")
+	// ErrLimit marks, besides ErrRender, a render stopped by one of its
+	// Limits.
+	ErrLimit = errors.New("chat: template limit exceeded")
 )
 
-// Limits on what a template may do. Real chat templates stay far below
-// them; they exist so a hostile template fails instead of taking the
-// process down.
-const (
-	// MaxSourceBytes is the longest template source Parse accepts. The
-	// longest real chat templates are a few tens of KiB.
-	MaxSourceBytes = 1 << 20
-	// MaxOutputBytes is the longest rendered conversation Render returns.
-	MaxOutputBytes = 1 << 20
-	// MaxRangeItems is how many numbers all range() calls of one render
-	// may produce together (Jinja2's sandbox allows 100000 per call).
-	MaxRangeItems = 100000
-)
-
-// Message is one turn of a conversation.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-	// ToolCalls are the calls of an assistant message (tool_calls in the
-	// template); ToolCallID is the call a tool message answers, and Name
-	// the tool's name.
-	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string     `json:"tool_call_id,omitempty"`
-	Name       string     `json:"name,omitempty"`
-}
-
-// ToolCall is one call of a tool by the assistant.
-type ToolCall struct {
-	ID       string       `json:"id"`
-	Type     string       `json:"type"`
-	Function FunctionCall `json:"function"`
-}
-
-// FunctionCall is a function's name and its arguments: a JSON object as a
-// map[string]any, or a JSON string.
-type FunctionCall struct {
-	Name      string `json:"name"`
-	Arguments any    `json:"arguments"`
-}
-
-// Options are the template's other inputs.
-type Options struct {
-	// AddGenerationPrompt asks the template to end with the tokens that
-	// open the assistant's turn.
-	AddGenerationPrompt bool
-	// BOSToken and EOSToken are the model's begin- and end-of-sequence
-	// token texts (e.g. "<s>" and "</s>").
-	BOSToken, EOSToken string
-	// Tools are the tool definitions (JSON-decoded) passed to the
-	// template as tools, Documents as documents; nil leaves them
-	// undefined.
-	Tools     []any
-	Documents []any
-}
+// MaxSourceBytes is the longest template source Parse accepts. The
+// longest real chat templates are a few tens of KiB.
+const MaxSourceBytes = 1 << 20
 
 // Template is a parsed chat template, safe for concurrent use by many
 // goroutines.
@@ -143,10 +97,19 @@ func (e *RaisedError) Error() string { return ErrRaised.Error() + ": " + e.Messa
 // Unwrap lets errors.Is(err, ErrRaised) hold.
 func (e *RaisedError) Unwrap() error { return ErrRaised }
 
+// limitError is a render stopped by a limit: ErrRender and ErrLimit.
+type limitError struct{ detail string }
+
+func (e *limitError) Error() string   { return ErrLimit.Error() + ": " + e.detail }
+func (e *limitError) Unwrap() []error { return []error{ErrRender, ErrLimit} }
+
 // Parse compiles a chat template. Errors wrap ErrSyntax.
 func Parse(src string) (t *Template, err error) {
 	if len(src) > MaxSourceBytes {
 		return nil, fmt.Errorf("%w: template is %d bytes, more than the %d allowed", ErrSyntax, len(src), MaxSourceBytes)
+	}
+	if err := checkNesting(src); err != nil {
+		return nil, err
 	}
 	// The parser is as exposed to hostile input as the renderer.
 	defer func() {
@@ -164,58 +127,70 @@ func Parse(src string) (t *Template, err error) {
 // Source returns the template text Parse was given.
 func (t *Template) Source() string { return t.src }
 
-// Render renders msgs with the template. A raise_exception call in the
-// template returns a *RaisedError (errors.Is ErrRaised) carrying the
-// template's message; every other failure wraps ErrRender.
-func (t *Template) Render(msgs []Message, opts Options) (out string, err error) {
+// Render is RenderContext without a context of its own: only the limits
+// of opts stop it.
+func (t *Template) Render(msgs []Message, opts Options) (string, error) {
+	return t.RenderContext(context.Background(), msgs, opts)
+}
+
+// RenderContext renders msgs with the template. A raise_exception call in
+// the template returns a *RaisedError (errors.Is ErrRaised) carrying the
+// template's message; a render that breaks one of opts.Limits returns an
+// error wrapping ErrRender and ErrLimit; one that ctx stops, an error
+// wrapping ErrRender and ctx's error (context.Canceled, ...); every other
+// failure wraps ErrRender.
+func (t *Template) RenderContext(ctx context.Context, msgs []Message, opts Options) (out string, err error) {
 	// Every render gets its own state: the raise_exception message and the
 	// range budget belong to this call, which keeps Template shareable.
-	st := &renderState{rangeLeft: MaxRangeItems}
+	st := &renderState{rangeLeft: MaxRangeItems, now: opts.Now}
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = "", fmt.Errorf("%w: engine panicked: %v", ErrRender, r)
 		}
 	}()
-	out, err = t.tmpl.RenderValues(st.vars(msgs, opts))
+	vars, err := st.vars(msgs, opts)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRender, err)
+	}
+	lim := opts.Limits.withDefaults()
+	out, err = t.tmpl.RenderContext(ctx, vars, lim.engine())
 	// Checked before err: a raise may surface as some other error (or none,
 	// if the engine swallowed it), but in Jinja it always ends rendering.
 	if st.raised != nil {
 		return "", &RaisedError{Message: *st.raised}
 	}
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrRender, err)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, jinja.ErrLimit):
+		detail := strings.Replace(err.Error(), jinja.ErrLimit.Error()+": ", "", 1)
+		return "", &limitError{detail}
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return "", fmt.Errorf("%w: %w", ErrRender, err)
 	}
-	if len(out) > MaxOutputBytes {
-		return "", fmt.Errorf("%w: output is %d bytes, more than the %d allowed", ErrRender, len(out), MaxOutputBytes)
-	}
-	return out, nil
+	return "", fmt.Errorf("%w: %v", ErrRender, err)
 }
 
-// messageValues builds the messages list as ordered dicts, role first, as
-// Python's dicts keep them, so |tojson prints keys in Hugging Face's order.
-func messageValues(msgs []Message) jinja.Value {
-	items := make([]jinja.Value, len(msgs))
-	for i, m := range msgs {
-		d := jinja.NewDict()
-		d.AsDict().Set("role", jinja.NewString(m.Role))
-		d.AsDict().Set("content", jinja.NewString(m.Content))
-		if len(m.ToolCalls) > 0 {
-			calls := make([]any, len(m.ToolCalls))
-			for j, c := range m.ToolCalls {
-				calls[j] = map[string]any{"id": c.ID, "type": c.Type,
-					"function": map[string]any{"name": c.Function.Name, "arguments": c.Function.Arguments}}
+// maxNesting bounds how deeply brackets and block tags nest in a source:
+// the parser recurses once a level, and real templates nest a few levels.
+const maxNesting = 256
+
+// checkNesting refuses a source whose brackets ( [ { nest deeper than
+// maxNesting, before the engine's recursive parser meets it. It counts
+// every bracket, in text and strings too, which only overestimates.
+func checkNesting(src string) error {
+	depth := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '(', '[', '{':
+			if depth++; depth > maxNesting {
+				return fmt.Errorf("%w: brackets nest more than %d deep (at byte %d)", ErrSyntax, maxNesting, i)
 			}
-			d.AsDict().Set("tool_calls", jinja.FromGoValue(calls))
+		case ')', ']', '}':
+			depth = max(0, depth-1)
 		}
-		if m.ToolCallID != "" {
-			d.AsDict().Set("tool_call_id", jinja.NewString(m.ToolCallID))
-		}
-		if m.Name != "" {
-			d.AsDict().Set("name", jinja.NewString(m.Name))
-		}
-		items[i] = d
 	}
-	return jinja.NewList(items)
+	return nil
 }
 
 // Llama2 is the Llama 2 chat template (the fallback for files without one),

@@ -1,11 +1,13 @@
 package chat
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,6 +46,9 @@ func TestFeatures(t *testing.T) {
 		{"break", "{% for m in messages %}{% if loop.index > 1 %}{% break %}{% endif %}{{ m.role }}{% endfor %}", "system"},
 		{"range", "{% for i in range(3) %}{{ i }}{% endfor %}|{{ range(1, 10, 4)|list }}|{{ range(3, 0, -1)|list }}|{{ range(0)|list }}", "012|[1, 5, 9]|[3, 2, 1]|[]"},
 		{"indent", "{{ 'a\nb' | indent(2) }}|{{ 'a\nb' | indent(width=1, first=true) }}", "a\n  b| a\n b"},
+		// ardanlabs/jinja v1.8.0 dropped these newlines (issue 25).
+		{"text after a block tag", "{% for m in messages[:1] %}{% endfor %}{{ bos_token }}\n\nY", "<s>\n\nY"},
+		{"none", "{{ none }}|{{ messages[0].name is defined }}", "None|False"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -204,4 +209,58 @@ func TestLlama2(t *testing.T) {
 func TestLlama2Prompt(t *testing.T) {
 	require.Equal(t, "[INST] <<SYS>>\nsys\n<</SYS>>\n\nhi [/INST]", Llama2Prompt("sys", "hi"))
 	require.Equal(t, "[INST] hi [/INST]", Llama2Prompt("", "hi"))
+}
+
+// TestToolsAndRoles: tool calls, tool results and the tool and ipython
+// roles reach the template as transformers passes them; tools keep their
+// keys' order; strftime_now formats Options.Now. The expected text is
+// Python's Jinja2 3.1's for the same inputs.
+func TestToolsAndRoles(t *testing.T) {
+	src := "{% for m in messages %}{{ m.role }}:" +
+		"{% if m.tool_calls is defined %}{% for c in m.tool_calls %}{{ c.id }}/{{ c.type }}/{{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}{% endif %}" +
+		"{% if m.content is none %}-{% else %}{{ m.content }}{% endif %}" +
+		"{% if m.tool_call_id is defined %}#{{ m.tool_call_id }}/{{ m.name }}{% endif %};{% endfor %}" +
+		"{{ tools | tojson }}|{{ documents is defined }}|{{ strftime_now('%d %b %Y %A %-d') }}"
+	tmpl, err := Parse(src)
+	require.NoError(t, err)
+	msgs := []Message{
+		{Role: "user", Content: "Weather?"},
+		{Role: "assistant", ToolCalls: []ToolCall{
+			{ID: "c1", Type: "function", Function: FunctionCall{Name: "get", Arguments: map[string]any{"unit": "C", "city": "Paris", "days": 2.0}}},
+			{ID: "c2", Type: "function", Function: FunctionCall{Name: "get", Arguments: `{"city": "Rome"}`}},
+		}},
+		{Role: "tool", Content: "18", ToolCallID: "c1", Name: "get"},
+		{Role: "ipython", Content: "done"},
+	}
+	out, err := tmpl.Render(msgs, Options{
+		Tools: []any{json.RawMessage(`{"type": "function", "function": {"name": "get", "parameters": {"z": 1.5, "a": [true, null]}}}`)},
+		Now:   time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC),
+	})
+	require.NoError(t, err)
+	want := `user:Weather?;` +
+		`assistant:c1/function/get({"city": "Paris", "days": 2, "unit": "C"})c2/function/get("{\"city\": \"Rome\"}")-;` +
+		`tool:18#c1/get;ipython:done;` +
+		`[{"type": "function", "function": {"name": "get", "parameters": {"z": 1.5, "a": [true, null]}}}]|False|07 Dec 2026 Monday 7`
+	assert.Equal(t, want, out)
+
+	// Without tools, tools is undefined; documents are passed when given.
+	tmpl, err = Parse("{{ tools is defined }}|{{ documents[0].title }}")
+	require.NoError(t, err)
+	out, err = tmpl.Render(nil, Options{Documents: []any{map[string]any{"title": "T"}}})
+	require.NoError(t, err)
+	assert.Equal(t, "False|T", out)
+
+	_, err = tmpl.Render(nil, Options{Tools: []any{make(chan int)}})
+	assert.ErrorIs(t, err, ErrRender)
+	assert.ErrorContains(t, err, "tools: chan int is not a JSON value")
+	_, err = tmpl.Render(nil, Options{Tools: []any{json.RawMessage(`{"a":`)}})
+	assert.ErrorIs(t, err, ErrRender)
+
+	// Python's str + dict is a TypeError (DeepSeek-R1's template needs the
+	// arguments as a JSON string).
+	tmpl, err = Parse("{{ 'args: ' + messages[0].tool_calls[0].function.arguments }}")
+	require.NoError(t, err)
+	_, err = tmpl.Render(msgs[1:2], Options{})
+	assert.ErrorIs(t, err, ErrRender)
+	assert.ErrorContains(t, err, `TypeError: can only concatenate str (not "dict") to str`)
 }

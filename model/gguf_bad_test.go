@@ -169,9 +169,14 @@ func TestBadGGUFModels(t *testing.T) {
 			g.tensors["blk.0.attn_q.weight"] = tinyTensor{gguf.TypeQ2_K, []int64{256, 256}}
 		}, "blk.0.attn_q.weight has type Q2_K", ErrUnsupported},
 		{"tokenizer model", func(g *tinyGGUF) {
-			g.kv["tokenizer.ggml.model"] = "gpt2"
+			g.kv["tokenizer.ggml.model"] = "bert"
 			g.kv["tokenizer.ggml.tokens"] = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-		}, `tokenizer.ggml.model "gpt2"`, ErrUnsupported},
+		}, `tokenizer.ggml.model "bert"`, ErrUnsupported},
+		{"tokenizer pre", func(g *tinyGGUF) {
+			g.kv["tokenizer.ggml.model"] = "gpt2"
+			g.kv["tokenizer.ggml.pre"] = "no-such-pre"
+			g.kv["tokenizer.ggml.tokens"] = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+		}, `tokenizer.ggml.pre "no-such-pre"`, ErrUnsupported},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

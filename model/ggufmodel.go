@@ -407,7 +407,8 @@ func (m *Model) ChatPrompt(tok *tokenizer.Tokenizer, msgs []chat.Message) ([]int
 	}
 	protected := make([]chat.Message, len(msgs))
 	for i, msg := range msgs {
-		protected[i] = chat.Message{Role: msg.Role, Content: tok.ProtectSpecial(msg.Content)}
+		protected[i] = msg // tool calls and their ids too
+		protected[i].Content = tok.ProtectSpecial(msg.Content)
 	}
 	bosText := tok.Piece(tok.BOS())
 	text, err := tmpl.Render(protected, chat.Options{

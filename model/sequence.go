@@ -267,7 +267,7 @@ func (q *Sequence) accept(logits []float32) {
 		return
 	}
 	switch {
-	case s.m.stops(id) || (tok != nil && id == tok.EOS()):
+	case s.m.stops(id) || (tok != nil && tok.IsEOG(id)):
 		t.Stop = StopEnd
 		t.Text = q.filter.flush()
 	case tok != nil:

@@ -143,10 +143,12 @@ func (m *Model) EOS() int {
 }
 
 // stops reports whether sampling token ends a generation: BOS (run.c's
-// rule: a new sequence begins), and a GGUF model's EOS.
+// rule: a new sequence begins), and a GGUF model's EOS and every other
+// end-of-generation token of its vocabulary (tokenizer.Tokenizer.IsEOG:
+// <|eot_id|>, <|im_end|>, ...).
 func (m *Model) stops(token int) bool {
 	if g := m.gguf; g != nil {
-		return token == g.eos || token == g.bos
+		return token == g.eos || token == g.bos || (g.tok != nil && g.tok.IsEOG(token))
 	}
 	return token == tokenizer.BOS
 }

@@ -120,13 +120,13 @@ type completionRequest struct {
 
 type chatRequest struct {
 	commonParams
-	Messages            []chatMessage   `json:"messages"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Logprobs            *bool           `json:"logprobs"`
-	TopLogprobs         *int            `json:"top_logprobs"`
-	Tools               []toolDef       `json:"tools"`
-	ToolChoice          json.RawMessage `json:"tool_choice"`
-	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	Messages            []chatMessage     `json:"messages"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Logprobs            *bool             `json:"logprobs"`
+	TopLogprobs         *int              `json:"top_logprobs"`
+	Tools               []json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage   `json:"tool_choice"`
+	ParallelToolCalls   *bool             `json:"parallel_tool_calls"`
 	// OpenAI fields accepted with their neutral values only.
 	Store            *bool           `json:"store"`
 	Metadata         map[string]any  `json:"metadata"`
@@ -144,12 +144,24 @@ type chatRequest struct {
 }
 
 type chatMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content"`
-	Name       *string         `json:"name"`
-	ToolCalls  []toolCall      `json:"tool_calls"`
-	ToolCallID *string         `json:"tool_call_id"`
-	Refusal    *string         `json:"refusal"`
+	Role       string            `json:"role"`
+	Content    json.RawMessage   `json:"content"`
+	Name       *string           `json:"name"`
+	ToolCalls  []messageToolCall `json:"tool_calls"`
+	ToolCallID *string           `json:"tool_call_id"`
+	Refusal    *string           `json:"refusal"`
+}
+
+// messageToolCall is one of an assistant message's tool_calls, as a
+// client sends it back: arguments is a JSON string (OpenAI's wire form)
+// or an object (Hugging Face's convention).
+type messageToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"function"`
 }
 
 // toolDef is one entry of tools.

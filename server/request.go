@@ -27,7 +27,18 @@ import (
 // unknown or duplicate fields, wrong types and trailing data are errors.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	err := jsonv2.UnmarshalRead(body, v, jsonv2.RejectUnknownMembers(true))
+	return jsonError(jsonv2.UnmarshalRead(body, v, jsonv2.RejectUnknownMembers(true)), "")
+}
+
+// decodeStrict decodes the JSON of the request parameter param (one of
+// tools, say) into v as strictly as decodeBody does a body.
+func decodeStrict(raw json.RawMessage, v any, param string) *requestError {
+	return jsonError(jsonv2.Unmarshal(raw, v, jsonv2.RejectUnknownMembers(true)), param)
+}
+
+// jsonError turns a decoding error into a 4xx naming the parameter at
+// fault, its path below prefix (a parameter name, or "" for the body).
+func jsonError(err error, prefix string) *requestError {
 	if err == nil {
 		return nil
 	}
@@ -38,14 +49,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 	case errors.As(err, &maxErr):
 		return &requestError{status: http.StatusRequestEntityTooLarge, code: "request_too_large",
 			msg: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF) && prefix == "":
 		return badRequest("invalid_json", "", "the request body is empty; send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) && prefix == "":
 		return badRequest("invalid_json", "", "malformed JSON: unexpected end of the body")
-	case errors.As(err, &synErr):
+	case errors.As(err, &synErr) && prefix == "":
 		return badRequest("invalid_json", "", "malformed JSON at byte %d: %v", synErr.ByteOffset, synErr.Err)
 	case errors.As(err, &semErr):
 		field := pointerParam(string(semErr.JSONPointer))
+		if prefix != "" {
+			field = strings.TrimSuffix(prefix+"."+field, ".")
+		}
 		switch {
 		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
 			return badRequest("unknown_parameter", field, "unrecognized request argument: %s (field names are case-sensitive)", field)
@@ -56,6 +70,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *requestError {
 				field, jsonTypeName(semErr.GoType.String()), kindName(semErr.JSONKind.String()))
 		}
 		return badRequest("invalid_value", field, "invalid value for %s: %v", field, semErr.Err)
+	}
+	if prefix != "" {
+		return badRequest("invalid_value", prefix, "invalid %s: %v", prefix, err)
 	}
 	return badRequest("invalid_json", "", "malformed JSON: %v", err)
 }
@@ -467,7 +484,7 @@ func (s *Server) parseChat(w http.ResponseWriter, r *http.Request) (genParams, *
 	if tools != nil && tools.forced != nil {
 		g.grammar = tools.forced
 	}
-	prompt, err := s.renderChatTokens(req.Messages, tmplTools)
+	prompt, err := s.renderChatTokens(r.Context(), req.Messages, tmplTools)
 	if err != nil {
 		return g, err
 	}

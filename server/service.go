@@ -65,6 +65,9 @@ type Options struct {
 	// ChatTemplate is Jinja source that renders chats, overriding the
 	// model's (a GGUF file's; llama2.c checkpoints chat as Llama 2).
 	ChatTemplate string
+	// TemplateLimits bound each rendering of the chat template (the
+	// file's or ChatTemplate); zero fields take chat.DefaultLimits'.
+	TemplateLimits chat.Limits
 	// ModelID names the model in responses; "" means the file's base name.
 	ModelID string
 	// Logger receives one line per request; nil discards them.

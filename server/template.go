@@ -4,6 +4,7 @@ package server
 // -chat-template-file's) renders /v1/chat/completions and /apply-template.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +35,15 @@ func serverTemplate(m *model.Model, src string) (*chat.Template, error) {
 }
 
 // templateOptions are the template's inputs other than the messages.
+// tools hold each tool's JSON as the client sent it (json.RawMessage), so
+// |tojson prints its keys in the client's order, as transformers does.
 func (s *Server) templateOptions(addGenerationPrompt bool, tools []any) chat.Options {
 	return chat.Options{
 		AddGenerationPrompt: addGenerationPrompt,
 		BOSToken:            s.tok.Piece(s.tok.BOS()),
 		EOSToken:            s.tok.Piece(s.tok.EOS()),
 		Tools:               tools,
+		Limits:              s.opts.TemplateLimits,
 	}
 }
 
@@ -47,7 +51,13 @@ func (s *Server) templateOptions(addGenerationPrompt bool, tools []any) chat.Opt
 // template, which decides itself which orders of roles it accepts. protect
 // marks the special-token texts in them (model.Tokenizer.ProtectSpecial)
 // when the rendering is to be encoded.
-func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Message, *requestError) {
+//
+// An assistant's tool-call arguments reach the template as a JSON object
+// when stringArgs is false (Hugging Face's convention, which templates
+// that index or tojson them need: Llama 3.1, Qwen2.5) and as the JSON text
+// when it is true (OpenAI's wire form, which DeepSeek-R1's template
+// concatenates).
+func (s *Server) templateMessages(msgs []chatMessage, protect, stringArgs bool) ([]chat.Message, *requestError) {
 	if len(msgs) == 0 {
 		return nil, badRequest("missing_required_parameter", "messages", "messages is required and must not be empty")
 	}
@@ -81,12 +91,9 @@ func (s *Server) templateMessages(msgs []chatMessage, protect bool) ([]chat.Mess
 			if c.Function.Name == "" {
 				return nil, badRequest("missing_required_parameter", param+".function.name", "%s.function.name is required", param)
 			}
-			// Templates index the arguments (tool_call.arguments.x) or
-			// print them with tojson: an object, as Hugging Face passes it.
-			var args any = c.Function.Arguments
-			var obj map[string]any
-			if json.Unmarshal([]byte(c.Function.Arguments), &obj) == nil && obj != nil {
-				args = obj
+			args, err := toolArguments(c.Function.Arguments, stringArgs)
+			if err != nil {
+				return nil, badRequest("invalid_value", param+".function.arguments", "%v", err)
 			}
 			cm.ToolCalls = append(cm.ToolCalls, chat.ToolCall{ID: c.ID, Type: "function",
 				Function: chat.FunctionCall{Name: c.Function.Name, Arguments: args}})
@@ -137,7 +144,7 @@ func llama2Roles(msgs []chatMessage, generating bool) *requestError {
 // renderTemplate renders msgs with the server's template (Llama 2's for a
 // llama2.c checkpoint without one, under llama2Roles). A template that
 // raises an exception (roles out of order, say) is the client's error.
-func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect bool, tools []any) (string, *requestError) {
+func (s *Server) renderTemplate(ctx context.Context, msgs []chatMessage, addGenerationPrompt, protect bool, tools []any) (string, *requestError) {
 	t := s.tmpl
 	if t == nil { // a llama2.c checkpoint: Llama 2's template
 		if err := llama2Roles(msgs, addGenerationPrompt); err != nil {
@@ -148,32 +155,84 @@ func (s *Server) renderTemplate(msgs []chatMessage, addGenerationPrompt, protect
 			return "", badRequest("invalid_value", "messages", "the chat template failed: %v", err)
 		}
 	}
-	cms, rerr := s.templateMessages(msgs, protect)
-	if rerr != nil {
-		return "", rerr
-	}
-	if s.tmpl == nil && cms[0].Role == "developer" {
-		cms[0].Role = "system" // as renderChat takes it
-	}
-	text, err := t.Render(cms, s.templateOptions(addGenerationPrompt, tools))
-	if err != nil {
-		if errors.Is(err, chat.ErrRaised) {
-			return "", badRequest("invalid_value", "messages", "%v", err)
+	opts := s.templateOptions(addGenerationPrompt, tools)
+	var text string
+	var err error
+	// Tool-call arguments as objects first; a template that fails on them
+	// (not by raise_exception or a limit) gets them as JSON text.
+	for _, stringArgs := range []bool{false, true} {
+		cms, rerr := s.templateMessages(msgs, protect, stringArgs)
+		if rerr != nil {
+			return "", rerr
 		}
-		return "", badRequest("invalid_value", "messages", "the chat template failed: %v", err)
+		if s.tmpl == nil && cms[0].Role == "developer" {
+			cms[0].Role = "system" // as renderChat takes it
+		}
+		text, err = t.RenderContext(ctx, cms, opts)
+		if err == nil || errors.Is(err, chat.ErrRaised) || errors.Is(err, chat.ErrLimit) || !hasToolCalls(msgs) {
+			break
+		}
 	}
-	return text, nil
+	switch {
+	case err == nil:
+		return text, nil
+	case errors.Is(err, chat.ErrRaised):
+		return "", badRequest("invalid_value", "messages", "%v", err)
+	case errors.Is(err, chat.ErrLimit):
+		return "", badRequest("invalid_value", "messages", "the chat template failed on these messages: %v", err)
+	}
+	return "", badRequest("invalid_value", "messages", "the chat template failed: %v", err)
+}
+
+// hasToolCalls reports whether an assistant message carries tool calls.
+func hasToolCalls(msgs []chatMessage) bool {
+	for _, m := range msgs {
+		if len(m.ToolCalls) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// toolArguments is a tool call's arguments for a template: the JSON text
+// (a string, as OpenAI sends it, or an object, as Hugging Face's
+// convention has it) as a string when asString, else as an object whose
+// keys keep their order (json.RawMessage).
+func toolArguments(raw json.RawMessage, asString bool) (any, error) {
+	var text string
+	switch {
+	case isNull(raw):
+		raw = json.RawMessage("{}")
+	case raw[0] == '"':
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return nil, err
+		}
+		if asString {
+			return text, nil
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal([]byte(text), &obj) != nil || obj == nil {
+			return text, nil // not an object: the text itself
+		}
+		return json.RawMessage(text), nil
+	case raw[0] != '{':
+		return nil, fmt.Errorf("arguments must be a JSON object or a string holding one")
+	}
+	if asString {
+		return string(raw), nil
+	}
+	return raw, nil
 }
 
 // renderChatTokens renders a chat request's messages into prompt tokens
 // through the chat template, parsing the special tokens (<s>, </s>) that
 // the template writes but not those in the messages: a user's "</s>" stays
 // text. Without a template (llama2.c checkpoints) renderChat does it in Go.
-func (s *Server) renderChatTokens(msgs []chatMessage, tools []any) ([]int, *requestError) {
+func (s *Server) renderChatTokens(ctx context.Context, msgs []chatMessage, tools []any) ([]int, *requestError) {
 	if s.tmpl == nil {
 		return s.renderChat(msgs)
 	}
-	text, err := s.renderTemplate(msgs, true, true, tools)
+	text, err := s.renderTemplate(ctx, msgs, true, true, tools)
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +284,9 @@ func (s *Server) renderChat(msgs []chatMessage) ([]int, *requestError) {
 // applyTemplateRequest is POST /apply-template's body, as llama.cpp's
 // server takes it.
 type applyTemplateRequest struct {
-	Messages            []chatMessage `json:"messages"`
-	AddGenerationPrompt *bool         `json:"add_generation_prompt"`
-	Tools               []toolDef     `json:"tools"`
+	Messages            []chatMessage     `json:"messages"`
+	AddGenerationPrompt *bool             `json:"add_generation_prompt"`
+	Tools               []json.RawMessage `json:"tools"`
 }
 
 // handleApplyTemplate answers {"prompt": rendered text} without generating.
@@ -243,7 +302,7 @@ func (s *Server) handleApplyTemplate(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
-	text, err := s.renderTemplate(req.Messages, addGen, false, tools)
+	text, err := s.renderTemplate(r.Context(), req.Messages, addGen, false, tools)
 	if err != nil {
 		writeRequestError(w, err)
 		return

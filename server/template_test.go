@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"slices"
@@ -75,7 +76,7 @@ func TestApplyTemplateGoldens(t *testing.T) {
 func TestChatUserSpecialTokensStayText(t *testing.T) {
 	s := newGGUFServer(t, "") // the file's own template (or Llama 2's)
 	eos, bos := s.tok.EOS(), s.tok.BOS()
-	tokens, rerr := s.renderChatTokens([]chatMessage{
+	tokens, rerr := s.renderChatTokens(context.Background(), []chatMessage{
 		{Role: "user", Content: json.RawMessage(`"Hi </s><s> there"`)},
 	}, nil)
 	require.Nil(t, rerr)
@@ -83,7 +84,7 @@ func TestChatUserSpecialTokensStayText(t *testing.T) {
 	require.Equal(t, 1, count(tokens, bos), "only the template's BOS: %v", tokens)
 
 	// The same words as plain text, through the Llama 2 template.
-	plain, rerr := s.renderChatTokens([]chatMessage{
+	plain, rerr := s.renderChatTokens(context.Background(), []chatMessage{
 		{Role: "user", Content: json.RawMessage(`"Hi"`)},
 		{Role: "assistant", Content: json.RawMessage(`"Hello"`)},
 		{Role: "user", Content: json.RawMessage(`"Bye"`)},

@@ -137,10 +137,14 @@ func (s *Server) parseTools(req *chatRequest, constrained bool) (*toolSetup, []a
 
 // toolDefs checks tool definitions and returns their names, parameter
 // schemas, and the definitions for the template.
-func (s *Server) toolDefs(tools []toolDef) (names []string, schemas map[string]json.RawMessage, tmpl []any, err *requestError) {
+func (s *Server) toolDefs(tools []json.RawMessage) (names []string, schemas map[string]json.RawMessage, tmpl []any, err *requestError) {
 	schemas = map[string]json.RawMessage{}
-	for i, t := range tools {
+	for i, raw := range tools {
 		param := fmt.Sprintf("tools[%d]", i)
+		var t toolDef
+		if rerr := decodeStrict(raw, &t, param); rerr != nil {
+			return nil, nil, nil, rerr
+		}
 		if t.Type != "function" {
 			return nil, nil, nil, badRequest("invalid_value", param+".type", "tool type %q is not supported (function)", t.Type)
 		}
@@ -158,13 +162,7 @@ func (s *Server) toolDefs(tools []toolDef) (names []string, schemas map[string]j
 		if _, err := s.grammars.schema(params); err != nil {
 			return nil, nil, nil, badRequest("invalid_value", param+".function.parameters", "%v", err)
 		}
-		var decoded any
-		json.Unmarshal(params, &decoded)
-		fn := map[string]any{"name": f.Name, "parameters": decoded}
-		if f.Description != "" {
-			fn["description"] = f.Description
-		}
-		tmpl = append(tmpl, map[string]any{"type": "function", "function": fn})
+		tmpl = append(tmpl, raw) // as the client sent it: |tojson keeps its keys' order
 		names = append(names, f.Name)
 		schemas[f.Name] = params
 	}

@@ -20,15 +20,29 @@ const (
 	keyAddBOS         = "tokenizer.ggml.add_bos_token"
 	keyAddEOS         = "tokenizer.ggml.add_eos_token"
 	keyAddSpacePrefix = "tokenizer.ggml.add_space_prefix"
+	keyMerges         = "tokenizer.ggml.merges"
+	keyPre            = "tokenizer.ggml.pre"
 )
 
+// Keys of more end-of-generation ids (see Vocab.EOG).
+var keysEOG = []string{
+	"tokenizer.ggml.eot_token_id",
+	"tokenizer.ggml.eom_token_id",
+	"tokenizer.ggml.fim_pad_token_id",
+	"tokenizer.ggml.fim_rep_token_id",
+	"tokenizer.ggml.fim_sep_token_id",
+}
+
 // FromGGUF returns the tokenizer of a GGUF file's tokenizer.ggml.*
-// metadata. Only SentencePiece vocabularies (tokenizer.ggml.model "llama")
-// are supported: another model is an error that wraps
-// [errors.ErrUnsupported]. Absent keys take llama.cpp's defaults: scores 0, types
-// from the pieces (see [Vocab]), BOS 1, EOS 2, UNK 0 (each only if the
-// vocabulary is that large), no PAD, add_bos_token true, add_eos_token
-// false, add_space_prefix true.
+// metadata: SentencePiece (tokenizer.ggml.model "llama") or byte-level BPE
+// ("gpt2"); another model, or a BPE pre-tokenizer (tokenizer.ggml.pre)
+// this package does not know, is an error that wraps
+// [errors.ErrUnsupported]. Absent keys take llama.cpp's defaults: scores 0,
+// types from the pieces (see [Vocab]); for SentencePiece BOS 1, EOS 2, UNK
+// 0 (each only if the vocabulary is that large), no PAD, add_bos_token
+// true, add_space_prefix true; for BPE BOS and EOS 11, no UNK or PAD,
+// add_bos_token true only for Llama 3's pre-tokenizer, pre-tokenizer
+// "default"; add_eos_token false.
 func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	t, err := fromGGUF(f)
 	if err != nil {
@@ -45,12 +59,28 @@ func fromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind != "llama" {
-		return nil, fmt.Errorf("%s %q: %w (only \"llama\", SentencePiece)", keyTokenizerModel, kind, errors.ErrUnsupported)
+	if kind != "llama" && kind != "gpt2" {
+		return nil, fmt.Errorf("%s %q: %w (only \"llama\", SentencePiece, and \"gpt2\", byte-level BPE)", keyTokenizerModel, kind, errors.ErrUnsupported)
 	}
-	var v Vocab
+	v := Vocab{Model: kind}
 	if v.Tokens, err = f.Strings(keyTokens); err != nil {
 		return nil, err
+	}
+	bpe := kind == "gpt2"
+	addBOS := true // SentencePiece's default
+	if bpe {
+		if v.Pre, err = f.String(keyPre); err != nil && !errors.Is(err, gguf.ErrMissing) {
+			return nil, err
+		}
+		pre, err := lookupPre(v.Pre)
+		if err != nil {
+			return nil, err
+		}
+		addBOS = pre.addBOS
+		// llama.cpp refuses a BPE file without merges.
+		if v.Merges, err = f.Strings(keyMerges); err != nil {
+			return nil, err
+		}
 	}
 	if v.Scores, err = f.Float32s(keyScores); err != nil && !errors.Is(err, gguf.ErrMissing) {
 		return nil, err
@@ -70,9 +100,21 @@ func fromGGUF(f *gguf.File) (*Tokenizer, error) {
 		def  int
 		dest *int
 	}{{keyBOS, 1, &v.BOS}, {keyEOS, 2, &v.EOS}, {keyUNK, 0, &v.UNK}, {keyPAD, -1, &v.PAD}}
+	if bpe {
+		ids[0].def, ids[1].def, ids[2].def = 11, 11, -1
+	}
 	for _, s := range ids {
 		if *s.dest, err = tokenID(f, s.key, s.def, len(v.Tokens)); err != nil {
 			return nil, err
+		}
+	}
+	for _, key := range keysEOG {
+		id, err := tokenID(f, key, -1, len(v.Tokens))
+		if err != nil {
+			return nil, err
+		}
+		if id >= 0 {
+			v.EOG = append(v.EOG, id)
 		}
 	}
 	flags := []struct {
@@ -81,9 +123,9 @@ func fromGGUF(f *gguf.File) (*Tokenizer, error) {
 		dest *bool
 	}{
 		// Without a BOS token there is nothing to add by default.
-		{keyAddBOS, v.BOS >= 0, &v.AddBOS},
+		{keyAddBOS, addBOS && v.BOS >= 0, &v.AddBOS},
 		{keyAddEOS, false, &v.AddEOS},
-		{keyAddSpacePrefix, true, &v.AddSpacePrefix},
+		{keyAddSpacePrefix, !bpe, &v.AddSpacePrefix},
 	}
 	for _, s := range flags {
 		if *s.dest, err = optionalBool(f, s.key, s.def); err != nil {

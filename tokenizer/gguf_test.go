@@ -27,7 +27,8 @@ func vocabGGUF(t testing.TB, v Vocab, extra map[string]any) []byte {
 	}
 	b := gguf.NewBuilder()
 	b.Add("general.architecture", "llama")
-	for _, k := range []string{keyTokenizerModel, keyTokens, keyScores, keyTokenTypes, keyBOS, keyEOS, keyUNK, keyPAD, keyAddBOS, keyAddEOS, keyAddSpacePrefix} {
+	keys := []string{keyTokenizerModel, keyTokens, keyScores, keyTokenTypes, keyMerges, keyPre, keyBOS, keyEOS, keyUNK, keyPAD, keyAddBOS, keyAddEOS, keyAddSpacePrefix}
+	for _, k := range append(keys, keysEOG...) {
 		if x, ok := kvs[k]; ok && x != nil {
 			b.Add(k, x)
 		}
@@ -156,6 +157,60 @@ func TestFromGGUF(t *testing.T) {
 	assert.Equal(t, []int{1, 15043, 3186}, tok.Encode("Hello world", true, false))
 }
 
+// bpeGGUF is vocabGGUF for a byte-level BPE vocabulary.
+func bpeGGUF(t testing.TB, v Vocab, extra map[string]any) []byte {
+	kvs := map[string]any{keyTokenizerModel: "gpt2", keyMerges: v.Merges, keyScores: nil}
+	if v.Pre != "" {
+		kvs[keyPre] = v.Pre
+	}
+	for k, x := range extra {
+		kvs[k] = x
+	}
+	return vocabGGUF(t, v, kvs)
+}
+
+func TestLoadGGUFBPE(t *testing.T) {
+	v := bpeVocab("qwen2", []string{"a|b", "ab|c"}, map[string]int32{"<|im_end|>": TokenControl, "<think>": TokenUserDefined})
+	path := writeTemp(t, "bpe.gguf", bpeGGUF(t, v, map[string]any{
+		keyEOS: uint32(len(v.Tokens) - 1), "tokenizer.ggml.eom_token_id": uint32(5),
+	}))
+	tok, err := Load(path, 0)
+	require.NoError(t, err)
+	// BPE's defaults: no BOS to add (only Llama 3's pre-tokenizer adds
+	// one), no dummy prefix.
+	assert.False(t, tok.AddBOS())
+	assert.Equal(t, 11, tok.BOS(), "llama.cpp's default BOS for gpt2 vocabularies")
+	im := idOfVocab(v, "<|im_end|>")
+	assert.Equal(t, []int{5, im}, tok.EOG(), "the eom key and <|im_end|> (EOS is <think>, which is no end token by its text)")
+	assert.Equal(t, []int{idOfVocab(v, "abc"), idOfVocab(v, "<think>"), 'x'}, tok.Encode("abc<think>x", false, false))
+
+	tests := []struct {
+		name  string
+		extra map[string]any
+		want  string
+	}{
+		{"no merges", map[string]any{keyMerges: nil}, `"tokenizer.ggml.merges": missing`},
+		{"bad merge", map[string]any{keyMerges: []string{"a zz"}}, `Merges[0] "a zz": "zz" is not a token`},
+		{"pre", map[string]any{keyPre: "mystery"}, `tokenizer.ggml.pre "mystery": unsupported operation`},
+		{"eot", map[string]any{"tokenizer.ggml.eot_token_id": uint32(1 << 20)}, "tokenizer.ggml.eot_token_id is 1048576, outside the vocabulary of 260 tokens"},
+		{"bos", map[string]any{keyBOS: uint32(260)}, "tokenizer.ggml.bos_token_id is 260, outside the vocabulary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeTemp(t, "bad.gguf", bpeGGUF(t, v, tt.extra))
+			_, err := Load(path, 0)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Contains(t, err.Error(), path)
+			if tt.name == "pre" {
+				assert.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+		})
+	}
+	_, err = Load(path, 300)
+	require.ErrorContains(t, err, "the vocabulary has 260 tokens, the model 300")
+}
+
 // FuzzFromGGUF feeds arbitrary files to the loader: it must return
 // an error or a tokenizer that encodes, never panic.
 func FuzzFromGGUF(f *testing.F) {
@@ -163,8 +218,14 @@ func FuzzFromGGUF(f *testing.F) {
 	f.Add(vocabGGUF(f, v, nil))
 	f.Add(vocabGGUF(f, v, map[string]any{keyBOS: uint32(7), keyTokenTypes: []int32{6}}))
 	f.Add(tokenizerFile([]string{"a", " "}, []float32{0, 1}))
+	bv := bpeVocab("llama-bpe", []string{"a|b", "ab|c", " |a"}, map[string]int32{"<|eot_id|>": TokenControl})
+	f.Add(bpeGGUF(f, bv, map[string]any{keyBOS: uint32(3), keyAddBOS: true}))
+	bv.Pre = ""
+	f.Add(bpeGGUF(f, bv, map[string]any{"tokenizer.ggml.eom_token_id": uint32(9)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if n, err := countRecords(data); err == nil {
+		if n, err := countRecords(data); err == nil && !gguf.IsGGUF(data) {
+			// (A file with GGUF's magic is read as GGUF whatever else it
+			// could be.)
 			_, err := Parse(data, n)
 			require.NoError(t, err, "counted records must parse")
 		}
@@ -177,8 +238,9 @@ func FuzzFromGGUF(f *testing.F) {
 			require.False(t, errors.Is(err, gguf.ErrFormat))
 			return
 		}
-		for _, id := range tok.EncodeSpecial("a <s>é", true, true) {
+		for _, id := range tok.EncodeSpecial("a <s>é<|eot_id|> 123 abc", true, true) {
 			require.True(t, id >= 0 && id < tok.VocabSize())
 		}
+		tok.Detokenize(nil, []int{0, tok.VocabSize() - 1}, true)
 	})
 }

@@ -21,33 +21,46 @@ const byteFallbackOffset = 3
 // merged piece scores strictly higher.
 const minMergeScore = float32(-1e10)
 
-// Tokenizer is a read-only BPE vocabulary, safe for concurrent use.
+// Tokenizer is a read-only vocabulary, safe for concurrent use.
 //
-// It has two flavours. One read from llama2.c's tokenizer.bin
-// ([Load]) reproduces run.c: [Tokenizer.Encode] gives the same ids
-// as run.c's encode() and [Tokenizer.Decode] the same text as its decode().
-// One made from a SentencePiece vocabulary ([New], from a GGUF
-// file's tokenizer.ggml.* keys) tokenizes as llama.cpp's SPM tokenizer does,
-// which on plain text gives the same ids as run.c with the same vocabulary.
+// It has three flavours. One read from llama2.c's tokenizer.bin ([Load])
+// reproduces run.c: [Tokenizer.Encode] gives the same ids as run.c's
+// encode() and [Tokenizer.Decode] the same text as its decode(). One made
+// from a SentencePiece vocabulary ([New], from a GGUF file's
+// tokenizer.ggml.* keys) tokenizes as llama.cpp's SPM tokenizer does,
+// which on plain text gives the same ids as run.c with the same
+// vocabulary. One made from a byte-level BPE vocabulary (GPT-2, Llama 3,
+// Qwen2.5, ...) tokenizes as llama.cpp's BPE tokenizer does.
 type Tokenizer struct {
 	pieces  []string
 	scores  []float32
-	ids     map[string]int // piece -> lowest id holding it (SentencePiece: mergeable pieces only)
+	ids     map[string]int // piece -> id (SentencePiece: lowest id of mergeable pieces; BPE: highest id of any)
 	spaceID int            // id of the piece " " (dummy prefix), or -1
 	// rawByte[id] is the byte a piece of the form <0xXX> stands for, or -1.
 	rawByte []int16
 
-	// The rest is set for SentencePiece vocabularies only (spm); a
+	// The rest is set for GGUF vocabularies only (kind != kindLlama2C); a
 	// llama2.c tokenizer has BOS 1, EOS 2 and adds BOS.
-	spm                            bool
+	kind                           vocabKind
 	bos, eos, unk, pad             int
 	addBOS, addEOS, addSpacePrefix bool
 	types                          []int32
-	text                           []string   // what Decode prints for each token (▁ as a space; "" for control tokens)
-	byteID                         [256]int32 // the byte-fallback token of each byte, or -1
+	text                           []string   // what Decode prints for each token (SentencePiece: ▁ as a space; BPE: the bytes; "" for control tokens)
+	byteID                         [256]int32 // SentencePiece: the byte-fallback token of each byte, or -1
 	special                        []int      // control, unknown and user-defined tokens, longest text first
 	userDefined                    []int      // the user-defined tokens of special, in its order
+	eog                            []int      // end-of-generation ids, ascending
+	bpe                            *bpeModel  // byte-level BPE only
 }
+
+// vocabKind is a Tokenizer's flavour.
+type vocabKind uint8
+
+const (
+	kindLlama2C vocabKind = iota // llama2.c's tokenizer.bin
+	kindSPM                      // SentencePiece from GGUF
+	kindBPE                      // byte-level BPE from GGUF
+)
 
 // parseLlama2C parses llama2.c's tokenizer.bin held in data: a
 // little-endian uint32 max_token_length, then vocabSize records of float32
@@ -174,7 +187,7 @@ func (t *Tokenizer) TokenBytes(id int) []byte {
 	if id < 0 || id >= len(t.pieces) {
 		return nil
 	}
-	if !t.spm && id <= EOS {
+	if t.kind == kindLlama2C && id <= EOS {
 		return nil
 	}
 	text, _ := t.decode(-1, id)
@@ -201,8 +214,11 @@ func (t *Tokenizer) decode(prev, token int) (text string, rawByte bool) {
 	if token < 0 || token >= len(t.pieces) {
 		return "", false
 	}
-	if t.spm {
+	switch t.kind {
+	case kindSPM:
 		return t.decodeSPM(prev, token)
+	case kindBPE:
+		return t.text[token], false
 	}
 	piece := t.pieces[token]
 	if prev == BOS && len(piece) > 0 && piece[0] == ' ' {
@@ -260,8 +276,11 @@ var byteStrings = func() (s [256]string) {
 // text this gives run.c's ids for the same vocabulary. bos and eos add
 // nothing if the vocabulary has no such token.
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
-	if t.spm {
+	switch t.kind {
+	case kindSPM:
 		return t.encodeSPM(text, bos, eos, false)
+	case kindBPE:
+		return t.encodeBPE(text, bos, eos, false, false)
 	}
 	tokens := make([]int, 0, len(text)+3)
 	if bos {

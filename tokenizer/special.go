@@ -21,7 +21,7 @@ const specialMark = "\uFDD0"
 // template whose output [Tokenizer.EncodeRendered] encodes. For llama2.c's
 // tokenizers, which have no special-token parsing, it returns text.
 func (t *Tokenizer) ProtectSpecial(text string) string {
-	if !t.spm {
+	if t.kind == kindLlama2C {
 		return text
 	}
 	text = strings.ReplaceAll(text, specialMark, "")
@@ -39,8 +39,11 @@ func (t *Tokenizer) ProtectSpecial(text string) string {
 // template are parsed (as [Tokenizer.EncodeSpecial] does), those in the
 // messages are text. BOS comes first if bos is set.
 func (t *Tokenizer) EncodeRendered(text string, bos bool) []int {
-	if !t.spm {
-		return t.Encode(text, bos, false)
+	switch t.kind {
+	case kindSPM:
+		return t.encodeSPM(text, bos, false, true)
+	case kindBPE:
+		return t.encodeBPE(text, bos, false, true, true)
 	}
-	return t.encodeSPM(text, bos, false, true)
+	return t.Encode(text, bos, false)
 }

@@ -25,7 +25,7 @@ func (t *Tokenizer) AddEOS() bool { return t.addEOS }
 // which stands for no text. llama2.c's tokenizers have no token types: there
 // only BOS and EOS are.
 func (t *Tokenizer) IsControl(id int) bool {
-	if !t.spm {
+	if t.kind == kindLlama2C {
 		return id == BOS || id == EOS
 	}
 	return id >= 0 && id < len(t.types) && t.types[id] == TokenControl
@@ -42,10 +42,13 @@ func (t *Tokenizer) IsControl(id int) bool {
 // llama2.c's tokenizers have no token types, so for them EncodeSpecial is
 // Encode.
 func (t *Tokenizer) EncodeSpecial(text string, bos, eos bool) []int {
-	if !t.spm {
-		return t.Encode(text, bos, eos)
+	switch t.kind {
+	case kindSPM:
+		return t.encodeSPM(text, bos, eos, true)
+	case kindBPE:
+		return t.encodeBPE(text, bos, eos, true, false)
 	}
-	return t.encodeSPM(text, bos, eos, true)
+	return t.Encode(text, bos, eos)
 }
 
 // fragment is a piece of text to encode, or a special token (id >= 0).

@@ -1,15 +1,14 @@
 package tokenizer
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/llama2-go/llama2/internal/testfixture"
 )
 
 // loadGGUFTokenizer reads the vocabulary of a GGUF fixture.
@@ -31,20 +30,7 @@ type spmCase struct {
 // readJSONL decodes every line of a golden file into a T.
 func readJSONL[T any](tb testing.TB, name string) []T {
 	tb.Helper()
-	f, err := os.Open(fixture(tb, name))
-	require.NoError(tb, err)
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var c T
-		require.NoError(tb, json.Unmarshal(sc.Bytes(), &c))
-		out = append(out, c)
-	}
-	require.NoError(tb, sc.Err())
-	require.NotEmpty(tb, out)
-	return out
+	return testfixture.ReadJSONL[T](tb, name)
 }
 
 // encodeAs encodes text as llama.cpp's llama_tokenize(add_special,

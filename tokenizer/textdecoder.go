@@ -8,7 +8,8 @@ import "unicode/utf8"
 // printable nor white space, so a character that the tokenizer spelled as
 // raw-byte tokens (<0xE2> <0x98> <0x95> for ☕) vanishes. A TextDecoder
 // instead buffers such bytes and emits each character once its last byte
-// arrives. Bytes that cannot become part of a valid UTF-8 character are
+// arrives. Byte-level BPE tokens are bytes too, any number of them, which
+// may cut a character anywhere: every byte of theirs is buffered so. Bytes that cannot become part of a valid UTF-8 character are
 // dropped, as are ASCII control characters other than white space.
 //
 // A TextDecoder holds the state of one stream and is not safe for concurrent
@@ -31,6 +32,14 @@ func (t *Tokenizer) NewTextDecoder() *TextDecoder {
 // does not allocate when dst has enough capacity.
 func (d *TextDecoder) Append(dst []byte, prev, token int) []byte {
 	text, _ := d.t.decode(prev, token)
+	if d.t.kind == kindBPE {
+		// Byte-level BPE pieces are bytes, which may end or start in the
+		// middle of a character: all of them go through the assembler.
+		for i := 0; i < len(text); i++ {
+			dst = d.appendByte(dst, text[i])
+		}
+		return dst
+	}
 	switch len(text) {
 	case 0:
 		// Nothing to add (e.g. " " after BOS); a pending character can

@@ -21,44 +21,79 @@ const (
 // spaceMark is SentencePiece's stand-in for a space, U+2581 "▁".
 const spaceMark = "\u2581"
 
-// Vocab is a SentencePiece vocabulary (llama.cpp's "llama" tokenizer model),
-// as a GGUF file's tokenizer.ggml.* keys hold it.
+// Vocab is a vocabulary as a GGUF file's tokenizer.ggml.* keys hold it:
+// SentencePiece (llama.cpp's "llama" tokenizer model) or byte-level BPE
+// ("gpt2").
 type Vocab struct {
-	// Tokens are the pieces, by id; spaces appear as "▁" (U+2581).
+	// Model is the tokenizer model, as tokenizer.ggml.model names it:
+	// "llama" (or "") for SentencePiece, "gpt2" for byte-level BPE.
+	Model string
+	// Tokens are the pieces, by id. SentencePiece spells spaces "▁"
+	// (U+2581); byte-level BPE spells every byte of normal pieces in
+	// GPT-2's alphabet (a space is "Ġ"), special pieces as they are.
 	Tokens []string
-	// Scores are the merge priorities, by id: higher merges first. Nil
-	// means all 0, as llama.cpp assumes without tokenizer.ggml.scores.
+	// Scores are SentencePiece's merge priorities, by id: higher merges
+	// first. Nil means all 0, as llama.cpp assumes without
+	// tokenizer.ggml.scores. Byte-level BPE ignores them.
 	Scores []float32
-	// Types are the Token* types, by id. Nil means pieces of the form
-	// <0xXX> are bytes, UNK is unknown, BOS, EOS and PAD are control and
-	// the rest normal.
+	// Types are the Token* types, by id. Nil means, for SentencePiece,
+	// pieces of the form <0xXX> are bytes, UNK is unknown, BOS, EOS and
+	// PAD are control and the rest normal; for byte-level BPE all are
+	// normal, as llama.cpp reads such a file. Either way the tokens
+	// llama.cpp recognizes by their text as end of generation (see
+	// [Tokenizer.EOG]) are control tokens.
 	Types []int32
+	// Merges are byte-level BPE's merge rules by rank, first merging
+	// first: two pieces separated by a space ("Ġ t").
+	Merges []string
+	// Pre names byte-level BPE's pre-tokenizer (tokenizer.ggml.pre, as
+	// llama.cpp names them: "llama-bpe", "qwen2", "gpt-2", "smollm",
+	// ...); "" is "default".
+	Pre string
 	// BOS, EOS, UNK and PAD are special token ids, -1 if there is none.
 	BOS, EOS, UNK, PAD int
+	// EOG are more end-of-generation ids besides EOS and the tokens
+	// recognized by their text (GGUF's eot, eom and FIM pad, repo and
+	// separator ids).
+	EOG []int
 	// AddBOS and AddEOS say whether a model wants its prompts to start
 	// with BOS and end with EOS; AddSpacePrefix whether text gets a "▁"
 	// prefix (SentencePiece's dummy prefix) before tokenizing.
 	AddBOS, AddEOS, AddSpacePrefix bool
 }
 
-// New returns a tokenizer that tokenizes as llama.cpp's SPM
-// tokenizer does with the vocabulary v. v's slices are not copied and must
-// not change afterwards.
+// New returns a tokenizer that tokenizes as llama.cpp does with the
+// vocabulary v: its SPM tokenizer for SentencePiece, its BPE tokenizer for
+// byte-level BPE. v's slices are not copied and must not change
+// afterwards.
 //
 // It checks that there is at least one token, that Scores and Types are
 // absent or have one entry per token, that scores are not NaN, that types
 // are known and byte tokens have the form <0xXX>, that special ids are
-// tokens (or -1) and that AddBOS and AddEOS have a token to add. Duplicate
-// pieces are allowed; encoding uses the lowest id of a piece.
+// tokens (or -1) and that AddBOS and AddEOS have a token to add; for
+// byte-level BPE, that the pre-tokenizer is known (an unknown one wraps
+// [errors.ErrUnsupported]), that every byte has its token and that every
+// merge joins two tokens into a token. Duplicate pieces are allowed:
+// SentencePiece encoding uses the lowest id of a piece, BPE the highest,
+// as llama.cpp does. Another Model is an error wrapping
+// [errors.ErrUnsupported].
 func New(v Vocab) (*Tokenizer, error) {
-	t, err := newSPMTokenizer(v)
+	t, err := newTokenizerFromVocab(v)
 	if err != nil {
 		return nil, fmt.Errorf("vocabulary: %w", err)
 	}
 	return t, nil
 }
 
-func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
+func newTokenizerFromVocab(v Vocab) (*Tokenizer, error) {
+	kind := kindSPM
+	switch v.Model {
+	case "", "llama":
+	case "gpt2":
+		kind = kindBPE
+	default:
+		return nil, fmt.Errorf("Model %q: %w (only \"llama\", SentencePiece, and \"gpt2\", byte-level BPE)", v.Model, errors.ErrUnsupported)
+	}
 	n := len(v.Tokens)
 	if n == 0 {
 		return nil, errors.New("Tokens is empty")
@@ -77,6 +112,11 @@ func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
 			return nil, fmt.Errorf("%s id %d is outside the vocabulary of %d tokens (-1 for none)", s.name, s.id, n)
 		}
 	}
+	for i, id := range v.EOG {
+		if id < 0 || id >= n {
+			return nil, fmt.Errorf("EOG[%d] is %d, outside the vocabulary of %d tokens", i, id, n)
+		}
+	}
 	if v.AddBOS && v.BOS < 0 {
 		return nil, errors.New("AddBOS is set but there is no BOS token")
 	}
@@ -93,16 +133,28 @@ func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
 		}
 	}
 	types := v.Types
-	if types == nil {
+	switch {
+	case types != nil:
+	case kind == kindBPE:
+		types = make([]int32, n)
+		for id := range types {
+			types[id] = TokenNormal
+		}
+	default:
 		types = defaultTypes(v)
 	}
+	for id, typ := range types {
+		if typ < TokenNormal || typ > TokenByte {
+			return nil, fmt.Errorf("Types[%d] (token %q) is %d, not a token type (1 to 6)", id, v.Tokens[id], typ)
+		}
+	}
+	types = controlByText(v.Tokens, types)
 	t := &Tokenizer{
 		pieces:         v.Tokens,
 		scores:         scores,
 		ids:            make(map[string]int, n),
 		spaceID:        -1,
-		rawByte:        make([]int16, n),
-		spm:            true,
+		kind:           kind,
 		bos:            v.BOS,
 		eos:            v.EOS,
 		unk:            v.UNK,
@@ -111,8 +163,17 @@ func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
 		addEOS:         v.AddEOS,
 		addSpacePrefix: v.AddSpacePrefix,
 		types:          types,
-		text:           make([]string, n),
+		eog:            eogSet(v, types),
 	}
+	t.special, t.userDefined = specialTokens(v.Tokens, types)
+	if kind == kindBPE {
+		if err := newBPE(t, v); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	t.rawByte = make([]int16, n)
+	t.text = make([]string, n)
 	for i := range t.byteID {
 		t.byteID[i] = -1
 	}
@@ -139,10 +200,9 @@ func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
 			if t.byteID[b] < 0 {
 				t.byteID[b] = int32(id)
 			}
-		case TokenUnknown, TokenControl, TokenUnused:
-			// Never text: they decode to nothing.
 		default:
-			return nil, fmt.Errorf("Types[%d] (token %q) is %d, not a token type (1 to 6)", id, piece, typ)
+			// Unknown, control and unused tokens are never text: they
+			// decode to nothing.
 		}
 	}
 	// llama.cpp's byte_to_token falls back to a piece that is the byte
@@ -154,7 +214,6 @@ func newSPMTokenizer(v Vocab) (*Tokenizer, error) {
 			}
 		}
 	}
-	t.special, t.userDefined = specialTokens(v.Tokens, types)
 	return t, nil
 }
 
