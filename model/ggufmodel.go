@@ -410,16 +410,17 @@ func viewTensor(info *gguf.TensorInfo, rows, cols int) (tensor, error) {
 		bt := kernels.Block(info.Type)
 		if bt == nil {
 			return tensor{}, fmt.Errorf("tensor %s has type %s, which is %w (this build runs %s)",
-				info.Name, info.Type, ErrUnsupported, supportedTypes())
+				info.Name, info.Type, ErrUnsupported, strings.Join(TensorTypeNames(), ", "))
 		}
 		t.b, t.blk, t.rowBytes = info.Data, bt, cols/bt.BlockSize*bt.BlockBytes
 	}
 	return t, nil
 }
 
-// supportedTypes lists the tensor types this build runs.
-func supportedTypes() string {
-	return strings.Join(append([]string{"F32", "F16", "BF16"}, kernels.BlockTypeNames()...), ", ")
+// TensorTypeNames lists the GGUF tensor types this build runs: the float
+// types, then the block types sorted by name.
+func TensorTypeNames() []string {
+	return append([]string{"F32", "F16", "BF16"}, kernels.BlockTypeNames()...)
 }
 
 // describeTypes lists tensor types by how many tensors have them, most
