@@ -20,7 +20,7 @@ func TestCLIArchFiles(t *testing.T) {
 	for _, c := range []struct {
 		file, tokens, prompt string
 	}{
-		{"l3rand-f32", "llama3", "The quick brown fox"},       // BOS + 4 tokens
+		{"l3rand-f32", "llama3", "The quick brown fox"},      // BOS + 4 tokens
 		{"q2rand-f32", "qwen2", "The quick brown fox jumps"}, // no BOS: 5 tokens
 	} {
 		t.Run(c.file, func(t *testing.T) {
