@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -390,4 +391,43 @@ func TestTinyArchFilesRun(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestArchQuantizeQ8: quantizing the f32 files in memory (-q8) keeps the
+// biases and the RoPE table: the logits stay within the quantized files'
+// tolerance of llama.cpp's F32 ones.
+func TestArchQuantizeQ8(t *testing.T) {
+	for _, f := range archF32Files {
+		t.Run(f.name, func(t *testing.T) {
+			m := openModel(t, fixture(t, "gguf/"+f.name+".gguf"))
+			q, err := m.Quantize(RowAlignedGroupSize(m.Config))
+			require.NoError(t, err)
+			defer q.Close()
+			worst := archLogits(t, q, f, forwardStep(t, newSession(t, q, 2)))
+			t.Logf("max error %.3f%% of the logit range", 100*worst)
+			require.LessOrEqual(t, worst, archQuantTol)
+		})
+	}
+}
+
+// TestWriteQ8RefusesWhatLlama2cCannotHold: a llama2.c checkpoint has no
+// room for biases, another RoPE or epsilon: writing one from such a file
+// is an error naming what would be lost; a llama-shaped F32 GGUF with
+// run.c's settings is written.
+func TestWriteQ8RefusesWhatLlama2cCannotHold(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{"q2rand-f32", []string{"biases", "RoPE on NEOX pairs", "RoPE frequencies", "norm epsilon of 1e-06"}},
+		{"l3rand-f32", []string{"RoPE frequencies other than run.c's"}},
+		{"randk-F16", []string{"only float32 weights"}},
+	} {
+		m := openModel(t, fixture(t, "gguf/"+c.file+".gguf"))
+		err := WriteQ8(io.Discard, m, 32, nil)
+		for _, w := range c.want {
+			require.ErrorContains(t, err, w, c.file)
+		}
+	}
+	require.NoError(t, WriteQ8(io.Discard, openModel(t, fixture(t, "gguf/randk-f32.gguf")), 32, nil))
 }
