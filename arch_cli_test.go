@@ -2,11 +2,10 @@ package main
 
 import (
 	"errors"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/model"
 	"github.com/stretchr/testify/require"
 )
@@ -29,8 +28,8 @@ func TestCLIArchFiles(t *testing.T) {
 			require.NoError(t, err)
 			tok, tokErr := m.Tokenizer(), m.TokenizerError()
 			m.Close()
-			greedy := readIDs(t, fixture(t, "golden/gguf/"+c.file+".greedy.txt"))
-			teacher := readIDs(t, fixture(t, "golden/gguf/teacher-tokens-"+c.tokens+".txt"))[:5]
+			greedy := testfixture.Ints(t, fixture(t, "golden/gguf/"+c.file+".greedy.txt"))
+			teacher := testfixture.Ints(t, fixture(t, "golden/gguf/teacher-tokens-"+c.tokens+".txt"))[:5]
 			args := []string{path, "-t", "0", "-n", strconv.Itoa(len(teacher) + len(greedy)), "-i", c.prompt}
 			code, stdout, stderr := runCLI(t, "", args...)
 			if tok == nil {
@@ -53,18 +52,4 @@ func TestCLIArchFiles(t *testing.T) {
 			require.Equal(t, string(want), stdout)
 		})
 	}
-}
-
-// readIDs reads a golden file of space-separated token ids.
-func readIDs(t *testing.T, path string) []int {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var ids []int
-	for _, f := range strings.Fields(string(data)) {
-		id, err := strconv.Atoi(f)
-		require.NoError(t, err)
-		ids = append(ids, id)
-	}
-	return ids
 }

@@ -337,21 +337,7 @@ func TestBadArchFiles(t *testing.T) {
 		}, "qwen2.attention.layer_norm_rms_epsilon is 0", nil},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := c.file().write(t)
-			m, err := Open(path)
-			if err == nil {
-				m.Close()
-			}
-			require.Error(t, err)
-			msg := err.Error()
-			require.Contains(t, msg, path)
-			require.Contains(t, msg, c.want)
-			require.NotContains(t, msg, "\n")
-			if c.errorIs != nil {
-				require.ErrorIs(t, err, c.errorIs)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { requireOpenError(t, c.file().write(t), c.want, c.errorIs) })
 	}
 }
 

@@ -195,20 +195,26 @@ func TestBadGGUFModels(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			g := newTinyGGUF()
 			c.edit(g)
-			path := g.write(t)
-			m, err := Open(path)
-			if err == nil {
-				m.Close()
-			}
-			require.Error(t, err)
-			msg := err.Error()
-			require.Contains(t, msg, path)
-			require.Contains(t, msg, c.want)
-			require.NotContains(t, msg, "\n")
-			if c.errorIs != nil {
-				require.True(t, errors.Is(err, c.errorIs), "%v is not %v", err, c.errorIs)
-			}
+			requireOpenError(t, g.write(t), c.want, c.errorIs)
 		})
+	}
+}
+
+// requireOpenError checks that the model at path fails to open with one
+// line naming the file and containing want, wrapping errorIs if not nil.
+func requireOpenError(t *testing.T, path, want string, errorIs error) {
+	t.Helper()
+	m, err := Open(path)
+	if err == nil {
+		m.Close()
+	}
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, path)
+	require.Contains(t, msg, want)
+	require.NotContains(t, msg, "\n")
+	if errorIs != nil {
+		require.True(t, errors.Is(err, errorIs), "%v is not %v", err, errorIs)
 	}
 }
 

@@ -352,17 +352,29 @@ func blockMatVecVNNI(bt *blockType) {
 	RET()
 }
 
-// blockMatVecAVX2 generates matVecQ8_0AVX2 / matVecQ4_0AVX2: one row at a
-// time, one block (one ymm) per step. VPMADDUBSW needs an unsigned operand:
-// for Q8_0 it is |w| (128 for -128, which a crafted file may hold) with
-// w's sign moved onto x (VPSIGNB; x is never -128: the quantizer writes
-// -127..127); for Q4_0 the nibbles are made signed (q-8) and the roles
-// swap (|x| times the weights with x's sign), which is one operation less
-// per row. The int16 pair sums cannot saturate (2*127*128 < 32767).
+// blockMatVecAVX2 generates matVec{T}AVX2 for Q8_0 and the nibble types:
+// one row at a time, one block (one ymm) per step. VPMADDUBSW needs an
+// unsigned operand: for Q8_0 and IQ4_NL (whose table's values are signed)
+// it is |w| (128 for -128, which a crafted Q8_0 file may hold) with w's
+// sign moved onto x (VPSIGNB; x is never -128: the quantizer writes
+// -127..127); for Q4_0 and Q5_0 the quants are made signed (q-8, q-16) and
+// the roles swap (|x| times the weights with x's sign), which is one
+// operation less per row; Q4_1 and Q5_1's q are unsigned as they are. The
+// int16 pair sums cannot saturate (2*127*128 < 32767). The fifth bits are
+// spread to bytes by VPSHUFB, an OR with every other bit and a compare
+// with all ones; the minima go into a scalar accumulator added to the
+// row's sum at the end.
 func blockMatVecAVX2(bt *blockType) {
 	name := "matVec" + bt.name + "AVX2"
-	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
-	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
+	sig, doc := "func(out []float32, w []byte, xq []int8, xs []float32)", "blocks_amd64.go"
+	if bt.min {
+		sig = "func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)"
+	}
+	if bt != q8 && bt != q4 {
+		doc = "blocks_legacy_amd64.go"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/" + doc + ".")
 	rows := Load(Param("out").Len(), GP64())
 	TESTQ(rows, rows)
 	JZ(LabelRef("done"))
@@ -371,43 +383,92 @@ func blockMatVecAVX2(bt *blockType) {
 	ones := YMM()
 	VPCMPEQW(ones, ones, ones)
 	VPSRLW(U8(15), ones, ones)
-	var lo, eight VecVirtual
+	signed := bt.q4 && !bt.min && !bt.table // Q4_0, Q5_0: q - c
+	var lo, off VecVirtual
 	if bt.q4 {
-		lo, eight = broadcastByte(0x0f, false), broadcastByte(8, false)
+		lo = broadcastByte(0x0f, false)
+		if signed {
+			off = broadcastByte(bt.c, false)
+		}
+	}
+	var sixteen, shuf, mask, all, table VecVirtual
+	if bt.qh != 0 {
+		sixteen = off // Q5_0's c is 16
+		if sixteen == nil {
+			sixteen = broadcastByte(16, false)
+		}
+		shuf, mask, all = YMM(), YMM(), YMM()
+		VMOVDQU(bitsShuf, shuf)
+		VMOVDQU(bitsMask, mask)
+		VPCMPEQB(all, all, all)
+	}
+	if bt.table {
+		table = YMM()
+		VBROADCASTI128(iq4nlSigned, table)
 	}
 	xp, xsp, cnt := GP64(), GP64(), GP64()
+	var xsump GPVirtual
+	if bt.min {
+		xsump = GP64()
+	}
 
 	Label("row")
 	Load(Param("xq").Base(), xp)
 	Load(Param("xs").Base(), xsp)
+	if bt.min {
+		Load(Param("xsum").Base(), xsump)
+	}
 	Load(Param("xq").Len(), cnt)
 	SHRQ(U8(5), cnt)
 	acc := YMM()
 	VXORPS(acc, acc, acc)
+	var accMin VecVirtual
+	if bt.min {
+		accMin = XMM()
+		VXORPS(accMin, accMin, accMin)
+	}
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("sum"))
 	Label("block")
 	x, xa := YMM(), YMM()
 	VMOVDQU(Mem{Base: xp}, x)
-	if bt.q4 {
+	if signed {
 		VPABSB(x, xa)
 	}
 	w := YMM()
 	if bt.q4 {
 		h := YMM()
-		VBROADCASTI128(Mem{Base: wp, Disp: 2}, w)
+		VBROADCASTI128(Mem{Base: wp, Disp: bt.qs}, w)
 		VPSRLW(U8(4), w, h)
 		VPBLENDD(U8(0xf0), h, w, w) // [qs | qs>>4]
 		VPAND(lo, w, w)
-		VPSUBB(eight, w, w)
+		if bt.qh != 0 {
+			b := YMM()
+			VPBROADCASTD(Mem{Base: wp, Disp: bt.qh}, b)
+			VPSHUFB(shuf, b, b)
+			VPOR(mask, b, b)
+			VPCMPEQB(all, b, b) // 0xff where value i's bit is set
+			VPAND(sixteen, b, b)
+			VPOR(b, w, w)
+		}
+		if signed {
+			VPSUBB(off, w, w)
+		}
 	} else {
 		VMOVDQU(Mem{Base: wp, Disp: 2}, w)
 	}
-	if bt.q4 {
+	switch {
+	case signed:
 		VPSIGNB(x, w, w)
 		VPMADDUBSW(w, xa, w)
-	} else {
-		Comment("|w| times x with w's sign: right for w = -128 too (|w| = 128 unsigned).")
+	case bt.min:
+		VPMADDUBSW(x, w, w)
+	default:
+		if bt.table {
+			VPSHUFB(w, table, w)
+		} else {
+			Comment("|w| times x with w's sign: right for w = -128 too (|w| = 128 unsigned).")
+		}
 		VPSIGNB(w, x, xa)
 		VPABSB(w, w)
 		VPMADDUBSW(xa, w, w)
@@ -423,6 +484,16 @@ func blockMatVecAVX2(bt *blockType) {
 	VBROADCASTSS(Mem{Base: xsp}, xsv)
 	VMULPS(xsv, df, df)
 	VFMADD231PS(df, f, acc)
+	if bt.min {
+		m, sx := XMM(), XMM()
+		VPBROADCASTW(Mem{Base: wp, Disp: 2}, m)
+		VCVTPH2PS(m, m)
+		VMULSS(xsv.AsX(), m, m)
+		VMOVD(Mem{Base: xsump}, sx)
+		VCVTDQ2PS(sx, sx)
+		VFMADD231SS(m, sx, accMin)
+		ADDQ(U8(4), xsump)
+	}
 	ADDQ(U8(32), xp)
 	ADDQ(U8(4), xsp)
 	ADDQ(U8(bt.bytes), wp)
@@ -431,6 +502,9 @@ func blockMatVecAVX2(bt *blockType) {
 
 	Label("sum")
 	s := hsum1(acc)
+	if bt.min {
+		VADDSS(accMin, s, s)
+	}
 	VMOVSS(s, Mem{Base: op})
 	ADDQ(U8(4), op)
 	DECQ(rows)

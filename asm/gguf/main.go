@@ -92,7 +92,7 @@ func main() {
 	blockMatVecAVX2(q4)
 	for _, bt := range legacyTypes {
 		blockMatVecVNNI(bt)
-		legacyMatVecAVX2(bt)
+		blockMatVecAVX2(bt)
 	}
 
 	panelData()

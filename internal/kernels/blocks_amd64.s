@@ -3114,22 +3114,22 @@ row:
 
 block:
 	VMOVDQU        (BX), Y7
-	VBROADCASTI128 6(DX), Y8
-	VPSRLW         $0x04, Y8, Y9
-	VPBLENDD       $0xf0, Y9, Y8, Y8
-	VPAND          Y1, Y8, Y8
-	VPBROADCASTD   2(DX), Y9
-	VPSHUFB        Y3, Y9, Y9
-	VPOR           Y4, Y9, Y9
-	VPCMPEQB       Y5, Y9, Y9
-	VPAND          Y2, Y9, Y9
-	VPOR           Y9, Y8, Y8
-	VPSUBB         Y2, Y8, Y8
-	VPABSB         Y7, Y9
-	VPSIGNB        Y7, Y8, Y8
-	VPMADDUBSW     Y8, Y9, Y8
-	VPMADDWD       Y0, Y8, Y8
-	VCVTDQ2PS      Y8, Y7
+	VPABSB         Y7, Y8
+	VBROADCASTI128 6(DX), Y9
+	VPSRLW         $0x04, Y9, Y10
+	VPBLENDD       $0xf0, Y10, Y9, Y9
+	VPAND          Y1, Y9, Y9
+	VPBROADCASTD   2(DX), Y10
+	VPSHUFB        Y3, Y10, Y10
+	VPOR           Y4, Y10, Y10
+	VPCMPEQB       Y5, Y10, Y10
+	VPAND          Y2, Y10, Y10
+	VPOR           Y10, Y9, Y9
+	VPSUBB         Y2, Y9, Y9
+	VPSIGNB        Y7, Y9, Y9
+	VPMADDUBSW     Y9, Y8, Y9
+	VPMADDWD       Y0, Y9, Y9
+	VCVTDQ2PS      Y9, Y7
 	VPBROADCASTW   (DX), X8
 	VCVTPH2PS      X8, Y8
 	VBROADCASTSS   (SI), Y9
