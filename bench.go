@@ -37,6 +37,12 @@ Options:
   -mlock           lock the weights in RAM
 ` + hfUsage
 
+// benchSupported says what bench (and every command) runs, for -h.
+func benchSupported() string {
+	return fmt.Sprintf("Runs llama2.c checkpoints (versions 0, 1, 2) and GGUF files of the architectures %s\nwith tensors of the types %s.\n",
+		strings.Join(model.ArchitectureNames(), ", "), strings.Join(model.TensorTypeNames(), ", "))
+}
+
 type benchOptions struct {
 	checkpoint string
 	prompts    []int
@@ -56,6 +62,7 @@ type benchOptions struct {
 // benchResult is one row of the table.
 type benchResult struct {
 	Model     string `json:"model"`
+	Arch      string `json:"arch"` // llama, qwen2, ... (model.Model.Architecture)
 	SizeBytes int64  `json:"size_bytes"`
 	Params    int64  `json:"params"`
 	Format    string `json:"format"`
@@ -78,7 +85,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	o, err := parseBenchArgs(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, benchUsage)
+		fmt.Fprint(stdout, benchUsage+benchSupported())
 		return 0
 	case err != nil:
 		fmt.Fprintf(stderr, "error: %v\n\n%s", err, benchUsage)
@@ -198,7 +205,7 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 			fmt.Fprintf(progress, "bench: %s, %d threads, %s...\n", filepath.Base(o.checkpoint), threads, test)
 			run() // warm-up: page in the weights, settle the clocks
 			res := benchResult{
-				Model: filepath.Base(o.checkpoint), SizeBytes: fi.Size(), Params: c.Params(),
+				Model: filepath.Base(o.checkpoint), Arch: m.Architecture(), SizeBytes: fi.Size(), Params: c.Params(),
 				Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
 			}
 			for range o.reps {
@@ -279,15 +286,15 @@ func meanStddev(xs []float64) (mean, sd float64) {
 }
 
 func printBenchTable(w io.Writer, results []benchResult) {
-	fmt.Fprintln(w, "| model | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| model | arch | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |")
 	for _, r := range results {
 		bw := ""
 		if r.BandwidthGBs > 0 {
 			bw = fmt.Sprintf("%.1f%% of %.1f GB/s", r.BandwidthPercent, r.BandwidthGBs)
 		}
-		fmt.Fprintf(w, "| %s | %.2f MiB | %.2f M | %s | %s | %d | %s | %.2f ± %.2f | %s |\n",
-			r.Model, float64(r.SizeBytes)/(1<<20), float64(r.Params)/1e6, r.Format, r.Memory, r.Threads, r.Test,
+		fmt.Fprintf(w, "| %s | %s | %.2f MiB | %.2f M | %s | %s | %d | %s | %.2f ± %.2f | %s |\n",
+			r.Model, r.Arch, float64(r.SizeBytes)/(1<<20), float64(r.Params)/1e6, r.Format, r.Memory, r.Threads, r.Test,
 			r.AvgTPS, r.StddevTPS, bw)
 	}
 }

@@ -22,6 +22,7 @@ func TestBenchJSON(t *testing.T) {
 		tests = append(tests, r.Test)
 		require.Equal(t, "stories260K.bin", r.Model)
 		require.Equal(t, "fp32 (v0)", r.Format)
+		require.Equal(t, "llama", r.Arch)
 		require.Equal(t, "mmap", r.Memory)
 		require.Len(t, r.SamplesTPS, 2)
 		require.Positive(t, r.AvgTPS)
@@ -38,7 +39,7 @@ func TestBenchTableWithBandwidth(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, lines, 3)
-	require.Contains(t, lines[0], "| model | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
+	require.Contains(t, lines[0], "| model | arch | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
 	require.Regexp(t, `\| Q8_0 g64 \(v2\) \| anonymous( \(huge pages\))? \| 1 \| tg4 \|`, lines[2])
 	require.Regexp(t, `[0-9.]+% of [0-9.]+ GB/s \|$`, lines[2])
 }
@@ -66,6 +67,7 @@ func TestBenchErrors(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "bench", "-h")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "Usage: llama2 bench")
+	require.Contains(t, stdout, "GGUF files of the architectures llama, qwen2\nwith tensors of the types F32, F16, BF16, IQ4_NL, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0.")
 }
 
 func TestOpenOptions(t *testing.T) {

@@ -249,10 +249,16 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 
 // modelTokenizer is the tokenizer of m: the file named by -z when given
 // (llama2.c's tokenizer.bin or a GGUF vocabulary), else the one inside a
-// GGUF model, else tokenizer.bin.
+// GGUF model, else tokenizer.bin. A GGUF vocabulary this build does not
+// read is an error (model.Model.TokenizerError), unless -z names another.
 func modelTokenizer(m *model.Model, path string, set bool) (*tokenizer.Tokenizer, error) {
-	if tok := m.Tokenizer(); tok != nil && !set {
-		return tok, nil
+	if !set {
+		if tok := m.Tokenizer(); tok != nil {
+			return tok, nil
+		}
+		if err := m.TokenizerError(); err != nil {
+			return nil, err
+		}
 	}
 	return tokenizer.Load(path, m.Config.VocabSize)
 }

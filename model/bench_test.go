@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -93,5 +94,54 @@ func BenchmarkPrefill(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tok/s")
 		})
+	}
+}
+
+// BenchmarkGGUFFiles times a generated token (Forward at position 128) and
+// a 128-token prompt on the GGUF files listed in LLAMA2_BENCH_GGUF
+// (comma-separated paths, e.g. random Llama-3.2-1B or Qwen2.5-0.5B shapes
+// from tools/mkgguf and llama-quantize), read into memory, at 1 and 2
+// threads. Without the variable it is skipped.
+func BenchmarkGGUFFiles(b *testing.B) {
+	list := os.Getenv("LLAMA2_BENCH_GGUF")
+	if list == "" {
+		b.Skip("LLAMA2_BENCH_GGUF is not set")
+	}
+	for _, path := range strings.Split(list, ",") {
+		m, err := OpenWith(path, OpenOptions{Mmap: MmapOff})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close() })
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/tg/threads=%d", filepath.Base(path), threads), func(b *testing.B) {
+				s := newSession(b, m, threads)
+				for pos := range 128 {
+					if _, err := s.Forward(1, pos); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(m.StreamedBytesPerToken())
+				for b.Loop() {
+					if _, err := s.Forward(1, 128); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+			b.Run(fmt.Sprintf("%s/pp128/threads=%d", filepath.Base(path), threads), func(b *testing.B) {
+				s := newSession(b, m, threads)
+				prompt := make([]int, 128)
+				for i := range prompt {
+					prompt[i] = (i * 7919) % m.Config.VocabSize
+				}
+				for b.Loop() {
+					if _, err := s.PrefillLogits(prompt, 0); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
 	}
 }

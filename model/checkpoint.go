@@ -96,6 +96,11 @@ type layerWeights struct {
 	w1     tensor    // (hidden, dim)
 	w2     tensor    // (dim, hidden)
 	w3     tensor    // (hidden, dim)
+
+	// Biases added to the products' outputs, nil where the file has none
+	// (every llama2.c checkpoint; Qwen2's q, k and v).
+	bq, bo []float32 // (dim)
+	bk, bv []float32 // (kv_dim)
 }
 
 // weights are the model's tensors, row-major, each a view into the mapping.
@@ -105,6 +110,7 @@ type weights struct {
 	layers         []layerWeights
 	rmsFinal       []float32 // (dim)
 	classifier     tensor    // (vocab, dim); the embedding table when shared
+	rope           ropeTable
 }
 
 // parseCheckpoint validates a checkpoint's bytes and returns its header and
@@ -320,6 +326,7 @@ func (c Config) layout(body []byte) weights {
 		tokenEmbedding: tensors["token_embedding"][0],
 		layers:         make([]layerWeights, c.Layers),
 		rmsFinal:       tensors["rms_final"][0].f,
+		rope:           newRopeTable(c, ropeAdjacent, nil),
 	}
 	if c.SharedClassifier {
 		w.classifier = w.tokenEmbedding

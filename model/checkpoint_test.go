@@ -133,6 +133,13 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add(checkpointBytes(v1, 1))
 	f.Add(legacyHeader(8, 8, 1, 2, 2, 4, 4))
 	f.Add(legacyHeader(64, 172, 1_000_000_000, 8, 4, 512, 512))
+	// Counts at the limits, in a version 1 header over real weights:
+	// seq_len (bounded by the KV cache, not the file) and n_layers.
+	for _, field := range []int{2, 6} {
+		b := checkpointBytes(v1, 1)
+		putInt32(b[8+4*field:], 1<<31-1)
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, w, err := parseCheckpoint(aligned(data), "fuzz.bin")
 		if err != nil {

@@ -3,7 +3,6 @@ package model
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"sync/atomic"
 
@@ -256,12 +255,9 @@ func (b *Batch) forward() {
 	half := hs / 2
 	qkvDim := dim + 2*kvDim
 	for i, e := range b.entries {
+		e.Session.att.reserve(e.Pos + 1)
 		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], e.Token)
-		for j, f := range e.Session.ropeFreq {
-			val := float32(e.Pos) * f
-			b.cos[i*half+j] = float32(math.Cos(float64(val)))
-			b.sin[i*half+j] = float32(math.Sin(float64(val)))
-		}
+		w.rope.angles(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], e.Pos)
 	}
 	for l := range w.layers {
 		b.layer = l
@@ -275,18 +271,17 @@ func (b *Batch) forward() {
 			s := e.Session
 			s.layer = l
 			row := b.qkv[i*qkvDim : (i+1)*qkvDim]
-			cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
-			rotate(row[:dim], cos, sin, hs)
-			k := s.kvSlot(s.keyCache, l, e.Pos)
+			k, v := s.kvSlot(s.keyCache, l, e.Pos), s.kvSlot(s.valueCache, l, e.Pos)
 			copy(k, row[dim:dim+kvDim])
-			rotate(k, cos, sin, hs)
-			copy(s.kvSlot(s.valueCache, l, e.Pos), row[dim+kvDim:])
+			copy(v, row[dim+kvDim:])
+			lw.qkvEnd(row[:dim], k, v, &w.rope, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hs)
 		}
 		b.pool.run(n*c.Heads, 1, b.attnBody)
 		quantizeRows(b.xbIn[:n])
 		b.pool.run(dim, rowGrain, b.woBody)
 		for i := range n {
 			x := b.x[i*dim : (i+1)*dim]
+			addBias(b.xb2[i*dim:(i+1)*dim], lw.bo)
 			addInPlace(x, b.xb2[i*dim:(i+1)*dim])
 			rmsnorm(b.xb[i*dim:(i+1)*dim], x, lw.rmsFFN, b.eps)
 		}

@@ -20,6 +20,22 @@ type tinyGGUF struct {
 	kv      map[string]any
 	tensors map[string]tinyTensor
 	order   []string
+	values  map[string][]float32 // F32 values of a tensor, instead of seeded ones
+}
+
+// set adds or replaces an F32 tensor of shape dims, with values vals (nil:
+// seeded ones).
+func (g *tinyGGUF) set(name string, vals []float32, dims ...int64) {
+	if _, ok := g.tensors[name]; !ok {
+		g.order = append(g.order, name)
+	}
+	g.tensors[name] = tinyTensor{gguf.TypeF32, dims}
+	if vals != nil {
+		if g.values == nil {
+			g.values = map[string][]float32{}
+		}
+		g.values[name] = vals
+	}
 }
 
 type tinyTensor struct {
@@ -97,6 +113,7 @@ func (g *tinyGGUF) builder() ([]byte, error) {
 			for i := range f {
 				f[i] = float32(int8(data[4*i]))/256 + 0.01
 			}
+			copy(f, g.values[name])
 		}
 		b.AddTensor(name, tt.typ, tt.dims, data)
 	}
@@ -168,34 +185,36 @@ func TestBadGGUFModels(t *testing.T) {
 			}
 			g.tensors["blk.0.attn_q.weight"] = tinyTensor{gguf.TypeQ2_K, []int64{256, 256}}
 		}, "blk.0.attn_q.weight has type Q2_K", ErrUnsupported},
-		{"tokenizer model", func(g *tinyGGUF) {
-			g.kv["tokenizer.ggml.model"] = "bert"
+		{"tokenizer scores", func(g *tinyGGUF) {
+			g.kv["tokenizer.ggml.model"] = "llama"
 			g.kv["tokenizer.ggml.tokens"] = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-		}, `tokenizer.ggml.model "bert"`, ErrUnsupported},
-		{"tokenizer pre", func(g *tinyGGUF) {
-			g.kv["tokenizer.ggml.model"] = "gpt2"
-			g.kv["tokenizer.ggml.pre"] = "no-such-pre"
-			g.kv["tokenizer.ggml.tokens"] = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-		}, `tokenizer.ggml.pre "no-such-pre"`, ErrUnsupported},
+			g.kv["tokenizer.ggml.scores"] = []float32{1, 2}
+		}, "tokenizer.ggml.scores has 2 entries", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := newTinyGGUF()
 			c.edit(g)
-			path := g.write(t)
-			m, err := Open(path)
-			if err == nil {
-				m.Close()
-			}
-			require.Error(t, err)
-			msg := err.Error()
-			require.Contains(t, msg, path)
-			require.Contains(t, msg, c.want)
-			require.NotContains(t, msg, "\n")
-			if c.errorIs != nil {
-				require.True(t, errors.Is(err, c.errorIs), "%v is not %v", err, c.errorIs)
-			}
+			requireOpenError(t, g.write(t), c.want, c.errorIs)
 		})
+	}
+}
+
+// requireOpenError checks that the model at path fails to open with one
+// line naming the file and containing want, wrapping errorIs if not nil.
+func requireOpenError(t *testing.T, path, want string, errorIs error) {
+	t.Helper()
+	m, err := Open(path)
+	if err == nil {
+		m.Close()
+	}
+	require.Error(t, err)
+	msg := err.Error()
+	require.Contains(t, msg, path)
+	require.Contains(t, msg, want)
+	require.NotContains(t, msg, "\n")
+	if errorIs != nil {
+		require.True(t, errors.Is(err, errorIs), "%v is not %v", err, errorIs)
 	}
 }
 
@@ -245,18 +264,35 @@ func FuzzParseGGUFModel(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
+	// The architecture table's cases: qwen2 with its biases; llama with
+	// every optional tensor; counts the tensors cannot back.
+	full := newTinyGGUF()
+	full.set("rope_freqs.weight", []float32{1, 3}, 2)
+	full.set("blk.0.attn_q.bias", nil, 8)
+	full.set("blk.0.attn_output.bias", nil, 8)
+	huge := newTinyGGUF()
+	huge.kv["llama.block_count"] = uint32(maxDimension)
+	for _, g := range []*tinyGGUF{newTinyGGUF().toQwen2(), full, huge} {
+		if data, err = g.builder(); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, w, gm, err := parseGGUF(aligned(data), "fuzz.gguf")
 		if err != nil {
 			return
 		}
 		m := &Model{Config: c, w: w, gguf: gm, unmap: func() error { return nil }}
-		s, err := m.NewSession(SessionOptions{Threads: 1, Batch: 1})
-		if err != nil {
+		if kv, _ := mul64(int64(c.Layers), int64(c.SeqLen), int64(c.KVDim()), 8); kv > 64<<20 {
 			return // a KV cache too large for this test is fine
 		}
+		s, err := m.NewSession(SessionOptions{Threads: 1, Batch: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer s.Close()
-		if _, err := s.Forward(0, 0); err != nil {
+		if _, err := s.PrefillLogits([]int{0, 0}[:min(2, c.SeqLen)], 0); err != nil {
 			t.Fatal(err)
 		}
 	})

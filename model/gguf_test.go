@@ -5,28 +5,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/llama2-go/llama2/internal/kernels"
+	"github.com/llama2-go/llama2/internal/testfixture"
 	"github.com/llama2-go/llama2/sample"
 	"github.com/stretchr/testify/require"
 )
 
 // readInts reads a golden file of space-separated token ids.
-func readInts(t *testing.T, path string) []int {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var ids []int
-	for _, f := range strings.Fields(string(data)) {
-		id, err := strconv.Atoi(f)
-		require.NoError(t, err)
-		ids = append(ids, id)
-	}
-	return ids
-}
+func readInts(t *testing.T, path string) []int { return testfixture.Ints(t, path) }
 
 // readLogits reads a golden file of little-endian float32 logits, rows of
 // vocab values.

@@ -15,23 +15,25 @@ import (
 )
 
 // GGUF models (llama.cpp's format): the hyperparameters and the tokenizer
-// are metadata, the tensors are named and each has its own type. Only the
-// `llama` architecture is read (Llama 1/2, TinyLlama, CodeLlama, Mistral
-// 7B v0.1/v0.2); its Q and K weights are already in llama2.c's rotary
-// layout (interleaved pairs), so no permutation is needed.
+// are metadata, the tensors are named and each has its own type. What
+// differs between architectures (general.architecture) is data, in
+// arch.go; the `llama` architecture's Q and K weights are already in
+// llama2.c's rotary layout (adjacent pairs), so no permutation is needed.
 
 // ErrUnsupported is wrapped by the errors for files that are well formed
 // but use what this package does not run: another architecture, tensor
-// type, RoPE scaling or tokenizer model.
+// type or RoPE scaling.
 var ErrUnsupported = errors.New("not supported")
 
 // ggufModel is what a GGUF file adds to the weights.
 type ggufModel struct {
 	tok          *tokenizer.Tokenizer // the vocabulary in the file, or nil
+	tokErr       error                // why tok is nil though the file has a vocabulary
 	chatTemplate string               // tokenizer.chat_template, or ""
 	eos, bos     int                  // token ids; -1 when absent
 	typeMix      string               // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
 	resident     bool                 // Q8_0 matrices repacked into panels (resident.go)
+	arch         string               // general.architecture
 }
 
 // maxDimension bounds every size read from metadata, so that products of a
@@ -52,21 +54,23 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 	if err != nil {
 		return fail(err)
 	}
-	arch, err := f.String("general.architecture")
+	archName, err := f.String("general.architecture")
 	if err != nil {
 		return fail(err)
 	}
-	if arch != "llama" {
-		return fail(fmt.Errorf("general.architecture is %q: only llama is %w", arch, ErrUnsupported))
-	}
-	cfg, err := ggufConfig(f)
+	arch, err := lookupArch(archName)
 	if err != nil {
 		return fail(err)
 	}
-	w, gm, err := ggufWeights(f, &cfg)
+	cfg, err := ggufConfig(f, archName, arch)
 	if err != nil {
 		return fail(err)
 	}
+	w, gm, err := ggufWeights(f, &cfg, archName, arch)
+	if err != nil {
+		return fail(err)
+	}
+	gm.arch = archName
 	if err := cfg.validate(); err != nil {
 		return fail(err)
 	}
@@ -77,11 +81,15 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 		return fail(err)
 	}
 	if has(f, "tokenizer.ggml.tokens") {
-		if gm.tok, err = tokenizer.FromGGUF(f); err != nil {
-			return fail(asUnsupported(err))
-		}
-		if n := gm.tok.VocabSize(); n != cfg.VocabSize {
-			return fail(fmt.Errorf("tokenizer.ggml.tokens has %d tokens, but token_embd.weight has %d rows", n, cfg.VocabSize))
+		gm.tok, err = tokenizer.FromGGUF(f)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			// The weights run without it: token ids in, logits out.
+			gm.tokErr = asUnsupported(fmt.Errorf("gguf %s: %w", name, err))
+		case err != nil:
+			return fail(err)
+		case gm.tok.VocabSize() != cfg.VocabSize:
+			return fail(fmt.Errorf("tokenizer.ggml.tokens has %d tokens, but token_embd.weight has %d rows", gm.tok.VocabSize(), cfg.VocabSize))
 		}
 	}
 	if gm.chatTemplate, err = f.String("tokenizer.chat_template"); err != nil && !errors.Is(err, gguf.ErrMissing) {
@@ -96,51 +104,58 @@ func parseGGUF(data []byte, name string) (Config, weights, *ggufModel, error) {
 	return cfg, w, gm, nil
 }
 
-// ggufConfig reads the hyperparameters of the llama architecture.
-func ggufConfig(f *gguf.File) (Config, error) {
+// ggufConfig reads the hyperparameters, each under the architecture's
+// prefix (llama.embedding_length, qwen2.embedding_length, ...).
+func ggufConfig(f *gguf.File, archName string, arch *archSpec) (Config, error) {
 	c := Config{GGUF: true, Version: int(f.Version)}
+	p := archName + "."
 	for _, k := range []struct {
 		key string
 		dst *int
 	}{
-		{"llama.context_length", &c.SeqLen}, {"llama.embedding_length", &c.Dim},
-		{"llama.block_count", &c.Layers}, {"llama.feed_forward_length", &c.HiddenDim},
-		{"llama.attention.head_count", &c.Heads},
+		{"context_length", &c.SeqLen}, {"embedding_length", &c.Dim},
+		{"block_count", &c.Layers}, {"feed_forward_length", &c.HiddenDim},
+		{"attention.head_count", &c.Heads},
 	} {
-		v, err := dimension(f, k.key)
+		v, err := dimension(f, p+k.key)
 		if err != nil {
 			return c, err
 		}
 		*k.dst = v
 	}
 	c.KVHeads = c.Heads
-	if has(f, "llama.attention.head_count_kv") {
-		v, err := dimension(f, "llama.attention.head_count_kv")
+	if has(f, p+"attention.head_count_kv") {
+		v, err := dimension(f, p+"attention.head_count_kv")
 		if err != nil {
 			return c, err
 		}
 		c.KVHeads = v
 	}
 	if c.Dim%c.Heads != 0 {
-		return c, fmt.Errorf("llama.embedding_length %d is not divisible by llama.attention.head_count %d", c.Dim, c.Heads)
+		return c, fmt.Errorf("%sembedding_length %d is not divisible by %sattention.head_count %d", p, c.Dim, p, c.Heads)
 	}
-	if has(f, "llama.rope.dimension_count") {
-		v, err := dimension(f, "llama.rope.dimension_count")
+	// Heads of another width than dim/heads (Gemma's key_length) and
+	// partial RoPE are not run.
+	for _, k := range []string{"rope.dimension_count", "attention.key_length", "attention.value_length"} {
+		if !has(f, p+k) {
+			continue
+		}
+		v, err := dimension(f, p+k)
 		if err != nil {
 			return c, err
 		}
 		if v != c.HeadSize() {
-			return c, fmt.Errorf("llama.rope.dimension_count is %d, but the head size is %d: partial RoPE is %w", v, c.HeadSize(), ErrUnsupported)
+			return c, fmt.Errorf("%s%s is %d, but the head size is %d (embedding_length / head_count): %w", p, k, v, c.HeadSize(), ErrUnsupported)
 		}
 	}
 	var err error
-	if c.RopeTheta, err = positiveFloat(f, "llama.rope.freq_base", 10000); err != nil {
+	if c.RopeTheta, err = positiveFloat(f, p+"rope.freq_base", 10000); err != nil {
 		return c, err
 	}
-	if c.NormEps, err = positiveFloat(f, "llama.attention.layer_norm_rms_epsilon", 1e-5); err != nil {
+	if c.NormEps, err = positiveFloat(f, p+arch.epsKey, 1e-5); err != nil {
 		return c, err
 	}
-	if c.RopeScale, err = ropeScale(f); err != nil {
+	if c.RopeScale, err = ropeScale(f, p); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -167,18 +182,20 @@ func positiveFloat(f *gguf.File, key string, def float32) (float32, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !(v > 0) || math.IsInf(v, 0) || float32(v) == 0 {
+	if !(v > 0) || math.IsInf(v, 0) || float32(v) == 0 || math.IsInf(float64(float32(v)), 0) {
 		return 0, fmt.Errorf("%s is %g, must be a positive number", key, v)
 	}
 	return float32(v), nil
 }
 
-// ropeScale reads linear RoPE scaling (llama.rope.scaling.type "linear"
-// with .factor, or the older llama.rope.scale_linear); other scaling types
-// are an error.
-func ropeScale(f *gguf.File) (float32, error) {
-	if has(f, "llama.rope.scaling.type") {
-		typ, err := f.String("llama.rope.scaling.type")
+// ropeScale reads RoPE scaling under prefix p: rope.scaling.type "none",
+// or "linear" with rope.scaling.factor (or the older rope.scale_linear).
+// YaRN, LongRoPE and any other type are an error: their frequencies are
+// not computed here. (Llama 3.1's scaling comes as the rope_freqs tensor,
+// with no rope.scaling keys.)
+func ropeScale(f *gguf.File, p string) (float32, error) {
+	if has(f, p+"rope.scaling.type") {
+		typ, err := f.String(p + "rope.scaling.type")
 		if err != nil {
 			return 0, err
 		}
@@ -186,11 +203,14 @@ func ropeScale(f *gguf.File) (float32, error) {
 		case "none":
 			return 1, nil
 		case "linear":
-			return positiveFloat(f, "llama.rope.scaling.factor", 1)
+			return positiveFloat(f, p+"rope.scaling.factor", 1)
 		}
-		return 0, fmt.Errorf("llama.rope.scaling.type %q is %w (only linear)", typ, ErrUnsupported)
+		return 0, fmt.Errorf("%srope.scaling.type %q is %w (only none and linear)", p, typ, ErrUnsupported)
 	}
-	return positiveFloat(f, "llama.rope.scale_linear", 1)
+	if has(f, p+"rope.scaling.factor") {
+		return 0, fmt.Errorf("%srope.scaling.factor without %srope.scaling.type: the scaling is unknown", p, p)
+	}
+	return positiveFloat(f, p+"rope.scale_linear", 1)
 }
 
 // noTokenU32 is how llama.cpp's tools store "no such token" in a uint32
@@ -212,10 +232,10 @@ func optionalToken(f *gguf.File, key string, vocab int) (int, error) {
 	return int(v), nil
 }
 
-// ggufWeights finds, checks and views the tensors of the llama
-// architecture, setting cfg's vocabulary size and shared classifier from
-// them.
-func ggufWeights(f *gguf.File, cfg *Config) (weights, *ggufModel, error) {
+// ggufWeights finds, checks and views the tensors arch reads, setting
+// cfg's vocabulary size and shared classifier from them, and makes the
+// model's RoPE table.
+func ggufWeights(f *gguf.File, cfg *Config, archName string, arch *archSpec) (weights, *ggufModel, error) {
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok {
 		return weights{}, nil, errors.New("tensor token_embd.weight is missing")
@@ -224,82 +244,149 @@ func ggufWeights(f *gguf.File, cfg *Config) (weights, *ggufModel, error) {
 		return weights{}, nil, fmt.Errorf("tensor token_embd.weight has shape %v, want [%d vocab]", emb.Dims, cfg.Dim)
 	}
 	cfg.VocabSize = int(emb.Dims[1])
-	d, h, kv, v := cfg.Dim, cfg.HiddenDim, cfg.KVDim(), cfg.VocabSize
 	if cfg.Heads%cfg.KVHeads != 0 {
-		return weights{}, nil, fmt.Errorf("llama.attention.head_count %d is not divisible by llama.attention.head_count_kv %d", cfg.Heads, cfg.KVHeads)
+		return weights{}, nil, fmt.Errorf("attention.head_count %d is not divisible by attention.head_count_kv %d", cfg.Heads, cfg.KVHeads)
 	}
-	types := map[gguf.Type]int{}
-	var act actForm
-	get := func(name string, rows, cols int) (tensor, error) {
-		info, ok := f.Tensor(name)
-		if !ok {
-			return tensor{}, fmt.Errorf("tensor %s is missing", name)
-		}
-		t, err := viewTensor(info, rows, cols)
-		if err != nil {
-			return tensor{}, err
-		}
-		types[info.Type]++
-		if t.blk != nil {
-			act = actForm{gs: kernels.QBlock, sums: true}
-		}
-		return t, nil
+	if cfg.HeadSize()%2 != 0 {
+		return weights{}, nil, fmt.Errorf("head size %d is odd; RoPE rotates pairs", cfg.HeadSize())
 	}
-	norm := func(name string) ([]float32, error) {
-		t, err := get(name, 1, d)
-		if err != nil {
-			return nil, err
+	// The layers are counted from the metadata, but each needs its
+	// tensors: a count the file cannot hold fails before anything is
+	// allocated from it.
+	if per := arch.requiredPerLayer(); cfg.Layers > len(f.Tensors)/per {
+		return weights{}, nil, fmt.Errorf("%s.block_count is %d, but the file has %d tensors, enough for at most %d layers of %d",
+			archName, cfg.Layers, len(f.Tensors), len(f.Tensors)/per, per)
+	}
+	l := loader{f: f, cfg: cfg, types: map[gguf.Type]int{}, read: map[string]bool{}}
+	w := weights{layers: make([]layerWeights, cfg.Layers)}
+	var factors []float32
+	for _, t := range arch.tensors {
+		if !t.role.perLayer() {
+			if err := l.load(&w, t, -1, &factors); err != nil {
+				return w, nil, err
+			}
+			continue
 		}
-		if t.f != nil {
-			return t.f, nil
-		}
-		// Norms are tiny; llama.cpp keeps them F32, but any type works.
-		out := make([]float32, d)
-		t.rowTo(out, 0)
-		return out, nil
-	}
-	var w weights
-	var err error
-	if w.tokenEmbedding, err = get("token_embd.weight", v, d); err != nil {
-		return w, nil, err
-	}
-	if w.rmsFinal, err = norm("output_norm.weight"); err != nil {
-		return w, nil, err
-	}
-	if _, ok := f.Tensor("output.weight"); ok {
-		if w.classifier, err = get("output.weight", v, d); err != nil {
-			return w, nil, err
-		}
-	} else {
-		cfg.SharedClassifier = true // tied: the output layer is token_embd
-		w.classifier = w.tokenEmbedding
-	}
-	w.layers = make([]layerWeights, cfg.Layers)
-	for l := range w.layers {
-		lw := &w.layers[l]
-		p := fmt.Sprintf("blk.%d.", l)
-		for _, t := range []struct {
-			name       string
-			dst        *tensor
-			rows, cols int
-		}{
-			{"attn_q", &lw.wq, d, d}, {"attn_k", &lw.wk, kv, d}, {"attn_v", &lw.wv, kv, d},
-			{"attn_output", &lw.wo, d, d}, {"ffn_gate", &lw.w1, h, d}, {"ffn_down", &lw.w2, d, h},
-			{"ffn_up", &lw.w3, h, d},
-		} {
-			if *t.dst, err = get(p+t.name+".weight", t.rows, t.cols); err != nil {
+		for i := range w.layers {
+			if err := l.load(&w, t, i, &factors); err != nil {
 				return w, nil, err
 			}
 		}
-		if lw.rmsAtt, err = norm(p + "attn_norm.weight"); err != nil {
-			return w, nil, err
-		}
-		if lw.rmsFFN, err = norm(p + "ffn_norm.weight"); err != nil {
-			return w, nil, err
+	}
+	// Every tensor must be one the forward pass reads.
+	for _, t := range f.Tensors {
+		if !l.read[t.Name] {
+			return w, nil, fmt.Errorf("tensor %s is not one that architecture %s reads (or its layer is past block_count %d)",
+				t.Name, archName, cfg.Layers)
 		}
 	}
-	w.act = act
-	return w, &ggufModel{typeMix: describeTypes(types)}, nil
+	if w.classifier.rows == 0 {
+		cfg.SharedClassifier = true // tied: the output layer is token_embd
+		w.classifier = w.tokenEmbedding
+	}
+	for _, v := range factors {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return w, nil, fmt.Errorf("tensor rope_freqs.weight holds %g, must be positive and finite", v)
+		}
+	}
+	w.rope = newRopeTable(*cfg, arch.rope, factors)
+	w.act = l.act
+	return w, &ggufModel{typeMix: describeTypes(l.types)}, nil
+}
+
+// loader reads the tensors of one file into weights.
+type loader struct {
+	f     *gguf.File
+	cfg   *Config
+	types map[gguf.Type]int // tensors by type, for Model.Format
+	read  map[string]bool   // the tensors read
+	act   actForm           // the activations' int8 form the matrices need
+}
+
+// load reads the tensor t (of layer i, for a layer's) into w, or into
+// *factors for rope_freqs; an optional tensor may be absent.
+func (l *loader) load(w *weights, t archTensor, i int, factors *[]float32) error {
+	name := t.name
+	if i >= 0 {
+		name = fmt.Sprintf("blk.%d.%s", i, t.name)
+	}
+	info, ok := l.f.Tensor(name)
+	if !ok {
+		if t.required {
+			return fmt.Errorf("tensor %s is missing", name)
+		}
+		return nil
+	}
+	l.read[name] = true
+	c := l.cfg
+	d, h, kv := c.Dim, c.HiddenDim, c.KVDim()
+	var lw *layerWeights
+	if i >= 0 {
+		lw = &w.layers[i]
+	}
+	matrix := func(dst *tensor, rows, cols int) error {
+		v, err := viewTensor(info, rows, cols)
+		if err != nil {
+			return err
+		}
+		l.types[info.Type]++
+		if v.blk != nil {
+			l.act = actForm{gs: kernels.QBlock, sums: true}
+		}
+		*dst = v
+		return nil
+	}
+	vector := func(dst *[]float32, n int) error {
+		// Norms, biases and RoPE factors are tiny; llama.cpp keeps them
+		// F32, but any type works.
+		var v tensor
+		if err := matrix(&v, 1, n); err != nil {
+			return err
+		}
+		if v.f == nil {
+			v.f = make([]float32, n)
+			v.rowTo(v.f, 0)
+		}
+		*dst = v.f
+		return nil
+	}
+	switch t.role {
+	case roleEmbedding:
+		return matrix(&w.tokenEmbedding, c.VocabSize, d)
+	case roleOutput:
+		return matrix(&w.classifier, c.VocabSize, d)
+	case roleOutputNorm:
+		return vector(&w.rmsFinal, d)
+	case roleRopeFreqs:
+		return vector(factors, c.HeadSize()/2)
+	case roleAttnNorm:
+		return vector(&lw.rmsAtt, d)
+	case roleFFNNorm:
+		return vector(&lw.rmsFFN, d)
+	case roleWQ:
+		return matrix(&lw.wq, d, d)
+	case roleWK:
+		return matrix(&lw.wk, kv, d)
+	case roleWV:
+		return matrix(&lw.wv, kv, d)
+	case roleWO:
+		return matrix(&lw.wo, d, d)
+	case roleW1:
+		return matrix(&lw.w1, h, d)
+	case roleW2:
+		return matrix(&lw.w2, d, h)
+	case roleW3:
+		return matrix(&lw.w3, h, d)
+	case roleBQ:
+		return vector(&lw.bq, d)
+	case roleBK:
+		return vector(&lw.bk, kv)
+	case roleBV:
+		return vector(&lw.bv, kv)
+	case roleBO:
+		return vector(&lw.bo, d)
+	}
+	return fmt.Errorf("tensor %s: no place for role %d", name, t.role)
 }
 
 // viewTensor checks a tensor's shape against (rows, cols) (GGUF lists the
@@ -323,16 +410,17 @@ func viewTensor(info *gguf.TensorInfo, rows, cols int) (tensor, error) {
 		bt := kernels.Block(info.Type)
 		if bt == nil {
 			return tensor{}, fmt.Errorf("tensor %s has type %s, which is %w (this build runs %s)",
-				info.Name, info.Type, ErrUnsupported, supportedTypes())
+				info.Name, info.Type, ErrUnsupported, strings.Join(TensorTypeNames(), ", "))
 		}
 		t.b, t.blk, t.rowBytes = info.Data, bt, cols/bt.BlockSize*bt.BlockBytes
 	}
 	return t, nil
 }
 
-// supportedTypes lists the tensor types this build runs.
-func supportedTypes() string {
-	return strings.Join(append([]string{"F32", "F16", "BF16"}, kernels.BlockTypeNames()...), ", ")
+// TensorTypeNames lists the GGUF tensor types this build runs: the float
+// types, then the block types sorted by name.
+func TensorTypeNames() []string {
+	return append([]string{"F32", "F16", "BF16"}, kernels.BlockTypeNames()...)
 }
 
 // describeTypes lists tensor types by how many tensors have them, most

@@ -32,7 +32,7 @@ type batchState struct {
 	hb2  []float32 // (size, hidden)
 	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
 	sin  []float32 // (size, head_size/2)
-	att  []float32 // (heads, size, seq_len) attention scores of each token
+	att  scores    // (heads*size, positions) attention scores of each token
 
 	// Each token's row of xb and hb as an activation, with its int8 form
 	// for Q8_0 models.
@@ -58,7 +58,7 @@ func newBatchState(s *Session, size int) *batchState {
 		xb2: make([]float32, size*c.Dim), q: make([]float32, size*c.Dim),
 		hb: make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
 		cos: make([]float32, size*half), sin: make([]float32, size*half),
-		att:  make([]float32, c.Heads*size*c.SeqLen),
+		att:  newScores(c.Heads*size, c.SeqLen),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
 	xbForm, hbForm, _ := s.m.w.actForms()
@@ -176,16 +176,13 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 	w := &s.m.w
 	for i, t := range tokens {
 		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], t)
-		for j, f := range s.ropeFreq {
-			val := float32(pos0+i) * f
-			b.cos[i*half+j] = float32(math.Cos(float64(val)))
-			b.sin[i*half+j] = float32(math.Sin(float64(val)))
-		}
+		w.rope.angles(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], pos0+i)
 	}
 	// Only attention mixes tokens: everything else is per token, so each
 	// worker takes the same tokens in both token-split phases (the pool
 	// splits a given n the same way every time) and keeps them in its cache.
 	n := len(tokens)
+	b.att.reserve(pos0 + n)
 	for l := range w.layers {
 		s.layer = l
 		if b.scratch != nil {
@@ -200,7 +197,8 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 
 // qkvBatch normalises tokens [lo, hi) of the batch and projects them to
 // queries, and to keys and values written straight into the cache
-// (consecutive positions are consecutive cache rows), then rotates them.
+// (consecutive positions are consecutive cache rows), then adds the
+// biases and rotates them (qkvEndToken).
 func (s *Session) qkvBatch(lo, hi int) {
 	b := s.batch
 	lw := &s.m.w.layers[s.layer]
@@ -216,7 +214,7 @@ func (s *Session) qkvBatch(lo, hi int) {
 	lw.wk.mulBatch(k, xb, xbIn)
 	lw.wv.mulBatch(v, xb, xbIn)
 	for i := lo; i < hi; i++ {
-		s.ropeToken(i)
+		s.qkvEndToken(i)
 	}
 }
 
@@ -229,15 +227,14 @@ func (s *Session) batchKV(lo, hi int) (k, v []float32) {
 		s.valueCache[off+(pos0+lo)*kvDim : off+(pos0+hi)*kvDim]
 }
 
-// ropeToken rotates token i of the batch by its position's angles: its
-// query, and its key in the cache.
-func (s *Session) ropeToken(i int) {
+// qkvEndToken finishes token i of the batch after the q, k, v products
+// (layerWeights.qkvEnd): its query, and its key and value in the cache.
+func (s *Session) qkvEndToken(i int) {
 	b, dim, hs := s.batch, s.cfg.Dim, s.cfg.HeadSize()
 	half := hs / 2
-	cos, sin := b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half]
-	k, _ := s.batchKV(i, i+1)
-	rotate(b.q[i*dim:(i+1)*dim], cos, sin, hs)
-	rotate(k, cos, sin, hs)
+	k, v := s.batchKV(i, i+1)
+	s.m.w.layers[s.layer].qkvEnd(b.q[i*dim:(i+1)*dim], k, v, &s.m.w.rope,
+		b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hs)
 }
 
 // attentionBatch computes heads [lo, hi) for every token of the batch. Each
@@ -254,7 +251,7 @@ func (s *Session) attentionBatch(lo, hi int) {
 	block := max(16, attnBlockBytes/(4*hs))
 	end := b.pos0 + b.n // positions [0, end) are in the cache
 	for h := lo; h < hi; h++ {
-		att := b.att[h*b.size*seqLen : (h+1)*b.size*seqLen]
+		att := func(i, p0, p1 int) []float32 { return b.att.row(h*b.size+i, p1)[p0:] }
 		kv := layerOff + (h/c.KVMul())*hs
 		// scores and out run over each token i's positions p0 .. pos0+i of
 		// the block [p0, p1).
@@ -267,17 +264,17 @@ func (s *Session) attentionBatch(lo, hi int) {
 		}
 		forBlocks(func(i, p0, p1 int) {
 			q := b.q[i*dim+h*hs : i*dim+(h+1)*hs]
-			kernels.DotStrided(att[i*seqLen+p0:i*seqLen+p1], q, s.keyCache[kv+p0*kvDim:], kvDim)
+			kernels.DotStrided(att(i, p0, p1), q, s.keyCache[kv+p0*kvDim:], kvDim)
 		})
 		for i := range b.n {
-			a := att[i*seqLen : i*seqLen+b.pos0+i+1]
+			a := att(i, 0, b.pos0+i+1)
 			kernels.DivScalar(a, scale)
 			kernels.Softmax(a)
 			clear(b.xb[i*dim+h*hs : i*dim+(h+1)*hs])
 		}
 		forBlocks(func(i, p0, p1 int) {
 			out := b.xb[i*dim+h*hs : i*dim+(h+1)*hs]
-			kernels.AxpyStrided(out, att[i*seqLen+p0:i*seqLen+p1], s.valueCache[kv+p0*kvDim:], kvDim)
+			kernels.AxpyStrided(out, att(i, p0, p1), s.valueCache[kv+p0*kvDim:], kvDim)
 		})
 	}
 }
@@ -295,6 +292,9 @@ func (s *Session) ffnBatch(lo, hi int) {
 	x, xb, xb2 := b.x[lo*dim:hi*dim], b.xb[lo*dim:hi*dim], b.xb2[lo*dim:hi*dim]
 	hb, hb2 := b.hb[lo*hidden:hi*hidden], b.hb2[lo*hidden:hi*hidden]
 	lw.wo.mulBatch(xb2, xb, quantizeRows(b.xbIn[lo:hi]))
+	for i := range n {
+		addBias(xb2[i*dim:(i+1)*dim], lw.bo)
+	}
 	addInPlace(x, xb2)
 	for i := range n {
 		rmsnorm(xb[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim], lw.rmsFFN, s.eps)

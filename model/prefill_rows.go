@@ -97,12 +97,13 @@ func (s *Session) prefillLayerRows(n int) {
 			lw.wv.mulBatchRows(v, xb, xbIn, a, e, sc[n*(dim+kvDim):])
 		}
 	})
-	perToken(s.ropeToken)
+	perToken(s.qkvEndToken)
 	s.pool.run(c.Heads, 1, b.attnBody)
 	perToken(func(i int) { xbIn[i].quantize() })
 	s.pool.run(dim, rowGrain, func(lo, hi int) { lw.wo.mulBatchRows(xb2, xb, xbIn, lo, hi, sc) })
 	perToken(func(i int) {
 		x := b.x[i*dim : (i+1)*dim]
+		addBias(xb2[i*dim:(i+1)*dim], lw.bo)
 		addInPlace(x, xb2[i*dim:(i+1)*dim])
 		rmsnorm(xb[i*dim:(i+1)*dim], x, lw.rmsFFN, s.eps)
 		xbIn[i].quantize()

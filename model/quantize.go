@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/llama2-go/llama2/internal/kernels"
@@ -96,13 +97,40 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 	}
 	q.w.layers = make([]layerWeights, len(m.w.layers))
 	for l, lw := range m.w.layers {
-		q.w.layers[l] = layerWeights{
-			rmsAtt: lw.rmsAtt, rmsFFN: lw.rmsFFN,
-			wq: qt(lw.wq), wk: qt(lw.wk), wv: qt(lw.wv), wo: qt(lw.wo),
-			w1: qt(lw.w1), w2: qt(lw.w2), w3: qt(lw.w3),
-		}
+		// The norms and biases stay views into the mapping.
+		lw.wq, lw.wk, lw.wv, lw.wo = qt(lw.wq), qt(lw.wk), qt(lw.wv), qt(lw.wo)
+		lw.w1, lw.w2, lw.w3 = qt(lw.w1), qt(lw.w2), qt(lw.w3)
+		q.w.layers[l] = lw
 	}
 	return q, nil
+}
+
+// llama2cForm reports why m cannot be written as a llama2.c checkpoint,
+// whose header has no room for them: biases, a RoPE other than run.c's
+// (pairing, base, factors, scaling) or another norm epsilon. nil when it
+// can.
+func (m *Model) llama2cForm() error {
+	c := m.Config
+	var why []string
+	if len(m.w.layers) > 0 {
+		if lw := &m.w.layers[0]; lw.bq != nil || lw.bk != nil || lw.bv != nil || lw.bo != nil {
+			why = append(why, "biases")
+		}
+	}
+	rope := newRopeTable(Config{Dim: c.Dim, Heads: c.Heads}, ropeAdjacent, nil)
+	if m.w.rope.style != ropeAdjacent {
+		why = append(why, "RoPE on "+m.w.rope.style.String())
+	}
+	if !slices.Equal(rope.freq, m.w.rope.freq) {
+		why = append(why, "RoPE frequencies other than run.c's (rope.freq_base, rope_freqs or rope.scaling)")
+	}
+	if c.normEps() != 1e-5 {
+		why = append(why, fmt.Sprintf("a norm epsilon of %g", c.normEps()))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("model %s cannot be written as a llama2.c checkpoint: it has %s", m.path, strings.Join(why, ", "))
 }
 
 // WriteQ8 writes an fp32 model as a llama2.c version 2 (Q8_0) checkpoint,
@@ -110,7 +138,10 @@ func (m *Model) Quantize(groupSize int) (*Model, error) {
 // (with the group size after the shared-classifier byte), the fp32 norms,
 // then each weight tensor of each layer as int8 values followed by its
 // float32 scales. progress, if not nil, is called after each tensor with
-// the number of weights written so far and in all.
+// the number of weights written so far and in all. A model whose weights
+// are not all float32, or whose forward pass the format cannot describe
+// (biases, another RoPE, another norm epsilon: a GGUF file of Llama 3 or
+// Qwen2, say), is an error.
 func WriteQ8(w io.Writer, m *Model, groupSize int, progress func(done, total int64)) error {
 	c := m.Config
 	if c.GroupSize > 0 {
@@ -118,6 +149,12 @@ func WriteQ8(w io.Writer, m *Model, groupSize int, progress func(done, total int
 	}
 	if err := checkGroupSize(c, groupSize); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", m.path, err)
+	}
+	if err := m.llama2cForm(); err != nil {
+		return err
+	}
+	if e := &m.w.tokenEmbedding; e.f == nil || (len(m.w.layers) > 0 && m.w.layers[0].wq.f == nil) {
+		return fmt.Errorf("model %s: only float32 weights can be written as a llama2.c checkpoint (%s)", m.path, m.Format())
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	le := binary.LittleEndian

@@ -11,7 +11,8 @@ import "github.com/llama2-go/llama2/internal/kernels"
 //     start at row boundaries: export.py only requires gs to divide the
 //     whole tensor;
 //   - GGUF's F16 and BF16 (h);
-//   - GGUF's block types (Q8_0, Q4_0, K-quants): each row a run of blocks,
+//   - GGUF's block types (kernels.Block: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+//     IQ4_NL, the K-quants): each row a run of blocks,
 //     rowBytes long, read in place by the block type's kernels (blk).
 type tensor struct {
 	rows, cols int

@@ -40,7 +40,7 @@ type Model struct {
 // Open opens the checkpoint at path with the default options and validates
 // it: OpenWith(path, OpenOptions{}). It reads llama2.c's legacy (v0),
 // version 1 and version 2 files, and GGUF files (told by their magic) of
-// the llama architecture.
+// the architectures [ArchitectureNames] lists.
 func Open(path string) (*Model, error) {
 	return OpenWith(path, OpenOptions{})
 }
@@ -114,12 +114,35 @@ func (m *Model) Format() string {
 
 // Tokenizer returns the vocabulary stored in a GGUF file, or nil for
 // llama2.c checkpoints, whose tokenizer is a separate file
-// ([tokenizer.Load]).
+// ([tokenizer.Load]), for a GGUF file without one, and for a vocabulary
+// this build does not read ([Model.TokenizerError] says why).
 func (m *Model) Tokenizer() *tokenizer.Tokenizer {
 	if m.gguf == nil {
 		return nil
 	}
 	return m.gguf.tok
+}
+
+// TokenizerError reports why [Model.Tokenizer] is nil for a GGUF file
+// that holds a vocabulary this build does not read (its
+// tokenizer.ggml.model): an error naming the file and wrapping
+// [errors.ErrUnsupported]. The model still runs on token ids. It is nil
+// when the tokenizer was read, when the file has no vocabulary, and for
+// llama2.c checkpoints.
+func (m *Model) TokenizerError() error {
+	if m.gguf == nil {
+		return nil
+	}
+	return m.gguf.tokErr
+}
+
+// Architecture is the model's GGUF architecture (general.architecture:
+// one of [ArchitectureNames]), or "llama" for llama2.c checkpoints.
+func (m *Model) Architecture() string {
+	if m.gguf == nil {
+		return "llama"
+	}
+	return m.gguf.arch
 }
 
 // ChatTemplate returns the file's chat template (GGUF's
@@ -203,7 +226,7 @@ type Session struct {
 	hb     []float32 // (hidden) w1 output, then SwiGLU output
 	hb2    []float32 // (hidden) w3 output
 	q      []float32 // (dim) query of the current position
-	att    []float32 // (heads, seq_len) attention scores
+	att    scores    // (heads, positions) attention scores
 	logits []float32 // (vocab)
 
 	// The inputs of the weight products, with their int8 form for Q8_0
@@ -213,9 +236,8 @@ type Session struct {
 	keyCache   []float32 // (layer, seq_len, kv_dim)
 	valueCache []float32 // (layer, seq_len, kv_dim)
 
-	ropeFreq []float32 // (head_size/2) RoPE frequency of each pair in a head
-	ropeCos  []float32 // (head_size/2) cos(pos * freq) for the current position
-	ropeSin  []float32 // (head_size/2)
+	ropeCos []float32 // (head_size/2) cos(pos * freq) for the current position
+	ropeSin []float32 // (head_size/2)
 
 	// Arguments of the current step, read by the parallel bodies below.
 	layer int
@@ -277,20 +299,10 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 		m: m, cfg: c, pool: newPool(threads), eps: c.normEps(),
 		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
 		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim),
-		q: make([]float32, c.Dim), att: make([]float32, c.Heads*c.SeqLen),
+		q: make([]float32, c.Dim), att: newScores(c.Heads, c.SeqLen),
 		logits:   make([]float32, c.VocabSize),
 		keyCache: make([]float32, kvSize), valueCache: make([]float32, kvSize),
-		ropeFreq: make([]float32, c.HeadSize()/2),
-		ropeCos:  make([]float32, c.HeadSize()/2), ropeSin: make([]float32, c.HeadSize()/2),
-	}
-	hs := c.HeadSize()
-	theta, scale := float64(c.ropeTheta()), c.ropeScale()
-	for j := range s.ropeFreq {
-		// run.c: 1.0f / powf(10000.0f, head_dim / (float)head_size), all in float32.
-		s.ropeFreq[j] = 1 / float32(math.Pow(theta, float64(float32(2*j)/float32(hs))))
-		if scale != 1 {
-			s.ropeFreq[j] /= scale // linear scaling: the angle of pos/scale
-		}
+		ropeCos: make([]float32, c.HeadSize()/2), ropeSin: make([]float32, c.HeadSize()/2),
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
 	s.ffnUpBody, s.w2Body, s.classifierBody = s.ffnUp, s.w2, s.classify
@@ -427,7 +439,7 @@ func (s *Session) forward(token, pos int) ([]float32, error) {
 	w := &s.m.w
 	w.tokenEmbedding.rowTo(s.x, token)
 	s.pos = pos
-	s.setRoPE(pos)
+	w.rope.angles(s.ropeCos, s.ropeSin, pos)
 	for l := range w.layers {
 		s.layer = l
 		lw := &w.layers[l]
@@ -437,12 +449,14 @@ func (s *Session) forward(token, pos int) ([]float32, error) {
 		if !s.planner.run(s.xb, product{s.q, &lw.wq}, product{k, &lw.wk}, product{v, &lw.wv}) {
 			s.pool.run(c.Dim+2*c.KVDim(), rowGrain, s.qkvBody)
 		}
-		s.rope()
+		lw.qkvEnd(s.q, k, v, &w.rope, s.ropeCos, s.ropeSin, c.HeadSize())
+		s.att.reserve(pos + 1)
 		s.pool.run(c.Heads, 1, s.attnBody)
 		s.xbIn.quantize()
 		if !s.planner.run(s.xb, product{s.xb2, &lw.wo}) {
 			s.pool.run(c.Dim, rowGrain, s.woBody)
 		}
+		addBias(s.xb2, lw.bo)
 		addInPlace(s.x, s.xb2)
 		rmsnorm(s.xb, s.x, lw.rmsFFN, s.eps)
 		s.xbIn.quantize()
@@ -513,32 +527,22 @@ func rowsOf(out []float32, w *tensor, x *activation, base, lo, hi int) {
 	}
 }
 
-// setRoPE fills the cos/sin tables of the current position.
-func (s *Session) setRoPE(pos int) {
-	for j, f := range s.ropeFreq {
-		val := float32(pos) * f
-		s.ropeCos[j] = float32(math.Cos(float64(val)))
-		s.ropeSin[j] = float32(math.Sin(float64(val)))
-	}
+// qkvEnd finishes the query q, key k and value v of one token after
+// their products: the layer's biases, then RoPE at the angles cos, sin.
+// Every path (Forward, prompts, batched decoding) ends the products here,
+// so they apply the same steps in the same order.
+func (lw *layerWeights) qkvEnd(q, k, v []float32, rope *ropeTable, cos, sin []float32, hs int) {
+	addBias(q, lw.bq)
+	addBias(k, lw.bk)
+	addBias(v, lw.bv)
+	rope.rotate(q, cos, sin, hs)
+	rope.rotate(k, cos, sin, hs)
 }
 
-// rope rotates the query, and the key inside kv_dim, by the position's
-// angles (run.c's RoPE).
-func (s *Session) rope() {
-	hs := s.cfg.HeadSize()
-	rotate(s.q, s.ropeCos, s.ropeSin, hs)
-	rotate(s.kvSlot(s.keyCache, s.layer, s.pos), s.ropeCos, s.ropeSin, hs)
-}
-
-// rotate turns each pair (vec[i], vec[i+1]) by the angle of its index
-// within a head, whose cos and sin are cos[j] and sin[j], j = (i%hs)/2.
-func rotate(vec, cos, sin []float32, hs int) {
-	for i := 0; i < len(vec); i += 2 {
-		j := (i % hs) / 2
-		fcr, fci := cos[j], sin[j]
-		v0, v1 := vec[i], vec[i+1]
-		vec[i] = v0*fcr - v1*fci
-		vec[i+1] = v0*fci + v1*fcr
+// addBias adds bias to x, when there is one (nil: none).
+func addBias(x, bias []float32) {
+	if bias != nil {
+		addInPlace(x, bias)
 	}
 }
 
@@ -557,7 +561,7 @@ func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
 	scale := float32(math.Sqrt(float64(hs)))
 	for h := lo; h < hi; h++ {
 		qh := q[h*hs : (h+1)*hs]
-		att := s.att[h*c.SeqLen : h*c.SeqLen+pos+1]
+		att := s.att.row(h, pos+1)
 		kvOff := layerOff + (h/kvMul)*hs
 		kernels.DotStrided(att, qh, s.keyCache[kvOff:], kvDim)
 		kernels.DivScalar(att, scale)

@@ -8,17 +8,27 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// blockType describes Q8_0 or Q4_0.
+// blockType describes a block type of 32 values: Q8_0, or one of the
+// nibble types (legacy.go has the others' layouts).
 type blockType struct {
 	name  string
 	bytes int  // bytes per block
 	q4    bool // nibbles
-	c     byte // the offset of the unsigned form: 128 (w^0x80) or 8
+	c     byte // the offset of the unsigned form: 128 (w^0x80 or IQ4_NL's table), 16 (Q5_0), 8 (Q4_0) or 0
+	qs    int  // offset of the quants in a block
+	qh    int  // offset of the 32 fifth bits (Q5_0, Q5_1), 0 for none
+	min   bool // an f16 minimum m after d: value = d*q + m (Q4_1, Q5_1)
+	table bool // IQ4_NL: a nibble indexes iq4nlValues
+
+	// Per-type data of the nibble types' VNNI kernels (legacyData):
+	// VPERMB index of the quants of two blocks read from the first d,
+	// VPERMW indices of the blocks' d and m under the 8-lane halves.
+	perm, dIdx, mIdx Mem
 }
 
 var (
-	q8 = blockType{"Q8_0", 34, false, 0x80}
-	q4 = blockType{"Q4_0", 18, true, 8}
+	q8 = &blockType{name: "Q8_0", bytes: 34, c: 0x80, qs: 2}
+	q4 = &blockType{name: "Q4_0", bytes: 18, q4: true, c: 8, qs: 2}
 )
 
 // unpacker builds, from the blocks at a row address, one zmm of unsigned
@@ -26,32 +36,54 @@ var (
 // the low 256 bits (the high bytes are then zero or 0x80, facing zeros of
 // x).
 type unpacker struct {
-	bt              blockType
+	bt              *blockType
 	c               VecVirtual // the bytes c (Q8_0: also the XOR bias)
-	perm, shift, lo VecVirtual // Q4_0: VPERMB index, VPSRLVW counts, 0x0F
-	dIdx            VecVirtual // Q4_0: VPERMW index of the two blocks' d
-	k36, k18        Register   // Q4_0: load masks of two blocks, one block
+	perm, shift, lo VecVirtual // nibbles: VPERMB index, VPSRLVW counts, 0x0F
+	dIdx, mIdx      VecVirtual // nibbles: VPERMW index of the two blocks' d, and m
+	k2, k1          Register   // nibbles: load masks of two blocks, one block
 	hi              Register   // the high 8 dword lanes
+	sixteen, table  VecVirtual // Q5: the bytes 16; IQ4_NL: its values + 128 in each 128-bit lane
+	kx2, kx1        Register   // minima: the blocks' first lanes (0 and 8), of two blocks or one
 	zero            VecVirtual
 }
 
-func newUnpacker(bt blockType) *unpacker {
-	u := &unpacker{bt: bt, c: broadcastByte(bt.c, true), zero: ZMM(), hi: K()}
+func newUnpacker(bt *blockType) *unpacker {
+	u := &unpacker{bt: bt}
+	if bt.c != 0 {
+		u.c = broadcastByte(bt.c, true)
+	}
+	u.zero, u.hi = ZMM(), K()
 	VPXORD(u.zero, u.zero, u.zero)
 	t := GP64()
 	MOVL(U32(0xff00), t.As32())
 	KMOVW(t.As32(), u.hi)
 	if bt.q4 {
 		u.perm, u.shift, u.dIdx = ZMM(), ZMM(), ZMM()
-		VMOVDQU64(q4Perm, u.perm)
+		VMOVDQU64(bt.perm, u.perm)
 		VMOVDQU64(q4Shift, u.shift)
-		VMOVDQU64(q4DIdx, u.dIdx)
+		VMOVDQU64(bt.dIdx, u.dIdx)
 		u.lo = broadcastByte(0x0f, true)
-		u.k36, u.k18 = K(), K()
-		MOVQ(U64(1<<36-1), t)
-		KMOVQ(t, u.k36)
-		MOVQ(U32(1<<18-1), t)
-		KMOVQ(t, u.k18)
+		u.k2, u.k1 = K(), K()
+		MOVQ(U64(1<<(2*bt.bytes)-1), t)
+		KMOVQ(t, u.k2)
+		MOVQ(U32(1<<bt.bytes-1), t)
+		KMOVQ(t, u.k1)
+	}
+	if bt.min {
+		u.mIdx = ZMM()
+		VMOVDQU64(bt.mIdx, u.mIdx)
+		u.kx2, u.kx1 = K(), K()
+		MOVL(U32(0x0101), t.As32())
+		KMOVW(t.As32(), u.kx2)
+		MOVL(U32(1), t.As32())
+		KMOVW(t.As32(), u.kx1)
+	}
+	if bt.qh != 0 {
+		u.sixteen = broadcastByte(16, true)
+	}
+	if bt.table {
+		u.table = ZMM()
+		VBROADCASTI32X4(iq4nlTable, u.table)
 	}
 	return u
 }
@@ -75,15 +107,30 @@ func (u *unpacker) unpack(m Mem, single bool) (w, raw VecVirtual) {
 		VPXORD(u.c, w, w)
 		return w, nil
 	}
-	k := u.k36
+	k := u.k2
 	if single {
-		k = u.k18
+		k = u.k1
 	}
 	raw = ZMM()
 	VMOVDQU8_Z(m, k, raw)
 	VPERMB(raw, u.perm, w)
 	VPSRLVW(u.shift, w, w)
 	VPANDD(u.lo, w, w)
+	if u.bt.qh != 0 {
+		// The fifth bits: bit i of a block's qh is value i's, so the two
+		// blocks' 32 bits each are the byte mask of the 16s to add.
+		kh := K()
+		KMOVD(m.Offset(u.bt.qh), kh)
+		if !single {
+			k2 := K()
+			KMOVD(m.Offset(u.bt.bytes+u.bt.qh), k2)
+			KUNPCKDQ(kh, k2, kh)
+		}
+		VPADDB(u.sixteen, w, kh, w)
+	}
+	if u.bt.table {
+		VPSHUFB(w, u.table, w)
+	}
 	return w, raw
 }
 
@@ -93,10 +140,14 @@ func (u *unpacker) unpack(m Mem, single bool) (w, raw VecVirtual) {
 // corrections (-c times the sum of each 4 bytes of x) and xsv its blocks'
 // scales, 8 lanes each. Both matrix-vector kernels run it, so a row's
 // lanes come out the same.
-func (u *unpacker) rowStep(m Mem, x, cx, xsv Op, acc VecVirtual, single bool) {
+func (u *unpacker) rowStep(m Mem, x, cx, xsv, mx Op, acc VecVirtual, single bool) {
 	w, raw := u.unpack(m, single)
 	s := ZMM()
-	VMOVDQA64(cx, s)
+	if cx != nil {
+		VMOVDQA64(cx, s)
+	} else {
+		zeroFrom(u.zero, s)
+	}
 	vpdpbusd(x, w, s)
 	f := ZMM()
 	VCVTDQ2PS(s, f)
@@ -115,11 +166,20 @@ func (u *unpacker) rowStep(m Mem, x, cx, xsv Op, acc VecVirtual, single bool) {
 	}
 	VMULPS(xsv, df, df)
 	VFMADD231PS(df, f, acc)
+	if u.bt.min {
+		// m * xs*xsum of each block, in the block's first lane.
+		mw, mf := ZMM(), ZMM()
+		VPERMW(raw, u.mIdx, mw)
+		VCVTPH2PS(mw.AsY(), mf)
+		VFMADD231PS(mx, mf, acc)
+	}
 }
 
 // stepActivation loads the step of x at xp (the low half only with single)
-// and computes its lanes' corrections and its blocks' scales (xsp).
-func (u *unpacker) stepActivation(xp, xsp Register, single bool) (x, cx, xsv VecVirtual) {
+// and computes its lanes' corrections (none when c is 0) and its blocks'
+// scales (xsp); for the types with a minimum, mx holds xs*xsum of each
+// block (xsump) in the block's first lane (0 and 8), zeros elsewhere.
+func (u *unpacker) stepActivation(xp, xsp, xsump Register, single bool) (x, cx, xsv, mx VecVirtual) {
 	x = ZMM()
 	if single {
 		zeroFrom(u.zero, x)
@@ -127,16 +187,28 @@ func (u *unpacker) stepActivation(xp, xsp Register, single bool) (x, cx, xsv Vec
 	} else {
 		VMOVDQU64(Mem{Base: xp}, x)
 	}
-	cx = ZMM()
-	zeroFrom(u.zero, cx)
-	vpdpbusd(x, u.c, cx)
-	VPSUBD(cx, u.zero, cx) // -c*x, summed per lane
+	if u.bt.c != 0 {
+		cx = ZMM()
+		zeroFrom(u.zero, cx)
+		vpdpbusd(x, u.c, cx)
+		VPSUBD(cx, u.zero, cx) // -c*x, summed per lane
+	}
 	xsv = ZMM()
 	VBROADCASTSS(Mem{Base: xsp}, xsv)
 	if !single {
 		VBROADCASTSS(Mem{Base: xsp, Disp: 4}, u.hi, xsv)
 	}
-	return x, cx, xsv
+	if u.bt.min {
+		k := u.kx2
+		if single {
+			k = u.kx1
+		}
+		mx = ZMM()
+		VPEXPANDD_Z(Mem{Base: xsump}, k, mx)
+		VCVTDQ2PS(mx, mx)
+		VMULPS(xsv, mx, mx)
+	}
+	return x, cx, xsv, mx
 }
 
 // prefetchDist is how far ahead (bytes) the rows' streams are prefetched
@@ -179,9 +251,13 @@ var prefetchDist = 2048
 // files, tok/s at 1 / 2 threads, medians of 3 alternating runs: Q8_0 18.3
 // / 30.1 -> 27.4 / 40.6 (llama.cpp 21.6 / 27.0), Q4_0 28.7 / 47.0 -> 39.8
 // / 60.4 (llama.cpp 28.5 / 46.0).
-func blockMatVecVNNI(bt blockType) {
+func blockMatVecVNNI(bt *blockType) {
 	name := "matVec" + bt.name + "VNNI"
-	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
+	sig := "func(out []float32, w []byte, xq []int8, xs []float32)"
+	if bt.min {
+		sig = "func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)"
+	}
+	TEXT(name, NOSPLIT, sig)
 	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
 	rows := Load(Param("out").Len(), GP64())
 	op := Load(Param("out").Base(), GP64())
@@ -192,6 +268,10 @@ func blockMatVecVNNI(bt blockType) {
 	IMUL3Q(U32(bt.bytes), nb, rb)
 	u := newUnpacker(bt)
 	wp, xp, xsp, cnt := GP64(), GP64(), GP64(), GP64()
+	var xsump GPVirtual
+	if bt.min {
+		xsump = GP64()
+	}
 
 	ra := newRowsApart(rows, rb)
 
@@ -206,32 +286,48 @@ func blockMatVecVNNI(bt blockType) {
 		MOVQ(wrow, wp)
 		Load(Param("xq").Base(), xp)
 		Load(Param("xs").Base(), xsp)
+		if bt.min {
+			Load(Param("xsum").Base(), xsump)
+		}
 		var acc [4]VecVirtual
 		for r := range R {
 			acc[r] = ZMM()
 			zeroFrom(u.zero, acc[r])
 		}
 		step := func(single bool) {
-			x, cx, xsv := u.stepActivation(xp, xsp, single)
+			x, cx, xsv, mx := u.stepActivation(xp, xsp, xsump, single)
 			for r := range R {
 				if !single && prefetchDist > 0 {
 					PREFETCHT0(rowAt(wp, stride, stride3, r, prefetchDist))
 				}
-				u.rowStep(rowAt(wp, stride, stride3, r, 0), x, cx, xsv, acc[r], single)
+				u.rowStep(rowAt(wp, stride, stride3, r, 0), x, cx, xsv, mx, acc[r], single)
 			}
 		}
-		MOVQ(nb, cnt)
-		SHRQ(U8(1), cnt)
+		if bt.min { // no register to spare for nb: read it again
+			Load(Param("xq").Len(), cnt)
+			SHRQ(U8(6), cnt)
+		} else {
+			MOVQ(nb, cnt)
+			SHRQ(U8(1), cnt)
+		}
 		JZ(LabelRef(l("single")))
 		Label(l("loop"))
 		step(false)
 		ADDQ(U8(64), xp)
 		ADDQ(U8(8), xsp)
+		if bt.min {
+			ADDQ(U8(8), xsump)
+		}
 		ADDQ(U8(2*bt.bytes), wp)
 		DECQ(cnt)
 		JNZ(LabelRef(l("loop")))
 		Label(l("single"))
-		TESTQ(U32(1), nb)
+		if bt.min {
+			Load(Param("xq").Len(), cnt)
+			TESTQ(U32(32), cnt)
+		} else {
+			TESTQ(U32(1), nb)
+		}
 		JZ(LabelRef(l("sum")))
 		step(true)
 
@@ -256,17 +352,29 @@ func blockMatVecVNNI(bt blockType) {
 	RET()
 }
 
-// blockMatVecAVX2 generates matVecQ8_0AVX2 / matVecQ4_0AVX2: one row at a
-// time, one block (one ymm) per step. VPMADDUBSW needs an unsigned operand:
-// for Q8_0 it is |w| (128 for -128, which a crafted file may hold) with
-// w's sign moved onto x (VPSIGNB; x is never -128: the quantizer writes
-// -127..127); for Q4_0 the nibbles are made signed (q-8) and the roles
-// swap (|x| times the weights with x's sign), which is one operation less
-// per row. The int16 pair sums cannot saturate (2*127*128 < 32767).
-func blockMatVecAVX2(bt blockType) {
+// blockMatVecAVX2 generates matVec{T}AVX2 for Q8_0 and the nibble types:
+// one row at a time, one block (one ymm) per step. VPMADDUBSW needs an
+// unsigned operand: for Q8_0 and IQ4_NL (whose table's values are signed)
+// it is |w| (128 for -128, which a crafted Q8_0 file may hold) with w's
+// sign moved onto x (VPSIGNB; x is never -128: the quantizer writes
+// -127..127); for Q4_0 and Q5_0 the quants are made signed (q-8, q-16) and
+// the roles swap (|x| times the weights with x's sign), which is one
+// operation less per row; Q4_1 and Q5_1's q are unsigned as they are. The
+// int16 pair sums cannot saturate (2*127*128 < 32767). The fifth bits are
+// spread to bytes by VPSHUFB, an OR with every other bit and a compare
+// with all ones; the minima go into a scalar accumulator added to the
+// row's sum at the end.
+func blockMatVecAVX2(bt *blockType) {
 	name := "matVec" + bt.name + "AVX2"
-	TEXT(name, NOSPLIT, "func(out []float32, w []byte, xq []int8, xs []float32)")
-	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
+	sig, doc := "func(out []float32, w []byte, xq []int8, xs []float32)", "blocks_amd64.go"
+	if bt.min {
+		sig = "func(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)"
+	}
+	if bt != q8 && bt != q4 {
+		doc = "blocks_legacy_amd64.go"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/" + doc + ".")
 	rows := Load(Param("out").Len(), GP64())
 	TESTQ(rows, rows)
 	JZ(LabelRef("done"))
@@ -275,43 +383,92 @@ func blockMatVecAVX2(bt blockType) {
 	ones := YMM()
 	VPCMPEQW(ones, ones, ones)
 	VPSRLW(U8(15), ones, ones)
-	var lo, eight VecVirtual
+	signed := bt.q4 && !bt.min && !bt.table // Q4_0, Q5_0: q - c
+	var lo, off VecVirtual
 	if bt.q4 {
-		lo, eight = broadcastByte(0x0f, false), broadcastByte(8, false)
+		lo = broadcastByte(0x0f, false)
+		if signed {
+			off = broadcastByte(bt.c, false)
+		}
+	}
+	var sixteen, shuf, mask, all, table VecVirtual
+	if bt.qh != 0 {
+		sixteen = off // Q5_0's c is 16
+		if sixteen == nil {
+			sixteen = broadcastByte(16, false)
+		}
+		shuf, mask, all = YMM(), YMM(), YMM()
+		VMOVDQU(bitsShuf, shuf)
+		VMOVDQU(bitsMask, mask)
+		VPCMPEQB(all, all, all)
+	}
+	if bt.table {
+		table = YMM()
+		VBROADCASTI128(iq4nlSigned, table)
 	}
 	xp, xsp, cnt := GP64(), GP64(), GP64()
+	var xsump GPVirtual
+	if bt.min {
+		xsump = GP64()
+	}
 
 	Label("row")
 	Load(Param("xq").Base(), xp)
 	Load(Param("xs").Base(), xsp)
+	if bt.min {
+		Load(Param("xsum").Base(), xsump)
+	}
 	Load(Param("xq").Len(), cnt)
 	SHRQ(U8(5), cnt)
 	acc := YMM()
 	VXORPS(acc, acc, acc)
+	var accMin VecVirtual
+	if bt.min {
+		accMin = XMM()
+		VXORPS(accMin, accMin, accMin)
+	}
 	TESTQ(cnt, cnt)
 	JZ(LabelRef("sum"))
 	Label("block")
 	x, xa := YMM(), YMM()
 	VMOVDQU(Mem{Base: xp}, x)
-	if bt.q4 {
+	if signed {
 		VPABSB(x, xa)
 	}
 	w := YMM()
 	if bt.q4 {
 		h := YMM()
-		VBROADCASTI128(Mem{Base: wp, Disp: 2}, w)
+		VBROADCASTI128(Mem{Base: wp, Disp: bt.qs}, w)
 		VPSRLW(U8(4), w, h)
 		VPBLENDD(U8(0xf0), h, w, w) // [qs | qs>>4]
 		VPAND(lo, w, w)
-		VPSUBB(eight, w, w)
+		if bt.qh != 0 {
+			b := YMM()
+			VPBROADCASTD(Mem{Base: wp, Disp: bt.qh}, b)
+			VPSHUFB(shuf, b, b)
+			VPOR(mask, b, b)
+			VPCMPEQB(all, b, b) // 0xff where value i's bit is set
+			VPAND(sixteen, b, b)
+			VPOR(b, w, w)
+		}
+		if signed {
+			VPSUBB(off, w, w)
+		}
 	} else {
 		VMOVDQU(Mem{Base: wp, Disp: 2}, w)
 	}
-	if bt.q4 {
+	switch {
+	case signed:
 		VPSIGNB(x, w, w)
 		VPMADDUBSW(w, xa, w)
-	} else {
-		Comment("|w| times x with w's sign: right for w = -128 too (|w| = 128 unsigned).")
+	case bt.min:
+		VPMADDUBSW(x, w, w)
+	default:
+		if bt.table {
+			VPSHUFB(w, table, w)
+		} else {
+			Comment("|w| times x with w's sign: right for w = -128 too (|w| = 128 unsigned).")
+		}
 		VPSIGNB(w, x, xa)
 		VPABSB(w, w)
 		VPMADDUBSW(xa, w, w)
@@ -327,6 +484,16 @@ func blockMatVecAVX2(bt blockType) {
 	VBROADCASTSS(Mem{Base: xsp}, xsv)
 	VMULPS(xsv, df, df)
 	VFMADD231PS(df, f, acc)
+	if bt.min {
+		m, sx := XMM(), XMM()
+		VPBROADCASTW(Mem{Base: wp, Disp: 2}, m)
+		VCVTPH2PS(m, m)
+		VMULSS(xsv.AsX(), m, m)
+		VMOVD(Mem{Base: xsump}, sx)
+		VCVTDQ2PS(sx, sx)
+		VFMADD231SS(m, sx, accMin)
+		ADDQ(U8(4), xsump)
+	}
 	ADDQ(U8(32), xp)
 	ADDQ(U8(4), xsp)
 	ADDQ(U8(bt.bytes), wp)
@@ -335,6 +502,9 @@ func blockMatVecAVX2(bt blockType) {
 
 	Label("sum")
 	s := hsum1(acc)
+	if bt.min {
+		VADDSS(accMin, s, s)
+	}
 	VMOVSS(s, Mem{Base: op})
 	ADDQ(U8(4), op)
 	DECQ(rows)

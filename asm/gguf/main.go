@@ -83,14 +83,23 @@ func main() {
 	halfMatVecAVX2("matVecF16AVX2", false)
 	halfMatVecAVX2("matVecBF16AVX2", true)
 
+	q4.perm, q4.dIdx = q4Perm, q4DIdx
+	legacyData()
+
 	blockMatVecVNNI(q8)
 	blockMatVecVNNI(q4)
 	blockMatVecAVX2(q8)
 	blockMatVecAVX2(q4)
+	for _, bt := range legacyTypes {
+		blockMatVecVNNI(bt)
+		blockMatVecAVX2(bt)
+	}
 
 	panelData()
 	panelPack(q8)
 	panelPack(q4)
+	panelPack(q50)
+	panelPack(iq4nl)
 	for _, v := range panelVectors {
 		panelMatMat(v, false)
 	}

@@ -67,7 +67,7 @@ func panelData() {
 
 // panelPack generates packPanelQ8_0VNNI / packPanelQ4_0VNNI: 16 rows of nb
 // blocks (rowBytes apart) into nb packed blocks.
-func panelPack(bt blockType) {
+func panelPack(bt *blockType) {
 	name := "packPanel" + bt.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(dst []byte, w []byte, rowBytes, nb int)")
 	Doc(name + " packs 16 rows of blocks into a panel; see internal/kernels/blocks_tile_amd64.go.")
@@ -111,9 +111,9 @@ func panelPack(bt blockType) {
 		var q [4]VecVirtual
 		for g := range q {
 			q[g] = ZMM()
-			VMOVDQU32(row(4*g, 2), q[g].AsX())
+			VMOVDQU32(row(4*g, bt.qs), q[g].AsX())
 			for i := 1; i < 4; i++ {
-				VINSERTI32X4(U8(i), row(4*g+i, 2), q[g], q[g])
+				VINSERTI32X4(U8(i), row(4*g+i, bt.qs), q[g], q[g])
 			}
 		}
 		// Rows 0-7 (from q0, q1) and 8-15 (q2, q3) of dwords 0,1 and 2,3.
@@ -168,6 +168,32 @@ func panelPack(bt blockType) {
 				VPXORD(c, d, d)
 				steps[4*h+i] = d
 			}
+		}
+	}
+	if bt.qh != 0 {
+		Comment("The fifth bits: the rows' qh (a gather), bits 4k..4k+3 to the bytes of step k, times 16.")
+		k, t := K(), GP32()
+		MOVL(U32(0xffff), t)
+		KMOVW(t, k)
+		g := ZMM()
+		VMOVDQA64(zero, g)
+		VPGATHERDD(Mem{Base: base[0], Index: gidx, Scale: 1, Disp: bt.qh}, k, g)
+		nib, bytes1 := broadcastDword(0x0f), broadcastDword(0x01010101)
+		for j, st := range steps {
+			b := ZMM()
+			VPSRLD(U8(4*j), g, b)
+			VPANDD(nib, b, b)
+			VPMULLD_BCST(spread4, b, b)
+			VPANDD(bytes1, b, b)
+			VPSLLD(U8(4), b, b)
+			VPORD(b, st, st)
+		}
+	}
+	if bt.table {
+		table := ZMM()
+		VBROADCASTI32X4(iq4nlTable, table)
+		for _, st := range steps {
+			VPSHUFB(st, table, st)
 		}
 	}
 	for j, s := range steps {
@@ -294,4 +320,13 @@ func panelMatMat(V int, half bool) {
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// broadcastDword returns a zmm with every dword v.
+func broadcastDword(v uint32) VecVirtual {
+	t := GP32()
+	MOVL(U32(v), t)
+	z := ZMM()
+	VPBROADCASTD(t, z)
+	return z
 }

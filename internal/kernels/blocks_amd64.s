@@ -1189,6 +1189,581 @@ r1end:
 	VZEROUPPER
 	RET
 
+DATA ggufiq4nltable<>+0(SB)/1, $0x01
+DATA ggufiq4nltable<>+1(SB)/1, $0x18
+DATA ggufiq4nltable<>+2(SB)/1, $0x2d
+DATA ggufiq4nltable<>+3(SB)/1, $0x3f
+DATA ggufiq4nltable<>+4(SB)/1, $0x4f
+DATA ggufiq4nltable<>+5(SB)/1, $0x5d
+DATA ggufiq4nltable<>+6(SB)/1, $0x6a
+DATA ggufiq4nltable<>+7(SB)/1, $0x76
+DATA ggufiq4nltable<>+8(SB)/1, $0x81
+DATA ggufiq4nltable<>+9(SB)/1, $0x8d
+DATA ggufiq4nltable<>+10(SB)/1, $0x99
+DATA ggufiq4nltable<>+11(SB)/1, $0xa6
+DATA ggufiq4nltable<>+12(SB)/1, $0xb5
+DATA ggufiq4nltable<>+13(SB)/1, $0xc5
+DATA ggufiq4nltable<>+14(SB)/1, $0xd9
+DATA ggufiq4nltable<>+15(SB)/1, $0xf1
+GLOBL ggufiq4nltable<>(SB), RODATA|NOPTR, $16
+
+DATA ggufiq4nlsigned<>+0(SB)/1, $0x81
+DATA ggufiq4nlsigned<>+1(SB)/1, $0x98
+DATA ggufiq4nlsigned<>+2(SB)/1, $0xad
+DATA ggufiq4nlsigned<>+3(SB)/1, $0xbf
+DATA ggufiq4nlsigned<>+4(SB)/1, $0xcf
+DATA ggufiq4nlsigned<>+5(SB)/1, $0xdd
+DATA ggufiq4nlsigned<>+6(SB)/1, $0xea
+DATA ggufiq4nlsigned<>+7(SB)/1, $0xf6
+DATA ggufiq4nlsigned<>+8(SB)/1, $0x01
+DATA ggufiq4nlsigned<>+9(SB)/1, $0x0d
+DATA ggufiq4nlsigned<>+10(SB)/1, $0x19
+DATA ggufiq4nlsigned<>+11(SB)/1, $0x26
+DATA ggufiq4nlsigned<>+12(SB)/1, $0x35
+DATA ggufiq4nlsigned<>+13(SB)/1, $0x45
+DATA ggufiq4nlsigned<>+14(SB)/1, $0x59
+DATA ggufiq4nlsigned<>+15(SB)/1, $0x71
+GLOBL ggufiq4nlsigned<>(SB), RODATA|NOPTR, $16
+
+DATA ggufbitsshuf<>+0(SB)/1, $0x00
+DATA ggufbitsshuf<>+1(SB)/1, $0x00
+DATA ggufbitsshuf<>+2(SB)/1, $0x00
+DATA ggufbitsshuf<>+3(SB)/1, $0x00
+DATA ggufbitsshuf<>+4(SB)/1, $0x00
+DATA ggufbitsshuf<>+5(SB)/1, $0x00
+DATA ggufbitsshuf<>+6(SB)/1, $0x00
+DATA ggufbitsshuf<>+7(SB)/1, $0x00
+DATA ggufbitsshuf<>+8(SB)/1, $0x01
+DATA ggufbitsshuf<>+9(SB)/1, $0x01
+DATA ggufbitsshuf<>+10(SB)/1, $0x01
+DATA ggufbitsshuf<>+11(SB)/1, $0x01
+DATA ggufbitsshuf<>+12(SB)/1, $0x01
+DATA ggufbitsshuf<>+13(SB)/1, $0x01
+DATA ggufbitsshuf<>+14(SB)/1, $0x01
+DATA ggufbitsshuf<>+15(SB)/1, $0x01
+DATA ggufbitsshuf<>+16(SB)/1, $0x02
+DATA ggufbitsshuf<>+17(SB)/1, $0x02
+DATA ggufbitsshuf<>+18(SB)/1, $0x02
+DATA ggufbitsshuf<>+19(SB)/1, $0x02
+DATA ggufbitsshuf<>+20(SB)/1, $0x02
+DATA ggufbitsshuf<>+21(SB)/1, $0x02
+DATA ggufbitsshuf<>+22(SB)/1, $0x02
+DATA ggufbitsshuf<>+23(SB)/1, $0x02
+DATA ggufbitsshuf<>+24(SB)/1, $0x03
+DATA ggufbitsshuf<>+25(SB)/1, $0x03
+DATA ggufbitsshuf<>+26(SB)/1, $0x03
+DATA ggufbitsshuf<>+27(SB)/1, $0x03
+DATA ggufbitsshuf<>+28(SB)/1, $0x03
+DATA ggufbitsshuf<>+29(SB)/1, $0x03
+DATA ggufbitsshuf<>+30(SB)/1, $0x03
+DATA ggufbitsshuf<>+31(SB)/1, $0x03
+GLOBL ggufbitsshuf<>(SB), RODATA|NOPTR, $32
+
+DATA ggufbitsmask<>+0(SB)/1, $0xfe
+DATA ggufbitsmask<>+1(SB)/1, $0xfd
+DATA ggufbitsmask<>+2(SB)/1, $0xfb
+DATA ggufbitsmask<>+3(SB)/1, $0xf7
+DATA ggufbitsmask<>+4(SB)/1, $0xef
+DATA ggufbitsmask<>+5(SB)/1, $0xdf
+DATA ggufbitsmask<>+6(SB)/1, $0xbf
+DATA ggufbitsmask<>+7(SB)/1, $0x7f
+DATA ggufbitsmask<>+8(SB)/1, $0xfe
+DATA ggufbitsmask<>+9(SB)/1, $0xfd
+DATA ggufbitsmask<>+10(SB)/1, $0xfb
+DATA ggufbitsmask<>+11(SB)/1, $0xf7
+DATA ggufbitsmask<>+12(SB)/1, $0xef
+DATA ggufbitsmask<>+13(SB)/1, $0xdf
+DATA ggufbitsmask<>+14(SB)/1, $0xbf
+DATA ggufbitsmask<>+15(SB)/1, $0x7f
+DATA ggufbitsmask<>+16(SB)/1, $0xfe
+DATA ggufbitsmask<>+17(SB)/1, $0xfd
+DATA ggufbitsmask<>+18(SB)/1, $0xfb
+DATA ggufbitsmask<>+19(SB)/1, $0xf7
+DATA ggufbitsmask<>+20(SB)/1, $0xef
+DATA ggufbitsmask<>+21(SB)/1, $0xdf
+DATA ggufbitsmask<>+22(SB)/1, $0xbf
+DATA ggufbitsmask<>+23(SB)/1, $0x7f
+DATA ggufbitsmask<>+24(SB)/1, $0xfe
+DATA ggufbitsmask<>+25(SB)/1, $0xfd
+DATA ggufbitsmask<>+26(SB)/1, $0xfb
+DATA ggufbitsmask<>+27(SB)/1, $0xf7
+DATA ggufbitsmask<>+28(SB)/1, $0xef
+DATA ggufbitsmask<>+29(SB)/1, $0xdf
+DATA ggufbitsmask<>+30(SB)/1, $0xbf
+DATA ggufbitsmask<>+31(SB)/1, $0x7f
+GLOBL ggufbitsmask<>(SB), RODATA|NOPTR, $32
+
+DATA ggufspread4<>+0(SB)/4, $0x00204081
+GLOBL ggufspread4<>(SB), RODATA|NOPTR, $4
+
+DATA ggufQ4_1perm<>+0(SB)/1, $0x04
+DATA ggufQ4_1perm<>+1(SB)/1, $0x05
+DATA ggufQ4_1perm<>+2(SB)/1, $0x06
+DATA ggufQ4_1perm<>+3(SB)/1, $0x07
+DATA ggufQ4_1perm<>+4(SB)/1, $0x08
+DATA ggufQ4_1perm<>+5(SB)/1, $0x09
+DATA ggufQ4_1perm<>+6(SB)/1, $0x0a
+DATA ggufQ4_1perm<>+7(SB)/1, $0x0b
+DATA ggufQ4_1perm<>+8(SB)/1, $0x0c
+DATA ggufQ4_1perm<>+9(SB)/1, $0x0d
+DATA ggufQ4_1perm<>+10(SB)/1, $0x0e
+DATA ggufQ4_1perm<>+11(SB)/1, $0x0f
+DATA ggufQ4_1perm<>+12(SB)/1, $0x10
+DATA ggufQ4_1perm<>+13(SB)/1, $0x11
+DATA ggufQ4_1perm<>+14(SB)/1, $0x12
+DATA ggufQ4_1perm<>+15(SB)/1, $0x13
+DATA ggufQ4_1perm<>+16(SB)/1, $0x04
+DATA ggufQ4_1perm<>+17(SB)/1, $0x05
+DATA ggufQ4_1perm<>+18(SB)/1, $0x06
+DATA ggufQ4_1perm<>+19(SB)/1, $0x07
+DATA ggufQ4_1perm<>+20(SB)/1, $0x08
+DATA ggufQ4_1perm<>+21(SB)/1, $0x09
+DATA ggufQ4_1perm<>+22(SB)/1, $0x0a
+DATA ggufQ4_1perm<>+23(SB)/1, $0x0b
+DATA ggufQ4_1perm<>+24(SB)/1, $0x0c
+DATA ggufQ4_1perm<>+25(SB)/1, $0x0d
+DATA ggufQ4_1perm<>+26(SB)/1, $0x0e
+DATA ggufQ4_1perm<>+27(SB)/1, $0x0f
+DATA ggufQ4_1perm<>+28(SB)/1, $0x10
+DATA ggufQ4_1perm<>+29(SB)/1, $0x11
+DATA ggufQ4_1perm<>+30(SB)/1, $0x12
+DATA ggufQ4_1perm<>+31(SB)/1, $0x13
+DATA ggufQ4_1perm<>+32(SB)/1, $0x18
+DATA ggufQ4_1perm<>+33(SB)/1, $0x19
+DATA ggufQ4_1perm<>+34(SB)/1, $0x1a
+DATA ggufQ4_1perm<>+35(SB)/1, $0x1b
+DATA ggufQ4_1perm<>+36(SB)/1, $0x1c
+DATA ggufQ4_1perm<>+37(SB)/1, $0x1d
+DATA ggufQ4_1perm<>+38(SB)/1, $0x1e
+DATA ggufQ4_1perm<>+39(SB)/1, $0x1f
+DATA ggufQ4_1perm<>+40(SB)/1, $0x20
+DATA ggufQ4_1perm<>+41(SB)/1, $0x21
+DATA ggufQ4_1perm<>+42(SB)/1, $0x22
+DATA ggufQ4_1perm<>+43(SB)/1, $0x23
+DATA ggufQ4_1perm<>+44(SB)/1, $0x24
+DATA ggufQ4_1perm<>+45(SB)/1, $0x25
+DATA ggufQ4_1perm<>+46(SB)/1, $0x26
+DATA ggufQ4_1perm<>+47(SB)/1, $0x27
+DATA ggufQ4_1perm<>+48(SB)/1, $0x18
+DATA ggufQ4_1perm<>+49(SB)/1, $0x19
+DATA ggufQ4_1perm<>+50(SB)/1, $0x1a
+DATA ggufQ4_1perm<>+51(SB)/1, $0x1b
+DATA ggufQ4_1perm<>+52(SB)/1, $0x1c
+DATA ggufQ4_1perm<>+53(SB)/1, $0x1d
+DATA ggufQ4_1perm<>+54(SB)/1, $0x1e
+DATA ggufQ4_1perm<>+55(SB)/1, $0x1f
+DATA ggufQ4_1perm<>+56(SB)/1, $0x20
+DATA ggufQ4_1perm<>+57(SB)/1, $0x21
+DATA ggufQ4_1perm<>+58(SB)/1, $0x22
+DATA ggufQ4_1perm<>+59(SB)/1, $0x23
+DATA ggufQ4_1perm<>+60(SB)/1, $0x24
+DATA ggufQ4_1perm<>+61(SB)/1, $0x25
+DATA ggufQ4_1perm<>+62(SB)/1, $0x26
+DATA ggufQ4_1perm<>+63(SB)/1, $0x27
+GLOBL ggufQ4_1perm<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ4_1didx<>+0(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+2(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+4(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+6(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+8(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+10(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+12(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+14(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+16(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+18(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+20(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+22(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+24(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+26(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+28(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+30(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+32(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+34(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+36(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+38(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+40(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+42(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+44(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+46(SB)/2, $0x0000
+DATA ggufQ4_1didx<>+48(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+50(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+52(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+54(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+56(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+58(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+60(SB)/2, $0x000a
+DATA ggufQ4_1didx<>+62(SB)/2, $0x000a
+GLOBL ggufQ4_1didx<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ4_1midx<>+0(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+2(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+4(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+6(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+8(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+10(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+12(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+14(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+16(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+18(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+20(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+22(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+24(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+26(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+28(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+30(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+32(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+34(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+36(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+38(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+40(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+42(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+44(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+46(SB)/2, $0x0001
+DATA ggufQ4_1midx<>+48(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+50(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+52(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+54(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+56(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+58(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+60(SB)/2, $0x000b
+DATA ggufQ4_1midx<>+62(SB)/2, $0x000b
+GLOBL ggufQ4_1midx<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ5_0perm<>+0(SB)/1, $0x06
+DATA ggufQ5_0perm<>+1(SB)/1, $0x07
+DATA ggufQ5_0perm<>+2(SB)/1, $0x08
+DATA ggufQ5_0perm<>+3(SB)/1, $0x09
+DATA ggufQ5_0perm<>+4(SB)/1, $0x0a
+DATA ggufQ5_0perm<>+5(SB)/1, $0x0b
+DATA ggufQ5_0perm<>+6(SB)/1, $0x0c
+DATA ggufQ5_0perm<>+7(SB)/1, $0x0d
+DATA ggufQ5_0perm<>+8(SB)/1, $0x0e
+DATA ggufQ5_0perm<>+9(SB)/1, $0x0f
+DATA ggufQ5_0perm<>+10(SB)/1, $0x10
+DATA ggufQ5_0perm<>+11(SB)/1, $0x11
+DATA ggufQ5_0perm<>+12(SB)/1, $0x12
+DATA ggufQ5_0perm<>+13(SB)/1, $0x13
+DATA ggufQ5_0perm<>+14(SB)/1, $0x14
+DATA ggufQ5_0perm<>+15(SB)/1, $0x15
+DATA ggufQ5_0perm<>+16(SB)/1, $0x06
+DATA ggufQ5_0perm<>+17(SB)/1, $0x07
+DATA ggufQ5_0perm<>+18(SB)/1, $0x08
+DATA ggufQ5_0perm<>+19(SB)/1, $0x09
+DATA ggufQ5_0perm<>+20(SB)/1, $0x0a
+DATA ggufQ5_0perm<>+21(SB)/1, $0x0b
+DATA ggufQ5_0perm<>+22(SB)/1, $0x0c
+DATA ggufQ5_0perm<>+23(SB)/1, $0x0d
+DATA ggufQ5_0perm<>+24(SB)/1, $0x0e
+DATA ggufQ5_0perm<>+25(SB)/1, $0x0f
+DATA ggufQ5_0perm<>+26(SB)/1, $0x10
+DATA ggufQ5_0perm<>+27(SB)/1, $0x11
+DATA ggufQ5_0perm<>+28(SB)/1, $0x12
+DATA ggufQ5_0perm<>+29(SB)/1, $0x13
+DATA ggufQ5_0perm<>+30(SB)/1, $0x14
+DATA ggufQ5_0perm<>+31(SB)/1, $0x15
+DATA ggufQ5_0perm<>+32(SB)/1, $0x1c
+DATA ggufQ5_0perm<>+33(SB)/1, $0x1d
+DATA ggufQ5_0perm<>+34(SB)/1, $0x1e
+DATA ggufQ5_0perm<>+35(SB)/1, $0x1f
+DATA ggufQ5_0perm<>+36(SB)/1, $0x20
+DATA ggufQ5_0perm<>+37(SB)/1, $0x21
+DATA ggufQ5_0perm<>+38(SB)/1, $0x22
+DATA ggufQ5_0perm<>+39(SB)/1, $0x23
+DATA ggufQ5_0perm<>+40(SB)/1, $0x24
+DATA ggufQ5_0perm<>+41(SB)/1, $0x25
+DATA ggufQ5_0perm<>+42(SB)/1, $0x26
+DATA ggufQ5_0perm<>+43(SB)/1, $0x27
+DATA ggufQ5_0perm<>+44(SB)/1, $0x28
+DATA ggufQ5_0perm<>+45(SB)/1, $0x29
+DATA ggufQ5_0perm<>+46(SB)/1, $0x2a
+DATA ggufQ5_0perm<>+47(SB)/1, $0x2b
+DATA ggufQ5_0perm<>+48(SB)/1, $0x1c
+DATA ggufQ5_0perm<>+49(SB)/1, $0x1d
+DATA ggufQ5_0perm<>+50(SB)/1, $0x1e
+DATA ggufQ5_0perm<>+51(SB)/1, $0x1f
+DATA ggufQ5_0perm<>+52(SB)/1, $0x20
+DATA ggufQ5_0perm<>+53(SB)/1, $0x21
+DATA ggufQ5_0perm<>+54(SB)/1, $0x22
+DATA ggufQ5_0perm<>+55(SB)/1, $0x23
+DATA ggufQ5_0perm<>+56(SB)/1, $0x24
+DATA ggufQ5_0perm<>+57(SB)/1, $0x25
+DATA ggufQ5_0perm<>+58(SB)/1, $0x26
+DATA ggufQ5_0perm<>+59(SB)/1, $0x27
+DATA ggufQ5_0perm<>+60(SB)/1, $0x28
+DATA ggufQ5_0perm<>+61(SB)/1, $0x29
+DATA ggufQ5_0perm<>+62(SB)/1, $0x2a
+DATA ggufQ5_0perm<>+63(SB)/1, $0x2b
+GLOBL ggufQ5_0perm<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ5_0didx<>+0(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+2(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+4(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+6(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+8(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+10(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+12(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+14(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+16(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+18(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+20(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+22(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+24(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+26(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+28(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+30(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+32(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+34(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+36(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+38(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+40(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+42(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+44(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+46(SB)/2, $0x0000
+DATA ggufQ5_0didx<>+48(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+50(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+52(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+54(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+56(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+58(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+60(SB)/2, $0x000b
+DATA ggufQ5_0didx<>+62(SB)/2, $0x000b
+GLOBL ggufQ5_0didx<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ5_1perm<>+0(SB)/1, $0x08
+DATA ggufQ5_1perm<>+1(SB)/1, $0x09
+DATA ggufQ5_1perm<>+2(SB)/1, $0x0a
+DATA ggufQ5_1perm<>+3(SB)/1, $0x0b
+DATA ggufQ5_1perm<>+4(SB)/1, $0x0c
+DATA ggufQ5_1perm<>+5(SB)/1, $0x0d
+DATA ggufQ5_1perm<>+6(SB)/1, $0x0e
+DATA ggufQ5_1perm<>+7(SB)/1, $0x0f
+DATA ggufQ5_1perm<>+8(SB)/1, $0x10
+DATA ggufQ5_1perm<>+9(SB)/1, $0x11
+DATA ggufQ5_1perm<>+10(SB)/1, $0x12
+DATA ggufQ5_1perm<>+11(SB)/1, $0x13
+DATA ggufQ5_1perm<>+12(SB)/1, $0x14
+DATA ggufQ5_1perm<>+13(SB)/1, $0x15
+DATA ggufQ5_1perm<>+14(SB)/1, $0x16
+DATA ggufQ5_1perm<>+15(SB)/1, $0x17
+DATA ggufQ5_1perm<>+16(SB)/1, $0x08
+DATA ggufQ5_1perm<>+17(SB)/1, $0x09
+DATA ggufQ5_1perm<>+18(SB)/1, $0x0a
+DATA ggufQ5_1perm<>+19(SB)/1, $0x0b
+DATA ggufQ5_1perm<>+20(SB)/1, $0x0c
+DATA ggufQ5_1perm<>+21(SB)/1, $0x0d
+DATA ggufQ5_1perm<>+22(SB)/1, $0x0e
+DATA ggufQ5_1perm<>+23(SB)/1, $0x0f
+DATA ggufQ5_1perm<>+24(SB)/1, $0x10
+DATA ggufQ5_1perm<>+25(SB)/1, $0x11
+DATA ggufQ5_1perm<>+26(SB)/1, $0x12
+DATA ggufQ5_1perm<>+27(SB)/1, $0x13
+DATA ggufQ5_1perm<>+28(SB)/1, $0x14
+DATA ggufQ5_1perm<>+29(SB)/1, $0x15
+DATA ggufQ5_1perm<>+30(SB)/1, $0x16
+DATA ggufQ5_1perm<>+31(SB)/1, $0x17
+DATA ggufQ5_1perm<>+32(SB)/1, $0x20
+DATA ggufQ5_1perm<>+33(SB)/1, $0x21
+DATA ggufQ5_1perm<>+34(SB)/1, $0x22
+DATA ggufQ5_1perm<>+35(SB)/1, $0x23
+DATA ggufQ5_1perm<>+36(SB)/1, $0x24
+DATA ggufQ5_1perm<>+37(SB)/1, $0x25
+DATA ggufQ5_1perm<>+38(SB)/1, $0x26
+DATA ggufQ5_1perm<>+39(SB)/1, $0x27
+DATA ggufQ5_1perm<>+40(SB)/1, $0x28
+DATA ggufQ5_1perm<>+41(SB)/1, $0x29
+DATA ggufQ5_1perm<>+42(SB)/1, $0x2a
+DATA ggufQ5_1perm<>+43(SB)/1, $0x2b
+DATA ggufQ5_1perm<>+44(SB)/1, $0x2c
+DATA ggufQ5_1perm<>+45(SB)/1, $0x2d
+DATA ggufQ5_1perm<>+46(SB)/1, $0x2e
+DATA ggufQ5_1perm<>+47(SB)/1, $0x2f
+DATA ggufQ5_1perm<>+48(SB)/1, $0x20
+DATA ggufQ5_1perm<>+49(SB)/1, $0x21
+DATA ggufQ5_1perm<>+50(SB)/1, $0x22
+DATA ggufQ5_1perm<>+51(SB)/1, $0x23
+DATA ggufQ5_1perm<>+52(SB)/1, $0x24
+DATA ggufQ5_1perm<>+53(SB)/1, $0x25
+DATA ggufQ5_1perm<>+54(SB)/1, $0x26
+DATA ggufQ5_1perm<>+55(SB)/1, $0x27
+DATA ggufQ5_1perm<>+56(SB)/1, $0x28
+DATA ggufQ5_1perm<>+57(SB)/1, $0x29
+DATA ggufQ5_1perm<>+58(SB)/1, $0x2a
+DATA ggufQ5_1perm<>+59(SB)/1, $0x2b
+DATA ggufQ5_1perm<>+60(SB)/1, $0x2c
+DATA ggufQ5_1perm<>+61(SB)/1, $0x2d
+DATA ggufQ5_1perm<>+62(SB)/1, $0x2e
+DATA ggufQ5_1perm<>+63(SB)/1, $0x2f
+GLOBL ggufQ5_1perm<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ5_1didx<>+0(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+2(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+4(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+6(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+8(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+10(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+12(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+14(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+16(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+18(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+20(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+22(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+24(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+26(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+28(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+30(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+32(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+34(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+36(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+38(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+40(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+42(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+44(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+46(SB)/2, $0x0000
+DATA ggufQ5_1didx<>+48(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+50(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+52(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+54(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+56(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+58(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+60(SB)/2, $0x000c
+DATA ggufQ5_1didx<>+62(SB)/2, $0x000c
+GLOBL ggufQ5_1didx<>(SB), RODATA|NOPTR, $64
+
+DATA ggufQ5_1midx<>+0(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+2(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+4(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+6(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+8(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+10(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+12(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+14(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+16(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+18(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+20(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+22(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+24(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+26(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+28(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+30(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+32(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+34(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+36(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+38(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+40(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+42(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+44(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+46(SB)/2, $0x0001
+DATA ggufQ5_1midx<>+48(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+50(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+52(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+54(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+56(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+58(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+60(SB)/2, $0x000d
+DATA ggufQ5_1midx<>+62(SB)/2, $0x000d
+GLOBL ggufQ5_1midx<>(SB), RODATA|NOPTR, $64
+
+DATA ggufIQ4_NLperm<>+0(SB)/1, $0x02
+DATA ggufIQ4_NLperm<>+1(SB)/1, $0x03
+DATA ggufIQ4_NLperm<>+2(SB)/1, $0x04
+DATA ggufIQ4_NLperm<>+3(SB)/1, $0x05
+DATA ggufIQ4_NLperm<>+4(SB)/1, $0x06
+DATA ggufIQ4_NLperm<>+5(SB)/1, $0x07
+DATA ggufIQ4_NLperm<>+6(SB)/1, $0x08
+DATA ggufIQ4_NLperm<>+7(SB)/1, $0x09
+DATA ggufIQ4_NLperm<>+8(SB)/1, $0x0a
+DATA ggufIQ4_NLperm<>+9(SB)/1, $0x0b
+DATA ggufIQ4_NLperm<>+10(SB)/1, $0x0c
+DATA ggufIQ4_NLperm<>+11(SB)/1, $0x0d
+DATA ggufIQ4_NLperm<>+12(SB)/1, $0x0e
+DATA ggufIQ4_NLperm<>+13(SB)/1, $0x0f
+DATA ggufIQ4_NLperm<>+14(SB)/1, $0x10
+DATA ggufIQ4_NLperm<>+15(SB)/1, $0x11
+DATA ggufIQ4_NLperm<>+16(SB)/1, $0x02
+DATA ggufIQ4_NLperm<>+17(SB)/1, $0x03
+DATA ggufIQ4_NLperm<>+18(SB)/1, $0x04
+DATA ggufIQ4_NLperm<>+19(SB)/1, $0x05
+DATA ggufIQ4_NLperm<>+20(SB)/1, $0x06
+DATA ggufIQ4_NLperm<>+21(SB)/1, $0x07
+DATA ggufIQ4_NLperm<>+22(SB)/1, $0x08
+DATA ggufIQ4_NLperm<>+23(SB)/1, $0x09
+DATA ggufIQ4_NLperm<>+24(SB)/1, $0x0a
+DATA ggufIQ4_NLperm<>+25(SB)/1, $0x0b
+DATA ggufIQ4_NLperm<>+26(SB)/1, $0x0c
+DATA ggufIQ4_NLperm<>+27(SB)/1, $0x0d
+DATA ggufIQ4_NLperm<>+28(SB)/1, $0x0e
+DATA ggufIQ4_NLperm<>+29(SB)/1, $0x0f
+DATA ggufIQ4_NLperm<>+30(SB)/1, $0x10
+DATA ggufIQ4_NLperm<>+31(SB)/1, $0x11
+DATA ggufIQ4_NLperm<>+32(SB)/1, $0x14
+DATA ggufIQ4_NLperm<>+33(SB)/1, $0x15
+DATA ggufIQ4_NLperm<>+34(SB)/1, $0x16
+DATA ggufIQ4_NLperm<>+35(SB)/1, $0x17
+DATA ggufIQ4_NLperm<>+36(SB)/1, $0x18
+DATA ggufIQ4_NLperm<>+37(SB)/1, $0x19
+DATA ggufIQ4_NLperm<>+38(SB)/1, $0x1a
+DATA ggufIQ4_NLperm<>+39(SB)/1, $0x1b
+DATA ggufIQ4_NLperm<>+40(SB)/1, $0x1c
+DATA ggufIQ4_NLperm<>+41(SB)/1, $0x1d
+DATA ggufIQ4_NLperm<>+42(SB)/1, $0x1e
+DATA ggufIQ4_NLperm<>+43(SB)/1, $0x1f
+DATA ggufIQ4_NLperm<>+44(SB)/1, $0x20
+DATA ggufIQ4_NLperm<>+45(SB)/1, $0x21
+DATA ggufIQ4_NLperm<>+46(SB)/1, $0x22
+DATA ggufIQ4_NLperm<>+47(SB)/1, $0x23
+DATA ggufIQ4_NLperm<>+48(SB)/1, $0x14
+DATA ggufIQ4_NLperm<>+49(SB)/1, $0x15
+DATA ggufIQ4_NLperm<>+50(SB)/1, $0x16
+DATA ggufIQ4_NLperm<>+51(SB)/1, $0x17
+DATA ggufIQ4_NLperm<>+52(SB)/1, $0x18
+DATA ggufIQ4_NLperm<>+53(SB)/1, $0x19
+DATA ggufIQ4_NLperm<>+54(SB)/1, $0x1a
+DATA ggufIQ4_NLperm<>+55(SB)/1, $0x1b
+DATA ggufIQ4_NLperm<>+56(SB)/1, $0x1c
+DATA ggufIQ4_NLperm<>+57(SB)/1, $0x1d
+DATA ggufIQ4_NLperm<>+58(SB)/1, $0x1e
+DATA ggufIQ4_NLperm<>+59(SB)/1, $0x1f
+DATA ggufIQ4_NLperm<>+60(SB)/1, $0x20
+DATA ggufIQ4_NLperm<>+61(SB)/1, $0x21
+DATA ggufIQ4_NLperm<>+62(SB)/1, $0x22
+DATA ggufIQ4_NLperm<>+63(SB)/1, $0x23
+GLOBL ggufIQ4_NLperm<>(SB), RODATA|NOPTR, $64
+
+DATA ggufIQ4_NLdidx<>+0(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+2(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+4(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+6(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+8(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+10(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+12(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+14(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+16(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+18(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+20(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+22(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+24(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+26(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+28(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+30(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+32(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+34(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+36(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+38(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+40(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+42(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+44(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+46(SB)/2, $0x0000
+DATA ggufIQ4_NLdidx<>+48(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+50(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+52(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+54(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+56(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+58(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+60(SB)/2, $0x0009
+DATA ggufIQ4_NLdidx<>+62(SB)/2, $0x0009
+GLOBL ggufIQ4_NLdidx<>(SB), RODATA|NOPTR, $64
+
 // func matVecQ8_0VNNI(out []float32, w []byte, xq []int8, xs []float32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512_VNNI, MMX+
 TEXT ·matVecQ8_0VNNI(SB), NOSPLIT, $0-96
@@ -1834,6 +2409,1510 @@ done:
 	VZEROUPPER
 	RET
 
+// func matVecQ4_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecQ4_1VNNI(SB), NOSPLIT, $0-120
+	MOVQ         out_len+8(FP), AX
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	MOVQ         xq_len+56(FP), BX
+	SHRQ         $0x05, BX
+	IMUL3Q       $0x00000014, BX, BX
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0000ff00, SI
+	KMOVW        SI, K1
+	VMOVDQU64    ggufQ4_1perm<>+0(SB), Z1
+	VMOVDQU64    ggufq4shift<>+0(SB), Z2
+	VMOVDQU64    ggufQ4_1didx<>+0(SB), Z3
+	MOVL         $0x0f0f0f0f, SI
+	VPBROADCASTD SI, Z4
+	MOVQ         $0x000000ffffffffff, SI
+	KMOVQ        SI, K2
+	MOVQ         $0x000fffff, SI
+	KMOVQ        SI, K3
+	VMOVDQU64    ggufQ4_1midx<>+0(SB), Z5
+	MOVL         $0x00000101, SI
+	KMOVW        SI, K4
+	MOVL         $0x00000001, SI
+	KMOVW        SI, K5
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ BX, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
+
+r4rows:
+	MOVQ      DX, SI
+	MOVQ      xq_base+48(FP), DI
+	MOVQ      xs_base+72(FP), R8
+	MOVQ      xsum_base+96(FP), R10
+	VMOVDQA64 Z0, Z6
+	VMOVDQA64 Z0, Z7
+	VMOVDQA64 Z0, Z8
+	VMOVDQA64 Z0, Z9
+	MOVQ      xq_len+56(FP), R9
+	SHRQ      $0x06, R9
+	JZ        r4single
+
+r4loop:
+	VMOVDQU64    (DI), Z10
+	VBROADCASTSS (R8), Z11
+	VBROADCASTSS 4(R8), K1, Z11
+	VPEXPANDD.Z  (R10), K4, Z12
+	VCVTDQ2PS    Z12, Z12
+	VMULPS       Z11, Z12, Z12
+	PREFETCHT0   2048(SI)
+	VMOVDQU8.Z   (SI), K2, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z6
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z6
+	PREFETCHT0   2048(SI)(R12*1)
+	VMOVDQU8.Z   (SI)(R12*1), K2, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z7
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z7
+	PREFETCHT0   2048(SI)(R12*2)
+	VMOVDQU8.Z   (SI)(R12*2), K2, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z8
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z8
+	PREFETCHT0   2048(SI)(R14*1)
+	VMOVDQU8.Z   (SI)(R14*1), K2, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z10
+	VPERMW       Z14, Z3, Z13
+	VCVTPH2PS    Y13, Z13
+	VMULPS       Z11, Z13, Z13
+	VFMADD231PS  Z13, Z10, Z9
+	VPERMW       Z14, Z5, Z10
+	VCVTPH2PS    Y10, Z10
+	VFMADD231PS  Z12, Z10, Z9
+	ADDQ         $0x40, DI
+	ADDQ         $0x08, R8
+	ADDQ         $0x08, R10
+	ADDQ         $0x28, SI
+	DECQ         R9
+	JNZ          r4loop
+
+r4single:
+	MOVQ         xq_len+56(FP), R9
+	TESTQ        $0x00000020, R9
+	JZ           r4sum
+	VMOVDQA64    Z0, Z10
+	VMOVDQU64    (DI), Y10
+	VBROADCASTSS (R8), Z11
+	VPEXPANDD.Z  (R10), K5, Z12
+	VCVTDQ2PS    Z12, Z12
+	VMULPS       Z11, Z12, Z12
+	VMOVDQU8.Z   (SI), K3, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z6
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z6
+	VMOVDQU8.Z   (SI)(R12*1), K3, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z7
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z7
+	VMOVDQU8.Z   (SI)(R12*2), K3, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z13
+	VPERMW       Z14, Z3, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z11, Z15, Z15
+	VFMADD231PS  Z15, Z13, Z8
+	VPERMW       Z14, Z5, Z13
+	VCVTPH2PS    Y13, Z13
+	VFMADD231PS  Z12, Z13, Z8
+	VMOVDQU8.Z   (SI)(R14*1), K3, Z14
+	VPERMB       Z14, Z1, Z13
+	VPSRLVW      Z2, Z13, Z13
+	VPANDD       Z4, Z13, Z13
+	VMOVDQA64    Z0, Z15
+	VPDPBUSD     Z10, Z13, Z15
+	VCVTDQ2PS    Z15, Z10
+	VPERMW       Z14, Z3, Z13
+	VCVTPH2PS    Y13, Z13
+	VMULPS       Z11, Z13, Z13
+	VFMADD231PS  Z13, Z10, Z9
+	VPERMW       Z14, Z5, Z10
+	VCVTPH2PS    Y10, Z10
+	VFMADD231PS  Z12, Z10, Z9
+
+r4sum:
+	VUNPCKLPD     Z7, Z6, Z10
+	VUNPCKHPD     Z7, Z6, Z6
+	VADDPS        Z6, Z10, Z10
+	VUNPCKLPD     Z9, Z8, Z6
+	VUNPCKHPD     Z9, Z8, Z8
+	VADDPS        Z8, Z6, Z6
+	VSHUFPS       $0x88, Z6, Z10, Z7
+	VSHUFPS       $0xdd, Z6, Z10, Z10
+	VADDPS        Z10, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y6
+	VADDPS        Y6, Y7, Y6
+	VEXTRACTF32X4 $0x01, Y6, X7
+	VADDPS        X6, X7, X7
+	VMOVSS        X7, (CX)
+	VEXTRACTPS    $0x01, X7, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X7, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X7, (CX)(R15*1)
+	ADDQ          BX, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
+
+r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
+r1rows:
+	MOVQ      DX, SI
+	MOVQ      xq_base+48(FP), DI
+	MOVQ      xs_base+72(FP), R8
+	MOVQ      xsum_base+96(FP), R10
+	VMOVDQA64 Z0, Z6
+	MOVQ      xq_len+56(FP), R9
+	SHRQ      $0x06, R9
+	JZ        r1single
+
+r1loop:
+	VMOVDQU64    (DI), Z7
+	VBROADCASTSS (R8), Z8
+	VBROADCASTSS 4(R8), K1, Z8
+	VPEXPANDD.Z  (R10), K4, Z9
+	VCVTDQ2PS    Z9, Z9
+	VMULPS       Z8, Z9, Z9
+	PREFETCHT0   2048(SI)
+	VMOVDQU8.Z   (SI), K2, Z11
+	VPERMB       Z11, Z1, Z10
+	VPSRLVW      Z2, Z10, Z10
+	VPANDD       Z4, Z10, Z10
+	VMOVDQA64    Z0, Z12
+	VPDPBUSD     Z7, Z10, Z12
+	VCVTDQ2PS    Z12, Z7
+	VPERMW       Z11, Z3, Z10
+	VCVTPH2PS    Y10, Z10
+	VMULPS       Z8, Z10, Z10
+	VFMADD231PS  Z10, Z7, Z6
+	VPERMW       Z11, Z5, Z7
+	VCVTPH2PS    Y7, Z7
+	VFMADD231PS  Z9, Z7, Z6
+	ADDQ         $0x40, DI
+	ADDQ         $0x08, R8
+	ADDQ         $0x08, R10
+	ADDQ         $0x28, SI
+	DECQ         R9
+	JNZ          r1loop
+
+r1single:
+	MOVQ         xq_len+56(FP), R9
+	TESTQ        $0x00000020, R9
+	JZ           r1sum
+	VMOVDQA64    Z0, Z7
+	VMOVDQU64    (DI), Y7
+	VBROADCASTSS (R8), Z8
+	VPEXPANDD.Z  (R10), K5, Z9
+	VCVTDQ2PS    Z9, Z9
+	VMULPS       Z8, Z9, Z9
+	VMOVDQU8.Z   (SI), K3, Z11
+	VPERMB       Z11, Z1, Z10
+	VPSRLVW      Z2, Z10, Z10
+	VPANDD       Z4, Z10, Z10
+	VMOVDQA64    Z0, Z12
+	VPDPBUSD     Z7, Z10, Z12
+	VCVTDQ2PS    Z12, Z7
+	VPERMW       Z11, Z3, Z10
+	VCVTPH2PS    Y10, Z10
+	VMULPS       Z8, Z10, Z10
+	VFMADD231PS  Z10, Z7, Z6
+	VPERMW       Z11, Z5, Z7
+	VCVTPH2PS    Y7, Z7
+	VFMADD231PS  Z9, Z7, Z6
+
+r1sum:
+	VUNPCKLPD     Z6, Z6, Z7
+	VUNPCKHPD     Z6, Z6, Z6
+	VADDPS        Z6, Z7, Z7
+	VPERMILPS     $0xb1, Z7, Z6
+	VADDPS        Z6, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y6
+	VADDPS        Y6, Y7, Y6
+	VEXTRACTF32X4 $0x01, Y6, X7
+	VADDPS        X6, X7, X7
+	VMOVSS        X7, (CX)
+	ADDQ          BX, DX
+	ADDQ          $0x04, CX
+	DECQ          AX
+	JNZ           r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVecQ4_1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·matVecQ4_1AVX2(SB), NOSPLIT, $0-120
+	MOVQ         out_len+8(FP), AX
+	TESTQ        AX, AX
+	JZ           done
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	VPCMPEQW     Y0, Y0, Y0
+	VPSRLW       $0x0f, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	MOVD         BX, X1
+	VPBROADCASTD X1, Y1
+
+row:
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), R8
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x05, DI
+	VXORPS Y2, Y2, Y2
+	VXORPS X3, X3, X3
+	TESTQ  DI, DI
+	JZ     sum
+
+block:
+	VMOVDQU        (BX), Y4
+	VBROADCASTI128 4(DX), Y5
+	VPSRLW         $0x04, Y5, Y6
+	VPBLENDD       $0xf0, Y6, Y5, Y5
+	VPAND          Y1, Y5, Y5
+	VPMADDUBSW     Y4, Y5, Y5
+	VPMADDWD       Y0, Y5, Y5
+	VCVTDQ2PS      Y5, Y4
+	VPBROADCASTW   (DX), X5
+	VCVTPH2PS      X5, Y5
+	VBROADCASTSS   (SI), Y6
+	VMULPS         Y6, Y5, Y5
+	VFMADD231PS    Y5, Y4, Y2
+	VPBROADCASTW   2(DX), X4
+	VCVTPH2PS      X4, X4
+	VMULSS         X6, X4, X4
+	VMOVD          (R8), X5
+	VCVTDQ2PS      X5, X5
+	VFMADD231SS    X4, X5, X3
+	ADDQ           $0x04, R8
+	ADDQ           $0x20, BX
+	ADDQ           $0x04, SI
+	ADDQ           $0x14, DX
+	DECQ           DI
+	JNZ            block
+
+sum:
+	VEXTRACTF128 $0x01, Y2, X4
+	VADDPS       X2, X4, X4
+	VHADDPS      X4, X4, X4
+	VHADDPS      X4, X4, X4
+	VADDSS       X3, X4, X4
+	VMOVSS       X4, (CX)
+	ADDQ         $0x04, CX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_0VNNI(out []float32, w []byte, xq []int8, xs []float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecQ5_0VNNI(SB), NOSPLIT, $0-96
+	MOVQ         out_len+8(FP), AX
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	MOVQ         xq_len+56(FP), BX
+	SHRQ         $0x05, BX
+	IMUL3Q       $0x00000016, BX, SI
+	MOVL         $0x10101010, DI
+	VPBROADCASTD DI, Z0
+	VPXORD       Z1, Z1, Z1
+	MOVL         $0x0000ff00, DI
+	KMOVW        DI, K1
+	VMOVDQU64    ggufQ5_0perm<>+0(SB), Z2
+	VMOVDQU64    ggufq4shift<>+0(SB), Z3
+	VMOVDQU64    ggufQ5_0didx<>+0(SB), Z4
+	MOVL         $0x0f0f0f0f, DI
+	VPBROADCASTD DI, Z5
+	MOVQ         $0x00000fffffffffff, DI
+	KMOVQ        DI, K2
+	MOVQ         $0x003fffff, DI
+	KMOVQ        DI, K3
+	MOVL         $0x10101010, DI
+	VPBROADCASTD DI, Z6
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
+
+r4rows:
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
+	VMOVDQA64 Z1, Z7
+	VMOVDQA64 Z1, Z8
+	VMOVDQA64 Z1, Z9
+	VMOVDQA64 Z1, Z10
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
+	JZ        r4single
+
+r4loop:
+	VMOVDQU64    (R8), Z11
+	VMOVDQA64    Z1, Z12
+	VPDPBUSD     Z11, Z0, Z12
+	VPSUBD       Z12, Z1, Z12
+	VBROADCASTSS (R9), Z13
+	VBROADCASTSS 4(R9), K1, Z13
+	PREFETCHT0   2048(DI)
+	VMOVDQU8.Z   (DI), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI), K4
+	KMOVD        24(DI), K5
+	KUNPCKDQ     K4, K5, K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z7
+	PREFETCHT0   2048(DI)(R12*1)
+	VMOVDQU8.Z   (DI)(R12*1), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R12*1), K4
+	KMOVD        24(DI)(R12*1), K5
+	KUNPCKDQ     K4, K5, K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z8
+	PREFETCHT0   2048(DI)(R12*2)
+	VMOVDQU8.Z   (DI)(R12*2), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R12*2), K4
+	KMOVD        24(DI)(R12*2), K5
+	KUNPCKDQ     K4, K5, K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z9
+	PREFETCHT0   2048(DI)(R14*1)
+	VMOVDQU8.Z   (DI)(R14*1), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R14*1), K4
+	KMOVD        24(DI)(R14*1), K5
+	KUNPCKDQ     K4, K5, K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z12
+	VPDPBUSD     Z11, Z14, Z12
+	VCVTDQ2PS    Z12, Z11
+	VPERMW       Z15, Z4, Z12
+	VCVTPH2PS    Y12, Z12
+	VMULPS       Z13, Z12, Z12
+	VFMADD231PS  Z12, Z11, Z10
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x2c, DI
+	DECQ         R10
+	JNZ          r4loop
+
+r4single:
+	TESTQ        $0x00000001, BX
+	JZ           r4sum
+	VMOVDQA64    Z1, Z11
+	VMOVDQU64    (R8), Y11
+	VMOVDQA64    Z1, Z12
+	VPDPBUSD     Z11, Z0, Z12
+	VPSUBD       Z12, Z1, Z12
+	VBROADCASTSS (R9), Z13
+	VMOVDQU8.Z   (DI), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI), K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z7
+	VMOVDQU8.Z   (DI)(R12*1), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R12*1), K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z8
+	VMOVDQU8.Z   (DI)(R12*2), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R12*2), K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z9
+	VMOVDQU8.Z   (DI)(R14*1), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	KMOVD        2(DI)(R14*1), K4
+	VPADDB       Z6, Z14, K4, Z14
+	VMOVDQA64    Z12, Z12
+	VPDPBUSD     Z11, Z14, Z12
+	VCVTDQ2PS    Z12, Z11
+	VPERMW       Z15, Z4, Z12
+	VCVTPH2PS    Y12, Z12
+	VMULPS       Z13, Z12, Z12
+	VFMADD231PS  Z12, Z11, Z10
+
+r4sum:
+	VUNPCKLPD     Z8, Z7, Z11
+	VUNPCKHPD     Z8, Z7, Z7
+	VADDPS        Z7, Z11, Z11
+	VUNPCKLPD     Z10, Z9, Z7
+	VUNPCKHPD     Z10, Z9, Z9
+	VADDPS        Z9, Z7, Z7
+	VSHUFPS       $0x88, Z7, Z11, Z8
+	VSHUFPS       $0xdd, Z7, Z11, Z11
+	VADDPS        Z11, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	VEXTRACTPS    $0x01, X8, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X8, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X8, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
+
+r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
+r1rows:
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
+	VMOVDQA64 Z1, Z7
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
+	JZ        r1single
+
+r1loop:
+	VMOVDQU64    (R8), Z8
+	VMOVDQA64    Z1, Z9
+	VPDPBUSD     Z8, Z0, Z9
+	VPSUBD       Z9, Z1, Z9
+	VBROADCASTSS (R9), Z10
+	VBROADCASTSS 4(R9), K1, Z10
+	PREFETCHT0   2048(DI)
+	VMOVDQU8.Z   (DI), K2, Z12
+	VPERMB       Z12, Z2, Z11
+	VPSRLVW      Z3, Z11, Z11
+	VPANDD       Z5, Z11, Z11
+	KMOVD        2(DI), K4
+	KMOVD        24(DI), K5
+	KUNPCKDQ     K4, K5, K4
+	VPADDB       Z6, Z11, K4, Z11
+	VMOVDQA64    Z9, Z9
+	VPDPBUSD     Z8, Z11, Z9
+	VCVTDQ2PS    Z9, Z8
+	VPERMW       Z12, Z4, Z9
+	VCVTPH2PS    Y9, Z9
+	VMULPS       Z10, Z9, Z9
+	VFMADD231PS  Z9, Z8, Z7
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x2c, DI
+	DECQ         R10
+	JNZ          r1loop
+
+r1single:
+	TESTQ        $0x00000001, BX
+	JZ           r1sum
+	VMOVDQA64    Z1, Z8
+	VMOVDQU64    (R8), Y8
+	VMOVDQA64    Z1, Z9
+	VPDPBUSD     Z8, Z0, Z9
+	VPSUBD       Z9, Z1, Z9
+	VBROADCASTSS (R9), Z10
+	VMOVDQU8.Z   (DI), K3, Z12
+	VPERMB       Z12, Z2, Z11
+	VPSRLVW      Z3, Z11, Z11
+	VPANDD       Z5, Z11, Z11
+	KMOVD        2(DI), K4
+	VPADDB       Z6, Z11, K4, Z11
+	VMOVDQA64    Z9, Z9
+	VPDPBUSD     Z8, Z11, Z9
+	VCVTDQ2PS    Z9, Z8
+	VPERMW       Z12, Z4, Z9
+	VCVTPH2PS    Y9, Z9
+	VMULPS       Z10, Z9, Z9
+	VFMADD231PS  Z9, Z8, Z7
+
+r1sum:
+	VUNPCKLPD     Z7, Z7, Z8
+	VUNPCKHPD     Z7, Z7, Z7
+	VADDPS        Z7, Z8, Z8
+	VPERMILPS     $0xb1, Z8, Z7
+	VADDPS        Z7, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          AX
+	JNZ           r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_0AVX2(out []float32, w []byte, xq []int8, xs []float32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·matVecQ5_0AVX2(SB), NOSPLIT, $0-96
+	MOVQ         out_len+8(FP), AX
+	TESTQ        AX, AX
+	JZ           done
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	VPCMPEQW     Y0, Y0, Y0
+	VPSRLW       $0x0f, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	MOVD         BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x10101010, BX
+	MOVD         BX, X2
+	VPBROADCASTD X2, Y2
+	VMOVDQU      ggufbitsshuf<>+0(SB), Y3
+	VMOVDQU      ggufbitsmask<>+0(SB), Y4
+	VPCMPEQB     Y5, Y5, Y5
+
+row:
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x05, DI
+	VXORPS Y6, Y6, Y6
+	TESTQ  DI, DI
+	JZ     sum
+
+block:
+	VMOVDQU        (BX), Y7
+	VPABSB         Y7, Y8
+	VBROADCASTI128 6(DX), Y9
+	VPSRLW         $0x04, Y9, Y10
+	VPBLENDD       $0xf0, Y10, Y9, Y9
+	VPAND          Y1, Y9, Y9
+	VPBROADCASTD   2(DX), Y10
+	VPSHUFB        Y3, Y10, Y10
+	VPOR           Y4, Y10, Y10
+	VPCMPEQB       Y5, Y10, Y10
+	VPAND          Y2, Y10, Y10
+	VPOR           Y10, Y9, Y9
+	VPSUBB         Y2, Y9, Y9
+	VPSIGNB        Y7, Y9, Y9
+	VPMADDUBSW     Y9, Y8, Y9
+	VPMADDWD       Y0, Y9, Y9
+	VCVTDQ2PS      Y9, Y7
+	VPBROADCASTW   (DX), X8
+	VCVTPH2PS      X8, Y8
+	VBROADCASTSS   (SI), Y9
+	VMULPS         Y9, Y8, Y8
+	VFMADD231PS    Y8, Y7, Y6
+	ADDQ           $0x20, BX
+	ADDQ           $0x04, SI
+	ADDQ           $0x16, DX
+	DECQ           DI
+	JNZ            block
+
+sum:
+	VEXTRACTF128 $0x01, Y6, X7
+	VADDPS       X6, X7, X7
+	VHADDPS      X7, X7, X7
+	VHADDPS      X7, X7, X7
+	VMOVSS       X7, (CX)
+	ADDQ         $0x04, CX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecQ5_1VNNI(SB), NOSPLIT, $0-120
+	MOVQ         out_len+8(FP), AX
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	MOVQ         xq_len+56(FP), BX
+	SHRQ         $0x05, BX
+	IMUL3Q       $0x00000018, BX, BX
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0000ff00, SI
+	KMOVW        SI, K1
+	VMOVDQU64    ggufQ5_1perm<>+0(SB), Z1
+	VMOVDQU64    ggufq4shift<>+0(SB), Z2
+	VMOVDQU64    ggufQ5_1didx<>+0(SB), Z3
+	MOVL         $0x0f0f0f0f, SI
+	VPBROADCASTD SI, Z4
+	MOVQ         $0x0000ffffffffffff, SI
+	KMOVQ        SI, K2
+	MOVQ         $0x00ffffff, SI
+	KMOVQ        SI, K3
+	VMOVDQU64    ggufQ5_1midx<>+0(SB), Z5
+	MOVL         $0x00000101, SI
+	KMOVW        SI, K4
+	MOVL         $0x00000001, SI
+	KMOVW        SI, K5
+	MOVL         $0x10101010, SI
+	VPBROADCASTD SI, Z6
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ BX, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
+
+r4rows:
+	MOVQ      DX, SI
+	MOVQ      xq_base+48(FP), DI
+	MOVQ      xs_base+72(FP), R8
+	MOVQ      xsum_base+96(FP), R10
+	VMOVDQA64 Z0, Z7
+	VMOVDQA64 Z0, Z8
+	VMOVDQA64 Z0, Z9
+	VMOVDQA64 Z0, Z10
+	MOVQ      xq_len+56(FP), R9
+	SHRQ      $0x06, R9
+	JZ        r4single
+
+r4loop:
+	VMOVDQU64    (DI), Z11
+	VBROADCASTSS (R8), Z12
+	VBROADCASTSS 4(R8), K1, Z12
+	VPEXPANDD.Z  (R10), K4, Z13
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       Z12, Z13, Z13
+	PREFETCHT0   2048(SI)
+	VMOVDQU8.Z   (SI), K2, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI), K6
+	KMOVD        28(SI), K7
+	KUNPCKDQ     K6, K7, K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z7
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z7
+	PREFETCHT0   2048(SI)(R12*1)
+	VMOVDQU8.Z   (SI)(R12*1), K2, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R12*1), K6
+	KMOVD        28(SI)(R12*1), K7
+	KUNPCKDQ     K6, K7, K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z8
+	PREFETCHT0   2048(SI)(R12*2)
+	VMOVDQU8.Z   (SI)(R12*2), K2, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R12*2), K6
+	KMOVD        28(SI)(R12*2), K7
+	KUNPCKDQ     K6, K7, K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z9
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z9
+	PREFETCHT0   2048(SI)(R14*1)
+	VMOVDQU8.Z   (SI)(R14*1), K2, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R14*1), K6
+	KMOVD        28(SI)(R14*1), K7
+	KUNPCKDQ     K6, K7, K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z11
+	VPERMW       Z15, Z3, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z11, Z10
+	VPERMW       Z15, Z5, Z11
+	VCVTPH2PS    Y11, Z11
+	VFMADD231PS  Z13, Z11, Z10
+	ADDQ         $0x40, DI
+	ADDQ         $0x08, R8
+	ADDQ         $0x08, R10
+	ADDQ         $0x30, SI
+	DECQ         R9
+	JNZ          r4loop
+
+r4single:
+	MOVQ         xq_len+56(FP), R9
+	TESTQ        $0x00000020, R9
+	JZ           r4sum
+	VMOVDQA64    Z0, Z11
+	VMOVDQU64    (DI), Y11
+	VBROADCASTSS (R8), Z12
+	VPEXPANDD.Z  (R10), K5, Z13
+	VCVTDQ2PS    Z13, Z13
+	VMULPS       Z12, Z13, Z13
+	VMOVDQU8.Z   (SI), K3, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI), K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z7
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z7
+	VMOVDQU8.Z   (SI)(R12*1), K3, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R12*1), K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z8
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z8
+	VMOVDQU8.Z   (SI)(R12*2), K3, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R12*2), K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z3, Z16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z12, Z16, Z16
+	VFMADD231PS  Z16, Z14, Z9
+	VPERMW       Z15, Z5, Z14
+	VCVTPH2PS    Y14, Z14
+	VFMADD231PS  Z13, Z14, Z9
+	VMOVDQU8.Z   (SI)(R14*1), K3, Z15
+	VPERMB       Z15, Z1, Z14
+	VPSRLVW      Z2, Z14, Z14
+	VPANDD       Z4, Z14, Z14
+	KMOVD        4(SI)(R14*1), K6
+	VPADDB       Z6, Z14, K6, Z14
+	VMOVDQA64    Z0, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z11
+	VPERMW       Z15, Z3, Z14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z12, Z14, Z14
+	VFMADD231PS  Z14, Z11, Z10
+	VPERMW       Z15, Z5, Z11
+	VCVTPH2PS    Y11, Z11
+	VFMADD231PS  Z13, Z11, Z10
+
+r4sum:
+	VUNPCKLPD     Z8, Z7, Z11
+	VUNPCKHPD     Z8, Z7, Z7
+	VADDPS        Z7, Z11, Z11
+	VUNPCKLPD     Z10, Z9, Z7
+	VUNPCKHPD     Z10, Z9, Z9
+	VADDPS        Z9, Z7, Z7
+	VSHUFPS       $0x88, Z7, Z11, Z8
+	VSHUFPS       $0xdd, Z7, Z11, Z11
+	VADDPS        Z11, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	VEXTRACTPS    $0x01, X8, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X8, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X8, (CX)(R15*1)
+	ADDQ          BX, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
+
+r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
+r1rows:
+	MOVQ      DX, SI
+	MOVQ      xq_base+48(FP), DI
+	MOVQ      xs_base+72(FP), R8
+	MOVQ      xsum_base+96(FP), R10
+	VMOVDQA64 Z0, Z7
+	MOVQ      xq_len+56(FP), R9
+	SHRQ      $0x06, R9
+	JZ        r1single
+
+r1loop:
+	VMOVDQU64    (DI), Z8
+	VBROADCASTSS (R8), Z9
+	VBROADCASTSS 4(R8), K1, Z9
+	VPEXPANDD.Z  (R10), K4, Z10
+	VCVTDQ2PS    Z10, Z10
+	VMULPS       Z9, Z10, Z10
+	PREFETCHT0   2048(SI)
+	VMOVDQU8.Z   (SI), K2, Z12
+	VPERMB       Z12, Z1, Z11
+	VPSRLVW      Z2, Z11, Z11
+	VPANDD       Z4, Z11, Z11
+	KMOVD        4(SI), K6
+	KMOVD        28(SI), K7
+	KUNPCKDQ     K6, K7, K6
+	VPADDB       Z6, Z11, K6, Z11
+	VMOVDQA64    Z0, Z13
+	VPDPBUSD     Z8, Z11, Z13
+	VCVTDQ2PS    Z13, Z8
+	VPERMW       Z12, Z3, Z11
+	VCVTPH2PS    Y11, Z11
+	VMULPS       Z9, Z11, Z11
+	VFMADD231PS  Z11, Z8, Z7
+	VPERMW       Z12, Z5, Z8
+	VCVTPH2PS    Y8, Z8
+	VFMADD231PS  Z10, Z8, Z7
+	ADDQ         $0x40, DI
+	ADDQ         $0x08, R8
+	ADDQ         $0x08, R10
+	ADDQ         $0x30, SI
+	DECQ         R9
+	JNZ          r1loop
+
+r1single:
+	MOVQ         xq_len+56(FP), R9
+	TESTQ        $0x00000020, R9
+	JZ           r1sum
+	VMOVDQA64    Z0, Z8
+	VMOVDQU64    (DI), Y8
+	VBROADCASTSS (R8), Z9
+	VPEXPANDD.Z  (R10), K5, Z10
+	VCVTDQ2PS    Z10, Z10
+	VMULPS       Z9, Z10, Z10
+	VMOVDQU8.Z   (SI), K3, Z12
+	VPERMB       Z12, Z1, Z11
+	VPSRLVW      Z2, Z11, Z11
+	VPANDD       Z4, Z11, Z11
+	KMOVD        4(SI), K6
+	VPADDB       Z6, Z11, K6, Z11
+	VMOVDQA64    Z0, Z13
+	VPDPBUSD     Z8, Z11, Z13
+	VCVTDQ2PS    Z13, Z8
+	VPERMW       Z12, Z3, Z11
+	VCVTPH2PS    Y11, Z11
+	VMULPS       Z9, Z11, Z11
+	VFMADD231PS  Z11, Z8, Z7
+	VPERMW       Z12, Z5, Z8
+	VCVTPH2PS    Y8, Z8
+	VFMADD231PS  Z10, Z8, Z7
+
+r1sum:
+	VUNPCKLPD     Z7, Z7, Z8
+	VUNPCKHPD     Z7, Z7, Z7
+	VADDPS        Z7, Z8, Z8
+	VPERMILPS     $0xb1, Z8, Z7
+	VADDPS        Z7, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	ADDQ          BX, DX
+	ADDQ          $0x04, CX
+	DECQ          AX
+	JNZ           r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVecQ5_1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·matVecQ5_1AVX2(SB), NOSPLIT, $0-120
+	MOVQ         out_len+8(FP), AX
+	TESTQ        AX, AX
+	JZ           done
+	MOVQ         out_base+0(FP), CX
+	MOVQ         w_base+24(FP), DX
+	VPCMPEQW     Y0, Y0, Y0
+	VPSRLW       $0x0f, Y0, Y0
+	MOVL         $0x0f0f0f0f, BX
+	MOVD         BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x10101010, BX
+	MOVD         BX, X2
+	VPBROADCASTD X2, Y2
+	VMOVDQU      ggufbitsshuf<>+0(SB), Y3
+	VMOVDQU      ggufbitsmask<>+0(SB), Y4
+	VPCMPEQB     Y5, Y5, Y5
+
+row:
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xsum_base+96(FP), R8
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x05, DI
+	VXORPS Y6, Y6, Y6
+	VXORPS X7, X7, X7
+	TESTQ  DI, DI
+	JZ     sum
+
+block:
+	VMOVDQU        (BX), Y8
+	VBROADCASTI128 8(DX), Y9
+	VPSRLW         $0x04, Y9, Y10
+	VPBLENDD       $0xf0, Y10, Y9, Y9
+	VPAND          Y1, Y9, Y9
+	VPBROADCASTD   4(DX), Y10
+	VPSHUFB        Y3, Y10, Y10
+	VPOR           Y4, Y10, Y10
+	VPCMPEQB       Y5, Y10, Y10
+	VPAND          Y2, Y10, Y10
+	VPOR           Y10, Y9, Y9
+	VPMADDUBSW     Y8, Y9, Y9
+	VPMADDWD       Y0, Y9, Y9
+	VCVTDQ2PS      Y9, Y8
+	VPBROADCASTW   (DX), X9
+	VCVTPH2PS      X9, Y9
+	VBROADCASTSS   (SI), Y10
+	VMULPS         Y10, Y9, Y9
+	VFMADD231PS    Y9, Y8, Y6
+	VPBROADCASTW   2(DX), X8
+	VCVTPH2PS      X8, X8
+	VMULSS         X10, X8, X8
+	VMOVD          (R8), X9
+	VCVTDQ2PS      X9, X9
+	VFMADD231SS    X8, X9, X7
+	ADDQ           $0x04, R8
+	ADDQ           $0x20, BX
+	ADDQ           $0x04, SI
+	ADDQ           $0x18, DX
+	DECQ           DI
+	JNZ            block
+
+sum:
+	VEXTRACTF128 $0x01, Y6, X8
+	VADDPS       X6, X8, X8
+	VHADDPS      X8, X8, X8
+	VHADDPS      X8, X8, X8
+	VADDSS       X7, X8, X8
+	VMOVSS       X8, (CX)
+	ADDQ         $0x04, CX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecIQ4_NLVNNI(out []float32, w []byte, xq []int8, xs []float32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecIQ4_NLVNNI(SB), NOSPLIT, $0-96
+	MOVQ            out_len+8(FP), AX
+	MOVQ            out_base+0(FP), CX
+	MOVQ            w_base+24(FP), DX
+	MOVQ            xq_len+56(FP), BX
+	SHRQ            $0x05, BX
+	IMUL3Q          $0x00000012, BX, SI
+	MOVL            $0x80808080, DI
+	VPBROADCASTD    DI, Z0
+	VPXORD          Z1, Z1, Z1
+	MOVL            $0x0000ff00, DI
+	KMOVW           DI, K1
+	VMOVDQU64       ggufIQ4_NLperm<>+0(SB), Z2
+	VMOVDQU64       ggufq4shift<>+0(SB), Z3
+	VMOVDQU64       ggufIQ4_NLdidx<>+0(SB), Z4
+	MOVL            $0x0f0f0f0f, DI
+	VPBROADCASTD    DI, Z5
+	MOVQ            $0x0000000fffffffff, DI
+	KMOVQ           DI, K2
+	MOVQ            $0x0003ffff, DI
+	KMOVQ           DI, K3
+	VBROADCASTI32X4 ggufiq4nltable<>+0(SB), Z6
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, R11
+	SHRQ  $0x02, R11
+	MOVQ  R11, R12
+	IMULQ SI, R12
+	MOVQ  R11, R13
+	SHLQ  $0x02, R13
+	LEAQ  (R12)(R12*2), R14
+	LEAQ  (R13)(R13*2), R15
+	TESTQ R11, R11
+	JZ    r4end
+
+r4rows:
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
+	VMOVDQA64 Z1, Z7
+	VMOVDQA64 Z1, Z8
+	VMOVDQA64 Z1, Z9
+	VMOVDQA64 Z1, Z10
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
+	JZ        r4single
+
+r4loop:
+	VMOVDQU64    (R8), Z11
+	VMOVDQA64    Z1, Z12
+	VPDPBUSD     Z11, Z0, Z12
+	VPSUBD       Z12, Z1, Z12
+	VBROADCASTSS (R9), Z13
+	VBROADCASTSS 4(R9), K1, Z13
+	PREFETCHT0   2048(DI)
+	VMOVDQU8.Z   (DI), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z7
+	PREFETCHT0   2048(DI)(R12*1)
+	VMOVDQU8.Z   (DI)(R12*1), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z8
+	PREFETCHT0   2048(DI)(R12*2)
+	VMOVDQU8.Z   (DI)(R12*2), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z9
+	PREFETCHT0   2048(DI)(R14*1)
+	VMOVDQU8.Z   (DI)(R14*1), K2, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z12
+	VPDPBUSD     Z11, Z14, Z12
+	VCVTDQ2PS    Z12, Z11
+	VPERMW       Z15, Z4, Z12
+	VCVTPH2PS    Y12, Z12
+	VMULPS       Z13, Z12, Z12
+	VFMADD231PS  Z12, Z11, Z10
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          r4loop
+
+r4single:
+	TESTQ        $0x00000001, BX
+	JZ           r4sum
+	VMOVDQA64    Z1, Z11
+	VMOVDQU64    (R8), Y11
+	VMOVDQA64    Z1, Z12
+	VPDPBUSD     Z11, Z0, Z12
+	VPSUBD       Z12, Z1, Z12
+	VBROADCASTSS (R9), Z13
+	VMOVDQU8.Z   (DI), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z7
+	VMOVDQU8.Z   (DI)(R12*1), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z8
+	VMOVDQU8.Z   (DI)(R12*2), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z16
+	VPDPBUSD     Z11, Z14, Z16
+	VCVTDQ2PS    Z16, Z14
+	VPERMW       Z15, Z4, Z15
+	VCVTPH2PS    Y15, Z15
+	VMULPS       Z13, Z15, Z15
+	VFMADD231PS  Z15, Z14, Z9
+	VMOVDQU8.Z   (DI)(R14*1), K3, Z15
+	VPERMB       Z15, Z2, Z14
+	VPSRLVW      Z3, Z14, Z14
+	VPANDD       Z5, Z14, Z14
+	VPSHUFB      Z14, Z6, Z14
+	VMOVDQA64    Z12, Z12
+	VPDPBUSD     Z11, Z14, Z12
+	VCVTDQ2PS    Z12, Z11
+	VPERMW       Z15, Z4, Z12
+	VCVTPH2PS    Y12, Z12
+	VMULPS       Z13, Z12, Z12
+	VFMADD231PS  Z12, Z11, Z10
+
+r4sum:
+	VUNPCKLPD     Z8, Z7, Z11
+	VUNPCKHPD     Z8, Z7, Z7
+	VADDPS        Z7, Z11, Z11
+	VUNPCKLPD     Z10, Z9, Z7
+	VUNPCKHPD     Z10, Z9, Z9
+	VADDPS        Z9, Z7, Z7
+	VSHUFPS       $0x88, Z7, Z11, Z8
+	VSHUFPS       $0xdd, Z7, Z11, Z11
+	VADDPS        Z11, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	VEXTRACTPS    $0x01, X8, (CX)(R13*1)
+	VEXTRACTPS    $0x02, X8, (CX)(R13*2)
+	VEXTRACTPS    $0x03, X8, (CX)(R15*1)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          R11
+	JNZ           r4rows
+
+r4end:
+	// The last rows%4, from row 4q.
+	ANDQ $0x03, AX
+	JZ   r1end
+	ADDQ R14, DX
+	ADDQ R15, CX
+
+r1rows:
+	MOVQ      DX, DI
+	MOVQ      xq_base+48(FP), R8
+	MOVQ      xs_base+72(FP), R9
+	VMOVDQA64 Z1, Z7
+	MOVQ      BX, R10
+	SHRQ      $0x01, R10
+	JZ        r1single
+
+r1loop:
+	VMOVDQU64    (R8), Z8
+	VMOVDQA64    Z1, Z9
+	VPDPBUSD     Z8, Z0, Z9
+	VPSUBD       Z9, Z1, Z9
+	VBROADCASTSS (R9), Z10
+	VBROADCASTSS 4(R9), K1, Z10
+	PREFETCHT0   2048(DI)
+	VMOVDQU8.Z   (DI), K2, Z12
+	VPERMB       Z12, Z2, Z11
+	VPSRLVW      Z3, Z11, Z11
+	VPANDD       Z5, Z11, Z11
+	VPSHUFB      Z11, Z6, Z11
+	VMOVDQA64    Z9, Z9
+	VPDPBUSD     Z8, Z11, Z9
+	VCVTDQ2PS    Z9, Z8
+	VPERMW       Z12, Z4, Z9
+	VCVTPH2PS    Y9, Z9
+	VMULPS       Z10, Z9, Z9
+	VFMADD231PS  Z9, Z8, Z7
+	ADDQ         $0x40, R8
+	ADDQ         $0x08, R9
+	ADDQ         $0x24, DI
+	DECQ         R10
+	JNZ          r1loop
+
+r1single:
+	TESTQ        $0x00000001, BX
+	JZ           r1sum
+	VMOVDQA64    Z1, Z8
+	VMOVDQU64    (R8), Y8
+	VMOVDQA64    Z1, Z9
+	VPDPBUSD     Z8, Z0, Z9
+	VPSUBD       Z9, Z1, Z9
+	VBROADCASTSS (R9), Z10
+	VMOVDQU8.Z   (DI), K3, Z12
+	VPERMB       Z12, Z2, Z11
+	VPSRLVW      Z3, Z11, Z11
+	VPANDD       Z5, Z11, Z11
+	VPSHUFB      Z11, Z6, Z11
+	VMOVDQA64    Z9, Z9
+	VPDPBUSD     Z8, Z11, Z9
+	VCVTDQ2PS    Z9, Z8
+	VPERMW       Z12, Z4, Z9
+	VCVTPH2PS    Y9, Z9
+	VMULPS       Z10, Z9, Z9
+	VFMADD231PS  Z9, Z8, Z7
+
+r1sum:
+	VUNPCKLPD     Z7, Z7, Z8
+	VUNPCKHPD     Z7, Z7, Z7
+	VADDPS        Z7, Z8, Z8
+	VPERMILPS     $0xb1, Z8, Z7
+	VADDPS        Z7, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y7
+	VADDPS        Y7, Y8, Y7
+	VEXTRACTF32X4 $0x01, Y7, X8
+	VADDPS        X7, X8, X8
+	VMOVSS        X8, (CX)
+	ADDQ          SI, DX
+	ADDQ          $0x04, CX
+	DECQ          AX
+	JNZ           r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVecIQ4_NLAVX2(out []float32, w []byte, xq []int8, xs []float32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·matVecIQ4_NLAVX2(SB), NOSPLIT, $0-96
+	MOVQ           out_len+8(FP), AX
+	TESTQ          AX, AX
+	JZ             done
+	MOVQ           out_base+0(FP), CX
+	MOVQ           w_base+24(FP), DX
+	VPCMPEQW       Y0, Y0, Y0
+	VPSRLW         $0x0f, Y0, Y0
+	MOVL           $0x0f0f0f0f, BX
+	MOVD           BX, X1
+	VPBROADCASTD   X1, Y1
+	VBROADCASTI128 ggufiq4nlsigned<>+0(SB), Y2
+
+row:
+	MOVQ   xq_base+48(FP), BX
+	MOVQ   xs_base+72(FP), SI
+	MOVQ   xq_len+56(FP), DI
+	SHRQ   $0x05, DI
+	VXORPS Y3, Y3, Y3
+	TESTQ  DI, DI
+	JZ     sum
+
+block:
+	VMOVDQU        (BX), Y4
+	VBROADCASTI128 2(DX), Y5
+	VPSRLW         $0x04, Y5, Y6
+	VPBLENDD       $0xf0, Y6, Y5, Y5
+	VPAND          Y1, Y5, Y5
+	VPSHUFB        Y5, Y2, Y5
+	VPSIGNB        Y5, Y4, Y4
+	VPABSB         Y5, Y5
+	VPMADDUBSW     Y4, Y5, Y5
+	VPMADDWD       Y0, Y5, Y5
+	VCVTDQ2PS      Y5, Y4
+	VPBROADCASTW   (DX), X5
+	VCVTPH2PS      X5, Y5
+	VBROADCASTSS   (SI), Y6
+	VMULPS         Y6, Y5, Y5
+	VFMADD231PS    Y5, Y4, Y3
+	ADDQ           $0x20, BX
+	ADDQ           $0x04, SI
+	ADDQ           $0x12, DX
+	DECQ           DI
+	JNZ            block
+
+sum:
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X3, X4, X4
+	VHADDPS      X4, X4, X4
+	VHADDPS      X4, X4, X4
+	VMOVSS       X4, (CX)
+	ADDQ         $0x04, CX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
+
 DATA ggufpanelidx01<>+0(SB)/4, $0x00000000
 DATA ggufpanelidx01<>+4(SB)/4, $0x00000004
 DATA ggufpanelidx01<>+8(SB)/4, $0x00000008
@@ -2091,6 +4170,247 @@ block:
 	VMOVDQU64    Z11, 320(AX)
 	VMOVDQU64    Z16, 384(AX)
 	VMOVDQU64    Z12, 448(AX)
+
+	// The rows' d: a gather of the dword at each row's block, the low word.
+	MOVL       $0x0000ffff, R10
+	KMOVW      R10, K1
+	VMOVDQA64  Z4, Z9
+	VPGATHERDD (SI)(Z0*1), K1, Z9
+	VPMOVDW    Z9, Y9
+	VCVTPH2PS  Y9, Z9
+	VMOVUPS    Z9, 512(AX)
+	ADDQ       $0x12, SI
+	ADDQ       $0x12, DI
+	ADDQ       $0x12, R8
+	ADDQ       $0x12, R9
+	ADDQ       $0x00000240, AX
+	DECQ       CX
+	JNZ        block
+	VZEROUPPER
+	RET
+
+// func packPanelQ5_0VNNI(dst []byte, w []byte, rowBytes int, nb int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL
+TEXT ·packPanelQ5_0VNNI(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         nb+56(FP), CX
+	MOVQ         rowBytes+48(FP), DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         w_base+24(FP), SI
+	LEAQ         (SI)(DX*4), DI
+	LEAQ         (DI)(DX*4), R8
+	LEAQ         (R8)(DX*4), R9
+	VPBROADCASTD DX, Z0
+	VPMULLD      ggufpaneliota<>+0(SB), Z0, Z0
+	MOVL         $0x0f0f0f0f, R10
+	VPBROADCASTD R10, Z1
+	VMOVDQU64    ggufpanelidx01<>+0(SB), Z2
+	VMOVDQU64    ggufpanelidx23<>+0(SB), Z3
+	VPXORD       Z4, Z4, Z4
+
+block:
+	VMOVDQU32    6(SI), X5
+	VINSERTI32X4 $0x01, 6(SI)(DX*1), Z5, Z5
+	VINSERTI32X4 $0x02, 6(SI)(DX*2), Z5, Z5
+	VINSERTI32X4 $0x03, 6(SI)(BX*1), Z5, Z5
+	VMOVDQU32    6(DI), X6
+	VINSERTI32X4 $0x01, 6(DI)(DX*1), Z6, Z6
+	VINSERTI32X4 $0x02, 6(DI)(DX*2), Z6, Z6
+	VINSERTI32X4 $0x03, 6(DI)(BX*1), Z6, Z6
+	VMOVDQU32    6(R8), X7
+	VINSERTI32X4 $0x01, 6(R8)(DX*1), Z7, Z7
+	VINSERTI32X4 $0x02, 6(R8)(DX*2), Z7, Z7
+	VINSERTI32X4 $0x03, 6(R8)(BX*1), Z7, Z7
+	VMOVDQU32    6(R9), X8
+	VINSERTI32X4 $0x01, 6(R9)(DX*1), Z8, Z8
+	VINSERTI32X4 $0x02, 6(R9)(DX*2), Z8, Z8
+	VINSERTI32X4 $0x03, 6(R9)(BX*1), Z8, Z8
+	VMOVDQA64    Z5, Z9
+	VPERMT2D     Z6, Z2, Z9
+	VMOVDQA64    Z5, Z10
+	VPERMT2D     Z6, Z3, Z10
+	VMOVDQA64    Z7, Z11
+	VPERMT2D     Z8, Z2, Z11
+	VMOVDQA64    Z7, Z12
+	VPERMT2D     Z8, Z3, Z12
+	VSHUFI64X2   $0x44, Z11, Z9, Z13
+	VPSRLW       $0x04, Z13, Z14
+	VPANDD       Z1, Z13, Z13
+	VPANDD       Z1, Z14, Z14
+	VSHUFI64X2   $0xee, Z11, Z9, Z9
+	VPSRLW       $0x04, Z9, Z11
+	VPANDD       Z1, Z9, Z9
+	VPANDD       Z1, Z11, Z11
+	VSHUFI64X2   $0x44, Z12, Z10, Z15
+	VPSRLW       $0x04, Z15, Z16
+	VPANDD       Z1, Z15, Z15
+	VPANDD       Z1, Z16, Z16
+	VSHUFI64X2   $0xee, Z12, Z10, Z10
+	VPSRLW       $0x04, Z10, Z12
+	VPANDD       Z1, Z10, Z10
+	VPANDD       Z1, Z12, Z12
+
+	// The fifth bits: the rows' qh (a gather), bits 4k..4k+3 to the bytes of step k, times 16.
+	MOVL         $0x0000ffff, R10
+	KMOVW        R10, K1
+	VMOVDQA64    Z4, Z17
+	VPGATHERDD   2(SI)(Z0*1), K1, Z17
+	MOVL         $0x0000000f, R10
+	VPBROADCASTD R10, Z18
+	MOVL         $0x01010101, R10
+	VPBROADCASTD R10, Z19
+	VPSRLD       $0x00, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z13, Z13
+	VPSRLD       $0x04, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z9, Z9
+	VPSRLD       $0x08, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z15, Z15
+	VPSRLD       $0x0c, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z10, Z10
+	VPSRLD       $0x10, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z14, Z14
+	VPSRLD       $0x14, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z11, Z11
+	VPSRLD       $0x18, Z17, Z20
+	VPANDD       Z18, Z20, Z20
+	VPMULLD.BCST ggufspread4<>+0(SB), Z20, Z20
+	VPANDD       Z19, Z20, Z20
+	VPSLLD       $0x04, Z20, Z20
+	VPORD        Z20, Z16, Z16
+	VPSRLD       $0x1c, Z17, Z17
+	VPANDD       Z18, Z17, Z17
+	VPMULLD.BCST ggufspread4<>+0(SB), Z17, Z17
+	VPANDD       Z19, Z17, Z17
+	VPSLLD       $0x04, Z17, Z17
+	VPORD        Z17, Z12, Z12
+	VMOVDQU64    Z13, (AX)
+	VMOVDQU64    Z9, 64(AX)
+	VMOVDQU64    Z15, 128(AX)
+	VMOVDQU64    Z10, 192(AX)
+	VMOVDQU64    Z14, 256(AX)
+	VMOVDQU64    Z11, 320(AX)
+	VMOVDQU64    Z16, 384(AX)
+	VMOVDQU64    Z12, 448(AX)
+
+	// The rows' d: a gather of the dword at each row's block, the low word.
+	MOVL       $0x0000ffff, R10
+	KMOVW      R10, K1
+	VMOVDQA64  Z4, Z9
+	VPGATHERDD (SI)(Z0*1), K1, Z9
+	VPMOVDW    Z9, Y9
+	VCVTPH2PS  Y9, Z9
+	VMOVUPS    Z9, 512(AX)
+	ADDQ       $0x16, SI
+	ADDQ       $0x16, DI
+	ADDQ       $0x16, R8
+	ADDQ       $0x16, R9
+	ADDQ       $0x00000240, AX
+	DECQ       CX
+	JNZ        block
+	VZEROUPPER
+	RET
+
+// func packPanelIQ4_NLVNNI(dst []byte, w []byte, rowBytes int, nb int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL
+TEXT ·packPanelIQ4_NLVNNI(SB), NOSPLIT, $0-64
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         nb+56(FP), CX
+	MOVQ         rowBytes+48(FP), DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         w_base+24(FP), SI
+	LEAQ         (SI)(DX*4), DI
+	LEAQ         (DI)(DX*4), R8
+	LEAQ         (R8)(DX*4), R9
+	VPBROADCASTD DX, Z0
+	VPMULLD      ggufpaneliota<>+0(SB), Z0, Z0
+	MOVL         $0x0f0f0f0f, R10
+	VPBROADCASTD R10, Z1
+	VMOVDQU64    ggufpanelidx01<>+0(SB), Z2
+	VMOVDQU64    ggufpanelidx23<>+0(SB), Z3
+	VPXORD       Z4, Z4, Z4
+
+block:
+	VMOVDQU32       2(SI), X5
+	VINSERTI32X4    $0x01, 2(SI)(DX*1), Z5, Z5
+	VINSERTI32X4    $0x02, 2(SI)(DX*2), Z5, Z5
+	VINSERTI32X4    $0x03, 2(SI)(BX*1), Z5, Z5
+	VMOVDQU32       2(DI), X6
+	VINSERTI32X4    $0x01, 2(DI)(DX*1), Z6, Z6
+	VINSERTI32X4    $0x02, 2(DI)(DX*2), Z6, Z6
+	VINSERTI32X4    $0x03, 2(DI)(BX*1), Z6, Z6
+	VMOVDQU32       2(R8), X7
+	VINSERTI32X4    $0x01, 2(R8)(DX*1), Z7, Z7
+	VINSERTI32X4    $0x02, 2(R8)(DX*2), Z7, Z7
+	VINSERTI32X4    $0x03, 2(R8)(BX*1), Z7, Z7
+	VMOVDQU32       2(R9), X8
+	VINSERTI32X4    $0x01, 2(R9)(DX*1), Z8, Z8
+	VINSERTI32X4    $0x02, 2(R9)(DX*2), Z8, Z8
+	VINSERTI32X4    $0x03, 2(R9)(BX*1), Z8, Z8
+	VMOVDQA64       Z5, Z9
+	VPERMT2D        Z6, Z2, Z9
+	VMOVDQA64       Z5, Z10
+	VPERMT2D        Z6, Z3, Z10
+	VMOVDQA64       Z7, Z11
+	VPERMT2D        Z8, Z2, Z11
+	VMOVDQA64       Z7, Z12
+	VPERMT2D        Z8, Z3, Z12
+	VSHUFI64X2      $0x44, Z11, Z9, Z13
+	VPSRLW          $0x04, Z13, Z14
+	VPANDD          Z1, Z13, Z13
+	VPANDD          Z1, Z14, Z14
+	VSHUFI64X2      $0xee, Z11, Z9, Z9
+	VPSRLW          $0x04, Z9, Z11
+	VPANDD          Z1, Z9, Z9
+	VPANDD          Z1, Z11, Z11
+	VSHUFI64X2      $0x44, Z12, Z10, Z15
+	VPSRLW          $0x04, Z15, Z16
+	VPANDD          Z1, Z15, Z15
+	VPANDD          Z1, Z16, Z16
+	VSHUFI64X2      $0xee, Z12, Z10, Z10
+	VPSRLW          $0x04, Z10, Z12
+	VPANDD          Z1, Z10, Z10
+	VPANDD          Z1, Z12, Z12
+	VBROADCASTI32X4 ggufiq4nltable<>+0(SB), Z17
+	VPSHUFB         Z13, Z17, Z13
+	VPSHUFB         Z9, Z17, Z9
+	VPSHUFB         Z15, Z17, Z15
+	VPSHUFB         Z10, Z17, Z10
+	VPSHUFB         Z14, Z17, Z14
+	VPSHUFB         Z11, Z17, Z11
+	VPSHUFB         Z16, Z17, Z16
+	VPSHUFB         Z12, Z17, Z12
+	VMOVDQU64       Z13, (AX)
+	VMOVDQU64       Z9, 64(AX)
+	VMOVDQU64       Z15, 128(AX)
+	VMOVDQU64       Z10, 192(AX)
+	VMOVDQU64       Z14, 256(AX)
+	VMOVDQU64       Z11, 320(AX)
+	VMOVDQU64       Z16, 384(AX)
+	VMOVDQU64       Z12, 448(AX)
 
 	// The rows' d: a gather of the dword at each row's block, the low word.
 	MOVL       $0x0000ffff, R10

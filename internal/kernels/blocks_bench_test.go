@@ -79,3 +79,40 @@ func BenchmarkMatMatGGUF(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLegacyGGUF times the legacy types' kernels: a matrix-vector
+// product from L2 (256x2048) and from memory (4864x896, Qwen2.5-0.5B's
+// FFN), and the batched product of 64 vectors by 896x896 (its attention
+// projections), against Q4_0's where that is what to compare with.
+func BenchmarkLegacyGGUF(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for typ, lt := range legacyTypes {
+		for _, shape := range [][2]int{{256, 2048}, {4864, 896}} {
+			rows, n := shape[0], shape[1]
+			xq, xs, xsum := randActivation(r, n, 1)
+			out := make([]float32, rows)
+			w := randLegacyBlocks(r, lt.layout, rows*n/QBlock, 0)
+			for _, k := range legacyImpls() {
+				b.Run(fmt.Sprintf("matvec/%s/%dx%d/%s", lt.name, rows, n, k.name), func(b *testing.B) {
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						k.matVec[typ](out, w, xq, xs, xsum)
+					}
+				})
+			}
+		}
+		const rows, n, batch = 896, 896, 64
+		xq, xs, xsum := randActivation(r, n, batch)
+		out := make([]float32, rows*batch)
+		w := randLegacyBlocks(r, lt.layout, rows*n/QBlock, 0)
+		for _, k := range legacyImpls() {
+			b.Run(fmt.Sprintf("matmat/%s/%s", lt.name, k.name), func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					k.matMat[typ](out, w, rows, xq, xs, xsum, batch)
+				}
+				b.ReportMetric(float64(2*rows*n*batch)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+			})
+		}
+	}
+}

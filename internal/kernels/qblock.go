@@ -1,12 +1,13 @@
 package kernels
 
-// GGUF's quantized block types (Q8_0, Q4_0, and the K-quants Q4_K, Q5_K,
-// Q6_K) all multiply an activation quantized in blocks of QBlock values:
-// int8 values xq with one float32 scale per block (xs, max|x|/127, C's
-// rounding; QuantizeActivation with gs = QBlock) and the int32 sum of each
-// block's values (xsum), which the types with an offset or a minimum
-// (Q4_0's -8, the K-quants' mins) need to apply it once per block instead
-// of once per value.
+// GGUF's quantized block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, and
+// the K-quants Q4_K, Q5_K, Q6_K) all multiply an activation quantized in
+// blocks of QBlock values: int8 values xq with one float32 scale per block
+// (xs, max|x|/127, C's rounding; QuantizeActivation with gs = QBlock) and
+// the int32 sum of each block's values (xsum), which the types with an
+// offset or a minimum (Q4_0's -8, Q5_0's -16, the minima of Q4_1, Q5_1
+// and the K-quants) need to apply it once per block instead of once per
+// value.
 //
 // Their kernels share one shape, so tensor.go can dispatch on the type:
 //

@@ -1,0 +1,204 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// Dispatch of the legacy types' kernels (blocks_legacy.go) from cpu.go's
+// flags: AVX-512 VNNI with VBMI (VPERMB unpacks the nibbles, as for
+// Q4_0), else AVX2, else Go. Batched products: Q5_0 and IQ4_NL in panels
+// (blocks_tile_amd64.go: their unsigned form has an offset c, 16 or 128,
+// as Q4_0's 8), Q4_1 and Q5_1 (whose minimum the panel kernels do not
+// apply) by the matrix-vector kernel on blocks of rows that stay in L2.
+
+func matVecQ4_1Impl(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	legacyDispatch().matVec[0](out, w, xq, xs, xsum)
+}
+
+func matVecQ5_0Impl(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	legacyDispatch().matVec[1](out, w, xq, xs, xsum)
+}
+
+func matVecQ5_1Impl(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	legacyDispatch().matVec[2](out, w, xq, xs, xsum)
+}
+
+func matVecIQ4NLImpl(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	legacyDispatch().matVec[3](out, w, xq, xs, xsum)
+}
+
+func matMatQ4_1Impl(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	legacyDispatch().matMat[0](out, w, rows, xq, xs, xsum, batch)
+}
+
+func matMatQ5_0Impl(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	legacyDispatch().matMat[1](out, w, rows, xq, xs, xsum, batch)
+}
+
+func matMatQ5_1Impl(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	legacyDispatch().matMat[2](out, w, rows, xq, xs, xsum, batch)
+}
+
+func matMatIQ4NLImpl(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	legacyDispatch().matMat[3](out, w, rows, xq, xs, xsum, batch)
+}
+
+// legacyBest is the fastest implementation on this CPU, chosen once.
+var legacyBest = legacyImpls()[0]
+
+func legacyDispatch() *legacyImpl { return &legacyBest }
+
+var legacyVNNI = legacyImpl{
+	name: "avx512",
+	matVec: [4]func([]float32, []byte, []int8, []float32, []int32){
+		matVecQ4_1VNNIDriver, matVecQ5_0VNNIDriver, matVecQ5_1VNNIDriver, matVecIQ4NLVNNIDriver,
+	},
+	matMat: [4]func([]float32, []byte, int, []int8, []float32, []int32, int){
+		rowBlocks(matVecQ4_1VNNIDriver, q4_1Bytes),
+		func(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+			matMatPanels(out, w, rows, xq, xs, xsum, batch, q5_0Bytes, 16, packPanelQ5_0VNNI, matVecQ5_0VNNIDriver)
+		},
+		rowBlocks(matVecQ5_1VNNIDriver, q5_1Bytes),
+		func(out []float32, w []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+			matMatPanels(out, w, rows, xq, xs, xsum, batch, iq4nlBytes, 128, packPanelIQ4_NLVNNI, matVecIQ4NLVNNIDriver)
+		},
+	},
+}
+
+var legacyAVX2 = legacyImpl{
+	name: "avx2",
+	matVec: [4]func([]float32, []byte, []int8, []float32, []int32){
+		matVecQ4_1AVX2Driver, matVecQ5_0AVX2Driver, matVecQ5_1AVX2Driver, matVecIQ4NLAVX2Driver,
+	},
+	matMat: [4]func([]float32, []byte, int, []int8, []float32, []int32, int){
+		rowBlocks(matVecQ4_1AVX2Driver, q4_1Bytes), rowBlocks(matVecQ5_0AVX2Driver, q5_0Bytes),
+		rowBlocks(matVecQ5_1AVX2Driver, q5_1Bytes), rowBlocks(matVecIQ4NLAVX2Driver, iq4nlBytes),
+	},
+}
+
+func archLegacyImpls() []legacyImpl {
+	var impls []legacyImpl
+	if hasVNNI && hasVBMI {
+		impls = append(impls, legacyVNNI)
+	}
+	if hasAVX2FMA {
+		impls = append(impls, legacyAVX2)
+	}
+	return impls
+}
+
+// Drivers: reslice to what the kernels read (which checks the lengths).
+
+func matVecQ4_1VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	w, xs = blockRows(out, w, xq, xs, q4_1Bytes)
+	matVecQ4_1VNNI(out, w, xq, xs, xsum[:len(xs)])
+}
+
+func matVecQ5_0VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	w, xs = blockRows(out, w, xq, xs, q5_0Bytes)
+	matVecQ5_0VNNI(out, w, xq, xs)
+}
+
+func matVecQ5_1VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	w, xs = blockRows(out, w, xq, xs, q5_1Bytes)
+	matVecQ5_1VNNI(out, w, xq, xs, xsum[:len(xs)])
+}
+
+func matVecIQ4NLVNNIDriver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	w, xs = blockRows(out, w, xq, xs, iq4nlBytes)
+	matVecIQ4_NLVNNI(out, w, xq, xs)
+}
+
+func matVecQ4_1AVX2Driver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	w, xs = blockRows(out, w, xq, xs, q4_1Bytes)
+	matVecQ4_1AVX2(out, w, xq, xs, xsum[:len(xs)])
+}
+
+func matVecQ5_0AVX2Driver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	w, xs = blockRows(out, w, xq, xs, q5_0Bytes)
+	matVecQ5_0AVX2(out, w, xq, xs)
+}
+
+func matVecQ5_1AVX2Driver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
+	w, xs = blockRows(out, w, xq, xs, q5_1Bytes)
+	matVecQ5_1AVX2(out, w, xq, xs, xsum[:len(xs)])
+}
+
+func matVecIQ4NLAVX2Driver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
+	w, xs = blockRows(out, w, xq, xs, iq4nlBytes)
+	matVecIQ4_NLAVX2(out, w, xq, xs)
+}
+
+// Assembly (blocks_amd64.s, generated by ../asm/gguf/legacy.go). Each
+// computes, with n = len(xq), nb = n/32 and quant and m of
+// matVecLegacyGeneric,
+//
+//	for r := range out {
+//		var total float32
+//		for b := 0; b < nb; b++ {
+//			blk := w[(r*nb+b)*blockBytes:]
+//			var sum int32
+//			for i := 0; i < 32; i++ {
+//				sum += quant(blk, i) * int32(xq[32*b+i])
+//			}
+//			total += F16ToF32(d) * xs[b] * float32(sum)
+//			total += F16ToF32(m) * xs[b] * float32(xsum[b])    // Q4_1, Q5_1
+//		}
+//		out[r] = total
+//	}
+//
+// with the int32 sums exact and the float terms added in lanes then a
+// tree, as the Q4_0 kernels (blocks_amd64.go: rows 4 at a time a quarter
+// apart in the VNNI kernels). Preconditions, not checked: len(xq) % 32 ==
+// 0, len(xs) (and len(xsum)) >= nb, len(w) >= len(out)*nb*blockBytes; xq
+// must not hold -128 in the AVX2 kernels.
+
+// matVecQ4_1VNNI is the AVX-512 VNNI (and VBMI) kernel for Q4_1.
+//
+//go:noescape
+func matVecQ4_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+
+// matVecQ5_0VNNI is the AVX-512 VNNI (and VBMI) kernel for Q5_0.
+//
+//go:noescape
+func matVecQ5_0VNNI(out []float32, w []byte, xq []int8, xs []float32)
+
+// matVecQ5_1VNNI is the AVX-512 VNNI (and VBMI) kernel for Q5_1.
+//
+//go:noescape
+func matVecQ5_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+
+// matVecIQ4_NLVNNI is the AVX-512 VNNI (and VBMI) kernel for IQ4_NL.
+//
+//go:noescape
+func matVecIQ4_NLVNNI(out []float32, w []byte, xq []int8, xs []float32)
+
+// matVecQ4_1AVX2 is the AVX2 kernel for Q4_1.
+//
+//go:noescape
+func matVecQ4_1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+
+// matVecQ5_0AVX2 is the AVX2 kernel for Q5_0.
+//
+//go:noescape
+func matVecQ5_0AVX2(out []float32, w []byte, xq []int8, xs []float32)
+
+// matVecQ5_1AVX2 is the AVX2 kernel for Q5_1.
+//
+//go:noescape
+func matVecQ5_1AVX2(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
+
+// matVecIQ4_NLAVX2 is the AVX2 kernel for IQ4_NL.
+//
+//go:noescape
+func matVecIQ4_NLAVX2(out []float32, w []byte, xq []int8, xs []float32)
+
+// packPanelQ5_0VNNI is packPanelQ4_0VNNI (blocks_tile_amd64.go) for Q5_0:
+// the bytes are the 5-bit q (0..31) in value order.
+//
+//go:noescape
+func packPanelQ5_0VNNI(dst []byte, w []byte, rowBytes, nb int)
+
+// packPanelIQ4_NLVNNI is packPanelQ4_0VNNI for IQ4_NL: the bytes are the
+// table's values + 128.
+//
+//go:noescape
+func packPanelIQ4_NLVNNI(dst []byte, w []byte, rowBytes, nb int)
