@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +19,26 @@ type archFile struct {
 	name   string // file in testdata/gguf, without .gguf
 	tokens string // golden/gguf/teacher-tokens-*.txt
 	tol    float64
+	// extra: the file and its logits are not among the shared fixtures but
+	// under $LLAMA2_ARCH_QUANT_FIXTURES (gguf/, golden/gguf/), made with
+	// llama.cpp; without it the test says so and skips the file.
+	extra bool
+}
+
+// archFixtureEnv names the folder of the extra fixtures.
+const archFixtureEnv = "LLAMA2_ARCH_QUANT_FIXTURES"
+
+// archPath is the path of rel (gguf/... or golden/gguf/...) for f.
+func archPath(t *testing.T, f archFile, rel string) string {
+	t.Helper()
+	if !f.extra {
+		return fixture(t, rel)
+	}
+	dir := os.Getenv(archFixtureEnv)
+	if dir == "" {
+		t.Skipf("%s: llama.cpp's quantized files are not shared fixtures; set %s to a folder of them (TestQuantTwins covers their types without llama.cpp)", f.name, archFixtureEnv)
+	}
+	return filepath.Join(dir, rel)
 }
 
 // archF32Tol is the largest logit error the f32 files may show, as a
@@ -30,8 +51,8 @@ type archFile struct {
 const archF32Tol = 0.0005
 
 var archF32Files = []archFile{
-	{"l3rand-f32", "llama3", archF32Tol},
-	{"q2rand-f32", "qwen2", archF32Tol},
+	{"l3rand-f32", "llama3", archF32Tol, false},
+	{"q2rand-f32", "qwen2", archF32Tol, false},
 }
 
 // archQuantTol is the logit error quantized files of these shapes may
@@ -43,12 +64,11 @@ const archQuantTol = 0.02
 
 // archQuantFiles are the f32 files through llama-quantize (width 64: the
 // K-quants fall back to Q5_0 and Q8_0 in Q4_K_M) and llama.cpp's logits
-// on each: see ../shared/README.md, or make them as the README of this
-// repository's GGUF section says.
+// on each, made as the README's GGUF section says: extra fixtures.
 var archQuantFiles = func() []archFile {
 	var files []archFile
 	for _, typ := range []string{"Q8_0", "Q4_K_M", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL"} {
-		files = append(files, archFile{"l3rand-" + typ, "llama3", archQuantTol}, archFile{"q2rand-" + typ, "qwen2", archQuantTol})
+		files = append(files, archFile{"l3rand-" + typ, "llama3", archQuantTol, true}, archFile{"q2rand-" + typ, "qwen2", archQuantTol, true})
 	}
 	return files
 }()
@@ -60,12 +80,13 @@ var archModels sync.Map // name -> *Model
 
 // archModel opens testdata/gguf/name.gguf, or returns it opened before.
 // Tests that change the weights open their own.
-func archModel(t *testing.T, name string) *Model {
+func archModel(t *testing.T, f archFile) *Model {
 	t.Helper()
+	name := f.name
 	if m, ok := archModels.Load(name); ok {
 		return m.(*Model)
 	}
-	m, err := Open(fixture(t, "gguf/"+name+".gguf"))
+	m, err := Open(archPath(t, f, "gguf/"+name+".gguf"))
 	require.NoError(t, err)
 	if prev, loaded := archModels.LoadOrStore(name, m); loaded {
 		m.Close()
@@ -79,7 +100,7 @@ func archModel(t *testing.T, name string) *Model {
 func archLogits(t *testing.T, m *Model, f archFile, step func(tok, pos int) []float32) float64 {
 	t.Helper()
 	tokens := readInts(t, fixture(t, "golden/gguf/teacher-tokens-"+f.tokens+".txt"))
-	want := readLogits(t, fixture(t, filepath.Join("golden", "gguf", f.name+".logits.f32")), m.Config.VocabSize)
+	want := readLogits(t, archPath(t, f, filepath.Join("golden", "gguf", f.name+".logits.f32")), m.Config.VocabSize)
 	require.Len(t, want, len(tokens))
 	var worst float64
 	for pos, tok := range tokens {
@@ -103,7 +124,7 @@ func forwardStep(t *testing.T, s *Session) func(tok, pos int) []float32 {
 func TestArchGoldenLogits(t *testing.T) {
 	for _, f := range append(archF32Files, archQuantFiles...) {
 		t.Run(f.name, func(t *testing.T) {
-			m := archModel(t, f.name)
+			m := archModel(t, f)
 			worst := archLogits(t, m, f, forwardStep(t, newSession(t, m, 2)))
 			t.Logf("%s (%s): max error %.4f%% of the logit range", f.name, m.Format(), 100*worst)
 			require.LessOrEqual(t, worst, f.tol)
@@ -117,9 +138,13 @@ func TestArchGoldenLogits(t *testing.T) {
 func TestArchBatchedPaths(t *testing.T) {
 	defer func(v int64) { rowSplitMinBytes = v }(rowSplitMinBytes)
 	for _, f := range append(archF32Files, archQuantFiles...) {
-		m := archModel(t, f.name)
+		if f.extra && os.Getenv(archFixtureEnv) == "" {
+			t.Logf("%s: skipped, see %s", f.name, archFixtureEnv)
+			continue
+		}
+		m := archModel(t, f)
 		tokens := readInts(t, fixture(t, "golden/gguf/teacher-tokens-"+f.tokens+".txt"))
-		want := readLogits(t, fixture(t, filepath.Join("golden", "gguf", f.name+".logits.f32")), m.Config.VocabSize)
+		want := readLogits(t, archPath(t, f, filepath.Join("golden", "gguf", f.name+".logits.f32")), m.Config.VocabSize)
 		chunks := []int{2, 3, 7, 24}
 		if f.tol > archF32Tol {
 			chunks = []int{24} // the block types' batched kernels
@@ -198,7 +223,7 @@ func TestArchWithoutEachPart(t *testing.T) {
 func TestArchGreedy(t *testing.T) {
 	for _, f := range archF32Files {
 		t.Run(f.name, func(t *testing.T) {
-			m := archModel(t, f.name)
+			m := archModel(t, f)
 			prompt := readInts(t, fixture(t, "golden/gguf/teacher-tokens-"+f.tokens+".txt"))[:5]
 			want := readInts(t, fixture(t, "golden/gguf/"+f.name+".greedy.txt"))
 			require.Equal(t, want, greedy(t, newSession(t, m, 2), prompt, len(want)))
@@ -218,7 +243,7 @@ func TestArchFilesOpen(t *testing.T) {
 		{"l3rand-f32", "llama", 1e-5, 500000, 2},
 		{"q2rand-f32", "qwen2", 1e-6, 1e6, 2},
 	} {
-		m := archModel(t, tc.file)
+		m := archModel(t, archFile{name: tc.file})
 		require.Equal(t, tc.arch, m.Architecture())
 		require.Equal(t, []float32{tc.eps, tc.theta}, []float32{m.Config.NormEps, m.Config.RopeTheta})
 		require.True(t, m.Config.SharedClassifier)
@@ -232,7 +257,7 @@ func TestArchFilesOpen(t *testing.T) {
 		}
 	}
 	// l3rand's factors: 1, 2.4422596, then 8 (the shared README).
-	m := archModel(t, "l3rand-f32")
+	m := archModel(t, archFile{name: "l3rand-f32"})
 	plain := newRopeTable(m.Config, ropeAdjacent, nil)
 	require.Equal(t, plain.freq[0], m.w.rope.freq[0])
 	require.InEpsilon(t, plain.freq[1]/2.4422596, m.w.rope.freq[1], 1e-6)
@@ -414,7 +439,7 @@ func TestTinyArchFilesRun(t *testing.T) {
 func TestArchQuantizeQ8(t *testing.T) {
 	for _, f := range archF32Files {
 		t.Run(f.name, func(t *testing.T) {
-			m := archModel(t, f.name)
+			m := archModel(t, f)
 			q, err := m.Quantize(RowAlignedGroupSize(m.Config))
 			require.NoError(t, err)
 			defer q.Close()
@@ -438,7 +463,7 @@ func TestWriteQ8RefusesWhatLlama2cCannotHold(t *testing.T) {
 		{"l3rand-f32", []string{"RoPE frequencies other than run.c's"}},
 		{"randk-F16", []string{"only float32 weights"}},
 	} {
-		m := archModel(t, c.file)
+		m := archModel(t, archFile{name: c.file})
 		err := WriteQ8(io.Discard, m, 32, nil)
 		for _, w := range c.want {
 			require.ErrorContains(t, err, w, c.file)
