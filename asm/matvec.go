@@ -23,10 +23,9 @@ var matVecPrefetch = 2048
 // loads x once per step and uses it against its rows, with the k loop
 // unrolled twice: 4 rows x 2 = 8 independent accumulators, enough to cover
 // FMA latency, and 1 load of x per 4 FMAs so the loop is bound by streaming
-// w, not by x. A row's sum takes the same additions in both paths (two
-// accumulators, even and odd vectors, the tail in the odd one; then hsum4's
-// tree, which hsum1 repeats for one row), so its value does not depend on
-// the rows it is computed with, nor on the range of rows of the call.
+// w, not by x. A row's sum takes the same additions in both paths (hsum1
+// repeats hsum4's tree for one row), so its value does not depend on the
+// rows it is computed with, nor on the range of rows of the call.
 //
 // Why rows a quarter apart: 4 streams close together (adjacent rows) are
 // read from memory much slower than 4 streams far apart on Zen 5 (the GGUF
@@ -51,15 +50,31 @@ var matVecPrefetch = 2048
 // rows of quarters q rows apart (both arguments), so that a thread can take
 // a product's rows a piece at a time without restarting its streams
 // (model/steal.go).
+//
+// # One row's arithmetic, shared with the matrix-matrix tiles
+//
+// A row's value is the one the tile kernels (matmat.go) give each vector,
+// so that a vector's values do not depend on the batch it is computed in
+// (batch invariance; model/decode.go runs decode steps through MatMat).
+// The row is taken in blocks of kb floats (the tiles' cache blocking over
+// the row length, a function of n alone: internal/kernels/f32_amd64.go),
+// each summed by one accumulator, lanes FMA'd step by step in order (the
+// last block's tail through zero-masked loads of both operands), folded by
+// hsum4's tree; the row's total is the first block's sum, then each next
+// block's added to it. One accumulator a row is one FMA chain per row: 4
+// rows give 4 chains, enough to stream memory (16 floats a row per FMA
+// latency is about 3x what one core reads from memory), though not to run
+// at FMA speed from L1.
 func matVec4(name string, zmm, steps bool) {
 	if steps {
-		TEXT(name, NOSPLIT, "func(out, w, x []float32, q, steps int)")
+		TEXT(name, NOSPLIT, "func(out, w, x []float32, kb, q, steps int)")
 		Doc(name+" sets out[j*q+s] = dot(w[(j*q+s)*n:][:n], x) for j < 4 and",
-			"s < steps, with n = len(x); len(out) >= 3q+steps and len(w) >= (3q+steps)*n.")
+			"s < steps, with n = len(x), summed in blocks of kb floats (a",
+			"multiple of the lanes); len(out) >= 3q+steps and len(w) >= (3q+steps)*n.")
 	} else {
-		TEXT(name, NOSPLIT, "func(out, w, x []float32)")
-		Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x);",
-			"len(w) >= len(out)*n.")
+		TEXT(name, NOSPLIT, "func(out, w, x []float32, kb int)")
+		Doc(name+" sets out[r] = dot(w[r*n:(r+1)*n], x) with n = len(x), summed",
+			"in blocks of kb floats (a multiple of the lanes); len(w) >= len(out)*n.")
 	}
 	lanes := 8
 	vec := YMM
@@ -70,27 +85,6 @@ func matVec4(name string, zmm, steps bool) {
 	op := Load(Param("out").Base(), GP64())
 	wrow := Load(Param("w").Base(), GP64())
 	xp := Load(Param("x").Base(), GP64())
-	n := Load(Param("x").Len(), GP64())
-
-	// Bounds: end2 for the 2-vector steps, end1 for the single step.
-	end2, end1 := GP64(), GP64()
-	MOVQ(n, end2)
-	ANDQ(I32(-2*lanes), end2)
-	MOVQ(n, end1)
-	ANDQ(I32(-lanes), end1)
-
-	Comment("The tail mask is the same for every row: build it once.")
-	rem := GP64()
-	MOVQ(n, rem)
-	SUBQ(end1, rem)
-	var k Register
-	var m VecVirtual
-	if zmm {
-		k = K()
-		loadMask16(rem, k)
-	} else {
-		m = loadMask8(rem)
-	}
 
 	Comment("q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,",
 		"qs bytes apart in w and q4 bytes apart in out.")
@@ -102,7 +96,10 @@ func matVec4(name string, zmm, steps bool) {
 		SHRQ(U8(2), q)
 	}
 	MOVQ(q, qs)
-	IMULQ(n, qs)
+	{
+		n := Load(Param("x").Len(), GP64())
+		IMULQ(n, qs)
+	}
 	SHLQ(U8(2), qs)
 	MOVQ(q, q4)
 	SHLQ(U8(2), q4)
@@ -144,19 +141,30 @@ func matVec4(name string, zmm, steps bool) {
 			LEAQ(Mem{Base: r1, Index: qs, Scale: 2}, r3)
 			rows = append(rows, r1, r2, r3)
 		}
-		acc := make([][2]VecVirtual, R)
+		tot := XMM() // the rows' totals
+		acc := make([]VecVirtual, R)
 		for r := range acc {
-			for u := range acc[r] {
-				acc[r][u] = vec()
-				zero(zmm, acc[r][u])
-			}
+			acc[r] = vec()
 		}
-		i := GP64()
+		i, bend := GP64(), GP64()
 		XORQ(i, i)
 
+		Label(l("block"))
+		Comment("The block [i, bend): bend = min(i+kb, n).")
+		zero(zmm, acc...)
+		{
+			n := Load(Param("x").Len(), GP64())
+			Load(Param("kb"), bend)
+			ADDQ(i, bend)
+			CMPQ(bend, n)
+			CMOVQGT(n, bend)
+		}
+		t := GP64()
+
 		Label(l("loop2"))
-		CMPQ(i, end2)
-		JAE(LabelRef(l("step1")))
+		LEAQ(Mem{Base: i, Disp: 2 * lanes}, t)
+		CMPQ(t, bend)
+		JA(LabelRef(l("step1")))
 		if matVecPrefetch > 0 {
 			Comment("Each row's stream, matVecPrefetch bytes ahead: the hardware",
 				"prefetchers do not keep 4 streams fed on their own.")
@@ -171,59 +179,96 @@ func matVec4(name string, zmm, steps bool) {
 			xv[u] = vec()
 			VMOVUPS(at(xp, i, u*lanes), xv[u])
 		}
-		for r := range rows {
-			for u := range xv {
-				VFMADD231PS(at(rows[r], i, u*lanes), xv[u], acc[r][u])
+		for u := range xv {
+			for r := range rows {
+				VFMADD231PS(at(rows[r], i, u*lanes), xv[u], acc[r])
 			}
 		}
 		ADDQ(U8(2*lanes), i)
 		JMP(LabelRef(l("loop2")))
 
 		Label(l("step1"))
-		CMPQ(i, end1)
-		JAE(LabelRef(l("tail")))
+		LEAQ(Mem{Base: i, Disp: lanes}, t)
+		CMPQ(t, bend)
+		JA(LabelRef(l("tail")))
 		x1 := vec()
 		VMOVUPS(at(xp, i, 0), x1)
 		for r := range rows {
-			VFMADD231PS(at(rows[r], i, 0), x1, acc[r][0])
+			VFMADD231PS(at(rows[r], i, 0), x1, acc[r])
 		}
 		ADDQ(U8(lanes), i)
 
 		Label(l("tail"))
-		CMPQ(i, n)
+		CMPQ(i, bend)
 		JAE(LabelRef(l("reduce")))
+		Comment("The last bend-i < lanes floats: zero-masked loads of both",
+			"operands, then whole FMAs, as the tiles do.")
+		MOVQ(bend, t)
+		SUBQ(i, t)
 		xt := vec()
 		if zmm {
+			k := K()
+			loadMask16(t, k)
 			VMOVUPS_Z(at(xp, i, 0), k, xt)
 			for r := range rows {
-				VFMADD231PS(at(rows[r], i, 0), xt, k, acc[r][1])
+				wt := vec()
+				VMOVUPS_Z(at(rows[r], i, 0), k, wt)
+				VFMADD231PS(wt, xt, acc[r])
 			}
 		} else {
+			m := loadMask8(t)
 			VMASKMOVPS(at(xp, i, 0), m, xt)
 			for r := range rows {
 				wt := vec()
 				VMASKMOVPS(at(rows[r], i, 0), m, wt)
-				VFMADD231PS(wt, xt, acc[r][1])
+				VFMADD231PS(wt, xt, acc[r])
 			}
 		}
+		MOVQ(bend, i)
 
 		Label(l("reduce"))
-		for r := range acc {
-			VADDPS(acc[r][1], acc[r][0], acc[r][0])
-		}
+		var s Register
 		if R == 4 {
-			s := hsum4([4]VecVirtual{acc[0][0], acc[1][0], acc[2][0], acc[3][0]}, zmm)
-			VMOVSS(s, Mem{Base: op})
-			VEXTRACTPS(U8(1), s, Mem{Base: op, Index: q4, Scale: 1})
-			VEXTRACTPS(U8(2), s, Mem{Base: op, Index: q4, Scale: 2})
+			s = hsum4([4]VecVirtual{acc[0], acc[1], acc[2], acc[3]}, zmm)
+		} else {
+			s = hsum1(acc[0], zmm)
+		}
+		Comment("The first block's sums start the totals; the others add to them.")
+		{
+			kb := Load(Param("kb"), GP64())
+			CMPQ(i, kb)
+		}
+		JA(LabelRef(l("add")))
+		VMOVAPS(s, tot)
+		JMP(LabelRef(l("next")))
+		Label(l("add"))
+		if R == 4 {
+			VADDPS(s, tot, tot)
+		} else {
+			VADDSS(s, tot, tot)
+		}
+		Label(l("next"))
+		{
+			n := Load(Param("x").Len(), GP64())
+			CMPQ(i, n)
+		}
+		JB(LabelRef(l("block")))
+
+		if R == 4 {
+			VMOVSS(tot, Mem{Base: op})
+			VEXTRACTPS(U8(1), tot, Mem{Base: op, Index: q4, Scale: 1})
+			VEXTRACTPS(U8(2), tot, Mem{Base: op, Index: q4, Scale: 2})
 			q43 := GP64()
 			LEAQ(Mem{Base: q4, Index: q4, Scale: 2}, q43)
-			VEXTRACTPS(U8(3), s, Mem{Base: op, Index: q43, Scale: 1})
+			VEXTRACTPS(U8(3), tot, Mem{Base: op, Index: q43, Scale: 1})
 		} else {
-			VMOVSS(hsum1(acc[0][0], zmm), Mem{Base: op})
+			VMOVSS(tot, Mem{Base: op})
 		}
 		ADDQ(U8(4), op)
-		LEAQ(Mem{Base: wrow, Index: n, Scale: 4}, wrow)
+		{
+			n := Load(Param("x").Len(), GP64())
+			LEAQ(Mem{Base: wrow, Index: n, Scale: 4}, wrow)
+		}
 		DECQ(cnt)
 		JNZ(LabelRef(l("rows")))
 		Label(l("end"))

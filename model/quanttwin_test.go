@@ -49,6 +49,10 @@ func randomBlocks(r *rand.Rand, t gguf.Type, nb int, std float64) []byte {
 	for i := range out {
 		out[i] = byte(r.Uint32())
 	}
+	if t.BlockSize() == 256 {
+		randomKScales(r, t, out, std)
+		return out
+	}
 	// The standard deviation and mean of a block's quant values.
 	qstd, qmean := map[gguf.Type][2]float64{
 		gguf.TypeQ4_0: {4.6, 0}, gguf.TypeQ4_1: {4.6, 7.5}, gguf.TypeQ5_0: {9.2, 0},
@@ -192,4 +196,28 @@ func TestQuantTwinsCanFail(t *testing.T) {
 	worst := twinError(t, blocks, wrong, tokens)
 	t.Logf("max difference %.1f%% of the logit range", 100*worst)
 	require.Greater(t, worst, 10*quantTwinTol)
+}
+
+// randomKScales sets the float16 scales of nb random K-quant super-blocks
+// (Q4_K, Q5_K, Q6_K) so that their values spread about as N(0, std): the
+// 6-bit (Q4_K, Q5_K: sc and m, both about 31.5 on average) or signed 8-bit
+// (Q6_K: about 74 in spread) sub-block scales stay random.
+func randomKScales(r *rand.Rand, t gguf.Type, out []byte, std float64) {
+	size := t.BlockBytes()
+	for b := range len(out) / size {
+		blk := out[b*size : (b+1)*size]
+		k := 0.5 + r.Float64()
+		switch t {
+		case gguf.TypeQ4_K, gguf.TypeQ5_K:
+			qstd, qmean := 4.6, 7.5
+			if t == gguf.TypeQ5_K {
+				qstd, qmean = 9.2, 15.5
+			}
+			d := std / (31.5 * qstd) * k
+			binary.LittleEndian.PutUint16(blk, kernels.F32ToF16(float32(d)))
+			binary.LittleEndian.PutUint16(blk[2:], kernels.F32ToF16(float32(d*qmean)))
+		case gguf.TypeQ6_K:
+			binary.LittleEndian.PutUint16(blk[208:], kernels.F32ToF16(float32(std/(74*18.5)*k)))
+		}
+	}
 }

@@ -24,6 +24,8 @@ type blockType struct {
 	// VPERMB index of the quants of two blocks read from the first d,
 	// VPERMW indices of the blocks' d and m under the 8-lane halves.
 	perm, dIdx, mIdx Mem
+	// dPair: the nibble types' VPERMT2W index of two rows' d (sums.go).
+	dPair Mem
 }
 
 var (

@@ -54,8 +54,11 @@ var halfPrefetch = 4096
 // read memory faster than 4 adjacent rows: see blockMatVecVNNI), then the
 // last rows%4 one at a time by the same addition tree (hsum1t), so a row's
 // value does not depend on the rows it is computed with; columns 32 at a
-// time (two accumulators per row: 8 FMA chains cover the FMA latency),
-// then 16, then a masked tail.
+// time, then 16, then a masked tail, into one accumulator a row: the
+// arithmetic of the 4x4 tiles (halfTileAVX512: 16 columns a step, the
+// tail's halves and x zero-masked, hsum4's tree), so that a row's value is
+// the same in a prompt's batch as alone (batch invariance). 4 FMA chains
+// stream memory well enough: the kernel is bound by the weights' reads.
 func halfMatVecAVX512(name string, bf16 bool) {
 	TEXT(name, NOSPLIT, "func(out []float32, w []uint16, x []float32)")
 	Doc(name + " computes out[r] = row r of w · x; see internal/kernels/blocks_amd64.go.")
@@ -80,12 +83,10 @@ func halfMatVecAVX512(name string, bf16 bool) {
 		Label(l("rows"))
 		MOVQ(wrow, wp)
 		Load(Param("x").Base(), xp)
-		var acc [4][2]VecVirtual
+		var acc [4]VecVirtual
 		for r := range R {
-			for u := range 2 {
-				acc[r][u] = ZMM()
-				VXORPS(acc[r][u], acc[r][u], acc[r][u])
-			}
+			acc[r] = ZMM()
+			VXORPS(acc[r], acc[r], acc[r])
 		}
 		step := func(units int, k Register) {
 			var xv [2]VecVirtual
@@ -103,7 +104,7 @@ func halfMatVecAVX512(name string, bf16 bool) {
 						PREFETCHT0(rowAt(wp, ra.qrb, ra.qrb3, r, halfPrefetch))
 					}
 					wv := widen16(rowAt(wp, ra.qrb, ra.qrb3, r, 32*u), k, bf16)
-					VFMADD231PS(xv[u], wv, acc[r][u])
+					VFMADD231PS(xv[u], wv, acc[r])
 				}
 			}
 		}
@@ -128,14 +129,11 @@ func halfMatVecAVX512(name string, bf16 bool) {
 		step(1, tail)
 
 		Label(l("sum"))
-		for r := range R {
-			VADDPS(acc[r][1], acc[r][0], acc[r][0])
-		}
 		if R == 4 {
-			s := hsum4([4]VecVirtual{acc[0][0], acc[1][0], acc[2][0], acc[3][0]})
+			s := hsum4([4]VecVirtual(acc))
 			ra.store(s, op)
 		} else {
-			s := hsum1t(acc[0][0])
+			s := hsum1t(acc[0])
 			VMOVSS(s, Mem{Base: op})
 		}
 		ADDQ(n2, wrow)
@@ -303,7 +301,7 @@ func halfMatVecAVX2(name string, bf16 bool) {
 			VMOVUPS(s, Mem{Base: op})
 			LEAQ(Mem{Base: wrow, Index: n2, Scale: 4}, wrow)
 		} else {
-			s := hsum1(acc[0][0])
+			s := hadd1(acc[0][0])
 			VMOVSS(s, Mem{Base: op})
 			ADDQ(n2, wrow)
 		}

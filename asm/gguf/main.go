@@ -86,12 +86,16 @@ func main() {
 	q4.perm, q4.dIdx = q4Perm, q4DIdx
 	legacyData()
 
-	blockMatVecVNNI(q8)
-	blockMatVecVNNI(q4)
+	sumsData()
+	for _, bt := range []*blockType{q8, q4, q50, iq4nl} {
+		blockSumsVNNI(bt)
+	}
 	blockMatVecAVX2(q8)
 	blockMatVecAVX2(q4)
 	for _, bt := range legacyTypes {
-		blockMatVecVNNI(bt)
+		if bt.min {
+			blockMatVecVNNI(bt)
+		}
 		blockMatVecAVX2(bt)
 	}
 
@@ -285,6 +289,19 @@ func hadd4(y [4]VecVirtual) VecVirtual {
 	x := XMM()
 	VEXTRACTF128(U8(1), y[0], x)
 	VADDPS(y[0].AsX(), x, x)
+	return x
+}
+
+// hadd1 reduces a ymm to its sum in the low lane of an xmm by hadd4's tree
+// for one row, ((y0+y1)+(y2+y3)) + ((y4+y5)+(y6+y7)), so that a row's
+// value does not depend on whether it went with 3 others.
+func hadd1(y VecVirtual) VecVirtual {
+	t := YMM()
+	VHADDPS(y, y, t) // [y01 y23 y01 y23 | y45 y67 y45 y67]
+	VHADDPS(t, t, t)
+	x := XMM()
+	VEXTRACTF128(U8(1), t, x)
+	VADDPS(t.AsX(), x, x)
 	return x
 }
 

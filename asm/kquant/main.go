@@ -401,23 +401,6 @@ func (k *kernel) blockEnd() {
 // sharedSlot addresses 64-byte slot i of the stack space.
 func (k *kernel) sharedSlot(i int) Mem { return k.shared.Offset(64 * i) }
 
-// scaleSums packs the four accumulators' dwords to words (a0, a1 into p0;
-// a2, a3 into p1), multiplies them by the word scales sc0, sc1 and adds
-// d*(p0*xs0 + p1*xs1) into acc.
-func scaleSums(a [4]VecVirtual, sc0, sc1, xs0, xs1, d, acc Op) {
-	p0, p1 := ZMM(), ZMM()
-	VPACKSSDW(a[1], a[0], p0)
-	VPACKSSDW(a[3], a[2], p1)
-	VPMADDWD(sc0, p0, p0)
-	VPMADDWD(sc1, p1, p1)
-	f0, f1 := ZMM(), ZMM()
-	VCVTDQ2PS(p0, f0)
-	VCVTDQ2PS(p1, f1)
-	VMULPS(xs0, f0, f0)
-	VFMADD231PS(xs1, f1, f0)
-	VFMADD231PS(d, f0, acc)
-}
-
 // superSums packs the four accumulators' dwords to words, multiplies them
 // by the word scales sc0 (a0, a1) and sc1 (a2, a3), sums them in one
 // vector and adds it times dxs, d times the super-block's activation

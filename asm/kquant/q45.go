@@ -103,7 +103,7 @@ type unpacked45 struct {
 	v        [4]VecVirtual // quants of sub-blocks [0|2], [1|3], [4|6], [5|7]
 	sc0, sc1 VecVirtual    // scale words in the packed sums' order
 	d, dmin  VecVirtual    // broadcast
-	mf       VecVirtual    // the 8 mins as floats, lanes 8-15 zero
+	tb       VecVirtual    // unpackScales' [m0..m7 | sc0..sc7] in each 128-bit lane
 }
 
 // unpack45 unpacks the super-block whose byte off row(off) addresses.
@@ -115,11 +115,7 @@ func unpack45(row func(off int) Mem, q5 bool) unpacked45 {
 	u.sc0, u.sc1 = ZMM(), ZMM()
 	VPSHUFB(c("sc0", func() []byte { return scaleIndex(8, 9, 10, 11) }), tb, u.sc0)
 	VPSHUFB(c("sc1", func() []byte { return scaleIndex(12, 13, 14, 15) }), tb, u.sc1)
-	mf := YMM()
-	zero(mf.AsZ()) // (for avo: all of the zmm is set)
-	VPMOVZXBD(tb.AsX(), mf)
-	VCVTDQ2PS(mf, mf)
-	u.mf = mf.AsZ().(VecVirtual)
+	u.tb = tb
 	dd := YMM()
 	u.d, u.dmin = ZMM(), ZMM()
 	VPBROADCASTD(row(0), dd)

@@ -19,8 +19,8 @@ func TestMatVecRowsApartGGUF(t *testing.T) {
 		t.Skip("no AVX-512 VNNI and VBMI on this CPU")
 	}
 	kernels := map[string]func([]float32, []byte, []int8, []float32){
-		"Q8_0": matVecQ8_0VNNI,
-		"Q4_0": matVecQ4_0VNNI,
+		"Q8_0": matVecQ8_0SumsVNNI,
+		"Q4_0": matVecQ4_0SumsVNNI,
 	}
 	r := rand.New(rand.NewPCG(27, 28))
 	for _, bt := range blockCases {

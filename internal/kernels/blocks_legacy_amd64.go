@@ -94,7 +94,7 @@ func matVecQ4_1VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, xsum
 
 func matVecQ5_0VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
 	w, xs = blockRows(out, w, xq, xs, q5_0Bytes)
-	matVecQ5_0VNNI(out, w, xq, xs)
+	matVecQ5_0SumsVNNI(out, w, xq, xs)
 }
 
 func matVecQ5_1VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
@@ -104,7 +104,7 @@ func matVecQ5_1VNNIDriver(out []float32, w []byte, xq []int8, xs []float32, xsum
 
 func matVecIQ4NLVNNIDriver(out []float32, w []byte, xq []int8, xs []float32, _ []int32) {
 	w, xs = blockRows(out, w, xq, xs, iq4nlBytes)
-	matVecIQ4_NLVNNI(out, w, xq, xs)
+	matVecIQ4_NLSumsVNNI(out, w, xq, xs)
 }
 
 func matVecQ4_1AVX2Driver(out []float32, w []byte, xq []int8, xs []float32, xsum []int32) {
@@ -156,20 +156,22 @@ func matVecIQ4NLAVX2Driver(out []float32, w []byte, xq []int8, xs []float32, _ [
 //go:noescape
 func matVecQ4_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
-// matVecQ5_0VNNI is the AVX-512 VNNI (and VBMI) kernel for Q5_0.
+// matVecQ5_0SumsVNNI is the AVX-512 VNNI (and VBMI) kernel for Q5_0, by
+// the panel kernels' arithmetic (blocks_tile_amd64.go).
 //
 //go:noescape
-func matVecQ5_0VNNI(out []float32, w []byte, xq []int8, xs []float32)
+func matVecQ5_0SumsVNNI(out []float32, w []byte, xq []int8, xs []float32)
 
 // matVecQ5_1VNNI is the AVX-512 VNNI (and VBMI) kernel for Q5_1.
 //
 //go:noescape
 func matVecQ5_1VNNI(out []float32, w []byte, xq []int8, xs []float32, xsum []int32)
 
-// matVecIQ4_NLVNNI is the AVX-512 VNNI (and VBMI) kernel for IQ4_NL.
+// matVecIQ4_NLSumsVNNI is the AVX-512 VNNI (and VBMI) kernel for IQ4_NL,
+// by the panel kernels' arithmetic (blocks_tile_amd64.go).
 //
 //go:noescape
-func matVecIQ4_NLVNNI(out []float32, w []byte, xq []int8, xs []float32)
+func matVecIQ4_NLSumsVNNI(out []float32, w []byte, xq []int8, xs []float32)
 
 // matVecQ4_1AVX2 is the AVX2 kernel for Q4_1.
 //

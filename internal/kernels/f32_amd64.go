@@ -33,9 +33,9 @@ func matVecStepsImpl(out, w, x []float32, q, a, b int) {
 	n := len(x)
 	switch {
 	case hasAVX512:
-		matVec4StepsAVX512(out[a:], w[a*n:], x, q, b-a)
+		matVec4StepsAVX512(out[a:], w[a*n:], x, kbAVX512(n), q, b-a)
 	case hasAVX2FMA:
-		matVec4StepsAVX2(out[a:], w[a*n:], x, q, b-a)
+		matVec4StepsAVX2(out[a:], w[a*n:], x, kbAVX2(n), q, b-a)
 	default:
 		matVecStepsQuarters(out, w, x, q, a, b)
 	}
@@ -227,15 +227,18 @@ func scaleMulAVX512(out, w, x []float32, s float32)
 // len(out)%4 rows one at a time. 4 rows a quarter of the matrix apart are
 // 4 streams far apart, which Zen 5 reads from memory much faster than 4
 // adjacent rows (../asm/matvec.go). A row's value does not depend on the
-// rows it is computed with. len(w) >= len(out)*n.
+// rows it is computed with, and is the one the tiles of MatMat give each
+// vector: the row in blocks of kb floats (kbAVX2, kbAVX512), one
+// accumulator each, the blocks' sums added in order (../asm/matvec.go).
+// len(w) >= len(out)*n, kb > 0 a multiple of the lanes.
 //
 //go:noescape
-func matVec4AVX2(out, w, x []float32)
+func matVec4AVX2(out, w, x []float32, kb int)
 
 // matVec4AVX512 is matVec4AVX2 for AVX-512.
 //
 //go:noescape
-func matVec4AVX512(out, w, x []float32)
+func matVec4AVX512(out, w, x []float32, kb int)
 
 // matVec4StepsAVX2 is matVec4AVX2's pass of 4 rows a quarter apart, for
 // quarters q rows apart and the first steps rows of each:
@@ -253,12 +256,12 @@ func matVec4AVX512(out, w, x []float32)
 // len(w) >= (3q+steps)*n.
 //
 //go:noescape
-func matVec4StepsAVX2(out, w, x []float32, q, steps int)
+func matVec4StepsAVX2(out, w, x []float32, kb, q, steps int)
 
 // matVec4StepsAVX512 is matVec4StepsAVX2 for AVX-512.
 //
 //go:noescape
-func matVec4StepsAVX512(out, w, x []float32, q, steps int)
+func matVec4StepsAVX512(out, w, x []float32, kb, q, steps int)
 
 // matMat4x2AVX2 computes tiles of 4 rows by 2 vectors of MatMat:
 //
@@ -311,14 +314,14 @@ func matVecAVX2(out, w, x []float32) {
 	if len(w) < len(out)*len(x) {
 		panic("kernels: MatVec: len(w) < len(out)*len(x)")
 	}
-	matVec4AVX2(out, w, x)
+	matVec4AVX2(out, w, x, kbAVX2(len(x)))
 }
 
 func matVecAVX512(out, w, x []float32) {
 	if len(w) < len(out)*len(x) {
 		panic("kernels: MatVec: len(w) < len(out)*len(x)")
 	}
-	matVec4AVX512(out, w, x)
+	matVec4AVX512(out, w, x, kbAVX512(len(x)))
 }
 
 // matMatChunkBytes is about the bytes of x that one sweep over the rows of
@@ -330,8 +333,8 @@ func matVecAVX512(out, w, x []float32) {
 const matMatChunkBytes = 512 << 10
 
 // matMatAVX2 runs the AVX2 tiles over out: 4 rows of w by 2 vectors of x at
-// a time. Rows and vectors that do not fill a tile fall back to dot and
-// MatVec.
+// a time. Rows and vectors that do not fill a tile go through the
+// matrix-vector kernel, whose arithmetic is the tiles' (batch invariance).
 func matMatAVX2(out, w, x []float32, batch int) {
 	checkMatMat(out, w, x, batch)
 	if batch == 0 {
@@ -346,10 +349,9 @@ func matMatAVX2(out, w, x []float32, batch int) {
 		for r := 0; r < m4; r += 4 {
 			matMat4x2AVX2(out[b0*m+r:(b1-1)*m+r+4], w[r*n:(r+4)*n], x[b0*n:b1*n], n, m, (b1-b0)/2)
 		}
-		for r := m4; r < m; r++ {
-			wr := w[r*n : (r+1)*n]
+		if m4 < m {
 			for b := b0; b < b1; b++ {
-				out[b*m+r] = dotAVX2(wr, x[b*n:(b+1)*n])
+				matVecAVX2(out[b*m+m4:(b+1)*m], w[m4*n:m*n], x[b*n:(b+1)*n])
 			}
 		}
 	}
@@ -365,7 +367,9 @@ const matMatTile8Bytes = 32 << 10
 
 // matMatAVX512 runs the AVX-512 tiles of 8 rows by 3 vectors over out: the
 // vectors left over from the tiles of 3 go through the 8x2 or 8x1 kernel, the
-// rows left over from the blocks of 8 through dot.
+// rows left over from the blocks of 8 through the matrix-vector kernel. A
+// vector gets MatVec's values whatever the batch: every path takes a row
+// in kbAVX512's blocks with one accumulator each (../asm/matvec.go).
 //
 // Rows longer than matMatTile8Bytes/32 floats (w2's 1376 and 2048) are cut
 // into kb-float blocks: each block of every 8-row block of w runs against
@@ -379,9 +383,7 @@ func matMatAVX512(out, w, x []float32, batch int) {
 	}
 	n, m := len(x)/batch, len(out)/batch
 	m8 := m &^ 7
-	const maxKB = matMatTile8Bytes / (8 * 4)
-	blocks := max(1, (n+maxKB-1)/maxKB)
-	kb := max(16, ((n+blocks-1)/blocks+15)&^15) // whole vectors: only the last block has a tail
+	kb := kbAVX512(n)
 	chunk := passVectors(batch, n, 3, matMatChunkBytes)
 	for b0 := 0; b0 < batch; b0 += chunk {
 		b1 := min(b0+chunk, batch)
@@ -401,14 +403,26 @@ func matMatAVX512(out, w, x []float32, batch int) {
 				}
 			}
 		}
-		for r := m8; r < m; r++ {
-			wr := w[r*n : (r+1)*n]
+		if m8 < m {
 			for b := b0; b < b1; b++ {
-				out[b*m+r] = dotAVX512(wr, x[b*n:(b+1)*n])
+				matVecAVX512(out[b*m+m8:(b+1)*m], w[m8*n:m*n], x[b*n:(b+1)*n])
 			}
 		}
 	}
 }
+
+// kbAVX512 is the length of the blocks of a row of n floats that
+// matMatAVX512 takes at a time (its tiles keep 8 rows of a block in L1),
+// which matVec4AVX512 follows so that a row's value is the same in both:
+// a function of n alone. Rows of up to maxKB floats stay whole.
+func kbAVX512(n int) int {
+	const maxKB = matMatTile8Bytes / (8 * 4)
+	blocks := max(1, (n+maxKB-1)/maxKB)
+	return max(16, ((n+blocks-1)/blocks+15)&^15) // whole vectors: only the last block has a tail
+}
+
+// kbAVX2 is kbAVX512 for the AVX2 kernels, whose tiles take rows whole.
+func kbAVX2(n int) int { return max(8, (n+7)&^7) }
 
 // Element-wise kernels with exp (exp.go describes the algorithm; the
 // assembly follows it step by step, with fused multiply-adds).
@@ -587,11 +601,9 @@ func axpyStridedAVX512(out, a, v []float32, stride int) {
 	}
 }
 
-// MatMatBatchInvariant reports whether MatMat gives a vector the same
-// values whatever the other vectors of the batch (batched decoding relies
-// on it to batch float32 products): the AVX-512 tiles of 3, 2 and 1
-// vectors accumulate each row alike (TestBatchSameAloneAndTogether holds
-// them to it), and the Go twins too. They are not MatVec's values: MatVec
-// keeps two accumulators a row, the tiles one. The AVX2 path sends the
-// vectors left over from its tiles of 2 to MatVec, so it is not invariant.
-func MatMatBatchInvariant() bool { return hasAVX512 || !hasAVX2FMA }
+// MatMatBatchInvariant reports whether MatMat gives each vector exactly
+// MatVec's values, whatever the other vectors of the batch (batched
+// decoding and prompts rely on it): on amd64 every path does (the tiles
+// and the matrix-vector kernels share one arithmetic, ../asm/matvec.go),
+// and so do the Go twins.
+func MatMatBatchInvariant() bool { return true }

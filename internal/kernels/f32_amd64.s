@@ -408,637 +408,775 @@ done:
 	VZEROUPPER
 	RET
 
-// func matVec4AVX2(out []float32, w []float32, x []float32)
-// Requires: AVX, FMA3, MMX+
-TEXT ·matVec4AVX2(SB), NOSPLIT, $0-72
+// func matVec4AVX2(out []float32, w []float32, x []float32, kb int)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·matVec4AVX2(SB), NOSPLIT, $0-80
 	MOVQ out_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ x_base+48(FP), DX
-	MOVQ x_len+56(FP), BX
-	MOVQ BX, SI
-	ANDQ $-16, SI
-	MOVQ BX, DI
-	ANDQ $-8, DI
-
-	// The tail mask is the same for every row: build it once.
-	MOVQ    BX, R8
-	SUBQ    DI, R8
-	LEAQ    tailmask8<>+32(SB), R9
-	NEGQ    R8
-	VMOVDQU (R9)(R8*4), Y0
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
 	// qs bytes apart in w and q4 bytes apart in out.
-	MOVQ  out_len+8(FP), R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ BX, R9
-	SHLQ  $0x02, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	TESTQ R8, R8
+	MOVQ  out_len+8(FP), BX
+	SHRQ  $0x02, BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	MOVQ  BX, DI
+	SHLQ  $0x02, DI
+	TESTQ BX, BX
 	JZ    r4end
 
 r4rows:
-	LEAQ   (CX)(R9*1), R11
-	LEAQ   (CX)(R9*2), R12
-	LEAQ   (R11)(R9*2), R13
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	XORQ   R14, R14
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
 
 r4loop2:
-	CMPQ R14, SI
-	JAE  r4step1
+	LEAQ 16(R11), R13
+	CMPQ R13, R12
+	JA   r4step1
 
 	// Each row's stream, matVecPrefetch bytes ahead: the hardware
 	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R14*4)
-	PREFETCHT0  2048(R11)(R14*4)
-	PREFETCHT0  2048(R12)(R14*4)
-	PREFETCHT0  2048(R13)(R14*4)
-	VMOVUPS     (DX)(R14*4), Y9
-	VMOVUPS     32(DX)(R14*4), Y10
-	VFMADD231PS (CX)(R14*4), Y9, Y1
-	VFMADD231PS 32(CX)(R14*4), Y10, Y2
-	VFMADD231PS (R11)(R14*4), Y9, Y3
-	VFMADD231PS 32(R11)(R14*4), Y10, Y4
-	VFMADD231PS (R12)(R14*4), Y9, Y5
-	VFMADD231PS 32(R12)(R14*4), Y10, Y6
-	VFMADD231PS (R13)(R14*4), Y9, Y7
-	VFMADD231PS 32(R13)(R14*4), Y10, Y8
-	ADDQ        $0x10, R14
+	PREFETCHT0  2048(CX)(R11*4)
+	PREFETCHT0  2048(R8)(R11*4)
+	PREFETCHT0  2048(R9)(R11*4)
+	PREFETCHT0  2048(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Y5
+	VMOVUPS     32(DX)(R11*4), Y6
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	VFMADD231PS 32(CX)(R11*4), Y6, Y1
+	VFMADD231PS 32(R8)(R11*4), Y6, Y2
+	VFMADD231PS 32(R9)(R11*4), Y6, Y3
+	VFMADD231PS 32(R10)(R11*4), Y6, Y4
+	ADDQ        $0x10, R11
 	JMP         r4loop2
 
 r4step1:
-	CMPQ        R14, DI
-	JAE         r4tail
-	VMOVUPS     (DX)(R14*4), Y9
-	VFMADD231PS (CX)(R14*4), Y9, Y1
-	VFMADD231PS (R11)(R14*4), Y9, Y3
-	VFMADD231PS (R12)(R14*4), Y9, Y5
-	VFMADD231PS (R13)(R14*4), Y9, Y7
-	ADDQ        $0x08, R14
+	LEAQ        8(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Y5
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	ADDQ        $0x08, R11
 
 r4tail:
-	CMPQ        R14, BX
-	JAE         r4reduce
-	VMASKMOVPS  (DX)(R14*4), Y0, Y9
-	VMASKMOVPS  (CX)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y2
-	VMASKMOVPS  (R11)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y4
-	VMASKMOVPS  (R12)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y6
-	VMASKMOVPS  (R13)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y8
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask8<>+32(SB), R14
+	NEGQ        R13
+	VMOVDQU     (R14)(R13*4), Y6
+	VMASKMOVPS  (DX)(R11*4), Y6, Y5
+	VMASKMOVPS  (CX)(R11*4), Y6, Y8
+	VFMADD231PS Y8, Y5, Y1
+	VMASKMOVPS  (R8)(R11*4), Y6, Y8
+	VFMADD231PS Y8, Y5, Y2
+	VMASKMOVPS  (R9)(R11*4), Y6, Y8
+	VFMADD231PS Y8, Y5, Y3
+	VMASKMOVPS  (R10)(R11*4), Y6, Y6
+	VFMADD231PS Y6, Y5, Y4
+	MOVQ        R12, R11
 
 r4reduce:
-	VADDPS       Y2, Y1, Y1
-	VADDPS       Y4, Y3, Y3
-	VADDPS       Y6, Y5, Y5
-	VADDPS       Y8, Y7, Y7
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VEXTRACTF128 $0x01, Y3, X1
-	VADDPS       X1, X3, X1
-	VEXTRACTF128 $0x01, Y5, X3
-	VADDPS       X3, X5, X3
-	VEXTRACTF128 $0x01, Y7, X4
-	VADDPS       X4, X7, X4
-	VUNPCKLPS    X1, X2, X5
-	VUNPCKHPS    X1, X2, X1
-	VADDPS       X1, X5, X5
-	VUNPCKLPS    X4, X3, X1
-	VUNPCKHPS    X4, X3, X2
+	VEXTRACTF128 $0x01, Y1, X5
+	VADDPS       X5, X1, X5
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VEXTRACTF128 $0x01, Y4, X3
+	VADDPS       X3, X4, X3
+	VUNPCKLPS    X1, X5, X4
+	VUNPCKHPS    X1, X5, X1
+	VADDPS       X1, X4, X4
+	VUNPCKLPS    X3, X2, X1
+	VUNPCKHPS    X3, X2, X2
 	VADDPS       X2, X1, X1
-	VMOVLHPS     X1, X5, X2
-	VMOVHLPS     X5, X1, X1
+	VMOVLHPS     X1, X4, X2
+	VMOVHLPS     X4, X1, X1
 	VADDPS       X1, X2, X2
-	VMOVSS       X2, (AX)
-	VEXTRACTPS   $0x01, X2, (AX)(R10*1)
-	VEXTRACTPS   $0x02, X2, (AX)(R10*2)
-	LEAQ         (R10)(R10*2), R11
-	VEXTRACTPS   $0x03, X2, (AX)(R11*1)
-	ADDQ         $0x04, AX
-	LEAQ         (CX)(BX*4), CX
-	DECQ         R8
-	JNZ          r4rows
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X2, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X2, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(DI*1)
+	VEXTRACTPS $0x02, X0, (AX)(DI*2)
+	LEAQ       (DI)(DI*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       BX
+	JNZ        r4rows
 
 r4end:
 	// The last rows%4, from row 4q, one at a time.
-	MOVQ out_len+8(FP), R8
-	ANDQ $0x03, R8
+	MOVQ out_len+8(FP), BX
+	ANDQ $0x03, BX
 	JZ   r1end
-	LEAQ (R9)(R9*2), R9
-	ADDQ R9, CX
-	LEAQ (R10)(R10*2), R9
-	ADDQ R9, AX
+	LEAQ (SI)(SI*2), SI
+	ADDQ SI, CX
+	LEAQ (DI)(DI*2), SI
+	ADDQ SI, AX
 
 r1rows:
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	XORQ   R9, R9
+	XORQ SI, SI
+
+r1block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VXORPS  Y0, Y0, Y0
+	MOVQ    x_len+56(FP), R8
+	MOVQ    kb+72(FP), DI
+	ADDQ    SI, DI
+	CMPQ    DI, R8
+	CMOVQGT R8, DI
 
 r1loop2:
-	CMPQ R9, SI
-	JAE  r1step1
+	LEAQ 16(SI), R8
+	CMPQ R8, DI
+	JA   r1step1
 
 	// Each row's stream, matVecPrefetch bytes ahead: the hardware
 	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R9*4)
-	VMOVUPS     (DX)(R9*4), Y3
-	VMOVUPS     32(DX)(R9*4), Y4
-	VFMADD231PS (CX)(R9*4), Y3, Y1
-	VFMADD231PS 32(CX)(R9*4), Y4, Y2
-	ADDQ        $0x10, R9
+	PREFETCHT0  2048(CX)(SI*4)
+	VMOVUPS     (DX)(SI*4), Y1
+	VMOVUPS     32(DX)(SI*4), Y2
+	VFMADD231PS (CX)(SI*4), Y1, Y0
+	VFMADD231PS 32(CX)(SI*4), Y2, Y0
+	ADDQ        $0x10, SI
 	JMP         r1loop2
 
 r1step1:
-	CMPQ        R9, DI
-	JAE         r1tail
-	VMOVUPS     (DX)(R9*4), Y3
-	VFMADD231PS (CX)(R9*4), Y3, Y1
-	ADDQ        $0x08, R9
+	LEAQ        8(SI), R8
+	CMPQ        R8, DI
+	JA          r1tail
+	VMOVUPS     (DX)(SI*4), Y1
+	VFMADD231PS (CX)(SI*4), Y1, Y0
+	ADDQ        $0x08, SI
 
 r1tail:
-	CMPQ        R9, BX
-	JAE         r1reduce
-	VMASKMOVPS  (DX)(R9*4), Y0, Y3
-	VMASKMOVPS  (CX)(R9*4), Y0, Y4
-	VFMADD231PS Y4, Y3, Y2
+	CMPQ SI, DI
+	JAE  r1reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        DI, R8
+	SUBQ        SI, R8
+	LEAQ        tailmask8<>+32(SB), R9
+	NEGQ        R8
+	VMOVDQU     (R9)(R8*4), Y2
+	VMASKMOVPS  (DX)(SI*4), Y2, Y1
+	VMASKMOVPS  (CX)(SI*4), Y2, Y2
+	VFMADD231PS Y2, Y1, Y0
+	MOVQ        DI, SI
 
 r1reduce:
-	VADDPS       Y2, Y1, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X2
-	VMOVSHDUP    X2, X1
-	VADDSS       X1, X2, X2
-	VMOVSS       X2, (AX)
-	ADDQ         $0x04, AX
-	LEAQ         (CX)(BX*4), CX
-	DECQ         R8
-	JNZ          r1rows
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), DI
+	CMPQ    SI, DI
+	JA      r1add
+	VMOVAPS X1, X7
+	JMP     r1next
+
+r1add:
+	VADDSS X1, X7, X7
+
+r1next:
+	MOVQ   x_len+56(FP), DI
+	CMPQ   SI, DI
+	JB     r1block
+	VMOVSS X7, (AX)
+	ADDQ   $0x04, AX
+	MOVQ   x_len+56(FP), SI
+	LEAQ   (CX)(SI*4), CX
+	DECQ   BX
+	JNZ    r1rows
 
 r1end:
 	VZEROUPPER
 	RET
 
-// func matVec4AVX512(out []float32, w []float32, x []float32)
-// Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matVec4AVX512(SB), NOSPLIT, $0-72
+// func matVec4AVX512(out []float32, w []float32, x []float32, kb int)
+// Requires: AVX, AVX512F, AVX512VL, CMOV, MMX+
+TEXT ·matVec4AVX512(SB), NOSPLIT, $0-80
 	MOVQ out_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ x_base+48(FP), DX
-	MOVQ x_len+56(FP), BX
-	MOVQ BX, SI
-	ANDQ $-32, SI
-	MOVQ BX, DI
-	ANDQ $-16, DI
-
-	// The tail mask is the same for every row: build it once.
-	MOVQ  BX, R8
-	SUBQ  DI, R8
-	LEAQ  tailmask16<>+0(SB), R9
-	KMOVW (R9)(R8*2), K1
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
 	// qs bytes apart in w and q4 bytes apart in out.
-	MOVQ  out_len+8(FP), R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ BX, R9
-	SHLQ  $0x02, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	TESTQ R8, R8
+	MOVQ  out_len+8(FP), BX
+	SHRQ  $0x02, BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	MOVQ  BX, DI
+	SHLQ  $0x02, DI
+	TESTQ BX, BX
 	JZ    r4end
 
 r4rows:
-	LEAQ   (CX)(R9*1), R11
-	LEAQ   (CX)(R9*2), R12
-	LEAQ   (R11)(R9*2), R13
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	XORQ   R14, R14
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
 
 r4loop2:
-	CMPQ R14, SI
-	JAE  r4step1
+	LEAQ 32(R11), R13
+	CMPQ R13, R12
+	JA   r4step1
 
 	// Each row's stream, matVecPrefetch bytes ahead: the hardware
 	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R14*4)
-	PREFETCHT0  2112(CX)(R14*4)
-	PREFETCHT0  2048(R11)(R14*4)
-	PREFETCHT0  2112(R11)(R14*4)
-	PREFETCHT0  2048(R12)(R14*4)
-	PREFETCHT0  2112(R12)(R14*4)
-	PREFETCHT0  2048(R13)(R14*4)
-	PREFETCHT0  2112(R13)(R14*4)
-	VMOVUPS     (DX)(R14*4), Z8
-	VMOVUPS     64(DX)(R14*4), Z9
-	VFMADD231PS (CX)(R14*4), Z8, Z0
-	VFMADD231PS 64(CX)(R14*4), Z9, Z1
-	VFMADD231PS (R11)(R14*4), Z8, Z2
-	VFMADD231PS 64(R11)(R14*4), Z9, Z3
-	VFMADD231PS (R12)(R14*4), Z8, Z4
-	VFMADD231PS 64(R12)(R14*4), Z9, Z5
-	VFMADD231PS (R13)(R14*4), Z8, Z6
-	VFMADD231PS 64(R13)(R14*4), Z9, Z7
-	ADDQ        $0x20, R14
+	PREFETCHT0  2048(CX)(R11*4)
+	PREFETCHT0  2112(CX)(R11*4)
+	PREFETCHT0  2048(R8)(R11*4)
+	PREFETCHT0  2112(R8)(R11*4)
+	PREFETCHT0  2048(R9)(R11*4)
+	PREFETCHT0  2112(R9)(R11*4)
+	PREFETCHT0  2048(R10)(R11*4)
+	PREFETCHT0  2112(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Z5
+	VMOVUPS     64(DX)(R11*4), Z6
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	VFMADD231PS 64(CX)(R11*4), Z6, Z1
+	VFMADD231PS 64(R8)(R11*4), Z6, Z2
+	VFMADD231PS 64(R9)(R11*4), Z6, Z3
+	VFMADD231PS 64(R10)(R11*4), Z6, Z4
+	ADDQ        $0x20, R11
 	JMP         r4loop2
 
 r4step1:
-	CMPQ        R14, DI
-	JAE         r4tail
-	VMOVUPS     (DX)(R14*4), Z8
-	VFMADD231PS (CX)(R14*4), Z8, Z0
-	VFMADD231PS (R11)(R14*4), Z8, Z2
-	VFMADD231PS (R12)(R14*4), Z8, Z4
-	VFMADD231PS (R13)(R14*4), Z8, Z6
-	ADDQ        $0x10, R14
+	LEAQ        16(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Z5
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	ADDQ        $0x10, R11
 
 r4tail:
-	CMPQ        R14, BX
-	JAE         r4reduce
-	VMOVUPS.Z   (DX)(R14*4), K1, Z8
-	VFMADD231PS (CX)(R14*4), Z8, K1, Z1
-	VFMADD231PS (R11)(R14*4), Z8, K1, Z3
-	VFMADD231PS (R12)(R14*4), Z8, K1, Z5
-	VFMADD231PS (R13)(R14*4), Z8, K1, Z7
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask16<>+0(SB), R14
+	KMOVW       (R14)(R13*2), K1
+	VMOVUPS.Z   (DX)(R11*4), K1, Z5
+	VMOVUPS.Z   (CX)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z1
+	VMOVUPS.Z   (R8)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z2
+	VMOVUPS.Z   (R9)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z3
+	VMOVUPS.Z   (R10)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z4
+	MOVQ        R12, R11
 
 r4reduce:
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z3, Z2, Z2
-	VADDPS        Z5, Z4, Z4
-	VADDPS        Z7, Z6, Z6
-	VEXTRACTF64X4 $0x01, Z0, Y9
-	VADDPS        Y9, Y0, Y9
-	VEXTRACTF32X4 $0x01, Y9, X8
-	VADDPS        X8, X9, X8
-	VEXTRACTF64X4 $0x01, Z2, Y12
-	VADDPS        Y12, Y2, Y12
-	VEXTRACTF32X4 $0x01, Y12, X9
-	VADDPS        X9, X12, X9
-	VEXTRACTF64X4 $0x01, Z4, Y13
-	VADDPS        Y13, Y4, Y13
-	VEXTRACTF32X4 $0x01, Y13, X12
-	VADDPS        X12, X13, X12
-	VEXTRACTF64X4 $0x01, Z6, Y14
-	VADDPS        Y14, Y6, Y14
-	VEXTRACTF32X4 $0x01, Y14, X13
-	VADDPS        X13, X14, X13
-	VUNPCKLPS     X9, X8, X14
-	VUNPCKHPS     X9, X8, X8
-	VADDPS        X8, X14, X14
-	VUNPCKLPS     X13, X12, X8
-	VUNPCKHPS     X13, X12, X9
-	VADDPS        X9, X8, X8
-	VMOVLHPS      X8, X14, X9
-	VMOVHLPS      X14, X8, X8
-	VADDPS        X8, X9, X9
-	VMOVSS        X9, (AX)
-	VEXTRACTPS    $0x01, X9, (AX)(R10*1)
-	VEXTRACTPS    $0x02, X9, (AX)(R10*2)
-	LEAQ          (R10)(R10*2), R11
-	VEXTRACTPS    $0x03, X9, (AX)(R11*1)
-	ADDQ          $0x04, AX
-	LEAQ          (CX)(BX*4), CX
-	DECQ          R8
-	JNZ           r4rows
-
-r4end:
-	// The last rows%4, from row 4q, one at a time.
-	MOVQ out_len+8(FP), R8
-	ANDQ $0x03, R8
-	JZ   r1end
-	LEAQ (R9)(R9*2), R9
-	ADDQ R9, CX
-	LEAQ (R10)(R10*2), R9
-	ADDQ R9, AX
-
-r1rows:
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	XORQ   R9, R9
-
-r1loop2:
-	CMPQ R9, SI
-	JAE  r1step1
-
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R9*4)
-	PREFETCHT0  2112(CX)(R9*4)
-	VMOVUPS     (DX)(R9*4), Z0
-	VMOVUPS     64(DX)(R9*4), Z1
-	VFMADD231PS (CX)(R9*4), Z0, Z10
-	VFMADD231PS 64(CX)(R9*4), Z1, Z11
-	ADDQ        $0x20, R9
-	JMP         r1loop2
-
-r1step1:
-	CMPQ        R9, DI
-	JAE         r1tail
-	VMOVUPS     (DX)(R9*4), Z0
-	VFMADD231PS (CX)(R9*4), Z0, Z10
-	ADDQ        $0x10, R9
-
-r1tail:
-	CMPQ        R9, BX
-	JAE         r1reduce
-	VMOVUPS.Z   (DX)(R9*4), K1, Z0
-	VFMADD231PS (CX)(R9*4), Z0, K1, Z11
-
-r1reduce:
-	VADDPS        Z11, Z10, Z10
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X0
-	VADDPS        X0, X1, X0
-	VMOVHLPS      X0, X0, X1
-	VADDPS        X1, X0, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X0
-	VMOVSS        X0, (AX)
-	ADDQ          $0x04, AX
-	LEAQ          (CX)(BX*4), CX
-	DECQ          R8
-	JNZ           r1rows
-
-r1end:
-	VZEROUPPER
-	RET
-
-// func matVec4StepsAVX2(out []float32, w []float32, x []float32, q int, steps int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·matVec4StepsAVX2(SB), NOSPLIT, $0-88
-	MOVQ out_base+0(FP), AX
-	MOVQ w_base+24(FP), CX
-	MOVQ x_base+48(FP), DX
-	MOVQ x_len+56(FP), BX
-	MOVQ BX, SI
-	ANDQ $-16, SI
-	MOVQ BX, DI
-	ANDQ $-8, DI
-
-	// The tail mask is the same for every row: build it once.
-	MOVQ    BX, R8
-	SUBQ    DI, R8
-	LEAQ    tailmask8<>+32(SB), R9
-	NEGQ    R8
-	VMOVDQU (R9)(R8*4), Y0
-
-	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
-	// qs bytes apart in w and q4 bytes apart in out.
-	MOVQ  q+72(FP), R8
-	MOVQ  R8, R9
-	IMULQ BX, R9
-	SHLQ  $0x02, R9
-	SHLQ  $0x02, R8
-	MOVQ  steps+80(FP), R10
-	TESTQ R10, R10
-	JZ    r4end
-
-r4rows:
-	LEAQ   (CX)(R9*1), R11
-	LEAQ   (CX)(R9*2), R12
-	LEAQ   (R11)(R9*2), R13
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	XORQ   R14, R14
-
-r4loop2:
-	CMPQ R14, SI
-	JAE  r4step1
-
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R14*4)
-	PREFETCHT0  2048(R11)(R14*4)
-	PREFETCHT0  2048(R12)(R14*4)
-	PREFETCHT0  2048(R13)(R14*4)
-	VMOVUPS     (DX)(R14*4), Y9
-	VMOVUPS     32(DX)(R14*4), Y10
-	VFMADD231PS (CX)(R14*4), Y9, Y1
-	VFMADD231PS 32(CX)(R14*4), Y10, Y2
-	VFMADD231PS (R11)(R14*4), Y9, Y3
-	VFMADD231PS 32(R11)(R14*4), Y10, Y4
-	VFMADD231PS (R12)(R14*4), Y9, Y5
-	VFMADD231PS 32(R12)(R14*4), Y10, Y6
-	VFMADD231PS (R13)(R14*4), Y9, Y7
-	VFMADD231PS 32(R13)(R14*4), Y10, Y8
-	ADDQ        $0x10, R14
-	JMP         r4loop2
-
-r4step1:
-	CMPQ        R14, DI
-	JAE         r4tail
-	VMOVUPS     (DX)(R14*4), Y9
-	VFMADD231PS (CX)(R14*4), Y9, Y1
-	VFMADD231PS (R11)(R14*4), Y9, Y3
-	VFMADD231PS (R12)(R14*4), Y9, Y5
-	VFMADD231PS (R13)(R14*4), Y9, Y7
-	ADDQ        $0x08, R14
-
-r4tail:
-	CMPQ        R14, BX
-	JAE         r4reduce
-	VMASKMOVPS  (DX)(R14*4), Y0, Y9
-	VMASKMOVPS  (CX)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y2
-	VMASKMOVPS  (R11)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y4
-	VMASKMOVPS  (R12)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y6
-	VMASKMOVPS  (R13)(R14*4), Y0, Y10
-	VFMADD231PS Y10, Y9, Y8
-
-r4reduce:
-	VADDPS       Y2, Y1, Y1
-	VADDPS       Y4, Y3, Y3
-	VADDPS       Y6, Y5, Y5
-	VADDPS       Y8, Y7, Y7
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VEXTRACTF128 $0x01, Y3, X1
-	VADDPS       X1, X3, X1
-	VEXTRACTF128 $0x01, Y5, X3
-	VADDPS       X3, X5, X3
-	VEXTRACTF128 $0x01, Y7, X4
-	VADDPS       X4, X7, X4
-	VUNPCKLPS    X1, X2, X5
-	VUNPCKHPS    X1, X2, X1
-	VADDPS       X1, X5, X5
-	VUNPCKLPS    X4, X3, X1
-	VUNPCKHPS    X4, X3, X2
-	VADDPS       X2, X1, X1
-	VMOVLHPS     X1, X5, X2
-	VMOVHLPS     X5, X1, X1
-	VADDPS       X1, X2, X2
-	VMOVSS       X2, (AX)
-	VEXTRACTPS   $0x01, X2, (AX)(R8*1)
-	VEXTRACTPS   $0x02, X2, (AX)(R8*2)
-	LEAQ         (R8)(R8*2), R11
-	VEXTRACTPS   $0x03, X2, (AX)(R11*1)
-	ADDQ         $0x04, AX
-	LEAQ         (CX)(BX*4), CX
-	DECQ         R10
-	JNZ          r4rows
-
-r4end:
-	VZEROUPPER
-	RET
-
-// func matVec4StepsAVX512(out []float32, w []float32, x []float32, q int, steps int)
-// Requires: AVX, AVX512F, AVX512VL, MMX+
-TEXT ·matVec4StepsAVX512(SB), NOSPLIT, $0-88
-	MOVQ out_base+0(FP), AX
-	MOVQ w_base+24(FP), CX
-	MOVQ x_base+48(FP), DX
-	MOVQ x_len+56(FP), BX
-	MOVQ BX, SI
-	ANDQ $-32, SI
-	MOVQ BX, DI
-	ANDQ $-16, DI
-
-	// The tail mask is the same for every row: build it once.
-	MOVQ  BX, R8
-	SUBQ  DI, R8
-	LEAQ  tailmask16<>+0(SB), R9
-	KMOVW (R9)(R8*2), K1
-
-	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
-	// qs bytes apart in w and q4 bytes apart in out.
-	MOVQ  q+72(FP), R8
-	MOVQ  R8, R9
-	IMULQ BX, R9
-	SHLQ  $0x02, R9
-	SHLQ  $0x02, R8
-	MOVQ  steps+80(FP), R10
-	TESTQ R10, R10
-	JZ    r4end
-
-r4rows:
-	LEAQ   (CX)(R9*1), R11
-	LEAQ   (CX)(R9*2), R12
-	LEAQ   (R11)(R9*2), R13
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	XORQ   R14, R14
-
-r4loop2:
-	CMPQ R14, SI
-	JAE  r4step1
-
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R14*4)
-	PREFETCHT0  2112(CX)(R14*4)
-	PREFETCHT0  2048(R11)(R14*4)
-	PREFETCHT0  2112(R11)(R14*4)
-	PREFETCHT0  2048(R12)(R14*4)
-	PREFETCHT0  2112(R12)(R14*4)
-	PREFETCHT0  2048(R13)(R14*4)
-	PREFETCHT0  2112(R13)(R14*4)
-	VMOVUPS     (DX)(R14*4), Z8
-	VMOVUPS     64(DX)(R14*4), Z9
-	VFMADD231PS (CX)(R14*4), Z8, Z0
-	VFMADD231PS 64(CX)(R14*4), Z9, Z1
-	VFMADD231PS (R11)(R14*4), Z8, Z2
-	VFMADD231PS 64(R11)(R14*4), Z9, Z3
-	VFMADD231PS (R12)(R14*4), Z8, Z4
-	VFMADD231PS 64(R12)(R14*4), Z9, Z5
-	VFMADD231PS (R13)(R14*4), Z8, Z6
-	VFMADD231PS 64(R13)(R14*4), Z9, Z7
-	ADDQ        $0x20, R14
-	JMP         r4loop2
-
-r4step1:
-	CMPQ        R14, DI
-	JAE         r4tail
-	VMOVUPS     (DX)(R14*4), Z8
-	VFMADD231PS (CX)(R14*4), Z8, Z0
-	VFMADD231PS (R11)(R14*4), Z8, Z2
-	VFMADD231PS (R12)(R14*4), Z8, Z4
-	VFMADD231PS (R13)(R14*4), Z8, Z6
-	ADDQ        $0x10, R14
-
-r4tail:
-	CMPQ        R14, BX
-	JAE         r4reduce
-	VMOVUPS.Z   (DX)(R14*4), K1, Z8
-	VFMADD231PS (CX)(R14*4), Z8, K1, Z1
-	VFMADD231PS (R11)(R14*4), Z8, K1, Z3
-	VFMADD231PS (R12)(R14*4), Z8, K1, Z5
-	VFMADD231PS (R13)(R14*4), Z8, K1, Z7
-
-r4reduce:
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z3, Z2, Z2
-	VADDPS        Z5, Z4, Z4
-	VADDPS        Z7, Z6, Z6
-	VEXTRACTF64X4 $0x01, Z0, Y9
-	VADDPS        Y9, Y0, Y9
-	VEXTRACTF32X4 $0x01, Y9, X8
-	VADDPS        X8, X9, X8
-	VEXTRACTF64X4 $0x01, Z2, Y10
-	VADDPS        Y10, Y2, Y10
+	VEXTRACTF64X4 $0x01, Z1, Y6
+	VADDPS        Y6, Y1, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y9
+	VEXTRACTF32X4 $0x01, Y9, X6
+	VADDPS        X6, X9, X6
+	VEXTRACTF64X4 $0x01, Z3, Y10
+	VADDPS        Y10, Y3, Y10
 	VEXTRACTF32X4 $0x01, Y10, X9
 	VADDPS        X9, X10, X9
 	VEXTRACTF64X4 $0x01, Z4, Y11
 	VADDPS        Y11, Y4, Y11
 	VEXTRACTF32X4 $0x01, Y11, X10
 	VADDPS        X10, X11, X10
-	VEXTRACTF64X4 $0x01, Z6, Y12
-	VADDPS        Y12, Y6, Y12
-	VEXTRACTF32X4 $0x01, Y12, X11
-	VADDPS        X11, X12, X11
-	VUNPCKLPS     X9, X8, X12
-	VUNPCKHPS     X9, X8, X8
-	VADDPS        X8, X12, X12
-	VUNPCKLPS     X11, X10, X8
-	VUNPCKHPS     X11, X10, X9
-	VADDPS        X9, X8, X8
-	VMOVLHPS      X8, X12, X9
-	VMOVHLPS      X12, X8, X8
-	VADDPS        X8, X9, X9
-	VMOVSS        X9, (AX)
-	VEXTRACTPS    $0x01, X9, (AX)(R8*1)
-	VEXTRACTPS    $0x02, X9, (AX)(R8*2)
-	LEAQ          (R8)(R8*2), R11
-	VEXTRACTPS    $0x03, X9, (AX)(R11*1)
-	ADDQ          $0x04, AX
-	LEAQ          (CX)(BX*4), CX
-	DECQ          R10
-	JNZ           r4rows
+	VUNPCKLPS     X6, X5, X11
+	VUNPCKHPS     X6, X5, X5
+	VADDPS        X5, X11, X11
+	VUNPCKLPS     X10, X9, X5
+	VUNPCKHPS     X10, X9, X6
+	VADDPS        X6, X5, X5
+	VMOVLHPS      X5, X11, X6
+	VMOVHLPS      X11, X5, X5
+	VADDPS        X5, X6, X6
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X6, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X6, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(DI*1)
+	VEXTRACTPS $0x02, X0, (AX)(DI*2)
+	LEAQ       (DI)(DI*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       BX
+	JNZ        r4rows
+
+r4end:
+	// The last rows%4, from row 4q, one at a time.
+	MOVQ out_len+8(FP), BX
+	ANDQ $0x03, BX
+	JZ   r1end
+	LEAQ (SI)(SI*2), SI
+	ADDQ SI, CX
+	LEAQ (DI)(DI*2), SI
+	ADDQ SI, AX
+
+r1rows:
+	XORQ SI, SI
+
+r1block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z8, Z8, Z8
+	MOVQ    x_len+56(FP), R8
+	MOVQ    kb+72(FP), DI
+	ADDQ    SI, DI
+	CMPQ    DI, R8
+	CMOVQGT R8, DI
+
+r1loop2:
+	LEAQ 32(SI), R8
+	CMPQ R8, DI
+	JA   r1step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(SI*4)
+	PREFETCHT0  2112(CX)(SI*4)
+	VMOVUPS     (DX)(SI*4), Z0
+	VMOVUPS     64(DX)(SI*4), Z1
+	VFMADD231PS (CX)(SI*4), Z0, Z8
+	VFMADD231PS 64(CX)(SI*4), Z1, Z8
+	ADDQ        $0x20, SI
+	JMP         r1loop2
+
+r1step1:
+	LEAQ        16(SI), R8
+	CMPQ        R8, DI
+	JA          r1tail
+	VMOVUPS     (DX)(SI*4), Z0
+	VFMADD231PS (CX)(SI*4), Z0, Z8
+	ADDQ        $0x10, SI
+
+r1tail:
+	CMPQ SI, DI
+	JAE  r1reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        DI, R8
+	SUBQ        SI, R8
+	LEAQ        tailmask16<>+0(SB), R9
+	KMOVW       (R9)(R8*2), K1
+	VMOVUPS.Z   (DX)(SI*4), K1, Z0
+	VMOVUPS.Z   (CX)(SI*4), K1, Z1
+	VFMADD231PS Z1, Z0, Z8
+	MOVQ        DI, SI
+
+r1reduce:
+	VEXTRACTF64X4 $0x01, Z8, Y1
+	VADDPS        Y1, Y8, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), DI
+	CMPQ    SI, DI
+	JA      r1add
+	VMOVAPS X0, X7
+	JMP     r1next
+
+r1add:
+	VADDSS X0, X7, X7
+
+r1next:
+	MOVQ   x_len+56(FP), DI
+	CMPQ   SI, DI
+	JB     r1block
+	VMOVSS X7, (AX)
+	ADDQ   $0x04, AX
+	MOVQ   x_len+56(FP), SI
+	LEAQ   (CX)(SI*4), CX
+	DECQ   BX
+	JNZ    r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVec4StepsAVX2(out []float32, w []float32, x []float32, kb int, q int, steps int)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·matVec4StepsAVX2(SB), NOSPLIT, $0-96
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+80(FP), BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	SHLQ  $0x02, BX
+	MOVQ  steps+88(FP), DI
+	TESTQ DI, DI
+	JZ    r4end
+
+r4rows:
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+
+r4loop2:
+	LEAQ 16(R11), R13
+	CMPQ R13, R12
+	JA   r4step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R11*4)
+	PREFETCHT0  2048(R8)(R11*4)
+	PREFETCHT0  2048(R9)(R11*4)
+	PREFETCHT0  2048(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Y5
+	VMOVUPS     32(DX)(R11*4), Y6
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	VFMADD231PS 32(CX)(R11*4), Y6, Y1
+	VFMADD231PS 32(R8)(R11*4), Y6, Y2
+	VFMADD231PS 32(R9)(R11*4), Y6, Y3
+	VFMADD231PS 32(R10)(R11*4), Y6, Y4
+	ADDQ        $0x10, R11
+	JMP         r4loop2
+
+r4step1:
+	LEAQ        8(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Y5
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	ADDQ        $0x08, R11
+
+r4tail:
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask8<>+32(SB), R14
+	NEGQ        R13
+	VMOVDQU     (R14)(R13*4), Y6
+	VMASKMOVPS  (DX)(R11*4), Y6, Y5
+	VMASKMOVPS  (CX)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y1
+	VMASKMOVPS  (R8)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y2
+	VMASKMOVPS  (R9)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y3
+	VMASKMOVPS  (R10)(R11*4), Y6, Y6
+	VFMADD231PS Y6, Y5, Y4
+	MOVQ        R12, R11
+
+r4reduce:
+	VEXTRACTF128 $0x01, Y1, X5
+	VADDPS       X5, X1, X5
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VEXTRACTF128 $0x01, Y4, X3
+	VADDPS       X3, X4, X3
+	VUNPCKLPS    X1, X5, X4
+	VUNPCKHPS    X1, X5, X1
+	VADDPS       X1, X4, X4
+	VUNPCKLPS    X3, X2, X1
+	VUNPCKHPS    X3, X2, X2
+	VADDPS       X2, X1, X1
+	VMOVLHPS     X1, X4, X2
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X2, X2
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X2, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X2, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(BX*1)
+	VEXTRACTPS $0x02, X0, (AX)(BX*2)
+	LEAQ       (BX)(BX*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       DI
+	JNZ        r4rows
+
+r4end:
+	VZEROUPPER
+	RET
+
+// func matVec4StepsAVX512(out []float32, w []float32, x []float32, kb int, q int, steps int)
+// Requires: AVX, AVX512F, AVX512VL, CMOV, MMX+
+TEXT ·matVec4StepsAVX512(SB), NOSPLIT, $0-96
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+80(FP), BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	SHLQ  $0x02, BX
+	MOVQ  steps+88(FP), DI
+	TESTQ DI, DI
+	JZ    r4end
+
+r4rows:
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+
+r4loop2:
+	LEAQ 32(R11), R13
+	CMPQ R13, R12
+	JA   r4step1
+
+	// Each row's stream, matVecPrefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own.
+	PREFETCHT0  2048(CX)(R11*4)
+	PREFETCHT0  2112(CX)(R11*4)
+	PREFETCHT0  2048(R8)(R11*4)
+	PREFETCHT0  2112(R8)(R11*4)
+	PREFETCHT0  2048(R9)(R11*4)
+	PREFETCHT0  2112(R9)(R11*4)
+	PREFETCHT0  2048(R10)(R11*4)
+	PREFETCHT0  2112(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Z5
+	VMOVUPS     64(DX)(R11*4), Z6
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	VFMADD231PS 64(CX)(R11*4), Z6, Z1
+	VFMADD231PS 64(R8)(R11*4), Z6, Z2
+	VFMADD231PS 64(R9)(R11*4), Z6, Z3
+	VFMADD231PS 64(R10)(R11*4), Z6, Z4
+	ADDQ        $0x20, R11
+	JMP         r4loop2
+
+r4step1:
+	LEAQ        16(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Z5
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	ADDQ        $0x10, R11
+
+r4tail:
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask16<>+0(SB), R14
+	KMOVW       (R14)(R13*2), K1
+	VMOVUPS.Z   (DX)(R11*4), K1, Z5
+	VMOVUPS.Z   (CX)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z1
+	VMOVUPS.Z   (R8)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z2
+	VMOVUPS.Z   (R9)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z3
+	VMOVUPS.Z   (R10)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z4
+	MOVQ        R12, R11
+
+r4reduce:
+	VEXTRACTF64X4 $0x01, Z1, Y6
+	VADDPS        Y6, Y1, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z2, Y7
+	VADDPS        Y7, Y2, Y7
+	VEXTRACTF32X4 $0x01, Y7, X6
+	VADDPS        X6, X7, X6
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y8
+	VEXTRACTF32X4 $0x01, Y8, X7
+	VADDPS        X7, X8, X7
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y9
+	VEXTRACTF32X4 $0x01, Y9, X8
+	VADDPS        X8, X9, X8
+	VUNPCKLPS     X6, X5, X9
+	VUNPCKHPS     X6, X5, X5
+	VADDPS        X5, X9, X9
+	VUNPCKLPS     X8, X7, X5
+	VUNPCKHPS     X8, X7, X6
+	VADDPS        X6, X5, X5
+	VMOVLHPS      X5, X9, X6
+	VMOVHLPS      X9, X5, X5
+	VADDPS        X5, X6, X6
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X6, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X6, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(BX*1)
+	VEXTRACTPS $0x02, X0, (AX)(BX*2)
+	LEAQ       (BX)(BX*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       DI
+	JNZ        r4rows
 
 r4end:
 	VZEROUPPER

@@ -21,12 +21,12 @@ func TestMatVecRowsApart(t *testing.T) {
 	kernels := map[string]func(out, w, x []float32){}
 	steps := map[string]func(out, w, x []float32, q, steps int){}
 	if hasAVX512 {
-		kernels["avx512"] = matVec4AVX512
-		steps["avx512"] = matVec4StepsAVX512
+		kernels["avx512"] = func(out, w, x []float32) { matVec4AVX512(out, w, x, kbAVX512(len(x))) }
+		steps["avx512"] = func(out, w, x []float32, q, steps int) { matVec4StepsAVX512(out, w, x, kbAVX512(len(x)), q, steps) }
 	}
 	if hasAVX2FMA {
-		kernels["avx2"] = matVec4AVX2
-		steps["avx2"] = matVec4StepsAVX2
+		kernels["avx2"] = func(out, w, x []float32) { matVec4AVX2(out, w, x, kbAVX2(len(x))) }
+		steps["avx2"] = func(out, w, x []float32, q, steps int) { matVec4StepsAVX2(out, w, x, kbAVX2(len(x)), q, steps) }
 	}
 	if len(kernels) == 0 {
 		t.Skip("no AVX2+FMA on this CPU")
