@@ -305,46 +305,42 @@ func (b *Batch) forward() {
 // vectors' outputs are stride floats apart in out) that falls into the
 // tensor t, whose rows are numbered from base: for each of the step's
 // vectors (x, one row of t.cols floats each, with their activations acts).
-// The worker's tile goes through scratch, at the rows' place, then is
+// Each block of rows goes through scratch, at the rows' place, then is
 // scattered into out.
 func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x []float32, acts []activation) {
 	r0, r1 := max(lo-base, 0), min(hi-base, t.rows)
 	if r0 >= r1 {
 		return
 	}
-	n, m := b.n, r1-r0
-	tile := b.scratch[n*(base+r0) : n*(base+r1)]
-	resident := t.blk != nil && t.blk.Resident
-	if !resident && (t.blk != nil || t.h != nil || (t.f != nil && !kernels.MatMatBatchInvariant())) {
-		// GGUF's half and block types (not resident Q8_0 panels: their
-		// batched kernels give each vector the matrix-vector kernel's
-		// values, and BenchmarkBatchStep on stories110M-shaped Q8_0 went
-		// from 806-888 to 1062-1141 tok/s with 8 sequences, 887-925 to
-		// 1143-1209 with 16), and float32 where kernels.MatMat's value
-		// for a vector depends on the batch (NEON, AVX2: their tiles sum
-		// in another order than the matrix-vector kernel that takes the
-		// leftover vectors), so a sequence would get other logits in a
-		// step of 4 than alone. Blocks of rows that stay in L2 run the
-		// matrix-vector kernel for each sequence instead: the weights are
-		// still read from memory once per step, and each row's value is
-		// mulRows's (the matrix-vector kernels give a row the same value
-		// whichever rows it is computed with).
-		block := max(4, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^3)
-		for a := r0; a < r1; a += block {
-			e := min(a+block, r1)
+	n := b.n
+	// Blocks of rows that stay in L2, each multiplied by every sequence of
+	// the step before the next is read, so that the weights come from
+	// memory once per step.
+	block := max(16, decodeBlockBytes/max(1, int(t.bytes()/int64(t.rows)))&^15)
+	for a := r0; a < r1; a += block {
+		e := min(a+block, r1)
+		m := e - a
+		tile := b.scratch[n*(base+a) : n*(base+e)]
+		if v, ok := t.rowsView(a, e); ok && (t.f == nil || kernels.MatMatBatchInvariant()) {
+			// The batched kernels give each vector the matrix-vector
+			// kernel's values (batch invariance) and take the step's
+			// sequences through the block together: the panels and
+			// tiles unpack each weight once for several sequences.
+			v.mulBatch(tile, x[:n*t.cols], acts[:n])
+		} else {
+			// float32 where MatMat's value for a vector depends on the
+			// batch (NEON: its tiles sum in another order than the
+			// matrix-vector kernel that takes the leftover vectors), and
+			// rows that cut a quantization group: the matrix-vector
+			// kernel for each sequence (a row's value does not depend on
+			// the rows it is computed with).
 			for i := range n {
-				t.mulRows(tile[i*m+a-r0:i*m+e-r0], a, &acts[i])
+				t.mulRows(tile[i*m:(i+1)*m], a, &acts[i])
 			}
 		}
-	} else if v, ok := t.rowsView(r0, r1); ok {
-		v.mulBatch(tile, x[:n*t.cols], acts[:n])
-	} else {
 		for i := range n {
-			t.mulRows(tile[i*m:(i+1)*m], r0, &acts[i])
+			copy(out[i*stride+base+a:i*stride+base+e], tile[i*m:(i+1)*m])
 		}
-	}
-	for i := range n {
-		copy(out[i*stride+base+r0:i*stride+base+r1], tile[i*m:(i+1)*m])
 	}
 }
 
