@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/llama2-go/llama2/internal/kernels"
@@ -13,21 +12,23 @@ const bandwidthGrain = 1 << 16
 
 // MeasureBandwidth returns the rate, in bytes per second, at which threads
 // cores read a buffer of size bytes from memory: the best of passes full
-// reads. It puts generation speed in context, since a token reads every
-// weight once. size should be far larger than the caches (1 GiB is typical).
+// reads in each of the read patterns of the kernels (readPatterns). It puts
+// generation speed in context, since a token reads every weight once. size
+// should be far larger than the caches (1 GiB is typical).
 //
 // It measures the most a reader gets, since a fraction of it is what bench
-// reports: the buffer is anonymous memory on huge pages (as MmapOff loads
-// weights), and each thread reads two streams half the buffer apart with
-// the AVX dot kernel. On a Zen 5 VM (1 GiB, 4 alternating rounds, load
-// average ~5), 1 thread read 34.5 GB/s (median) so, against 27.5 with one
-// stream, 27.5 with kernels.MatVec's four rows, and ~25 for the previous probe (one
-// stream in the Go heap, which gets 4 KiB pages when transparent huge pages
-// are "madvise"). A STREAM-like C read loop (gcc -O3 -march=native -fopenmp,
-// huge pages) read 27-36. In a quieter window (load ~2) it read 40.3 GB/s
-// on 1 thread and 75.6 on 2, above what llama.cpp's generation with -mmp 0
-// effectively read on a TinyLlama-shaped fp32 model (24.3 and 52.8 GB/s), so
-// the fraction no longer flatters us.
+// reports, and that fraction must not pass 100%: the buffer is anonymous
+// memory on huge pages (as MmapOff loads weights), and each pattern is one
+// the kernels read with. Which is fastest depends on the machine. On the
+// Zen 5 VM (1 GiB, 4 alternating rounds, load average ~5) two streams half
+// the buffer apart read 34.5 GB/s at 1 thread against 27.5 for one stream
+// and 27.5 for kernels.MatVec's four rows a quarter apart, and the
+// generation of Q8_0 and fp32 models read up to 131% of it. On the Zen 4
+// VM (family 25 model 17) the order turned: a STREAM-like C read loop (gcc
+// -O3 -march=native -fopenmp, huge pages) read 31 GB/s on one thread with
+// one stream, 20 with two and 20 with four; bench's two streams measured
+// 22, and TinyLlama-shaped Q4_K_M generation read 116-120% of that (fp32
+// 112%, Q8_0 120%). So the probe tries them all.
 func MeasureBandwidth(size int64, threads, passes int) float64 {
 	p, err := NewBandwidthProbe(size)
 	if err != nil {
@@ -42,6 +43,7 @@ func MeasureBandwidth(size int64, threads, passes int) float64 {
 // measures it after every generation run: on a shared machine the rate
 // moves within minutes). Close releases it.
 type BandwidthProbe struct {
+	buf  []float32 // a then b
 	a, b []float32
 	free func() error
 }
@@ -62,33 +64,72 @@ func NewBandwidthProbe(size int64) (*BandwidthProbe, error) {
 	for i := range buf {
 		buf[i] = 1 // touch every page so the passes time reads, not faults
 	}
-	return &BandwidthProbe{a: buf[:half], b: buf[half:], free: free}, nil
+	return &BandwidthProbe{buf: buf, a: buf[:half], b: buf[half:], free: free}, nil
 }
 
-// Measure returns the best rate of passes full reads of the buffer by
-// threads cores, in bytes per second (see MeasureBandwidth), or 0 after
-// Close or with passes < 1.
+// Measure returns the best rate of passes full reads of the buffer in each
+// read pattern by threads cores, in bytes per second (see
+// MeasureBandwidth), or 0 after Close or with passes < 1.
 func (p *BandwidthProbe) Measure(threads, passes int) float64 {
 	if p.a == nil || passes <= 0 {
 		return 0
 	}
-	a, b := p.a, p.b
 	pool := newPool(max(threads, 1))
 	defer pool.close()
-	sink := make([]float32, len(a)/bandwidthGrain)
-	body := func(lo, hi int) {
-		for i := lo; i < hi; i += bandwidthGrain {
-			j := min(i+bandwidthGrain, hi)
-			sink[i/bandwidthGrain] = kernels.Dot(a[i:j], b[i:j])
+	best := 0.0
+	for _, pat := range p.readPatterns() {
+		for range passes {
+			start := time.Now()
+			pool.run(pat.tasks, 1, pat.body)
+			best = max(best, float64(pat.bytes)/time.Since(start).Seconds())
 		}
 	}
-	best := math.Inf(1)
-	for range passes {
-		start := time.Now()
-		pool.run(len(a), bandwidthGrain, body)
-		best = min(best, time.Since(start).Seconds())
+	return best
+}
+
+// readPattern is one way of reading the whole buffer: tasks pieces for the
+// pool, bytes read in all.
+type readPattern struct {
+	tasks int
+	bytes int64
+	body  func(lo, hi int)
+}
+
+// probeRow is the length of the rows of the matrix-vector pattern:
+// TinyLlama's 2048, whose matrices are the ones whose generation came out
+// above the two-stream probe.
+const probeRow = 2048
+
+// readPatterns are the kernels' ways of reading memory: one stream (a
+// thread's rows of a K-quant or resident panel kernel, read in order),
+// two streams half the buffer apart (the previous probe), and the float32
+// matrix-vector kernel's four rows a quarter apart with its prefetches.
+func (p *BandwidthProbe) readPatterns() []readPattern {
+	a, b, buf := p.a, p.b, p.buf
+	grains := len(a) / bandwidthGrain
+	sink := make([]float32, 2*grains)
+	rows := len(buf) / probeRow
+	const rowsPerTask = 256 // 2 MiB of rows a task
+	x := make([]float32, probeRow)
+	out := make([]float32, rows)
+	return []readPattern{
+		{2 * grains, int64(len(buf)) * 4, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				s := buf[g*bandwidthGrain : (g+1)*bandwidthGrain]
+				sink[g] = kernels.Dot(s, s) // one stream: both operands are the same lines
+			}
+		}},
+		{grains, int64(len(buf)) * 4, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				i, j := g*bandwidthGrain, (g+1)*bandwidthGrain
+				sink[g] = kernels.Dot(a[i:j], b[i:j])
+			}
+		}},
+		{(rows + rowsPerTask - 1) / rowsPerTask, int64(rows) * probeRow * 4, func(lo, hi int) {
+			r0, r1 := lo*rowsPerTask, min(hi*rowsPerTask, rows)
+			kernels.MatVec(out[r0:r1], buf[r0*probeRow:r1*probeRow], x)
+		}},
 	}
-	return float64(2*len(a)*4) / best
 }
 
 // Close releases the buffer. It is idempotent.
@@ -96,6 +137,6 @@ func (p *BandwidthProbe) Close() error {
 	if p.a == nil {
 		return nil
 	}
-	p.a, p.b = nil, nil
+	p.buf, p.a, p.b = nil, nil, nil
 	return p.free()
 }
