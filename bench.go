@@ -29,6 +29,9 @@ Options:
   -r <int>         repetitions of each test after one warm-up run, default 5
   -threads <list>  thread counts, comma-separated, default all cores
   -batch <int>     prompt batch size, default 128
+  -d <list>        depths: run each test after this many tokens already in the KV cache
+                   (llama-bench's -d), comma-separated, default 0
+  -ctk, -ctv <type>  element type of the cached keys, values: f32 (default), f16 or q8_0
   -bandwidth       measure memory bandwidth and report the fraction used by tg, default true
   -bandwidth-mib <int>  size of the buffer streamed to measure it, default 1024 (far beyond the caches)
   -o <md|json>     output format, default md
@@ -47,6 +50,9 @@ type benchOptions struct {
 	checkpoint string
 	prompts    []int
 	gens       []int
+	depths     []int
+	cacheK     model.KVType
+	cacheV     model.KVType
 	reps       int
 	threads    []int
 	batch      int
@@ -72,6 +78,9 @@ type benchResult struct {
 	Threads    int       `json:"threads"`
 	Test       string    `json:"test"`
 	Tokens     int       `json:"tokens"`
+	Depth      int       `json:"n_depth"` // tokens in the KV cache before the test
+	CacheK     string    `json:"type_k"`  // the KV cache's element types
+	CacheV     string    `json:"type_v"`
 	AvgTPS     float64   `json:"avg_ts"`
 	StddevTPS  float64   `json:"stddev_ts"`
 	SamplesTPS []float64 `json:"samples_ts"`
@@ -116,6 +125,9 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	fs.SetOutput(io.Discard)
 	prompts := fs.String("p", "128", "")
 	gens := fs.String("n", "256", "")
+	depths := fs.String("d", "0", "")
+	fs.Var(&o.cacheK, "ctk", "")
+	fs.Var(&o.cacheV, "ctv", "")
 	threads := fs.String("threads", strconv.Itoa(runtime.NumCPU()), "")
 	fs.IntVar(&o.reps, "r", o.reps, "")
 	fs.IntVar(&o.batch, "batch", o.batch, "")
@@ -135,6 +147,14 @@ func parseBenchArgs(args []string) (benchOptions, error) {
 	}
 	if o.gens, err = parseList("-n", *gens, 0); err != nil {
 		return o, err
+	}
+	for _, f := range strings.Split(*depths, ",") {
+		// Unlike a test size, a depth of 0 is one to run: the empty cache.
+		d, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || d < 0 {
+			return o, fmt.Errorf("-d %q: want comma-separated integers >= 0", *depths)
+		}
+		o.depths = append(o.depths, d)
 	}
 	if o.threads, err = parseList("-threads", *threads, 1); err != nil {
 		return o, err
@@ -178,9 +198,11 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 		return nil, err
 	}
 	c := m.Config
-	for _, n := range append(append([]int(nil), o.prompts...), o.gens...) {
-		if n > c.SeqLen {
-			return nil, fmt.Errorf("test size %d is beyond the model's context of %d", n, c.SeqLen)
+	for _, d := range o.depths {
+		for _, n := range append(append([]int(nil), o.prompts...), o.gens...) {
+			if d+n > c.SeqLen {
+				return nil, fmt.Errorf("test size %d after a depth of %d is beyond the model's context of %d", n, d, c.SeqLen)
+			}
 		}
 	}
 	var bw *model.BandwidthProbe
@@ -195,66 +217,102 @@ func bench(o benchOptions, progress io.Writer) ([]benchResult, error) {
 	greedy := sample.New(c.VocabSize, 0, 0, 1)
 	var results []benchResult
 	for _, threads := range o.threads {
-		s, err := m.NewSession(model.SessionOptions{Threads: threads, Batch: o.batch})
+		s, err := m.NewSession(model.SessionOptions{Threads: threads, Batch: o.batch, KeyCache: o.cacheK, ValueCache: o.cacheV})
 		if err != nil {
 			return nil, err
 		}
-		// row times run o.reps times after a warm-up; after each timed
-		// run, if not nil, it calls between (untimed).
-		row := func(test string, tokens int, run func() time.Duration, between func()) benchResult {
-			fmt.Fprintf(progress, "bench: %s, %d threads, %s...\n", filepath.Base(o.checkpoint), threads, test)
-			run() // warm-up: page in the weights, settle the clocks
-			res := benchResult{
-				Model: filepath.Base(o.checkpoint), Arch: m.Architecture(), SizeBytes: fi.Size(), Params: c.Params(),
-				Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
-			}
-			for range o.reps {
-				res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
-				if between != nil {
-					between()
+		for _, depth := range o.depths {
+			if depth > 0 {
+				// The cache's first depth positions, filled once and
+				// kept: every test feeds from position depth on.
+				fmt.Fprintf(progress, "bench: %s, %d threads, filling the cache to depth %d...\n", filepath.Base(o.checkpoint), threads, depth)
+				fill := make([]int, depth)
+				for i := range fill {
+					fill[i] = r.IntN(c.VocabSize)
+				}
+				if _, err := s.PrefillLogits(fill, 0); err != nil {
+					s.Close()
+					return nil, err
 				}
 			}
-			res.AvgTPS, res.StddevTPS = meanStddev(res.SamplesTPS)
-			return res
-		}
-		for _, p := range o.prompts {
-			prompt := make([]int, p)
-			for i := range prompt {
-				prompt[i] = r.IntN(c.VocabSize)
-			}
-			results = append(results, row(fmt.Sprintf("pp%d", p), p, func() time.Duration {
-				start := time.Now()
-				s.PrefillLogits(prompt, 0)
-				return time.Since(start)
-			}, nil))
-		}
-		for _, n := range o.gens {
-			// The bandwidth is measured after every timed run, and the
-			// fraction compares the means of both: on a shared machine the
-			// rate moves within minutes (bwPasses).
-			var bws []float64
-			var probe func()
-			if bw != nil {
-				probe = func() { bws = append(bws, bw.Measure(threads, bwPasses)) }
-			}
-			res := row(fmt.Sprintf("tg%d", n), n, func() time.Duration {
-				start := time.Now()
-				token := tokenizer.BOS
-				for pos := range n {
-					logits, _ := s.Forward(token, pos)
-					token = greedy.Sample(logits)
-				}
-				return time.Since(start)
-			}, probe)
-			if mean, _ := meanStddev(bws); mean > 0 {
-				res.BandwidthGBs = mean / 1e9
-				res.BandwidthPercent = 100 * float64(m.StreamedBytesPerToken()) * res.AvgTPS / mean
-			}
-			results = append(results, res)
+			results = append(results, benchDepth(o, m, fi.Size(), s, threads, depth, r, greedy, bw, progress)...)
 		}
 		s.Close()
 	}
 	return results, nil
+}
+
+// benchDepth runs the prompt and generation tests on s, whose cache holds
+// depth positions.
+func benchDepth(o benchOptions, m *model.Model, size int64, s *model.Session, threads, depth int, r *rand.Rand,
+	greedy *sample.Sampler, bw *model.BandwidthProbe, progress io.Writer) []benchResult {
+	c := m.Config
+	suffix := ""
+	if depth > 0 {
+		suffix = fmt.Sprintf(" @ d%d", depth)
+	}
+	if o.cacheK != model.KVF32 || o.cacheV != model.KVF32 {
+		suffix += fmt.Sprintf(" (KV %v/%v)", o.cacheK, o.cacheV)
+	}
+	// row times run o.reps times after a warm-up; after each timed
+	// run, if not nil, it calls between (untimed).
+	row := func(test string, tokens int, run func() time.Duration, between func()) benchResult {
+		fmt.Fprintf(progress, "bench: %s, %d threads, %s...\n", filepath.Base(o.checkpoint), threads, test)
+		run() // warm-up: page in the weights, settle the clocks
+		res := benchResult{
+			Model: filepath.Base(o.checkpoint), Arch: m.Architecture(), SizeBytes: size, Params: c.Params(),
+			Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
+			Depth: depth, CacheK: o.cacheK.String(), CacheV: o.cacheV.String(),
+		}
+		for range o.reps {
+			res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
+			if between != nil {
+				between()
+			}
+		}
+		res.AvgTPS, res.StddevTPS = meanStddev(res.SamplesTPS)
+		return res
+	}
+	var results []benchResult
+	for _, p := range o.prompts {
+		prompt := make([]int, p)
+		for i := range prompt {
+			prompt[i] = r.IntN(c.VocabSize)
+		}
+		results = append(results, row(fmt.Sprintf("pp%d%s", p, suffix), p, func() time.Duration {
+			start := time.Now()
+			s.PrefillLogits(prompt, depth)
+			return time.Since(start)
+		}, nil))
+	}
+	for _, n := range o.gens {
+		// The bandwidth is measured after every timed run, and the
+		// fraction compares the means of both: on a shared machine the
+		// rate moves within minutes (bwPasses).
+		var bws []float64
+		var probe func()
+		if bw != nil {
+			probe = func() { bws = append(bws, bw.Measure(threads, bwPasses)) }
+		}
+		res := row(fmt.Sprintf("tg%d%s", n, suffix), n, func() time.Duration {
+			start := time.Now()
+			token := tokenizer.BOS
+			for pos := depth; pos < depth+n; pos++ {
+				logits, _ := s.Forward(token, pos)
+				token = greedy.Sample(logits)
+			}
+			return time.Since(start)
+		}, probe)
+		if mean, _ := meanStddev(bws); mean > 0 {
+			// A token reads the weights, and the cache up to its
+			// position: the mean over the test's positions.
+			perToken := float64(m.StreamedBytesPerToken()) + float64(m.KVBytesRead(depth+n/2, o.cacheK, o.cacheV))
+			res.BandwidthGBs = mean / 1e9
+			res.BandwidthPercent = 100 * perToken * res.AvgTPS / mean
+		}
+		results = append(results, res)
+	}
+	return results
 }
 
 // bwPasses is how many reads of the bandwidth buffer each measurement takes

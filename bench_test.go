@@ -33,6 +33,26 @@ func TestBenchJSON(t *testing.T) {
 	require.Equal(t, 2, rows[5].Threads)
 }
 
+// TestBenchDepth: -d runs each test after that many positions in the
+// cache (its rows say so), with the cache types of -ctk and -ctv.
+func TestBenchDepth(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "gguf/randk-f32.gguf"), "-p", "8", "-n", "4",
+		"-d", "0,100", "-r", "1", "-threads", "2", "-bandwidth=false", "-o", "json", "-ctk", "f16", "-ctv", "q8_0")
+	require.Equal(t, 0, code, stderr)
+	var rows []benchResult
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rows))
+	var tests []string
+	for _, r := range rows {
+		tests = append(tests, r.Test)
+		require.Equal(t, "f16", r.CacheK)
+		require.Equal(t, "q8_0", r.CacheV)
+		require.Positive(t, r.AvgTPS)
+	}
+	require.Equal(t, []string{"pp8 (KV f16/q8_0)", "tg4 (KV f16/q8_0)", "pp8 @ d100 (KV f16/q8_0)", "tg4 @ d100 (KV f16/q8_0)"}, tests)
+	require.Equal(t, []int{0, 0, 100, 100}, []int{rows[0].Depth, rows[1].Depth, rows[2].Depth, rows[3].Depth})
+	require.Contains(t, stderr, "filling the cache to depth 100")
+}
+
 func TestBenchTableWithBandwidth(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "bench", fixture(t, "stories260K-q80.bin"), "-p", "0", "-n", "4", "-r", "1", "-threads", "1",
 		"-bandwidth-mib", "16", "-mmap=false")
@@ -57,6 +77,10 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", model, "-bandwidth-mib", "0"}, "-bandwidth-mib 0"},
 		{[]string{"bench", model, "-o", "xml"}, `-o "xml"`},
 		{[]string{"bench", model, "-n", "100000"}, "beyond the model's context of 512"},
+		{[]string{"bench", model, "-p", "0", "-n", "100", "-d", "500"}, "test size 100 after a depth of 500 is beyond the model's context of 512"},
+		{[]string{"bench", model, "-d", "-1"}, `-d "-1": want comma-separated integers >= 0`},
+		{[]string{"bench", model, "-ctk", "q4"}, `cache type "q4": want f32, f16 or q8_0`},
+		{[]string{"bench", model, "-ctv", "q8_0"}, "cache type q8_0 needs a head size that is a multiple of 32, not 8"},
 		{[]string{"bench", model, "extra"}, `unexpected argument "extra"`},
 		{[]string{"bench", "missing.bin"}, "missing.bin"},
 	} {

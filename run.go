@@ -87,6 +87,7 @@ Options:
   -y <string>  (optional) system prompt in chat mode
   -threads <int>  cores to use, default all of them
   -batch <int>    prompt tokens fed through the model at once, default 128; 1 = one at a time
+  -ctk, -ctv <type>  element type of the cached keys, values: f32 (default), f16 or q8_0
   -q8             quantize an fp32 checkpoint to Q8_0 (int8) when loading it
   -mmap=<bool>    map the weights (true) or read them into memory (false), default by size
   -mlock          lock the weights in RAM
@@ -112,6 +113,8 @@ type options struct {
 	system       *string // nil when -y was not given
 	threads      int
 	batch        int
+	cacheK       model.KVType // -ctk
+	cacheV       model.KVType // -ctv
 	q8           bool
 	mmap         model.MmapMode
 	mlock        bool
@@ -135,6 +138,8 @@ func parseArgs(args []string) (options, error) {
 	system := fs.String("y", "", "")
 	fs.IntVar(&o.threads, "threads", 0, "")
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
+	fs.Var(&o.cacheK, "ctk", "")
+	fs.Var(&o.cacheV, "ctv", "")
 	fs.BoolVar(&o.q8, "q8", false, "")
 	fs.Var(&o.mmap, "mmap", "")
 	fs.BoolVar(&o.mlock, "mlock", false, "")
@@ -219,7 +224,7 @@ func generateOrChat(ctx context.Context, o options, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	session, err := m.NewSession(model.SessionOptions{Threads: o.threads, Batch: o.batch})
+	session, err := m.NewSession(model.SessionOptions{Threads: o.threads, Batch: o.batch, KeyCache: o.cacheK, ValueCache: o.cacheV})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,7 @@ Options:
   -parallel <int>          slots: requests generating at once, decoded together, default 8
                            (fewer if -kv-cache-mib holds fewer)
   -kv-cache-mib <int>      memory for all slots' KV caches, default 4096
+  -ctk, -ctv <type>        element type of the cached keys, values: f32 (default), f16 or q8_0
   -threads <int>           cores a step uses, default all
   -batch <int>             prompt tokens prefilled at once between decode steps, default 128
   -queue <int>             requests waiting for a slot before 429, default 16
@@ -84,6 +85,7 @@ type serveOptions struct {
 	addr            string
 	parallel        int
 	kvCacheMiB      int64
+	cacheK, cacheV  model.KVType
 	threads         int
 	batch           int
 	queue           int
@@ -107,6 +109,8 @@ func parseServeArgs(args []string) (serveOptions, error) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "")
 	fs.IntVar(&o.parallel, "parallel", 0, "")
 	fs.Int64Var(&o.kvCacheMiB, "kv-cache-mib", server.DefaultKVCacheBytes>>20, "")
+	fs.Var(&o.cacheK, "ctk", "")
+	fs.Var(&o.cacheV, "ctv", "")
 	fs.IntVar(&o.threads, "threads", 0, "")
 	fs.IntVar(&o.batch, "batch", model.DefaultBatch, "")
 	fs.IntVar(&o.queue, "queue", 16, "")
@@ -205,6 +209,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	s, err := server.New(m, tok, server.Options{
 		Parallel: o.parallel, KVCacheBytes: o.kvCacheMiB << 20, Threads: o.threads, Batch: o.batch,
+		KeyCache: o.cacheK, ValueCache: o.cacheV,
 		Queue: o.queue, RequestTimeout: o.requestTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
 		ShutdownTimeout: o.shutdownTimeout, ChatTemplate: string(tmpl), TemplateLimits: o.templateLimits, Logger: logger,
 	})
@@ -222,7 +227,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	so := s.Options()
 	logger.Info("listening", "addr", ln.Addr().String(), "model", m.Path(),
 		"parallel", so.Parallel, "threads", so.Threads, "queue", so.Queue, "seq_len", m.Config.SeqLen,
-		"kv_cache_bytes_per_slot", server.KVBytesPerSlot(m))
+		"kv_cache_bytes_per_slot", server.KVBytesPerSlot(m, o.cacheK, o.cacheV))
 	if err := s.Serve(ctx, ln); err != nil {
 		logger.Error("server failed", "err", err)
 		return 1

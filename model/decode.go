@@ -271,12 +271,13 @@ func (b *Batch) forward() {
 			s := e.Session
 			s.layer = l
 			row := b.qkv[i*qkvDim : (i+1)*qkvDim]
-			k, v := s.kvSlot(s.keyCache, l, e.Pos), s.kvSlot(s.valueCache, l, e.Pos)
+			k, v := s.kvRow(l, e.Pos)
 			copy(k, row[dim:dim+kvDim])
 			copy(v, row[dim+kvDim:])
 			lw.qkvEnd(row[:dim], k, v, &w.rope, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hs)
+			s.kvPut(l, e.Pos, k, v)
 		}
-		b.pool.run(n*c.Heads, 1, b.attnBody)
+		b.pool.run(n*c.Heads, c.KVMul(), b.attnBody)
 		quantizeRows(b.xbIn[:n])
 		b.pool.run(dim, rowGrain, b.woBody)
 		for i := range n {
@@ -383,14 +384,17 @@ func (b *Batch) qkvRows(lo, hi int) {
 }
 
 // attention computes the (sequence, head) pairs [lo, hi), numbered
-// sequence by sequence, each over its own session's cache.
+// sequence by sequence, each over its own session's cache: a sequence's
+// heads in the range together, so that its KV groups are read once.
 func (b *Batch) attention(lo, hi int) {
 	c := &b.cfg
 	dim, stride := c.Dim, c.Dim+2*c.KVDim()
-	for p := lo; p < hi; p++ {
+	for p := lo; p < hi; {
 		i, h := p/c.Heads, p%c.Heads
+		h1 := min(c.Heads, h+hi-p)
 		e := b.entries[i]
-		e.Session.attendHeads(b.qkv[i*stride:i*stride+dim], b.xb[i*dim:(i+1)*dim], e.Pos, h, h+1)
+		e.Session.attendHeads(b.qkv[i*stride:i*stride+dim], b.xb[i*dim:(i+1)*dim], e.Pos, h, h1)
+		p += h1 - h
 	}
 }
 

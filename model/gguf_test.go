@@ -131,8 +131,8 @@ func TestGGUFPrefillMatchesForward(t *testing.T) {
 			got, err = batched.PrefillLogits(tokens, 0) // the last token in the batch too
 			require.NoError(t, err)
 			require.LessOrEqual(t, maxRangeError(got, want), tol)
-			for i, k := range one.keyCache[:n*m.Config.KVDim()] {
-				require.InDelta(t, k, batched.keyCache[i], 2e-6*(1+math.Abs(float64(k))))
+			for i, k := range one.keys.f[:n*m.Config.KVDim()] {
+				require.InDelta(t, k, batched.keys.f[i], 2e-6*(1+math.Abs(float64(k))))
 			}
 		})
 	}

@@ -64,12 +64,35 @@ func TestBatchInvariance(t *testing.T) {
 			m, err := OpenWith(f.path, OpenOptions{Mmap: f.mmap})
 			require.NoError(t, err)
 			defer m.Close()
-			checkBatchInvariance(t, m)
+			checkBatchInvariance(t, m, KVF32, KVF32)
 		})
 	}
 }
 
-func checkBatchInvariance(t *testing.T, m *Model) {
+// TestBatchInvarianceKVTypes: the same with keys and values kept in float16
+// and in Q8_0 blocks.
+func TestBatchInvarianceKVTypes(t *testing.T) {
+	defer func(v int64) { rowSplitMinBytes = v }(rowSplitMinBytes)
+	for _, typ := range []string{"f32", "Q4_K_M"} {
+		m := openModel(t, fixture(t, "gguf/randk-"+typ+".gguf"))
+		for _, kv := range [][2]KVType{{KVF16, KVF16}, {KVQ8_0, KVQ8_0}, {KVF16, KVQ8_0}} {
+			t.Run(fmt.Sprintf("%s/%v-%v", typ, kv[0], kv[1]), func(t *testing.T) {
+				checkBatchInvariance(t, m, kv[0], kv[1])
+			})
+		}
+	}
+}
+
+// kvSession is a session of m with the given cache types.
+func kvSession(t *testing.T, m *Model, threads, batch int, k, v KVType) *Session {
+	t.Helper()
+	s, err := m.NewSession(SessionOptions{Threads: threads, Batch: batch, KeyCache: k, ValueCache: v})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func checkBatchInvariance(t *testing.T, m *Model, kt, vt KVType) {
 	c := m.Config
 	r := rand.New(rand.NewPCG(7, uint64(c.VocabSize)))
 	n := min(c.SeqLen, 140) // past the chunk of 128
@@ -81,7 +104,7 @@ func checkBatchInvariance(t *testing.T, m *Model) {
 		tokens[i] = r.IntN(c.VocabSize)
 	}
 	want := make([][]float32, n)
-	alone := newSession(t, m, 2)
+	alone := kvSession(t, m, 2, 0, kt, vt)
 	for pos, tok := range tokens {
 		logits, err := alone.Forward(tok, pos)
 		require.NoError(t, err)
@@ -90,7 +113,7 @@ func checkBatchInvariance(t *testing.T, m *Model) {
 	for _, split := range []int64{1 << 62, 0} { // tokens, rows
 		rowSplitMinBytes = split
 		for _, chunk := range invarianceChunks {
-			s := newSessionBatch(t, m, 2, chunk)
+			s := kvSession(t, m, 2, chunk, kt, vt)
 			for pos := 0; pos < n; pos += chunk {
 				end := min(pos+chunk, n)
 				logits, err := s.PrefillLogits(tokens[pos:end], pos)
@@ -108,7 +131,7 @@ func checkBatchInvariance(t *testing.T, m *Model) {
 	seqs := make([]*Session, 8)
 	pos := make([]int, 8)
 	for i := range seqs {
-		seqs[i] = newSession(t, m, 1)
+		seqs[i] = kvSession(t, m, 1, 0, kt, vt)
 	}
 	v := c.VocabSize
 	for p, tok := range tokens {

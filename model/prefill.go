@@ -2,9 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
-
-	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // Batched prompt processing. Feeding a prompt token by token streams every
@@ -33,6 +30,9 @@ type batchState struct {
 	cos  []float32 // (size, head_size/2) RoPE angles of each token's position
 	sin  []float32 // (size, head_size/2)
 	att  scores    // (heads*size, positions) attention scores of each token
+	// kNew, vNew take the batch's keys and values before they go into
+	// caches that are not float32 (batchKV).
+	kNew, vNew []float32 // (size, kv_dim)
 
 	// Each token's row of xb and hb as an activation, with its int8 form
 	// for Q8_0 models.
@@ -59,6 +59,7 @@ func newBatchState(s *Session, size int) *batchState {
 		hb: make([]float32, size*c.HiddenDim), hb2: make([]float32, size*c.HiddenDim),
 		cos: make([]float32, size*half), sin: make([]float32, size*half),
 		att:  newScores(c.Heads*size, c.SeqLen),
+		kNew: make([]float32, size*c.KVDim()), vNew: make([]float32, size*c.KVDim()),
 		xbIn: make([]activation, size), hbIn: make([]activation, size),
 	}
 	xbForm, hbForm, _ := s.m.w.actForms()
@@ -190,7 +191,7 @@ func (s *Session) prefillBatch(tokens []int, pos0 int) {
 			continue
 		}
 		s.pool.run(n, batchGrain, b.qkvBody)
-		s.pool.run(c.Heads, 1, b.attnBody)
+		s.pool.run(c.Heads, attnGrain(c, s.pool.threads()), b.attnBody)
 		s.pool.run(n, batchGrain, b.ffnBody)
 	}
 }
@@ -218,69 +219,27 @@ func (s *Session) qkvBatch(lo, hi int) {
 	}
 }
 
-// batchKV returns the current layer's cache rows of the batch's tokens
-// [lo, hi): consecutive positions are consecutive rows.
+// batchKV returns the rows that take the keys and values of the batch's
+// tokens [lo, hi) at the current layer: for float32 caches the caches' own
+// (consecutive positions are consecutive rows), else kNew, vNew, whose
+// rows qkvEndToken stores.
 func (s *Session) batchKV(lo, hi int) (k, v []float32) {
-	kvDim, pos0 := s.cfg.KVDim(), s.batch.pos0
-	off := s.layer * s.cfg.SeqLen * kvDim
-	return s.keyCache[off+(pos0+lo)*kvDim : off+(pos0+hi)*kvDim],
-		s.valueCache[off+(pos0+lo)*kvDim : off+(pos0+hi)*kvDim]
+	b, kvDim := s.batch, s.cfg.KVDim()
+	return s.keys.row(s.layer, b.pos0+lo, hi-lo, b.kNew[lo*kvDim:]),
+		s.values.row(s.layer, b.pos0+lo, hi-lo, b.vNew[lo*kvDim:])
 }
 
 // qkvEndToken finishes token i of the batch after the q, k, v products
-// (layerWeights.qkvEnd): its query, and its key and value in the cache.
+// (layerWeights.qkvEnd): its query, and its key and value, which go into
+// the cache.
 func (s *Session) qkvEndToken(i int) {
 	b, dim, hs := s.batch, s.cfg.Dim, s.cfg.HeadSize()
 	half := hs / 2
 	k, v := s.batchKV(i, i+1)
 	s.m.w.layers[s.layer].qkvEnd(b.q[i*dim:(i+1)*dim], k, v, &s.m.w.rope,
 		b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hs)
+	s.kvPut(s.layer, b.pos0+i, k, v)
 }
-
-// attentionBatch computes heads [lo, hi) for every token of the batch. Each
-// head's cached keys, then values, are taken in blocks small enough to stay
-// in L1, and every token of the batch reads a block before the next is
-// fetched, instead of every token streaming the whole cache. The scores and
-// sums are those of attendHeads, bit for bit: each score is one dot product,
-// and kernels.AxpyStrided adds the terms in order of position whatever the blocks.
-func (s *Session) attentionBatch(lo, hi int) {
-	b, c := s.batch, &s.cfg
-	dim, hs, kvDim, seqLen := c.Dim, c.HeadSize(), c.KVDim(), c.SeqLen
-	layerOff := s.layer * seqLen * kvDim
-	scale := float32(math.Sqrt(float64(hs)))
-	block := max(16, attnBlockBytes/(4*hs))
-	end := b.pos0 + b.n // positions [0, end) are in the cache
-	for h := lo; h < hi; h++ {
-		att := func(i, p0, p1 int) []float32 { return b.att.row(h*b.size+i, p1)[p0:] }
-		kv := layerOff + (h/c.KVMul())*hs
-		// scores and out run over each token i's positions p0 .. pos0+i of
-		// the block [p0, p1).
-		forBlocks := func(f func(i, p0, p1 int)) {
-			for p0 := 0; p0 < end; p0 += block {
-				for i := max(0, p0-b.pos0); i < b.n; i++ {
-					f(i, p0, min(p0+block, b.pos0+i+1))
-				}
-			}
-		}
-		forBlocks(func(i, p0, p1 int) {
-			q := b.q[i*dim+h*hs : i*dim+(h+1)*hs]
-			kernels.DotStrided(att(i, p0, p1), q, s.keyCache[kv+p0*kvDim:], kvDim)
-		})
-		for i := range b.n {
-			a := att(i, 0, b.pos0+i+1)
-			kernels.DivScalar(a, scale)
-			kernels.Softmax(a)
-			clear(b.xb[i*dim+h*hs : i*dim+(h+1)*hs])
-		}
-		forBlocks(func(i, p0, p1 int) {
-			out := b.xb[i*dim+h*hs : i*dim+(h+1)*hs]
-			kernels.AxpyStrided(out, att(i, p0, p1), s.valueCache[kv+p0*kvDim:], kvDim)
-		})
-	}
-}
-
-// attnBlockBytes bounds the bytes of one block of a head's keys or values.
-const attnBlockBytes = 16 << 10
 
 // ffnBatch ends the layer for tokens [lo, hi) of the batch: the attention
 // output projection and its residual, then the feed-forward block (rmsnorm,

@@ -98,7 +98,7 @@ func (s *Session) prefillLayerRows(n int) {
 		}
 	})
 	perToken(s.qkvEndToken)
-	s.pool.run(c.Heads, 1, b.attnBody)
+	s.pool.run(c.Heads, attnGrain(c, s.pool.threads()), b.attnBody)
 	perToken(func(i int) { xbIn[i].quantize() })
 	s.pool.run(dim, rowGrain, func(lo, hi int) { lw.wo.mulBatchRows(xb2, xb, xbIn, lo, hi, sc) })
 	perToken(func(i int) {

@@ -52,8 +52,8 @@ func TestPrefillRowSplitMatchesTokenSplit(t *testing.T) {
 			want, wantLogits := run(math.MaxInt64, 2, batch)
 			got, gotLogits := run(0, 2, batch)
 			require.Equal(t, wantLogits, gotLogits, "%s batch %d", path, batch)
-			require.Equal(t, want.keyCache, got.keyCache, "%s batch %d", path, batch)
-			require.Equal(t, want.valueCache, got.valueCache, "%s batch %d", path, batch)
+			require.Equal(t, want.keys.f, got.keys.f, "%s batch %d", path, batch)
+			require.Equal(t, want.values.f, got.values.f, "%s batch %d", path, batch)
 			want.Close()
 			got.Close()
 		}

@@ -199,6 +199,9 @@ type SessionOptions struct {
 	// Batch is the number of prompt tokens [Session.Prefill] pushes through
 	// the model together; 0 means DefaultBatch and 1 turns batching off.
 	Batch int
+	// KeyCache and ValueCache are the element types of the cached keys
+	// and values; the zero value is float32 ([KVType]).
+	KeyCache, ValueCache KVType
 }
 
 // DefaultBatch is the default prompt batch: large enough that each weight
@@ -233,8 +236,11 @@ type Session struct {
 	// models: xb (q/k/v, wo, w1/w3), hb (w2) and x (classifier).
 	xbIn, hbIn, xIn activation
 
-	keyCache   []float32 // (layer, seq_len, kv_dim)
-	valueCache []float32 // (layer, seq_len, kv_dim)
+	keys, values kvCache // (layer, seq_len, kv_dim)
+	// kNow, vNow are the current position's key and value rows of the
+	// current layer: the caches' own for float32 ones, else kNew, vNew
+	// (kv_dim), which kvPut converts into the caches.
+	kNow, vNow, kNew, vNew []float32
 
 	ropeCos []float32 // (head_size/2) cos(pos * freq) for the current position
 	ropeSin []float32 // (head_size/2)
@@ -284,6 +290,11 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if opts.Batch < 0 {
 		return nil, fmt.Errorf("batch %d must not be negative", opts.Batch)
 	}
+	for _, t := range []KVType{opts.KeyCache, opts.ValueCache} {
+		if err := t.check(&c); err != nil {
+			return nil, fmt.Errorf("new session: %w", err)
+		}
+	}
 	if m.closed.Load() {
 		return nil, fmt.Errorf("new session: model %s: %w", m.path, ErrClosed)
 	}
@@ -294,14 +305,14 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
-	kvSize := c.Layers * c.SeqLen * c.KVDim()
 	s := &Session{
 		m: m, cfg: c, pool: newPool(threads), eps: c.normEps(),
 		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
 		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim),
 		q: make([]float32, c.Dim), att: newScores(c.Heads, c.SeqLen),
-		logits:   make([]float32, c.VocabSize),
-		keyCache: make([]float32, kvSize), valueCache: make([]float32, kvSize),
+		logits: make([]float32, c.VocabSize),
+		keys:   newKVCache(opts.KeyCache, &c), values: newKVCache(opts.ValueCache, &c),
+		kNew: make([]float32, c.KVDim()), vNew: make([]float32, c.KVDim()),
 		ropeCos: make([]float32, c.HeadSize()/2), ropeSin: make([]float32, c.HeadSize()/2),
 	}
 	s.qkvBody, s.attnBody, s.woBody = s.qkv, s.attention, s.wo
@@ -445,13 +456,14 @@ func (s *Session) forward(token, pos int) ([]float32, error) {
 		lw := &w.layers[l]
 		rmsnorm(s.xb, s.x, lw.rmsAtt, s.eps)
 		s.xbIn.quantize()
-		k, v := s.kvSlot(s.keyCache, l, pos), s.kvSlot(s.valueCache, l, pos)
+		k, v := s.kvRow(l, pos)
 		if !s.planner.run(s.xb, product{s.q, &lw.wq}, product{k, &lw.wk}, product{v, &lw.wv}) {
 			s.pool.run(c.Dim+2*c.KVDim(), rowGrain, s.qkvBody)
 		}
 		lw.qkvEnd(s.q, k, v, &w.rope, s.ropeCos, s.ropeSin, c.HeadSize())
+		s.kvPut(l, pos, k, v)
 		s.att.reserve(pos + 1)
-		s.pool.run(c.Heads, 1, s.attnBody)
+		s.pool.run(c.Heads, attnGrain(c, s.pool.threads()), s.attnBody)
 		s.xbIn.quantize()
 		if !s.planner.run(s.xb, product{s.xb2, &lw.wo}) {
 			s.pool.run(c.Dim, rowGrain, s.woBody)
@@ -499,11 +511,18 @@ func errPosition(pos, seqLen int) error {
 
 var errSessionClosed = fmt.Errorf("session: %w", ErrClosed)
 
-// kvSlot returns the cache rows of layer l at position pos.
-func (s *Session) kvSlot(cache []float32, l, pos int) []float32 {
-	kvDim := s.cfg.KVDim()
-	off := (l*s.cfg.SeqLen + pos) * kvDim
-	return cache[off : off+kvDim]
+// kvRow returns the rows that take the key and value of layer l at
+// position pos (kvRow's rows of the caches), and makes them the current
+// ones (kNow, vNow) for the products' bodies; kvPut stores them.
+func (s *Session) kvRow(l, pos int) (k, v []float32) {
+	s.kNow, s.vNow = s.keys.row(l, pos, 1, s.kNew), s.values.row(l, pos, 1, s.vNew)
+	return s.kNow, s.vNow
+}
+
+// kvPut stores the key and value rows from kvRow into the caches.
+func (s *Session) kvPut(l, pos int, k, v []float32) {
+	s.keys.put(l, pos, k)
+	s.values.put(l, pos, v)
 }
 
 // qkv computes rows [lo, hi) of the query, key and value projections, seen
@@ -511,11 +530,9 @@ func (s *Session) kvSlot(cache []float32, l, pos int) []float32 {
 func (s *Session) qkv(lo, hi int) {
 	lw := &s.m.w.layers[s.layer]
 	dim, kvDim := s.cfg.Dim, s.cfg.KVDim()
-	k := s.kvSlot(s.keyCache, s.layer, s.pos)
-	v := s.kvSlot(s.valueCache, s.layer, s.pos)
 	rowsOf(s.q, &lw.wq, &s.xbIn, 0, lo, hi)
-	rowsOf(k, &lw.wk, &s.xbIn, dim, lo, hi)
-	rowsOf(v, &lw.wv, &s.xbIn, dim+kvDim, lo, hi)
+	rowsOf(s.kNow, &lw.wk, &s.xbIn, dim, lo, hi)
+	rowsOf(s.vNow, &lw.wv, &s.xbIn, dim+kvDim, lo, hi)
 }
 
 // rowsOf computes the part of rows [lo, hi) of a stacked product that falls
@@ -543,32 +560,6 @@ func (lw *layerWeights) qkvEnd(q, k, v []float32, rope *ropeTable, cos, sin []fl
 func addBias(x, bias []float32) {
 	if bias != nil {
 		addInPlace(x, bias)
-	}
-}
-
-// attention computes heads [lo, hi) of the current position.
-func (s *Session) attention(lo, hi int) {
-	s.attendHeads(s.q, s.xb, s.pos, lo, hi)
-}
-
-// attendHeads computes heads [lo, hi) of grouped-query attention of query q
-// at position pos over the cached positions 0..pos of the current layer,
-// writing each head's output into out.
-func (s *Session) attendHeads(q, out []float32, pos, lo, hi int) {
-	c := &s.cfg
-	hs, kvDim, kvMul := c.HeadSize(), c.KVDim(), c.KVMul()
-	layerOff := s.layer * c.SeqLen * kvDim
-	scale := float32(math.Sqrt(float64(hs)))
-	for h := lo; h < hi; h++ {
-		qh := q[h*hs : (h+1)*hs]
-		att := s.att.row(h, pos+1)
-		kvOff := layerOff + (h/kvMul)*hs
-		kernels.DotStrided(att, qh, s.keyCache[kvOff:], kvDim)
-		kernels.DivScalar(att, scale)
-		kernels.Softmax(att)
-		xb := out[h*hs : (h+1)*hs]
-		clear(xb)
-		kernels.AxpyStrided(xb, att, s.valueCache[kvOff:], kvDim)
 	}
 }
 

@@ -233,8 +233,8 @@ func TestPrefillMatchesForward(t *testing.T) {
 					kv := n * c.KVDim()
 					for l := range c.Layers {
 						off := l * c.SeqLen * c.KVDim()
-						requireLogitsClose(t, s.keyCache[off:off+kv], one.keyCache[off:off+kv])
-						requireLogitsClose(t, s.valueCache[off:off+kv], one.valueCache[off:off+kv])
+						requireLogitsClose(t, s.keys.f[off:off+kv], one.keys.f[off:off+kv])
+						requireLogitsClose(t, s.values.f[off:off+kv], one.values.f[off:off+kv])
 					}
 					// The last token in the batch too, over what s fed.
 					got, err = s.PrefillLogits(tokens[:n], 0)
@@ -242,7 +242,7 @@ func TestPrefillMatchesForward(t *testing.T) {
 					requireLogitsClose(t, got, want, "PrefillLogits n=%d batch=%d threads=%d", n, batch, threads)
 					for l := range c.Layers {
 						off := l * c.SeqLen * c.KVDim()
-						requireLogitsClose(t, s.keyCache[off:off+kv], one.keyCache[off:off+kv])
+						requireLogitsClose(t, s.keys.f[off:off+kv], one.keys.f[off:off+kv])
 					}
 					s.Close()
 				}
@@ -288,8 +288,8 @@ func TestPrefillQ8MatchesForward(t *testing.T) {
 				if !goFusesMulAdd {
 					require.Equal(t, want, got, "gs=%d batch=%d threads=%d", gs, batch, threads)
 					require.Equal(t, want, last, "PrefillLogits gs=%d batch=%d threads=%d", gs, batch, threads)
-					require.Equal(t, one.keyCache, s.keyCache)
-					require.Equal(t, one.valueCache, s.valueCache)
+					require.Equal(t, one.keys.f, s.keys.f)
+					require.Equal(t, one.values.f, s.values.f)
 				} else {
 					// The float32 code around the products (rmsnorm,
 					// RoPE, attention) may be fused differently in the
@@ -298,8 +298,8 @@ func TestPrefillQ8MatchesForward(t *testing.T) {
 					// allows for sums in another order.
 					requireLogitsClose(t, got, want, "gs=%d batch=%d threads=%d", gs, batch, threads)
 					requireLogitsClose(t, last, want, "PrefillLogits gs=%d batch=%d threads=%d", gs, batch, threads)
-					requireLogitsClose(t, s.keyCache, one.keyCache)
-					requireLogitsClose(t, s.valueCache, one.valueCache)
+					requireLogitsClose(t, s.keys.f, one.keys.f)
+					requireLogitsClose(t, s.values.f, one.values.f)
 				}
 				s.Close()
 			}

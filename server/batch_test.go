@@ -212,7 +212,7 @@ func TestNewOptions(t *testing.T) {
 	defer m.Close()
 	tok, err := tokenizer.Load(fixture(t, "tok512.bin"), m.Config.VocabSize)
 	require.NoError(t, err)
-	per := KVBytesPerSlot(m)
+	per := KVBytesPerSlot(m, model.KVF32, model.KVF32)
 	require.Equal(t, int64(512*5*32*8), per)
 
 	_, err = New(m, tok, Options{KVCacheBytes: per - 1})

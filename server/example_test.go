@@ -67,6 +67,6 @@ func ExampleServer_Serve() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	fmt.Println(s.Options().Parallel, "slots of", server.KVBytesPerSlot(m), "bytes of KV cache")
+	fmt.Println(s.Options().Parallel, "slots of", server.KVBytesPerSlot(m, model.KVF32, model.KVF32), "bytes of KV cache")
 	// Output: 8 slots of 655360 bytes of KV cache
 }

@@ -97,7 +97,7 @@ func newScheduler(s *Server) (*scheduler, error) {
 		return nil, err
 	}
 	for range o.Parallel {
-		sess, err := s.model.NewSession(model.SessionOptions{Threads: o.Threads, Batch: o.Batch})
+		sess, err := s.model.NewSession(model.SessionOptions{Threads: o.Threads, Batch: o.Batch, KeyCache: o.KeyCache, ValueCache: o.ValueCache})
 		if err != nil {
 			sc.free()
 			return nil, err

@@ -40,9 +40,12 @@ type Options struct {
 	// to what KVCacheBytes holds.
 	Parallel int
 	// KVCacheBytes bounds the memory of all slots' KV caches together
-	// (each slot holds a whole context: layers × seq_len × kv_dim × 8
-	// bytes). 0 means DefaultKVCacheBytes. It must hold at least one slot.
+	// (each slot holds a whole context: KVBytesPerSlot). 0 means
+	// DefaultKVCacheBytes. It must hold at least one slot.
 	KVCacheBytes int64
+	// KeyCache and ValueCache are the element types of the slots' cached
+	// keys and values (model.KVType); the zero value is float32.
+	KeyCache, ValueCache model.KVType
 	// Threads is the number of cores a step uses; 0 means all.
 	Threads int
 	// Batch is the number of prompt tokens prefilled at once: the most
@@ -95,10 +98,11 @@ const (
 	zeroSeed = 0x9E3779B97F4A7C15
 )
 
-// KVBytesPerSlot is the memory of one slot's KV cache for m.
-func KVBytesPerSlot(m *model.Model) int64 {
-	c := m.Config
-	return int64(c.SeqLen) * int64(c.Layers) * int64(c.KVDim()) * 8
+// KVBytesPerSlot is the memory of one slot's KV cache for m, with keys
+// kept in k and values in v: a whole context (layers × seq_len × kv_dim
+// values of each).
+func KVBytesPerSlot(m *model.Model, k, v model.KVType) int64 {
+	return m.KVCacheBytes(k, v)
 }
 
 // Server is the HTTP service over one model. Build it with [New]; it is an
@@ -151,7 +155,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) (*Server, error) {
 	if o.KVCacheBytes == 0 {
 		o.KVCacheBytes = DefaultKVCacheBytes
 	}
-	perSlot := KVBytesPerSlot(m)
+	perSlot := KVBytesPerSlot(m, o.KeyCache, o.ValueCache)
 	fit := o.KVCacheBytes / perSlot
 	if fit < 1 {
 		return nil, fmt.Errorf("server: a KV cache budget of %d bytes does not hold one slot (%d bytes)", o.KVCacheBytes, perSlot)

@@ -111,6 +111,10 @@ func main() {
 		panelMatMat(v, true)
 	}
 	residentMatVec()
+	for _, zmm := range []bool{true, false} {
+		dequantRowsF16(zmm)
+		dequantRowsQ8_0(zmm)
+	}
 
 	Generate()
 }

@@ -5503,3 +5503,179 @@ s1block:
 s1end:
 	VZEROUPPER
 	RET
+
+// func dequantRowsF16AVX512(dst []float32, src []uint16, rows int, cols int, stride int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2
+TEXT ·dequantRowsF16AVX512(SB), NOSPLIT, $0-72
+	MOVQ  rows+48(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  dst_base+0(FP), CX
+	MOVQ  src_base+24(FP), DX
+	MOVQ  cols+56(FP), BX
+	MOVQ  stride+64(FP), SI
+	SHLQ  $0x01, SI
+	MOVQ  BX, DI
+	SHRQ  $0x04, DI
+	MOVQ  BX, R8
+	ANDQ  $0x0f, R8
+	MOVL  $-1, R9
+	BZHIL R8, R9, R8
+	KMOVD R8, K1
+	SHLQ  $0x02, BX
+
+row:
+	MOVQ  DX, R8
+	MOVQ  CX, R9
+	MOVQ  DI, R10
+	TESTQ R10, R10
+	JZ    tail
+
+loop:
+	VCVTPH2PS (R8), Z0
+	VMOVUPS   Z0, (R9)
+	ADDQ      $0x20, R8
+	ADDQ      $0x40, R9
+	DECQ      R10
+	JNZ       loop
+
+tail:
+	VMOVDQU16.Z (R8), K1, Y0
+	VCVTPH2PS   Y0, Z0
+	VMOVUPS     Z0, K1, (R9)
+	ADDQ        SI, DX
+	ADDQ        BX, CX
+	DECQ        AX
+	JNZ         row
+
+done:
+	VZEROUPPER
+	RET
+
+// func dequantRowsQ8_0AVX512(dst []float32, src []byte, rows int, nb int, stride int)
+// Requires: AVX, AVX2, AVX512F
+TEXT ·dequantRowsQ8_0AVX512(SB), NOSPLIT, $0-72
+	MOVQ  rows+48(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  nb+56(FP), CX
+	TESTQ CX, CX
+	JZ    done
+	MOVQ  dst_base+0(FP), DX
+	MOVQ  src_base+24(FP), BX
+	MOVQ  stride+64(FP), SI
+
+row:
+	MOVQ BX, DI
+	MOVQ CX, R8
+
+block:
+	VPBROADCASTW (DI), Y0
+	VCVTPH2PS    Y0, Z0
+	VPMOVSXBD    2(DI), Z1
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z0, Z1, Z1
+	VMOVUPS      Z1, (DX)
+	VPMOVSXBD    18(DI), Z1
+	VCVTDQ2PS    Z1, Z1
+	VMULPS       Z0, Z1, Z1
+	VMOVUPS      Z1, 64(DX)
+	ADDQ         $0x22, DI
+	ADDQ         $0x80, DX
+	DECQ         R8
+	JNZ          block
+	ADDQ         SI, BX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
+
+// func dequantRowsF16AVX2(dst []float32, src []uint16, rows int, cols int, stride int)
+// Requires: AVX, F16C
+TEXT ·dequantRowsF16AVX2(SB), NOSPLIT, $0-72
+	MOVQ  rows+48(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  dst_base+0(FP), CX
+	MOVQ  src_base+24(FP), DX
+	MOVQ  cols+56(FP), BX
+	MOVQ  stride+64(FP), SI
+	SHLQ  $0x01, SI
+	MOVQ  BX, DI
+	SHRQ  $0x03, DI
+	SHLQ  $0x02, BX
+
+row:
+	MOVQ  DX, R8
+	MOVQ  CX, R9
+	MOVQ  DI, R10
+	TESTQ R10, R10
+	JZ    tail
+
+loop:
+	VCVTPH2PS (R8), Y0
+	VMOVUPS   Y0, (R9)
+	ADDQ      $0x10, R8
+	ADDQ      $0x20, R9
+	DECQ      R10
+	JNZ       loop
+
+tail:
+	ADDQ SI, DX
+	ADDQ BX, CX
+	DECQ AX
+	JNZ  row
+
+done:
+	VZEROUPPER
+	RET
+
+// func dequantRowsQ8_0AVX2(dst []float32, src []byte, rows int, nb int, stride int)
+// Requires: AVX, AVX2, F16C
+TEXT ·dequantRowsQ8_0AVX2(SB), NOSPLIT, $0-72
+	MOVQ  rows+48(FP), AX
+	TESTQ AX, AX
+	JZ    done
+	MOVQ  nb+56(FP), CX
+	TESTQ CX, CX
+	JZ    done
+	MOVQ  dst_base+0(FP), DX
+	MOVQ  src_base+24(FP), BX
+	MOVQ  stride+64(FP), SI
+
+row:
+	MOVQ BX, DI
+	MOVQ CX, R8
+
+block:
+	VPBROADCASTW (DI), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVSXBD    2(DI), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (DX)
+	VPMOVSXBD    10(DI), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 32(DX)
+	VPMOVSXBD    18(DI), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 64(DX)
+	VPMOVSXBD    26(DI), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 96(DX)
+	ADDQ         $0x22, DI
+	ADDQ         $0x80, DX
+	DECQ         R8
+	JNZ          block
+	ADDQ         SI, BX
+	DECQ         AX
+	JNZ          row
+
+done:
+	VZEROUPPER
+	RET
