@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/llama2-go/llama2/model"
 	"github.com/llama2-go/llama2/sample"
 	"github.com/llama2-go/llama2/tokenizer"
@@ -78,8 +79,9 @@ type benchResult struct {
 	Threads    int       `json:"threads"`
 	Test       string    `json:"test"`
 	Tokens     int       `json:"tokens"`
-	Depth      int       `json:"n_depth"` // tokens in the KV cache before the test
-	CacheK     string    `json:"type_k"`  // the KV cache's element types
+	CPU        string    `json:"cpu_info"` // the processor and the kernels run on it
+	Depth      int       `json:"n_depth"`  // tokens in the KV cache before the test
+	CacheK     string    `json:"type_k"`   // the KV cache's element types
 	CacheV     string    `json:"type_v"`
 	AvgTPS     float64   `json:"avg_ts"`
 	StddevTPS  float64   `json:"stddev_ts"`
@@ -115,6 +117,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(results)
 		return 0
 	}
+	fmt.Fprintf(stdout, "cpu: %s\n\n", cpuInfo)
 	printBenchTable(stdout, results)
 	return 0
 }
@@ -262,7 +265,7 @@ func benchDepth(o benchOptions, m *model.Model, size int64, s *model.Session, th
 		res := benchResult{
 			Model: filepath.Base(o.checkpoint), Arch: m.Architecture(), SizeBytes: size, Params: c.Params(),
 			Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
-			Depth: depth, CacheK: o.cacheK.String(), CacheV: o.cacheV.String(),
+			CPU: cpuInfo, Depth: depth, CacheK: o.cacheK.String(), CacheV: o.cacheV.String(),
 		}
 		for range o.reps {
 			res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
@@ -314,6 +317,10 @@ func benchDepth(o benchOptions, m *model.Model, size int64, s *model.Session, th
 	}
 	return results
 }
+
+// cpuInfo names the processor for every row: figures from different CPUs
+// are not comparable (docs/performance.md).
+var cpuInfo = kernels.DetectCPU().String()
 
 // bwPasses is how many reads of the bandwidth buffer each measurement takes
 // the best of. bench measures after every generation run, so that the

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/llama2-go/llama2/model"
 
 	"github.com/stretchr/testify/require"
@@ -44,6 +45,7 @@ func TestBenchDepth(t *testing.T) {
 	var tests []string
 	for _, r := range rows {
 		tests = append(tests, r.Test)
+		require.Equal(t, kernels.DetectCPU().String(), r.CPU)
 		require.Equal(t, "f16", r.CacheK)
 		require.Equal(t, "q8_0", r.CacheV)
 		require.Positive(t, r.AvgTPS)
@@ -58,7 +60,10 @@ func TestBenchTableWithBandwidth(t *testing.T) {
 		"-bandwidth-mib", "16", "-mmap=false")
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	require.Len(t, lines, 3)
+	require.Len(t, lines, 5)
+	require.Equal(t, "cpu: "+kernels.DetectCPU().String(), lines[0])
+	require.Empty(t, lines[1])
+	lines = lines[2:]
 	require.Contains(t, lines[0], "| model | arch | size | params | format | weights in | threads | test | t/s | memory bandwidth used |")
 	require.Regexp(t, `\| Q8_0 g64 \(v2\) \| anonymous( \(huge pages\))? \| 1 \| tg4 \|`, lines[2])
 	require.Regexp(t, `[0-9.]+% of [0-9.]+ GB/s \|$`, lines[2])
