@@ -10,14 +10,20 @@ func dequantRowsF16Impl(dst []float32, src []uint16, rows, cols, stride int) {
 	case hasAVX512:
 		dequantRowsF16AVX512(dst, src, rows, cols, stride)
 	case hasAVX2FMA:
-		dequantRowsF16AVX2(dst, src, rows, cols, stride)
-		if c8 := cols &^ 7; c8 < cols {
-			for r := range rows {
-				DequantRowF16(dst[r*cols+c8:(r+1)*cols], src[r*stride+c8:])
-			}
-		}
+		dequantRowsF16AVX2Rows(dst, src, rows, cols, stride)
 	default:
 		dequantRowsF16Go(dst, src, rows, cols, stride)
+	}
+}
+
+// dequantRowsF16AVX2Rows is dequantRowsF16Go: the assembly for each row's
+// first cols&^7 values, Go for the rest.
+func dequantRowsF16AVX2Rows(dst []float32, src []uint16, rows, cols, stride int) {
+	dequantRowsF16AVX2(dst, src, rows, cols, stride)
+	if c8 := cols &^ 7; c8 < cols {
+		for r := range rows {
+			DequantRowF16(dst[r*cols+c8:(r+1)*cols], src[r*stride+c8:])
+		}
 	}
 }
 
@@ -60,14 +66,7 @@ func archKVImpls() []kvImpl {
 		impls = append(impls, kvImpl{"avx512", dequantRowsF16AVX512, dequantRowsQ8_0AVX512})
 	}
 	if hasAVX2FMA {
-		impls = append(impls, kvImpl{"avx2", func(dst []float32, src []uint16, rows, cols, stride int) {
-			dequantRowsF16AVX2(dst, src, rows, cols, stride)
-			if c8 := cols &^ 7; c8 < cols {
-				for r := range rows {
-					DequantRowF16(dst[r*cols+c8:(r+1)*cols], src[r*stride+c8:])
-				}
-			}
-		}, dequantRowsQ8_0AVX2})
+		impls = append(impls, kvImpl{"avx2", dequantRowsF16AVX2Rows, dequantRowsQ8_0AVX2})
 	}
 	return impls
 }
