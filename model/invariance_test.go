@@ -3,11 +3,13 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/llama2-go/llama2/gguf"
+	"github.com/llama2-go/llama2/internal/kernels"
 )
 
 // Batch invariance: a position's logits are the same float32 values
@@ -64,7 +66,7 @@ func TestBatchInvariance(t *testing.T) {
 			m, err := OpenWith(f.path, OpenOptions{Mmap: f.mmap})
 			require.NoError(t, err)
 			defer m.Close()
-			checkBatchInvariance(t, m, KVF32, KVF32)
+			checkBatchInvariance(t, m, KVF32, KVF32, strings.HasSuffix(f.name, "f32"))
 		})
 	}
 }
@@ -77,7 +79,7 @@ func TestBatchInvarianceKVTypes(t *testing.T) {
 		m := openModel(t, fixture(t, "gguf/randk-"+typ+".gguf"))
 		for _, kv := range [][2]KVType{{KVF16, KVF16}, {KVQ8_0, KVQ8_0}, {KVF16, KVQ8_0}} {
 			t.Run(fmt.Sprintf("%s/%v-%v", typ, kv[0], kv[1]), func(t *testing.T) {
-				checkBatchInvariance(t, m, kv[0], kv[1])
+				checkBatchInvariance(t, m, kv[0], kv[1], typ == "f32")
 			})
 		}
 	}
@@ -92,7 +94,12 @@ func kvSession(t *testing.T, m *Model, threads, batch int, k, v KVType) *Session
 	return s
 }
 
-func checkBatchInvariance(t *testing.T, m *Model, kt, vt KVType) {
+// checkBatchInvariance runs the checks on m, whose matrices are float32 if
+// f32. A float32 prompt batch is compared within floatPromptTol where
+// kernels.MatMat does not promise MatVec's values (NEON's tiles sum in
+// another order), exactly everywhere else; decode steps are exact always
+// (they take MatVec for float32 there).
+func checkBatchInvariance(t *testing.T, m *Model, kt, vt KVType, f32 bool) {
 	c := m.Config
 	r := rand.New(rand.NewPCG(7, uint64(c.VocabSize)))
 	n := min(c.SeqLen, 140) // past the chunk of 128
@@ -118,6 +125,11 @@ func checkBatchInvariance(t *testing.T, m *Model, kt, vt KVType) {
 				end := min(pos+chunk, n)
 				logits, err := s.PrefillLogits(tokens[pos:end], pos)
 				require.NoError(t, err)
+				if f32 && !kernels.MatMatBatchInvariant() {
+					require.LessOrEqual(t, maxRangeError(logits, want[end-1]), floatPromptTol,
+						"prefill, rows split %v, chunk %d, position %d", split == 0, chunk, end-1)
+					continue
+				}
 				requireSameLogits(t, want[end-1], logits, "prefill, rows split %v, chunk %d, position %d", split == 0, chunk, end-1)
 			}
 		}
@@ -151,6 +163,14 @@ func checkBatchInvariance(t *testing.T, m *Model, kt, vt KVType) {
 		requireSameLogits(t, want[p], logits[k*v:(k+1)*v], "decode step of %d, position %d", len(entries), p)
 	}
 }
+
+// floatPromptTol bounds a float32 prompt batch's logits against a token
+// alone's, as a share of the logit range, where the two sum the same
+// products in another order: each dot product of n terms moves by a few
+// units of float32's last place of its sum, and the layers carry that on.
+// Under qemu's NEON the test models moved by up to 1.1e-5 of the range;
+// a wrong tile or a lost row moves them by whole percents.
+const floatPromptTol = 1e-4
 
 // requireSameLogits fails unless got == want element by element, saying
 // how far apart they are.
