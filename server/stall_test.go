@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,8 +73,16 @@ func readAnswer(t *testing.T, conn net.Conn, limit time.Duration) (*http.Respons
 	// The server closes the connection after the answer: the rest of the
 	// body is not read, so nothing after it could be parsed as a request.
 	_, err = br.ReadByte()
-	require.ErrorIs(t, err, io.EOF, "the connection stays open")
+	requireClosed(t, err, "the connection stays open")
 	return resp, body
+}
+
+// requireClosed fails unless err, from a read, says the peer closed the
+// connection: a FIN (EOF), or a reset when the server closed it with bytes
+// it had not read (seen once in CI). A timeout or data fails.
+func requireClosed(t *testing.T, err error, msg string) {
+	t.Helper()
+	require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%s: %v", msg, err)
 }
 
 // TestServeStalledBody: a body that stops arriving is answered 408 once
@@ -155,7 +165,7 @@ func TestServeShutdownStalledReader(t *testing.T) {
 	require.Equal(t, "the server is shutting down", e.Error.Message)
 	require.NoError(t, head.SetReadDeadline(start.Add(limit)))
 	_, err = head.Read(make([]byte, 1))
-	require.ErrorIs(t, err, io.EOF, "the half-sent request's connection is closed")
+	requireClosed(t, err, "the half-sent request's connection is not closed")
 	select {
 	case err := <-stopped:
 		require.NoError(t, err)
