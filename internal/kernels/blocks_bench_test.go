@@ -116,3 +116,37 @@ func BenchmarkLegacyGGUF(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeStepGGUF times what a decode step of `batch` sequences
+// asks of a block of rows that stays in L2 (model's decodeBlockBytes):
+// the batched kernel (MatMat, which for the panel types packs the rows
+// before it multiplies) against one matrix-vector product per vector.
+// ns/vec is per sequence; the crossover is where decode steps switch
+// (matMatMinBatch).
+func BenchmarkDecodeStepGGUF(b *testing.B) {
+	const rows, n = 256, 2048
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, bt := range blockCases {
+		w := randBlocks(r, bt, rows*n/QBlock, 0)
+		for _, batch := range []int{1, 2, 3, 4, 8} {
+			xq, xs, xsum := randActivation(r, n, batch)
+			out := make([]float32, rows*batch)
+			nb := n / QBlock
+			for _, way := range []string{"matmat", "matvec"} {
+				b.Run(fmt.Sprintf("%s/batch=%d/%s", bt.name, batch, way), func(b *testing.B) {
+					mm, mv := bt.MatMat(ggufDispatch), bt.MatVec(ggufDispatch)
+					for b.Loop() {
+						if way == "matmat" {
+							mm(out, w, rows, xq, xs, xsum, batch)
+							continue
+						}
+						for v := range batch {
+							mv(out[v*rows:(v+1)*rows], w, xq[v*n:(v+1)*n], xs[v*nb:(v+1)*nb], xsum[v*nb:(v+1)*nb])
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/vec")
+				})
+			}
+		}
+	}
+}
