@@ -222,6 +222,7 @@ func TestBadArguments(t *testing.T) {
 		{[]string{model, "extra"}, `unexpected argument "extra"`},
 		{[]string{model, "-threads", "-2"}, "must not be negative"},
 		{[]string{model, "-batch", "0"}, "-batch 0 must be at least 1"},
+		{[]string{model, "-ctk", "q4_0"}, `invalid value "q4_0" for flag -ctk: cache type "q4_0": want f32, f16 or q8_0`},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runCLI(t, "", c.args...)
@@ -231,6 +232,22 @@ func TestBadArguments(t *testing.T) {
 		require.Contains(t, stderr, "Usage:")
 		_ = tok
 	}
+}
+
+// TestCacheTypes: -ctk/-ctv f16 gives the float32 cache's greedy story on
+// stories260K (ExampleKVType), and q8_0 is refused for its head size of 8
+// (exit 1, one line).
+func TestCacheTypes(t *testing.T) {
+	model, tok := fixture(t, "stories260K.bin"), fixture(t, "tok512.bin")
+	args := []string{model, "-z", tok, "-t", "0", "-n", "40", "-i", "Once upon a time"}
+	code, f32, stderr := runCLI(t, "", args...)
+	require.Equal(t, 0, code, stderr)
+	code, f16, stderr := runCLI(t, "", append(args, "-ctk", "f16", "-ctv", "F16")...)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, f32, f16)
+	code, _, stderr = runCLI(t, "", append(args, "-ctv", "q8_0")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "cache type q8_0 needs a head size that is a multiple of 32, not 8")
 }
 
 func TestBadFiles(t *testing.T) {

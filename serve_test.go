@@ -52,7 +52,7 @@ func TestParseServeArgs(t *testing.T) {
 
 	for _, bad := range [][]string{{}, {"m.bin", "x"}, {"m.bin", "-parallel", "-1"}, {"m.bin", "-queue", "-1"},
 		{"m.bin", "-threads", "-1"}, {"m.bin", "-batch", "0"}, {"m.bin", "-log-format", "xml"}, {"m.bin", "-nope"},
-		{"m.bin", "-write-timeout", "0s"}, {"m.bin", "-read-timeout", "0s"}, {"m.bin", "-kv-cache-mib", "0"}, {"m.bin", "-request-timeout", "-1s"}} {
+		{"m.bin", "-write-timeout", "0s"}, {"m.bin", "-read-timeout", "0s"}, {"m.bin", "-kv-cache-mib", "0"}, {"m.bin", "-request-timeout", "-1s"}, {"m.bin", "-ctk", "q4"}} {
 		_, err := parseServeArgs(bad)
 		require.Error(t, err, bad)
 	}

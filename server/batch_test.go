@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -231,4 +232,38 @@ func TestNewOptions(t *testing.T) {
 	require.Equal(t, 60*time.Second, o.WriteTimeout)
 	_, err = New(m, tok, Options{ChatTemplate: "{% if %}"})
 	require.ErrorContains(t, err, "chat template")
+
+	// A float16 cache takes half the bytes: the same budget holds twice
+	// the slots. Q8_0 needs a head size that is a multiple of 32 (this
+	// model's is 8).
+	half := KVBytesPerSlot(m, model.KVF16, model.KVF16)
+	require.Equal(t, per/2, half)
+	s16, err := New(m, tok, Options{KVCacheBytes: 3 * per, KeyCache: model.KVF16, ValueCache: model.KVF16})
+	require.NoError(t, err)
+	defer s16.Close()
+	require.Equal(t, 6, s16.Options().Parallel)
+	_, err = New(m, tok, Options{ValueCache: model.KVQ8_0})
+	require.ErrorContains(t, err, "cache type q8_0 needs a head size that is a multiple of 32, not 8")
+}
+
+// TestServeKVTypes: a greedy completion through float16 caches is the
+// float32 caches' one on this model (ExampleKVType's story).
+func TestServeKVTypes(t *testing.T) {
+	texts := map[model.KVType]string{}
+	for _, kv := range []model.KVType{model.KVF32, model.KVF16} {
+		o := testOptions()
+		o.KeyCache, o.ValueCache = kv, kv
+		s, _ := newTestServer(t, o, nil)
+		ts := httptest.NewServer(s)
+		code, body := post(t, ts.Client(), ts.URL+"/v1/completions", `{"prompt":"Once upon a time","max_tokens":24,"temperature":0}`)
+		ts.Close()
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		var r struct {
+			Choices []struct{ Text string } `json:"choices"`
+		}
+		require.NoError(t, json.Unmarshal(body, &r))
+		texts[kv] = r.Choices[0].Text
+	}
+	require.NotEmpty(t, texts[model.KVF32])
+	require.Equal(t, texts[model.KVF32], texts[model.KVF16])
 }
