@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llama2-go/llama2/internal/kernels"
@@ -117,7 +118,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(results)
 		return 0
 	}
-	fmt.Fprintf(stdout, "cpu: %s\n\n", cpuInfo)
+	fmt.Fprintf(stdout, "cpu: %s\n\n", cpuInfo())
 	printBenchTable(stdout, results)
 	return 0
 }
@@ -265,7 +266,7 @@ func benchDepth(o benchOptions, m *model.Model, size int64, s *model.Session, th
 		res := benchResult{
 			Model: filepath.Base(o.checkpoint), Arch: m.Architecture(), SizeBytes: size, Params: c.Params(),
 			Format: m.Format(), Memory: m.WeightsMemory(), Threads: threads, Test: test, Tokens: tokens,
-			CPU: cpuInfo, Depth: depth, CacheK: o.cacheK.String(), CacheV: o.cacheV.String(),
+			CPU: cpuInfo(), Depth: depth, CacheK: o.cacheK.String(), CacheV: o.cacheV.String(),
 		}
 		for range o.reps {
 			res.SamplesTPS = append(res.SamplesTPS, float64(tokens)/run().Seconds())
@@ -319,8 +320,9 @@ func benchDepth(o benchOptions, m *model.Model, size int64, s *model.Session, th
 }
 
 // cpuInfo names the processor for every row: figures from different CPUs
-// are not comparable (docs/performance.md).
-var cpuInfo = kernels.DetectCPU().String()
+// are not comparable (docs/performance.md). Read once, when bench asks
+// (not at every start of the command).
+var cpuInfo = sync.OnceValue(func() string { return kernels.DetectCPU().String() })
 
 // bwPasses is how many reads of the bandwidth buffer each measurement takes
 // the best of. bench measures after every generation run, so that the
