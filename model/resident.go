@@ -1,31 +1,36 @@
 package model
 
 import (
+	"maps"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 
-	"github.com/llama2-go/llama2/gguf"
 	"github.com/llama2-go/llama2/internal/kernels"
 )
 
-// makeResident repacks w's Q8_0 matrices into resident panels when this
+// makeResident repacks w's Q8_0 and Q4_0 matrices into resident panels when this
 // build has their kernels and the weights were read into private memory
 // (never a mapped file: it is read-only and shared), and every cut of the
 // rows between threads falls on a panel: the threads' chunks are rowGrain
 // rows of the stacked products (q, k, v; w1, w3) and Dim and KVDim are
 // whole panels. The token embedding is repacked only when it is also the
-// classifier. It reports whether it repacked any.
-func (w *weights) makeResident(cfg *Config) (bool, error) {
+// classifier. It returns the types it repacked ("Q4_0, Q8_0"), "" for
+// none.
+func (w *weights) makeResident(cfg *Config) (string, error) {
 	if !kernels.ResidentKernels || rowGrain%kernels.ResidentRows != 0 || cfg.Dim%kernels.ResidentRows != 0 || cfg.KVDim()%kernels.ResidentRows != 0 {
-		return false, nil
+		return "", nil
 	}
 	ts := []*tensor{&w.classifier}
 	for i := range w.layers {
 		l := &w.layers[i]
 		ts = append(ts, &l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3)
 	}
-	var repacked atomic.Bool
+	var (
+		mu       sync.Mutex
+		repacked = map[string]bool{}
+	)
 	_, err := rewriteWeights(w.classifier.b, func() {
 		// All views into the one file, each tensor's bytes its own: one
 		// goroutine a core (TinyLlama Q8_0, 1.1 GB: 0.42 s on one core, 0.24
@@ -37,7 +42,9 @@ func (w *weights) makeResident(cfg *Config) (bool, error) {
 			wg.Go(func() {
 				defer func() { <-cores }()
 				if t.makeResident() {
-					repacked.Store(true)
+					mu.Lock()
+					repacked[t.blk.Type.String()] = true
+					mu.Unlock()
 				}
 			})
 		}
@@ -46,13 +53,14 @@ func (w *weights) makeResident(cfg *Config) (bool, error) {
 	if e := &w.tokenEmbedding; len(e.b) > 0 && addrOf(e.b) == addrOf(w.classifier.b) {
 		e.blk = w.classifier.blk
 	}
-	return repacked.Load(), err
+	return strings.Join(slices.Sorted(maps.Keys(repacked)), ", "), err
 }
 
-// makeResident repacks t's rows in place into resident panels if t is
-// Q8_0 in whole panels, and reports whether it did.
+// makeResident repacks t's rows in place into resident panels if t's
+// block type has them and t is whole panels, and reports whether it did.
 func (t *tensor) makeResident() bool {
-	if t.blk != kernels.Block(gguf.TypeQ8_0) || t.rows%kernels.ResidentRows != 0 || t.rows == 0 || t.cols == 0 {
+	res := kernels.ResidentOf(t.blk)
+	if res == nil || t.rows%kernels.ResidentRows != 0 || t.rows == 0 || t.cols == 0 {
 		return false
 	}
 	nb := t.cols / kernels.QBlock
@@ -60,9 +68,9 @@ func (t *tensor) makeResident() bool {
 	for p := 0; p < t.rows; p += kernels.ResidentRows {
 		dst := t.b[p*t.rowBytes : (p+kernels.ResidentRows)*t.rowBytes]
 		copy(panel, dst)
-		kernels.PackResident(dst, panel, nb)
+		kernels.PackResident(res, dst, panel, nb)
 	}
-	t.blk = kernels.Q8_0Resident
+	t.blk = res
 	return true
 }
 

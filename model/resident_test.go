@@ -16,26 +16,29 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// randQ8_0 returns n random Q8_0 blocks: a float16 scale, then 32 int8.
-func randQ8_0(r *rand.Rand, n int) []byte {
-	b := make([]byte, n*34)
+// randBlocks returns n random blocks of bt's type: a float16 scale, then
+// random bytes.
+func randBlocks(r *rand.Rand, bt *kernels.BlockType, n int) []byte {
+	sz := bt.BlockBytes
+	b := make([]byte, n*sz)
 	for i := range n {
-		blk := b[i*34 : (i+1)*34]
+		blk := b[i*sz : (i+1)*sz]
 		binary.LittleEndian.PutUint16(blk, kernels.F32ToF16(float32(r.Float64())/64))
-		for j := 2; j < 34; j++ {
+		for j := 2; j < sz; j++ {
 			blk[j] = byte(r.IntN(256))
 		}
 	}
 	return b
 }
 
-// residentCase returns rows of nb random Q8_0 blocks, and the same rows as
-// a resident tensor.
-func residentCase(t testing.TB, r *rand.Rand, rows, nb int) (raw []byte, res tensor) {
-	raw = randQ8_0(r, rows*nb)
-	res = tensor{rows: rows, cols: nb * kernels.QBlock, b: slices.Clone(raw),
-		blk: kernels.Block(gguf.TypeQ8_0), rowBytes: nb * 34}
+// residentCase returns rows of nb random blocks of type typ, and the same
+// rows as a resident tensor.
+func residentCase(t testing.TB, r *rand.Rand, typ gguf.Type, rows, nb int) (raw []byte, res tensor) {
+	bt := kernels.Block(typ)
+	raw = randBlocks(r, bt, rows*nb)
+	res = tensor{rows: rows, cols: nb * kernels.QBlock, b: slices.Clone(raw), blk: bt, rowBytes: nb * bt.BlockBytes}
 	require.True(t, res.makeResident())
+	require.Same(t, kernels.ResidentOf(bt), res.blk)
 	return raw, res
 }
 
@@ -43,49 +46,55 @@ func residentCase(t testing.TB, r *rand.Rand, rows, nb int) (raw []byte, res ten
 // use: rows cut anywhere (mulRows), row views on panels, and dequantized
 // rows equal to the file's.
 func TestResidentRows(t *testing.T) {
-	r := rand.New(rand.NewPCG(43, 44))
-	const rows, nb = 64, 5
-	raw, res := residentCase(t, r, rows, nb)
-	file := tensor{rows: rows, cols: nb * kernels.QBlock, b: raw, blk: kernels.Block(gguf.TypeQ8_0), rowBytes: nb * 34}
-	x := newActivation(randomFloats(r, nb*kernels.QBlock), actForm{gs: kernels.QBlock, sums: true})
-	x.quantize()
-	all := make([]float32, rows)
-	res.mulRows(all, 0, &x)
-	want := make([]float32, rows)
-	file.mulRows(want, 0, &x)
-	for i := range want {
-		require.InDelta(t, want[i], all[i], 1e-3*(1+abs64(want[i])), "row %d", i)
-	}
-	for _, c := range [][2]int{{0, 16}, {3, 5}, {5, 40}, {16, 48}, {17, 64}, {63, 64}, {31, 33}} {
-		out := make([]float32, c[1]-c[0])
-		res.mulRows(out, c[0], &x)
-		require.Equal(t, all[c[0]:c[1]], out, "rows %v", c)
-	}
-	v, ok := res.rowsView(16, 48)
-	require.True(t, ok)
-	out := make([]float32, 32)
-	v.mulRows(out, 0, &x)
-	require.Equal(t, all[16:48], out)
-	_, ok = res.rowsView(8, 48)
-	require.False(t, ok, "a view must start on a panel")
-	got, wantRow := make([]float32, nb*kernels.QBlock), make([]float32, nb*kernels.QBlock)
-	for row := range rows {
-		res.rowTo(got, row)
-		file.rowTo(wantRow, row)
-		require.Equal(t, wantRow, got, "row %d", row)
+	for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeQ4_0} {
+		t.Run(typ.String(), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(43, 44))
+			const rows, nb = 64, 5
+			raw, res := residentCase(t, r, typ, rows, nb)
+			bt := kernels.Block(typ)
+			file := tensor{rows: rows, cols: nb * kernels.QBlock, b: raw, blk: bt, rowBytes: nb * bt.BlockBytes}
+			x := newActivation(randomFloats(r, nb*kernels.QBlock), actForm{gs: kernels.QBlock, sums: true})
+			x.quantize()
+			all := make([]float32, rows)
+			res.mulRows(all, 0, &x)
+			want := make([]float32, rows)
+			file.mulRows(want, 0, &x)
+			for i := range want {
+				require.InDelta(t, want[i], all[i], 1e-3*(1+abs64(want[i])), "row %d", i)
+			}
+			for _, c := range [][2]int{{0, 16}, {3, 5}, {5, 40}, {16, 48}, {17, 64}, {63, 64}, {31, 33}} {
+				out := make([]float32, c[1]-c[0])
+				res.mulRows(out, c[0], &x)
+				require.Equal(t, all[c[0]:c[1]], out, "rows %v", c)
+			}
+			v, ok := res.rowsView(16, 48)
+			require.True(t, ok)
+			out := make([]float32, 32)
+			v.mulRows(out, 0, &x)
+			require.Equal(t, all[16:48], out)
+			_, ok = res.rowsView(8, 48)
+			require.False(t, ok, "a view must start on a panel")
+			got, wantRow := make([]float32, nb*kernels.QBlock), make([]float32, nb*kernels.QBlock)
+			for row := range rows {
+				res.rowTo(got, row)
+				file.rowTo(wantRow, row)
+				require.Equal(t, wantRow, got, "row %d", row)
+			}
+		})
 	}
 }
 
-// TestResidentOnlyWholePanels: tensors that are not Q8_0 or whose rows are
-// not whole panels keep the file's layout.
+// TestResidentOnlyWholePanels: tensors whose type has no resident panels
+// or whose rows are not whole panels keep the file's layout.
 func TestResidentOnlyWholePanels(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
-	w := randQ8_0(r, 24*2)
+	w := randBlocks(r, kernels.Block(gguf.TypeQ8_0), 24*2)
 	odd := tensor{rows: 24, cols: 64, b: w, blk: kernels.Block(gguf.TypeQ8_0), rowBytes: 2 * 34}
 	require.False(t, odd.makeResident())
 	require.Equal(t, kernels.Block(gguf.TypeQ8_0), odd.blk)
-	q4 := tensor{rows: 16, cols: 64, b: w[:16*2*18], blk: kernels.Block(gguf.TypeQ4_0), rowBytes: 2 * 18}
-	require.False(t, q4.makeResident())
+	q5 := tensor{rows: 16, cols: 64, b: w[:16*2*22], blk: kernels.Block(gguf.TypeQ5_0), rowBytes: 2 * 22}
+	require.False(t, q5.makeResident())
+	require.Equal(t, kernels.Block(gguf.TypeQ5_0), q5.blk)
 }
 
 func abs64(v float32) float64 {
@@ -117,7 +126,7 @@ func benchResidentDRAM(b *testing.B, mrows, cols, mats int) {
 	w, free, _, err := allocAnon(rows * rb)
 	require.NoError(b, err)
 	b.Cleanup(func() { free() })
-	pattern := randQ8_0(r, 64*cols/kernels.QBlock)
+	pattern := randBlocks(r, kernels.Block(gguf.TypeQ8_0), 64*cols/kernels.QBlock)
 	for i := 0; i < len(w); i += len(pattern) {
 		copy(w[i:], pattern)
 	}
@@ -153,45 +162,53 @@ func benchResidentDRAM(b *testing.B, mrows, cols, mats int) {
 	}
 }
 
-// TestResidentModes opens the Q8_0 twin of randk.bin mapped and read: read,
-// its matrices become resident panels (where this build has their
-// kernels), the memory is read-only again, and both give llama.cpp's
-// logits and each other's.
+// TestResidentModes opens the Q8_0 and Q4_0 twins of randk.bin mapped and
+// read: read, their matrices become resident panels (where this build has
+// their kernels), the memory is read-only again, and both give llama.cpp's
+// logits and, bit for bit, each other's (the resident kernels compute the
+// file layout's sums).
 func TestResidentModes(t *testing.T) {
-	path := fixture(t, "gguf/randk-Q8_0.gguf")
-	tokens := readInts(t, fixture(t, "golden/gguf/teacher-tokens.txt"))
-	var logits [2][]float32
-	for i, mode := range loadModes {
-		m, err := OpenWith(path, OpenOptions{Mmap: mode})
-		require.NoError(t, err)
-		want := readLogits(t, fixture(t, "golden/gguf/randk-Q8_0.logits.f32"), m.Config.VocabSize)
-		resident := 0
-		for l := range m.w.layers {
-			lw := &m.w.layers[l]
-			for _, w := range []*tensor{&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w1, &lw.w2, &lw.w3} {
-				if w.blk.Resident {
-					resident++
+	for _, typ := range []string{"Q8_0", "Q4_0"} {
+		t.Run(typ, func(t *testing.T) {
+			path := fixture(t, "gguf/randk-"+typ+".gguf")
+			tokens := readInts(t, fixture(t, "golden/gguf/teacher-tokens.txt"))
+			var logits [2][]float32
+			for i, mode := range loadModes {
+				m, err := OpenWith(path, OpenOptions{Mmap: mode})
+				require.NoError(t, err)
+				want := readLogits(t, fixture(t, "golden/gguf/randk-"+typ+".logits.f32"), m.Config.VocabSize)
+				resident := 0
+				for l := range m.w.layers {
+					lw := &m.w.layers[l]
+					for _, w := range []*tensor{&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w1, &lw.w2, &lw.w3} {
+						if w.blk.Resident {
+							resident++
+							require.Equal(t, typ, w.blk.Type.String())
+						}
+					}
 				}
+				if mode == MmapOff && kernels.ResidentKernels && canMmap {
+					require.Equal(t, 7*len(m.w.layers), resident, "every matrix is whole panels")
+					require.Contains(t, m.Format(), "; "+typ+" in panels)")
+					if runtime.GOOS == "linux" {
+						require.Equal(t, "r--p", mappingPerms(t, addrOf(m.w.layers[0].wq.b)), "read-only again")
+					}
+				} else {
+					require.Zero(t, resident, mode)
+					require.NotContains(t, m.Format(), "in panels")
+				}
+				s := newSession(t, m, 2)
+				for pos, tok := range tokens {
+					l, err := s.Forward(tok, pos)
+					require.NoError(t, err)
+					require.Less(t, maxRangeError(l, want[pos]), 0.01, "%v pos %d", mode, pos)
+					logits[i] = append(logits[i], l...)
+				}
+				require.NoError(t, m.Close())
 			}
-		}
-		if mode == MmapOff && kernels.ResidentKernels && canMmap {
-			require.Equal(t, 7*len(m.w.layers), resident, "every matrix is whole panels")
-			if runtime.GOOS == "linux" {
-				require.Equal(t, "r--p", mappingPerms(t, addrOf(m.w.layers[0].wq.b)), "read-only again")
-			}
-		} else {
-			require.Zero(t, resident, mode)
-		}
-		s := newSession(t, m, 2)
-		for pos, tok := range tokens {
-			l, err := s.Forward(tok, pos)
-			require.NoError(t, err)
-			require.Less(t, maxRangeError(l, want[pos]), 0.01, "%v pos %d", mode, pos)
-			logits[i] = append(logits[i], l...)
-		}
-		require.NoError(t, m.Close())
+			require.Equal(t, logits[0], logits[1], "mapped and read")
+		})
 	}
-	require.Less(t, maxRangeError(logits[0], logits[1]), 1e-4)
 }
 
 // mappingPerms returns the permissions /proc/self/maps lists for addr.

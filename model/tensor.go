@@ -60,7 +60,7 @@ func (t *tensor) rowTo(dst []float32, r int) {
 		kernels.DequantRowF16(dst, t.h[off:off+t.cols])
 	case t.blk.Resident:
 		p := r &^ (kernels.ResidentRows - 1)
-		kernels.DequantResidentRow(dst, t.b[p*t.rowBytes:(p+kernels.ResidentRows)*t.rowBytes], r-p)
+		kernels.DequantResidentRow(t.blk, dst, t.b[p*t.rowBytes:(p+kernels.ResidentRows)*t.rowBytes], r-p)
 	default:
 		t.blk.Dequant(dst, t.b[r*t.rowBytes:(r+1)*t.rowBytes])
 	}

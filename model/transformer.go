@@ -97,15 +97,15 @@ func (m *Model) StreamedBytesPerToken() int64 {
 }
 
 // Format names the weights' format and the file's version; for GGUF, the
-// tensor types and how many tensors have each, and whether the Q8_0
-// matrices were repacked into panels when read (resident.go).
+// tensor types and how many tensors have each, and which types' matrices
+// were repacked into panels when read (resident.go).
 func (m *Model) Format() string {
 	if gs := m.Config.GroupSize; gs > 0 {
 		return fmt.Sprintf("Q8_0 g%d (v%d)", gs, m.Config.Version)
 	}
 	if m.gguf != nil {
-		if m.gguf.resident {
-			return fmt.Sprintf("GGUF v%d (%s; Q8_0 in panels)", m.Config.Version, m.gguf.typeMix)
+		if m.gguf.resident != "" {
+			return fmt.Sprintf("GGUF v%d (%s; %s in panels)", m.Config.Version, m.gguf.typeMix, m.gguf.resident)
 		}
 		return fmt.Sprintf("GGUF v%d (%s)", m.Config.Version, m.gguf.typeMix)
 	}

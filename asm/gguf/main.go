@@ -35,8 +35,9 @@
 // once per step for all rows), the panel kernels once per block from xsum.
 //
 // The batched products repack 16 rows at a time into panels (panel.go).
-// Q8_0 weights read into memory get that layout once, at load, and keep it
-// (resident.go): generation and prompts then read the panels as they are.
+// Q8_0 and Q4_0 weights read into memory get a panel layout once, at load,
+// and keep it (resident.go): generation and prompts then read the panels
+// as they are.
 package main
 
 import (
@@ -104,13 +105,13 @@ func main() {
 	panelPack(q4)
 	panelPack(q50)
 	panelPack(iq4nl)
-	for _, v := range panelVectors {
-		panelMatMat(v, false)
+	for _, rl := range []*residentLayout{nil, &residentQ8_0, &residentQ4_0} {
+		for _, v := range panelVectors {
+			panelMatMat(v, rl)
+		}
 	}
-	for _, v := range panelVectors {
-		panelMatMat(v, true)
-	}
-	residentMatVec()
+	residentMatVec(residentQ8_0)
+	residentMatVec(residentQ4_0)
 	for _, zmm := range []bool{true, false} {
 		dequantRowsF16(zmm)
 		dequantRowsQ8_0(zmm)

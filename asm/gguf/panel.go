@@ -237,14 +237,22 @@ func vpdpbusdBcst(m Mem, u8, acc Op) {
 }
 
 // panelMatMat generates matMatPanel{V}VNNI: a packed panel of 16 rows by V
-// vectors; with half, matMatPanelH{V}VNNI, the same for a resident panel
-// (resident.go), whose d are float16.
-func panelMatMat(V int, half bool) {
+// vectors; for resident panels (resident.go), whose d are float16,
+// matMatPanelH{V}VNNI (Q8_0) and matMatPanelN{V}VNNI (Q4_0's nibbles).
+// rl is nil for packed panels.
+func panelMatMat(V int, rl *residentLayout) {
 	name := fmt.Sprintf("matMatPanel%dVNNI", V)
-	blockBytes := panelBlockBytes
-	if half {
+	blockBytes, loads := panelBlockBytes, 8
+	var lo VecVirtual
+	switch {
+	case rl == nil:
+	case rl.nibbles:
+		name = fmt.Sprintf("matMatPanelN%dVNNI", V)
+	default:
 		name = fmt.Sprintf("matMatPanelH%dVNNI", V)
-		blockBytes = residentBlockBytes
+	}
+	if rl != nil {
+		blockBytes, loads = rl.blockBytes, rl.loads()
 	}
 	TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)")
 	Doc(name + " multiplies a packed panel by vectors; see internal/kernels/blocks_tile_amd64.go.")
@@ -271,6 +279,9 @@ func panelMatMat(V int, half bool) {
 	facc := make([]VecVirtual, V)
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
+	if rl != nil && rl.nibbles {
+		lo = broadcastByte(0x0f, true)
+	}
 	for v := range facc {
 		facc[v] = ZMM()
 		zeroFrom(zero, facc[v])
@@ -281,16 +292,26 @@ func panelMatMat(V int, half bool) {
 		acc[v] = ZMM()
 		VPBROADCASTD(Mem{Base: xc, Disp: 4 * v}, acc[v])
 	}
-	for j := range 8 {
-		w := ZMM()
-		VMOVDQU64(Mem{Base: pp, Disp: 64 * j}, w)
-		for v := range acc {
-			vpdpbusdBcst(xv(v, 4*j), w, acc[v])
+	for i := range loads {
+		at := Mem{Base: pp, Disp: 64 * i}
+		var js []int
+		var ws []VecVirtual
+		if rl == nil {
+			w := ZMM()
+			VMOVDQU64(at, w)
+			js, ws = []int{i}, []VecVirtual{w}
+		} else {
+			js, ws = rl.steps(at, i, lo)
+		}
+		for k, j := range js {
+			for v := range acc {
+				vpdpbusdBcst(xv(v, 4*j), ws[k], acc[v])
+			}
 		}
 	}
 	d := ZMM()
-	if half {
-		VCVTPH2PS(Mem{Base: pp, Disp: 512}, d)
+	if rl != nil {
+		VCVTPH2PS(Mem{Base: pp, Disp: rl.dOff()}, d)
 	} else {
 		VMOVUPS(Mem{Base: pp, Disp: 512}, d)
 	}

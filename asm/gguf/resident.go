@@ -8,18 +8,68 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// # Resident panels (Q8_0 weights repacked when the model is read)
+// # Resident panels (Q8_0 and Q4_0 weights repacked when the model is read)
 //
 // Weights read into anonymous memory are rearranged once, at load, into
 // the panel layout of panel.go (model/resident.go does it), so that
 // generation reads them as the panel kernels want them: a block of 16 rows
 // costs 8 loads, 8 VPDPBUSD and 6 other instructions, where the
 // matrix-vector kernel of blocks.go spends about 13 instructions per 64
-// bytes and row. A resident block is residentBlockBytes, exactly 16 Q8_0
-// blocks: 8 steps of 64 bytes (dword r = row r's 4 values XOR 0x80), then
-// the 16 rows' d as float16. Prompts run the panel kernels on them with
-// no packing (matMatPanelH{V}VNNI).
-const residentBlockBytes = 8*64 + 32
+// bytes and row. A resident block is exactly 16 of the file's blocks:
+//   - Q8_0, residentQ8_0.blockBytes: 8 steps of 64 bytes (dword r = row r's
+//     4 values XOR 0x80), then the 16 rows' d as float16.
+//   - Q4_0, residentQ4_0.blockBytes: 4 chunks of 64 bytes, dword r of chunk
+//     k = row r's qs bytes 4k..4k+3 as the file has them, then the rows' d.
+//     The low nibbles of chunk k are step k (values 4k..4k+3), the high
+//     nibbles step k+4 (values 16+4k..): an AND, a shift and an AND unpack
+//     two steps, and a block of 16 rows costs 4 loads, 12 unpacking
+//     instructions, 8 VPDPBUSD and 6 more, where the file's layout spends
+//     about 56 instructions per 4 rows and 2 blocks (blocks.go), 3.6 times
+//     as many: Q4_0 generation there is compute-bound, at about half the
+//     bandwidth on Zen 4.
+//
+// Prompts run the panel kernels on them with no packing
+// (matMatPanel{H,N}{V}VNNI), in the arithmetic of the packed panels, so a
+// row's value is the same in every layout.
+type residentLayout struct {
+	name       string // the block type, in the kernels' names
+	blockBytes int    // 16 of the file's blocks
+	nibbles    bool   // 4 chunks of two steps' nibbles (Q4_0), else 8 steps
+	cshift     uint8  // the values are stored plus c = 1<<cshift
+	prefetch   int    // how far ahead generation prefetches (bytes)
+}
+
+var (
+	residentQ8_0 = residentLayout{"Q8_0", 8*64 + 32, false, 7, residentPrefetch}
+	residentQ4_0 = residentLayout{"Q4_0", 4*64 + 32, true, 3, q4Prefetch}
+)
+
+// dOff is where a block's 16 float16 d start.
+func (l residentLayout) dOff() int { return l.blockBytes - 32 }
+
+// loads is the number of 64-byte loads of a block's steps.
+func (l residentLayout) loads() int {
+	if l.nibbles {
+		return 4
+	}
+	return 8
+}
+
+// steps emits load i of a block (at) and returns the steps it holds with
+// their numbers: step i, or for nibbles steps i and i+4 (lo is a zmm of
+// bytes 0x0f).
+func (l residentLayout) steps(at Mem, i int, lo VecVirtual) (js []int, ws []VecVirtual) {
+	w := ZMM()
+	VMOVDQU64(at, w)
+	if !l.nibbles {
+		return []int{i}, []VecVirtual{w}
+	}
+	hi := ZMM()
+	VPSRLW(U8(4), w, hi)
+	VPANDD(lo, w, w)
+	VPANDD(lo, hi, hi)
+	return []int{i, i + 4}, []VecVirtual{w, hi}
+}
 
 // residentPrefetch is how far ahead (bytes) matVecPanelQ8_0VNNI prefetches
 // each stream, one PREFETCHT0 per cache line: just ahead of the hardware
@@ -39,9 +89,18 @@ const residentBlockBytes = 8*64 + 32
 // its loop did nothing.)
 var residentPrefetch = 1024
 
-// residentMatVec generates matVecPanelQ8_0VNNI: resident panels times one
-// vector, the arithmetic of matMatPanelH1VNNI (so a row's value is the
-// same in a prompt's batch and in generation).
+// q4Prefetch is residentPrefetch for Q4_0's panels: a block is half the
+// bytes and far fewer instructions, and a shorter distance did better. On
+// the Zen 4 VM (family 25 model 17), TinyLlama-shaped Q4_0, tg64 tok/s at
+// 1 / 2 threads, medians of 3-4 rounds alternating the builds (the VM's
+// bandwidth moved by 2x between runs): 0 (none) 41.5 / 52.1 over 7 runs,
+// 256 42.0 / 52.9, 512 37.6 / 52.0, 1024 32.9 / 52.1, 2048 34.6 / 47.2,
+// 4096 34.0 / 47.7.
+var q4Prefetch = 256
+
+// residentMatVec generates matVecPanel{Q8_0,Q4_0}VNNI: resident panels
+// times one vector, the arithmetic of matMatPanel{H,N}1VNNI (so a row's
+// value is the same in a prompt's batch and in generation).
 //
 // Panels go 4 at a time, a quarter of the rows apart (then the last
 // panels%4 one at a time), their 64-byte steps taken in turn: on the Zen 5
@@ -52,19 +111,23 @@ var residentPrefetch = 1024
 // noisier spell; 27.2 and 24.8 against 28.9 and 26.9 later). From L2
 // (BenchmarkMatVecResidentL2) the kernel reads 150 GB/s against the
 // file kernel's 67.
-func residentMatVec() {
-	name := "matVecPanelQ8_0VNNI"
+func residentMatVec(rl residentLayout) {
+	name := "matVecPanel" + rl.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)")
-	Doc(name + " multiplies resident Q8_0 panels by a vector; see internal/kernels/resident_amd64.go.")
+	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/resident_amd64.go.")
 	panels := Load(Param("out").Len(), GP64())
 	SHRQ(U8(4), panels)
 	op := Load(Param("out").Base(), GP64())
 	pp := Load(Param("p").Base(), GP64())
 	pb := Load(Param("xq").Len(), GP64())
 	SHRQ(U8(5), pb)
-	IMUL3Q(U32(residentBlockBytes), pb, pb) // bytes a panel
+	IMUL3Q(U32(rl.blockBytes), pb, pb) // bytes a panel
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
+	var lo VecVirtual
+	if rl.nibbles {
+		lo = broadcastByte(0x0f, true)
+	}
 	// Panels i, q+i, 2q+i and 3q+i (i < q = panels/4) go together; in out
 	// a panel is 16 floats, so the rows' offsets in out grow 16 times.
 	ra := newRowsApart(panels, pb)
@@ -72,6 +135,7 @@ func residentMatVec() {
 	SHLQ(U8(4), qo)
 	SHLQ(U8(4), qo3)
 	xp, xsp, xcp, cnt, wp := GP64(), GP64(), GP64(), GP64(), GP64()
+	lines := (rl.blockBytes + 63) / 64 // to prefetch, a block
 
 	for _, S := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("s%d%s", S, s) }
@@ -101,8 +165,8 @@ func residentMatVec() {
 		}
 		Label(l("block"))
 		c := ZMM()
-		VPSLLD_BCST(U8(7), Mem{Base: xcp}, c)
-		VPSUBD(c, zero, c) // -128*xsum
+		VPSLLD_BCST(U8(rl.cshift), Mem{Base: xcp}, c)
+		VPSUBD(c, zero, c) // -c*xsum
 		var xb [8]VecVirtual
 		if S > 1 {
 			for j := range xb {
@@ -115,29 +179,32 @@ func residentMatVec() {
 			acc[s] = ZMM()
 			VMOVDQA64(c, acc[s])
 		}
-		for j := range 9 { // 8 steps and the d, 544 bytes: 9 lines to prefetch
+		for i := range lines {
 			for s := range S {
-				PREFETCHT0(at(s, residentPrefetch+64*j))
-				if j == 8 {
+				if rl.prefetch > 0 {
+					PREFETCHT0(at(s, rl.prefetch+64*i))
+				}
+				if i >= rl.loads() {
 					continue
 				}
-				w := ZMM()
-				VMOVDQU64(at(s, 64*j), w)
-				if S > 1 {
-					vpdpbusd(xb[j], w, acc[s])
-				} else {
-					vpdpbusdBcst(Mem{Base: xp, Disp: 4 * j}, w, acc[s])
+				js, ws := rl.steps(at(s, 64*i), i, lo)
+				for k, j := range js {
+					if S > 1 {
+						vpdpbusd(xb[j], ws[k], acc[s])
+					} else {
+						vpdpbusdBcst(Mem{Base: xp, Disp: 4 * j}, ws[k], acc[s])
+					}
 				}
 			}
 		}
 		for s := range S {
 			d := ZMM()
-			VCVTPH2PS(at(s, 512), d)
+			VCVTPH2PS(at(s, rl.dOff()), d)
 			VCVTDQ2PS(acc[s], acc[s])
 			VMULPS(d, acc[s], acc[s])
 			VFMADD231PS_BCST(Mem{Base: xsp}, acc[s], facc[s])
 		}
-		ADDQ(U32(residentBlockBytes), wp)
+		ADDQ(U32(rl.blockBytes), wp)
 		ADDQ(U8(32), xp)
 		ADDQ(U8(4), xsp)
 		ADDQ(U8(4), xcp)

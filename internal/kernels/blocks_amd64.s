@@ -5255,6 +5255,408 @@ block:
 	VZEROUPPER
 	RET
 
+// func matMatPanelN8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatPanelN8VNNI(SB), NOSPLIT, $0-136
+	MOVQ         p_base+32(FP), AX
+	MOVQ         n+128(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	MOVQ         CX, BX
+	SHRQ         $0x05, BX
+	MOVQ         x_base+56(FP), SI
+	LEAQ         (SI)(CX*4), DI
+	MOVQ         xsT_base+80(FP), R8
+	MOVQ         xcT_base+104(FP), R9
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, R10
+	VPBROADCASTD R10, Z1
+	VMOVDQA64    Z0, Z2
+	VMOVDQA64    Z0, Z3
+	VMOVDQA64    Z0, Z4
+	VMOVDQA64    Z0, Z5
+	VMOVDQA64    Z0, Z6
+	VMOVDQA64    Z0, Z7
+	VMOVDQA64    Z0, Z8
+	VMOVDQA64    Z0, Z0
+
+block:
+	VPBROADCASTD     (R9), Z9
+	VPBROADCASTD     4(R9), Z10
+	VPBROADCASTD     8(R9), Z11
+	VPBROADCASTD     12(R9), Z12
+	VPBROADCASTD     16(R9), Z13
+	VPBROADCASTD     20(R9), Z14
+	VPBROADCASTD     24(R9), Z15
+	VPBROADCASTD     28(R9), Z16
+	VMOVDQU64        (AX), Z17
+	VPSRLW           $0x04, Z17, Z18
+	VPANDD           Z1, Z17, Z17
+	VPANDD           Z1, Z18, Z18
+	VPDPBUSD.BCST    (SI), Z17, Z9
+	VPDPBUSD.BCST    (SI)(CX*1), Z17, Z10
+	VPDPBUSD.BCST    (SI)(CX*2), Z17, Z11
+	VPDPBUSD.BCST    (SI)(DX*1), Z17, Z12
+	VPDPBUSD.BCST    (DI), Z17, Z13
+	VPDPBUSD.BCST    (DI)(CX*1), Z17, Z14
+	VPDPBUSD.BCST    (DI)(CX*2), Z17, Z15
+	VPDPBUSD.BCST    (DI)(DX*1), Z17, Z16
+	VPDPBUSD.BCST    16(SI), Z18, Z9
+	VPDPBUSD.BCST    16(SI)(CX*1), Z18, Z10
+	VPDPBUSD.BCST    16(SI)(CX*2), Z18, Z11
+	VPDPBUSD.BCST    16(SI)(DX*1), Z18, Z12
+	VPDPBUSD.BCST    16(DI), Z18, Z13
+	VPDPBUSD.BCST    16(DI)(CX*1), Z18, Z14
+	VPDPBUSD.BCST    16(DI)(CX*2), Z18, Z15
+	VPDPBUSD.BCST    16(DI)(DX*1), Z18, Z16
+	VMOVDQU64        64(AX), Z17
+	VPSRLW           $0x04, Z17, Z18
+	VPANDD           Z1, Z17, Z17
+	VPANDD           Z1, Z18, Z18
+	VPDPBUSD.BCST    4(SI), Z17, Z9
+	VPDPBUSD.BCST    4(SI)(CX*1), Z17, Z10
+	VPDPBUSD.BCST    4(SI)(CX*2), Z17, Z11
+	VPDPBUSD.BCST    4(SI)(DX*1), Z17, Z12
+	VPDPBUSD.BCST    4(DI), Z17, Z13
+	VPDPBUSD.BCST    4(DI)(CX*1), Z17, Z14
+	VPDPBUSD.BCST    4(DI)(CX*2), Z17, Z15
+	VPDPBUSD.BCST    4(DI)(DX*1), Z17, Z16
+	VPDPBUSD.BCST    20(SI), Z18, Z9
+	VPDPBUSD.BCST    20(SI)(CX*1), Z18, Z10
+	VPDPBUSD.BCST    20(SI)(CX*2), Z18, Z11
+	VPDPBUSD.BCST    20(SI)(DX*1), Z18, Z12
+	VPDPBUSD.BCST    20(DI), Z18, Z13
+	VPDPBUSD.BCST    20(DI)(CX*1), Z18, Z14
+	VPDPBUSD.BCST    20(DI)(CX*2), Z18, Z15
+	VPDPBUSD.BCST    20(DI)(DX*1), Z18, Z16
+	VMOVDQU64        128(AX), Z17
+	VPSRLW           $0x04, Z17, Z18
+	VPANDD           Z1, Z17, Z17
+	VPANDD           Z1, Z18, Z18
+	VPDPBUSD.BCST    8(SI), Z17, Z9
+	VPDPBUSD.BCST    8(SI)(CX*1), Z17, Z10
+	VPDPBUSD.BCST    8(SI)(CX*2), Z17, Z11
+	VPDPBUSD.BCST    8(SI)(DX*1), Z17, Z12
+	VPDPBUSD.BCST    8(DI), Z17, Z13
+	VPDPBUSD.BCST    8(DI)(CX*1), Z17, Z14
+	VPDPBUSD.BCST    8(DI)(CX*2), Z17, Z15
+	VPDPBUSD.BCST    8(DI)(DX*1), Z17, Z16
+	VPDPBUSD.BCST    24(SI), Z18, Z9
+	VPDPBUSD.BCST    24(SI)(CX*1), Z18, Z10
+	VPDPBUSD.BCST    24(SI)(CX*2), Z18, Z11
+	VPDPBUSD.BCST    24(SI)(DX*1), Z18, Z12
+	VPDPBUSD.BCST    24(DI), Z18, Z13
+	VPDPBUSD.BCST    24(DI)(CX*1), Z18, Z14
+	VPDPBUSD.BCST    24(DI)(CX*2), Z18, Z15
+	VPDPBUSD.BCST    24(DI)(DX*1), Z18, Z16
+	VMOVDQU64        192(AX), Z17
+	VPSRLW           $0x04, Z17, Z18
+	VPANDD           Z1, Z17, Z17
+	VPANDD           Z1, Z18, Z18
+	VPDPBUSD.BCST    12(SI), Z17, Z9
+	VPDPBUSD.BCST    12(SI)(CX*1), Z17, Z10
+	VPDPBUSD.BCST    12(SI)(CX*2), Z17, Z11
+	VPDPBUSD.BCST    12(SI)(DX*1), Z17, Z12
+	VPDPBUSD.BCST    12(DI), Z17, Z13
+	VPDPBUSD.BCST    12(DI)(CX*1), Z17, Z14
+	VPDPBUSD.BCST    12(DI)(CX*2), Z17, Z15
+	VPDPBUSD.BCST    12(DI)(DX*1), Z17, Z16
+	VPDPBUSD.BCST    28(SI), Z18, Z9
+	VPDPBUSD.BCST    28(SI)(CX*1), Z18, Z10
+	VPDPBUSD.BCST    28(SI)(CX*2), Z18, Z11
+	VPDPBUSD.BCST    28(SI)(DX*1), Z18, Z12
+	VPDPBUSD.BCST    28(DI), Z18, Z13
+	VPDPBUSD.BCST    28(DI)(CX*1), Z18, Z14
+	VPDPBUSD.BCST    28(DI)(CX*2), Z18, Z15
+	VPDPBUSD.BCST    28(DI)(DX*1), Z18, Z16
+	VCVTPH2PS        256(AX), Z17
+	VCVTDQ2PS        Z9, Z9
+	VMULPS           Z17, Z9, Z9
+	VFMADD231PS.BCST (R8), Z9, Z2
+	VCVTDQ2PS        Z10, Z10
+	VMULPS           Z17, Z10, Z10
+	VFMADD231PS.BCST 4(R8), Z10, Z3
+	VCVTDQ2PS        Z11, Z11
+	VMULPS           Z17, Z11, Z11
+	VFMADD231PS.BCST 8(R8), Z11, Z4
+	VCVTDQ2PS        Z12, Z12
+	VMULPS           Z17, Z12, Z12
+	VFMADD231PS.BCST 12(R8), Z12, Z5
+	VCVTDQ2PS        Z13, Z13
+	VMULPS           Z17, Z13, Z13
+	VFMADD231PS.BCST 16(R8), Z13, Z6
+	VCVTDQ2PS        Z14, Z14
+	VMULPS           Z17, Z14, Z14
+	VFMADD231PS.BCST 20(R8), Z14, Z7
+	VCVTDQ2PS        Z15, Z15
+	VMULPS           Z17, Z15, Z15
+	VFMADD231PS.BCST 24(R8), Z15, Z8
+	VCVTDQ2PS        Z16, Z16
+	VMULPS           Z17, Z16, Z16
+	VFMADD231PS.BCST 28(R8), Z16, Z0
+	ADDQ             $0x00000120, AX
+	ADDQ             $0x20, SI
+	ADDQ             $0x20, DI
+	ADDQ             $0x20, R8
+	ADDQ             $0x20, R9
+	DECQ             BX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanelN4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatPanelN4VNNI(SB), NOSPLIT, $0-136
+	MOVQ         p_base+32(FP), AX
+	MOVQ         n+128(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	MOVQ         CX, BX
+	SHRQ         $0x05, BX
+	MOVQ         x_base+56(FP), SI
+	MOVQ         xsT_base+80(FP), DI
+	MOVQ         xcT_base+104(FP), R8
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, R9
+	VPBROADCASTD R9, Z1
+	VMOVDQA64    Z0, Z2
+	VMOVDQA64    Z0, Z3
+	VMOVDQA64    Z0, Z4
+	VMOVDQA64    Z0, Z0
+
+block:
+	VPBROADCASTD     (R8), Z5
+	VPBROADCASTD     4(R8), Z6
+	VPBROADCASTD     8(R8), Z7
+	VPBROADCASTD     12(R8), Z8
+	VMOVDQU64        (AX), Z9
+	VPSRLW           $0x04, Z9, Z10
+	VPANDD           Z1, Z9, Z9
+	VPANDD           Z1, Z10, Z10
+	VPDPBUSD.BCST    (SI), Z9, Z5
+	VPDPBUSD.BCST    (SI)(CX*1), Z9, Z6
+	VPDPBUSD.BCST    (SI)(CX*2), Z9, Z7
+	VPDPBUSD.BCST    (SI)(DX*1), Z9, Z8
+	VPDPBUSD.BCST    16(SI), Z10, Z5
+	VPDPBUSD.BCST    16(SI)(CX*1), Z10, Z6
+	VPDPBUSD.BCST    16(SI)(CX*2), Z10, Z7
+	VPDPBUSD.BCST    16(SI)(DX*1), Z10, Z8
+	VMOVDQU64        64(AX), Z9
+	VPSRLW           $0x04, Z9, Z10
+	VPANDD           Z1, Z9, Z9
+	VPANDD           Z1, Z10, Z10
+	VPDPBUSD.BCST    4(SI), Z9, Z5
+	VPDPBUSD.BCST    4(SI)(CX*1), Z9, Z6
+	VPDPBUSD.BCST    4(SI)(CX*2), Z9, Z7
+	VPDPBUSD.BCST    4(SI)(DX*1), Z9, Z8
+	VPDPBUSD.BCST    20(SI), Z10, Z5
+	VPDPBUSD.BCST    20(SI)(CX*1), Z10, Z6
+	VPDPBUSD.BCST    20(SI)(CX*2), Z10, Z7
+	VPDPBUSD.BCST    20(SI)(DX*1), Z10, Z8
+	VMOVDQU64        128(AX), Z9
+	VPSRLW           $0x04, Z9, Z10
+	VPANDD           Z1, Z9, Z9
+	VPANDD           Z1, Z10, Z10
+	VPDPBUSD.BCST    8(SI), Z9, Z5
+	VPDPBUSD.BCST    8(SI)(CX*1), Z9, Z6
+	VPDPBUSD.BCST    8(SI)(CX*2), Z9, Z7
+	VPDPBUSD.BCST    8(SI)(DX*1), Z9, Z8
+	VPDPBUSD.BCST    24(SI), Z10, Z5
+	VPDPBUSD.BCST    24(SI)(CX*1), Z10, Z6
+	VPDPBUSD.BCST    24(SI)(CX*2), Z10, Z7
+	VPDPBUSD.BCST    24(SI)(DX*1), Z10, Z8
+	VMOVDQU64        192(AX), Z9
+	VPSRLW           $0x04, Z9, Z10
+	VPANDD           Z1, Z9, Z9
+	VPANDD           Z1, Z10, Z10
+	VPDPBUSD.BCST    12(SI), Z9, Z5
+	VPDPBUSD.BCST    12(SI)(CX*1), Z9, Z6
+	VPDPBUSD.BCST    12(SI)(CX*2), Z9, Z7
+	VPDPBUSD.BCST    12(SI)(DX*1), Z9, Z8
+	VPDPBUSD.BCST    28(SI), Z10, Z5
+	VPDPBUSD.BCST    28(SI)(CX*1), Z10, Z6
+	VPDPBUSD.BCST    28(SI)(CX*2), Z10, Z7
+	VPDPBUSD.BCST    28(SI)(DX*1), Z10, Z8
+	VCVTPH2PS        256(AX), Z9
+	VCVTDQ2PS        Z5, Z5
+	VMULPS           Z9, Z5, Z5
+	VFMADD231PS.BCST (DI), Z5, Z2
+	VCVTDQ2PS        Z6, Z6
+	VMULPS           Z9, Z6, Z6
+	VFMADD231PS.BCST 4(DI), Z6, Z3
+	VCVTDQ2PS        Z7, Z7
+	VMULPS           Z9, Z7, Z7
+	VFMADD231PS.BCST 8(DI), Z7, Z4
+	VCVTDQ2PS        Z8, Z8
+	VMULPS           Z9, Z8, Z8
+	VFMADD231PS.BCST 12(DI), Z8, Z0
+	ADDQ             $0x00000120, AX
+	ADDQ             $0x20, SI
+	ADDQ             $0x10, DI
+	ADDQ             $0x10, R8
+	DECQ             BX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanelN2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatPanelN2VNNI(SB), NOSPLIT, $0-136
+	MOVQ         p_base+32(FP), AX
+	MOVQ         n+128(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	MOVQ         CX, DX
+	SHRQ         $0x05, DX
+	MOVQ         x_base+56(FP), BX
+	MOVQ         xsT_base+80(FP), SI
+	MOVQ         xcT_base+104(FP), DI
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, R8
+	VPBROADCASTD R8, Z1
+	VMOVDQA64    Z0, Z2
+	VMOVDQA64    Z0, Z0
+
+block:
+	VPBROADCASTD     (DI), Z3
+	VPBROADCASTD     4(DI), Z4
+	VMOVDQU64        (AX), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z1, Z5, Z5
+	VPANDD           Z1, Z6, Z6
+	VPDPBUSD.BCST    (BX), Z5, Z3
+	VPDPBUSD.BCST    (BX)(CX*1), Z5, Z4
+	VPDPBUSD.BCST    16(BX), Z6, Z3
+	VPDPBUSD.BCST    16(BX)(CX*1), Z6, Z4
+	VMOVDQU64        64(AX), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z1, Z5, Z5
+	VPANDD           Z1, Z6, Z6
+	VPDPBUSD.BCST    4(BX), Z5, Z3
+	VPDPBUSD.BCST    4(BX)(CX*1), Z5, Z4
+	VPDPBUSD.BCST    20(BX), Z6, Z3
+	VPDPBUSD.BCST    20(BX)(CX*1), Z6, Z4
+	VMOVDQU64        128(AX), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z1, Z5, Z5
+	VPANDD           Z1, Z6, Z6
+	VPDPBUSD.BCST    8(BX), Z5, Z3
+	VPDPBUSD.BCST    8(BX)(CX*1), Z5, Z4
+	VPDPBUSD.BCST    24(BX), Z6, Z3
+	VPDPBUSD.BCST    24(BX)(CX*1), Z6, Z4
+	VMOVDQU64        192(AX), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z1, Z5, Z5
+	VPANDD           Z1, Z6, Z6
+	VPDPBUSD.BCST    12(BX), Z5, Z3
+	VPDPBUSD.BCST    12(BX)(CX*1), Z5, Z4
+	VPDPBUSD.BCST    28(BX), Z6, Z3
+	VPDPBUSD.BCST    28(BX)(CX*1), Z6, Z4
+	VCVTPH2PS        256(AX), Z5
+	VCVTDQ2PS        Z3, Z3
+	VMULPS           Z5, Z3, Z3
+	VFMADD231PS.BCST (SI), Z3, Z2
+	VCVTDQ2PS        Z4, Z4
+	VMULPS           Z5, Z4, Z4
+	VFMADD231PS.BCST 4(SI), Z4, Z0
+	ADDQ             $0x00000120, AX
+	ADDQ             $0x20, BX
+	ADDQ             $0x08, SI
+	ADDQ             $0x08, DI
+	DECQ             DX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func matMatPanelN1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI
+TEXT ·matMatPanelN1VNNI(SB), NOSPLIT, $0-136
+	MOVQ         p_base+32(FP), AX
+	MOVQ         n+128(FP), CX
+	LEAQ         (CX)(CX*2), DX
+	SHRQ         $0x05, CX
+	MOVQ         x_base+56(FP), DX
+	MOVQ         xsT_base+80(FP), BX
+	MOVQ         xcT_base+104(FP), SI
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, DI
+	VPBROADCASTD DI, Z1
+	VMOVDQA64    Z0, Z0
+
+block:
+	VPBROADCASTD     (SI), Z2
+	VMOVDQU64        (AX), Z3
+	VPSRLW           $0x04, Z3, Z4
+	VPANDD           Z1, Z3, Z3
+	VPANDD           Z1, Z4, Z4
+	VPDPBUSD.BCST    (DX), Z3, Z2
+	VPDPBUSD.BCST    16(DX), Z4, Z2
+	VMOVDQU64        64(AX), Z3
+	VPSRLW           $0x04, Z3, Z4
+	VPANDD           Z1, Z3, Z3
+	VPANDD           Z1, Z4, Z4
+	VPDPBUSD.BCST    4(DX), Z3, Z2
+	VPDPBUSD.BCST    20(DX), Z4, Z2
+	VMOVDQU64        128(AX), Z3
+	VPSRLW           $0x04, Z3, Z4
+	VPANDD           Z1, Z3, Z3
+	VPANDD           Z1, Z4, Z4
+	VPDPBUSD.BCST    8(DX), Z3, Z2
+	VPDPBUSD.BCST    24(DX), Z4, Z2
+	VMOVDQU64        192(AX), Z3
+	VPSRLW           $0x04, Z3, Z4
+	VPANDD           Z1, Z3, Z3
+	VPANDD           Z1, Z4, Z4
+	VPDPBUSD.BCST    12(DX), Z3, Z2
+	VPDPBUSD.BCST    28(DX), Z4, Z2
+	VCVTPH2PS        256(AX), Z3
+	VCVTDQ2PS        Z2, Z2
+	VMULPS           Z3, Z2, Z2
+	VFMADD231PS.BCST (BX), Z2, Z0
+	ADDQ             $0x00000120, AX
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, BX
+	ADDQ             $0x04, SI
+	DECQ             CX
+	JNZ              block
+	MOVQ             out_base+0(FP), AX
+	MOVQ             m+24(FP), CX
+	SHLQ             $0x02, CX
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
 // func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
 // Requires: AVX, AVX512F, AVX512_VNNI, MMX+
 TEXT ·matVecPanelQ8_0VNNI(SB), NOSPLIT, $0-120
@@ -5495,6 +5897,277 @@ s1block:
 	DECQ             R12
 	JNZ              s1block
 	VMOVUPS          Z1, (CX)
+	MOVQ             R13, DX
+	ADDQ             $0x40, CX
+	DECQ             AX
+	JNZ              s1panel
+
+s1end:
+	VZEROUPPER
+	RET
+
+// func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+TEXT ·matVecPanelQ4_0VNNI(SB), NOSPLIT, $0-120
+	MOVQ         out_len+8(FP), AX
+	SHRQ         $0x04, AX
+	MOVQ         out_base+0(FP), CX
+	MOVQ         p_base+24(FP), DX
+	MOVQ         xq_len+56(FP), BX
+	SHRQ         $0x05, BX
+	IMUL3Q       $0x00000120, BX, BX
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, SI
+	VPBROADCASTD SI, Z1
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ  AX, SI
+	SHRQ  $0x02, SI
+	MOVQ  SI, DI
+	IMULQ BX, DI
+	MOVQ  SI, BX
+	SHLQ  $0x02, BX
+	LEAQ  (DI)(DI*2), R8
+	LEAQ  (BX)(BX*2), R9
+	SHLQ  $0x04, BX
+	SHLQ  $0x04, R9
+	TESTQ SI, SI
+	JZ    s4end
+
+s4panel:
+	MOVQ      DX, R13
+	MOVQ      xq_base+48(FP), DX
+	MOVQ      xs_base+72(FP), R10
+	MOVQ      xsum_base+96(FP), R11
+	MOVQ      xq_len+56(FP), R12
+	SHRQ      $0x05, R12
+	VMOVDQA64 Z0, Z2
+	VMOVDQA64 Z0, Z3
+	VMOVDQA64 Z0, Z4
+	VMOVDQA64 Z0, Z5
+
+s4block:
+	VPSLLD.BCST      $0x03, (R11), Z6
+	VPSUBD           Z6, Z0, Z6
+	VPBROADCASTD     (DX), Z7
+	VPBROADCASTD     4(DX), Z8
+	VPBROADCASTD     8(DX), Z9
+	VPBROADCASTD     12(DX), Z10
+	VPBROADCASTD     16(DX), Z11
+	VPBROADCASTD     20(DX), Z12
+	VPBROADCASTD     24(DX), Z13
+	VPBROADCASTD     28(DX), Z14
+	VMOVDQA64        Z6, Z15
+	VMOVDQA64        Z6, Z16
+	VMOVDQA64        Z6, Z17
+	VMOVDQA64        Z6, Z6
+	PREFETCHT0       256(R13)
+	VMOVDQU64        (R13), Z18
+	VPSRLW           $0x04, Z18, Z19
+	VPANDD           Z1, Z18, Z18
+	VPANDD           Z1, Z19, Z19
+	VPDPBUSD         Z7, Z18, Z15
+	VPDPBUSD         Z11, Z19, Z15
+	PREFETCHT0       256(R13)(DI*1)
+	VMOVDQU64        (R13)(DI*1), Z18
+	VPSRLW           $0x04, Z18, Z19
+	VPANDD           Z1, Z18, Z18
+	VPANDD           Z1, Z19, Z19
+	VPDPBUSD         Z7, Z18, Z16
+	VPDPBUSD         Z11, Z19, Z16
+	PREFETCHT0       256(R13)(DI*2)
+	VMOVDQU64        (R13)(DI*2), Z18
+	VPSRLW           $0x04, Z18, Z19
+	VPANDD           Z1, Z18, Z18
+	VPANDD           Z1, Z19, Z19
+	VPDPBUSD         Z7, Z18, Z17
+	VPDPBUSD         Z11, Z19, Z17
+	PREFETCHT0       256(R13)(R8*1)
+	VMOVDQU64        (R13)(R8*1), Z18
+	VPSRLW           $0x04, Z18, Z19
+	VPANDD           Z1, Z18, Z18
+	VPANDD           Z1, Z19, Z19
+	VPDPBUSD         Z7, Z18, Z6
+	VPDPBUSD         Z11, Z19, Z6
+	PREFETCHT0       320(R13)
+	VMOVDQU64        64(R13), Z7
+	VPSRLW           $0x04, Z7, Z11
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z11, Z11
+	VPDPBUSD         Z8, Z7, Z15
+	VPDPBUSD         Z12, Z11, Z15
+	PREFETCHT0       320(R13)(DI*1)
+	VMOVDQU64        64(R13)(DI*1), Z7
+	VPSRLW           $0x04, Z7, Z11
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z11, Z11
+	VPDPBUSD         Z8, Z7, Z16
+	VPDPBUSD         Z12, Z11, Z16
+	PREFETCHT0       320(R13)(DI*2)
+	VMOVDQU64        64(R13)(DI*2), Z7
+	VPSRLW           $0x04, Z7, Z11
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z11, Z11
+	VPDPBUSD         Z8, Z7, Z17
+	VPDPBUSD         Z12, Z11, Z17
+	PREFETCHT0       320(R13)(R8*1)
+	VMOVDQU64        64(R13)(R8*1), Z7
+	VPSRLW           $0x04, Z7, Z11
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z11, Z11
+	VPDPBUSD         Z8, Z7, Z6
+	VPDPBUSD         Z12, Z11, Z6
+	PREFETCHT0       384(R13)
+	VMOVDQU64        128(R13), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z9, Z7, Z15
+	VPDPBUSD         Z13, Z8, Z15
+	PREFETCHT0       384(R13)(DI*1)
+	VMOVDQU64        128(R13)(DI*1), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z9, Z7, Z16
+	VPDPBUSD         Z13, Z8, Z16
+	PREFETCHT0       384(R13)(DI*2)
+	VMOVDQU64        128(R13)(DI*2), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z9, Z7, Z17
+	VPDPBUSD         Z13, Z8, Z17
+	PREFETCHT0       384(R13)(R8*1)
+	VMOVDQU64        128(R13)(R8*1), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z9, Z7, Z6
+	VPDPBUSD         Z13, Z8, Z6
+	PREFETCHT0       448(R13)
+	VMOVDQU64        192(R13), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z10, Z7, Z15
+	VPDPBUSD         Z14, Z8, Z15
+	PREFETCHT0       448(R13)(DI*1)
+	VMOVDQU64        192(R13)(DI*1), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z10, Z7, Z16
+	VPDPBUSD         Z14, Z8, Z16
+	PREFETCHT0       448(R13)(DI*2)
+	VMOVDQU64        192(R13)(DI*2), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z10, Z7, Z17
+	VPDPBUSD         Z14, Z8, Z17
+	PREFETCHT0       448(R13)(R8*1)
+	VMOVDQU64        192(R13)(R8*1), Z7
+	VPSRLW           $0x04, Z7, Z8
+	VPANDD           Z1, Z7, Z7
+	VPANDD           Z1, Z8, Z8
+	VPDPBUSD         Z10, Z7, Z6
+	VPDPBUSD         Z14, Z8, Z6
+	PREFETCHT0       512(R13)
+	PREFETCHT0       512(R13)(DI*1)
+	PREFETCHT0       512(R13)(DI*2)
+	PREFETCHT0       512(R13)(R8*1)
+	VCVTPH2PS        256(R13), Z7
+	VCVTDQ2PS        Z15, Z15
+	VMULPS           Z7, Z15, Z15
+	VFMADD231PS.BCST (R10), Z15, Z2
+	VCVTPH2PS        256(R13)(DI*1), Z7
+	VCVTDQ2PS        Z16, Z16
+	VMULPS           Z7, Z16, Z16
+	VFMADD231PS.BCST (R10), Z16, Z3
+	VCVTPH2PS        256(R13)(DI*2), Z7
+	VCVTDQ2PS        Z17, Z17
+	VMULPS           Z7, Z17, Z17
+	VFMADD231PS.BCST (R10), Z17, Z4
+	VCVTPH2PS        256(R13)(R8*1), Z7
+	VCVTDQ2PS        Z6, Z6
+	VMULPS           Z7, Z6, Z6
+	VFMADD231PS.BCST (R10), Z6, Z5
+	ADDQ             $0x00000120, R13
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R10
+	ADDQ             $0x04, R11
+	DECQ             R12
+	JNZ              s4block
+	VMOVUPS          Z2, (CX)
+	VMOVUPS          Z3, (CX)(BX*1)
+	VMOVUPS          Z4, (CX)(BX*2)
+	VMOVUPS          Z5, (CX)(R9*1)
+	MOVQ             R13, DX
+	ADDQ             $0x40, CX
+	DECQ             SI
+	JNZ              s4panel
+
+s4end:
+	// The last panels%4, from panel 4q.
+	ANDQ $0x03, AX
+	JZ   s1end
+	ADDQ R8, DX
+	ADDQ R9, CX
+
+s1panel:
+	MOVQ      DX, R13
+	MOVQ      xq_base+48(FP), DX
+	MOVQ      xs_base+72(FP), R10
+	MOVQ      xsum_base+96(FP), R11
+	MOVQ      xq_len+56(FP), R12
+	SHRQ      $0x05, R12
+	VMOVDQA64 Z0, Z2
+
+s1block:
+	VPSLLD.BCST      $0x03, (R11), Z3
+	VPSUBD           Z3, Z0, Z3
+	VMOVDQA64        Z3, Z3
+	PREFETCHT0       256(R13)
+	VMOVDQU64        (R13), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    (DX), Z4, Z3
+	VPDPBUSD.BCST    16(DX), Z5, Z3
+	PREFETCHT0       320(R13)
+	VMOVDQU64        64(R13), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    4(DX), Z4, Z3
+	VPDPBUSD.BCST    20(DX), Z5, Z3
+	PREFETCHT0       384(R13)
+	VMOVDQU64        128(R13), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    8(DX), Z4, Z3
+	VPDPBUSD.BCST    24(DX), Z5, Z3
+	PREFETCHT0       448(R13)
+	VMOVDQU64        192(R13), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    12(DX), Z4, Z3
+	VPDPBUSD.BCST    28(DX), Z5, Z3
+	PREFETCHT0       512(R13)
+	VCVTPH2PS        256(R13), Z4
+	VCVTDQ2PS        Z3, Z3
+	VMULPS           Z4, Z3, Z3
+	VFMADD231PS.BCST (R10), Z3, Z2
+	ADDQ             $0x00000120, R13
+	ADDQ             $0x20, DX
+	ADDQ             $0x04, R10
+	ADDQ             $0x04, R11
+	DECQ             R12
+	JNZ              s1block
+	VMOVUPS          Z2, (CX)
 	MOVQ             R13, DX
 	ADDQ             $0x40, CX
 	DECQ             AX

@@ -27,19 +27,20 @@ type BlockType struct {
 	SuperScale bool
 	// Resident: the rows are repacked into resident panels (resident.go).
 	Resident bool
+	resident *residentLayout // the panels' layout, when Resident
 }
 
 // blockTypes are the block types with kernels, by GGUF type.
 var blockTypes = map[gguf.Type]*BlockType{
-	gguf.TypeQ8_0:   {gguf.TypeQ8_0, 32, 34, matVecQ8_0, matMatQ8_0, dequantRowQ8_0, false, false},
-	gguf.TypeQ4_0:   {gguf.TypeQ4_0, 32, 18, matVecQ4_0, matMatQ4_0, dequantRowQ4_0, false, false},
-	gguf.TypeQ4_K:   {gguf.TypeQ4_K, 256, 144, matVecQ4_K, matMatQ4_K, dequantRowQ4_K, true, false},
-	gguf.TypeQ5_K:   {gguf.TypeQ5_K, 256, 176, matVecQ5_K, matMatQ5_K, dequantRowQ5_K, true, false},
-	gguf.TypeQ6_K:   {gguf.TypeQ6_K, 256, 210, matVecQ6_K, matMatQ6_K, dequantRowQ6_K, true, false},
-	gguf.TypeQ4_1:   {gguf.TypeQ4_1, 32, q4_1Bytes, matVecQ4_1, matMatQ4_1, dequantRowQ4_1, false, false},
-	gguf.TypeQ5_0:   {gguf.TypeQ5_0, 32, q5_0Bytes, matVecQ5_0, matMatQ5_0, dequantRowQ5_0, false, false},
-	gguf.TypeQ5_1:   {gguf.TypeQ5_1, 32, q5_1Bytes, matVecQ5_1, matMatQ5_1, dequantRowQ5_1, false, false},
-	gguf.TypeIQ4_NL: {gguf.TypeIQ4_NL, 32, iq4nlBytes, matVecIQ4NL, matMatIQ4NL, dequantRowIQ4NL, false, false},
+	gguf.TypeQ8_0:   {gguf.TypeQ8_0, 32, 34, matVecQ8_0, matMatQ8_0, dequantRowQ8_0, false, false, nil},
+	gguf.TypeQ4_0:   {gguf.TypeQ4_0, 32, 18, matVecQ4_0, matMatQ4_0, dequantRowQ4_0, false, false, nil},
+	gguf.TypeQ4_K:   {gguf.TypeQ4_K, 256, 144, matVecQ4_K, matMatQ4_K, dequantRowQ4_K, true, false, nil},
+	gguf.TypeQ5_K:   {gguf.TypeQ5_K, 256, 176, matVecQ5_K, matMatQ5_K, dequantRowQ5_K, true, false, nil},
+	gguf.TypeQ6_K:   {gguf.TypeQ6_K, 256, 210, matVecQ6_K, matMatQ6_K, dequantRowQ6_K, true, false, nil},
+	gguf.TypeQ4_1:   {gguf.TypeQ4_1, 32, q4_1Bytes, matVecQ4_1, matMatQ4_1, dequantRowQ4_1, false, false, nil},
+	gguf.TypeQ5_0:   {gguf.TypeQ5_0, 32, q5_0Bytes, matVecQ5_0, matMatQ5_0, dequantRowQ5_0, false, false, nil},
+	gguf.TypeQ5_1:   {gguf.TypeQ5_1, 32, q5_1Bytes, matVecQ5_1, matMatQ5_1, dequantRowQ5_1, false, false, nil},
+	gguf.TypeIQ4_NL: {gguf.TypeIQ4_NL, 32, iq4nlBytes, matVecIQ4NL, matMatIQ4NL, dequantRowIQ4NL, false, false, nil},
 }
 
 // Block returns the block type of t, or nil when no kernel computes with

@@ -206,27 +206,29 @@ func TestBatchInvariantBlocks(t *testing.T) {
 	}
 }
 
-// TestBatchInvariantResident: the resident Q8_0 panels (row ranges on
-// whole panels, as the runtime cuts them).
+// TestBatchInvariantResident: the resident Q8_0 and Q4_0 panels (row
+// ranges on whole panels, as the runtime cuts them).
 func TestBatchInvariantResident(t *testing.T) {
 	r := rand.New(rand.NewPCG(47, 48))
 	vectors := invarianceBatches[len(invarianceBatches)-1]
-	for _, s := range [][2]int{{16, 256}, {48, 2048}, {32, 5632}} {
-		rows, n := s[0], s[1]
-		nb := n / QBlock
-		_, res := residentCase(r, rows, nb)
-		rb := nb * q8_0Bytes
-		xq, xs, xsum := randActivation(r, n, vectors)
-		requireBatchInvariant(t, fmt.Sprintf("resident %dx%d", rows, n), rows, vectors,
-			func(out []float32, batch int) {
-				Q8_0Resident.MatMat(out, res, rows, xq[:batch*n], xs[:batch*nb], xsum[:batch*nb], batch)
-			},
-			func(out []float32, b, r0, r1 int) {
-				// Whole panels, as model/resident.go's mulResident.
-				p0, p1 := r0&^(ResidentRows-1), (r1+ResidentRows-1)&^(ResidentRows-1)
-				tmp := make([]float32, p1-p0)
-				Q8_0Resident.MatVec(tmp, res[p0*rb:p1*rb], xq[b*n:(b+1)*n], xs[b*nb:(b+1)*nb], xsum[b*nb:(b+1)*nb])
-				copy(out, tmp[r0-p0:])
-			})
+	for _, rt := range residentTypes {
+		for _, s := range [][2]int{{16, 256}, {48, 2048}, {32, 5632}} {
+			rows, n := s[0], s[1]
+			nb := n / QBlock
+			_, res := residentCase(r, rt.res, rt.bc, rows, nb)
+			rb := nb * rt.bc.bytes
+			xq, xs, xsum := randActivation(r, n, vectors)
+			requireBatchInvariant(t, fmt.Sprintf("resident %s %dx%d", rt.bc.name, rows, n), rows, vectors,
+				func(out []float32, batch int) {
+					rt.res.MatMat(out, res, rows, xq[:batch*n], xs[:batch*nb], xsum[:batch*nb], batch)
+				},
+				func(out []float32, b, r0, r1 int) {
+					// Whole panels, as model/resident.go's mulResident.
+					p0, p1 := r0&^(ResidentRows-1), (r1+ResidentRows-1)&^(ResidentRows-1)
+					tmp := make([]float32, p1-p0)
+					rt.res.MatVec(tmp, res[p0*rb:p1*rb], xq[b*n:(b+1)*n], xs[b*nb:(b+1)*nb], xsum[b*nb:(b+1)*nb])
+					copy(out, tmp[r0-p0:])
+				})
+		}
 	}
 }

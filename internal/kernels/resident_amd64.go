@@ -6,9 +6,34 @@ package kernels
 // rows are only repacked where they run.
 var ResidentKernels = hasVNNI
 
+// residentPanelKernels are the panel kernels for resident panels by width:
+// Q8_0's (H: float16 d) and Q4_0's (N: nibbles).
+var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int){
+	residentQ8_0: {1: matMatPanelH1VNNI, 2: matMatPanelH2VNNI, 4: matMatPanelH4VNNI, 8: matMatPanelH8VNNI},
+	residentQ4_0: {1: matMatPanelN1VNNI, 2: matMatPanelN2VNNI, 4: matMatPanelN4VNNI, 8: matMatPanelN8VNNI},
+}
+
 func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResident(residentQ8_0, matVecPanelQ8_0VNNI, out, p, xq, xs, xsum)
+}
+
+func matVecResidentQ4_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResident(residentQ4_0, matVecPanelQ4_0VNNI, out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResident(residentQ8_0, out, p, rows, xq, xs, xsum, batch)
+}
+
+func matMatResidentQ4_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResident(residentQ4_0, out, p, rows, xq, xs, xsum, batch)
+}
+
+// matVecResident runs the matrix-vector kernel asm of layout l, or Go's
+// where the CPU lacks AVX-512 VNNI.
+func matVecResident(l *residentLayout, asm func([]float32, []byte, []int8, []float32, []int32), out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
 	if !hasVNNI {
-		matVecResidentGo(out, p, xq, xs, xsum)
+		matVecResidentGo(l, out, p, xq, xs, xsum)
 		return
 	}
 	nb := len(xq) / QBlock
@@ -16,20 +41,15 @@ func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum [
 		clear(out)
 		return
 	}
-	matVecPanelQ8_0VNNI(out, p[:len(out)*nb*q8_0Bytes], xq, xs[:nb], xsum[:nb])
+	asm(out, p[:len(out)/ResidentRows*nb*l.blockBytes], xq, xs[:nb], xsum[:nb])
 }
 
-// residentPanelKernels are the panel kernels for resident panels by width.
-var residentPanelKernels = [...]func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int){
-	1: matMatPanelH1VNNI, 2: matMatPanelH2VNNI, 4: matMatPanelH4VNNI, 8: matMatPanelH8VNNI,
-}
-
-// matMatResidentQ8_0 runs each resident panel against the whole batch, 8
-// vectors at a time then 4, 2, 1, as matMatPanels does without packing.
-// A vector's values are those of matVecResidentQ8_0.
-func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+// matMatResident runs each resident panel of layout l against the whole
+// batch, 8 vectors at a time then 4, 2, 1, as matMatPanels does without
+// packing. A vector's values are those of matVecResident.
+func matMatResident(l *residentLayout, out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	if !hasVNNI {
-		matMatResidentGo(out, p, rows, xq, xs, xsum, batch)
+		matMatResidentGo(l, out, p, rows, xq, xs, xsum, batch)
 		return
 	}
 	n := len(xq) / batch
@@ -40,12 +60,13 @@ func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float
 	}
 	sc := panelScratchPool.Get().(*panelScratch)
 	defer panelScratchPool.Put(sc)
-	xsT, xcT := sc.transposeScales(xs, xsum, batch, nb, 128)
-	rb := nb * q8_0Bytes
+	xsT, xcT := sc.transposeScales(xs, xsum, batch, nb, l.c)
+	pb := nb * l.blockBytes // bytes a panel
+	kernels := residentPanelKernels[l]
 	for r := 0; r < rows; r += ResidentRows {
-		panel := p[r*rb : (r+ResidentRows)*rb]
+		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
 		forGroups(batch, func(v0, V int) {
-			residentPanelKernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], xsT[v0*nb:(v0+V)*nb], xcT[v0*nb:(v0+V)*nb], n)
+			kernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], xsT[v0*nb:(v0+V)*nb], xcT[v0*nb:(v0+V)*nb], n)
 		})
 	}
 }
@@ -70,8 +91,15 @@ func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float
 //go:noescape
 func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
 
-// matMatPanelH8VNNI is matMatPanel8VNNI for a resident panel (float16 d,
-// residentBlockBytes a block).
+// matVecPanelQ4_0VNNI is matVecPanelQ8_0VNNI for resident Q4_0 panels
+// (u the nibbles, -8*xsum, len(p) >= len(out)*n/32*18), the arithmetic of
+// matMatPanelN1VNNI and of the packed panels' matMatPanel1VNNI.
+//
+//go:noescape
+func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+
+// matMatPanelH8VNNI is matMatPanel8VNNI for a resident Q8_0 panel (float16
+// d, 544 bytes a block).
 //
 //go:noescape
 func matMatPanelH8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
@@ -90,3 +118,24 @@ func matMatPanelH2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, 
 //
 //go:noescape
 func matMatPanelH1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+
+// matMatPanelN8VNNI is matMatPanel8VNNI for a resident Q4_0 panel (4
+// chunks of two steps' nibbles, float16 d, 288 bytes a block).
+//
+//go:noescape
+func matMatPanelN8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+
+// matMatPanelN4VNNI is matMatPanelN8VNNI for 4 vectors.
+//
+//go:noescape
+func matMatPanelN4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+
+// matMatPanelN2VNNI is matMatPanelN8VNNI for 2 vectors.
+//
+//go:noescape
+func matMatPanelN2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+
+// matMatPanelN1VNNI is matMatPanelN8VNNI for 1 vector.
+//
+//go:noescape
+func matMatPanelN1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)

@@ -7,9 +7,17 @@ package kernels
 const ResidentKernels = false
 
 func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResidentGo(out, p, xq, xs, xsum)
+	matVecResidentGo(residentQ8_0, out, p, xq, xs, xsum)
+}
+
+func matVecResidentQ4_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResidentGo(residentQ4_0, out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	matMatResidentGo(out, p, rows, xq, xs, xsum, batch)
+	matMatResidentGo(residentQ8_0, out, p, rows, xq, xs, xsum, batch)
+}
+
+func matMatResidentQ4_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResidentGo(residentQ4_0, out, p, rows, xq, xs, xsum, batch)
 }
