@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/llama2-go/llama2/chat"
+	"github.com/llama2-go/llama2/internal/kernels"
 	"github.com/llama2-go/llama2/model"
 	"github.com/llama2-go/llama2/sample"
 	"github.com/llama2-go/llama2/tokenizer"
@@ -33,6 +34,10 @@ func main() {
 // run is the whole command line, separated from main so tests drive the
 // real code path. It returns the process's exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if _, err := kernels.CPUTuning(); err != nil {
+		fmt.Fprintln(stderr, "llama2:", err)
+		return 1
+	}
 	if len(args) > 0 {
 		switch args[0] {
 		case "bench":

@@ -54,6 +54,7 @@ func main() {
 		DATA(4*r, U32(v))
 	}
 
+	cpuidGen()
 	dotAVX2()
 	dotAVX512()
 	axpyAVX2()
@@ -61,9 +62,8 @@ func main() {
 	scaleMulAVX2()
 	scaleMulAVX512()
 	matVec4AVX2()
-	matVec4AVX512()
 	matVec4StepsAVX2()
-	matVec4StepsAVX512()
+	matVec4AVX512()
 	matMat4x2AVX2()
 	matMat8x3AVX512()
 	matMat8x2AVX512()
@@ -548,5 +548,21 @@ func scaleMulAVX512() {
 
 	Label("done")
 	VZEROUPPER()
+	RET()
+}
+
+// cpuidGen generates cpuid, the CPUID instruction: the processor's vendor,
+// family and model pick the kernels' per-CPU table (internal/kernels/cpu.go);
+// golang.org/x/sys/cpu reads only the feature bits.
+func cpuidGen() {
+	TEXT("cpuid", NOSPLIT, "func(leaf, sub uint32) (eax, ebx, ecx, edx uint32)")
+	Doc("cpuid executes CPUID with EAX = leaf and ECX = sub.")
+	Load(Param("leaf"), EAX)
+	Load(Param("sub"), ECX)
+	CPUID()
+	Store(EAX, Return("eax"))
+	Store(EBX, Return("ebx"))
+	Store(ECX, Return("ecx"))
+	Store(EDX, Return("edx"))
 	RET()
 }

@@ -17,6 +17,12 @@ import (
 // rows of 288. See matVec4 for the measurements.
 var matVecPrefetch = 2048
 
+// matVecPrefetches are the distances the AVX-512 kernels are generated
+// for, the values the per-CPU table may pick (internal/kernels/tuning.go):
+// matVec4AVX512 prefetches matVecPrefetch bytes ahead, matVec4AVX512P0
+// not at all (Zen 4's choice).
+var matVecPrefetches = []int{matVecPrefetch, 0}
+
 // matVec4 generates the matrix-vector kernel for vectors of width lanes (8:
 // ymm, 16: zmm). It takes 4 rows per pass, rows i, q+i, 2q+i and 3q+i with
 // q = len(out)/4, then the last len(out)%4 rows one at a time. Each pass
@@ -65,7 +71,7 @@ var matVecPrefetch = 2048
 // rows give 4 chains, enough to stream memory (16 floats a row per FMA
 // latency is about 3x what one core reads from memory), though not to run
 // at FMA speed from L1.
-func matVec4(name string, zmm, steps bool) {
+func matVec4(name string, zmm, steps bool, prefetch int) {
 	if steps {
 		TEXT(name, NOSPLIT, "func(out, w, x []float32, kb, q, steps int)")
 		Doc(name+" sets out[j*q+s] = dot(w[(j*q+s)*n:][:n], x) for j < 4 and",
@@ -165,12 +171,12 @@ func matVec4(name string, zmm, steps bool) {
 		LEAQ(Mem{Base: i, Disp: 2 * lanes}, t)
 		CMPQ(t, bend)
 		JA(LabelRef(l("step1")))
-		if matVecPrefetch > 0 {
-			Comment("Each row's stream, matVecPrefetch bytes ahead: the hardware",
-				"prefetchers do not keep 4 streams fed on their own.")
+		if prefetch > 0 {
+			Comment("Each row's stream, prefetch bytes ahead: the hardware",
+				"prefetchers do not keep 4 streams fed on their own (Zen 5).")
 			for r := range rows {
 				for off := 0; off < 2*lanes*4; off += 64 {
-					PREFETCHT0(Mem{Base: rows[r], Index: i, Scale: 4, Disp: matVecPrefetch + off})
+					PREFETCHT0(Mem{Base: rows[r], Index: i, Scale: 4, Disp: prefetch + off})
 				}
 			}
 		}
@@ -278,8 +284,19 @@ func matVec4(name string, zmm, steps bool) {
 	RET()
 }
 
-func matVec4AVX2()   { matVec4("matVec4AVX2", false, false) }
-func matVec4AVX512() { matVec4("matVec4AVX512", true, false) }
+func matVec4AVX2() { matVec4("matVec4AVX2", false, false, matVecPrefetch) }
 
-func matVec4StepsAVX2()   { matVec4("matVec4StepsAVX2", false, true) }
-func matVec4StepsAVX512() { matVec4("matVec4StepsAVX512", true, true) }
+func matVec4StepsAVX2() { matVec4("matVec4StepsAVX2", false, true, matVecPrefetch) }
+
+// matVec4AVX512 generates the AVX-512 kernels, with and without steps,
+// once per distance of matVecPrefetches.
+func matVec4AVX512() {
+	for _, pf := range matVecPrefetches {
+		suffix := ""
+		if pf != matVecPrefetch {
+			suffix = fmt.Sprintf("P%d", pf)
+		}
+		matVec4("matVec4AVX512"+suffix, true, false, pf)
+		matVec4("matVec4StepsAVX512"+suffix, true, true, pf)
+	}
+}

@@ -58,7 +58,7 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 		b.Run(fmt.Sprintf("probe/%dT", threads), func(b *testing.B) {
 			// MeasureBandwidth's probe, over the matrices' memory.
 			half := len(w) / 2 / bandwidthGrain * bandwidthGrain
-			p := &BandwidthProbe{a: w[:half], b: w[half : 2*half]}
+			p := &BandwidthProbe{buf: w[:2*half], a: w[:half], b: w[half : 2*half]}
 			b.SetBytes(int64(8 * half))
 			for b.Loop() {
 				p.Measure(threads, 1)

@@ -44,8 +44,8 @@ const (
 	// MmapOff reads the file into private anonymous memory (backed by huge
 	// pages where the OS allows): opening costs one read of the file, and
 	// generation streams the weights faster (see autoMmap). On CPUs with
-	// AVX-512 VNNI, Q8_0 matrices are then repacked once into the layout
-	// of the int8 kernels (resident.go; Model.Format says so).
+	// AVX-512 VNNI, Q8_0 and Q4_0 matrices are then repacked once into the
+	// layout of the int8 kernels (resident.go; Model.Format says so).
 	MmapOff
 )
 

@@ -36,12 +36,11 @@ type residentLayout struct {
 	blockBytes int    // 16 of the file's blocks
 	nibbles    bool   // 4 chunks of two steps' nibbles (Q4_0), else 8 steps
 	cshift     uint8  // the values are stored plus c = 1<<cshift
-	prefetch   int    // how far ahead generation prefetches (bytes)
 }
 
 var (
-	residentQ8_0 = residentLayout{"Q8_0", 8*64 + 32, false, 7, residentPrefetch}
-	residentQ4_0 = residentLayout{"Q4_0", 4*64 + 32, true, 3, q4Prefetch}
+	residentQ8_0 = residentLayout{"Q8_0", 8*64 + 32, false, 7}
+	residentQ4_0 = residentLayout{"Q4_0", 4*64 + 32, true, 3}
 )
 
 // dOff is where a block's 16 float16 d start.
@@ -71,32 +70,10 @@ func (l residentLayout) steps(at Mem, i int, lo VecVirtual) (js []int, ws []VecV
 	return []int{i, i + 4}, []VecVirtual{w, hi}
 }
 
-// residentPrefetch is how far ahead (bytes) matVecPanelQ8_0VNNI prefetches
-// each stream, one PREFETCHT0 per cache line: just ahead of the hardware
-// prefetchers, which follow the 4 streams but not closely enough.
-//
-// On the Zen 5 VM, BenchmarkMatVecResidentDRAM, GB/s at 1 / 2 threads,
-// medians of 4 rounds alternating the builds: 5632x2048 0 (none) 32.7 /
-// 57.8, 512 30.8 / 51.9, 1024 34.6 / 63.0, 2048 33.9 / 62.0, 4096 31.8 /
-// 59.2, 12288 32.7 / 60.1; 768x768 (stories110M's, 627 KB a call) 1024
-// 33.6 / 57.2, 12288 30.3 / 52.3. A longer distance leaves each call's
-// first lines to demand misses and spends its last prefetches past the
-// streams' ends. Generation, tok/s, medians of 3-4 alternated runs, 12288
-// -> 1024: stories110M Q8_0 234 -> 249 at 1 thread, 383 -> 402 at 2;
-// TinyLlama-shaped 23.3 -> 26.0 and 28.1 -> 29.2; stories42M at 2 threads
-// 898 -> 950. (Before, 4096 28.4, 12288 28.9 and 24576 28.0 tok/s on
-// TinyLlama at 1 thread, and prefetching each call's first 12 KiB before
-// its loop did nothing.)
-var residentPrefetch = 1024
-
-// q4Prefetch is residentPrefetch for Q4_0's panels: a block is half the
-// bytes and far fewer instructions, and a shorter distance did better. On
-// the Zen 4 VM (family 25 model 17), TinyLlama-shaped Q4_0, tg64 tok/s at
-// 1 / 2 threads, medians of 3-4 rounds alternating the builds (the VM's
-// bandwidth moved by 2x between runs): 0 (none) 41.5 / 52.1 over 7 runs,
-// 256 42.0 / 52.9, 512 37.6 / 52.0, 1024 32.9 / 52.1, 2048 34.6 / 47.2,
-// 4096 34.0 / 47.7.
-var q4Prefetch = 256
+// How far ahead (bytes) the matrix-vector kernels prefetch each stream,
+// one PREFETCHT0 per cache line, is their argument pf: the best distance
+// differs between microarchitectures (internal/kernels/tuning.go has the
+// table and the measurements).
 
 // residentMatVec generates matVecPanel{Q8_0,Q4_0}VNNI: resident panels
 // times one vector, the arithmetic of matMatPanel{H,N}1VNNI (so a row's
@@ -113,7 +90,7 @@ var q4Prefetch = 256
 // file kernel's 67.
 func residentMatVec(rl residentLayout) {
 	name := "matVecPanel" + rl.name + "VNNI"
-	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)")
+	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)")
 	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/resident_amd64.go.")
 	panels := Load(Param("out").Len(), GP64())
 	SHRQ(U8(4), panels)
@@ -179,11 +156,12 @@ func residentMatVec(rl residentLayout) {
 			acc[s] = ZMM()
 			VMOVDQA64(c, acc[s])
 		}
+		wpf := GP64() // pf bytes on
+		Load(Param("pf"), wpf)
+		ADDQ(wp, wpf)
 		for i := range lines {
 			for s := range S {
-				if rl.prefetch > 0 {
-					PREFETCHT0(at(s, rl.prefetch+64*i))
-				}
+				PREFETCHT0(rowAt(wpf, qpb, qpb3, s, 64*i))
 				if i >= rl.loads() {
 					continue
 				}

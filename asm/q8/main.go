@@ -77,6 +77,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/mmcloughlin/avo/ir"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -100,8 +102,10 @@ func main() {
 		DATA(4*i, U32(i/4))
 	}
 
-	vnni32()
-	vnni64()
+	for _, pf := range vnniPrefetches {
+		vnni32(pf)
+		vnni64(pf)
+	}
 	vnniTile()
 	avx2()
 
@@ -131,6 +135,7 @@ type kernel struct {
 	wpi, xpi gpr // moving pointers into row i and x
 	sg, xsg  gpr // moving pointers to row i's and x's current scale
 	gleft    gpr // groups left in the row
+	pf       int // how far ahead (bytes) the rows' streams are prefetched
 }
 
 type gpr = Register
@@ -143,10 +148,24 @@ type gpr = Register
 // to the hardware prefetchers). See the package comment (Speed).
 var prefetchDist, scalePrefetch = 2048, 256
 
-func prologue(name, doc string) *kernel {
+// vnniPrefetches are the distances the VNNI kernels are generated for, the
+// values the per-CPU table may pick (internal/kernels/tuning.go):
+// matVecQ8x4VNNI{32,64} prefetchDist bytes ahead, the P0 variants not at
+// all (Zen 4's choice).
+var vnniPrefetches = []int{prefetchDist, 0}
+
+// suffix names a kernel's variant for prefetch distance pf.
+func suffix(pf int) string {
+	if pf == prefetchDist {
+		return ""
+	}
+	return fmt.Sprintf("P%d", pf)
+}
+
+func prologue(name, doc string, pf int) *kernel {
 	TEXT(name, NOSPLIT, "func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)")
 	Doc(name+" "+doc, "The caller guarantees the preconditions; see internal/kernels/q8_amd64.go.")
-	k := &kernel{}
+	k := &kernel{pf: pf}
 	Comment("q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.")
 	k.q = Load(Param("out").Len(), GP64())
 	SHRQ(U8(2), k.q)
@@ -202,15 +221,15 @@ func (k *kernel) blockStart() {
 	}
 }
 
-// prefetch fetches each of the 4 rows' streams prefetchDist bytes ahead of
-// byte off of the moving pointer. Past the end of w the prefetches are
-// harmless (they never fault).
+// prefetch fetches each of the 4 rows' streams k.pf bytes ahead of byte
+// off of the moving pointer. Past the end of w the prefetches are harmless
+// (they never fault).
 func (k *kernel) prefetch(off int) {
-	if prefetchDist == 0 {
+	if k.pf == 0 {
 		return
 	}
 	for r := range 4 {
-		PREFETCHT0(k.row(r, off+prefetchDist))
+		PREFETCHT0(k.row(r, off+k.pf))
 	}
 }
 
@@ -322,8 +341,8 @@ func (k *kernel) vnniStep(acc [4]VecVirtual, zero Register, vec func() VecVirtua
 // vnni64 generates the kernel for group sizes that are multiples of 64:
 // each group takes gs/64 zmm steps per row, its four sums are folded into an
 // xmm and scaled into the xmm accumulator [row0 row1 row2 row3].
-func vnni64() {
-	k := prologue("matVecQ8x4VNNI64", "is the VNNI kernel for group sizes that are multiples of 64.")
+func vnni64(pf int) {
+	k := prologue("matVecQ8x4VNNI64"+suffix(pf), "is the VNNI kernel for group sizes that are multiples of 64.", pf)
 	masks := rowMasks()
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
@@ -392,8 +411,8 @@ func (k *kernel) scaleAdd(sums, acc VecVirtual, masks []Register) {
 // shifted right by 32 bits within each quadword then adds group g+1: the
 // same order as the plain loop. (The odd lanes collect garbage.) An odd last
 // group takes one ymm step.
-func vnni32() {
-	k := prologue("matVecQ8x4VNNI32", "is the VNNI kernel for gs = 32.")
+func vnni32(pf int) {
+	k := prologue("matVecQ8x4VNNI32"+suffix(pf), "is the VNNI kernel for gs = 32.", pf)
 	masks := rowMasks()
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
@@ -488,7 +507,7 @@ func vnni32() {
 // by |x| into int16 pairs and VPMADDWD by ones widens to int32 lanes. Three
 // VPHADDD fold the four rows.
 func avx2() {
-	k := prologue("matVecQ8x4AVX2", "is the AVX2 kernel for group sizes that are multiples of 32.")
+	k := prologue("matVecQ8x4AVX2", "is the AVX2 kernel for group sizes that are multiples of 32.", prefetchDist)
 	ones := YMM()
 	VPCMPEQW(ones, ones, ones)
 	VPSRLW(U8(15), ones, ones)

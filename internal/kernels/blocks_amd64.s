@@ -5657,9 +5657,9 @@ block:
 	VZEROUPPER
 	RET
 
-// func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+// func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 // Requires: AVX, AVX512F, AVX512_VNNI, MMX+
-TEXT ·matVecPanelQ8_0VNNI(SB), NOSPLIT, $0-120
+TEXT ·matVecPanelQ8_0VNNI(SB), NOSPLIT, $0-128
 	MOVQ   out_len+8(FP), AX
 	SHRQ   $0x04, AX
 	MOVQ   out_base+0(FP), CX
@@ -5710,106 +5710,108 @@ s4block:
 	VMOVDQA64        Z5, Z15
 	VMOVDQA64        Z5, Z16
 	VMOVDQA64        Z5, Z5
-	PREFETCHT0       1024(R13)
+	MOVQ             pf+120(FP), R14
+	ADDQ             R13, R14
+	PREFETCHT0       (R14)
 	VMOVDQU64        (R13), Z17
 	VPDPBUSD         Z6, Z17, Z14
-	PREFETCHT0       1024(R13)(DI*1)
+	PREFETCHT0       (R14)(DI*1)
 	VMOVDQU64        (R13)(DI*1), Z17
 	VPDPBUSD         Z6, Z17, Z15
-	PREFETCHT0       1024(R13)(DI*2)
+	PREFETCHT0       (R14)(DI*2)
 	VMOVDQU64        (R13)(DI*2), Z17
 	VPDPBUSD         Z6, Z17, Z16
-	PREFETCHT0       1024(R13)(R8*1)
+	PREFETCHT0       (R14)(R8*1)
 	VMOVDQU64        (R13)(R8*1), Z17
 	VPDPBUSD         Z6, Z17, Z5
-	PREFETCHT0       1088(R13)
+	PREFETCHT0       64(R14)
 	VMOVDQU64        64(R13), Z6
 	VPDPBUSD         Z7, Z6, Z14
-	PREFETCHT0       1088(R13)(DI*1)
+	PREFETCHT0       64(R14)(DI*1)
 	VMOVDQU64        64(R13)(DI*1), Z6
 	VPDPBUSD         Z7, Z6, Z15
-	PREFETCHT0       1088(R13)(DI*2)
+	PREFETCHT0       64(R14)(DI*2)
 	VMOVDQU64        64(R13)(DI*2), Z6
 	VPDPBUSD         Z7, Z6, Z16
-	PREFETCHT0       1088(R13)(R8*1)
+	PREFETCHT0       64(R14)(R8*1)
 	VMOVDQU64        64(R13)(R8*1), Z6
 	VPDPBUSD         Z7, Z6, Z5
-	PREFETCHT0       1152(R13)
+	PREFETCHT0       128(R14)
 	VMOVDQU64        128(R13), Z6
 	VPDPBUSD         Z8, Z6, Z14
-	PREFETCHT0       1152(R13)(DI*1)
+	PREFETCHT0       128(R14)(DI*1)
 	VMOVDQU64        128(R13)(DI*1), Z6
 	VPDPBUSD         Z8, Z6, Z15
-	PREFETCHT0       1152(R13)(DI*2)
+	PREFETCHT0       128(R14)(DI*2)
 	VMOVDQU64        128(R13)(DI*2), Z6
 	VPDPBUSD         Z8, Z6, Z16
-	PREFETCHT0       1152(R13)(R8*1)
+	PREFETCHT0       128(R14)(R8*1)
 	VMOVDQU64        128(R13)(R8*1), Z6
 	VPDPBUSD         Z8, Z6, Z5
-	PREFETCHT0       1216(R13)
+	PREFETCHT0       192(R14)
 	VMOVDQU64        192(R13), Z6
 	VPDPBUSD         Z9, Z6, Z14
-	PREFETCHT0       1216(R13)(DI*1)
+	PREFETCHT0       192(R14)(DI*1)
 	VMOVDQU64        192(R13)(DI*1), Z6
 	VPDPBUSD         Z9, Z6, Z15
-	PREFETCHT0       1216(R13)(DI*2)
+	PREFETCHT0       192(R14)(DI*2)
 	VMOVDQU64        192(R13)(DI*2), Z6
 	VPDPBUSD         Z9, Z6, Z16
-	PREFETCHT0       1216(R13)(R8*1)
+	PREFETCHT0       192(R14)(R8*1)
 	VMOVDQU64        192(R13)(R8*1), Z6
 	VPDPBUSD         Z9, Z6, Z5
-	PREFETCHT0       1280(R13)
+	PREFETCHT0       256(R14)
 	VMOVDQU64        256(R13), Z6
 	VPDPBUSD         Z10, Z6, Z14
-	PREFETCHT0       1280(R13)(DI*1)
+	PREFETCHT0       256(R14)(DI*1)
 	VMOVDQU64        256(R13)(DI*1), Z6
 	VPDPBUSD         Z10, Z6, Z15
-	PREFETCHT0       1280(R13)(DI*2)
+	PREFETCHT0       256(R14)(DI*2)
 	VMOVDQU64        256(R13)(DI*2), Z6
 	VPDPBUSD         Z10, Z6, Z16
-	PREFETCHT0       1280(R13)(R8*1)
+	PREFETCHT0       256(R14)(R8*1)
 	VMOVDQU64        256(R13)(R8*1), Z6
 	VPDPBUSD         Z10, Z6, Z5
-	PREFETCHT0       1344(R13)
+	PREFETCHT0       320(R14)
 	VMOVDQU64        320(R13), Z6
 	VPDPBUSD         Z11, Z6, Z14
-	PREFETCHT0       1344(R13)(DI*1)
+	PREFETCHT0       320(R14)(DI*1)
 	VMOVDQU64        320(R13)(DI*1), Z6
 	VPDPBUSD         Z11, Z6, Z15
-	PREFETCHT0       1344(R13)(DI*2)
+	PREFETCHT0       320(R14)(DI*2)
 	VMOVDQU64        320(R13)(DI*2), Z6
 	VPDPBUSD         Z11, Z6, Z16
-	PREFETCHT0       1344(R13)(R8*1)
+	PREFETCHT0       320(R14)(R8*1)
 	VMOVDQU64        320(R13)(R8*1), Z6
 	VPDPBUSD         Z11, Z6, Z5
-	PREFETCHT0       1408(R13)
+	PREFETCHT0       384(R14)
 	VMOVDQU64        384(R13), Z6
 	VPDPBUSD         Z12, Z6, Z14
-	PREFETCHT0       1408(R13)(DI*1)
+	PREFETCHT0       384(R14)(DI*1)
 	VMOVDQU64        384(R13)(DI*1), Z6
 	VPDPBUSD         Z12, Z6, Z15
-	PREFETCHT0       1408(R13)(DI*2)
+	PREFETCHT0       384(R14)(DI*2)
 	VMOVDQU64        384(R13)(DI*2), Z6
 	VPDPBUSD         Z12, Z6, Z16
-	PREFETCHT0       1408(R13)(R8*1)
+	PREFETCHT0       384(R14)(R8*1)
 	VMOVDQU64        384(R13)(R8*1), Z6
 	VPDPBUSD         Z12, Z6, Z5
-	PREFETCHT0       1472(R13)
+	PREFETCHT0       448(R14)
 	VMOVDQU64        448(R13), Z6
 	VPDPBUSD         Z13, Z6, Z14
-	PREFETCHT0       1472(R13)(DI*1)
+	PREFETCHT0       448(R14)(DI*1)
 	VMOVDQU64        448(R13)(DI*1), Z6
 	VPDPBUSD         Z13, Z6, Z15
-	PREFETCHT0       1472(R13)(DI*2)
+	PREFETCHT0       448(R14)(DI*2)
 	VMOVDQU64        448(R13)(DI*2), Z6
 	VPDPBUSD         Z13, Z6, Z16
-	PREFETCHT0       1472(R13)(R8*1)
+	PREFETCHT0       448(R14)(R8*1)
 	VMOVDQU64        448(R13)(R8*1), Z6
 	VPDPBUSD         Z13, Z6, Z5
-	PREFETCHT0       1536(R13)
-	PREFETCHT0       1536(R13)(DI*1)
-	PREFETCHT0       1536(R13)(DI*2)
-	PREFETCHT0       1536(R13)(R8*1)
+	PREFETCHT0       512(R14)
+	PREFETCHT0       512(R14)(DI*1)
+	PREFETCHT0       512(R14)(DI*2)
+	PREFETCHT0       512(R14)(R8*1)
 	VCVTPH2PS        512(R13), Z6
 	VCVTDQ2PS        Z14, Z14
 	VMULPS           Z6, Z14, Z14
@@ -5861,31 +5863,33 @@ s1block:
 	VPSLLD.BCST      $0x07, (R11), Z2
 	VPSUBD           Z2, Z0, Z2
 	VMOVDQA64        Z2, Z2
-	PREFETCHT0       1024(R13)
+	MOVQ             pf+120(FP), BX
+	ADDQ             R13, BX
+	PREFETCHT0       (BX)
 	VMOVDQU64        (R13), Z3
 	VPDPBUSD.BCST    (DX), Z3, Z2
-	PREFETCHT0       1088(R13)
+	PREFETCHT0       64(BX)
 	VMOVDQU64        64(R13), Z3
 	VPDPBUSD.BCST    4(DX), Z3, Z2
-	PREFETCHT0       1152(R13)
+	PREFETCHT0       128(BX)
 	VMOVDQU64        128(R13), Z3
 	VPDPBUSD.BCST    8(DX), Z3, Z2
-	PREFETCHT0       1216(R13)
+	PREFETCHT0       192(BX)
 	VMOVDQU64        192(R13), Z3
 	VPDPBUSD.BCST    12(DX), Z3, Z2
-	PREFETCHT0       1280(R13)
+	PREFETCHT0       256(BX)
 	VMOVDQU64        256(R13), Z3
 	VPDPBUSD.BCST    16(DX), Z3, Z2
-	PREFETCHT0       1344(R13)
+	PREFETCHT0       320(BX)
 	VMOVDQU64        320(R13), Z3
 	VPDPBUSD.BCST    20(DX), Z3, Z2
-	PREFETCHT0       1408(R13)
+	PREFETCHT0       384(BX)
 	VMOVDQU64        384(R13), Z3
 	VPDPBUSD.BCST    24(DX), Z3, Z2
-	PREFETCHT0       1472(R13)
+	PREFETCHT0       448(BX)
 	VMOVDQU64        448(R13), Z3
 	VPDPBUSD.BCST    28(DX), Z3, Z2
-	PREFETCHT0       1536(R13)
+	PREFETCHT0       512(BX)
 	VCVTPH2PS        512(R13), Z3
 	VCVTDQ2PS        Z2, Z2
 	VMULPS           Z3, Z2, Z2
@@ -5906,9 +5910,9 @@ s1end:
 	VZEROUPPER
 	RET
 
-// func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+// func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI, MMX+
-TEXT ·matVecPanelQ4_0VNNI(SB), NOSPLIT, $0-120
+TEXT ·matVecPanelQ4_0VNNI(SB), NOSPLIT, $0-128
 	MOVQ         out_len+8(FP), AX
 	SHRQ         $0x04, AX
 	MOVQ         out_base+0(FP), CX
@@ -5961,122 +5965,124 @@ s4block:
 	VMOVDQA64        Z6, Z16
 	VMOVDQA64        Z6, Z17
 	VMOVDQA64        Z6, Z6
-	PREFETCHT0       256(R13)
+	MOVQ             pf+120(FP), R14
+	ADDQ             R13, R14
+	PREFETCHT0       (R14)
 	VMOVDQU64        (R13), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z15
 	VPDPBUSD         Z11, Z19, Z15
-	PREFETCHT0       256(R13)(DI*1)
+	PREFETCHT0       (R14)(DI*1)
 	VMOVDQU64        (R13)(DI*1), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z16
 	VPDPBUSD         Z11, Z19, Z16
-	PREFETCHT0       256(R13)(DI*2)
+	PREFETCHT0       (R14)(DI*2)
 	VMOVDQU64        (R13)(DI*2), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z17
 	VPDPBUSD         Z11, Z19, Z17
-	PREFETCHT0       256(R13)(R8*1)
+	PREFETCHT0       (R14)(R8*1)
 	VMOVDQU64        (R13)(R8*1), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z6
 	VPDPBUSD         Z11, Z19, Z6
-	PREFETCHT0       320(R13)
+	PREFETCHT0       64(R14)
 	VMOVDQU64        64(R13), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z15
 	VPDPBUSD         Z12, Z11, Z15
-	PREFETCHT0       320(R13)(DI*1)
+	PREFETCHT0       64(R14)(DI*1)
 	VMOVDQU64        64(R13)(DI*1), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z16
 	VPDPBUSD         Z12, Z11, Z16
-	PREFETCHT0       320(R13)(DI*2)
+	PREFETCHT0       64(R14)(DI*2)
 	VMOVDQU64        64(R13)(DI*2), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z17
 	VPDPBUSD         Z12, Z11, Z17
-	PREFETCHT0       320(R13)(R8*1)
+	PREFETCHT0       64(R14)(R8*1)
 	VMOVDQU64        64(R13)(R8*1), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z6
 	VPDPBUSD         Z12, Z11, Z6
-	PREFETCHT0       384(R13)
+	PREFETCHT0       128(R14)
 	VMOVDQU64        128(R13), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z15
 	VPDPBUSD         Z13, Z8, Z15
-	PREFETCHT0       384(R13)(DI*1)
+	PREFETCHT0       128(R14)(DI*1)
 	VMOVDQU64        128(R13)(DI*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z16
 	VPDPBUSD         Z13, Z8, Z16
-	PREFETCHT0       384(R13)(DI*2)
+	PREFETCHT0       128(R14)(DI*2)
 	VMOVDQU64        128(R13)(DI*2), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z17
 	VPDPBUSD         Z13, Z8, Z17
-	PREFETCHT0       384(R13)(R8*1)
+	PREFETCHT0       128(R14)(R8*1)
 	VMOVDQU64        128(R13)(R8*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z6
 	VPDPBUSD         Z13, Z8, Z6
-	PREFETCHT0       448(R13)
+	PREFETCHT0       192(R14)
 	VMOVDQU64        192(R13), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z15
 	VPDPBUSD         Z14, Z8, Z15
-	PREFETCHT0       448(R13)(DI*1)
+	PREFETCHT0       192(R14)(DI*1)
 	VMOVDQU64        192(R13)(DI*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z16
 	VPDPBUSD         Z14, Z8, Z16
-	PREFETCHT0       448(R13)(DI*2)
+	PREFETCHT0       192(R14)(DI*2)
 	VMOVDQU64        192(R13)(DI*2), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z17
 	VPDPBUSD         Z14, Z8, Z17
-	PREFETCHT0       448(R13)(R8*1)
+	PREFETCHT0       192(R14)(R8*1)
 	VMOVDQU64        192(R13)(R8*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z6
 	VPDPBUSD         Z14, Z8, Z6
-	PREFETCHT0       512(R13)
-	PREFETCHT0       512(R13)(DI*1)
-	PREFETCHT0       512(R13)(DI*2)
-	PREFETCHT0       512(R13)(R8*1)
+	PREFETCHT0       256(R14)
+	PREFETCHT0       256(R14)(DI*1)
+	PREFETCHT0       256(R14)(DI*2)
+	PREFETCHT0       256(R14)(R8*1)
 	VCVTPH2PS        256(R13), Z7
 	VCVTDQ2PS        Z15, Z15
 	VMULPS           Z7, Z15, Z15
@@ -6128,35 +6134,37 @@ s1block:
 	VPSLLD.BCST      $0x03, (R11), Z3
 	VPSUBD           Z3, Z0, Z3
 	VMOVDQA64        Z3, Z3
-	PREFETCHT0       256(R13)
+	MOVQ             pf+120(FP), BX
+	ADDQ             R13, BX
+	PREFETCHT0       (BX)
 	VMOVDQU64        (R13), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    (DX), Z4, Z3
 	VPDPBUSD.BCST    16(DX), Z5, Z3
-	PREFETCHT0       320(R13)
+	PREFETCHT0       64(BX)
 	VMOVDQU64        64(R13), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    4(DX), Z4, Z3
 	VPDPBUSD.BCST    20(DX), Z5, Z3
-	PREFETCHT0       384(R13)
+	PREFETCHT0       128(BX)
 	VMOVDQU64        128(R13), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    8(DX), Z4, Z3
 	VPDPBUSD.BCST    24(DX), Z5, Z3
-	PREFETCHT0       448(R13)
+	PREFETCHT0       192(BX)
 	VMOVDQU64        192(R13), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    12(DX), Z4, Z3
 	VPDPBUSD.BCST    28(DX), Z5, Z3
-	PREFETCHT0       512(R13)
+	PREFETCHT0       256(BX)
 	VCVTPH2PS        256(R13), Z4
 	VCVTDQ2PS        Z3, Z3
 	VMULPS           Z4, Z3, Z3

@@ -41,3 +41,24 @@ var (
 	// Graviton 2 and later), optional before ARMv8.4.
 	hasASIMDDP = hasNEON && cpu.ARM64.HasASIMDDP
 )
+
+// The processor's vendor ("AuthenticAMD", "GenuineIntel"), family and model
+// as CPUID gives them (and Linux's /proc/cpuinfo shows them), which pick
+// the row of the per-CPU table (tuning.go); "", 0, 0 where CPUID is not
+// read (other architectures, -tags purego).
+var cpuVendor, cpuFamily, cpuModel = identifyCPU()
+
+// decodeFamilyModel returns the family and model encoded in EAX of CPUID
+// leaf 1: the extended family is added when the base family is 15, and the
+// extended model is the high nibble when the family is 6 or 15 or more
+// (Zen 4 EPYC: 0x00a10f11 is family 25, model 17).
+func decodeFamilyModel(eax uint32) (family, model int) {
+	family, model = int(eax>>8&0xf), int(eax>>4&0xf)
+	if family == 0xf {
+		family += int(eax >> 20 & 0xff)
+	}
+	if family == 6 || family >= 0xf {
+		model += int(eax>>16&0xf) << 4
+	}
+	return family, model
+}

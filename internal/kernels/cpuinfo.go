@@ -21,14 +21,15 @@ type CPUInfo struct {
 	Family, Model int
 }
 
-// String is the name, family and model, and the kernels this build runs:
-// "AMD EPYC, family 25 model 17 (avx512 vnni vbmi)".
+// String is the name, family and model, the kernels this build runs and
+// the per-CPU table's row in use (tuning.go): "AMD EPYC, family 25 model
+// 17 (avx512 vnni vbmi; table zen4)".
 func (c CPUInfo) String() string {
 	name := cmp.Or(c.Name, "unknown CPU")
 	if c.Family >= 0 && c.Model >= 0 {
 		name += fmt.Sprintf(", family %d model %d", c.Family, c.Model)
 	}
-	return name + " (" + Features() + ")"
+	return name + " (" + Features() + "; table " + tuning.Name + ")"
 }
 
 // Features lists the instruction sets the kernels use on this CPU in this

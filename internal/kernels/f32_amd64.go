@@ -33,7 +33,7 @@ func matVecStepsImpl(out, w, x []float32, q, a, b int) {
 	n := len(x)
 	switch {
 	case hasAVX512:
-		matVec4StepsAVX512(out[a:], w[a*n:], x, kbAVX512(n), q, b-a)
+		f32Tuned.steps(out[a:], w[a*n:], x, kbAVX512(n), q, b-a)
 	case hasAVX2FMA:
 		matVec4StepsAVX2(out[a:], w[a*n:], x, kbAVX2(n), q, b-a)
 	default:
@@ -235,10 +235,16 @@ func scaleMulAVX512(out, w, x []float32, s float32)
 //go:noescape
 func matVec4AVX2(out, w, x []float32, kb int)
 
-// matVec4AVX512 is matVec4AVX2 for AVX-512.
+// matVec4AVX512 is matVec4AVX2 for AVX-512, prefetching each stream 2048
+// bytes ahead.
 //
 //go:noescape
 func matVec4AVX512(out, w, x []float32, kb int)
+
+// matVec4AVX512P0 is matVec4AVX512 without prefetches.
+//
+//go:noescape
+func matVec4AVX512P0(out, w, x []float32, kb int)
 
 // matVec4StepsAVX2 is matVec4AVX2's pass of 4 rows a quarter apart, for
 // quarters q rows apart and the first steps rows of each:
@@ -258,10 +264,15 @@ func matVec4AVX512(out, w, x []float32, kb int)
 //go:noescape
 func matVec4StepsAVX2(out, w, x []float32, kb, q, steps int)
 
-// matVec4StepsAVX512 is matVec4StepsAVX2 for AVX-512.
+// matVec4StepsAVX512 is matVec4StepsAVX2 for AVX-512 (2048 bytes ahead).
 //
 //go:noescape
 func matVec4StepsAVX512(out, w, x []float32, kb, q, steps int)
+
+// matVec4StepsAVX512P0 is matVec4StepsAVX512 without prefetches.
+//
+//go:noescape
+func matVec4StepsAVX512P0(out, w, x []float32, kb, q, steps int)
 
 // matMat4x2AVX2 computes tiles of 4 rows by 2 vectors of MatMat:
 //
@@ -321,8 +332,22 @@ func matVecAVX512(out, w, x []float32) {
 	if len(w) < len(out)*len(x) {
 		panic("kernels: MatVec: len(w) < len(out)*len(x)")
 	}
-	matVec4AVX512(out, w, x, kbAVX512(len(x)))
+	f32Tuned.all(out, w, x, kbAVX512(len(x)))
 }
+
+// f32ByPrefetch are the AVX-512 matrix-vector kernels by prefetch
+// distance (bytes; ../asm/matvec.go), f32Tuned the per-CPU table's
+// (tuning.go). The distance changes no value.
+var (
+	f32ByPrefetch = map[int]struct {
+		all   func(out, w, x []float32, kb int)
+		steps func(out, w, x []float32, kb, q, steps int)
+	}{
+		2048: {matVec4AVX512, matVec4StepsAVX512},
+		0:    {matVec4AVX512P0, matVec4StepsAVX512P0},
+	}
+	f32Tuned = f32ByPrefetch[tuning.F32Prefetch]
+)
 
 // matMatChunkBytes is about the bytes of x that one sweep over the rows of
 // w reuses (passVectors rounds it up to whole tiles and evens the sweeps).

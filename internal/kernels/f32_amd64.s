@@ -41,6 +41,18 @@ DATA tailmask8<>+56(SB)/4, $0x00000000
 DATA tailmask8<>+60(SB)/4, $0x00000000
 GLOBL tailmask8<>(SB), RODATA|NOPTR, $64
 
+// func cpuid(leaf uint32, sub uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
+// Requires: CPUID
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, eax+8(FP)
+	MOVL BX, ebx+12(FP)
+	MOVL CX, ecx+16(FP)
+	MOVL DX, edx+20(FP)
+	RET
+
 // func dotAVX2(x []float32, y []float32) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·dotAVX2(SB), NOSPLIT, $0-52
@@ -451,8 +463,8 @@ r4loop2:
 	CMPQ R13, R12
 	JA   r4step1
 
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
 	PREFETCHT0  2048(CX)(R11*4)
 	PREFETCHT0  2048(R8)(R11*4)
 	PREFETCHT0  2048(R9)(R11*4)
@@ -574,8 +586,8 @@ r1loop2:
 	CMPQ R8, DI
 	JA   r1step1
 
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
 	PREFETCHT0  2048(CX)(SI*4)
 	VMOVUPS     (DX)(SI*4), Y1
 	VMOVUPS     32(DX)(SI*4), Y2
@@ -641,6 +653,148 @@ r1end:
 	VZEROUPPER
 	RET
 
+// func matVec4StepsAVX2(out []float32, w []float32, x []float32, kb int, q int, steps int)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·matVec4StepsAVX2(SB), NOSPLIT, $0-96
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+80(FP), BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	SHLQ  $0x02, BX
+	MOVQ  steps+88(FP), DI
+	TESTQ DI, DI
+	JZ    r4end
+
+r4rows:
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+
+r4loop2:
+	LEAQ 16(R11), R13
+	CMPQ R13, R12
+	JA   r4step1
+
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
+	PREFETCHT0  2048(CX)(R11*4)
+	PREFETCHT0  2048(R8)(R11*4)
+	PREFETCHT0  2048(R9)(R11*4)
+	PREFETCHT0  2048(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Y5
+	VMOVUPS     32(DX)(R11*4), Y6
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	VFMADD231PS 32(CX)(R11*4), Y6, Y1
+	VFMADD231PS 32(R8)(R11*4), Y6, Y2
+	VFMADD231PS 32(R9)(R11*4), Y6, Y3
+	VFMADD231PS 32(R10)(R11*4), Y6, Y4
+	ADDQ        $0x10, R11
+	JMP         r4loop2
+
+r4step1:
+	LEAQ        8(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Y5
+	VFMADD231PS (CX)(R11*4), Y5, Y1
+	VFMADD231PS (R8)(R11*4), Y5, Y2
+	VFMADD231PS (R9)(R11*4), Y5, Y3
+	VFMADD231PS (R10)(R11*4), Y5, Y4
+	ADDQ        $0x08, R11
+
+r4tail:
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask8<>+32(SB), R14
+	NEGQ        R13
+	VMOVDQU     (R14)(R13*4), Y6
+	VMASKMOVPS  (DX)(R11*4), Y6, Y5
+	VMASKMOVPS  (CX)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y1
+	VMASKMOVPS  (R8)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y2
+	VMASKMOVPS  (R9)(R11*4), Y6, Y7
+	VFMADD231PS Y7, Y5, Y3
+	VMASKMOVPS  (R10)(R11*4), Y6, Y6
+	VFMADD231PS Y6, Y5, Y4
+	MOVQ        R12, R11
+
+r4reduce:
+	VEXTRACTF128 $0x01, Y1, X5
+	VADDPS       X5, X1, X5
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X1
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDPS       X2, X3, X2
+	VEXTRACTF128 $0x01, Y4, X3
+	VADDPS       X3, X4, X3
+	VUNPCKLPS    X1, X5, X4
+	VUNPCKHPS    X1, X5, X1
+	VADDPS       X1, X4, X4
+	VUNPCKLPS    X3, X2, X1
+	VUNPCKHPS    X3, X2, X2
+	VADDPS       X2, X1, X1
+	VMOVLHPS     X1, X4, X2
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X2, X2
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X2, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X2, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(BX*1)
+	VEXTRACTPS $0x02, X0, (AX)(BX*2)
+	LEAQ       (BX)(BX*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       DI
+	JNZ        r4rows
+
+r4end:
+	VZEROUPPER
+	RET
+
 // func matVec4AVX512(out []float32, w []float32, x []float32, kb int)
 // Requires: AVX, AVX512F, AVX512VL, CMOV, MMX+
 TEXT ·matVec4AVX512(SB), NOSPLIT, $0-80
@@ -684,8 +838,8 @@ r4loop2:
 	CMPQ R13, R12
 	JA   r4step1
 
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
 	PREFETCHT0  2048(CX)(R11*4)
 	PREFETCHT0  2112(CX)(R11*4)
 	PREFETCHT0  2048(R8)(R11*4)
@@ -818,8 +972,8 @@ r1loop2:
 	CMPQ R8, DI
 	JA   r1step1
 
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
 	PREFETCHT0  2048(CX)(SI*4)
 	PREFETCHT0  2112(CX)(SI*4)
 	VMOVUPS     (DX)(SI*4), Z0
@@ -887,148 +1041,6 @@ r1end:
 	VZEROUPPER
 	RET
 
-// func matVec4StepsAVX2(out []float32, w []float32, x []float32, kb int, q int, steps int)
-// Requires: AVX, CMOV, FMA3, MMX+
-TEXT ·matVec4StepsAVX2(SB), NOSPLIT, $0-96
-	MOVQ out_base+0(FP), AX
-	MOVQ w_base+24(FP), CX
-	MOVQ x_base+48(FP), DX
-
-	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
-	// qs bytes apart in w and q4 bytes apart in out.
-	MOVQ  q+80(FP), BX
-	MOVQ  BX, SI
-	MOVQ  x_len+56(FP), DI
-	IMULQ DI, SI
-	SHLQ  $0x02, SI
-	SHLQ  $0x02, BX
-	MOVQ  steps+88(FP), DI
-	TESTQ DI, DI
-	JZ    r4end
-
-r4rows:
-	LEAQ (CX)(SI*1), R8
-	LEAQ (CX)(SI*2), R9
-	LEAQ (R8)(SI*2), R10
-	XORQ R11, R11
-
-r4block:
-	// The block [i, bend): bend = min(i+kb, n).
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
-	VXORPS  Y4, Y4, Y4
-	MOVQ    x_len+56(FP), R13
-	MOVQ    kb+72(FP), R12
-	ADDQ    R11, R12
-	CMPQ    R12, R13
-	CMOVQGT R13, R12
-
-r4loop2:
-	LEAQ 16(R11), R13
-	CMPQ R13, R12
-	JA   r4step1
-
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
-	PREFETCHT0  2048(CX)(R11*4)
-	PREFETCHT0  2048(R8)(R11*4)
-	PREFETCHT0  2048(R9)(R11*4)
-	PREFETCHT0  2048(R10)(R11*4)
-	VMOVUPS     (DX)(R11*4), Y5
-	VMOVUPS     32(DX)(R11*4), Y6
-	VFMADD231PS (CX)(R11*4), Y5, Y1
-	VFMADD231PS (R8)(R11*4), Y5, Y2
-	VFMADD231PS (R9)(R11*4), Y5, Y3
-	VFMADD231PS (R10)(R11*4), Y5, Y4
-	VFMADD231PS 32(CX)(R11*4), Y6, Y1
-	VFMADD231PS 32(R8)(R11*4), Y6, Y2
-	VFMADD231PS 32(R9)(R11*4), Y6, Y3
-	VFMADD231PS 32(R10)(R11*4), Y6, Y4
-	ADDQ        $0x10, R11
-	JMP         r4loop2
-
-r4step1:
-	LEAQ        8(R11), R13
-	CMPQ        R13, R12
-	JA          r4tail
-	VMOVUPS     (DX)(R11*4), Y5
-	VFMADD231PS (CX)(R11*4), Y5, Y1
-	VFMADD231PS (R8)(R11*4), Y5, Y2
-	VFMADD231PS (R9)(R11*4), Y5, Y3
-	VFMADD231PS (R10)(R11*4), Y5, Y4
-	ADDQ        $0x08, R11
-
-r4tail:
-	CMPQ R11, R12
-	JAE  r4reduce
-
-	// The last bend-i < lanes floats: zero-masked loads of both
-	// operands, then whole FMAs, as the tiles do.
-	MOVQ        R12, R13
-	SUBQ        R11, R13
-	LEAQ        tailmask8<>+32(SB), R14
-	NEGQ        R13
-	VMOVDQU     (R14)(R13*4), Y6
-	VMASKMOVPS  (DX)(R11*4), Y6, Y5
-	VMASKMOVPS  (CX)(R11*4), Y6, Y7
-	VFMADD231PS Y7, Y5, Y1
-	VMASKMOVPS  (R8)(R11*4), Y6, Y7
-	VFMADD231PS Y7, Y5, Y2
-	VMASKMOVPS  (R9)(R11*4), Y6, Y7
-	VFMADD231PS Y7, Y5, Y3
-	VMASKMOVPS  (R10)(R11*4), Y6, Y6
-	VFMADD231PS Y6, Y5, Y4
-	MOVQ        R12, R11
-
-r4reduce:
-	VEXTRACTF128 $0x01, Y1, X5
-	VADDPS       X5, X1, X5
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X1
-	VEXTRACTF128 $0x01, Y3, X2
-	VADDPS       X2, X3, X2
-	VEXTRACTF128 $0x01, Y4, X3
-	VADDPS       X3, X4, X3
-	VUNPCKLPS    X1, X5, X4
-	VUNPCKHPS    X1, X5, X1
-	VADDPS       X1, X4, X4
-	VUNPCKLPS    X3, X2, X1
-	VUNPCKHPS    X3, X2, X2
-	VADDPS       X2, X1, X1
-	VMOVLHPS     X1, X4, X2
-	VMOVHLPS     X4, X1, X1
-	VADDPS       X1, X2, X2
-
-	// The first block's sums start the totals; the others add to them.
-	MOVQ    kb+72(FP), R12
-	CMPQ    R11, R12
-	JA      r4add
-	VMOVAPS X2, X0
-	JMP     r4next
-
-r4add:
-	VADDPS X2, X0, X0
-
-r4next:
-	MOVQ       x_len+56(FP), R12
-	CMPQ       R11, R12
-	JB         r4block
-	VMOVSS     X0, (AX)
-	VEXTRACTPS $0x01, X0, (AX)(BX*1)
-	VEXTRACTPS $0x02, X0, (AX)(BX*2)
-	LEAQ       (BX)(BX*2), R8
-	VEXTRACTPS $0x03, X0, (AX)(R8*1)
-	ADDQ       $0x04, AX
-	MOVQ       x_len+56(FP), R8
-	LEAQ       (CX)(R8*4), CX
-	DECQ       DI
-	JNZ        r4rows
-
-r4end:
-	VZEROUPPER
-	RET
-
 // func matVec4StepsAVX512(out []float32, w []float32, x []float32, kb int, q int, steps int)
 // Requires: AVX, AVX512F, AVX512VL, CMOV, MMX+
 TEXT ·matVec4StepsAVX512(SB), NOSPLIT, $0-96
@@ -1071,8 +1083,8 @@ r4loop2:
 	CMPQ R13, R12
 	JA   r4step1
 
-	// Each row's stream, matVecPrefetch bytes ahead: the hardware
-	// prefetchers do not keep 4 streams fed on their own.
+	// Each row's stream, prefetch bytes ahead: the hardware
+	// prefetchers do not keep 4 streams fed on their own (Zen 5).
 	PREFETCHT0  2048(CX)(R11*4)
 	PREFETCHT0  2112(CX)(R11*4)
 	PREFETCHT0  2048(R8)(R11*4)
@@ -1081,6 +1093,378 @@ r4loop2:
 	PREFETCHT0  2112(R9)(R11*4)
 	PREFETCHT0  2048(R10)(R11*4)
 	PREFETCHT0  2112(R10)(R11*4)
+	VMOVUPS     (DX)(R11*4), Z5
+	VMOVUPS     64(DX)(R11*4), Z6
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	VFMADD231PS 64(CX)(R11*4), Z6, Z1
+	VFMADD231PS 64(R8)(R11*4), Z6, Z2
+	VFMADD231PS 64(R9)(R11*4), Z6, Z3
+	VFMADD231PS 64(R10)(R11*4), Z6, Z4
+	ADDQ        $0x20, R11
+	JMP         r4loop2
+
+r4step1:
+	LEAQ        16(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Z5
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	ADDQ        $0x10, R11
+
+r4tail:
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask16<>+0(SB), R14
+	KMOVW       (R14)(R13*2), K1
+	VMOVUPS.Z   (DX)(R11*4), K1, Z5
+	VMOVUPS.Z   (CX)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z1
+	VMOVUPS.Z   (R8)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z2
+	VMOVUPS.Z   (R9)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z3
+	VMOVUPS.Z   (R10)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z4
+	MOVQ        R12, R11
+
+r4reduce:
+	VEXTRACTF64X4 $0x01, Z1, Y6
+	VADDPS        Y6, Y1, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z2, Y7
+	VADDPS        Y7, Y2, Y7
+	VEXTRACTF32X4 $0x01, Y7, X6
+	VADDPS        X6, X7, X6
+	VEXTRACTF64X4 $0x01, Z3, Y8
+	VADDPS        Y8, Y3, Y8
+	VEXTRACTF32X4 $0x01, Y8, X7
+	VADDPS        X7, X8, X7
+	VEXTRACTF64X4 $0x01, Z4, Y9
+	VADDPS        Y9, Y4, Y9
+	VEXTRACTF32X4 $0x01, Y9, X8
+	VADDPS        X8, X9, X8
+	VUNPCKLPS     X6, X5, X9
+	VUNPCKHPS     X6, X5, X5
+	VADDPS        X5, X9, X9
+	VUNPCKLPS     X8, X7, X5
+	VUNPCKHPS     X8, X7, X6
+	VADDPS        X6, X5, X5
+	VMOVLHPS      X5, X9, X6
+	VMOVHLPS      X9, X5, X5
+	VADDPS        X5, X6, X6
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X6, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X6, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(BX*1)
+	VEXTRACTPS $0x02, X0, (AX)(BX*2)
+	LEAQ       (BX)(BX*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       DI
+	JNZ        r4rows
+
+r4end:
+	VZEROUPPER
+	RET
+
+// func matVec4AVX512P0(out []float32, w []float32, x []float32, kb int)
+// Requires: AVX, AVX512F, AVX512VL, CMOV
+TEXT ·matVec4AVX512P0(SB), NOSPLIT, $0-80
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  out_len+8(FP), BX
+	SHRQ  $0x02, BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	MOVQ  BX, DI
+	SHLQ  $0x02, DI
+	TESTQ BX, BX
+	JZ    r4end
+
+r4rows:
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+
+r4loop2:
+	LEAQ        32(R11), R13
+	CMPQ        R13, R12
+	JA          r4step1
+	VMOVUPS     (DX)(R11*4), Z5
+	VMOVUPS     64(DX)(R11*4), Z6
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	VFMADD231PS 64(CX)(R11*4), Z6, Z1
+	VFMADD231PS 64(R8)(R11*4), Z6, Z2
+	VFMADD231PS 64(R9)(R11*4), Z6, Z3
+	VFMADD231PS 64(R10)(R11*4), Z6, Z4
+	ADDQ        $0x20, R11
+	JMP         r4loop2
+
+r4step1:
+	LEAQ        16(R11), R13
+	CMPQ        R13, R12
+	JA          r4tail
+	VMOVUPS     (DX)(R11*4), Z5
+	VFMADD231PS (CX)(R11*4), Z5, Z1
+	VFMADD231PS (R8)(R11*4), Z5, Z2
+	VFMADD231PS (R9)(R11*4), Z5, Z3
+	VFMADD231PS (R10)(R11*4), Z5, Z4
+	ADDQ        $0x10, R11
+
+r4tail:
+	CMPQ R11, R12
+	JAE  r4reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        R12, R13
+	SUBQ        R11, R13
+	LEAQ        tailmask16<>+0(SB), R14
+	KMOVW       (R14)(R13*2), K1
+	VMOVUPS.Z   (DX)(R11*4), K1, Z5
+	VMOVUPS.Z   (CX)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z1
+	VMOVUPS.Z   (R8)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z2
+	VMOVUPS.Z   (R9)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z3
+	VMOVUPS.Z   (R10)(R11*4), K1, Z6
+	VFMADD231PS Z6, Z5, Z4
+	MOVQ        R12, R11
+
+r4reduce:
+	VEXTRACTF64X4 $0x01, Z1, Y6
+	VADDPS        Y6, Y1, Y6
+	VEXTRACTF32X4 $0x01, Y6, X5
+	VADDPS        X5, X6, X5
+	VEXTRACTF64X4 $0x01, Z2, Y9
+	VADDPS        Y9, Y2, Y9
+	VEXTRACTF32X4 $0x01, Y9, X6
+	VADDPS        X6, X9, X6
+	VEXTRACTF64X4 $0x01, Z3, Y10
+	VADDPS        Y10, Y3, Y10
+	VEXTRACTF32X4 $0x01, Y10, X9
+	VADDPS        X9, X10, X9
+	VEXTRACTF64X4 $0x01, Z4, Y11
+	VADDPS        Y11, Y4, Y11
+	VEXTRACTF32X4 $0x01, Y11, X10
+	VADDPS        X10, X11, X10
+	VUNPCKLPS     X6, X5, X11
+	VUNPCKHPS     X6, X5, X5
+	VADDPS        X5, X11, X11
+	VUNPCKLPS     X10, X9, X5
+	VUNPCKHPS     X10, X9, X6
+	VADDPS        X6, X5, X5
+	VMOVLHPS      X5, X11, X6
+	VMOVHLPS      X11, X5, X5
+	VADDPS        X5, X6, X6
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), R12
+	CMPQ    R11, R12
+	JA      r4add
+	VMOVAPS X6, X0
+	JMP     r4next
+
+r4add:
+	VADDPS X6, X0, X0
+
+r4next:
+	MOVQ       x_len+56(FP), R12
+	CMPQ       R11, R12
+	JB         r4block
+	VMOVSS     X0, (AX)
+	VEXTRACTPS $0x01, X0, (AX)(DI*1)
+	VEXTRACTPS $0x02, X0, (AX)(DI*2)
+	LEAQ       (DI)(DI*2), R8
+	VEXTRACTPS $0x03, X0, (AX)(R8*1)
+	ADDQ       $0x04, AX
+	MOVQ       x_len+56(FP), R8
+	LEAQ       (CX)(R8*4), CX
+	DECQ       BX
+	JNZ        r4rows
+
+r4end:
+	// The last rows%4, from row 4q, one at a time.
+	MOVQ out_len+8(FP), BX
+	ANDQ $0x03, BX
+	JZ   r1end
+	LEAQ (SI)(SI*2), SI
+	ADDQ SI, CX
+	LEAQ (DI)(DI*2), SI
+	ADDQ SI, AX
+
+r1rows:
+	XORQ SI, SI
+
+r1block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z8, Z8, Z8
+	MOVQ    x_len+56(FP), R8
+	MOVQ    kb+72(FP), DI
+	ADDQ    SI, DI
+	CMPQ    DI, R8
+	CMOVQGT R8, DI
+
+r1loop2:
+	LEAQ        32(SI), R8
+	CMPQ        R8, DI
+	JA          r1step1
+	VMOVUPS     (DX)(SI*4), Z0
+	VMOVUPS     64(DX)(SI*4), Z1
+	VFMADD231PS (CX)(SI*4), Z0, Z8
+	VFMADD231PS 64(CX)(SI*4), Z1, Z8
+	ADDQ        $0x20, SI
+	JMP         r1loop2
+
+r1step1:
+	LEAQ        16(SI), R8
+	CMPQ        R8, DI
+	JA          r1tail
+	VMOVUPS     (DX)(SI*4), Z0
+	VFMADD231PS (CX)(SI*4), Z0, Z8
+	ADDQ        $0x10, SI
+
+r1tail:
+	CMPQ SI, DI
+	JAE  r1reduce
+
+	// The last bend-i < lanes floats: zero-masked loads of both
+	// operands, then whole FMAs, as the tiles do.
+	MOVQ        DI, R8
+	SUBQ        SI, R8
+	LEAQ        tailmask16<>+0(SB), R9
+	KMOVW       (R9)(R8*2), K1
+	VMOVUPS.Z   (DX)(SI*4), K1, Z0
+	VMOVUPS.Z   (CX)(SI*4), K1, Z1
+	VFMADD231PS Z1, Z0, Z8
+	MOVQ        DI, SI
+
+r1reduce:
+	VEXTRACTF64X4 $0x01, Z8, Y1
+	VADDPS        Y1, Y8, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+
+	// The first block's sums start the totals; the others add to them.
+	MOVQ    kb+72(FP), DI
+	CMPQ    SI, DI
+	JA      r1add
+	VMOVAPS X0, X7
+	JMP     r1next
+
+r1add:
+	VADDSS X0, X7, X7
+
+r1next:
+	MOVQ   x_len+56(FP), DI
+	CMPQ   SI, DI
+	JB     r1block
+	VMOVSS X7, (AX)
+	ADDQ   $0x04, AX
+	MOVQ   x_len+56(FP), SI
+	LEAQ   (CX)(SI*4), CX
+	DECQ   BX
+	JNZ    r1rows
+
+r1end:
+	VZEROUPPER
+	RET
+
+// func matVec4StepsAVX512P0(out []float32, w []float32, x []float32, kb int, q int, steps int)
+// Requires: AVX, AVX512F, AVX512VL, CMOV
+TEXT ·matVec4StepsAVX512P0(SB), NOSPLIT, $0-96
+	MOVQ out_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ x_base+48(FP), DX
+
+	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together,
+	// qs bytes apart in w and q4 bytes apart in out.
+	MOVQ  q+80(FP), BX
+	MOVQ  BX, SI
+	MOVQ  x_len+56(FP), DI
+	IMULQ DI, SI
+	SHLQ  $0x02, SI
+	SHLQ  $0x02, BX
+	MOVQ  steps+88(FP), DI
+	TESTQ DI, DI
+	JZ    r4end
+
+r4rows:
+	LEAQ (CX)(SI*1), R8
+	LEAQ (CX)(SI*2), R9
+	LEAQ (R8)(SI*2), R10
+	XORQ R11, R11
+
+r4block:
+	// The block [i, bend): bend = min(i+kb, n).
+	VPXORD  Z1, Z1, Z1
+	VPXORD  Z2, Z2, Z2
+	VPXORD  Z3, Z3, Z3
+	VPXORD  Z4, Z4, Z4
+	MOVQ    x_len+56(FP), R13
+	MOVQ    kb+72(FP), R12
+	ADDQ    R11, R12
+	CMPQ    R12, R13
+	CMOVQGT R13, R12
+
+r4loop2:
+	LEAQ        32(R11), R13
+	CMPQ        R13, R12
+	JA          r4step1
 	VMOVUPS     (DX)(R11*4), Z5
 	VMOVUPS     64(DX)(R11*4), Z6
 	VFMADD231PS (CX)(R11*4), Z5, Z1

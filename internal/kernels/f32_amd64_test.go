@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,9 @@ func TestMatVecRowsApart(t *testing.T) {
 	if hasAVX512 {
 		kernels["avx512"] = func(out, w, x []float32) { matVec4AVX512(out, w, x, kbAVX512(len(x))) }
 		steps["avx512"] = func(out, w, x []float32, q, steps int) { matVec4StepsAVX512(out, w, x, kbAVX512(len(x)), q, steps) }
+		// The variant without prefetches (the per-CPU table's choice on Zen 4).
+		kernels["avx512p0"] = func(out, w, x []float32) { matVec4AVX512P0(out, w, x, kbAVX512(len(x))) }
+		steps["avx512p0"] = func(out, w, x []float32, q, steps int) { matVec4StepsAVX512P0(out, w, x, kbAVX512(len(x)), q, steps) }
 	}
 	if hasAVX2FMA {
 		kernels["avx2"] = func(out, w, x []float32) { matVec4AVX2(out, w, x, kbAVX2(len(x))) }
@@ -100,6 +104,7 @@ func TestMatVecQ8RowsApart(t *testing.T) {
 	drivers := map[string]func(out []float32, wq []int8, ws []float32, off, gs int, xq []int8, xs []float32){}
 	if hasVNNI {
 		kernels["vnni32"], kernels["vnni64"] = matVecQ8x4VNNI32, matVecQ8x4VNNI64
+		kernels["vnni32p0"], kernels["vnni64p0"] = matVecQ8x4VNNI32P0, matVecQ8x4VNNI64P0
 		drivers["vnni"] = matVecQ8VNNI
 	}
 	if hasAVX2FMA {
@@ -130,7 +135,7 @@ func TestMatVecQ8RowsApart(t *testing.T) {
 				want := make([]float32, rows)
 				matVecQ8Generic(want, c.wq, c.ws, 0, gs, c.xq, c.xs)
 				for name, k := range kernels {
-					if name == "vnni32" && gs != 32 || name == "vnni64" && gs%64 != 0 {
+					if strings.HasPrefix(name, "vnni32") && gs != 32 || strings.HasPrefix(name, "vnni64") && gs%64 != 0 {
 						continue
 					}
 					msg := fmt.Sprintf("%s gs=%d n=%d rows=%d", name, gs, n, rows)

@@ -48,9 +48,9 @@ func matVecQ8VNNI(out []float32, wq []int8, ws []float32, off, gs int, xq []int8
 	m4 := len(out) &^ 3
 	switch {
 	case gs == 32:
-		matVecQ8x4VNNI32(out[:m4], w, s, xq, xs, gs)
+		q8Tuned.vnni32(out[:m4], w, s, xq, xs, gs)
 	case gs%64 == 0:
-		matVecQ8x4VNNI64(out[:m4], w, s, xq, xs, gs)
+		q8Tuned.vnni64(out[:m4], w, s, xq, xs, gs)
 	default:
 		matVecQ8x4AVX2(out[:m4], w, s, xq, xs, gs)
 	}
@@ -109,6 +109,29 @@ func matVecQ8x4VNNI32(out []float32, w []int8, ws []float32, x []int8, xs []floa
 //
 //go:noescape
 func matVecQ8x4VNNI64(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+
+// matVecQ8x4VNNI32P0 is matVecQ8x4VNNI32 without the rows' prefetches.
+//
+//go:noescape
+func matVecQ8x4VNNI32P0(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+
+// matVecQ8x4VNNI64P0 is matVecQ8x4VNNI64 without the rows' prefetches.
+//
+//go:noescape
+func matVecQ8x4VNNI64P0(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+
+// q8ByPrefetch are the VNNI kernels by the rows' prefetch distance (bytes;
+// ../asm/q8), q8Tuned the per-CPU table's (tuning.go). The distance changes
+// no value.
+var (
+	q8ByPrefetch = map[int]struct {
+		vnni32, vnni64 func(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+	}{
+		2048: {matVecQ8x4VNNI32, matVecQ8x4VNNI64},
+		0:    {matVecQ8x4VNNI32P0, matVecQ8x4VNNI64P0},
+	}
+	q8Tuned = q8ByPrefetch[tuning.Q8Prefetch]
+)
 
 // matVecQ8x4AVX2 is the AVX2 kernel for gs a multiple of 32.
 //

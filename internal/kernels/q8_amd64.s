@@ -321,6 +321,275 @@ done:
 	VZEROUPPER
 	RET
 
+// func matVecQ8x4VNNI32P0(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecQ8x4VNNI32P0(SB), NOSPLIT, $0-128
+	// q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ      out_len+8(FP), AX
+	SHRQ      $0x02, AX
+	TESTQ     AX, AX
+	JZ        done
+	MOVQ      w_base+24(FP), CX
+	MOVQ      ws_base+48(FP), DX
+	MOVQ      out_base+0(FP), BX
+	MOVQ      x_len+80(FP), SI
+	IMULQ     AX, SI
+	LEAQ      (SI)(SI*2), DI
+	MOVQ      xs_len+104(FP), R8
+	IMULQ     AX, R8
+	SHLQ      $0x02, R8
+	LEAQ      (R8)(R8*2), R9
+	MOVL      $0x00000002, R10
+	KMOVB     R10, K1
+	MOVL      $0x00000004, R10
+	KMOVB     R10, K2
+	MOVL      $0x00000008, R10
+	KMOVB     R10, K3
+	VPXORD    Z0, Z0, Z0
+	VMOVDQU64 q8permpairs<>+0(SB), Z1
+
+block:
+	// Values needed once per pass are reloaded from the arguments.
+	MOVQ       x_base+72(FP), R10
+	MOVQ       xs_base+96(FP), R11
+	MOVQ       xs_len+104(FP), R12
+	PREFETCHT0 256(DX)
+	PREFETCHT0 256(DX)(R8*1)
+	PREFETCHT0 256(DX)(R8*2)
+	PREFETCHT0 256(DX)(R9*1)
+	VXORPS     Y2, Y2, Y2
+	CMPQ       R12, $0x02
+	JB         single
+
+pair:
+	VPXORD    Z3, Z3, Z3
+	VPXORD    Z4, Z4, Z4
+	VPXORD    Z5, Z5, Z5
+	VPXORD    Z6, Z6, Z6
+	VMOVDQU64 (R10), Z7
+	VPMOVB2M  Z7, K4
+	VPABSB    Z7, Z7
+	VMOVDQU64 (CX), Z14
+	VPSUBB    Z14, Z0, K4, Z14
+	VPDPBUSD  Z14, Z7, Z3
+	VMOVDQU64 (CX)(SI*1), Z14
+	VPSUBB    Z14, Z0, K4, Z14
+	VPDPBUSD  Z14, Z7, Z4
+	VMOVDQU64 (CX)(SI*2), Z14
+	VPSUBB    Z14, Z0, K4, Z14
+	VPDPBUSD  Z14, Z7, Z5
+	VMOVDQU64 (CX)(DI*1), Z14
+	VPSUBB    Z14, Z0, K4, Z14
+	VPDPBUSD  Z14, Z7, Z6
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, CX
+
+	// Fold; lane q of s is [a b c d] of 128-bit quarter q (q0, q1: group g).
+	// Permute to [a0 a2 b0 b2 c0 c2 d0 d2 | a1 a3 b1 b3 c1 c3 d1 d3] and add the halves.
+	VPUNPCKLQDQ   Z4, Z3, Z7
+	VPUNPCKHQDQ   Z4, Z3, Z3
+	VPADDD        Z3, Z7, Z7
+	VPUNPCKLQDQ   Z6, Z5, Z14
+	VPUNPCKHQDQ   Z6, Z5, Z5
+	VPADDD        Z5, Z14, Z14
+	VSHUFPS       $0x88, Z14, Z7, Z15
+	VSHUFPS       $0xdd, Z14, Z7, Z7
+	VPADDD        Z7, Z15, Z15
+	VPERMD        Z15, Z1, Z15
+	VEXTRACTI64X4 $0x01, Z15, Y7
+	VPADDD        Y7, Y15, Y7
+	VCVTDQ2PS     Y7, Y7
+	VMOVSD        (DX), X8
+	VBROADCASTSD  (DX)(R8*1), K1, Y8
+	VBROADCASTSD  (DX)(R8*2), K2, Y8
+	VBROADCASTSD  (DX)(R9*1), K3, Y8
+	VMULPS        Y8, Y7, Y7
+	VBROADCASTSD  (R11), Y14
+	VMULPS        Y14, Y7, Y7
+	VADDPS        Y7, Y2, Y2
+	VPSRLQ        $0x20, Y7, Y7
+	VADDPS        Y7, Y2, Y2
+	ADDQ          $0x08, DX
+	ADDQ          $0x08, R11
+	SUBQ          $0x02, R12
+	CMPQ          R12, $0x02
+	JAE           pair
+
+single:
+	TESTQ         R12, R12
+	JZ            store
+	VPXORD        Y9, Y9, Y9
+	VPXORD        Y10, Y10, Y10
+	VPXORD        Y11, Y11, Y11
+	VPXORD        Y12, Y12, Y12
+	VMOVDQU64     (R10), Y7
+	VPMOVB2M      Y7, K4
+	VPABSB        Y7, Y7
+	VMOVDQU64     (CX), Y14
+	VPSUBB        Y14, Y0, K4, Y14
+	VPDPBUSD      Y14, Y7, Y9
+	VMOVDQU64     (CX)(SI*1), Y14
+	VPSUBB        Y14, Y0, K4, Y14
+	VPDPBUSD      Y14, Y7, Y10
+	VMOVDQU64     (CX)(SI*2), Y14
+	VPSUBB        Y14, Y0, K4, Y14
+	VPDPBUSD      Y14, Y7, Y11
+	VMOVDQU64     (CX)(DI*1), Y14
+	VPSUBB        Y14, Y0, K4, Y14
+	VPDPBUSD      Y14, Y7, Y12
+	ADDQ          $0x20, CX
+	VPUNPCKLQDQ   Y10, Y9, Y7
+	VPUNPCKHQDQ   Y10, Y9, Y9
+	VPADDD        Y9, Y7, Y7
+	VPUNPCKLQDQ   Y12, Y11, Y14
+	VPUNPCKHQDQ   Y12, Y11, Y11
+	VPADDD        Y11, Y14, Y14
+	VSHUFPS       $0x88, Y14, Y7, Y15
+	VSHUFPS       $0xdd, Y14, Y7, Y7
+	VPADDD        Y7, Y15, Y15
+	VEXTRACTI32X4 $0x01, Y15, X7
+	VPADDD        X7, X15, X7
+	VCVTDQ2PS     X7, X7
+	VMOVSS        (DX), X13
+	VBROADCASTSS  (DX)(R8*1), K1, Y13
+	VBROADCASTSS  (DX)(R8*2), K2, Y13
+	VBROADCASTSS  (DX)(R9*1), K3, Y13
+	VMULPS        X13, X7, X7
+	VBROADCASTSS  (R11), X8
+	VMULPS        X8, X7, X7
+
+	// To the even lanes of a ymm, as the accumulator keeps them.
+	VPMOVZXDQ X7, Y7
+	VADDPS    Y7, Y2, Y2
+	ADDQ      $0x04, DX
+
+store:
+	// Even lanes of acc: [a . b . | c . d .] -> [a b c d].
+	VEXTRACTF128 $0x01, Y2, X7
+	VSHUFPS      $0x88, X7, X2, X7
+	MOVQ         out_len+8(FP), R10
+	ANDQ         $-4, R10
+	VMOVSS       X7, (BX)
+	VEXTRACTPS   $0x01, X7, (BX)(R10*1)
+	VEXTRACTPS   $0x02, X7, (BX)(R10*2)
+	LEAQ         (R10)(R10*2), R10
+	VEXTRACTPS   $0x03, X7, (BX)(R10*1)
+	ADDQ         $0x04, BX
+	DECQ         AX
+	JNZ          block
+
+done:
+	VZEROUPPER
+	RET
+
+// func matVecQ8x4VNNI64P0(out []float32, w []int8, ws []float32, x []int8, xs []float32, gs int)
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI, MMX+
+TEXT ·matVecQ8x4VNNI64P0(SB), NOSPLIT, $0-128
+	// q = len(out)/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
+	MOVQ   out_len+8(FP), AX
+	SHRQ   $0x02, AX
+	TESTQ  AX, AX
+	JZ     done
+	MOVQ   w_base+24(FP), CX
+	MOVQ   ws_base+48(FP), DX
+	MOVQ   out_base+0(FP), BX
+	MOVQ   x_len+80(FP), SI
+	IMULQ  AX, SI
+	LEAQ   (SI)(SI*2), DI
+	MOVQ   xs_len+104(FP), R8
+	IMULQ  AX, R8
+	SHLQ   $0x02, R8
+	LEAQ   (R8)(R8*2), R9
+	MOVL   $0x00000002, R10
+	KMOVB  R10, K1
+	MOVL   $0x00000004, R10
+	KMOVB  R10, K2
+	MOVL   $0x00000008, R10
+	KMOVB  R10, K3
+	VPXORD Z0, Z0, Z0
+
+block:
+	// Values needed once per pass are reloaded from the arguments.
+	MOVQ       x_base+72(FP), R10
+	MOVQ       xs_base+96(FP), R11
+	MOVQ       xs_len+104(FP), R12
+	PREFETCHT0 256(DX)
+	PREFETCHT0 256(DX)(R8*1)
+	PREFETCHT0 256(DX)(R8*2)
+	PREFETCHT0 256(DX)(R9*1)
+	VXORPS     X1, X1, X1
+
+group:
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ   gs+120(FP), R13
+	SHRQ   $0x06, R13
+
+step:
+	VMOVDQU64 (R10), Z6
+	VPMOVB2M  Z6, K4
+	VPABSB    Z6, Z6
+	VMOVDQU64 (CX), Z8
+	VPSUBB    Z8, Z0, K4, Z8
+	VPDPBUSD  Z8, Z6, Z2
+	VMOVDQU64 (CX)(SI*1), Z8
+	VPSUBB    Z8, Z0, K4, Z8
+	VPDPBUSD  Z8, Z6, Z3
+	VMOVDQU64 (CX)(SI*2), Z8
+	VPSUBB    Z8, Z0, K4, Z8
+	VPDPBUSD  Z8, Z6, Z4
+	VMOVDQU64 (CX)(DI*1), Z8
+	VPSUBB    Z8, Z0, K4, Z8
+	VPDPBUSD  Z8, Z6, Z5
+	ADDQ      $0x40, R10
+	ADDQ      $0x40, CX
+	DECQ      R13
+	JNZ       step
+
+	// Fold the four rows' lanes, then the four 128-bit lanes.
+	VPUNPCKLQDQ   Z3, Z2, Z6
+	VPUNPCKHQDQ   Z3, Z2, Z2
+	VPADDD        Z2, Z6, Z6
+	VPUNPCKLQDQ   Z5, Z4, Z8
+	VPUNPCKHQDQ   Z5, Z4, Z4
+	VPADDD        Z4, Z8, Z8
+	VSHUFPS       $0x88, Z8, Z6, Z9
+	VSHUFPS       $0xdd, Z8, Z6, Z6
+	VPADDD        Z6, Z9, Z9
+	VEXTRACTI64X4 $0x01, Z9, Y6
+	VPADDD        Y6, Y9, Y6
+	VEXTRACTI32X4 $0x01, Y6, X7
+	VPADDD        X7, X6, X7
+	VCVTDQ2PS     X7, X6
+	VMOVSS        (DX), X7
+	VBROADCASTSS  (DX)(R8*1), K1, Y7
+	VBROADCASTSS  (DX)(R8*2), K2, Y7
+	VBROADCASTSS  (DX)(R9*1), K3, Y7
+	VMULPS        X7, X6, X6
+	VBROADCASTSS  (R11), X7
+	VMULPS        X7, X6, X6
+	VADDPS        X6, X1, X1
+	ADDQ          $0x04, DX
+	ADDQ          $0x04, R11
+	DECQ          R12
+	JNZ           group
+	MOVQ          out_len+8(FP), R10
+	ANDQ          $-4, R10
+	VMOVSS        X1, (BX)
+	VEXTRACTPS    $0x01, X1, (BX)(R10*1)
+	VEXTRACTPS    $0x02, X1, (BX)(R10*2)
+	LEAQ          (R10)(R10*2), R10
+	VEXTRACTPS    $0x03, X1, (BX)(R10*1)
+	ADDQ          $0x04, BX
+	DECQ          AX
+	JNZ           block
+
+done:
+	VZEROUPPER
+	RET
+
 // func matMatQ8x4x4VNNI(out []float32, w []int8, wsT []float32, x []int8, xsT []float32, xcT []int32, n int, m int, ng int, steps int, tiles int)
 // Requires: AVX, AVX512DQ, AVX512F, AVX512VL, AVX512_VNNI
 TEXT ·matMatQ8x4x4VNNI(SB), NOSPLIT, $0-184

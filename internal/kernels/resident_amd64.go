@@ -14,11 +14,11 @@ var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p [
 }
 
 func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ8_0, matVecPanelQ8_0VNNI, out, p, xq, xs, xsum)
+	matVecResident(residentQ8_0, matVecPanelQ8_0VNNI, tuning.ResidentPrefetch, out, p, xq, xs, xsum)
 }
 
 func matVecResidentQ4_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ4_0, matVecPanelQ4_0VNNI, out, p, xq, xs, xsum)
+	matVecResident(residentQ4_0, matVecPanelQ4_0VNNI, tuning.ResidentQ4Prefetch, out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
@@ -29,9 +29,10 @@ func matMatResidentQ4_0(out []float32, p []byte, rows int, xq []int8, xs []float
 	matMatResident(residentQ4_0, out, p, rows, xq, xs, xsum, batch)
 }
 
-// matVecResident runs the matrix-vector kernel asm of layout l, or Go's
-// where the CPU lacks AVX-512 VNNI.
-func matVecResident(l *residentLayout, asm func([]float32, []byte, []int8, []float32, []int32), out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+// matVecResident runs the matrix-vector kernel asm of layout l,
+// prefetching pf bytes ahead (tuning.go), or Go's where the CPU lacks
+// AVX-512 VNNI.
+func matVecResident(l *residentLayout, asm residentKernel, pf int, out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
 	if !hasVNNI {
 		matVecResidentGo(l, out, p, xq, xs, xsum)
 		return
@@ -41,8 +42,11 @@ func matVecResident(l *residentLayout, asm func([]float32, []byte, []int8, []flo
 		clear(out)
 		return
 	}
-	asm(out, p[:len(out)/ResidentRows*nb*l.blockBytes], xq, xs[:nb], xsum[:nb])
+	asm(out, p[:len(out)/ResidentRows*nb*l.blockBytes], xq, xs[:nb], xsum[:nb], pf)
 }
+
+// residentKernel is the shape of the resident matrix-vector kernels.
+type residentKernel func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 
 // matMatResident runs each resident panel of layout l against the whole
 // batch, 8 vectors at a time then 4, 2, 1, as matMatPanels does without
@@ -84,19 +88,20 @@ func matMatResident(l *residentLayout, out []float32, p []byte, rows int, xq []i
 //		out[r] = total
 //	}
 //
-// with u the unsigned bytes and d the scales of the panels. Preconditions,
-// not checked: len(out)%16 == 0, len(out) > 0, n%32 == 0, n > 0,
-// len(p) >= len(out)*n/32*34, len(xs), len(xsum) >= n/32.
+// with u the unsigned bytes and d the scales of the panels, prefetching
+// each stream pf bytes ahead (pf >= 0; prefetches never fault).
+// Preconditions, not checked: len(out)%16 == 0, len(out) > 0, n%32 == 0,
+// n > 0, len(p) >= len(out)*n/32*34, len(xs), len(xsum) >= n/32.
 //
 //go:noescape
-func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 
 // matVecPanelQ4_0VNNI is matVecPanelQ8_0VNNI for resident Q4_0 panels
 // (u the nibbles, -8*xsum, len(p) >= len(out)*n/32*18), the arithmetic of
 // matMatPanelN1VNNI and of the packed panels' matMatPanel1VNNI.
 //
 //go:noescape
-func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 
 // matMatPanelH8VNNI is matMatPanel8VNNI for a resident Q8_0 panel (float16
 // d, 544 bytes a block).

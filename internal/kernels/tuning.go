@@ -1,0 +1,101 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// # Per-CPU choices
+//
+// Some kernel parameters are best at different values on CPUs with the
+// same instruction sets: this is the one table of them, a row per
+// microarchitecture, each value with the measurement that chose it. A CPU
+// the table does not name gets the default row. LLAMA2_CPU_TABLE=<row>
+// (zen4, zen5, default) runs another row's choices on this CPU, so that
+// rows can be compared side by side in one sitting (`llama2 bench` prints
+// the row in use).
+//
+// Resident panels' prefetch distance (bytes ahead of each of the 4
+// streams; ../asm/gguf/resident.go). Zen 5 VM (family 26),
+// BenchmarkMatVecResidentDRAM, Q8_0 5632x2048, GB/s at 1 / 2 threads,
+// medians of 4 alternated rounds: none 32.7 / 57.8, 512 30.8 / 51.9, 1024
+// 34.6 / 63.0, 2048 33.9 / 62.0, 4096 31.8 / 59.2, 12288 32.7 / 60.1. Zen 4
+// VM (family 25 model 17), the same benchmark, medians of 3 rounds: none
+// 24.2 / 33.1, 256 27.6 / 29.4, 512 21.0 / 29.5, 1024 18.0 / 26.5, 2048
+// 17.0 / 26.4 (stories110M's 768x768: none 21.8 / 29.9, 256 23.4 / 30.6,
+// 1024 19.1 / 26.6). Q4_0 on Zen 4, TinyLlama-shaped tg64 tok/s, medians
+// of 3-4 rounds: none 41.5 / 52.1, 256 42.0 / 52.9, 512 37.6 / 52.0, 1024
+// 32.9 / 52.1, 2048 34.6 / 47.2. Zen 4 splits each 512-bit operation in
+// two, so a block takes about twice as long there and a shorter distance
+// is as far ahead in time. Q4_0 on Zen 5 was not measured: it takes Q8_0's
+// distance.
+//
+// The float32 and llama2.c Q8_0 matrix-vector kernels' prefetch distance
+// (../asm/matvec.go, ../asm/q8): they are generated for 2048 bytes ahead
+// (Zen 5's choice: without prefetches they streamed as fast in a quiet
+// run, and lost 25-30% while another process loaded memory) and for none.
+// Zen 4, LLAMA2_BENCH_DRAM=1 BenchmarkMatVecDRAM (float32), GB/s at 1 / 2
+// threads, medians of 3 alternated rounds: 5632x2048 none 24.8 / 31.7, 512
+// 22.6 / 35.2, 1024 26.5 / 29.9, 2048 18.8 / 27.3; 768x768 none 25.5 /
+// 31.2, 512 21.1 / 24.8, 1024 22.0 / 34.5, 2048 19.8 / 27.1.
+// BenchmarkMatVecQ8DRAM (gs 64, 1 thread): none 29.2, 512 28.4, 1024 21.7,
+// 2048 21.0.
+//
+// The default row is Zen 5's (the distances the kernels had before the
+// table): nothing was measured on other CPUs.
+
+// Tuning is one row of the per-CPU table.
+type Tuning struct {
+	Name string // the row: "zen4", "zen5", "default"
+	// ResidentPrefetch and ResidentQ4Prefetch are how far ahead (bytes)
+	// the matrix-vector kernels of resident Q8_0 and Q4_0 panels
+	// prefetch.
+	ResidentPrefetch, ResidentQ4Prefetch int
+	// F32Prefetch and Q8Prefetch are the distances of the AVX-512 float32
+	// matrix-vector kernels and of llama2.c's Q8_0 (VNNI) ones: one of
+	// the distances they are generated for (2048 or 0, none).
+	F32Prefetch, Q8Prefetch int
+}
+
+// tunings is the table. match says whether a CPU (CPUID's vendor, family,
+// model) is the row's.
+var tunings = []struct {
+	Tuning
+	match func(vendor string, family, model int) bool
+}{
+	{Tuning{"zen4", 256, 256, 0, 0}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
+	{Tuning{"zen5", 1024, 1024, 2048, 2048}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
+	{Tuning{"default", 1024, 1024, 2048, 2048}, func(string, int, int) bool { return true }},
+}
+
+// tuning is this process's row: LLAMA2_CPU_TABLE's, else the CPU's.
+var tuning, tuningErr = chooseTuning(os.Getenv("LLAMA2_CPU_TABLE"), cpuVendor, cpuFamily, cpuModel)
+
+// chooseTuning returns the row named by name, or when name is empty the
+// first row matching the CPU. An unknown name is an error (and the CPU's
+// row).
+func chooseTuning(name, vendor string, family, model int) (Tuning, error) {
+	var names []string
+	for _, t := range tunings {
+		if name != "" && t.Name == name {
+			return t.Tuning, nil
+		}
+		names = append(names, t.Name)
+	}
+	var cpu Tuning
+	for _, t := range tunings {
+		if t.match(vendor, family, model) {
+			cpu = t.Tuning
+			break
+		}
+	}
+	if name != "" {
+		return cpu, fmt.Errorf("LLAMA2_CPU_TABLE=%q: the per-CPU table has no such row (it has %s)", name, strings.Join(names, ", "))
+	}
+	return cpu, nil
+}
+
+// CPUTuning returns the per-CPU table's row in use, and an error when
+// LLAMA2_CPU_TABLE names no row (the CPU's row is used then).
+func CPUTuning() (Tuning, error) { return tuning, tuningErr }
