@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"testing"
 
@@ -60,26 +59,4 @@ func TestChooseTuning(t *testing.T) {
 		requireGenerated(t, r.Tuning)
 	}
 	require.Equal(t, "default", tunings[len(tunings)-1].Name, "the last row matches every CPU")
-}
-
-// TestResidentPrefetchDistances: the prefetch distance changes no value,
-// down to none and past the end of the panels.
-func TestResidentPrefetchDistances(t *testing.T) {
-	if !ResidentKernels {
-		t.Skip("no resident kernels in this build")
-	}
-	r := rand.New(rand.NewPCG(49, 50))
-	for _, rt := range residentTypes {
-		const rows, nb = 80, 7
-		_, res := residentCase(r, rt.res, rt.bc, rows, nb)
-		xq, xs, xsum := randActivation(r, nb*QBlock, 1)
-		want := make([]float32, rows)
-		rt.res.MatVec(want, res, xq, xs, xsum)
-		asm := map[*BlockType]residentKernel{Q8_0Resident: matVecPanelQ8_0VNNI, Q4_0Resident: matVecPanelQ4_0VNNI}[rt.res]
-		for _, pf := range []int{0, 64, 256, 1024, 1 << 20} {
-			got := make([]float32, rows)
-			asm(got, res, xq, xs, xsum, pf)
-			require.Equal(t, want, got, "%s pf=%d", rt.bc.name, pf)
-		}
-	}
 }
