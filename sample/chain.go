@@ -162,6 +162,7 @@ type chain struct {
 	cands       []cand          // the candidates the cuts keep
 	edge        []cand          // top-p's boundary bucket
 	live        []cand          // top-p's tokens that may be in the nucleus
+	weights     []float64       // drawMany's weights by token id
 	penalised   []int32
 	max         float32 // the largest logit after the bias and penalties (filter)
 }
@@ -336,8 +337,13 @@ func (c *chain) drawDense(v []float32, coin float64) int {
 
 // drawSparse picks one of the candidates with probability
 // softmax(logit/temperature), walking them in token-id order with coin in
-// [0, 1).
+// [0, 1). Many candidates (a top-p nucleus of most of a flat vocabulary)
+// go to drawMany, which sums the same weights in the same order without
+// sorting.
 func (c *chain) drawSparse(kept []cand, coin float64) int {
+	if n := len(c.vals); len(kept) > n/manyCands {
+		return c.drawMany(kept, coin, n)
+	}
 	slices.SortFunc(kept, func(a, b cand) int { return int(a.id - b.id) })
 	invT := 1 / float64(c.temperature)
 	var sum float64
@@ -353,6 +359,46 @@ func (c *chain) drawSparse(kept []cand, coin float64) int {
 		}
 	}
 	return int(kept[len(kept)-1].id)
+}
+
+// manyCands: drawSparse takes drawMany's way when more than 1/manyCands of
+// the vocabulary is kept. A random TinyLlama-shaped model (logits within
+// +-4, the server's default top_p 0.9 at temperature 0.8, 32000 tokens)
+// keeps about 90% of them: sorting them by id and taking each weight's
+// exp twice cost 1.9 ms a token, 9% of a decode step at 2 threads on the
+// Zen 4 VM (family 25 model 17); drawMany 0.4 ms.
+const manyCands = 16
+
+// drawMany is drawSparse's draw for kept candidates of a vocabulary of n
+// tokens: each weight goes to its token's place in a vocabulary-sized
+// array, and the sums run over the array in id order. The tokens not kept
+// weigh 0 there, and adding 0 leaves a sum unchanged, so the sums, the
+// comparisons and the token picked are drawSparse's, bit for bit.
+func (c *chain) drawMany(kept []cand, coin float64, n int) int {
+	if cap(c.weights) < n {
+		c.weights = make([]float64, n)
+	}
+	w := c.weights[:n]
+	clear(w)
+	invT := 1 / float64(c.temperature)
+	last := int32(0)
+	for _, x := range kept {
+		w[x.id] = math.Exp((float64(x.logit) - float64(c.max)) * invT)
+		last = max(last, x.id)
+	}
+	var sum float64
+	for _, v := range w {
+		sum += v
+	}
+	r := coin * sum
+	var cdf float64
+	for i, v := range w {
+		cdf += v
+		if r < cdf {
+			return i
+		}
+	}
+	return int(last)
 }
 
 // walk returns the first index at which the running sum of w passes r

@@ -264,6 +264,44 @@ func TestChainDraw(t *testing.T) {
 	}
 }
 
+// TestDrawManyIsSparse: for many candidates the vocabulary-sized draw
+// picks the sorted draw's token for every coin, including coins at the
+// very top of the range, where rounding may leave the sum short (the last
+// candidate by id).
+func TestDrawManyIsSparse(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := range 60 {
+		n := 1 + r.IntN(5000)
+		p := Params{Temperature: []float32{0.3, 0.8, 2}[trial%3], TopP: []float32{0.5, 0.9, 1}[trial%3], Seed: 1}
+		s, err := NewChain(n, p)
+		require.NoError(t, err)
+		c := s.chain
+		logits := randomLogits(r, n, 0)
+		for i := range logits {
+			logits[i] *= 0.05 // flat, as a random model's: most tokens stay
+		}
+		_, cs, ok := c.filter(logits)
+		require.True(t, ok)
+		if cs == nil {
+			continue
+		}
+		coins := []float64{0, 1 - 1e-16, math.Nextafter(1, 0)}
+		for range 30 {
+			coins = append(coins, r.Float64())
+		}
+		for _, coin := range coins {
+			sorted := append([]cand(nil), cs...)
+			many := c.drawMany(append([]cand(nil), cs...), coin, n)
+			// drawSparse's sorted way, forced by a vocabulary it thinks large.
+			saved := c.vals
+			c.vals = make([]float32, manyCands*(len(cs)+1))
+			one := c.drawSparse(sorted, coin)
+			c.vals = saved
+			require.Equal(t, one, many, "trial %d: n=%d kept=%d coin=%v", trial, n, len(cs), coin)
+		}
+	}
+}
+
 // TestChainOrder pins where each sampler sits in the chain.
 func TestChainOrder(t *testing.T) {
 	kept := func(p Params, logits []float32, prompt []int) []int {
