@@ -32,7 +32,7 @@ type ggufModel struct {
 	chatTemplate string               // tokenizer.chat_template, or ""
 	eos, bos     int                  // token ids; -1 when absent
 	typeMix      string               // e.g. "Q4_K x 14, Q6_K x 5, F32 x 5"
-	resident     string               // the types repacked into panels, "Q4_0, Q8_0" (resident.go)
+	resident     string               // the types repacked into panels, "Q4_K, Q6_K" (resident.go)
 	arch         string               // general.architecture
 }
 

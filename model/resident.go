@@ -10,13 +10,14 @@ import (
 	"github.com/llama2-go/llama2/internal/kernels"
 )
 
-// makeResident repacks w's Q8_0 and Q4_0 matrices into resident panels when this
-// build has their kernels and the weights were read into private memory
-// (never a mapped file: it is read-only and shared), and every cut of the
+// makeResident repacks w's Q8_0, Q4_0, Q4_K and Q6_K matrices into
+// resident panels when this build has their kernels and the weights were
+// read into private memory (never a mapped file: it is read-only and
+// shared), and every cut of the
 // rows between threads falls on a panel: the threads' chunks are rowGrain
 // rows of the stacked products (q, k, v; w1, w3) and Dim and KVDim are
 // whole panels. The token embedding is repacked only when it is also the
-// classifier. It returns the types it repacked ("Q4_0, Q8_0"), "" for
+// classifier. It returns the types it repacked ("Q4_K, Q6_K"), "" for
 // none.
 func (w *weights) makeResident(cfg *Config) (string, error) {
 	if !kernels.ResidentKernels || rowGrain%kernels.ResidentRows != 0 || cfg.Dim%kernels.ResidentRows != 0 || cfg.KVDim()%kernels.ResidentRows != 0 {
@@ -63,7 +64,7 @@ func (t *tensor) makeResident() bool {
 	if res == nil || t.rows%kernels.ResidentRows != 0 || t.rows == 0 || t.cols == 0 {
 		return false
 	}
-	nb := t.cols / kernels.QBlock
+	nb := t.cols / t.blk.BlockSize
 	panel := make([]byte, kernels.ResidentRows*t.rowBytes)
 	for p := 0; p < t.rows; p += kernels.ResidentRows {
 		dst := t.b[p*t.rowBytes : (p+kernels.ResidentRows)*t.rowBytes]

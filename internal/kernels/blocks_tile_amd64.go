@@ -65,6 +65,8 @@ type panelScratch struct {
 	p   []byte
 	xsT []float32
 	xcT []int32
+	// kAux: resident Q4_K's block sums and scales (residentk_amd64.go).
+	kAux []uint32
 }
 
 var panelScratchPool = sync.Pool{New: func() any { return new(panelScratch) }}

@@ -8,6 +8,9 @@ import (
 
 // # Resident panels: Q8_0 and Q4_0 repacked once, when the weights are read
 //
+// (Q4_K's and Q6_K's panels, in residentk.go and residentq6.go, share the
+// packing and the model's side with these.)
+//
 // The batched kernels repack 16 rows at a time into panels (see
 // ../asm/gguf/panel.go): one zmm holds the same 4 values of all 16 rows,
 // so VPDPBUSD with one activation dword broadcast accumulates 16 rows'
@@ -47,8 +50,9 @@ type residentLayout struct {
 	c          int32 // the stored values are the values plus c
 	// u returns the stored value i of row r in the resident block blk.
 	u func(blk []byte, r, i int) int32
-	// pack writes row r's block src (the file's layout) into blk.
-	pack func(blk, src []byte, r int)
+	// pack writes row r's block src (the file's layout) into blk; unpack
+	// is its inverse.
+	pack, unpack func(blk, src []byte, r int)
 }
 
 // dOff is where a resident block's 16 float16 d start.
@@ -59,9 +63,17 @@ var (
 		blockBytes: ResidentRows * q8_0Bytes, c: 128,
 		u: func(blk []byte, r, i int) int32 { return int32(blk[64*(i/4)+4*r+i%4]) },
 		pack: func(blk, src []byte, r int) {
+			packD(blk, src, r, q8_0Bytes)
 			for j := range 8 {
 				v := binary.LittleEndian.Uint32(src[2+4*j:]) ^ 0x80808080
 				binary.LittleEndian.PutUint32(blk[64*j+4*r:], v)
+			}
+		},
+		unpack: func(blk, dst []byte, r int) {
+			unpackD(blk, dst, r, q8_0Bytes)
+			for j := range 8 {
+				v := binary.LittleEndian.Uint32(blk[64*j+4*r:]) ^ 0x80808080
+				binary.LittleEndian.PutUint32(dst[2+4*j:], v)
 			}
 		},
 	}
@@ -75,12 +87,29 @@ var (
 			return int32(q & 0x0f)
 		},
 		pack: func(blk, src []byte, r int) {
+			packD(blk, src, r, q4_0Bytes)
 			for k := range 4 {
 				copy(blk[64*k+4*r:][:4], src[2+4*k:])
 			}
 		},
+		unpack: func(blk, dst []byte, r int) {
+			unpackD(blk, dst, r, q4_0Bytes)
+			for k := range 4 {
+				copy(dst[2+4*k:][:4], blk[64*k+4*r:])
+			}
+		},
 	}
 )
+
+// packD copies row r's d (the first 2 bytes of its block src) to its place
+// in a resident block of 16 blocks of blockBytes; unpackD is its inverse.
+func packD(blk, src []byte, r, blockBytes int) {
+	copy(blk[ResidentRows*(blockBytes-2)+2*r:][:2], src)
+}
+
+func unpackD(blk, dst []byte, r, blockBytes int) {
+	copy(dst[:2], blk[ResidentRows*(blockBytes-2)+2*r:])
+}
 
 // Q8_0Resident is the block type of Q8_0 tensors repacked into resident
 // panels. Row ranges passed to its kernels start and end on panels (the
@@ -106,6 +135,10 @@ func ResidentOf(bt *BlockType) *BlockType {
 		return Q8_0Resident
 	case Block(gguf.TypeQ4_0):
 		return Q4_0Resident
+	case Block(gguf.TypeQ4_K):
+		return Q4_KResident
+	case Block(gguf.TypeQ6_K):
+		return Q6_KResident
 	}
 	return nil
 }
@@ -119,23 +152,21 @@ func PackResident(res *BlockType, dst, rows []byte, nb int) {
 	for b := range nb {
 		blk := dst[b*l.blockBytes : (b+1)*l.blockBytes]
 		for r := range ResidentRows {
-			src := rows[r*rb+b*res.BlockBytes:][:res.BlockBytes]
-			blk[l.dOff()+2*r], blk[l.dOff()+2*r+1] = src[0], src[1]
-			l.pack(blk, src, r)
+			l.pack(blk, rows[r*rb+b*res.BlockBytes:][:res.BlockBytes], r)
 		}
 	}
 }
 
 // DequantResidentRow writes row r of the resident panel p (of block type
-// res, nb blocks) as float32 into dst (len(dst) = 32*nb).
+// res) as float32 into dst (len(dst) a multiple of res.BlockSize): the
+// values of the file's Dequant, bit for bit.
 func DequantResidentRow(res *BlockType, dst []float32, p []byte, r int) {
 	l := res.resident
-	for b := range len(dst) / QBlock {
-		blk := p[b*l.blockBytes : (b+1)*l.blockBytes]
-		d := F16ToF32(le16(blk[l.dOff()+2*r:]))
-		for i := range QBlock {
-			dst[b*QBlock+i] = float32(l.u(blk, r, i)-l.c) * d
-		}
+	file := Block(res.Type)
+	src := make([]byte, res.BlockBytes)
+	for b := range len(dst) / res.BlockSize {
+		l.unpack(p[b*l.blockBytes:(b+1)*l.blockBytes], src, r)
+		file.Dequant(dst[b*res.BlockSize:(b+1)*res.BlockSize], src)
 	}
 }
 

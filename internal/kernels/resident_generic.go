@@ -21,3 +21,19 @@ func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float
 func matMatResidentQ4_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	matMatResidentGo(residentQ4_0, out, p, rows, xq, xs, xsum, batch)
 }
+
+func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResidentQ4_KGo(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResidentQ4_KGo(out, p, rows, xq, xs, xsum, batch)
+}
+
+func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResidentQ6_KGo(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ6_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResidentQ6_KGo(out, p, rows, xq, xs, xsum, batch)
+}

@@ -29,7 +29,11 @@ import (
 // 32.9 / 52.1, 2048 34.6 / 47.2. Zen 4 splits each 512-bit operation in
 // two, so a block takes about twice as long there and a shorter distance
 // is as far ahead in time. Q4_0 on Zen 5 was not measured: it takes Q8_0's
-// distance.
+// distance. Resident Q4_K and Q6_K (one distance for both,
+// ../asm/gguf/residentk.go) on Zen 4, TinyLlama-shaped Q4_K_M tg64 tok/s
+// at 1 / 2 threads, medians of 3 alternated rounds in one quiet spell:
+// none 41.9 / 52.3, 256 42.9 / 64.0, 512 36.9 / 51.3, 1024 30.6 / 45.6,
+// 2048 28.6 / 44.9. Not measured on Zen 5, which takes its Q8_0 distance.
 //
 // The float32 and llama2.c Q8_0 matrix-vector kernels' prefetch distance
 // (../asm/matvec.go, ../asm/q8): they are generated for 2048 bytes ahead
@@ -52,6 +56,9 @@ type Tuning struct {
 	// the matrix-vector kernels of resident Q8_0 and Q4_0 panels
 	// prefetch.
 	ResidentPrefetch, ResidentQ4Prefetch int
+	// ResidentKPrefetch is the distance of resident Q4_K and Q6_K
+	// panels'.
+	ResidentKPrefetch int
 	// F32Prefetch and Q8Prefetch are the distances of the AVX-512 float32
 	// matrix-vector kernels and of llama2.c's Q8_0 (VNNI) ones: one of
 	// the distances they are generated for (2048 or 0, none).
@@ -64,9 +71,9 @@ var tunings = []struct {
 	Tuning
 	match func(vendor string, family, model int) bool
 }{
-	{Tuning{"zen4", 256, 256, 0, 0}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
-	{Tuning{"zen5", 1024, 1024, 2048, 2048}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
-	{Tuning{"default", 1024, 1024, 2048, 2048}, func(string, int, int) bool { return true }},
+	{Tuning{"zen4", 256, 256, 256, 0, 0}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
+	{Tuning{"zen5", 1024, 1024, 1024, 2048, 2048}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
+	{Tuning{"default", 1024, 1024, 1024, 2048, 2048}, func(string, int, int) bool { return true }},
 }
 
 // tuning is this process's row: LLAMA2_CPU_TABLE's, else the CPU's.

@@ -37,4 +37,24 @@ func TestResidentPrefetchDistances(t *testing.T) {
 			require.Equal(t, want, got, "%s pf=%d", rt.bc.name, pf)
 		}
 	}
+	const rows, nsb = 80, 3
+	for _, rt := range residentKTypes {
+		_, res := residentKCase(r, rt.res, rows, nsb)
+		xq, xs, xsum := kqRandActivation(r, nsb*qkK, 1)
+		want := make([]float32, rows)
+		rt.res.MatVec(want, res, xq, xs, xsum)
+		for _, pf := range []int{0, 64, 256, 1024, 1 << 20} {
+			got := make([]float32, rows)
+			if rt.res == Q4_KResident {
+				aux := make([]uint32, 16*nsb)
+				kAux(aux, xs, xsum, 1, nsb)
+				matVecPanelQ4_KVNNI(got, res, xq, aux, pf)
+			} else {
+				aux := make([]uint32, 32*nsb)
+				q6Aux(aux, xq, xs, xsum, 1, nsb, 1)
+				matVecPanelQ6_KVNNI(got, res, xq, aux, pf)
+			}
+			require.Equal(t, want, got, "%s pf=%d", rt.typ.name, pf)
+		}
+	}
 }

@@ -56,6 +56,7 @@ func TestChooseTuning(t *testing.T) {
 	for _, r := range tunings {
 		require.GreaterOrEqual(t, r.ResidentPrefetch, 0, r.Name)
 		require.GreaterOrEqual(t, r.ResidentQ4Prefetch, 0, r.Name)
+		require.GreaterOrEqual(t, r.ResidentKPrefetch, 0, r.Name)
 		requireGenerated(t, r.Tuning)
 	}
 	require.Equal(t, "default", tunings[len(tunings)-1].Name, "the last row matches every CPU")

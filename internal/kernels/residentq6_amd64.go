@@ -1,0 +1,138 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "math"
+
+// Resident Q6_K panels (residentq6.go) on amd64: the AVX-512 VNNI kernels
+// of ../asm/gguf/residentq6.go. A panel takes at most 4 vectors at a time
+// (each vector keeps 4 sub-blocks' sums in registers).
+var residentQ6PanelKernels = [5]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+	1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
+}
+
+func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	if !hasVNNI {
+		matVecResidentQ6_KGo(out, p, xq, xs, xsum)
+		return
+	}
+	nsb := len(xq) / qkK
+	if len(out) == 0 || nsb == 0 {
+		clear(out)
+		return
+	}
+	sc := panelScratchPool.Get().(*panelScratch)
+	defer panelScratchPool.Put(sc)
+	aux := grow(&sc.kAux, 32*nsb)
+	q6Aux(aux, xq, xs, xsum, 1, nsb, 1)
+	matVecPanelQ6_KVNNI(out, p[:len(out)/ResidentRows*nsb*q6ResBlockBytes], xq, aux, tuning.ResidentKPrefetch)
+}
+
+// matMatResidentQ6_K runs each resident panel against the whole batch, 4
+// vectors at a time then 2, 1; a vector's values are those of
+// matVecResidentQ6_K.
+func matMatResidentQ6_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	if !hasVNNI {
+		matMatResidentQ6_KGo(out, p, rows, xq, xs, xsum, batch)
+		return
+	}
+	n := len(xq) / batch
+	nsb := n / qkK
+	if nsb == 0 {
+		clear(out[:rows*batch])
+		return
+	}
+	sc := panelScratchPool.Get().(*panelScratch)
+	defer panelScratchPool.Put(sc)
+	aux := grow(&sc.kAux, 32*batch*nsb)
+	q6Aux(aux, xq, xs, xsum, batch, nsb, 4)
+	pb := nsb * q6ResBlockBytes // bytes a panel
+	for r := 0; r < rows; r += ResidentRows {
+		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
+		forGroupsMax(batch, 4, func(v0, V int) {
+			residentQ6PanelKernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[32*v0*nsb:32*(v0+V)*nsb], n)
+		})
+	}
+}
+
+// forGroupsMax is forGroups with groups of at most max (4 or 8) vectors.
+func forGroupsMax(batch, max int, f func(v0, V int)) {
+	v0 := 0
+	for ; v0+max <= batch; v0 += max {
+		f(v0, max)
+	}
+	for V := max / 2; V > 0; V /= 2 {
+		if v0+V <= batch {
+			f(v0, V)
+			v0 += V
+		}
+	}
+}
+
+// q6Aux lays out what the resident Q6_K kernels read of the batch's
+// vectors besides their values: for the group of V vectors from v0
+// (forGroupsMax with max), super-block sb's 32 dwords a vector at
+// [32*(v0*nsb+sb*V+v):], -32 times the sums of its 16 sub-blocks' values,
+// then the scale's bits. The second sub-block of each block of 32 sums to
+// the block's sum minus the first's (in a TinyLlama-shaped Q4_K_M decode
+// step of 8 sequences, summing both took 4% of the time).
+func q6Aux(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb, max int) {
+	n := nsb * qkK
+	forGroupsMax(batch, max, func(v0, V int) {
+		for sb := range nsb {
+			for v := range V {
+				a := aux[32*(v0*nsb+sb*V+v):][:32]
+				x := xq[(v0+v)*n+qkK*sb:][:qkK]
+				sums := xsum[(v0+v)*nsb*8+8*sb:][:8]
+				for b := range 8 {
+					var s int32
+					for _, q := range x[32*b : 32*b+16] {
+						s += int32(q)
+					}
+					a[2*b], a[2*b+1] = uint32(-32*s), uint32(-32*(sums[b]-s))
+				}
+				a[16] = math.Float32bits(xs[(v0+v)*nsb*8+8*sb])
+			}
+		}
+	})
+}
+
+// matVecPanelQ6_KVNNI computes out[r] = row r of the resident Q6_K panels
+// p · x, len(out)/16 panels of n/256 super-blocks (n = len(xq)), in the
+// order of residentq6.go:
+//
+//	for r := range out {
+//		var total float32
+//		for sb := 0; sb < n/256; sb++ {
+//			sumi := Σ_j sc(r, sb, j) * (aux[32*sb+j] + Σ_l q(r, 256*sb+16*j+l) * xq[256*sb+16*j+l])
+//			total = fma(float32(sumi)*d(r, sb), xs(sb), total)
+//		}
+//		out[r] = total
+//	}
+//
+// with q the 6-bit values (0..63) and aux as q6Aux lays it out for one
+// vector (xs(sb) the bits of aux[32*sb+16]), prefetching each stream pf
+// bytes ahead (pf >= 0). Preconditions, not checked: len(out)%16 == 0,
+// len(out) > 0, n%256 == 0, n > 0, len(p) >= len(out)*n/256*210,
+// len(aux) >= n/256*32.
+//
+//go:noescape
+func matVecPanelQ6_KVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+
+// matMatPanelQ6_4VNNI computes one resident Q6_K panel (16 rows) times 4
+// vectors n apart in x: out[v*m+r] = row r · vector v, each in the
+// arithmetic of matVecPanelQ6_KVNNI, with aux as q6Aux lays it out for
+// the group.
+//
+//go:noescape
+func matMatPanelQ6_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matMatPanelQ6_2VNNI is matMatPanelQ6_4VNNI for 2 vectors.
+//
+//go:noescape
+func matMatPanelQ6_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matMatPanelQ6_1VNNI is matMatPanelQ6_4VNNI for 1 vector.
+//
+//go:noescape
+func matMatPanelQ6_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
