@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/bits"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -75,6 +76,60 @@ func (l residentLayout) steps(at Mem, i int, lo VecVirtual) (js []int, ws []VecV
 // differs between microarchitectures (internal/kernels/tuning.go has the
 // table and the measurements).
 
+// panelsApart emits the loops of the resident matrix-vector kernels over
+// their panels (out's length/16, of blockBytes per blockValues values of
+// xq): 4 panels a quarter of them apart at a time, then the last panels%4
+// one at a time. For each panel, with wp at its start (S = 4: at the
+// first of the 4, the others qpb, 2*qpb and qpb3 bytes on; at(s, off)
+// addresses them), each emits the loop over its blocks, advancing wp to
+// the next panel, and returns the S panels' sums of 16 rows, which
+// panelsApart stores. l makes its labels unique.
+func panelsApart(blockBytes, blockValues int, each func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual) {
+	panels := Load(Param("out").Len(), GP64())
+	SHRQ(U8(4), panels)
+	op := Load(Param("out").Base(), GP64())
+	pp := Load(Param("p").Base(), GP64())
+	pb := Load(Param("xq").Len(), GP64())
+	SHRQ(U8(bits.TrailingZeros(uint(blockValues))), pb)
+	IMUL3Q(U32(blockBytes), pb, pb) // bytes a panel
+	// Panels i, q+i, 2q+i and 3q+i (i < q = panels/4) go together; in out
+	// a panel is 16 floats, so the rows' offsets in out grow 16 times.
+	ra := newRowsApart(panels, pb)
+	q, qpb, qpb3, qo, qo3 := ra.q, ra.qrb, ra.qrb3, ra.q4, ra.q43
+	SHLQ(U8(4), qo)
+	SHLQ(U8(4), qo3)
+	wp := GP64()
+	for _, S := range []int{4, 1} {
+		l := func(s string) string { return fmt.Sprintf("s%d%s", S, s) }
+		if S == 4 {
+			TESTQ(q, q)
+			JZ(LabelRef(l("end")))
+		} else {
+			Comment("The last panels%4, from panel 4q.")
+			ANDQ(U8(3), panels)
+			JZ(LabelRef(l("end")))
+			ADDQ(qpb3, pp)
+			ADDQ(qo3, op)
+		}
+		Label(l("panel"))
+		MOVQ(pp, wp)
+		facc := each(S, l, wp, func(s, off int) Mem { return rowAt(wp, qpb, qpb3, s, off) }, qpb, qpb3)
+		// Stream s's panel is s*q panels on: 64*q bytes of out each.
+		for s := range S {
+			VMOVUPS(facc[s], rowAt(op, qo, qo3, s, 0))
+		}
+		MOVQ(wp, pp) // the next panel
+		ADDQ(U8(64), op)
+		if S == 4 {
+			DECQ(q)
+		} else {
+			DECQ(panels)
+		}
+		JNZ(LabelRef(l("panel")))
+		Label(l("end"))
+	}
+}
+
 // residentMatVec generates matVecPanel{Q8_0,Q4_0}VNNI: resident panels
 // times one vector, the arithmetic of matMatPanel{H,N}1VNNI (so a row's
 // value is the same in a prompt's batch and in generation).
@@ -92,44 +147,15 @@ func residentMatVec(rl residentLayout) {
 	name := "matVecPanel" + rl.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)")
 	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/resident_amd64.go.")
-	panels := Load(Param("out").Len(), GP64())
-	SHRQ(U8(4), panels)
-	op := Load(Param("out").Base(), GP64())
-	pp := Load(Param("p").Base(), GP64())
-	pb := Load(Param("xq").Len(), GP64())
-	SHRQ(U8(5), pb)
-	IMUL3Q(U32(rl.blockBytes), pb, pb) // bytes a panel
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
 	var lo VecVirtual
 	if rl.nibbles {
 		lo = broadcastByte(0x0f, true)
 	}
-	// Panels i, q+i, 2q+i and 3q+i (i < q = panels/4) go together; in out
-	// a panel is 16 floats, so the rows' offsets in out grow 16 times.
-	ra := newRowsApart(panels, pb)
-	q, qpb, qpb3, qo, qo3 := ra.q, ra.qrb, ra.qrb3, ra.q4, ra.q43
-	SHLQ(U8(4), qo)
-	SHLQ(U8(4), qo3)
-	xp, xsp, xcp, cnt, wp := GP64(), GP64(), GP64(), GP64(), GP64()
+	xp, xsp, xcp, cnt := GP64(), GP64(), GP64(), GP64()
 	lines := (rl.blockBytes + 63) / 64 // to prefetch, a block
-
-	for _, S := range []int{4, 1} {
-		l := func(s string) string { return fmt.Sprintf("s%d%s", S, s) }
-		if S == 4 {
-			TESTQ(q, q)
-			JZ(LabelRef(l("end")))
-		} else {
-			Comment("The last panels%4, from panel 4q.")
-			ANDQ(U8(3), panels)
-			JZ(LabelRef(l("end")))
-			ADDQ(qpb3, pp)
-			ADDQ(qo3, op)
-		}
-		at := func(s, off int) Mem { return rowAt(wp, qpb, qpb3, s, off) }
-
-		Label(l("panel"))
-		MOVQ(pp, wp)
+	panelsApart(rl.blockBytes, 32, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
 		Load(Param("xq").Base(), xp)
 		Load(Param("xs").Base(), xsp)
 		Load(Param("xsum").Base(), xcp)
@@ -188,21 +214,8 @@ func residentMatVec(rl residentLayout) {
 		ADDQ(U8(4), xcp)
 		DECQ(cnt)
 		JNZ(LabelRef(l("block")))
-
-		// Stream s's panel is s*q panels on: 64*q bytes of out each.
-		for s := range S {
-			VMOVUPS(facc[s], rowAt(op, qo, qo3, s, 0))
-		}
-		MOVQ(wp, pp) // the next panel
-		ADDQ(U8(64), op)
-		if S == 4 {
-			DECQ(q)
-		} else {
-			DECQ(panels)
-		}
-		JNZ(LabelRef(l("panel")))
-		Label(l("end"))
-	}
+		return facc
+	})
 	VZEROUPPER()
 	RET()
 }

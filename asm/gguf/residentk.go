@@ -269,34 +269,10 @@ func residentKMatVec(rl kLayout) {
 	name := "matVecPanel" + rl.name + "VNNI"
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, aux []uint32, pf int)")
 	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/" + rl.goFile + ".")
-	panels := Load(Param("out").Len(), GP64())
-	SHRQ(U8(4), panels)
-	op := Load(Param("out").Base(), GP64())
-	pp := Load(Param("p").Base(), GP64())
-	pb := Load(Param("xq").Len(), GP64())
-	SHRQ(U8(8), pb)
-	IMUL3Q(U32(rl.blockBytes), pb, pb) // bytes a panel
 	body := rl.setup()
-	ra := newRowsApart(panels, pb)
-	q, qpb, qpb3, qo, qo3 := ra.q, ra.qrb, ra.qrb3, ra.q4, ra.q43
-	SHLQ(U8(4), qo)
-	SHLQ(U8(4), qo3)
-	xp, ap, cnt, wp, wpf := GP64(), GP64(), GP64(), GP64(), GP64()
+	xp, ap, cnt, wpf := GP64(), GP64(), GP64(), GP64()
 	act := rl.act(func(_, off int) Mem { return Mem{Base: xp, Disp: off} }, ap)
-	for _, S := range []int{4, 1} {
-		l := func(s string) string { return fmt.Sprintf("s%d%s", S, s) }
-		if S == 4 {
-			TESTQ(q, q)
-			JZ(LabelRef(l("end")))
-		} else {
-			Comment("The last panels%4, from panel 4q.")
-			ANDQ(U8(3), panels)
-			JZ(LabelRef(l("end")))
-			ADDQ(qpb3, pp)
-			ADDQ(qo3, op)
-		}
-		Label(l("panel"))
-		MOVQ(pp, wp)
+	panelsApart(rl.blockBytes, 256, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
 		Load(Param("xq").Base(), xp)
 		Load(Param("aux").Base(), ap)
 		Load(Param("xq").Len(), cnt)
@@ -309,7 +285,7 @@ func residentKMatVec(rl kLayout) {
 		Label(l("block"))
 		Load(Param("pf"), wpf)
 		ADDQ(wp, wpf)
-		body(S, 1, func(s, off int) Mem { return rowAt(wp, qpb, qpb3, s, off) }, act,
+		body(S, 1, at, act,
 			func(s, line int) { PREFETCHT0(rowAt(wpf, qpb, qpb3, s, 64*line)) },
 			func(s, _ int) Op { return facc[s] })
 		ADDQ(U32(rl.blockBytes), wp)
@@ -317,20 +293,8 @@ func residentKMatVec(rl kLayout) {
 		ADDQ(U32(rl.auxBytes), ap)
 		DECQ(cnt)
 		JNZ(LabelRef(l("block")))
-
-		for s := range S {
-			VMOVUPS(facc[s], rowAt(op, qo, qo3, s, 0))
-		}
-		MOVQ(wp, pp) // the next panel
-		ADDQ(U8(64), op)
-		if S == 4 {
-			DECQ(q)
-		} else {
-			DECQ(panels)
-		}
-		JNZ(LabelRef(l("panel")))
-		Label(l("end"))
-	}
+		return facc
+	})
 	VZEROUPPER()
 	RET()
 }

@@ -7,9 +7,26 @@ import "math"
 // Resident Q4_K panels (residentk.go) on amd64: the AVX-512 VNNI kernels
 // of ../asm/gguf/residentk.go.
 
-// residentKPanelKernels are the panel kernels by width.
-var residentKPanelKernels = [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
-	1: matMatPanelK1VNNI, 2: matMatPanelK2VNNI, 4: matMatPanelK4VNNI, 8: matMatPanelK8VNNI,
+// kResident is what the drivers of resident K-quant panels need of a
+// type: its kernels (panel kernels for up to maxV vectors at a time) and
+// how it lays out aux, the vectors' scales and sums (auxDwords a vector
+// and super-block).
+type kResident struct {
+	blockBytes, auxDwords, maxV int
+	aux                         func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int)
+	vec                         func(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+	panel                       [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+}
+
+var kResQ4_K = &kResident{
+	blockBytes: kResBlockBytes, auxDwords: 16, maxV: 8,
+	aux: func(aux []uint32, _ []int8, xs []float32, xsum []int32, batch, nsb int) {
+		kAux(aux, xs, xsum, batch, nsb)
+	},
+	vec: matVecPanelQ4_KVNNI,
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+		1: matMatPanelK1VNNI, 2: matMatPanelK2VNNI, 4: matMatPanelK4VNNI, 8: matMatPanelK8VNNI,
+	},
 }
 
 func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
@@ -17,6 +34,20 @@ func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum [
 		matVecResidentQ4_KGo(out, p, xq, xs, xsum)
 		return
 	}
+	kResQ4_K.matVec(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	if !hasVNNI {
+		matMatResidentQ4_KGo(out, p, rows, xq, xs, xsum, batch)
+		return
+	}
+	kResQ4_K.matMat(out, p, rows, xq, xs, xsum, batch)
+}
+
+// matVec runs the matrix-vector kernel, prefetching as the per-CPU table
+// says (tuning.go).
+func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
 	nsb := len(xq) / qkK
 	if len(out) == 0 || nsb == 0 {
 		clear(out)
@@ -24,19 +55,14 @@ func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum [
 	}
 	sc := panelScratchPool.Get().(*panelScratch)
 	defer panelScratchPool.Put(sc)
-	aux := grow(&sc.kAux, 16*nsb)
-	kAux(aux, xs, xsum, 1, nsb)
-	matVecPanelQ4_KVNNI(out, p[:len(out)/ResidentRows*nsb*kResBlockBytes], xq, aux, tuning.ResidentKPrefetch)
+	aux := grow(&sc.kAux, k.auxDwords*nsb)
+	k.aux(aux, xq, xs, xsum, 1, nsb)
+	k.vec(out, p[:len(out)/ResidentRows*nsb*k.blockBytes], xq, aux, tuning.ResidentKPrefetch)
 }
 
-// matMatResidentQ4_K runs each resident panel against the whole batch, 8
-// vectors at a time then 4, 2, 1 (forGroups); a vector's values are those
-// of matVecResidentQ4_K.
-func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	if !hasVNNI {
-		matMatResidentQ4_KGo(out, p, rows, xq, xs, xsum, batch)
-		return
-	}
+// matMat runs each resident panel against the whole batch, maxV vectors
+// at a time then fewer (forGroupsMax); a vector's values are matVec's.
+func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	n := len(xq) / batch
 	nsb := n / qkK
 	if nsb == 0 {
@@ -45,24 +71,38 @@ func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float
 	}
 	sc := panelScratchPool.Get().(*panelScratch)
 	defer panelScratchPool.Put(sc)
-	aux := grow(&sc.kAux, 16*batch*nsb)
-	kAux(aux, xs, xsum, batch, nsb)
-	pb := nsb * kResBlockBytes // bytes a panel
+	aux := grow(&sc.kAux, k.auxDwords*batch*nsb)
+	k.aux(aux, xq, xs, xsum, batch, nsb)
+	pb := nsb * k.blockBytes // bytes a panel
 	for r := 0; r < rows; r += ResidentRows {
 		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
-		forGroups(batch, func(v0, V int) {
-			residentKPanelKernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[16*v0*nsb:16*(v0+V)*nsb], n)
+		forGroupsMax(batch, k.maxV, func(v0, V int) {
+			k.panel[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[k.auxDwords*v0*nsb:k.auxDwords*(v0+V)*nsb], n)
 		})
+	}
+}
+
+// forGroupsMax is forGroups with groups of at most max (4 or 8) vectors.
+func forGroupsMax(batch, max int, f func(v0, V int)) {
+	v0 := 0
+	for ; v0+max <= batch; v0 += max {
+		f(v0, max)
+	}
+	for V := max / 2; V > 0; V /= 2 {
+		if v0+V <= batch {
+			f(v0, V)
+			v0 += V
+		}
 	}
 }
 
 // kAux lays out the batch's block sums and scales as the resident Q4_K
 // panel kernels read them: for the group of V vectors from v0
-// (forGroups), super-block sb's 16 dwords a vector at
+// (forGroupsMax(batch, 8)), super-block sb's 16 dwords a vector at
 // [16*(v0*nsb+sb*V+v):], the 8 block sums as 4 pairs of words (the low
 // word the even block's) then, at 8, the scale's bits.
 func kAux(aux []uint32, xs []float32, xsum []int32, batch, nsb int) {
-	forGroups(batch, func(v0, V int) {
+	forGroupsMax(batch, 8, func(v0, V int) {
 		for sb := range nsb {
 			for v := range V {
 				a := aux[16*(v0*nsb+sb*V+v):][:16]

@@ -5,10 +5,18 @@ package kernels
 import "math"
 
 // Resident Q6_K panels (residentq6.go) on amd64: the AVX-512 VNNI kernels
-// of ../asm/gguf/residentq6.go. A panel takes at most 4 vectors at a time
-// (each vector keeps 4 sub-blocks' sums in registers).
-var residentQ6PanelKernels = [5]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
-	1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
+// of ../asm/gguf/residentq6.go, driven as Q4_K's (residentk_amd64.go). A
+// panel takes at most 4 vectors at a time (each vector keeps 4 sub-blocks'
+// sums in registers).
+var kResQ6_K = &kResident{
+	blockBytes: q6ResBlockBytes, auxDwords: 32, maxV: 4,
+	aux: func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int) {
+		q6Aux(aux, xq, xs, xsum, batch, nsb, 4)
+	},
+	vec: matVecPanelQ6_KVNNI,
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+		1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
+	},
 }
 
 func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
@@ -16,57 +24,15 @@ func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum [
 		matVecResidentQ6_KGo(out, p, xq, xs, xsum)
 		return
 	}
-	nsb := len(xq) / qkK
-	if len(out) == 0 || nsb == 0 {
-		clear(out)
-		return
-	}
-	sc := panelScratchPool.Get().(*panelScratch)
-	defer panelScratchPool.Put(sc)
-	aux := grow(&sc.kAux, 32*nsb)
-	q6Aux(aux, xq, xs, xsum, 1, nsb, 1)
-	matVecPanelQ6_KVNNI(out, p[:len(out)/ResidentRows*nsb*q6ResBlockBytes], xq, aux, tuning.ResidentKPrefetch)
+	kResQ6_K.matVec(out, p, xq, xs, xsum)
 }
 
-// matMatResidentQ6_K runs each resident panel against the whole batch, 4
-// vectors at a time then 2, 1; a vector's values are those of
-// matVecResidentQ6_K.
 func matMatResidentQ6_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	if !hasVNNI {
 		matMatResidentQ6_KGo(out, p, rows, xq, xs, xsum, batch)
 		return
 	}
-	n := len(xq) / batch
-	nsb := n / qkK
-	if nsb == 0 {
-		clear(out[:rows*batch])
-		return
-	}
-	sc := panelScratchPool.Get().(*panelScratch)
-	defer panelScratchPool.Put(sc)
-	aux := grow(&sc.kAux, 32*batch*nsb)
-	q6Aux(aux, xq, xs, xsum, batch, nsb, 4)
-	pb := nsb * q6ResBlockBytes // bytes a panel
-	for r := 0; r < rows; r += ResidentRows {
-		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
-		forGroupsMax(batch, 4, func(v0, V int) {
-			residentQ6PanelKernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[32*v0*nsb:32*(v0+V)*nsb], n)
-		})
-	}
-}
-
-// forGroupsMax is forGroups with groups of at most max (4 or 8) vectors.
-func forGroupsMax(batch, max int, f func(v0, V int)) {
-	v0 := 0
-	for ; v0+max <= batch; v0 += max {
-		f(v0, max)
-	}
-	for V := max / 2; V > 0; V /= 2 {
-		if v0+V <= batch {
-			f(v0, V)
-			v0 += V
-		}
-	}
+	kResQ6_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
 // q6Aux lays out what the resident Q6_K kernels read of the batch's
