@@ -61,10 +61,12 @@ func TestResidentKQuants(t *testing.T) {
 
 func testResidentK(t *testing.T, bt *BlockType, typ kqType, matVec func([]float32, []byte, []int8, []float32, []int32), matMat func([]float32, []byte, int, []int8, []float32, []int32, int)) {
 	r := rand.New(rand.NewPCG(51, 52))
-	for _, nsb := range []int{1, 2, 3, 8, 11} {
+	// (Sizes chosen for the race detector's time: 66 s with 35 shapes and
+	// 6 batches, 14 now.)
+	for _, nsb := range []int{1, 3, 8} {
 		n := nsb * qkK
 		// 1-3 panels one at a time; 4 and more 4 streams apart, then the rest.
-		for _, rows := range []int{16, 32, 48, 64, 80, 112, 176} {
+		for _, rows := range []int{16, 48, 80, 176} {
 			raw, res := residentKCase(r, bt, rows, nsb)
 			xq, xs, xsum := kqRandActivation(r, n, 1)
 			want, abs := refMatVecK(typ, raw, rows, xq, xs)
@@ -75,7 +77,8 @@ func testResidentK(t *testing.T, bt *BlockType, typ kqType, matVec func([]float3
 			for i := range out {
 				kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s row %d", msg, i))
 			}
-			for _, batch := range []int{1, 2, 3, 7, 8, 13} {
+			// Groups of 8 (Q4_K), 4, 2 and 1.
+			for _, batch := range []int{1, 3, 7, 13} {
 				xq, xs, xsum := kqRandActivation(r, n, batch)
 				out, check := kqGuarded(t, batch*rows)
 				matMat(out, res, rows, xq, xs, xsum, batch)
