@@ -112,11 +112,15 @@ func main() {
 			panelMatMat(v, rl)
 		}
 	}
-	residentMatVec(residentQ8_0)
-	residentMatVec(residentQ4_0)
+	for _, apart := range []bool{true, false} {
+		residentMatVec(residentQ8_0, apart)
+		residentMatVec(residentQ4_0, apart)
+	}
 	residentKData()
 	for _, rl := range []kLayout{residentQ4_K, residentQ6_K} {
-		residentKMatVec(rl)
+		for _, apart := range []bool{true, false} {
+			residentKMatVec(rl, apart)
+		}
 	}
 	for _, v := range panelVectors {
 		residentKMatMat(residentQ4_K, v)

@@ -78,17 +78,30 @@ func (l residentLayout) steps(at Mem, i int, lo VecVirtual) (js []int, ws []VecV
 
 // panelsApart emits the loops of the resident matrix-vector kernels over
 // their panels (out's length/16, of blockBytes per blockValues values of
-// xq): 4 panels a quarter of them apart at a time, then the last panels%4
-// one at a time. For each panel, with wp at its start (S = 4: at the
-// first of the 4, the others qpb, 2*qpb and qpb3 bytes on; at(s, off)
-// addresses them), each emits the loop over its blocks, advancing wp to
-// the next panel, and returns the S panels' sums of 16 rows, which
-// panelsApart stores. l makes its labels unique.
-func panelsApart(blockBytes, blockValues int, each func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual) {
+// xq): with apart, 4 panels a quarter of them apart at a time, then the
+// last panels%4 one at a time; else one at a time, in order (the per-CPU
+// table chooses: internal/kernels/tuning.go). For each panel, with wp at
+// its start (S = 4: at the first of the 4, the others qpb, 2*qpb and qpb3
+// bytes on; at(s, off) addresses them), each emits the loop over its
+// blocks, advancing wp to the next panel, and returns the S panels' sums
+// of 16 rows, which panelsApart stores. l makes its labels unique.
+func panelsApart(blockBytes, blockValues int, apart bool, each func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual) {
 	panels := Load(Param("out").Len(), GP64())
 	SHRQ(U8(4), panels)
 	op := Load(Param("out").Base(), GP64())
 	pp := Load(Param("p").Base(), GP64())
+	wp := GP64()
+	if !apart {
+		Label("panel")
+		MOVQ(pp, wp)
+		facc := each(1, func(s string) string { return s }, wp, func(_, off int) Mem { return Mem{Base: wp, Disp: off} }, nil, nil)
+		VMOVUPS(facc[0], Mem{Base: op})
+		MOVQ(wp, pp) // the next panel
+		ADDQ(U8(64), op)
+		DECQ(panels)
+		JNZ(LabelRef("panel"))
+		return
+	}
 	pb := Load(Param("xq").Len(), GP64())
 	SHRQ(U8(bits.TrailingZeros(uint(blockValues))), pb)
 	IMUL3Q(U32(blockBytes), pb, pb) // bytes a panel
@@ -98,7 +111,6 @@ func panelsApart(blockBytes, blockValues int, each func(S int, l func(string) st
 	q, qpb, qpb3, qo, qo3 := ra.q, ra.qrb, ra.qrb3, ra.q4, ra.q43
 	SHLQ(U8(4), qo)
 	SHLQ(U8(4), qo3)
-	wp := GP64()
 	for _, S := range []int{4, 1} {
 		l := func(s string) string { return fmt.Sprintf("s%d%s", S, s) }
 		if S == 4 {
@@ -130,6 +142,16 @@ func panelsApart(blockBytes, blockValues int, each func(S int, l func(string) st
 	}
 }
 
+// matVecName is the name of a resident matrix-vector kernel of type
+// name: matVecPanel{name}VNNI with panels apart, matVecPanel{name}SeqVNNI
+// in order.
+func matVecName(name string, apart bool) string {
+	if apart {
+		return "matVecPanel" + name + "VNNI"
+	}
+	return "matVecPanel" + name + "SeqVNNI"
+}
+
 // residentMatVec generates matVecPanel{Q8_0,Q4_0}VNNI: resident panels
 // times one vector, the arithmetic of matMatPanel{H,N}1VNNI (so a row's
 // value is the same in a prompt's batch and in generation).
@@ -143,8 +165,8 @@ func panelsApart(blockBytes, blockValues int, each func(S int, l func(string) st
 // noisier spell; 27.2 and 24.8 against 28.9 and 26.9 later). From L2
 // (BenchmarkMatVecResidentL2) the kernel reads 150 GB/s against the
 // file kernel's 67.
-func residentMatVec(rl residentLayout) {
-	name := "matVecPanel" + rl.name + "VNNI"
+func residentMatVec(rl residentLayout, apart bool) {
+	name := matVecName(rl.name, apart)
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)")
 	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/resident_amd64.go.")
 	zero := ZMM()
@@ -155,7 +177,7 @@ func residentMatVec(rl residentLayout) {
 	}
 	xp, xsp, xcp, cnt := GP64(), GP64(), GP64(), GP64()
 	lines := (rl.blockBytes + 63) / 64 // to prefetch, a block
-	panelsApart(rl.blockBytes, 32, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
+	panelsApart(rl.blockBytes, 32, apart, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
 		Load(Param("xq").Base(), xp)
 		Load(Param("xs").Base(), xsp)
 		Load(Param("xsum").Base(), xcp)

@@ -265,14 +265,14 @@ func (l kLayout) act(x func(v, off int) Mem, ap Register) kAct {
 // times one vector, 4 panels a quarter of the rows apart at a time (then
 // the last panels%4 one at a time) as residentMatVec does, each line
 // prefetched pf bytes ahead.
-func residentKMatVec(rl kLayout) {
-	name := "matVecPanel" + rl.name + "VNNI"
+func residentKMatVec(rl kLayout, apart bool) {
+	name := matVecName(rl.name, apart)
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, aux []uint32, pf int)")
 	Doc(name + " multiplies resident " + rl.name + " panels by a vector; see internal/kernels/" + rl.goFile + ".")
 	body := rl.setup()
 	xp, ap, cnt, wpf := GP64(), GP64(), GP64(), GP64()
 	act := rl.act(func(_, off int) Mem { return Mem{Base: xp, Disp: off} }, ap)
-	panelsApart(rl.blockBytes, 256, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
+	panelsApart(rl.blockBytes, 256, apart, func(S int, l func(string) string, wp GPVirtual, at func(s, off int) Mem, qpb, qpb3 gpr) []VecVirtual {
 		Load(Param("xq").Base(), xp)
 		Load(Param("aux").Base(), ap)
 		Load(Param("xq").Len(), cnt)

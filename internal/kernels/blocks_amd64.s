@@ -5670,21 +5670,21 @@ TEXT ·matVecPanelQ8_0VNNI(SB), NOSPLIT, $0-128
 	IMUL3Q $0x00000220, CX, CX
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
-	MOVQ  SI, R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ CX, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	LEAQ  (R9)(R9*2), R11
+	MOVQ  SI, R9
+	SHRQ  $0x02, R9
+	MOVQ  R9, R10
+	IMULQ CX, R10
+	MOVQ  R9, R11
+	SHLQ  $0x02, R11
 	LEAQ  (R10)(R10*2), R12
-	SHLQ  $0x04, R10
-	SHLQ  $0x04, R12
-	TESTQ R8, R8
+	LEAQ  (R11)(R11*2), R13
+	SHLQ  $0x04, R11
+	SHLQ  $0x04, R13
+	TESTQ R9, R9
 	JZ    s4end
 
 s4panel:
-	MOVQ      AX, R13
+	MOVQ      AX, R8
 	MOVQ      xq_base+48(FP), AX
 	MOVQ      xs_base+72(FP), CX
 	MOVQ      xsum_base+96(FP), DX
@@ -5711,147 +5711,147 @@ s4block:
 	VMOVDQA64        Z5, Z16
 	VMOVDQA64        Z5, Z5
 	MOVQ             pf+120(FP), R14
-	ADDQ             R13, R14
+	ADDQ             R8, R14
 	PREFETCHT0       (R14)
-	VMOVDQU64        (R13), Z17
+	VMOVDQU64        (R8), Z17
 	VPDPBUSD         Z6, Z17, Z14
-	PREFETCHT0       (R14)(R9*1)
-	VMOVDQU64        (R13)(R9*1), Z17
+	PREFETCHT0       (R14)(R10*1)
+	VMOVDQU64        (R8)(R10*1), Z17
 	VPDPBUSD         Z6, Z17, Z15
-	PREFETCHT0       (R14)(R9*2)
-	VMOVDQU64        (R13)(R9*2), Z17
+	PREFETCHT0       (R14)(R10*2)
+	VMOVDQU64        (R8)(R10*2), Z17
 	VPDPBUSD         Z6, Z17, Z16
-	PREFETCHT0       (R14)(R11*1)
-	VMOVDQU64        (R13)(R11*1), Z17
+	PREFETCHT0       (R14)(R12*1)
+	VMOVDQU64        (R8)(R12*1), Z17
 	VPDPBUSD         Z6, Z17, Z5
 	PREFETCHT0       64(R14)
-	VMOVDQU64        64(R13), Z6
+	VMOVDQU64        64(R8), Z6
 	VPDPBUSD         Z7, Z6, Z14
-	PREFETCHT0       64(R14)(R9*1)
-	VMOVDQU64        64(R13)(R9*1), Z6
+	PREFETCHT0       64(R14)(R10*1)
+	VMOVDQU64        64(R8)(R10*1), Z6
 	VPDPBUSD         Z7, Z6, Z15
-	PREFETCHT0       64(R14)(R9*2)
-	VMOVDQU64        64(R13)(R9*2), Z6
+	PREFETCHT0       64(R14)(R10*2)
+	VMOVDQU64        64(R8)(R10*2), Z6
 	VPDPBUSD         Z7, Z6, Z16
-	PREFETCHT0       64(R14)(R11*1)
-	VMOVDQU64        64(R13)(R11*1), Z6
+	PREFETCHT0       64(R14)(R12*1)
+	VMOVDQU64        64(R8)(R12*1), Z6
 	VPDPBUSD         Z7, Z6, Z5
 	PREFETCHT0       128(R14)
-	VMOVDQU64        128(R13), Z6
+	VMOVDQU64        128(R8), Z6
 	VPDPBUSD         Z8, Z6, Z14
-	PREFETCHT0       128(R14)(R9*1)
-	VMOVDQU64        128(R13)(R9*1), Z6
+	PREFETCHT0       128(R14)(R10*1)
+	VMOVDQU64        128(R8)(R10*1), Z6
 	VPDPBUSD         Z8, Z6, Z15
-	PREFETCHT0       128(R14)(R9*2)
-	VMOVDQU64        128(R13)(R9*2), Z6
+	PREFETCHT0       128(R14)(R10*2)
+	VMOVDQU64        128(R8)(R10*2), Z6
 	VPDPBUSD         Z8, Z6, Z16
-	PREFETCHT0       128(R14)(R11*1)
-	VMOVDQU64        128(R13)(R11*1), Z6
+	PREFETCHT0       128(R14)(R12*1)
+	VMOVDQU64        128(R8)(R12*1), Z6
 	VPDPBUSD         Z8, Z6, Z5
 	PREFETCHT0       192(R14)
-	VMOVDQU64        192(R13), Z6
+	VMOVDQU64        192(R8), Z6
 	VPDPBUSD         Z9, Z6, Z14
-	PREFETCHT0       192(R14)(R9*1)
-	VMOVDQU64        192(R13)(R9*1), Z6
+	PREFETCHT0       192(R14)(R10*1)
+	VMOVDQU64        192(R8)(R10*1), Z6
 	VPDPBUSD         Z9, Z6, Z15
-	PREFETCHT0       192(R14)(R9*2)
-	VMOVDQU64        192(R13)(R9*2), Z6
+	PREFETCHT0       192(R14)(R10*2)
+	VMOVDQU64        192(R8)(R10*2), Z6
 	VPDPBUSD         Z9, Z6, Z16
-	PREFETCHT0       192(R14)(R11*1)
-	VMOVDQU64        192(R13)(R11*1), Z6
+	PREFETCHT0       192(R14)(R12*1)
+	VMOVDQU64        192(R8)(R12*1), Z6
 	VPDPBUSD         Z9, Z6, Z5
 	PREFETCHT0       256(R14)
-	VMOVDQU64        256(R13), Z6
+	VMOVDQU64        256(R8), Z6
 	VPDPBUSD         Z10, Z6, Z14
-	PREFETCHT0       256(R14)(R9*1)
-	VMOVDQU64        256(R13)(R9*1), Z6
+	PREFETCHT0       256(R14)(R10*1)
+	VMOVDQU64        256(R8)(R10*1), Z6
 	VPDPBUSD         Z10, Z6, Z15
-	PREFETCHT0       256(R14)(R9*2)
-	VMOVDQU64        256(R13)(R9*2), Z6
+	PREFETCHT0       256(R14)(R10*2)
+	VMOVDQU64        256(R8)(R10*2), Z6
 	VPDPBUSD         Z10, Z6, Z16
-	PREFETCHT0       256(R14)(R11*1)
-	VMOVDQU64        256(R13)(R11*1), Z6
+	PREFETCHT0       256(R14)(R12*1)
+	VMOVDQU64        256(R8)(R12*1), Z6
 	VPDPBUSD         Z10, Z6, Z5
 	PREFETCHT0       320(R14)
-	VMOVDQU64        320(R13), Z6
+	VMOVDQU64        320(R8), Z6
 	VPDPBUSD         Z11, Z6, Z14
-	PREFETCHT0       320(R14)(R9*1)
-	VMOVDQU64        320(R13)(R9*1), Z6
+	PREFETCHT0       320(R14)(R10*1)
+	VMOVDQU64        320(R8)(R10*1), Z6
 	VPDPBUSD         Z11, Z6, Z15
-	PREFETCHT0       320(R14)(R9*2)
-	VMOVDQU64        320(R13)(R9*2), Z6
+	PREFETCHT0       320(R14)(R10*2)
+	VMOVDQU64        320(R8)(R10*2), Z6
 	VPDPBUSD         Z11, Z6, Z16
-	PREFETCHT0       320(R14)(R11*1)
-	VMOVDQU64        320(R13)(R11*1), Z6
+	PREFETCHT0       320(R14)(R12*1)
+	VMOVDQU64        320(R8)(R12*1), Z6
 	VPDPBUSD         Z11, Z6, Z5
 	PREFETCHT0       384(R14)
-	VMOVDQU64        384(R13), Z6
+	VMOVDQU64        384(R8), Z6
 	VPDPBUSD         Z12, Z6, Z14
-	PREFETCHT0       384(R14)(R9*1)
-	VMOVDQU64        384(R13)(R9*1), Z6
+	PREFETCHT0       384(R14)(R10*1)
+	VMOVDQU64        384(R8)(R10*1), Z6
 	VPDPBUSD         Z12, Z6, Z15
-	PREFETCHT0       384(R14)(R9*2)
-	VMOVDQU64        384(R13)(R9*2), Z6
+	PREFETCHT0       384(R14)(R10*2)
+	VMOVDQU64        384(R8)(R10*2), Z6
 	VPDPBUSD         Z12, Z6, Z16
-	PREFETCHT0       384(R14)(R11*1)
-	VMOVDQU64        384(R13)(R11*1), Z6
+	PREFETCHT0       384(R14)(R12*1)
+	VMOVDQU64        384(R8)(R12*1), Z6
 	VPDPBUSD         Z12, Z6, Z5
 	PREFETCHT0       448(R14)
-	VMOVDQU64        448(R13), Z6
+	VMOVDQU64        448(R8), Z6
 	VPDPBUSD         Z13, Z6, Z14
-	PREFETCHT0       448(R14)(R9*1)
-	VMOVDQU64        448(R13)(R9*1), Z6
+	PREFETCHT0       448(R14)(R10*1)
+	VMOVDQU64        448(R8)(R10*1), Z6
 	VPDPBUSD         Z13, Z6, Z15
-	PREFETCHT0       448(R14)(R9*2)
-	VMOVDQU64        448(R13)(R9*2), Z6
+	PREFETCHT0       448(R14)(R10*2)
+	VMOVDQU64        448(R8)(R10*2), Z6
 	VPDPBUSD         Z13, Z6, Z16
-	PREFETCHT0       448(R14)(R11*1)
-	VMOVDQU64        448(R13)(R11*1), Z6
+	PREFETCHT0       448(R14)(R12*1)
+	VMOVDQU64        448(R8)(R12*1), Z6
 	VPDPBUSD         Z13, Z6, Z5
 	PREFETCHT0       512(R14)
-	PREFETCHT0       512(R14)(R9*1)
-	PREFETCHT0       512(R14)(R9*2)
-	PREFETCHT0       512(R14)(R11*1)
-	VCVTPH2PS        512(R13), Z6
+	PREFETCHT0       512(R14)(R10*1)
+	PREFETCHT0       512(R14)(R10*2)
+	PREFETCHT0       512(R14)(R12*1)
+	VCVTPH2PS        512(R8), Z6
 	VCVTDQ2PS        Z14, Z14
 	VMULPS           Z6, Z14, Z14
 	VFMADD231PS.BCST (CX), Z14, Z1
-	VCVTPH2PS        512(R13)(R9*1), Z6
+	VCVTPH2PS        512(R8)(R10*1), Z6
 	VCVTDQ2PS        Z15, Z15
 	VMULPS           Z6, Z15, Z15
 	VFMADD231PS.BCST (CX), Z15, Z2
-	VCVTPH2PS        512(R13)(R9*2), Z6
+	VCVTPH2PS        512(R8)(R10*2), Z6
 	VCVTDQ2PS        Z16, Z16
 	VMULPS           Z6, Z16, Z16
 	VFMADD231PS.BCST (CX), Z16, Z3
-	VCVTPH2PS        512(R13)(R11*1), Z6
+	VCVTPH2PS        512(R8)(R12*1), Z6
 	VCVTDQ2PS        Z5, Z5
 	VMULPS           Z6, Z5, Z5
 	VFMADD231PS.BCST (CX), Z5, Z4
-	ADDQ             $0x00000220, R13
+	ADDQ             $0x00000220, R8
 	ADDQ             $0x20, AX
 	ADDQ             $0x04, CX
 	ADDQ             $0x04, DX
 	DECQ             BX
 	JNZ              s4block
 	VMOVUPS          Z1, (DI)
-	VMOVUPS          Z2, (DI)(R10*1)
-	VMOVUPS          Z3, (DI)(R10*2)
-	VMOVUPS          Z4, (DI)(R12*1)
-	MOVQ             R13, AX
+	VMOVUPS          Z2, (DI)(R11*1)
+	VMOVUPS          Z3, (DI)(R11*2)
+	VMOVUPS          Z4, (DI)(R13*1)
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
-	DECQ             R8
+	DECQ             R9
 	JNZ              s4panel
 
 s4end:
 	// The last panels%4, from panel 4q.
 	ANDQ $0x03, SI
 	JZ   s1end
-	ADDQ R11, AX
-	ADDQ R12, DI
+	ADDQ R12, AX
+	ADDQ R13, DI
 
 s1panel:
-	MOVQ      AX, R13
+	MOVQ      AX, R8
 	MOVQ      xq_base+48(FP), AX
 	MOVQ      xs_base+72(FP), CX
 	MOVQ      xsum_base+96(FP), DX
@@ -5863,45 +5863,45 @@ s1block:
 	VPSLLD.BCST      $0x07, (DX), Z2
 	VPSUBD           Z2, Z0, Z2
 	VMOVDQA64        Z2, Z2
-	MOVQ             pf+120(FP), R8
-	ADDQ             R13, R8
-	PREFETCHT0       (R8)
-	VMOVDQU64        (R13), Z3
+	MOVQ             pf+120(FP), R9
+	ADDQ             R8, R9
+	PREFETCHT0       (R9)
+	VMOVDQU64        (R8), Z3
 	VPDPBUSD.BCST    (AX), Z3, Z2
-	PREFETCHT0       64(R8)
-	VMOVDQU64        64(R13), Z3
+	PREFETCHT0       64(R9)
+	VMOVDQU64        64(R8), Z3
 	VPDPBUSD.BCST    4(AX), Z3, Z2
-	PREFETCHT0       128(R8)
-	VMOVDQU64        128(R13), Z3
+	PREFETCHT0       128(R9)
+	VMOVDQU64        128(R8), Z3
 	VPDPBUSD.BCST    8(AX), Z3, Z2
-	PREFETCHT0       192(R8)
-	VMOVDQU64        192(R13), Z3
+	PREFETCHT0       192(R9)
+	VMOVDQU64        192(R8), Z3
 	VPDPBUSD.BCST    12(AX), Z3, Z2
-	PREFETCHT0       256(R8)
-	VMOVDQU64        256(R13), Z3
+	PREFETCHT0       256(R9)
+	VMOVDQU64        256(R8), Z3
 	VPDPBUSD.BCST    16(AX), Z3, Z2
-	PREFETCHT0       320(R8)
-	VMOVDQU64        320(R13), Z3
+	PREFETCHT0       320(R9)
+	VMOVDQU64        320(R8), Z3
 	VPDPBUSD.BCST    20(AX), Z3, Z2
-	PREFETCHT0       384(R8)
-	VMOVDQU64        384(R13), Z3
+	PREFETCHT0       384(R9)
+	VMOVDQU64        384(R8), Z3
 	VPDPBUSD.BCST    24(AX), Z3, Z2
-	PREFETCHT0       448(R8)
-	VMOVDQU64        448(R13), Z3
+	PREFETCHT0       448(R9)
+	VMOVDQU64        448(R8), Z3
 	VPDPBUSD.BCST    28(AX), Z3, Z2
-	PREFETCHT0       512(R8)
-	VCVTPH2PS        512(R13), Z3
+	PREFETCHT0       512(R9)
+	VCVTPH2PS        512(R8), Z3
 	VCVTDQ2PS        Z2, Z2
 	VMULPS           Z3, Z2, Z2
 	VFMADD231PS.BCST (CX), Z2, Z1
-	ADDQ             $0x00000220, R13
+	ADDQ             $0x00000220, R8
 	ADDQ             $0x20, AX
 	ADDQ             $0x04, CX
 	ADDQ             $0x04, DX
 	DECQ             BX
 	JNZ              s1block
 	VMOVUPS          Z1, (DI)
-	MOVQ             R13, AX
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
 	DECQ             SI
 	JNZ              s1panel
@@ -5925,21 +5925,21 @@ TEXT ·matVecPanelQ4_0VNNI(SB), NOSPLIT, $0-128
 	IMUL3Q       $0x00000120, CX, CX
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
-	MOVQ  SI, R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ CX, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	LEAQ  (R9)(R9*2), R11
+	MOVQ  SI, R9
+	SHRQ  $0x02, R9
+	MOVQ  R9, R10
+	IMULQ CX, R10
+	MOVQ  R9, R11
+	SHLQ  $0x02, R11
 	LEAQ  (R10)(R10*2), R12
-	SHLQ  $0x04, R10
-	SHLQ  $0x04, R12
-	TESTQ R8, R8
+	LEAQ  (R11)(R11*2), R13
+	SHLQ  $0x04, R11
+	SHLQ  $0x04, R13
+	TESTQ R9, R9
 	JZ    s4end
 
 s4panel:
-	MOVQ      AX, R13
+	MOVQ      AX, R8
 	MOVQ      xq_base+48(FP), AX
 	MOVQ      xs_base+72(FP), CX
 	MOVQ      xsum_base+96(FP), DX
@@ -5966,163 +5966,163 @@ s4block:
 	VMOVDQA64        Z6, Z17
 	VMOVDQA64        Z6, Z6
 	MOVQ             pf+120(FP), R14
-	ADDQ             R13, R14
+	ADDQ             R8, R14
 	PREFETCHT0       (R14)
-	VMOVDQU64        (R13), Z18
+	VMOVDQU64        (R8), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z15
 	VPDPBUSD         Z11, Z19, Z15
-	PREFETCHT0       (R14)(R9*1)
-	VMOVDQU64        (R13)(R9*1), Z18
+	PREFETCHT0       (R14)(R10*1)
+	VMOVDQU64        (R8)(R10*1), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z16
 	VPDPBUSD         Z11, Z19, Z16
-	PREFETCHT0       (R14)(R9*2)
-	VMOVDQU64        (R13)(R9*2), Z18
+	PREFETCHT0       (R14)(R10*2)
+	VMOVDQU64        (R8)(R10*2), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z17
 	VPDPBUSD         Z11, Z19, Z17
-	PREFETCHT0       (R14)(R11*1)
-	VMOVDQU64        (R13)(R11*1), Z18
+	PREFETCHT0       (R14)(R12*1)
+	VMOVDQU64        (R8)(R12*1), Z18
 	VPSRLW           $0x04, Z18, Z19
 	VPANDD           Z1, Z18, Z18
 	VPANDD           Z1, Z19, Z19
 	VPDPBUSD         Z7, Z18, Z6
 	VPDPBUSD         Z11, Z19, Z6
 	PREFETCHT0       64(R14)
-	VMOVDQU64        64(R13), Z7
+	VMOVDQU64        64(R8), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z15
 	VPDPBUSD         Z12, Z11, Z15
-	PREFETCHT0       64(R14)(R9*1)
-	VMOVDQU64        64(R13)(R9*1), Z7
+	PREFETCHT0       64(R14)(R10*1)
+	VMOVDQU64        64(R8)(R10*1), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z16
 	VPDPBUSD         Z12, Z11, Z16
-	PREFETCHT0       64(R14)(R9*2)
-	VMOVDQU64        64(R13)(R9*2), Z7
+	PREFETCHT0       64(R14)(R10*2)
+	VMOVDQU64        64(R8)(R10*2), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z17
 	VPDPBUSD         Z12, Z11, Z17
-	PREFETCHT0       64(R14)(R11*1)
-	VMOVDQU64        64(R13)(R11*1), Z7
+	PREFETCHT0       64(R14)(R12*1)
+	VMOVDQU64        64(R8)(R12*1), Z7
 	VPSRLW           $0x04, Z7, Z11
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z11, Z11
 	VPDPBUSD         Z8, Z7, Z6
 	VPDPBUSD         Z12, Z11, Z6
 	PREFETCHT0       128(R14)
-	VMOVDQU64        128(R13), Z7
+	VMOVDQU64        128(R8), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z15
 	VPDPBUSD         Z13, Z8, Z15
-	PREFETCHT0       128(R14)(R9*1)
-	VMOVDQU64        128(R13)(R9*1), Z7
+	PREFETCHT0       128(R14)(R10*1)
+	VMOVDQU64        128(R8)(R10*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z16
 	VPDPBUSD         Z13, Z8, Z16
-	PREFETCHT0       128(R14)(R9*2)
-	VMOVDQU64        128(R13)(R9*2), Z7
+	PREFETCHT0       128(R14)(R10*2)
+	VMOVDQU64        128(R8)(R10*2), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z17
 	VPDPBUSD         Z13, Z8, Z17
-	PREFETCHT0       128(R14)(R11*1)
-	VMOVDQU64        128(R13)(R11*1), Z7
+	PREFETCHT0       128(R14)(R12*1)
+	VMOVDQU64        128(R8)(R12*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z9, Z7, Z6
 	VPDPBUSD         Z13, Z8, Z6
 	PREFETCHT0       192(R14)
-	VMOVDQU64        192(R13), Z7
+	VMOVDQU64        192(R8), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z15
 	VPDPBUSD         Z14, Z8, Z15
-	PREFETCHT0       192(R14)(R9*1)
-	VMOVDQU64        192(R13)(R9*1), Z7
+	PREFETCHT0       192(R14)(R10*1)
+	VMOVDQU64        192(R8)(R10*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z16
 	VPDPBUSD         Z14, Z8, Z16
-	PREFETCHT0       192(R14)(R9*2)
-	VMOVDQU64        192(R13)(R9*2), Z7
+	PREFETCHT0       192(R14)(R10*2)
+	VMOVDQU64        192(R8)(R10*2), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z17
 	VPDPBUSD         Z14, Z8, Z17
-	PREFETCHT0       192(R14)(R11*1)
-	VMOVDQU64        192(R13)(R11*1), Z7
+	PREFETCHT0       192(R14)(R12*1)
+	VMOVDQU64        192(R8)(R12*1), Z7
 	VPSRLW           $0x04, Z7, Z8
 	VPANDD           Z1, Z7, Z7
 	VPANDD           Z1, Z8, Z8
 	VPDPBUSD         Z10, Z7, Z6
 	VPDPBUSD         Z14, Z8, Z6
 	PREFETCHT0       256(R14)
-	PREFETCHT0       256(R14)(R9*1)
-	PREFETCHT0       256(R14)(R9*2)
-	PREFETCHT0       256(R14)(R11*1)
-	VCVTPH2PS        256(R13), Z7
+	PREFETCHT0       256(R14)(R10*1)
+	PREFETCHT0       256(R14)(R10*2)
+	PREFETCHT0       256(R14)(R12*1)
+	VCVTPH2PS        256(R8), Z7
 	VCVTDQ2PS        Z15, Z15
 	VMULPS           Z7, Z15, Z15
 	VFMADD231PS.BCST (CX), Z15, Z2
-	VCVTPH2PS        256(R13)(R9*1), Z7
+	VCVTPH2PS        256(R8)(R10*1), Z7
 	VCVTDQ2PS        Z16, Z16
 	VMULPS           Z7, Z16, Z16
 	VFMADD231PS.BCST (CX), Z16, Z3
-	VCVTPH2PS        256(R13)(R9*2), Z7
+	VCVTPH2PS        256(R8)(R10*2), Z7
 	VCVTDQ2PS        Z17, Z17
 	VMULPS           Z7, Z17, Z17
 	VFMADD231PS.BCST (CX), Z17, Z4
-	VCVTPH2PS        256(R13)(R11*1), Z7
+	VCVTPH2PS        256(R8)(R12*1), Z7
 	VCVTDQ2PS        Z6, Z6
 	VMULPS           Z7, Z6, Z6
 	VFMADD231PS.BCST (CX), Z6, Z5
-	ADDQ             $0x00000120, R13
+	ADDQ             $0x00000120, R8
 	ADDQ             $0x20, AX
 	ADDQ             $0x04, CX
 	ADDQ             $0x04, DX
 	DECQ             BX
 	JNZ              s4block
 	VMOVUPS          Z2, (DI)
-	VMOVUPS          Z3, (DI)(R10*1)
-	VMOVUPS          Z4, (DI)(R10*2)
-	VMOVUPS          Z5, (DI)(R12*1)
-	MOVQ             R13, AX
+	VMOVUPS          Z3, (DI)(R11*1)
+	VMOVUPS          Z4, (DI)(R11*2)
+	VMOVUPS          Z5, (DI)(R13*1)
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
-	DECQ             R8
+	DECQ             R9
 	JNZ              s4panel
 
 s4end:
 	// The last panels%4, from panel 4q.
 	ANDQ $0x03, SI
 	JZ   s1end
-	ADDQ R11, AX
-	ADDQ R12, DI
+	ADDQ R12, AX
+	ADDQ R13, DI
 
 s1panel:
-	MOVQ      AX, R13
+	MOVQ      AX, R8
 	MOVQ      xq_base+48(FP), AX
 	MOVQ      xs_base+72(FP), CX
 	MOVQ      xsum_base+96(FP), DX
@@ -6134,54 +6134,194 @@ s1block:
 	VPSLLD.BCST      $0x03, (DX), Z3
 	VPSUBD           Z3, Z0, Z3
 	VMOVDQA64        Z3, Z3
-	MOVQ             pf+120(FP), R8
-	ADDQ             R13, R8
-	PREFETCHT0       (R8)
-	VMOVDQU64        (R13), Z4
+	MOVQ             pf+120(FP), R9
+	ADDQ             R8, R9
+	PREFETCHT0       (R9)
+	VMOVDQU64        (R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    (AX), Z4, Z3
 	VPDPBUSD.BCST    16(AX), Z5, Z3
-	PREFETCHT0       64(R8)
-	VMOVDQU64        64(R13), Z4
+	PREFETCHT0       64(R9)
+	VMOVDQU64        64(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    4(AX), Z4, Z3
 	VPDPBUSD.BCST    20(AX), Z5, Z3
-	PREFETCHT0       128(R8)
-	VMOVDQU64        128(R13), Z4
+	PREFETCHT0       128(R9)
+	VMOVDQU64        128(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    8(AX), Z4, Z3
 	VPDPBUSD.BCST    24(AX), Z5, Z3
-	PREFETCHT0       192(R8)
-	VMOVDQU64        192(R13), Z4
+	PREFETCHT0       192(R9)
+	VMOVDQU64        192(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z1, Z4, Z4
 	VPANDD           Z1, Z5, Z5
 	VPDPBUSD.BCST    12(AX), Z4, Z3
 	VPDPBUSD.BCST    28(AX), Z5, Z3
-	PREFETCHT0       256(R8)
-	VCVTPH2PS        256(R13), Z4
+	PREFETCHT0       256(R9)
+	VCVTPH2PS        256(R8), Z4
 	VCVTDQ2PS        Z3, Z3
 	VMULPS           Z4, Z3, Z3
 	VFMADD231PS.BCST (CX), Z3, Z2
-	ADDQ             $0x00000120, R13
+	ADDQ             $0x00000120, R8
 	ADDQ             $0x20, AX
 	ADDQ             $0x04, CX
 	ADDQ             $0x04, DX
 	DECQ             BX
 	JNZ              s1block
 	VMOVUPS          Z2, (DI)
-	MOVQ             R13, AX
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
 	DECQ             SI
 	JNZ              s1panel
 
 s1end:
+	VZEROUPPER
+	RET
+
+// func matVecPanelQ8_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
+// Requires: AVX, AVX512F, AVX512_VNNI, MMX+
+TEXT ·matVecPanelQ8_0SeqVNNI(SB), NOSPLIT, $0-128
+	VPXORD Z0, Z0, Z0
+	MOVQ   out_len+8(FP), SI
+	SHRQ   $0x04, SI
+	MOVQ   out_base+0(FP), DI
+	MOVQ   p_base+24(FP), AX
+
+panel:
+	MOVQ      AX, R8
+	MOVQ      xq_base+48(FP), AX
+	MOVQ      xs_base+72(FP), CX
+	MOVQ      xsum_base+96(FP), DX
+	MOVQ      xq_len+56(FP), BX
+	SHRQ      $0x05, BX
+	VMOVDQA64 Z0, Z1
+
+block:
+	VPSLLD.BCST      $0x07, (DX), Z2
+	VPSUBD           Z2, Z0, Z2
+	VMOVDQA64        Z2, Z2
+	MOVQ             pf+120(FP), R9
+	ADDQ             R8, R9
+	PREFETCHT0       (R9)
+	VMOVDQU64        (R8), Z3
+	VPDPBUSD.BCST    (AX), Z3, Z2
+	PREFETCHT0       64(R9)
+	VMOVDQU64        64(R8), Z3
+	VPDPBUSD.BCST    4(AX), Z3, Z2
+	PREFETCHT0       128(R9)
+	VMOVDQU64        128(R8), Z3
+	VPDPBUSD.BCST    8(AX), Z3, Z2
+	PREFETCHT0       192(R9)
+	VMOVDQU64        192(R8), Z3
+	VPDPBUSD.BCST    12(AX), Z3, Z2
+	PREFETCHT0       256(R9)
+	VMOVDQU64        256(R8), Z3
+	VPDPBUSD.BCST    16(AX), Z3, Z2
+	PREFETCHT0       320(R9)
+	VMOVDQU64        320(R8), Z3
+	VPDPBUSD.BCST    20(AX), Z3, Z2
+	PREFETCHT0       384(R9)
+	VMOVDQU64        384(R8), Z3
+	VPDPBUSD.BCST    24(AX), Z3, Z2
+	PREFETCHT0       448(R9)
+	VMOVDQU64        448(R8), Z3
+	VPDPBUSD.BCST    28(AX), Z3, Z2
+	PREFETCHT0       512(R9)
+	VCVTPH2PS        512(R8), Z3
+	VCVTDQ2PS        Z2, Z2
+	VMULPS           Z3, Z2, Z2
+	VFMADD231PS.BCST (CX), Z2, Z1
+	ADDQ             $0x00000220, R8
+	ADDQ             $0x20, AX
+	ADDQ             $0x04, CX
+	ADDQ             $0x04, DX
+	DECQ             BX
+	JNZ              block
+	VMOVUPS          Z1, (DI)
+	MOVQ             R8, AX
+	ADDQ             $0x40, DI
+	DECQ             SI
+	JNZ              panel
+	VZEROUPPER
+	RET
+
+// func matVecPanelQ4_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+TEXT ·matVecPanelQ4_0SeqVNNI(SB), NOSPLIT, $0-128
+	VPXORD       Z0, Z0, Z0
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z1
+	MOVQ         out_len+8(FP), SI
+	SHRQ         $0x04, SI
+	MOVQ         out_base+0(FP), DI
+	MOVQ         p_base+24(FP), AX
+
+panel:
+	MOVQ      AX, R8
+	MOVQ      xq_base+48(FP), AX
+	MOVQ      xs_base+72(FP), CX
+	MOVQ      xsum_base+96(FP), DX
+	MOVQ      xq_len+56(FP), BX
+	SHRQ      $0x05, BX
+	VMOVDQA64 Z0, Z2
+
+block:
+	VPSLLD.BCST      $0x03, (DX), Z3
+	VPSUBD           Z3, Z0, Z3
+	VMOVDQA64        Z3, Z3
+	MOVQ             pf+120(FP), R9
+	ADDQ             R8, R9
+	PREFETCHT0       (R9)
+	VMOVDQU64        (R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    (AX), Z4, Z3
+	VPDPBUSD.BCST    16(AX), Z5, Z3
+	PREFETCHT0       64(R9)
+	VMOVDQU64        64(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    4(AX), Z4, Z3
+	VPDPBUSD.BCST    20(AX), Z5, Z3
+	PREFETCHT0       128(R9)
+	VMOVDQU64        128(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    8(AX), Z4, Z3
+	VPDPBUSD.BCST    24(AX), Z5, Z3
+	PREFETCHT0       192(R9)
+	VMOVDQU64        192(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z1, Z4, Z4
+	VPANDD           Z1, Z5, Z5
+	VPDPBUSD.BCST    12(AX), Z4, Z3
+	VPDPBUSD.BCST    28(AX), Z5, Z3
+	PREFETCHT0       256(R9)
+	VCVTPH2PS        256(R8), Z4
+	VCVTDQ2PS        Z3, Z3
+	VMULPS           Z4, Z3, Z3
+	VFMADD231PS.BCST (CX), Z3, Z2
+	ADDQ             $0x00000120, R8
+	ADDQ             $0x20, AX
+	ADDQ             $0x04, CX
+	ADDQ             $0x04, DX
+	DECQ             BX
+	JNZ              block
+	VMOVUPS          Z2, (DI)
+	MOVQ             R8, AX
+	ADDQ             $0x40, DI
+	DECQ             SI
+	JNZ              panel
 	VZEROUPPER
 	RET
 
@@ -6202,21 +6342,21 @@ TEXT ·matVecPanelQ4_KVNNI(SB), NOSPLIT, $0-104
 	IMUL3Q       $0x00000900, CX, CX
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
-	MOVQ  SI, R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ CX, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	LEAQ  (R9)(R9*2), R11
+	MOVQ  SI, R9
+	SHRQ  $0x02, R9
+	MOVQ  R9, R10
+	IMULQ CX, R10
+	MOVQ  R9, R11
+	SHLQ  $0x02, R11
 	LEAQ  (R10)(R10*2), R12
-	SHLQ  $0x04, R10
-	SHLQ  $0x04, R12
-	TESTQ R8, R8
+	LEAQ  (R11)(R11*2), R13
+	SHLQ  $0x04, R11
+	SHLQ  $0x04, R13
+	TESTQ R9, R9
 	JZ    s4end
 
 s4panel:
-	MOVQ   AX, R13
+	MOVQ   AX, R8
 	MOVQ   xq_base+48(FP), AX
 	MOVQ   aux_base+72(FP), CX
 	MOVQ   xq_len+56(FP), DX
@@ -6228,7 +6368,7 @@ s4panel:
 
 s4block:
 	MOVQ             pf+96(FP), BX
-	ADDQ             R13, BX
+	ADDQ             R8, BX
 	VPXORD           Z5, Z5, Z5
 	VPXORD           Z6, Z6, Z6
 	VPXORD           Z7, Z7, Z7
@@ -6239,31 +6379,31 @@ s4block:
 	VPXORD           Z12, Z12, Z12
 	PREFETCHT0       (BX)
 	PREFETCHT0       256(BX)
-	VMOVDQU64        256(R13), Z13
+	VMOVDQU64        256(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    (AX), Z13, Z5
 	VPDPBUSD.BCST    32(AX), Z14, Z6
-	PREFETCHT0       (BX)(R9*1)
-	PREFETCHT0       256(BX)(R9*1)
-	VMOVDQU64        256(R13)(R9*1), Z13
+	PREFETCHT0       (BX)(R10*1)
+	PREFETCHT0       256(BX)(R10*1)
+	VMOVDQU64        256(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    (AX), Z13, Z7
 	VPDPBUSD.BCST    32(AX), Z14, Z8
-	PREFETCHT0       (BX)(R9*2)
-	PREFETCHT0       256(BX)(R9*2)
-	VMOVDQU64        256(R13)(R9*2), Z13
+	PREFETCHT0       (BX)(R10*2)
+	PREFETCHT0       256(BX)(R10*2)
+	VMOVDQU64        256(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    (AX), Z13, Z9
 	VPDPBUSD.BCST    32(AX), Z14, Z10
-	PREFETCHT0       (BX)(R11*1)
-	PREFETCHT0       256(BX)(R11*1)
-	VMOVDQU64        256(R13)(R11*1), Z13
+	PREFETCHT0       (BX)(R12*1)
+	PREFETCHT0       256(BX)(R12*1)
+	VMOVDQU64        256(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
@@ -6271,31 +6411,31 @@ s4block:
 	VPDPBUSD.BCST    32(AX), Z14, Z12
 	PREFETCHT0       64(BX)
 	PREFETCHT0       320(BX)
-	VMOVDQU64        320(R13), Z13
+	VMOVDQU64        320(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    4(AX), Z13, Z5
 	VPDPBUSD.BCST    36(AX), Z14, Z6
-	PREFETCHT0       64(BX)(R9*1)
-	PREFETCHT0       320(BX)(R9*1)
-	VMOVDQU64        320(R13)(R9*1), Z13
+	PREFETCHT0       64(BX)(R10*1)
+	PREFETCHT0       320(BX)(R10*1)
+	VMOVDQU64        320(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    4(AX), Z13, Z7
 	VPDPBUSD.BCST    36(AX), Z14, Z8
-	PREFETCHT0       64(BX)(R9*2)
-	PREFETCHT0       320(BX)(R9*2)
-	VMOVDQU64        320(R13)(R9*2), Z13
+	PREFETCHT0       64(BX)(R10*2)
+	PREFETCHT0       320(BX)(R10*2)
+	VMOVDQU64        320(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    4(AX), Z13, Z9
 	VPDPBUSD.BCST    36(AX), Z14, Z10
-	PREFETCHT0       64(BX)(R11*1)
-	PREFETCHT0       320(BX)(R11*1)
-	VMOVDQU64        320(R13)(R11*1), Z13
+	PREFETCHT0       64(BX)(R12*1)
+	PREFETCHT0       320(BX)(R12*1)
+	VMOVDQU64        320(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
@@ -6303,31 +6443,31 @@ s4block:
 	VPDPBUSD.BCST    36(AX), Z14, Z12
 	PREFETCHT0       128(BX)
 	PREFETCHT0       384(BX)
-	VMOVDQU64        384(R13), Z13
+	VMOVDQU64        384(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    8(AX), Z13, Z5
 	VPDPBUSD.BCST    40(AX), Z14, Z6
-	PREFETCHT0       128(BX)(R9*1)
-	PREFETCHT0       384(BX)(R9*1)
-	VMOVDQU64        384(R13)(R9*1), Z13
+	PREFETCHT0       128(BX)(R10*1)
+	PREFETCHT0       384(BX)(R10*1)
+	VMOVDQU64        384(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    8(AX), Z13, Z7
 	VPDPBUSD.BCST    40(AX), Z14, Z8
-	PREFETCHT0       128(BX)(R9*2)
-	PREFETCHT0       384(BX)(R9*2)
-	VMOVDQU64        384(R13)(R9*2), Z13
+	PREFETCHT0       128(BX)(R10*2)
+	PREFETCHT0       384(BX)(R10*2)
+	VMOVDQU64        384(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    8(AX), Z13, Z9
 	VPDPBUSD.BCST    40(AX), Z14, Z10
-	PREFETCHT0       128(BX)(R11*1)
-	PREFETCHT0       384(BX)(R11*1)
-	VMOVDQU64        384(R13)(R11*1), Z13
+	PREFETCHT0       128(BX)(R12*1)
+	PREFETCHT0       384(BX)(R12*1)
+	VMOVDQU64        384(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
@@ -6335,173 +6475,173 @@ s4block:
 	VPDPBUSD.BCST    40(AX), Z14, Z12
 	PREFETCHT0       192(BX)
 	PREFETCHT0       448(BX)
-	VMOVDQU64        448(R13), Z13
+	VMOVDQU64        448(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    12(AX), Z13, Z5
 	VPDPBUSD.BCST    44(AX), Z14, Z6
-	PREFETCHT0       192(BX)(R9*1)
-	PREFETCHT0       448(BX)(R9*1)
-	VMOVDQU64        448(R13)(R9*1), Z13
+	PREFETCHT0       192(BX)(R10*1)
+	PREFETCHT0       448(BX)(R10*1)
+	VMOVDQU64        448(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    12(AX), Z13, Z7
 	VPDPBUSD.BCST    44(AX), Z14, Z8
-	PREFETCHT0       192(BX)(R9*2)
-	PREFETCHT0       448(BX)(R9*2)
-	VMOVDQU64        448(R13)(R9*2), Z13
+	PREFETCHT0       192(BX)(R10*2)
+	PREFETCHT0       448(BX)(R10*2)
+	VMOVDQU64        448(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    12(AX), Z13, Z9
 	VPDPBUSD.BCST    44(AX), Z14, Z10
-	PREFETCHT0       192(BX)(R11*1)
-	PREFETCHT0       448(BX)(R11*1)
-	VMOVDQU64        448(R13)(R11*1), Z13
+	PREFETCHT0       192(BX)(R12*1)
+	PREFETCHT0       448(BX)(R12*1)
+	VMOVDQU64        448(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    12(AX), Z13, Z11
 	VPDPBUSD.BCST    44(AX), Z14, Z12
 	PREFETCHT0       512(BX)
-	VMOVDQU64        512(R13), Z13
+	VMOVDQU64        512(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    16(AX), Z13, Z5
 	VPDPBUSD.BCST    48(AX), Z14, Z6
-	PREFETCHT0       512(BX)(R9*1)
-	VMOVDQU64        512(R13)(R9*1), Z13
+	PREFETCHT0       512(BX)(R10*1)
+	VMOVDQU64        512(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    16(AX), Z13, Z7
 	VPDPBUSD.BCST    48(AX), Z14, Z8
-	PREFETCHT0       512(BX)(R9*2)
-	VMOVDQU64        512(R13)(R9*2), Z13
+	PREFETCHT0       512(BX)(R10*2)
+	VMOVDQU64        512(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    16(AX), Z13, Z9
 	VPDPBUSD.BCST    48(AX), Z14, Z10
-	PREFETCHT0       512(BX)(R11*1)
-	VMOVDQU64        512(R13)(R11*1), Z13
+	PREFETCHT0       512(BX)(R12*1)
+	VMOVDQU64        512(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    16(AX), Z13, Z11
 	VPDPBUSD.BCST    48(AX), Z14, Z12
 	PREFETCHT0       576(BX)
-	VMOVDQU64        576(R13), Z13
+	VMOVDQU64        576(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    20(AX), Z13, Z5
 	VPDPBUSD.BCST    52(AX), Z14, Z6
-	PREFETCHT0       576(BX)(R9*1)
-	VMOVDQU64        576(R13)(R9*1), Z13
+	PREFETCHT0       576(BX)(R10*1)
+	VMOVDQU64        576(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    20(AX), Z13, Z7
 	VPDPBUSD.BCST    52(AX), Z14, Z8
-	PREFETCHT0       576(BX)(R9*2)
-	VMOVDQU64        576(R13)(R9*2), Z13
+	PREFETCHT0       576(BX)(R10*2)
+	VMOVDQU64        576(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    20(AX), Z13, Z9
 	VPDPBUSD.BCST    52(AX), Z14, Z10
-	PREFETCHT0       576(BX)(R11*1)
-	VMOVDQU64        576(R13)(R11*1), Z13
+	PREFETCHT0       576(BX)(R12*1)
+	VMOVDQU64        576(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    20(AX), Z13, Z11
 	VPDPBUSD.BCST    52(AX), Z14, Z12
 	PREFETCHT0       640(BX)
-	VMOVDQU64        640(R13), Z13
+	VMOVDQU64        640(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    24(AX), Z13, Z5
 	VPDPBUSD.BCST    56(AX), Z14, Z6
-	PREFETCHT0       640(BX)(R9*1)
-	VMOVDQU64        640(R13)(R9*1), Z13
+	PREFETCHT0       640(BX)(R10*1)
+	VMOVDQU64        640(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    24(AX), Z13, Z7
 	VPDPBUSD.BCST    56(AX), Z14, Z8
-	PREFETCHT0       640(BX)(R9*2)
-	VMOVDQU64        640(R13)(R9*2), Z13
+	PREFETCHT0       640(BX)(R10*2)
+	VMOVDQU64        640(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    24(AX), Z13, Z9
 	VPDPBUSD.BCST    56(AX), Z14, Z10
-	PREFETCHT0       640(BX)(R11*1)
-	VMOVDQU64        640(R13)(R11*1), Z13
+	PREFETCHT0       640(BX)(R12*1)
+	VMOVDQU64        640(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    24(AX), Z13, Z11
 	VPDPBUSD.BCST    56(AX), Z14, Z12
 	PREFETCHT0       704(BX)
-	VMOVDQU64        704(R13), Z13
+	VMOVDQU64        704(R8), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    28(AX), Z13, Z5
 	VPDPBUSD.BCST    60(AX), Z14, Z6
-	PREFETCHT0       704(BX)(R9*1)
-	VMOVDQU64        704(R13)(R9*1), Z13
+	PREFETCHT0       704(BX)(R10*1)
+	VMOVDQU64        704(R8)(R10*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    28(AX), Z13, Z7
 	VPDPBUSD.BCST    60(AX), Z14, Z8
-	PREFETCHT0       704(BX)(R9*2)
-	VMOVDQU64        704(R13)(R9*2), Z13
+	PREFETCHT0       704(BX)(R10*2)
+	VMOVDQU64        704(R8)(R10*2), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    28(AX), Z13, Z9
 	VPDPBUSD.BCST    60(AX), Z14, Z10
-	PREFETCHT0       704(BX)(R11*1)
-	VMOVDQU64        704(R13)(R11*1), Z13
+	PREFETCHT0       704(BX)(R12*1)
+	VMOVDQU64        704(R8)(R12*1), Z13
 	VPSRLW           $0x04, Z13, Z14
 	VPANDD           Z0, Z13, Z13
 	VPANDD           Z0, Z14, Z14
 	VPDPBUSD.BCST    28(AX), Z13, Z11
 	VPDPBUSD.BCST    60(AX), Z14, Z12
-	VPMOVZXBD        (R13), Z13
+	VPMOVZXBD        (R8), Z13
 	VPANDD.BCST      ggufk63<>+0(SB), Z13, Z13
 	VPMULLD          Z13, Z5, Z5
-	VPMOVZXBD        16(R13), Z13
+	VPMOVZXBD        16(R8), Z13
 	VPANDD.BCST      ggufk63<>+0(SB), Z13, Z13
 	VPMULLD          Z13, Z6, Z6
 	VPADDD           Z6, Z5, Z5
-	VPMOVZXBD        (R13)(R9*1), Z6
+	VPMOVZXBD        (R8)(R10*1), Z6
 	VPANDD.BCST      ggufk63<>+0(SB), Z6, Z6
 	VPMULLD          Z6, Z7, Z6
-	VPMOVZXBD        16(R13)(R9*1), Z7
+	VPMOVZXBD        16(R8)(R10*1), Z7
 	VPANDD.BCST      ggufk63<>+0(SB), Z7, Z7
 	VPMULLD          Z7, Z8, Z8
 	VPADDD           Z8, Z6, Z6
-	VPMOVZXBD        (R13)(R9*2), Z7
+	VPMOVZXBD        (R8)(R10*2), Z7
 	VPANDD.BCST      ggufk63<>+0(SB), Z7, Z7
 	VPMULLD          Z7, Z9, Z7
-	VPMOVZXBD        16(R13)(R9*2), Z8
+	VPMOVZXBD        16(R8)(R10*2), Z8
 	VPANDD.BCST      ggufk63<>+0(SB), Z8, Z8
 	VPMULLD          Z8, Z10, Z10
 	VPADDD           Z10, Z7, Z7
-	VPMOVZXBD        (R13)(R11*1), Z8
+	VPMOVZXBD        (R8)(R12*1), Z8
 	VPANDD.BCST      ggufk63<>+0(SB), Z8, Z8
 	VPMULLD          Z8, Z11, Z8
-	VPMOVZXBD        16(R13)(R11*1), Z9
+	VPMOVZXBD        16(R8)(R12*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z12, Z12
 	VPADDD           Z12, Z8, Z8
@@ -6514,258 +6654,258 @@ s4block:
 	VPXORD           Z15, Z15, Z15
 	VPXORD           Z16, Z16, Z16
 	PREFETCHT0       768(BX)
-	VMOVDQU64        768(R13), Z17
+	VMOVDQU64        768(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    64(AX), Z17, Z9
 	VPDPBUSD.BCST    96(AX), Z18, Z10
-	PREFETCHT0       768(BX)(R9*1)
-	VMOVDQU64        768(R13)(R9*1), Z17
+	PREFETCHT0       768(BX)(R10*1)
+	VMOVDQU64        768(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    64(AX), Z17, Z11
 	VPDPBUSD.BCST    96(AX), Z18, Z12
-	PREFETCHT0       768(BX)(R9*2)
-	VMOVDQU64        768(R13)(R9*2), Z17
+	PREFETCHT0       768(BX)(R10*2)
+	VMOVDQU64        768(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    64(AX), Z17, Z13
 	VPDPBUSD.BCST    96(AX), Z18, Z14
-	PREFETCHT0       768(BX)(R11*1)
-	VMOVDQU64        768(R13)(R11*1), Z17
+	PREFETCHT0       768(BX)(R12*1)
+	VMOVDQU64        768(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    64(AX), Z17, Z15
 	VPDPBUSD.BCST    96(AX), Z18, Z16
 	PREFETCHT0       832(BX)
-	VMOVDQU64        832(R13), Z17
+	VMOVDQU64        832(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    68(AX), Z17, Z9
 	VPDPBUSD.BCST    100(AX), Z18, Z10
-	PREFETCHT0       832(BX)(R9*1)
-	VMOVDQU64        832(R13)(R9*1), Z17
+	PREFETCHT0       832(BX)(R10*1)
+	VMOVDQU64        832(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    68(AX), Z17, Z11
 	VPDPBUSD.BCST    100(AX), Z18, Z12
-	PREFETCHT0       832(BX)(R9*2)
-	VMOVDQU64        832(R13)(R9*2), Z17
+	PREFETCHT0       832(BX)(R10*2)
+	VMOVDQU64        832(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    68(AX), Z17, Z13
 	VPDPBUSD.BCST    100(AX), Z18, Z14
-	PREFETCHT0       832(BX)(R11*1)
-	VMOVDQU64        832(R13)(R11*1), Z17
+	PREFETCHT0       832(BX)(R12*1)
+	VMOVDQU64        832(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    68(AX), Z17, Z15
 	VPDPBUSD.BCST    100(AX), Z18, Z16
 	PREFETCHT0       896(BX)
-	VMOVDQU64        896(R13), Z17
+	VMOVDQU64        896(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    72(AX), Z17, Z9
 	VPDPBUSD.BCST    104(AX), Z18, Z10
-	PREFETCHT0       896(BX)(R9*1)
-	VMOVDQU64        896(R13)(R9*1), Z17
+	PREFETCHT0       896(BX)(R10*1)
+	VMOVDQU64        896(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    72(AX), Z17, Z11
 	VPDPBUSD.BCST    104(AX), Z18, Z12
-	PREFETCHT0       896(BX)(R9*2)
-	VMOVDQU64        896(R13)(R9*2), Z17
+	PREFETCHT0       896(BX)(R10*2)
+	VMOVDQU64        896(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    72(AX), Z17, Z13
 	VPDPBUSD.BCST    104(AX), Z18, Z14
-	PREFETCHT0       896(BX)(R11*1)
-	VMOVDQU64        896(R13)(R11*1), Z17
+	PREFETCHT0       896(BX)(R12*1)
+	VMOVDQU64        896(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    72(AX), Z17, Z15
 	VPDPBUSD.BCST    104(AX), Z18, Z16
 	PREFETCHT0       960(BX)
-	VMOVDQU64        960(R13), Z17
+	VMOVDQU64        960(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    76(AX), Z17, Z9
 	VPDPBUSD.BCST    108(AX), Z18, Z10
-	PREFETCHT0       960(BX)(R9*1)
-	VMOVDQU64        960(R13)(R9*1), Z17
+	PREFETCHT0       960(BX)(R10*1)
+	VMOVDQU64        960(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    76(AX), Z17, Z11
 	VPDPBUSD.BCST    108(AX), Z18, Z12
-	PREFETCHT0       960(BX)(R9*2)
-	VMOVDQU64        960(R13)(R9*2), Z17
+	PREFETCHT0       960(BX)(R10*2)
+	VMOVDQU64        960(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    76(AX), Z17, Z13
 	VPDPBUSD.BCST    108(AX), Z18, Z14
-	PREFETCHT0       960(BX)(R11*1)
-	VMOVDQU64        960(R13)(R11*1), Z17
+	PREFETCHT0       960(BX)(R12*1)
+	VMOVDQU64        960(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    76(AX), Z17, Z15
 	VPDPBUSD.BCST    108(AX), Z18, Z16
 	PREFETCHT0       1024(BX)
-	VMOVDQU64        1024(R13), Z17
+	VMOVDQU64        1024(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    80(AX), Z17, Z9
 	VPDPBUSD.BCST    112(AX), Z18, Z10
-	PREFETCHT0       1024(BX)(R9*1)
-	VMOVDQU64        1024(R13)(R9*1), Z17
+	PREFETCHT0       1024(BX)(R10*1)
+	VMOVDQU64        1024(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    80(AX), Z17, Z11
 	VPDPBUSD.BCST    112(AX), Z18, Z12
-	PREFETCHT0       1024(BX)(R9*2)
-	VMOVDQU64        1024(R13)(R9*2), Z17
+	PREFETCHT0       1024(BX)(R10*2)
+	VMOVDQU64        1024(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    80(AX), Z17, Z13
 	VPDPBUSD.BCST    112(AX), Z18, Z14
-	PREFETCHT0       1024(BX)(R11*1)
-	VMOVDQU64        1024(R13)(R11*1), Z17
+	PREFETCHT0       1024(BX)(R12*1)
+	VMOVDQU64        1024(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    80(AX), Z17, Z15
 	VPDPBUSD.BCST    112(AX), Z18, Z16
 	PREFETCHT0       1088(BX)
-	VMOVDQU64        1088(R13), Z17
+	VMOVDQU64        1088(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    84(AX), Z17, Z9
 	VPDPBUSD.BCST    116(AX), Z18, Z10
-	PREFETCHT0       1088(BX)(R9*1)
-	VMOVDQU64        1088(R13)(R9*1), Z17
+	PREFETCHT0       1088(BX)(R10*1)
+	VMOVDQU64        1088(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    84(AX), Z17, Z11
 	VPDPBUSD.BCST    116(AX), Z18, Z12
-	PREFETCHT0       1088(BX)(R9*2)
-	VMOVDQU64        1088(R13)(R9*2), Z17
+	PREFETCHT0       1088(BX)(R10*2)
+	VMOVDQU64        1088(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    84(AX), Z17, Z13
 	VPDPBUSD.BCST    116(AX), Z18, Z14
-	PREFETCHT0       1088(BX)(R11*1)
-	VMOVDQU64        1088(R13)(R11*1), Z17
+	PREFETCHT0       1088(BX)(R12*1)
+	VMOVDQU64        1088(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    84(AX), Z17, Z15
 	VPDPBUSD.BCST    116(AX), Z18, Z16
 	PREFETCHT0       1152(BX)
-	VMOVDQU64        1152(R13), Z17
+	VMOVDQU64        1152(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    88(AX), Z17, Z9
 	VPDPBUSD.BCST    120(AX), Z18, Z10
-	PREFETCHT0       1152(BX)(R9*1)
-	VMOVDQU64        1152(R13)(R9*1), Z17
+	PREFETCHT0       1152(BX)(R10*1)
+	VMOVDQU64        1152(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    88(AX), Z17, Z11
 	VPDPBUSD.BCST    120(AX), Z18, Z12
-	PREFETCHT0       1152(BX)(R9*2)
-	VMOVDQU64        1152(R13)(R9*2), Z17
+	PREFETCHT0       1152(BX)(R10*2)
+	VMOVDQU64        1152(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    88(AX), Z17, Z13
 	VPDPBUSD.BCST    120(AX), Z18, Z14
-	PREFETCHT0       1152(BX)(R11*1)
-	VMOVDQU64        1152(R13)(R11*1), Z17
+	PREFETCHT0       1152(BX)(R12*1)
+	VMOVDQU64        1152(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    88(AX), Z17, Z15
 	VPDPBUSD.BCST    120(AX), Z18, Z16
 	PREFETCHT0       1216(BX)
-	VMOVDQU64        1216(R13), Z17
+	VMOVDQU64        1216(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    92(AX), Z17, Z9
 	VPDPBUSD.BCST    124(AX), Z18, Z10
-	PREFETCHT0       1216(BX)(R9*1)
-	VMOVDQU64        1216(R13)(R9*1), Z17
+	PREFETCHT0       1216(BX)(R10*1)
+	VMOVDQU64        1216(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    92(AX), Z17, Z11
 	VPDPBUSD.BCST    124(AX), Z18, Z12
-	PREFETCHT0       1216(BX)(R9*2)
-	VMOVDQU64        1216(R13)(R9*2), Z17
+	PREFETCHT0       1216(BX)(R10*2)
+	VMOVDQU64        1216(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    92(AX), Z17, Z13
 	VPDPBUSD.BCST    124(AX), Z18, Z14
-	PREFETCHT0       1216(BX)(R11*1)
-	VMOVDQU64        1216(R13)(R11*1), Z17
+	PREFETCHT0       1216(BX)(R12*1)
+	VMOVDQU64        1216(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    92(AX), Z17, Z15
 	VPDPBUSD.BCST    124(AX), Z18, Z16
-	VPMOVZXBD        32(R13), Z17
+	VPMOVZXBD        32(R8), Z17
 	VPANDD.BCST      ggufk63<>+0(SB), Z17, Z17
 	VPMULLD          Z17, Z9, Z9
 	VPADDD           Z9, Z5, Z5
-	VPMOVZXBD        48(R13), Z9
+	VPMOVZXBD        48(R8), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z10, Z10
 	VPADDD           Z10, Z5, Z5
-	VPMOVZXBD        32(R13)(R9*1), Z9
+	VPMOVZXBD        32(R8)(R10*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVZXBD        48(R13)(R9*1), Z9
+	VPMOVZXBD        48(R8)(R10*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVZXBD        32(R13)(R9*2), Z9
+	VPMOVZXBD        32(R8)(R10*2), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z13, Z13
 	VPADDD           Z13, Z7, Z7
-	VPMOVZXBD        48(R13)(R9*2), Z9
+	VPMOVZXBD        48(R8)(R10*2), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVZXBD        32(R13)(R11*1), Z9
+	VPMOVZXBD        32(R8)(R12*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z15, Z15
 	VPADDD           Z15, Z8, Z8
-	VPMOVZXBD        48(R13)(R11*1), Z9
+	VPMOVZXBD        48(R8)(R12*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
 	VPMULLD          Z9, Z16, Z16
 	VPADDD           Z16, Z8, Z8
@@ -6778,273 +6918,273 @@ s4block:
 	VPXORD           Z15, Z15, Z15
 	VPXORD           Z16, Z16, Z16
 	PREFETCHT0       1280(BX)
-	VMOVDQU64        1280(R13), Z17
+	VMOVDQU64        1280(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    128(AX), Z17, Z9
 	VPDPBUSD.BCST    160(AX), Z18, Z10
-	PREFETCHT0       1280(BX)(R9*1)
-	VMOVDQU64        1280(R13)(R9*1), Z17
+	PREFETCHT0       1280(BX)(R10*1)
+	VMOVDQU64        1280(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    128(AX), Z17, Z11
 	VPDPBUSD.BCST    160(AX), Z18, Z12
-	PREFETCHT0       1280(BX)(R9*2)
-	VMOVDQU64        1280(R13)(R9*2), Z17
+	PREFETCHT0       1280(BX)(R10*2)
+	VMOVDQU64        1280(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    128(AX), Z17, Z13
 	VPDPBUSD.BCST    160(AX), Z18, Z14
-	PREFETCHT0       1280(BX)(R11*1)
-	VMOVDQU64        1280(R13)(R11*1), Z17
+	PREFETCHT0       1280(BX)(R12*1)
+	VMOVDQU64        1280(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    128(AX), Z17, Z15
 	VPDPBUSD.BCST    160(AX), Z18, Z16
 	PREFETCHT0       1344(BX)
-	VMOVDQU64        1344(R13), Z17
+	VMOVDQU64        1344(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    132(AX), Z17, Z9
 	VPDPBUSD.BCST    164(AX), Z18, Z10
-	PREFETCHT0       1344(BX)(R9*1)
-	VMOVDQU64        1344(R13)(R9*1), Z17
+	PREFETCHT0       1344(BX)(R10*1)
+	VMOVDQU64        1344(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    132(AX), Z17, Z11
 	VPDPBUSD.BCST    164(AX), Z18, Z12
-	PREFETCHT0       1344(BX)(R9*2)
-	VMOVDQU64        1344(R13)(R9*2), Z17
+	PREFETCHT0       1344(BX)(R10*2)
+	VMOVDQU64        1344(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    132(AX), Z17, Z13
 	VPDPBUSD.BCST    164(AX), Z18, Z14
-	PREFETCHT0       1344(BX)(R11*1)
-	VMOVDQU64        1344(R13)(R11*1), Z17
+	PREFETCHT0       1344(BX)(R12*1)
+	VMOVDQU64        1344(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    132(AX), Z17, Z15
 	VPDPBUSD.BCST    164(AX), Z18, Z16
 	PREFETCHT0       1408(BX)
-	VMOVDQU64        1408(R13), Z17
+	VMOVDQU64        1408(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    136(AX), Z17, Z9
 	VPDPBUSD.BCST    168(AX), Z18, Z10
-	PREFETCHT0       1408(BX)(R9*1)
-	VMOVDQU64        1408(R13)(R9*1), Z17
+	PREFETCHT0       1408(BX)(R10*1)
+	VMOVDQU64        1408(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    136(AX), Z17, Z11
 	VPDPBUSD.BCST    168(AX), Z18, Z12
-	PREFETCHT0       1408(BX)(R9*2)
-	VMOVDQU64        1408(R13)(R9*2), Z17
+	PREFETCHT0       1408(BX)(R10*2)
+	VMOVDQU64        1408(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    136(AX), Z17, Z13
 	VPDPBUSD.BCST    168(AX), Z18, Z14
-	PREFETCHT0       1408(BX)(R11*1)
-	VMOVDQU64        1408(R13)(R11*1), Z17
+	PREFETCHT0       1408(BX)(R12*1)
+	VMOVDQU64        1408(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    136(AX), Z17, Z15
 	VPDPBUSD.BCST    168(AX), Z18, Z16
 	PREFETCHT0       1472(BX)
-	VMOVDQU64        1472(R13), Z17
+	VMOVDQU64        1472(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    140(AX), Z17, Z9
 	VPDPBUSD.BCST    172(AX), Z18, Z10
-	PREFETCHT0       1472(BX)(R9*1)
-	VMOVDQU64        1472(R13)(R9*1), Z17
+	PREFETCHT0       1472(BX)(R10*1)
+	VMOVDQU64        1472(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    140(AX), Z17, Z11
 	VPDPBUSD.BCST    172(AX), Z18, Z12
-	PREFETCHT0       1472(BX)(R9*2)
-	VMOVDQU64        1472(R13)(R9*2), Z17
+	PREFETCHT0       1472(BX)(R10*2)
+	VMOVDQU64        1472(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    140(AX), Z17, Z13
 	VPDPBUSD.BCST    172(AX), Z18, Z14
-	PREFETCHT0       1472(BX)(R11*1)
-	VMOVDQU64        1472(R13)(R11*1), Z17
+	PREFETCHT0       1472(BX)(R12*1)
+	VMOVDQU64        1472(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    140(AX), Z17, Z15
 	VPDPBUSD.BCST    172(AX), Z18, Z16
 	PREFETCHT0       1536(BX)
-	VMOVDQU64        1536(R13), Z17
+	VMOVDQU64        1536(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    144(AX), Z17, Z9
 	VPDPBUSD.BCST    176(AX), Z18, Z10
-	PREFETCHT0       1536(BX)(R9*1)
-	VMOVDQU64        1536(R13)(R9*1), Z17
+	PREFETCHT0       1536(BX)(R10*1)
+	VMOVDQU64        1536(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    144(AX), Z17, Z11
 	VPDPBUSD.BCST    176(AX), Z18, Z12
-	PREFETCHT0       1536(BX)(R9*2)
-	VMOVDQU64        1536(R13)(R9*2), Z17
+	PREFETCHT0       1536(BX)(R10*2)
+	VMOVDQU64        1536(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    144(AX), Z17, Z13
 	VPDPBUSD.BCST    176(AX), Z18, Z14
-	PREFETCHT0       1536(BX)(R11*1)
-	VMOVDQU64        1536(R13)(R11*1), Z17
+	PREFETCHT0       1536(BX)(R12*1)
+	VMOVDQU64        1536(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    144(AX), Z17, Z15
 	VPDPBUSD.BCST    176(AX), Z18, Z16
 	PREFETCHT0       1600(BX)
-	VMOVDQU64        1600(R13), Z17
+	VMOVDQU64        1600(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    148(AX), Z17, Z9
 	VPDPBUSD.BCST    180(AX), Z18, Z10
-	PREFETCHT0       1600(BX)(R9*1)
-	VMOVDQU64        1600(R13)(R9*1), Z17
+	PREFETCHT0       1600(BX)(R10*1)
+	VMOVDQU64        1600(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    148(AX), Z17, Z11
 	VPDPBUSD.BCST    180(AX), Z18, Z12
-	PREFETCHT0       1600(BX)(R9*2)
-	VMOVDQU64        1600(R13)(R9*2), Z17
+	PREFETCHT0       1600(BX)(R10*2)
+	VMOVDQU64        1600(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    148(AX), Z17, Z13
 	VPDPBUSD.BCST    180(AX), Z18, Z14
-	PREFETCHT0       1600(BX)(R11*1)
-	VMOVDQU64        1600(R13)(R11*1), Z17
+	PREFETCHT0       1600(BX)(R12*1)
+	VMOVDQU64        1600(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    148(AX), Z17, Z15
 	VPDPBUSD.BCST    180(AX), Z18, Z16
 	PREFETCHT0       1664(BX)
-	VMOVDQU64        1664(R13), Z17
+	VMOVDQU64        1664(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    152(AX), Z17, Z9
 	VPDPBUSD.BCST    184(AX), Z18, Z10
-	PREFETCHT0       1664(BX)(R9*1)
-	VMOVDQU64        1664(R13)(R9*1), Z17
+	PREFETCHT0       1664(BX)(R10*1)
+	VMOVDQU64        1664(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    152(AX), Z17, Z11
 	VPDPBUSD.BCST    184(AX), Z18, Z12
-	PREFETCHT0       1664(BX)(R9*2)
-	VMOVDQU64        1664(R13)(R9*2), Z17
+	PREFETCHT0       1664(BX)(R10*2)
+	VMOVDQU64        1664(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    152(AX), Z17, Z13
 	VPDPBUSD.BCST    184(AX), Z18, Z14
-	PREFETCHT0       1664(BX)(R11*1)
-	VMOVDQU64        1664(R13)(R11*1), Z17
+	PREFETCHT0       1664(BX)(R12*1)
+	VMOVDQU64        1664(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    152(AX), Z17, Z15
 	VPDPBUSD.BCST    184(AX), Z18, Z16
 	PREFETCHT0       1728(BX)
-	VMOVDQU64        1728(R13), Z17
+	VMOVDQU64        1728(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    156(AX), Z17, Z9
 	VPDPBUSD.BCST    188(AX), Z18, Z10
-	PREFETCHT0       1728(BX)(R9*1)
-	VMOVDQU64        1728(R13)(R9*1), Z17
+	PREFETCHT0       1728(BX)(R10*1)
+	VMOVDQU64        1728(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    156(AX), Z17, Z11
 	VPDPBUSD.BCST    188(AX), Z18, Z12
-	PREFETCHT0       1728(BX)(R9*2)
-	VMOVDQU64        1728(R13)(R9*2), Z17
+	PREFETCHT0       1728(BX)(R10*2)
+	VMOVDQU64        1728(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    156(AX), Z17, Z13
 	VPDPBUSD.BCST    188(AX), Z18, Z14
-	PREFETCHT0       1728(BX)(R11*1)
-	VMOVDQU64        1728(R13)(R11*1), Z17
+	PREFETCHT0       1728(BX)(R12*1)
+	VMOVDQU64        1728(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    156(AX), Z17, Z15
 	VPDPBUSD.BCST    188(AX), Z18, Z16
-	VPMOVZXBD        128(R13), Z17
-	VPMOVZXBD        (R13), Z18
+	VPMOVZXBD        128(R8), Z17
+	VPMOVZXBD        (R8), Z18
 	VPSRLD           $0x02, Z18, Z18
 	VPTERNLOGD       $0xe4, Z0, Z18, Z17
 	VPMULLD          Z17, Z9, Z9
 	VPADDD           Z9, Z5, Z5
-	VPMOVZXBD        144(R13), Z9
-	VPMOVZXBD        16(R13), Z17
+	VPMOVZXBD        144(R8), Z9
+	VPMOVZXBD        16(R8), Z17
 	VPSRLD           $0x02, Z17, Z17
 	VPTERNLOGD       $0xe4, Z0, Z17, Z9
 	VPMULLD          Z9, Z10, Z10
 	VPADDD           Z10, Z5, Z5
-	VPMOVZXBD        128(R13)(R9*1), Z9
-	VPMOVZXBD        (R13)(R9*1), Z10
+	VPMOVZXBD        128(R8)(R10*1), Z9
+	VPMOVZXBD        (R8)(R10*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVZXBD        144(R13)(R9*1), Z9
-	VPMOVZXBD        16(R13)(R9*1), Z10
+	VPMOVZXBD        144(R8)(R10*1), Z9
+	VPMOVZXBD        16(R8)(R10*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVZXBD        128(R13)(R9*2), Z9
-	VPMOVZXBD        (R13)(R9*2), Z10
+	VPMOVZXBD        128(R8)(R10*2), Z9
+	VPMOVZXBD        (R8)(R10*2), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z13, Z13
 	VPADDD           Z13, Z7, Z7
-	VPMOVZXBD        144(R13)(R9*2), Z9
-	VPMOVZXBD        16(R13)(R9*2), Z10
+	VPMOVZXBD        144(R8)(R10*2), Z9
+	VPMOVZXBD        16(R8)(R10*2), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVZXBD        128(R13)(R11*1), Z9
-	VPMOVZXBD        (R13)(R11*1), Z10
+	VPMOVZXBD        128(R8)(R12*1), Z9
+	VPMOVZXBD        (R8)(R12*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z15, Z15
 	VPADDD           Z15, Z8, Z8
-	VPMOVZXBD        144(R13)(R11*1), Z9
-	VPMOVZXBD        16(R13)(R11*1), Z10
+	VPMOVZXBD        144(R8)(R12*1), Z9
+	VPMOVZXBD        16(R8)(R12*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z16, Z16
@@ -7058,303 +7198,303 @@ s4block:
 	VPXORD           Z15, Z15, Z15
 	VPXORD           Z16, Z16, Z16
 	PREFETCHT0       1792(BX)
-	VMOVDQU64        1792(R13), Z17
+	VMOVDQU64        1792(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    192(AX), Z17, Z9
 	VPDPBUSD.BCST    224(AX), Z18, Z10
-	PREFETCHT0       1792(BX)(R9*1)
-	VMOVDQU64        1792(R13)(R9*1), Z17
+	PREFETCHT0       1792(BX)(R10*1)
+	VMOVDQU64        1792(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    192(AX), Z17, Z11
 	VPDPBUSD.BCST    224(AX), Z18, Z12
-	PREFETCHT0       1792(BX)(R9*2)
-	VMOVDQU64        1792(R13)(R9*2), Z17
+	PREFETCHT0       1792(BX)(R10*2)
+	VMOVDQU64        1792(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    192(AX), Z17, Z13
 	VPDPBUSD.BCST    224(AX), Z18, Z14
-	PREFETCHT0       1792(BX)(R11*1)
-	VMOVDQU64        1792(R13)(R11*1), Z17
+	PREFETCHT0       1792(BX)(R12*1)
+	VMOVDQU64        1792(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    192(AX), Z17, Z15
 	VPDPBUSD.BCST    224(AX), Z18, Z16
 	PREFETCHT0       1856(BX)
-	VMOVDQU64        1856(R13), Z17
+	VMOVDQU64        1856(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    196(AX), Z17, Z9
 	VPDPBUSD.BCST    228(AX), Z18, Z10
-	PREFETCHT0       1856(BX)(R9*1)
-	VMOVDQU64        1856(R13)(R9*1), Z17
+	PREFETCHT0       1856(BX)(R10*1)
+	VMOVDQU64        1856(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    196(AX), Z17, Z11
 	VPDPBUSD.BCST    228(AX), Z18, Z12
-	PREFETCHT0       1856(BX)(R9*2)
-	VMOVDQU64        1856(R13)(R9*2), Z17
+	PREFETCHT0       1856(BX)(R10*2)
+	VMOVDQU64        1856(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    196(AX), Z17, Z13
 	VPDPBUSD.BCST    228(AX), Z18, Z14
-	PREFETCHT0       1856(BX)(R11*1)
-	VMOVDQU64        1856(R13)(R11*1), Z17
+	PREFETCHT0       1856(BX)(R12*1)
+	VMOVDQU64        1856(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    196(AX), Z17, Z15
 	VPDPBUSD.BCST    228(AX), Z18, Z16
 	PREFETCHT0       1920(BX)
-	VMOVDQU64        1920(R13), Z17
+	VMOVDQU64        1920(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    200(AX), Z17, Z9
 	VPDPBUSD.BCST    232(AX), Z18, Z10
-	PREFETCHT0       1920(BX)(R9*1)
-	VMOVDQU64        1920(R13)(R9*1), Z17
+	PREFETCHT0       1920(BX)(R10*1)
+	VMOVDQU64        1920(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    200(AX), Z17, Z11
 	VPDPBUSD.BCST    232(AX), Z18, Z12
-	PREFETCHT0       1920(BX)(R9*2)
-	VMOVDQU64        1920(R13)(R9*2), Z17
+	PREFETCHT0       1920(BX)(R10*2)
+	VMOVDQU64        1920(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    200(AX), Z17, Z13
 	VPDPBUSD.BCST    232(AX), Z18, Z14
-	PREFETCHT0       1920(BX)(R11*1)
-	VMOVDQU64        1920(R13)(R11*1), Z17
+	PREFETCHT0       1920(BX)(R12*1)
+	VMOVDQU64        1920(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    200(AX), Z17, Z15
 	VPDPBUSD.BCST    232(AX), Z18, Z16
 	PREFETCHT0       1984(BX)
-	VMOVDQU64        1984(R13), Z17
+	VMOVDQU64        1984(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    204(AX), Z17, Z9
 	VPDPBUSD.BCST    236(AX), Z18, Z10
-	PREFETCHT0       1984(BX)(R9*1)
-	VMOVDQU64        1984(R13)(R9*1), Z17
+	PREFETCHT0       1984(BX)(R10*1)
+	VMOVDQU64        1984(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    204(AX), Z17, Z11
 	VPDPBUSD.BCST    236(AX), Z18, Z12
-	PREFETCHT0       1984(BX)(R9*2)
-	VMOVDQU64        1984(R13)(R9*2), Z17
+	PREFETCHT0       1984(BX)(R10*2)
+	VMOVDQU64        1984(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    204(AX), Z17, Z13
 	VPDPBUSD.BCST    236(AX), Z18, Z14
-	PREFETCHT0       1984(BX)(R11*1)
-	VMOVDQU64        1984(R13)(R11*1), Z17
+	PREFETCHT0       1984(BX)(R12*1)
+	VMOVDQU64        1984(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    204(AX), Z17, Z15
 	VPDPBUSD.BCST    236(AX), Z18, Z16
 	PREFETCHT0       2048(BX)
-	VMOVDQU64        2048(R13), Z17
+	VMOVDQU64        2048(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    208(AX), Z17, Z9
 	VPDPBUSD.BCST    240(AX), Z18, Z10
-	PREFETCHT0       2048(BX)(R9*1)
-	VMOVDQU64        2048(R13)(R9*1), Z17
+	PREFETCHT0       2048(BX)(R10*1)
+	VMOVDQU64        2048(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    208(AX), Z17, Z11
 	VPDPBUSD.BCST    240(AX), Z18, Z12
-	PREFETCHT0       2048(BX)(R9*2)
-	VMOVDQU64        2048(R13)(R9*2), Z17
+	PREFETCHT0       2048(BX)(R10*2)
+	VMOVDQU64        2048(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    208(AX), Z17, Z13
 	VPDPBUSD.BCST    240(AX), Z18, Z14
-	PREFETCHT0       2048(BX)(R11*1)
-	VMOVDQU64        2048(R13)(R11*1), Z17
+	PREFETCHT0       2048(BX)(R12*1)
+	VMOVDQU64        2048(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    208(AX), Z17, Z15
 	VPDPBUSD.BCST    240(AX), Z18, Z16
 	PREFETCHT0       2112(BX)
-	VMOVDQU64        2112(R13), Z17
+	VMOVDQU64        2112(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    212(AX), Z17, Z9
 	VPDPBUSD.BCST    244(AX), Z18, Z10
-	PREFETCHT0       2112(BX)(R9*1)
-	VMOVDQU64        2112(R13)(R9*1), Z17
+	PREFETCHT0       2112(BX)(R10*1)
+	VMOVDQU64        2112(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    212(AX), Z17, Z11
 	VPDPBUSD.BCST    244(AX), Z18, Z12
-	PREFETCHT0       2112(BX)(R9*2)
-	VMOVDQU64        2112(R13)(R9*2), Z17
+	PREFETCHT0       2112(BX)(R10*2)
+	VMOVDQU64        2112(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    212(AX), Z17, Z13
 	VPDPBUSD.BCST    244(AX), Z18, Z14
-	PREFETCHT0       2112(BX)(R11*1)
-	VMOVDQU64        2112(R13)(R11*1), Z17
+	PREFETCHT0       2112(BX)(R12*1)
+	VMOVDQU64        2112(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    212(AX), Z17, Z15
 	VPDPBUSD.BCST    244(AX), Z18, Z16
 	PREFETCHT0       2176(BX)
-	VMOVDQU64        2176(R13), Z17
+	VMOVDQU64        2176(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    216(AX), Z17, Z9
 	VPDPBUSD.BCST    248(AX), Z18, Z10
-	PREFETCHT0       2176(BX)(R9*1)
-	VMOVDQU64        2176(R13)(R9*1), Z17
+	PREFETCHT0       2176(BX)(R10*1)
+	VMOVDQU64        2176(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    216(AX), Z17, Z11
 	VPDPBUSD.BCST    248(AX), Z18, Z12
-	PREFETCHT0       2176(BX)(R9*2)
-	VMOVDQU64        2176(R13)(R9*2), Z17
+	PREFETCHT0       2176(BX)(R10*2)
+	VMOVDQU64        2176(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    216(AX), Z17, Z13
 	VPDPBUSD.BCST    248(AX), Z18, Z14
-	PREFETCHT0       2176(BX)(R11*1)
-	VMOVDQU64        2176(R13)(R11*1), Z17
+	PREFETCHT0       2176(BX)(R12*1)
+	VMOVDQU64        2176(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    216(AX), Z17, Z15
 	VPDPBUSD.BCST    248(AX), Z18, Z16
 	PREFETCHT0       2240(BX)
-	VMOVDQU64        2240(R13), Z17
+	VMOVDQU64        2240(R8), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    220(AX), Z17, Z9
 	VPDPBUSD.BCST    252(AX), Z18, Z10
-	PREFETCHT0       2240(BX)(R9*1)
-	VMOVDQU64        2240(R13)(R9*1), Z17
+	PREFETCHT0       2240(BX)(R10*1)
+	VMOVDQU64        2240(R8)(R10*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    220(AX), Z17, Z11
 	VPDPBUSD.BCST    252(AX), Z18, Z12
-	PREFETCHT0       2240(BX)(R9*2)
-	VMOVDQU64        2240(R13)(R9*2), Z17
+	PREFETCHT0       2240(BX)(R10*2)
+	VMOVDQU64        2240(R8)(R10*2), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    220(AX), Z17, Z13
 	VPDPBUSD.BCST    252(AX), Z18, Z14
-	PREFETCHT0       2240(BX)(R11*1)
-	VMOVDQU64        2240(R13)(R11*1), Z17
+	PREFETCHT0       2240(BX)(R12*1)
+	VMOVDQU64        2240(R8)(R12*1), Z17
 	VPSRLW           $0x04, Z17, Z18
 	VPANDD           Z0, Z17, Z17
 	VPANDD           Z0, Z18, Z18
 	VPDPBUSD.BCST    220(AX), Z17, Z15
 	VPDPBUSD.BCST    252(AX), Z18, Z16
-	VPMOVZXBD        160(R13), Z17
-	VPMOVZXBD        32(R13), Z18
+	VPMOVZXBD        160(R8), Z17
+	VPMOVZXBD        32(R8), Z18
 	VPSRLD           $0x02, Z18, Z18
 	VPTERNLOGD       $0xe4, Z0, Z18, Z17
 	VPMULLD          Z17, Z9, Z9
 	VPADDD           Z9, Z5, Z5
-	VPMOVZXBD        176(R13), Z9
-	VPMOVZXBD        48(R13), Z17
+	VPMOVZXBD        176(R8), Z9
+	VPMOVZXBD        48(R8), Z17
 	VPSRLD           $0x02, Z17, Z17
 	VPTERNLOGD       $0xe4, Z0, Z17, Z9
 	VPMULLD          Z9, Z10, Z10
 	VPADDD           Z10, Z5, Z5
-	VPMOVZXBD        160(R13)(R9*1), Z9
-	VPMOVZXBD        32(R13)(R9*1), Z10
+	VPMOVZXBD        160(R8)(R10*1), Z9
+	VPMOVZXBD        32(R8)(R10*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVZXBD        176(R13)(R9*1), Z9
-	VPMOVZXBD        48(R13)(R9*1), Z10
+	VPMOVZXBD        176(R8)(R10*1), Z9
+	VPMOVZXBD        48(R8)(R10*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVZXBD        160(R13)(R9*2), Z9
-	VPMOVZXBD        32(R13)(R9*2), Z10
+	VPMOVZXBD        160(R8)(R10*2), Z9
+	VPMOVZXBD        32(R8)(R10*2), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z13, Z13
 	VPADDD           Z13, Z7, Z7
-	VPMOVZXBD        176(R13)(R9*2), Z9
-	VPMOVZXBD        48(R13)(R9*2), Z10
+	VPMOVZXBD        176(R8)(R10*2), Z9
+	VPMOVZXBD        48(R8)(R10*2), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVZXBD        160(R13)(R11*1), Z9
-	VPMOVZXBD        32(R13)(R11*1), Z10
+	VPMOVZXBD        160(R8)(R12*1), Z9
+	VPMOVZXBD        32(R8)(R12*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z15, Z15
 	VPADDD           Z15, Z8, Z8
-	VPMOVZXBD        176(R13)(R11*1), Z9
-	VPMOVZXBD        48(R13)(R11*1), Z10
+	VPMOVZXBD        176(R8)(R12*1), Z9
+	VPMOVZXBD        48(R8)(R12*1), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
 	VPMULLD          Z9, Z16, Z16
 	VPADDD           Z16, Z8, Z8
-	VPMOVZXBD        64(R13), Z9
+	VPMOVZXBD        64(R8), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
-	VPMOVZXBD        80(R13), Z10
+	VPMOVZXBD        80(R8), Z10
 	VPANDD.BCST      ggufk63<>+0(SB), Z10, Z10
-	VPMOVZXBD        96(R13), Z11
+	VPMOVZXBD        96(R8), Z11
 	VPANDD.BCST      ggufk63<>+0(SB), Z11, Z11
-	VPMOVZXBD        112(R13), Z12
+	VPMOVZXBD        112(R8), Z12
 	VPANDD.BCST      ggufk63<>+0(SB), Z12, Z12
-	VPMOVZXBD        128(R13), Z13
+	VPMOVZXBD        128(R8), Z13
 	VPSRLD           $0x04, Z13, Z13
-	VPMOVZXBD        64(R13), Z14
+	VPMOVZXBD        64(R8), Z14
 	VPSRLD           $0x02, Z14, Z14
 	VPTERNLOGD       $0xe4, Z0, Z14, Z13
-	VPMOVZXBD        144(R13), Z14
+	VPMOVZXBD        144(R8), Z14
 	VPSRLD           $0x04, Z14, Z14
-	VPMOVZXBD        80(R13), Z15
+	VPMOVZXBD        80(R8), Z15
 	VPSRLD           $0x02, Z15, Z15
 	VPTERNLOGD       $0xe4, Z0, Z15, Z14
-	VPMOVZXBD        160(R13), Z15
+	VPMOVZXBD        160(R8), Z15
 	VPSRLD           $0x04, Z15, Z15
-	VPMOVZXBD        96(R13), Z16
+	VPMOVZXBD        96(R8), Z16
 	VPSRLD           $0x02, Z16, Z16
 	VPTERNLOGD       $0xe4, Z0, Z16, Z15
-	VPMOVZXBD        176(R13), Z16
+	VPMOVZXBD        176(R8), Z16
 	VPSRLD           $0x04, Z16, Z16
-	VPMOVZXBD        112(R13), Z17
+	VPMOVZXBD        112(R8), Z17
 	VPSRLD           $0x02, Z17, Z17
 	VPTERNLOGD       $0xe4, Z0, Z17, Z16
 	VPSLLD           $0x10, Z10, Z10
@@ -7365,8 +7505,8 @@ s4block:
 	VPORD            Z14, Z13, Z13
 	VPSLLD           $0x10, Z16, Z16
 	VPORD            Z16, Z15, Z15
-	VCVTPH2PS        192(R13), Z10
-	VCVTPH2PS        224(R13), Z12
+	VCVTPH2PS        192(R8), Z10
+	VCVTPH2PS        224(R8), Z12
 	VPXORD           Z14, Z14, Z14
 	VPDPWSSD.BCST    (CX), Z9, Z14
 	VPDPWSSD.BCST    4(CX), Z11, Z14
@@ -7377,32 +7517,32 @@ s4block:
 	VCVTDQ2PS        Z5, Z5
 	VFMSUB231PS      Z10, Z5, Z14
 	VFMADD231PS.BCST 32(CX), Z14, Z1
-	VPMOVZXBD        64(R13)(R9*1), Z5
+	VPMOVZXBD        64(R8)(R10*1), Z5
 	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
-	VPMOVZXBD        80(R13)(R9*1), Z9
+	VPMOVZXBD        80(R8)(R10*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
-	VPMOVZXBD        96(R13)(R9*1), Z10
+	VPMOVZXBD        96(R8)(R10*1), Z10
 	VPANDD.BCST      ggufk63<>+0(SB), Z10, Z10
-	VPMOVZXBD        112(R13)(R9*1), Z11
+	VPMOVZXBD        112(R8)(R10*1), Z11
 	VPANDD.BCST      ggufk63<>+0(SB), Z11, Z11
-	VPMOVZXBD        128(R13)(R9*1), Z12
+	VPMOVZXBD        128(R8)(R10*1), Z12
 	VPSRLD           $0x04, Z12, Z12
-	VPMOVZXBD        64(R13)(R9*1), Z13
+	VPMOVZXBD        64(R8)(R10*1), Z13
 	VPSRLD           $0x02, Z13, Z13
 	VPTERNLOGD       $0xe4, Z0, Z13, Z12
-	VPMOVZXBD        144(R13)(R9*1), Z13
+	VPMOVZXBD        144(R8)(R10*1), Z13
 	VPSRLD           $0x04, Z13, Z13
-	VPMOVZXBD        80(R13)(R9*1), Z14
+	VPMOVZXBD        80(R8)(R10*1), Z14
 	VPSRLD           $0x02, Z14, Z14
 	VPTERNLOGD       $0xe4, Z0, Z14, Z13
-	VPMOVZXBD        160(R13)(R9*1), Z14
+	VPMOVZXBD        160(R8)(R10*1), Z14
 	VPSRLD           $0x04, Z14, Z14
-	VPMOVZXBD        96(R13)(R9*1), Z15
+	VPMOVZXBD        96(R8)(R10*1), Z15
 	VPSRLD           $0x02, Z15, Z15
 	VPTERNLOGD       $0xe4, Z0, Z15, Z14
-	VPMOVZXBD        176(R13)(R9*1), Z15
+	VPMOVZXBD        176(R8)(R10*1), Z15
 	VPSRLD           $0x04, Z15, Z15
-	VPMOVZXBD        112(R13)(R9*1), Z16
+	VPMOVZXBD        112(R8)(R10*1), Z16
 	VPSRLD           $0x02, Z16, Z16
 	VPTERNLOGD       $0xe4, Z0, Z16, Z15
 	VPSLLD           $0x10, Z9, Z9
@@ -7413,8 +7553,8 @@ s4block:
 	VPORD            Z13, Z12, Z12
 	VPSLLD           $0x10, Z15, Z15
 	VPORD            Z15, Z14, Z14
-	VCVTPH2PS        192(R13)(R9*1), Z9
-	VCVTPH2PS        224(R13)(R9*1), Z11
+	VCVTPH2PS        192(R8)(R10*1), Z9
+	VCVTPH2PS        224(R8)(R10*1), Z11
 	VPXORD           Z13, Z13, Z13
 	VPDPWSSD.BCST    (CX), Z5, Z13
 	VPDPWSSD.BCST    4(CX), Z10, Z13
@@ -7425,32 +7565,32 @@ s4block:
 	VCVTDQ2PS        Z6, Z6
 	VFMSUB231PS      Z9, Z6, Z13
 	VFMADD231PS.BCST 32(CX), Z13, Z2
-	VPMOVZXBD        64(R13)(R9*2), Z5
+	VPMOVZXBD        64(R8)(R10*2), Z5
 	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
-	VPMOVZXBD        80(R13)(R9*2), Z6
+	VPMOVZXBD        80(R8)(R10*2), Z6
 	VPANDD.BCST      ggufk63<>+0(SB), Z6, Z6
-	VPMOVZXBD        96(R13)(R9*2), Z9
+	VPMOVZXBD        96(R8)(R10*2), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
-	VPMOVZXBD        112(R13)(R9*2), Z10
+	VPMOVZXBD        112(R8)(R10*2), Z10
 	VPANDD.BCST      ggufk63<>+0(SB), Z10, Z10
-	VPMOVZXBD        128(R13)(R9*2), Z11
+	VPMOVZXBD        128(R8)(R10*2), Z11
 	VPSRLD           $0x04, Z11, Z11
-	VPMOVZXBD        64(R13)(R9*2), Z12
+	VPMOVZXBD        64(R8)(R10*2), Z12
 	VPSRLD           $0x02, Z12, Z12
 	VPTERNLOGD       $0xe4, Z0, Z12, Z11
-	VPMOVZXBD        144(R13)(R9*2), Z12
+	VPMOVZXBD        144(R8)(R10*2), Z12
 	VPSRLD           $0x04, Z12, Z12
-	VPMOVZXBD        80(R13)(R9*2), Z13
+	VPMOVZXBD        80(R8)(R10*2), Z13
 	VPSRLD           $0x02, Z13, Z13
 	VPTERNLOGD       $0xe4, Z0, Z13, Z12
-	VPMOVZXBD        160(R13)(R9*2), Z13
+	VPMOVZXBD        160(R8)(R10*2), Z13
 	VPSRLD           $0x04, Z13, Z13
-	VPMOVZXBD        96(R13)(R9*2), Z14
+	VPMOVZXBD        96(R8)(R10*2), Z14
 	VPSRLD           $0x02, Z14, Z14
 	VPTERNLOGD       $0xe4, Z0, Z14, Z13
-	VPMOVZXBD        176(R13)(R9*2), Z14
+	VPMOVZXBD        176(R8)(R10*2), Z14
 	VPSRLD           $0x04, Z14, Z14
-	VPMOVZXBD        112(R13)(R9*2), Z15
+	VPMOVZXBD        112(R8)(R10*2), Z15
 	VPSRLD           $0x02, Z15, Z15
 	VPTERNLOGD       $0xe4, Z0, Z15, Z14
 	VPSLLD           $0x10, Z6, Z6
@@ -7461,8 +7601,8 @@ s4block:
 	VPORD            Z12, Z11, Z11
 	VPSLLD           $0x10, Z14, Z14
 	VPORD            Z14, Z13, Z13
-	VCVTPH2PS        192(R13)(R9*2), Z6
-	VCVTPH2PS        224(R13)(R9*2), Z10
+	VCVTPH2PS        192(R8)(R10*2), Z6
+	VCVTPH2PS        224(R8)(R10*2), Z10
 	VPXORD           Z12, Z12, Z12
 	VPDPWSSD.BCST    (CX), Z5, Z12
 	VPDPWSSD.BCST    4(CX), Z9, Z12
@@ -7473,32 +7613,32 @@ s4block:
 	VCVTDQ2PS        Z7, Z7
 	VFMSUB231PS      Z6, Z7, Z12
 	VFMADD231PS.BCST 32(CX), Z12, Z3
-	VPMOVZXBD        64(R13)(R11*1), Z5
+	VPMOVZXBD        64(R8)(R12*1), Z5
 	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
-	VPMOVZXBD        80(R13)(R11*1), Z6
+	VPMOVZXBD        80(R8)(R12*1), Z6
 	VPANDD.BCST      ggufk63<>+0(SB), Z6, Z6
-	VPMOVZXBD        96(R13)(R11*1), Z7
+	VPMOVZXBD        96(R8)(R12*1), Z7
 	VPANDD.BCST      ggufk63<>+0(SB), Z7, Z7
-	VPMOVZXBD        112(R13)(R11*1), Z9
+	VPMOVZXBD        112(R8)(R12*1), Z9
 	VPANDD.BCST      ggufk63<>+0(SB), Z9, Z9
-	VPMOVZXBD        128(R13)(R11*1), Z10
+	VPMOVZXBD        128(R8)(R12*1), Z10
 	VPSRLD           $0x04, Z10, Z10
-	VPMOVZXBD        64(R13)(R11*1), Z11
+	VPMOVZXBD        64(R8)(R12*1), Z11
 	VPSRLD           $0x02, Z11, Z11
 	VPTERNLOGD       $0xe4, Z0, Z11, Z10
-	VPMOVZXBD        144(R13)(R11*1), Z11
+	VPMOVZXBD        144(R8)(R12*1), Z11
 	VPSRLD           $0x04, Z11, Z11
-	VPMOVZXBD        80(R13)(R11*1), Z12
+	VPMOVZXBD        80(R8)(R12*1), Z12
 	VPSRLD           $0x02, Z12, Z12
 	VPTERNLOGD       $0xe4, Z0, Z12, Z11
-	VPMOVZXBD        160(R13)(R11*1), Z12
+	VPMOVZXBD        160(R8)(R12*1), Z12
 	VPSRLD           $0x04, Z12, Z12
-	VPMOVZXBD        96(R13)(R11*1), Z13
+	VPMOVZXBD        96(R8)(R12*1), Z13
 	VPSRLD           $0x02, Z13, Z13
 	VPTERNLOGD       $0xe4, Z0, Z13, Z12
-	VPMOVZXBD        176(R13)(R11*1), Z13
+	VPMOVZXBD        176(R8)(R12*1), Z13
 	VPSRLD           $0x04, Z13, Z13
-	VPMOVZXBD        112(R13)(R11*1), Z14
+	VPMOVZXBD        112(R8)(R12*1), Z14
 	VPSRLD           $0x02, Z14, Z14
 	VPTERNLOGD       $0xe4, Z0, Z14, Z13
 	VPSLLD           $0x10, Z6, Z6
@@ -7509,8 +7649,8 @@ s4block:
 	VPORD            Z11, Z10, Z10
 	VPSLLD           $0x10, Z13, Z13
 	VPORD            Z13, Z12, Z12
-	VCVTPH2PS        192(R13)(R11*1), Z6
-	VCVTPH2PS        224(R13)(R11*1), Z9
+	VCVTPH2PS        192(R8)(R12*1), Z6
+	VCVTPH2PS        224(R8)(R12*1), Z9
 	VPXORD           Z11, Z11, Z11
 	VPDPWSSD.BCST    (CX), Z5, Z11
 	VPDPWSSD.BCST    4(CX), Z7, Z11
@@ -7521,29 +7661,29 @@ s4block:
 	VCVTDQ2PS        Z8, Z8
 	VFMSUB231PS      Z6, Z8, Z11
 	VFMADD231PS.BCST 32(CX), Z11, Z4
-	ADDQ             $0x00000900, R13
+	ADDQ             $0x00000900, R8
 	ADDQ             $0x00000100, AX
 	ADDQ             $0x00000040, CX
 	DECQ             DX
 	JNZ              s4block
 	VMOVUPS          Z1, (DI)
-	VMOVUPS          Z2, (DI)(R10*1)
-	VMOVUPS          Z3, (DI)(R10*2)
-	VMOVUPS          Z4, (DI)(R12*1)
-	MOVQ             R13, AX
+	VMOVUPS          Z2, (DI)(R11*1)
+	VMOVUPS          Z3, (DI)(R11*2)
+	VMOVUPS          Z4, (DI)(R13*1)
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
-	DECQ             R8
+	DECQ             R9
 	JNZ              s4panel
 
 s4end:
 	// The last panels%4, from panel 4q.
 	ANDQ $0x03, SI
 	JZ   s1end
-	ADDQ R11, AX
-	ADDQ R12, DI
+	ADDQ R12, AX
+	ADDQ R13, DI
 
 s1panel:
-	MOVQ   AX, R13
+	MOVQ   AX, R8
 	MOVQ   xq_base+48(FP), AX
 	MOVQ   aux_base+72(FP), CX
 	MOVQ   xq_len+56(FP), DX
@@ -7552,12 +7692,12 @@ s1panel:
 
 s1block:
 	MOVQ             pf+96(FP), BX
-	ADDQ             R13, BX
+	ADDQ             R8, BX
 	VPXORD           Z2, Z2, Z2
 	VPXORD           Z3, Z3, Z3
 	PREFETCHT0       (BX)
 	PREFETCHT0       256(BX)
-	VMOVDQU64        256(R13), Z4
+	VMOVDQU64        256(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
@@ -7565,7 +7705,7 @@ s1block:
 	VPDPBUSD.BCST    32(AX), Z5, Z3
 	PREFETCHT0       64(BX)
 	PREFETCHT0       320(BX)
-	VMOVDQU64        320(R13), Z4
+	VMOVDQU64        320(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
@@ -7573,7 +7713,7 @@ s1block:
 	VPDPBUSD.BCST    36(AX), Z5, Z3
 	PREFETCHT0       128(BX)
 	PREFETCHT0       384(BX)
-	VMOVDQU64        384(R13), Z4
+	VMOVDQU64        384(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
@@ -7581,179 +7721,179 @@ s1block:
 	VPDPBUSD.BCST    40(AX), Z5, Z3
 	PREFETCHT0       192(BX)
 	PREFETCHT0       448(BX)
-	VMOVDQU64        448(R13), Z4
+	VMOVDQU64        448(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
 	VPDPBUSD.BCST    12(AX), Z4, Z2
 	VPDPBUSD.BCST    44(AX), Z5, Z3
 	PREFETCHT0       512(BX)
-	VMOVDQU64        512(R13), Z4
+	VMOVDQU64        512(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
 	VPDPBUSD.BCST    16(AX), Z4, Z2
 	VPDPBUSD.BCST    48(AX), Z5, Z3
 	PREFETCHT0       576(BX)
-	VMOVDQU64        576(R13), Z4
+	VMOVDQU64        576(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
 	VPDPBUSD.BCST    20(AX), Z4, Z2
 	VPDPBUSD.BCST    52(AX), Z5, Z3
 	PREFETCHT0       640(BX)
-	VMOVDQU64        640(R13), Z4
+	VMOVDQU64        640(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
 	VPDPBUSD.BCST    24(AX), Z4, Z2
 	VPDPBUSD.BCST    56(AX), Z5, Z3
 	PREFETCHT0       704(BX)
-	VMOVDQU64        704(R13), Z4
+	VMOVDQU64        704(R8), Z4
 	VPSRLW           $0x04, Z4, Z5
 	VPANDD           Z0, Z4, Z4
 	VPANDD           Z0, Z5, Z5
 	VPDPBUSD.BCST    28(AX), Z4, Z2
 	VPDPBUSD.BCST    60(AX), Z5, Z3
-	VPMOVZXBD        (R13), Z4
+	VPMOVZXBD        (R8), Z4
 	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
 	VPMULLD          Z4, Z2, Z2
-	VPMOVZXBD        16(R13), Z4
+	VPMOVZXBD        16(R8), Z4
 	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
 	VPMULLD          Z4, Z3, Z3
 	VPADDD           Z3, Z2, Z2
 	VPXORD           Z3, Z3, Z3
 	VPXORD           Z4, Z4, Z4
 	PREFETCHT0       768(BX)
-	VMOVDQU64        768(R13), Z5
+	VMOVDQU64        768(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    64(AX), Z5, Z3
 	VPDPBUSD.BCST    96(AX), Z6, Z4
 	PREFETCHT0       832(BX)
-	VMOVDQU64        832(R13), Z5
+	VMOVDQU64        832(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    68(AX), Z5, Z3
 	VPDPBUSD.BCST    100(AX), Z6, Z4
 	PREFETCHT0       896(BX)
-	VMOVDQU64        896(R13), Z5
+	VMOVDQU64        896(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    72(AX), Z5, Z3
 	VPDPBUSD.BCST    104(AX), Z6, Z4
 	PREFETCHT0       960(BX)
-	VMOVDQU64        960(R13), Z5
+	VMOVDQU64        960(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    76(AX), Z5, Z3
 	VPDPBUSD.BCST    108(AX), Z6, Z4
 	PREFETCHT0       1024(BX)
-	VMOVDQU64        1024(R13), Z5
+	VMOVDQU64        1024(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    80(AX), Z5, Z3
 	VPDPBUSD.BCST    112(AX), Z6, Z4
 	PREFETCHT0       1088(BX)
-	VMOVDQU64        1088(R13), Z5
+	VMOVDQU64        1088(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    84(AX), Z5, Z3
 	VPDPBUSD.BCST    116(AX), Z6, Z4
 	PREFETCHT0       1152(BX)
-	VMOVDQU64        1152(R13), Z5
+	VMOVDQU64        1152(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    88(AX), Z5, Z3
 	VPDPBUSD.BCST    120(AX), Z6, Z4
 	PREFETCHT0       1216(BX)
-	VMOVDQU64        1216(R13), Z5
+	VMOVDQU64        1216(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    92(AX), Z5, Z3
 	VPDPBUSD.BCST    124(AX), Z6, Z4
-	VPMOVZXBD        32(R13), Z5
+	VPMOVZXBD        32(R8), Z5
 	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
 	VPMULLD          Z5, Z3, Z3
 	VPADDD           Z3, Z2, Z2
-	VPMOVZXBD        48(R13), Z3
+	VPMOVZXBD        48(R8), Z3
 	VPANDD.BCST      ggufk63<>+0(SB), Z3, Z3
 	VPMULLD          Z3, Z4, Z4
 	VPADDD           Z4, Z2, Z2
 	VPXORD           Z3, Z3, Z3
 	VPXORD           Z4, Z4, Z4
 	PREFETCHT0       1280(BX)
-	VMOVDQU64        1280(R13), Z5
+	VMOVDQU64        1280(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    128(AX), Z5, Z3
 	VPDPBUSD.BCST    160(AX), Z6, Z4
 	PREFETCHT0       1344(BX)
-	VMOVDQU64        1344(R13), Z5
+	VMOVDQU64        1344(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    132(AX), Z5, Z3
 	VPDPBUSD.BCST    164(AX), Z6, Z4
 	PREFETCHT0       1408(BX)
-	VMOVDQU64        1408(R13), Z5
+	VMOVDQU64        1408(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    136(AX), Z5, Z3
 	VPDPBUSD.BCST    168(AX), Z6, Z4
 	PREFETCHT0       1472(BX)
-	VMOVDQU64        1472(R13), Z5
+	VMOVDQU64        1472(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    140(AX), Z5, Z3
 	VPDPBUSD.BCST    172(AX), Z6, Z4
 	PREFETCHT0       1536(BX)
-	VMOVDQU64        1536(R13), Z5
+	VMOVDQU64        1536(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    144(AX), Z5, Z3
 	VPDPBUSD.BCST    176(AX), Z6, Z4
 	PREFETCHT0       1600(BX)
-	VMOVDQU64        1600(R13), Z5
+	VMOVDQU64        1600(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    148(AX), Z5, Z3
 	VPDPBUSD.BCST    180(AX), Z6, Z4
 	PREFETCHT0       1664(BX)
-	VMOVDQU64        1664(R13), Z5
+	VMOVDQU64        1664(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    152(AX), Z5, Z3
 	VPDPBUSD.BCST    184(AX), Z6, Z4
 	PREFETCHT0       1728(BX)
-	VMOVDQU64        1728(R13), Z5
+	VMOVDQU64        1728(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    156(AX), Z5, Z3
 	VPDPBUSD.BCST    188(AX), Z6, Z4
-	VPMOVZXBD        128(R13), Z5
-	VPMOVZXBD        (R13), Z6
+	VPMOVZXBD        128(R8), Z5
+	VPMOVZXBD        (R8), Z6
 	VPSRLD           $0x02, Z6, Z6
 	VPTERNLOGD       $0xe4, Z0, Z6, Z5
 	VPMULLD          Z5, Z3, Z3
 	VPADDD           Z3, Z2, Z2
-	VPMOVZXBD        144(R13), Z3
-	VPMOVZXBD        16(R13), Z5
+	VPMOVZXBD        144(R8), Z3
+	VPMOVZXBD        16(R8), Z5
 	VPSRLD           $0x02, Z5, Z5
 	VPTERNLOGD       $0xe4, Z0, Z5, Z3
 	VPMULLD          Z3, Z4, Z4
@@ -7761,99 +7901,99 @@ s1block:
 	VPXORD           Z3, Z3, Z3
 	VPXORD           Z4, Z4, Z4
 	PREFETCHT0       1792(BX)
-	VMOVDQU64        1792(R13), Z5
+	VMOVDQU64        1792(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    192(AX), Z5, Z3
 	VPDPBUSD.BCST    224(AX), Z6, Z4
 	PREFETCHT0       1856(BX)
-	VMOVDQU64        1856(R13), Z5
+	VMOVDQU64        1856(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    196(AX), Z5, Z3
 	VPDPBUSD.BCST    228(AX), Z6, Z4
 	PREFETCHT0       1920(BX)
-	VMOVDQU64        1920(R13), Z5
+	VMOVDQU64        1920(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    200(AX), Z5, Z3
 	VPDPBUSD.BCST    232(AX), Z6, Z4
 	PREFETCHT0       1984(BX)
-	VMOVDQU64        1984(R13), Z5
+	VMOVDQU64        1984(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    204(AX), Z5, Z3
 	VPDPBUSD.BCST    236(AX), Z6, Z4
 	PREFETCHT0       2048(BX)
-	VMOVDQU64        2048(R13), Z5
+	VMOVDQU64        2048(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    208(AX), Z5, Z3
 	VPDPBUSD.BCST    240(AX), Z6, Z4
 	PREFETCHT0       2112(BX)
-	VMOVDQU64        2112(R13), Z5
+	VMOVDQU64        2112(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    212(AX), Z5, Z3
 	VPDPBUSD.BCST    244(AX), Z6, Z4
 	PREFETCHT0       2176(BX)
-	VMOVDQU64        2176(R13), Z5
+	VMOVDQU64        2176(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    216(AX), Z5, Z3
 	VPDPBUSD.BCST    248(AX), Z6, Z4
 	PREFETCHT0       2240(BX)
-	VMOVDQU64        2240(R13), Z5
+	VMOVDQU64        2240(R8), Z5
 	VPSRLW           $0x04, Z5, Z6
 	VPANDD           Z0, Z5, Z5
 	VPANDD           Z0, Z6, Z6
 	VPDPBUSD.BCST    220(AX), Z5, Z3
 	VPDPBUSD.BCST    252(AX), Z6, Z4
-	VPMOVZXBD        160(R13), Z5
-	VPMOVZXBD        32(R13), Z6
+	VPMOVZXBD        160(R8), Z5
+	VPMOVZXBD        32(R8), Z6
 	VPSRLD           $0x02, Z6, Z6
 	VPTERNLOGD       $0xe4, Z0, Z6, Z5
 	VPMULLD          Z5, Z3, Z3
 	VPADDD           Z3, Z2, Z2
-	VPMOVZXBD        176(R13), Z3
-	VPMOVZXBD        48(R13), Z5
+	VPMOVZXBD        176(R8), Z3
+	VPMOVZXBD        48(R8), Z5
 	VPSRLD           $0x02, Z5, Z5
 	VPTERNLOGD       $0xe4, Z0, Z5, Z3
 	VPMULLD          Z3, Z4, Z4
 	VPADDD           Z4, Z2, Z2
-	VPMOVZXBD        64(R13), Z3
+	VPMOVZXBD        64(R8), Z3
 	VPANDD.BCST      ggufk63<>+0(SB), Z3, Z3
-	VPMOVZXBD        80(R13), Z4
+	VPMOVZXBD        80(R8), Z4
 	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
-	VPMOVZXBD        96(R13), Z5
+	VPMOVZXBD        96(R8), Z5
 	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
-	VPMOVZXBD        112(R13), Z6
+	VPMOVZXBD        112(R8), Z6
 	VPANDD.BCST      ggufk63<>+0(SB), Z6, Z6
-	VPMOVZXBD        128(R13), Z7
+	VPMOVZXBD        128(R8), Z7
 	VPSRLD           $0x04, Z7, Z7
-	VPMOVZXBD        64(R13), Z8
+	VPMOVZXBD        64(R8), Z8
 	VPSRLD           $0x02, Z8, Z8
 	VPTERNLOGD       $0xe4, Z0, Z8, Z7
-	VPMOVZXBD        144(R13), Z8
+	VPMOVZXBD        144(R8), Z8
 	VPSRLD           $0x04, Z8, Z8
-	VPMOVZXBD        80(R13), Z9
+	VPMOVZXBD        80(R8), Z9
 	VPSRLD           $0x02, Z9, Z9
 	VPTERNLOGD       $0xe4, Z0, Z9, Z8
-	VPMOVZXBD        160(R13), Z9
+	VPMOVZXBD        160(R8), Z9
 	VPSRLD           $0x04, Z9, Z9
-	VPMOVZXBD        96(R13), Z10
+	VPMOVZXBD        96(R8), Z10
 	VPSRLD           $0x02, Z10, Z10
 	VPTERNLOGD       $0xe4, Z0, Z10, Z9
-	VPMOVZXBD        176(R13), Z10
+	VPMOVZXBD        176(R8), Z10
 	VPSRLD           $0x04, Z10, Z10
-	VPMOVZXBD        112(R13), Z11
+	VPMOVZXBD        112(R8), Z11
 	VPSRLD           $0x02, Z11, Z11
 	VPTERNLOGD       $0xe4, Z0, Z11, Z10
 	VPSLLD           $0x10, Z4, Z4
@@ -7864,8 +8004,8 @@ s1block:
 	VPORD            Z8, Z7, Z7
 	VPSLLD           $0x10, Z10, Z10
 	VPORD            Z10, Z9, Z9
-	VCVTPH2PS        192(R13), Z4
-	VCVTPH2PS        224(R13), Z6
+	VCVTPH2PS        192(R8), Z4
+	VCVTPH2PS        224(R8), Z6
 	VPXORD           Z8, Z8, Z8
 	VPDPWSSD.BCST    (CX), Z3, Z8
 	VPDPWSSD.BCST    4(CX), Z5, Z8
@@ -7876,18 +8016,375 @@ s1block:
 	VCVTDQ2PS        Z2, Z2
 	VFMSUB231PS      Z4, Z2, Z8
 	VFMADD231PS.BCST 32(CX), Z8, Z1
-	ADDQ             $0x00000900, R13
+	ADDQ             $0x00000900, R8
 	ADDQ             $0x00000100, AX
 	ADDQ             $0x00000040, CX
 	DECQ             DX
 	JNZ              s1block
 	VMOVUPS          Z1, (DI)
-	MOVQ             R13, AX
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
 	DECQ             SI
 	JNZ              s1panel
 
 s1end:
+	VZEROUPPER
+	RET
+
+// func matVecPanelQ4_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+TEXT ·matVecPanelQ4_KSeqVNNI(SB), NOSPLIT, $0-104
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z0
+	MOVQ         out_len+8(FP), SI
+	SHRQ         $0x04, SI
+	MOVQ         out_base+0(FP), DI
+	MOVQ         p_base+24(FP), AX
+
+panel:
+	MOVQ   AX, R8
+	MOVQ   xq_base+48(FP), AX
+	MOVQ   aux_base+72(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	VPXORD Z1, Z1, Z1
+
+block:
+	MOVQ             pf+96(FP), BX
+	ADDQ             R8, BX
+	VPXORD           Z2, Z2, Z2
+	VPXORD           Z3, Z3, Z3
+	PREFETCHT0       (BX)
+	PREFETCHT0       256(BX)
+	VMOVDQU64        256(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    (AX), Z4, Z2
+	VPDPBUSD.BCST    32(AX), Z5, Z3
+	PREFETCHT0       64(BX)
+	PREFETCHT0       320(BX)
+	VMOVDQU64        320(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    4(AX), Z4, Z2
+	VPDPBUSD.BCST    36(AX), Z5, Z3
+	PREFETCHT0       128(BX)
+	PREFETCHT0       384(BX)
+	VMOVDQU64        384(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    8(AX), Z4, Z2
+	VPDPBUSD.BCST    40(AX), Z5, Z3
+	PREFETCHT0       192(BX)
+	PREFETCHT0       448(BX)
+	VMOVDQU64        448(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    12(AX), Z4, Z2
+	VPDPBUSD.BCST    44(AX), Z5, Z3
+	PREFETCHT0       512(BX)
+	VMOVDQU64        512(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    16(AX), Z4, Z2
+	VPDPBUSD.BCST    48(AX), Z5, Z3
+	PREFETCHT0       576(BX)
+	VMOVDQU64        576(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    20(AX), Z4, Z2
+	VPDPBUSD.BCST    52(AX), Z5, Z3
+	PREFETCHT0       640(BX)
+	VMOVDQU64        640(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    24(AX), Z4, Z2
+	VPDPBUSD.BCST    56(AX), Z5, Z3
+	PREFETCHT0       704(BX)
+	VMOVDQU64        704(R8), Z4
+	VPSRLW           $0x04, Z4, Z5
+	VPANDD           Z0, Z4, Z4
+	VPANDD           Z0, Z5, Z5
+	VPDPBUSD.BCST    28(AX), Z4, Z2
+	VPDPBUSD.BCST    60(AX), Z5, Z3
+	VPMOVZXBD        (R8), Z4
+	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
+	VPMULLD          Z4, Z2, Z2
+	VPMOVZXBD        16(R8), Z4
+	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
+	VPMULLD          Z4, Z3, Z3
+	VPADDD           Z3, Z2, Z2
+	VPXORD           Z3, Z3, Z3
+	VPXORD           Z4, Z4, Z4
+	PREFETCHT0       768(BX)
+	VMOVDQU64        768(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    64(AX), Z5, Z3
+	VPDPBUSD.BCST    96(AX), Z6, Z4
+	PREFETCHT0       832(BX)
+	VMOVDQU64        832(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    68(AX), Z5, Z3
+	VPDPBUSD.BCST    100(AX), Z6, Z4
+	PREFETCHT0       896(BX)
+	VMOVDQU64        896(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    72(AX), Z5, Z3
+	VPDPBUSD.BCST    104(AX), Z6, Z4
+	PREFETCHT0       960(BX)
+	VMOVDQU64        960(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    76(AX), Z5, Z3
+	VPDPBUSD.BCST    108(AX), Z6, Z4
+	PREFETCHT0       1024(BX)
+	VMOVDQU64        1024(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    80(AX), Z5, Z3
+	VPDPBUSD.BCST    112(AX), Z6, Z4
+	PREFETCHT0       1088(BX)
+	VMOVDQU64        1088(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    84(AX), Z5, Z3
+	VPDPBUSD.BCST    116(AX), Z6, Z4
+	PREFETCHT0       1152(BX)
+	VMOVDQU64        1152(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    88(AX), Z5, Z3
+	VPDPBUSD.BCST    120(AX), Z6, Z4
+	PREFETCHT0       1216(BX)
+	VMOVDQU64        1216(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    92(AX), Z5, Z3
+	VPDPBUSD.BCST    124(AX), Z6, Z4
+	VPMOVZXBD        32(R8), Z5
+	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
+	VPMULLD          Z5, Z3, Z3
+	VPADDD           Z3, Z2, Z2
+	VPMOVZXBD        48(R8), Z3
+	VPANDD.BCST      ggufk63<>+0(SB), Z3, Z3
+	VPMULLD          Z3, Z4, Z4
+	VPADDD           Z4, Z2, Z2
+	VPXORD           Z3, Z3, Z3
+	VPXORD           Z4, Z4, Z4
+	PREFETCHT0       1280(BX)
+	VMOVDQU64        1280(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    128(AX), Z5, Z3
+	VPDPBUSD.BCST    160(AX), Z6, Z4
+	PREFETCHT0       1344(BX)
+	VMOVDQU64        1344(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    132(AX), Z5, Z3
+	VPDPBUSD.BCST    164(AX), Z6, Z4
+	PREFETCHT0       1408(BX)
+	VMOVDQU64        1408(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    136(AX), Z5, Z3
+	VPDPBUSD.BCST    168(AX), Z6, Z4
+	PREFETCHT0       1472(BX)
+	VMOVDQU64        1472(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    140(AX), Z5, Z3
+	VPDPBUSD.BCST    172(AX), Z6, Z4
+	PREFETCHT0       1536(BX)
+	VMOVDQU64        1536(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    144(AX), Z5, Z3
+	VPDPBUSD.BCST    176(AX), Z6, Z4
+	PREFETCHT0       1600(BX)
+	VMOVDQU64        1600(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    148(AX), Z5, Z3
+	VPDPBUSD.BCST    180(AX), Z6, Z4
+	PREFETCHT0       1664(BX)
+	VMOVDQU64        1664(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    152(AX), Z5, Z3
+	VPDPBUSD.BCST    184(AX), Z6, Z4
+	PREFETCHT0       1728(BX)
+	VMOVDQU64        1728(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    156(AX), Z5, Z3
+	VPDPBUSD.BCST    188(AX), Z6, Z4
+	VPMOVZXBD        128(R8), Z5
+	VPMOVZXBD        (R8), Z6
+	VPSRLD           $0x02, Z6, Z6
+	VPTERNLOGD       $0xe4, Z0, Z6, Z5
+	VPMULLD          Z5, Z3, Z3
+	VPADDD           Z3, Z2, Z2
+	VPMOVZXBD        144(R8), Z3
+	VPMOVZXBD        16(R8), Z5
+	VPSRLD           $0x02, Z5, Z5
+	VPTERNLOGD       $0xe4, Z0, Z5, Z3
+	VPMULLD          Z3, Z4, Z4
+	VPADDD           Z4, Z2, Z2
+	VPXORD           Z3, Z3, Z3
+	VPXORD           Z4, Z4, Z4
+	PREFETCHT0       1792(BX)
+	VMOVDQU64        1792(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    192(AX), Z5, Z3
+	VPDPBUSD.BCST    224(AX), Z6, Z4
+	PREFETCHT0       1856(BX)
+	VMOVDQU64        1856(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    196(AX), Z5, Z3
+	VPDPBUSD.BCST    228(AX), Z6, Z4
+	PREFETCHT0       1920(BX)
+	VMOVDQU64        1920(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    200(AX), Z5, Z3
+	VPDPBUSD.BCST    232(AX), Z6, Z4
+	PREFETCHT0       1984(BX)
+	VMOVDQU64        1984(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    204(AX), Z5, Z3
+	VPDPBUSD.BCST    236(AX), Z6, Z4
+	PREFETCHT0       2048(BX)
+	VMOVDQU64        2048(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    208(AX), Z5, Z3
+	VPDPBUSD.BCST    240(AX), Z6, Z4
+	PREFETCHT0       2112(BX)
+	VMOVDQU64        2112(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    212(AX), Z5, Z3
+	VPDPBUSD.BCST    244(AX), Z6, Z4
+	PREFETCHT0       2176(BX)
+	VMOVDQU64        2176(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    216(AX), Z5, Z3
+	VPDPBUSD.BCST    248(AX), Z6, Z4
+	PREFETCHT0       2240(BX)
+	VMOVDQU64        2240(R8), Z5
+	VPSRLW           $0x04, Z5, Z6
+	VPANDD           Z0, Z5, Z5
+	VPANDD           Z0, Z6, Z6
+	VPDPBUSD.BCST    220(AX), Z5, Z3
+	VPDPBUSD.BCST    252(AX), Z6, Z4
+	VPMOVZXBD        160(R8), Z5
+	VPMOVZXBD        32(R8), Z6
+	VPSRLD           $0x02, Z6, Z6
+	VPTERNLOGD       $0xe4, Z0, Z6, Z5
+	VPMULLD          Z5, Z3, Z3
+	VPADDD           Z3, Z2, Z2
+	VPMOVZXBD        176(R8), Z3
+	VPMOVZXBD        48(R8), Z5
+	VPSRLD           $0x02, Z5, Z5
+	VPTERNLOGD       $0xe4, Z0, Z5, Z3
+	VPMULLD          Z3, Z4, Z4
+	VPADDD           Z4, Z2, Z2
+	VPMOVZXBD        64(R8), Z3
+	VPANDD.BCST      ggufk63<>+0(SB), Z3, Z3
+	VPMOVZXBD        80(R8), Z4
+	VPANDD.BCST      ggufk63<>+0(SB), Z4, Z4
+	VPMOVZXBD        96(R8), Z5
+	VPANDD.BCST      ggufk63<>+0(SB), Z5, Z5
+	VPMOVZXBD        112(R8), Z6
+	VPANDD.BCST      ggufk63<>+0(SB), Z6, Z6
+	VPMOVZXBD        128(R8), Z7
+	VPSRLD           $0x04, Z7, Z7
+	VPMOVZXBD        64(R8), Z8
+	VPSRLD           $0x02, Z8, Z8
+	VPTERNLOGD       $0xe4, Z0, Z8, Z7
+	VPMOVZXBD        144(R8), Z8
+	VPSRLD           $0x04, Z8, Z8
+	VPMOVZXBD        80(R8), Z9
+	VPSRLD           $0x02, Z9, Z9
+	VPTERNLOGD       $0xe4, Z0, Z9, Z8
+	VPMOVZXBD        160(R8), Z9
+	VPSRLD           $0x04, Z9, Z9
+	VPMOVZXBD        96(R8), Z10
+	VPSRLD           $0x02, Z10, Z10
+	VPTERNLOGD       $0xe4, Z0, Z10, Z9
+	VPMOVZXBD        176(R8), Z10
+	VPSRLD           $0x04, Z10, Z10
+	VPMOVZXBD        112(R8), Z11
+	VPSRLD           $0x02, Z11, Z11
+	VPTERNLOGD       $0xe4, Z0, Z11, Z10
+	VPSLLD           $0x10, Z4, Z4
+	VPORD            Z4, Z3, Z3
+	VPSLLD           $0x10, Z6, Z6
+	VPORD            Z6, Z5, Z5
+	VPSLLD           $0x10, Z8, Z8
+	VPORD            Z8, Z7, Z7
+	VPSLLD           $0x10, Z10, Z10
+	VPORD            Z10, Z9, Z9
+	VCVTPH2PS        192(R8), Z4
+	VCVTPH2PS        224(R8), Z6
+	VPXORD           Z8, Z8, Z8
+	VPDPWSSD.BCST    (CX), Z3, Z8
+	VPDPWSSD.BCST    4(CX), Z5, Z8
+	VPDPWSSD.BCST    8(CX), Z7, Z8
+	VPDPWSSD.BCST    12(CX), Z9, Z8
+	VCVTDQ2PS        Z8, Z8
+	VMULPS           Z6, Z8, Z8
+	VCVTDQ2PS        Z2, Z2
+	VFMSUB231PS      Z4, Z2, Z8
+	VFMADD231PS.BCST 32(CX), Z8, Z1
+	ADDQ             $0x00000900, R8
+	ADDQ             $0x00000100, AX
+	ADDQ             $0x00000040, CX
+	DECQ             DX
+	JNZ              block
+	VMOVUPS          Z1, (DI)
+	MOVQ             R8, AX
+	ADDQ             $0x40, DI
+	DECQ             SI
+	JNZ              panel
 	VZEROUPPER
 	RET
 
@@ -7907,21 +8404,21 @@ TEXT ·matVecPanelQ6_KVNNI(SB), NOSPLIT, $0-104
 	IMUL3Q       $0x00000d20, CX, CX
 
 	// q = rows/4: rows i, q+i, 2q+i and 3q+i (i < q) go together.
-	MOVQ  SI, R8
-	SHRQ  $0x02, R8
-	MOVQ  R8, R9
-	IMULQ CX, R9
-	MOVQ  R8, R10
-	SHLQ  $0x02, R10
-	LEAQ  (R9)(R9*2), R11
+	MOVQ  SI, R9
+	SHRQ  $0x02, R9
+	MOVQ  R9, R10
+	IMULQ CX, R10
+	MOVQ  R9, R11
+	SHLQ  $0x02, R11
 	LEAQ  (R10)(R10*2), R12
-	SHLQ  $0x04, R10
-	SHLQ  $0x04, R12
-	TESTQ R8, R8
+	LEAQ  (R11)(R11*2), R13
+	SHLQ  $0x04, R11
+	SHLQ  $0x04, R13
+	TESTQ R9, R9
 	JZ    s4end
 
 s4panel:
-	MOVQ   AX, R13
+	MOVQ   AX, R8
 	MOVQ   xq_base+48(FP), AX
 	MOVQ   aux_base+72(FP), CX
 	MOVQ   xq_len+56(FP), DX
@@ -7933,7 +8430,7 @@ s4panel:
 
 s4block:
 	MOVQ             pf+96(FP), BX
-	ADDQ             R13, BX
+	ADDQ             R8, BX
 	VPBROADCASTD     (CX), Z6
 	VPBROADCASTD     8(CX), Z7
 	VPBROADCASTD     16(CX), Z8
@@ -7954,9 +8451,9 @@ s4block:
 	PREFETCHT0       320(BX)
 	PREFETCHT0       384(BX)
 	PREFETCHT0       (BX)
-	VMOVDQU64        288(R13), Z22
-	VMOVDQU64        352(R13), Z23
-	VMOVDQU64        416(R13), Z24
+	VMOVDQU64        288(R8), Z22
+	VMOVDQU64        352(R8), Z23
+	VMOVDQU64        416(R8), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -7975,13 +8472,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    96(AX), Z22, Z9
-	PREFETCHT0       256(BX)(R9*1)
-	PREFETCHT0       320(BX)(R9*1)
-	PREFETCHT0       384(BX)(R9*1)
-	PREFETCHT0       (BX)(R9*1)
-	VMOVDQU64        288(R13)(R9*1), Z22
-	VMOVDQU64        352(R13)(R9*1), Z23
-	VMOVDQU64        416(R13)(R9*1), Z24
+	PREFETCHT0       256(BX)(R10*1)
+	PREFETCHT0       320(BX)(R10*1)
+	PREFETCHT0       384(BX)(R10*1)
+	PREFETCHT0       (BX)(R10*1)
+	VMOVDQU64        288(R8)(R10*1), Z22
+	VMOVDQU64        352(R8)(R10*1), Z23
+	VMOVDQU64        416(R8)(R10*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8000,13 +8497,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    96(AX), Z22, Z13
-	PREFETCHT0       256(BX)(R9*2)
-	PREFETCHT0       320(BX)(R9*2)
-	PREFETCHT0       384(BX)(R9*2)
-	PREFETCHT0       (BX)(R9*2)
-	VMOVDQU64        288(R13)(R9*2), Z22
-	VMOVDQU64        352(R13)(R9*2), Z23
-	VMOVDQU64        416(R13)(R9*2), Z24
+	PREFETCHT0       256(BX)(R10*2)
+	PREFETCHT0       320(BX)(R10*2)
+	PREFETCHT0       384(BX)(R10*2)
+	PREFETCHT0       (BX)(R10*2)
+	VMOVDQU64        288(R8)(R10*2), Z22
+	VMOVDQU64        352(R8)(R10*2), Z23
+	VMOVDQU64        416(R8)(R10*2), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8025,13 +8522,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    96(AX), Z22, Z17
-	PREFETCHT0       256(BX)(R11*1)
-	PREFETCHT0       320(BX)(R11*1)
-	PREFETCHT0       384(BX)(R11*1)
-	PREFETCHT0       (BX)(R11*1)
-	VMOVDQU64        288(R13)(R11*1), Z22
-	VMOVDQU64        352(R13)(R11*1), Z23
-	VMOVDQU64        416(R13)(R11*1), Z24
+	PREFETCHT0       256(BX)(R12*1)
+	PREFETCHT0       320(BX)(R12*1)
+	PREFETCHT0       384(BX)(R12*1)
+	PREFETCHT0       (BX)(R12*1)
+	VMOVDQU64        288(R8)(R12*1), Z22
+	VMOVDQU64        352(R8)(R12*1), Z23
+	VMOVDQU64        416(R8)(R12*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8054,9 +8551,9 @@ s4block:
 	PREFETCHT0       512(BX)
 	PREFETCHT0       576(BX)
 	PREFETCHT0       64(BX)
-	VMOVDQU64        480(R13), Z22
-	VMOVDQU64        544(R13), Z23
-	VMOVDQU64        608(R13), Z24
+	VMOVDQU64        480(R8), Z22
+	VMOVDQU64        544(R8), Z23
+	VMOVDQU64        608(R8), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8075,13 +8572,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    100(AX), Z22, Z9
-	PREFETCHT0       448(BX)(R9*1)
-	PREFETCHT0       512(BX)(R9*1)
-	PREFETCHT0       576(BX)(R9*1)
-	PREFETCHT0       64(BX)(R9*1)
-	VMOVDQU64        480(R13)(R9*1), Z22
-	VMOVDQU64        544(R13)(R9*1), Z23
-	VMOVDQU64        608(R13)(R9*1), Z24
+	PREFETCHT0       448(BX)(R10*1)
+	PREFETCHT0       512(BX)(R10*1)
+	PREFETCHT0       576(BX)(R10*1)
+	PREFETCHT0       64(BX)(R10*1)
+	VMOVDQU64        480(R8)(R10*1), Z22
+	VMOVDQU64        544(R8)(R10*1), Z23
+	VMOVDQU64        608(R8)(R10*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8100,13 +8597,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    100(AX), Z22, Z13
-	PREFETCHT0       448(BX)(R9*2)
-	PREFETCHT0       512(BX)(R9*2)
-	PREFETCHT0       576(BX)(R9*2)
-	PREFETCHT0       64(BX)(R9*2)
-	VMOVDQU64        480(R13)(R9*2), Z22
-	VMOVDQU64        544(R13)(R9*2), Z23
-	VMOVDQU64        608(R13)(R9*2), Z24
+	PREFETCHT0       448(BX)(R10*2)
+	PREFETCHT0       512(BX)(R10*2)
+	PREFETCHT0       576(BX)(R10*2)
+	PREFETCHT0       64(BX)(R10*2)
+	VMOVDQU64        480(R8)(R10*2), Z22
+	VMOVDQU64        544(R8)(R10*2), Z23
+	VMOVDQU64        608(R8)(R10*2), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8125,13 +8622,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    100(AX), Z22, Z17
-	PREFETCHT0       448(BX)(R11*1)
-	PREFETCHT0       512(BX)(R11*1)
-	PREFETCHT0       576(BX)(R11*1)
-	PREFETCHT0       64(BX)(R11*1)
-	VMOVDQU64        480(R13)(R11*1), Z22
-	VMOVDQU64        544(R13)(R11*1), Z23
-	VMOVDQU64        608(R13)(R11*1), Z24
+	PREFETCHT0       448(BX)(R12*1)
+	PREFETCHT0       512(BX)(R12*1)
+	PREFETCHT0       576(BX)(R12*1)
+	PREFETCHT0       64(BX)(R12*1)
+	VMOVDQU64        480(R8)(R12*1), Z22
+	VMOVDQU64        544(R8)(R12*1), Z23
+	VMOVDQU64        608(R8)(R12*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8154,9 +8651,9 @@ s4block:
 	PREFETCHT0       704(BX)
 	PREFETCHT0       768(BX)
 	PREFETCHT0       128(BX)
-	VMOVDQU64        672(R13), Z22
-	VMOVDQU64        736(R13), Z23
-	VMOVDQU64        800(R13), Z24
+	VMOVDQU64        672(R8), Z22
+	VMOVDQU64        736(R8), Z23
+	VMOVDQU64        800(R8), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8175,13 +8672,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    104(AX), Z22, Z9
-	PREFETCHT0       640(BX)(R9*1)
-	PREFETCHT0       704(BX)(R9*1)
-	PREFETCHT0       768(BX)(R9*1)
-	PREFETCHT0       128(BX)(R9*1)
-	VMOVDQU64        672(R13)(R9*1), Z22
-	VMOVDQU64        736(R13)(R9*1), Z23
-	VMOVDQU64        800(R13)(R9*1), Z24
+	PREFETCHT0       640(BX)(R10*1)
+	PREFETCHT0       704(BX)(R10*1)
+	PREFETCHT0       768(BX)(R10*1)
+	PREFETCHT0       128(BX)(R10*1)
+	VMOVDQU64        672(R8)(R10*1), Z22
+	VMOVDQU64        736(R8)(R10*1), Z23
+	VMOVDQU64        800(R8)(R10*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8200,13 +8697,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    104(AX), Z22, Z13
-	PREFETCHT0       640(BX)(R9*2)
-	PREFETCHT0       704(BX)(R9*2)
-	PREFETCHT0       768(BX)(R9*2)
-	PREFETCHT0       128(BX)(R9*2)
-	VMOVDQU64        672(R13)(R9*2), Z22
-	VMOVDQU64        736(R13)(R9*2), Z23
-	VMOVDQU64        800(R13)(R9*2), Z24
+	PREFETCHT0       640(BX)(R10*2)
+	PREFETCHT0       704(BX)(R10*2)
+	PREFETCHT0       768(BX)(R10*2)
+	PREFETCHT0       128(BX)(R10*2)
+	VMOVDQU64        672(R8)(R10*2), Z22
+	VMOVDQU64        736(R8)(R10*2), Z23
+	VMOVDQU64        800(R8)(R10*2), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8225,13 +8722,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    104(AX), Z22, Z17
-	PREFETCHT0       640(BX)(R11*1)
-	PREFETCHT0       704(BX)(R11*1)
-	PREFETCHT0       768(BX)(R11*1)
-	PREFETCHT0       128(BX)(R11*1)
-	VMOVDQU64        672(R13)(R11*1), Z22
-	VMOVDQU64        736(R13)(R11*1), Z23
-	VMOVDQU64        800(R13)(R11*1), Z24
+	PREFETCHT0       640(BX)(R12*1)
+	PREFETCHT0       704(BX)(R12*1)
+	PREFETCHT0       768(BX)(R12*1)
+	PREFETCHT0       128(BX)(R12*1)
+	VMOVDQU64        672(R8)(R12*1), Z22
+	VMOVDQU64        736(R8)(R12*1), Z23
+	VMOVDQU64        800(R8)(R12*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8254,9 +8751,9 @@ s4block:
 	PREFETCHT0       896(BX)
 	PREFETCHT0       960(BX)
 	PREFETCHT0       192(BX)
-	VMOVDQU64        864(R13), Z22
-	VMOVDQU64        928(R13), Z23
-	VMOVDQU64        992(R13), Z24
+	VMOVDQU64        864(R8), Z22
+	VMOVDQU64        928(R8), Z23
+	VMOVDQU64        992(R8), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8275,13 +8772,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    108(AX), Z22, Z9
-	PREFETCHT0       832(BX)(R9*1)
-	PREFETCHT0       896(BX)(R9*1)
-	PREFETCHT0       960(BX)(R9*1)
-	PREFETCHT0       192(BX)(R9*1)
-	VMOVDQU64        864(R13)(R9*1), Z22
-	VMOVDQU64        928(R13)(R9*1), Z23
-	VMOVDQU64        992(R13)(R9*1), Z24
+	PREFETCHT0       832(BX)(R10*1)
+	PREFETCHT0       896(BX)(R10*1)
+	PREFETCHT0       960(BX)(R10*1)
+	PREFETCHT0       192(BX)(R10*1)
+	VMOVDQU64        864(R8)(R10*1), Z22
+	VMOVDQU64        928(R8)(R10*1), Z23
+	VMOVDQU64        992(R8)(R10*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8300,13 +8797,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    108(AX), Z22, Z13
-	PREFETCHT0       832(BX)(R9*2)
-	PREFETCHT0       896(BX)(R9*2)
-	PREFETCHT0       960(BX)(R9*2)
-	PREFETCHT0       192(BX)(R9*2)
-	VMOVDQU64        864(R13)(R9*2), Z22
-	VMOVDQU64        928(R13)(R9*2), Z23
-	VMOVDQU64        992(R13)(R9*2), Z24
+	PREFETCHT0       832(BX)(R10*2)
+	PREFETCHT0       896(BX)(R10*2)
+	PREFETCHT0       960(BX)(R10*2)
+	PREFETCHT0       192(BX)(R10*2)
+	VMOVDQU64        864(R8)(R10*2), Z22
+	VMOVDQU64        928(R8)(R10*2), Z23
+	VMOVDQU64        992(R8)(R10*2), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8325,13 +8822,13 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    108(AX), Z22, Z17
-	PREFETCHT0       832(BX)(R11*1)
-	PREFETCHT0       896(BX)(R11*1)
-	PREFETCHT0       960(BX)(R11*1)
-	PREFETCHT0       192(BX)(R11*1)
-	VMOVDQU64        864(R13)(R11*1), Z22
-	VMOVDQU64        928(R13)(R11*1), Z23
-	VMOVDQU64        992(R13)(R11*1), Z24
+	PREFETCHT0       832(BX)(R12*1)
+	PREFETCHT0       896(BX)(R12*1)
+	PREFETCHT0       960(BX)(R12*1)
+	PREFETCHT0       192(BX)(R12*1)
+	VMOVDQU64        864(R8)(R12*1), Z22
+	VMOVDQU64        928(R8)(R12*1), Z23
+	VMOVDQU64        992(R8)(R12*1), Z24
 	VPSLLW           $0x04, Z22, Z25
 	VPANDD           Z1, Z25, Z25
 	VPTERNLOGD       $0xd8, Z0, Z23, Z25
@@ -8350,48 +8847,48 @@ s4block:
 	VPSRLW           $0x04, Z24, Z24
 	VPTERNLOGD       $0xd8, Z0, Z24, Z22
 	VPDPBUSD.BCST    108(AX), Z22, Z21
-	VPMOVSXBD        (R13), Z22
+	VPMOVSXBD        (R8), Z22
 	VPMULLD          Z22, Z6, Z6
-	VPMOVSXBD        32(R13), Z22
+	VPMOVSXBD        32(R8), Z22
 	VPMULLD          Z22, Z7, Z7
 	VPADDD           Z7, Z6, Z6
-	VPMOVSXBD        64(R13), Z7
+	VPMOVSXBD        64(R8), Z7
 	VPMULLD          Z7, Z8, Z8
 	VPADDD           Z8, Z6, Z6
-	VPMOVSXBD        96(R13), Z7
+	VPMOVSXBD        96(R8), Z7
 	VPMULLD          Z7, Z9, Z9
 	VPADDD           Z9, Z6, Z6
-	VPMOVSXBD        (R13)(R9*1), Z7
+	VPMOVSXBD        (R8)(R10*1), Z7
 	VPMULLD          Z7, Z10, Z7
-	VPMOVSXBD        32(R13)(R9*1), Z8
+	VPMOVSXBD        32(R8)(R10*1), Z8
 	VPMULLD          Z8, Z11, Z11
 	VPADDD           Z11, Z7, Z7
-	VPMOVSXBD        64(R13)(R9*1), Z8
+	VPMOVSXBD        64(R8)(R10*1), Z8
 	VPMULLD          Z8, Z12, Z12
 	VPADDD           Z12, Z7, Z7
-	VPMOVSXBD        96(R13)(R9*1), Z8
+	VPMOVSXBD        96(R8)(R10*1), Z8
 	VPMULLD          Z8, Z13, Z13
 	VPADDD           Z13, Z7, Z7
-	VPMOVSXBD        (R13)(R9*2), Z8
+	VPMOVSXBD        (R8)(R10*2), Z8
 	VPMULLD          Z8, Z14, Z8
-	VPMOVSXBD        32(R13)(R9*2), Z9
+	VPMOVSXBD        32(R8)(R10*2), Z9
 	VPMULLD          Z9, Z15, Z15
 	VPADDD           Z15, Z8, Z8
-	VPMOVSXBD        64(R13)(R9*2), Z9
+	VPMOVSXBD        64(R8)(R10*2), Z9
 	VPMULLD          Z9, Z16, Z16
 	VPADDD           Z16, Z8, Z8
-	VPMOVSXBD        96(R13)(R9*2), Z9
+	VPMOVSXBD        96(R8)(R10*2), Z9
 	VPMULLD          Z9, Z17, Z17
 	VPADDD           Z17, Z8, Z8
-	VPMOVSXBD        (R13)(R11*1), Z9
+	VPMOVSXBD        (R8)(R12*1), Z9
 	VPMULLD          Z9, Z18, Z9
-	VPMOVSXBD        32(R13)(R11*1), Z10
+	VPMOVSXBD        32(R8)(R12*1), Z10
 	VPMULLD          Z10, Z19, Z19
 	VPADDD           Z19, Z9, Z9
-	VPMOVSXBD        64(R13)(R11*1), Z10
+	VPMOVSXBD        64(R8)(R12*1), Z10
 	VPMULLD          Z10, Z20, Z20
 	VPADDD           Z20, Z9, Z9
-	VPMOVSXBD        96(R13)(R11*1), Z10
+	VPMOVSXBD        96(R8)(R12*1), Z10
 	VPMULLD          Z10, Z21, Z21
 	VPADDD           Z21, Z9, Z9
 	VPBROADCASTD     4(CX), Z10
@@ -8414,9 +8911,9 @@ s4block:
 	PREFETCHT0       1088(BX)
 	PREFETCHT0       1152(BX)
 	PREFETCHT0       256(BX)
-	VMOVDQU64        1056(R13), Z26
-	VMOVDQU64        1120(R13), Z27
-	VMOVDQU64        1184(R13), Z28
+	VMOVDQU64        1056(R8), Z26
+	VMOVDQU64        1120(R8), Z27
+	VMOVDQU64        1184(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8435,13 +8932,13 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    112(AX), Z26, Z13
-	PREFETCHT0       1024(BX)(R9*1)
-	PREFETCHT0       1088(BX)(R9*1)
-	PREFETCHT0       1152(BX)(R9*1)
-	PREFETCHT0       256(BX)(R9*1)
-	VMOVDQU64        1056(R13)(R9*1), Z26
-	VMOVDQU64        1120(R13)(R9*1), Z27
-	VMOVDQU64        1184(R13)(R9*1), Z28
+	PREFETCHT0       1024(BX)(R10*1)
+	PREFETCHT0       1088(BX)(R10*1)
+	PREFETCHT0       1152(BX)(R10*1)
+	PREFETCHT0       256(BX)(R10*1)
+	VMOVDQU64        1056(R8)(R10*1), Z26
+	VMOVDQU64        1120(R8)(R10*1), Z27
+	VMOVDQU64        1184(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8460,13 +8957,13 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    112(AX), Z26, Z17
-	PREFETCHT0       1024(BX)(R9*2)
-	PREFETCHT0       1088(BX)(R9*2)
-	PREFETCHT0       1152(BX)(R9*2)
-	PREFETCHT0       256(BX)(R9*2)
-	VMOVDQU64        1056(R13)(R9*2), Z26
-	VMOVDQU64        1120(R13)(R9*2), Z27
-	VMOVDQU64        1184(R13)(R9*2), Z28
+	PREFETCHT0       1024(BX)(R10*2)
+	PREFETCHT0       1088(BX)(R10*2)
+	PREFETCHT0       1152(BX)(R10*2)
+	PREFETCHT0       256(BX)(R10*2)
+	VMOVDQU64        1056(R8)(R10*2), Z26
+	VMOVDQU64        1120(R8)(R10*2), Z27
+	VMOVDQU64        1184(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8485,13 +8982,13 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    112(AX), Z26, Z21
-	PREFETCHT0       1024(BX)(R11*1)
-	PREFETCHT0       1088(BX)(R11*1)
-	PREFETCHT0       1152(BX)(R11*1)
-	PREFETCHT0       256(BX)(R11*1)
-	VMOVDQU64        1056(R13)(R11*1), Z26
-	VMOVDQU64        1120(R13)(R11*1), Z27
-	VMOVDQU64        1184(R13)(R11*1), Z28
+	PREFETCHT0       1024(BX)(R12*1)
+	PREFETCHT0       1088(BX)(R12*1)
+	PREFETCHT0       1152(BX)(R12*1)
+	PREFETCHT0       256(BX)(R12*1)
+	VMOVDQU64        1056(R8)(R12*1), Z26
+	VMOVDQU64        1120(R8)(R12*1), Z27
+	VMOVDQU64        1184(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8513,9 +9010,9 @@ s4block:
 	PREFETCHT0       1216(BX)
 	PREFETCHT0       1280(BX)
 	PREFETCHT0       1344(BX)
-	VMOVDQU64        1248(R13), Z26
-	VMOVDQU64        1312(R13), Z27
-	VMOVDQU64        1376(R13), Z28
+	VMOVDQU64        1248(R8), Z26
+	VMOVDQU64        1312(R8), Z27
+	VMOVDQU64        1376(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8534,12 +9031,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    116(AX), Z26, Z13
-	PREFETCHT0       1216(BX)(R9*1)
-	PREFETCHT0       1280(BX)(R9*1)
-	PREFETCHT0       1344(BX)(R9*1)
-	VMOVDQU64        1248(R13)(R9*1), Z26
-	VMOVDQU64        1312(R13)(R9*1), Z27
-	VMOVDQU64        1376(R13)(R9*1), Z28
+	PREFETCHT0       1216(BX)(R10*1)
+	PREFETCHT0       1280(BX)(R10*1)
+	PREFETCHT0       1344(BX)(R10*1)
+	VMOVDQU64        1248(R8)(R10*1), Z26
+	VMOVDQU64        1312(R8)(R10*1), Z27
+	VMOVDQU64        1376(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8558,12 +9055,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    116(AX), Z26, Z17
-	PREFETCHT0       1216(BX)(R9*2)
-	PREFETCHT0       1280(BX)(R9*2)
-	PREFETCHT0       1344(BX)(R9*2)
-	VMOVDQU64        1248(R13)(R9*2), Z26
-	VMOVDQU64        1312(R13)(R9*2), Z27
-	VMOVDQU64        1376(R13)(R9*2), Z28
+	PREFETCHT0       1216(BX)(R10*2)
+	PREFETCHT0       1280(BX)(R10*2)
+	PREFETCHT0       1344(BX)(R10*2)
+	VMOVDQU64        1248(R8)(R10*2), Z26
+	VMOVDQU64        1312(R8)(R10*2), Z27
+	VMOVDQU64        1376(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8582,12 +9079,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    116(AX), Z26, Z21
-	PREFETCHT0       1216(BX)(R11*1)
-	PREFETCHT0       1280(BX)(R11*1)
-	PREFETCHT0       1344(BX)(R11*1)
-	VMOVDQU64        1248(R13)(R11*1), Z26
-	VMOVDQU64        1312(R13)(R11*1), Z27
-	VMOVDQU64        1376(R13)(R11*1), Z28
+	PREFETCHT0       1216(BX)(R12*1)
+	PREFETCHT0       1280(BX)(R12*1)
+	PREFETCHT0       1344(BX)(R12*1)
+	VMOVDQU64        1248(R8)(R12*1), Z26
+	VMOVDQU64        1312(R8)(R12*1), Z27
+	VMOVDQU64        1376(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8609,9 +9106,9 @@ s4block:
 	PREFETCHT0       1408(BX)
 	PREFETCHT0       1472(BX)
 	PREFETCHT0       1536(BX)
-	VMOVDQU64        1440(R13), Z26
-	VMOVDQU64        1504(R13), Z27
-	VMOVDQU64        1568(R13), Z28
+	VMOVDQU64        1440(R8), Z26
+	VMOVDQU64        1504(R8), Z27
+	VMOVDQU64        1568(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8630,12 +9127,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    120(AX), Z26, Z13
-	PREFETCHT0       1408(BX)(R9*1)
-	PREFETCHT0       1472(BX)(R9*1)
-	PREFETCHT0       1536(BX)(R9*1)
-	VMOVDQU64        1440(R13)(R9*1), Z26
-	VMOVDQU64        1504(R13)(R9*1), Z27
-	VMOVDQU64        1568(R13)(R9*1), Z28
+	PREFETCHT0       1408(BX)(R10*1)
+	PREFETCHT0       1472(BX)(R10*1)
+	PREFETCHT0       1536(BX)(R10*1)
+	VMOVDQU64        1440(R8)(R10*1), Z26
+	VMOVDQU64        1504(R8)(R10*1), Z27
+	VMOVDQU64        1568(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8654,12 +9151,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    120(AX), Z26, Z17
-	PREFETCHT0       1408(BX)(R9*2)
-	PREFETCHT0       1472(BX)(R9*2)
-	PREFETCHT0       1536(BX)(R9*2)
-	VMOVDQU64        1440(R13)(R9*2), Z26
-	VMOVDQU64        1504(R13)(R9*2), Z27
-	VMOVDQU64        1568(R13)(R9*2), Z28
+	PREFETCHT0       1408(BX)(R10*2)
+	PREFETCHT0       1472(BX)(R10*2)
+	PREFETCHT0       1536(BX)(R10*2)
+	VMOVDQU64        1440(R8)(R10*2), Z26
+	VMOVDQU64        1504(R8)(R10*2), Z27
+	VMOVDQU64        1568(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8678,12 +9175,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    120(AX), Z26, Z21
-	PREFETCHT0       1408(BX)(R11*1)
-	PREFETCHT0       1472(BX)(R11*1)
-	PREFETCHT0       1536(BX)(R11*1)
-	VMOVDQU64        1440(R13)(R11*1), Z26
-	VMOVDQU64        1504(R13)(R11*1), Z27
-	VMOVDQU64        1568(R13)(R11*1), Z28
+	PREFETCHT0       1408(BX)(R12*1)
+	PREFETCHT0       1472(BX)(R12*1)
+	PREFETCHT0       1536(BX)(R12*1)
+	VMOVDQU64        1440(R8)(R12*1), Z26
+	VMOVDQU64        1504(R8)(R12*1), Z27
+	VMOVDQU64        1568(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8705,9 +9202,9 @@ s4block:
 	PREFETCHT0       1600(BX)
 	PREFETCHT0       1664(BX)
 	PREFETCHT0       1728(BX)
-	VMOVDQU64        1632(R13), Z26
-	VMOVDQU64        1696(R13), Z27
-	VMOVDQU64        1760(R13), Z28
+	VMOVDQU64        1632(R8), Z26
+	VMOVDQU64        1696(R8), Z27
+	VMOVDQU64        1760(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8726,12 +9223,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    124(AX), Z26, Z13
-	PREFETCHT0       1600(BX)(R9*1)
-	PREFETCHT0       1664(BX)(R9*1)
-	PREFETCHT0       1728(BX)(R9*1)
-	VMOVDQU64        1632(R13)(R9*1), Z26
-	VMOVDQU64        1696(R13)(R9*1), Z27
-	VMOVDQU64        1760(R13)(R9*1), Z28
+	PREFETCHT0       1600(BX)(R10*1)
+	PREFETCHT0       1664(BX)(R10*1)
+	PREFETCHT0       1728(BX)(R10*1)
+	VMOVDQU64        1632(R8)(R10*1), Z26
+	VMOVDQU64        1696(R8)(R10*1), Z27
+	VMOVDQU64        1760(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8750,12 +9247,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    124(AX), Z26, Z17
-	PREFETCHT0       1600(BX)(R9*2)
-	PREFETCHT0       1664(BX)(R9*2)
-	PREFETCHT0       1728(BX)(R9*2)
-	VMOVDQU64        1632(R13)(R9*2), Z26
-	VMOVDQU64        1696(R13)(R9*2), Z27
-	VMOVDQU64        1760(R13)(R9*2), Z28
+	PREFETCHT0       1600(BX)(R10*2)
+	PREFETCHT0       1664(BX)(R10*2)
+	PREFETCHT0       1728(BX)(R10*2)
+	VMOVDQU64        1632(R8)(R10*2), Z26
+	VMOVDQU64        1696(R8)(R10*2), Z27
+	VMOVDQU64        1760(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8774,12 +9271,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    124(AX), Z26, Z21
-	PREFETCHT0       1600(BX)(R11*1)
-	PREFETCHT0       1664(BX)(R11*1)
-	PREFETCHT0       1728(BX)(R11*1)
-	VMOVDQU64        1632(R13)(R11*1), Z26
-	VMOVDQU64        1696(R13)(R11*1), Z27
-	VMOVDQU64        1760(R13)(R11*1), Z28
+	PREFETCHT0       1600(BX)(R12*1)
+	PREFETCHT0       1664(BX)(R12*1)
+	PREFETCHT0       1728(BX)(R12*1)
+	VMOVDQU64        1632(R8)(R12*1), Z26
+	VMOVDQU64        1696(R8)(R12*1), Z27
+	VMOVDQU64        1760(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8798,52 +9295,52 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    124(AX), Z26, Z25
-	VPMOVSXBD        16(R13), Z26
+	VPMOVSXBD        16(R8), Z26
 	VPMULLD          Z26, Z10, Z10
 	VPADDD           Z10, Z6, Z6
-	VPMOVSXBD        48(R13), Z10
+	VPMOVSXBD        48(R8), Z10
 	VPMULLD          Z10, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVSXBD        80(R13), Z10
+	VPMOVSXBD        80(R8), Z10
 	VPMULLD          Z10, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVSXBD        112(R13), Z10
+	VPMOVSXBD        112(R8), Z10
 	VPMULLD          Z10, Z13, Z13
 	VPADDD           Z13, Z6, Z6
-	VPMOVSXBD        16(R13)(R9*1), Z10
+	VPMOVSXBD        16(R8)(R10*1), Z10
 	VPMULLD          Z10, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVSXBD        48(R13)(R9*1), Z10
+	VPMOVSXBD        48(R8)(R10*1), Z10
 	VPMULLD          Z10, Z15, Z15
 	VPADDD           Z15, Z7, Z7
-	VPMOVSXBD        80(R13)(R9*1), Z10
+	VPMOVSXBD        80(R8)(R10*1), Z10
 	VPMULLD          Z10, Z16, Z16
 	VPADDD           Z16, Z7, Z7
-	VPMOVSXBD        112(R13)(R9*1), Z10
+	VPMOVSXBD        112(R8)(R10*1), Z10
 	VPMULLD          Z10, Z17, Z17
 	VPADDD           Z17, Z7, Z7
-	VPMOVSXBD        16(R13)(R9*2), Z10
+	VPMOVSXBD        16(R8)(R10*2), Z10
 	VPMULLD          Z10, Z18, Z18
 	VPADDD           Z18, Z8, Z8
-	VPMOVSXBD        48(R13)(R9*2), Z10
+	VPMOVSXBD        48(R8)(R10*2), Z10
 	VPMULLD          Z10, Z19, Z19
 	VPADDD           Z19, Z8, Z8
-	VPMOVSXBD        80(R13)(R9*2), Z10
+	VPMOVSXBD        80(R8)(R10*2), Z10
 	VPMULLD          Z10, Z20, Z20
 	VPADDD           Z20, Z8, Z8
-	VPMOVSXBD        112(R13)(R9*2), Z10
+	VPMOVSXBD        112(R8)(R10*2), Z10
 	VPMULLD          Z10, Z21, Z21
 	VPADDD           Z21, Z8, Z8
-	VPMOVSXBD        16(R13)(R11*1), Z10
+	VPMOVSXBD        16(R8)(R12*1), Z10
 	VPMULLD          Z10, Z22, Z22
 	VPADDD           Z22, Z9, Z9
-	VPMOVSXBD        48(R13)(R11*1), Z10
+	VPMOVSXBD        48(R8)(R12*1), Z10
 	VPMULLD          Z10, Z23, Z23
 	VPADDD           Z23, Z9, Z9
-	VPMOVSXBD        80(R13)(R11*1), Z10
+	VPMOVSXBD        80(R8)(R12*1), Z10
 	VPMULLD          Z10, Z24, Z24
 	VPADDD           Z24, Z9, Z9
-	VPMOVSXBD        112(R13)(R11*1), Z10
+	VPMOVSXBD        112(R8)(R12*1), Z10
 	VPMULLD          Z10, Z25, Z25
 	VPADDD           Z25, Z9, Z9
 	VPBROADCASTD     32(CX), Z10
@@ -8865,9 +9362,9 @@ s4block:
 	PREFETCHT0       1792(BX)
 	PREFETCHT0       1856(BX)
 	PREFETCHT0       1920(BX)
-	VMOVDQU64        1824(R13), Z26
-	VMOVDQU64        1888(R13), Z27
-	VMOVDQU64        1952(R13), Z28
+	VMOVDQU64        1824(R8), Z26
+	VMOVDQU64        1888(R8), Z27
+	VMOVDQU64        1952(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8886,12 +9383,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    224(AX), Z26, Z13
-	PREFETCHT0       1792(BX)(R9*1)
-	PREFETCHT0       1856(BX)(R9*1)
-	PREFETCHT0       1920(BX)(R9*1)
-	VMOVDQU64        1824(R13)(R9*1), Z26
-	VMOVDQU64        1888(R13)(R9*1), Z27
-	VMOVDQU64        1952(R13)(R9*1), Z28
+	PREFETCHT0       1792(BX)(R10*1)
+	PREFETCHT0       1856(BX)(R10*1)
+	PREFETCHT0       1920(BX)(R10*1)
+	VMOVDQU64        1824(R8)(R10*1), Z26
+	VMOVDQU64        1888(R8)(R10*1), Z27
+	VMOVDQU64        1952(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8910,12 +9407,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    224(AX), Z26, Z17
-	PREFETCHT0       1792(BX)(R9*2)
-	PREFETCHT0       1856(BX)(R9*2)
-	PREFETCHT0       1920(BX)(R9*2)
-	VMOVDQU64        1824(R13)(R9*2), Z26
-	VMOVDQU64        1888(R13)(R9*2), Z27
-	VMOVDQU64        1952(R13)(R9*2), Z28
+	PREFETCHT0       1792(BX)(R10*2)
+	PREFETCHT0       1856(BX)(R10*2)
+	PREFETCHT0       1920(BX)(R10*2)
+	VMOVDQU64        1824(R8)(R10*2), Z26
+	VMOVDQU64        1888(R8)(R10*2), Z27
+	VMOVDQU64        1952(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8934,12 +9431,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    224(AX), Z26, Z21
-	PREFETCHT0       1792(BX)(R11*1)
-	PREFETCHT0       1856(BX)(R11*1)
-	PREFETCHT0       1920(BX)(R11*1)
-	VMOVDQU64        1824(R13)(R11*1), Z26
-	VMOVDQU64        1888(R13)(R11*1), Z27
-	VMOVDQU64        1952(R13)(R11*1), Z28
+	PREFETCHT0       1792(BX)(R12*1)
+	PREFETCHT0       1856(BX)(R12*1)
+	PREFETCHT0       1920(BX)(R12*1)
+	VMOVDQU64        1824(R8)(R12*1), Z26
+	VMOVDQU64        1888(R8)(R12*1), Z27
+	VMOVDQU64        1952(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8961,9 +9458,9 @@ s4block:
 	PREFETCHT0       1984(BX)
 	PREFETCHT0       2048(BX)
 	PREFETCHT0       2112(BX)
-	VMOVDQU64        2016(R13), Z26
-	VMOVDQU64        2080(R13), Z27
-	VMOVDQU64        2144(R13), Z28
+	VMOVDQU64        2016(R8), Z26
+	VMOVDQU64        2080(R8), Z27
+	VMOVDQU64        2144(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -8982,12 +9479,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    228(AX), Z26, Z13
-	PREFETCHT0       1984(BX)(R9*1)
-	PREFETCHT0       2048(BX)(R9*1)
-	PREFETCHT0       2112(BX)(R9*1)
-	VMOVDQU64        2016(R13)(R9*1), Z26
-	VMOVDQU64        2080(R13)(R9*1), Z27
-	VMOVDQU64        2144(R13)(R9*1), Z28
+	PREFETCHT0       1984(BX)(R10*1)
+	PREFETCHT0       2048(BX)(R10*1)
+	PREFETCHT0       2112(BX)(R10*1)
+	VMOVDQU64        2016(R8)(R10*1), Z26
+	VMOVDQU64        2080(R8)(R10*1), Z27
+	VMOVDQU64        2144(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9006,12 +9503,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    228(AX), Z26, Z17
-	PREFETCHT0       1984(BX)(R9*2)
-	PREFETCHT0       2048(BX)(R9*2)
-	PREFETCHT0       2112(BX)(R9*2)
-	VMOVDQU64        2016(R13)(R9*2), Z26
-	VMOVDQU64        2080(R13)(R9*2), Z27
-	VMOVDQU64        2144(R13)(R9*2), Z28
+	PREFETCHT0       1984(BX)(R10*2)
+	PREFETCHT0       2048(BX)(R10*2)
+	PREFETCHT0       2112(BX)(R10*2)
+	VMOVDQU64        2016(R8)(R10*2), Z26
+	VMOVDQU64        2080(R8)(R10*2), Z27
+	VMOVDQU64        2144(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9030,12 +9527,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    228(AX), Z26, Z21
-	PREFETCHT0       1984(BX)(R11*1)
-	PREFETCHT0       2048(BX)(R11*1)
-	PREFETCHT0       2112(BX)(R11*1)
-	VMOVDQU64        2016(R13)(R11*1), Z26
-	VMOVDQU64        2080(R13)(R11*1), Z27
-	VMOVDQU64        2144(R13)(R11*1), Z28
+	PREFETCHT0       1984(BX)(R12*1)
+	PREFETCHT0       2048(BX)(R12*1)
+	PREFETCHT0       2112(BX)(R12*1)
+	VMOVDQU64        2016(R8)(R12*1), Z26
+	VMOVDQU64        2080(R8)(R12*1), Z27
+	VMOVDQU64        2144(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9057,9 +9554,9 @@ s4block:
 	PREFETCHT0       2176(BX)
 	PREFETCHT0       2240(BX)
 	PREFETCHT0       2304(BX)
-	VMOVDQU64        2208(R13), Z26
-	VMOVDQU64        2272(R13), Z27
-	VMOVDQU64        2336(R13), Z28
+	VMOVDQU64        2208(R8), Z26
+	VMOVDQU64        2272(R8), Z27
+	VMOVDQU64        2336(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9078,12 +9575,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    232(AX), Z26, Z13
-	PREFETCHT0       2176(BX)(R9*1)
-	PREFETCHT0       2240(BX)(R9*1)
-	PREFETCHT0       2304(BX)(R9*1)
-	VMOVDQU64        2208(R13)(R9*1), Z26
-	VMOVDQU64        2272(R13)(R9*1), Z27
-	VMOVDQU64        2336(R13)(R9*1), Z28
+	PREFETCHT0       2176(BX)(R10*1)
+	PREFETCHT0       2240(BX)(R10*1)
+	PREFETCHT0       2304(BX)(R10*1)
+	VMOVDQU64        2208(R8)(R10*1), Z26
+	VMOVDQU64        2272(R8)(R10*1), Z27
+	VMOVDQU64        2336(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9102,12 +9599,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    232(AX), Z26, Z17
-	PREFETCHT0       2176(BX)(R9*2)
-	PREFETCHT0       2240(BX)(R9*2)
-	PREFETCHT0       2304(BX)(R9*2)
-	VMOVDQU64        2208(R13)(R9*2), Z26
-	VMOVDQU64        2272(R13)(R9*2), Z27
-	VMOVDQU64        2336(R13)(R9*2), Z28
+	PREFETCHT0       2176(BX)(R10*2)
+	PREFETCHT0       2240(BX)(R10*2)
+	PREFETCHT0       2304(BX)(R10*2)
+	VMOVDQU64        2208(R8)(R10*2), Z26
+	VMOVDQU64        2272(R8)(R10*2), Z27
+	VMOVDQU64        2336(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9126,12 +9623,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    232(AX), Z26, Z21
-	PREFETCHT0       2176(BX)(R11*1)
-	PREFETCHT0       2240(BX)(R11*1)
-	PREFETCHT0       2304(BX)(R11*1)
-	VMOVDQU64        2208(R13)(R11*1), Z26
-	VMOVDQU64        2272(R13)(R11*1), Z27
-	VMOVDQU64        2336(R13)(R11*1), Z28
+	PREFETCHT0       2176(BX)(R12*1)
+	PREFETCHT0       2240(BX)(R12*1)
+	PREFETCHT0       2304(BX)(R12*1)
+	VMOVDQU64        2208(R8)(R12*1), Z26
+	VMOVDQU64        2272(R8)(R12*1), Z27
+	VMOVDQU64        2336(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9153,9 +9650,9 @@ s4block:
 	PREFETCHT0       2368(BX)
 	PREFETCHT0       2432(BX)
 	PREFETCHT0       2496(BX)
-	VMOVDQU64        2400(R13), Z26
-	VMOVDQU64        2464(R13), Z27
-	VMOVDQU64        2528(R13), Z28
+	VMOVDQU64        2400(R8), Z26
+	VMOVDQU64        2464(R8), Z27
+	VMOVDQU64        2528(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9174,12 +9671,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    236(AX), Z26, Z13
-	PREFETCHT0       2368(BX)(R9*1)
-	PREFETCHT0       2432(BX)(R9*1)
-	PREFETCHT0       2496(BX)(R9*1)
-	VMOVDQU64        2400(R13)(R9*1), Z26
-	VMOVDQU64        2464(R13)(R9*1), Z27
-	VMOVDQU64        2528(R13)(R9*1), Z28
+	PREFETCHT0       2368(BX)(R10*1)
+	PREFETCHT0       2432(BX)(R10*1)
+	PREFETCHT0       2496(BX)(R10*1)
+	VMOVDQU64        2400(R8)(R10*1), Z26
+	VMOVDQU64        2464(R8)(R10*1), Z27
+	VMOVDQU64        2528(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9198,12 +9695,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    236(AX), Z26, Z17
-	PREFETCHT0       2368(BX)(R9*2)
-	PREFETCHT0       2432(BX)(R9*2)
-	PREFETCHT0       2496(BX)(R9*2)
-	VMOVDQU64        2400(R13)(R9*2), Z26
-	VMOVDQU64        2464(R13)(R9*2), Z27
-	VMOVDQU64        2528(R13)(R9*2), Z28
+	PREFETCHT0       2368(BX)(R10*2)
+	PREFETCHT0       2432(BX)(R10*2)
+	PREFETCHT0       2496(BX)(R10*2)
+	VMOVDQU64        2400(R8)(R10*2), Z26
+	VMOVDQU64        2464(R8)(R10*2), Z27
+	VMOVDQU64        2528(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9222,12 +9719,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    236(AX), Z26, Z21
-	PREFETCHT0       2368(BX)(R11*1)
-	PREFETCHT0       2432(BX)(R11*1)
-	PREFETCHT0       2496(BX)(R11*1)
-	VMOVDQU64        2400(R13)(R11*1), Z26
-	VMOVDQU64        2464(R13)(R11*1), Z27
-	VMOVDQU64        2528(R13)(R11*1), Z28
+	PREFETCHT0       2368(BX)(R12*1)
+	PREFETCHT0       2432(BX)(R12*1)
+	PREFETCHT0       2496(BX)(R12*1)
+	VMOVDQU64        2400(R8)(R12*1), Z26
+	VMOVDQU64        2464(R8)(R12*1), Z27
+	VMOVDQU64        2528(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9246,52 +9743,52 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    236(AX), Z26, Z25
-	VPMOVSXBD        128(R13), Z26
+	VPMOVSXBD        128(R8), Z26
 	VPMULLD          Z26, Z10, Z10
 	VPADDD           Z10, Z6, Z6
-	VPMOVSXBD        160(R13), Z10
+	VPMOVSXBD        160(R8), Z10
 	VPMULLD          Z10, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVSXBD        192(R13), Z10
+	VPMOVSXBD        192(R8), Z10
 	VPMULLD          Z10, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVSXBD        224(R13), Z10
+	VPMOVSXBD        224(R8), Z10
 	VPMULLD          Z10, Z13, Z13
 	VPADDD           Z13, Z6, Z6
-	VPMOVSXBD        128(R13)(R9*1), Z10
+	VPMOVSXBD        128(R8)(R10*1), Z10
 	VPMULLD          Z10, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVSXBD        160(R13)(R9*1), Z10
+	VPMOVSXBD        160(R8)(R10*1), Z10
 	VPMULLD          Z10, Z15, Z15
 	VPADDD           Z15, Z7, Z7
-	VPMOVSXBD        192(R13)(R9*1), Z10
+	VPMOVSXBD        192(R8)(R10*1), Z10
 	VPMULLD          Z10, Z16, Z16
 	VPADDD           Z16, Z7, Z7
-	VPMOVSXBD        224(R13)(R9*1), Z10
+	VPMOVSXBD        224(R8)(R10*1), Z10
 	VPMULLD          Z10, Z17, Z17
 	VPADDD           Z17, Z7, Z7
-	VPMOVSXBD        128(R13)(R9*2), Z10
+	VPMOVSXBD        128(R8)(R10*2), Z10
 	VPMULLD          Z10, Z18, Z18
 	VPADDD           Z18, Z8, Z8
-	VPMOVSXBD        160(R13)(R9*2), Z10
+	VPMOVSXBD        160(R8)(R10*2), Z10
 	VPMULLD          Z10, Z19, Z19
 	VPADDD           Z19, Z8, Z8
-	VPMOVSXBD        192(R13)(R9*2), Z10
+	VPMOVSXBD        192(R8)(R10*2), Z10
 	VPMULLD          Z10, Z20, Z20
 	VPADDD           Z20, Z8, Z8
-	VPMOVSXBD        224(R13)(R9*2), Z10
+	VPMOVSXBD        224(R8)(R10*2), Z10
 	VPMULLD          Z10, Z21, Z21
 	VPADDD           Z21, Z8, Z8
-	VPMOVSXBD        128(R13)(R11*1), Z10
+	VPMOVSXBD        128(R8)(R12*1), Z10
 	VPMULLD          Z10, Z22, Z22
 	VPADDD           Z22, Z9, Z9
-	VPMOVSXBD        160(R13)(R11*1), Z10
+	VPMOVSXBD        160(R8)(R12*1), Z10
 	VPMULLD          Z10, Z23, Z23
 	VPADDD           Z23, Z9, Z9
-	VPMOVSXBD        192(R13)(R11*1), Z10
+	VPMOVSXBD        192(R8)(R12*1), Z10
 	VPMULLD          Z10, Z24, Z24
 	VPADDD           Z24, Z9, Z9
-	VPMOVSXBD        224(R13)(R11*1), Z10
+	VPMOVSXBD        224(R8)(R12*1), Z10
 	VPMULLD          Z10, Z25, Z25
 	VPADDD           Z25, Z9, Z9
 	VPBROADCASTD     36(CX), Z10
@@ -9313,9 +9810,9 @@ s4block:
 	PREFETCHT0       2560(BX)
 	PREFETCHT0       2624(BX)
 	PREFETCHT0       2688(BX)
-	VMOVDQU64        2592(R13), Z26
-	VMOVDQU64        2656(R13), Z27
-	VMOVDQU64        2720(R13), Z28
+	VMOVDQU64        2592(R8), Z26
+	VMOVDQU64        2656(R8), Z27
+	VMOVDQU64        2720(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9334,12 +9831,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    240(AX), Z26, Z13
-	PREFETCHT0       2560(BX)(R9*1)
-	PREFETCHT0       2624(BX)(R9*1)
-	PREFETCHT0       2688(BX)(R9*1)
-	VMOVDQU64        2592(R13)(R9*1), Z26
-	VMOVDQU64        2656(R13)(R9*1), Z27
-	VMOVDQU64        2720(R13)(R9*1), Z28
+	PREFETCHT0       2560(BX)(R10*1)
+	PREFETCHT0       2624(BX)(R10*1)
+	PREFETCHT0       2688(BX)(R10*1)
+	VMOVDQU64        2592(R8)(R10*1), Z26
+	VMOVDQU64        2656(R8)(R10*1), Z27
+	VMOVDQU64        2720(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9358,12 +9855,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    240(AX), Z26, Z17
-	PREFETCHT0       2560(BX)(R9*2)
-	PREFETCHT0       2624(BX)(R9*2)
-	PREFETCHT0       2688(BX)(R9*2)
-	VMOVDQU64        2592(R13)(R9*2), Z26
-	VMOVDQU64        2656(R13)(R9*2), Z27
-	VMOVDQU64        2720(R13)(R9*2), Z28
+	PREFETCHT0       2560(BX)(R10*2)
+	PREFETCHT0       2624(BX)(R10*2)
+	PREFETCHT0       2688(BX)(R10*2)
+	VMOVDQU64        2592(R8)(R10*2), Z26
+	VMOVDQU64        2656(R8)(R10*2), Z27
+	VMOVDQU64        2720(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9382,12 +9879,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    240(AX), Z26, Z21
-	PREFETCHT0       2560(BX)(R11*1)
-	PREFETCHT0       2624(BX)(R11*1)
-	PREFETCHT0       2688(BX)(R11*1)
-	VMOVDQU64        2592(R13)(R11*1), Z26
-	VMOVDQU64        2656(R13)(R11*1), Z27
-	VMOVDQU64        2720(R13)(R11*1), Z28
+	PREFETCHT0       2560(BX)(R12*1)
+	PREFETCHT0       2624(BX)(R12*1)
+	PREFETCHT0       2688(BX)(R12*1)
+	VMOVDQU64        2592(R8)(R12*1), Z26
+	VMOVDQU64        2656(R8)(R12*1), Z27
+	VMOVDQU64        2720(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9409,9 +9906,9 @@ s4block:
 	PREFETCHT0       2752(BX)
 	PREFETCHT0       2816(BX)
 	PREFETCHT0       2880(BX)
-	VMOVDQU64        2784(R13), Z26
-	VMOVDQU64        2848(R13), Z27
-	VMOVDQU64        2912(R13), Z28
+	VMOVDQU64        2784(R8), Z26
+	VMOVDQU64        2848(R8), Z27
+	VMOVDQU64        2912(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9430,12 +9927,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    244(AX), Z26, Z13
-	PREFETCHT0       2752(BX)(R9*1)
-	PREFETCHT0       2816(BX)(R9*1)
-	PREFETCHT0       2880(BX)(R9*1)
-	VMOVDQU64        2784(R13)(R9*1), Z26
-	VMOVDQU64        2848(R13)(R9*1), Z27
-	VMOVDQU64        2912(R13)(R9*1), Z28
+	PREFETCHT0       2752(BX)(R10*1)
+	PREFETCHT0       2816(BX)(R10*1)
+	PREFETCHT0       2880(BX)(R10*1)
+	VMOVDQU64        2784(R8)(R10*1), Z26
+	VMOVDQU64        2848(R8)(R10*1), Z27
+	VMOVDQU64        2912(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9454,12 +9951,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    244(AX), Z26, Z17
-	PREFETCHT0       2752(BX)(R9*2)
-	PREFETCHT0       2816(BX)(R9*2)
-	PREFETCHT0       2880(BX)(R9*2)
-	VMOVDQU64        2784(R13)(R9*2), Z26
-	VMOVDQU64        2848(R13)(R9*2), Z27
-	VMOVDQU64        2912(R13)(R9*2), Z28
+	PREFETCHT0       2752(BX)(R10*2)
+	PREFETCHT0       2816(BX)(R10*2)
+	PREFETCHT0       2880(BX)(R10*2)
+	VMOVDQU64        2784(R8)(R10*2), Z26
+	VMOVDQU64        2848(R8)(R10*2), Z27
+	VMOVDQU64        2912(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9478,12 +9975,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    244(AX), Z26, Z21
-	PREFETCHT0       2752(BX)(R11*1)
-	PREFETCHT0       2816(BX)(R11*1)
-	PREFETCHT0       2880(BX)(R11*1)
-	VMOVDQU64        2784(R13)(R11*1), Z26
-	VMOVDQU64        2848(R13)(R11*1), Z27
-	VMOVDQU64        2912(R13)(R11*1), Z28
+	PREFETCHT0       2752(BX)(R12*1)
+	PREFETCHT0       2816(BX)(R12*1)
+	PREFETCHT0       2880(BX)(R12*1)
+	VMOVDQU64        2784(R8)(R12*1), Z26
+	VMOVDQU64        2848(R8)(R12*1), Z27
+	VMOVDQU64        2912(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9505,9 +10002,9 @@ s4block:
 	PREFETCHT0       2944(BX)
 	PREFETCHT0       3008(BX)
 	PREFETCHT0       3072(BX)
-	VMOVDQU64        2976(R13), Z26
-	VMOVDQU64        3040(R13), Z27
-	VMOVDQU64        3104(R13), Z28
+	VMOVDQU64        2976(R8), Z26
+	VMOVDQU64        3040(R8), Z27
+	VMOVDQU64        3104(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9526,12 +10023,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    248(AX), Z26, Z13
-	PREFETCHT0       2944(BX)(R9*1)
-	PREFETCHT0       3008(BX)(R9*1)
-	PREFETCHT0       3072(BX)(R9*1)
-	VMOVDQU64        2976(R13)(R9*1), Z26
-	VMOVDQU64        3040(R13)(R9*1), Z27
-	VMOVDQU64        3104(R13)(R9*1), Z28
+	PREFETCHT0       2944(BX)(R10*1)
+	PREFETCHT0       3008(BX)(R10*1)
+	PREFETCHT0       3072(BX)(R10*1)
+	VMOVDQU64        2976(R8)(R10*1), Z26
+	VMOVDQU64        3040(R8)(R10*1), Z27
+	VMOVDQU64        3104(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9550,12 +10047,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    248(AX), Z26, Z17
-	PREFETCHT0       2944(BX)(R9*2)
-	PREFETCHT0       3008(BX)(R9*2)
-	PREFETCHT0       3072(BX)(R9*2)
-	VMOVDQU64        2976(R13)(R9*2), Z26
-	VMOVDQU64        3040(R13)(R9*2), Z27
-	VMOVDQU64        3104(R13)(R9*2), Z28
+	PREFETCHT0       2944(BX)(R10*2)
+	PREFETCHT0       3008(BX)(R10*2)
+	PREFETCHT0       3072(BX)(R10*2)
+	VMOVDQU64        2976(R8)(R10*2), Z26
+	VMOVDQU64        3040(R8)(R10*2), Z27
+	VMOVDQU64        3104(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9574,12 +10071,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    248(AX), Z26, Z21
-	PREFETCHT0       2944(BX)(R11*1)
-	PREFETCHT0       3008(BX)(R11*1)
-	PREFETCHT0       3072(BX)(R11*1)
-	VMOVDQU64        2976(R13)(R11*1), Z26
-	VMOVDQU64        3040(R13)(R11*1), Z27
-	VMOVDQU64        3104(R13)(R11*1), Z28
+	PREFETCHT0       2944(BX)(R12*1)
+	PREFETCHT0       3008(BX)(R12*1)
+	PREFETCHT0       3072(BX)(R12*1)
+	VMOVDQU64        2976(R8)(R12*1), Z26
+	VMOVDQU64        3040(R8)(R12*1), Z27
+	VMOVDQU64        3104(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9601,9 +10098,9 @@ s4block:
 	PREFETCHT0       3136(BX)
 	PREFETCHT0       3200(BX)
 	PREFETCHT0       3264(BX)
-	VMOVDQU64        3168(R13), Z26
-	VMOVDQU64        3232(R13), Z27
-	VMOVDQU64        3296(R13), Z28
+	VMOVDQU64        3168(R8), Z26
+	VMOVDQU64        3232(R8), Z27
+	VMOVDQU64        3296(R8), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9622,12 +10119,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    252(AX), Z26, Z13
-	PREFETCHT0       3136(BX)(R9*1)
-	PREFETCHT0       3200(BX)(R9*1)
-	PREFETCHT0       3264(BX)(R9*1)
-	VMOVDQU64        3168(R13)(R9*1), Z26
-	VMOVDQU64        3232(R13)(R9*1), Z27
-	VMOVDQU64        3296(R13)(R9*1), Z28
+	PREFETCHT0       3136(BX)(R10*1)
+	PREFETCHT0       3200(BX)(R10*1)
+	PREFETCHT0       3264(BX)(R10*1)
+	VMOVDQU64        3168(R8)(R10*1), Z26
+	VMOVDQU64        3232(R8)(R10*1), Z27
+	VMOVDQU64        3296(R8)(R10*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9646,12 +10143,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    252(AX), Z26, Z17
-	PREFETCHT0       3136(BX)(R9*2)
-	PREFETCHT0       3200(BX)(R9*2)
-	PREFETCHT0       3264(BX)(R9*2)
-	VMOVDQU64        3168(R13)(R9*2), Z26
-	VMOVDQU64        3232(R13)(R9*2), Z27
-	VMOVDQU64        3296(R13)(R9*2), Z28
+	PREFETCHT0       3136(BX)(R10*2)
+	PREFETCHT0       3200(BX)(R10*2)
+	PREFETCHT0       3264(BX)(R10*2)
+	VMOVDQU64        3168(R8)(R10*2), Z26
+	VMOVDQU64        3232(R8)(R10*2), Z27
+	VMOVDQU64        3296(R8)(R10*2), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9670,12 +10167,12 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    252(AX), Z26, Z21
-	PREFETCHT0       3136(BX)(R11*1)
-	PREFETCHT0       3200(BX)(R11*1)
-	PREFETCHT0       3264(BX)(R11*1)
-	VMOVDQU64        3168(R13)(R11*1), Z26
-	VMOVDQU64        3232(R13)(R11*1), Z27
-	VMOVDQU64        3296(R13)(R11*1), Z28
+	PREFETCHT0       3136(BX)(R12*1)
+	PREFETCHT0       3200(BX)(R12*1)
+	PREFETCHT0       3264(BX)(R12*1)
+	VMOVDQU64        3168(R8)(R12*1), Z26
+	VMOVDQU64        3232(R8)(R12*1), Z27
+	VMOVDQU64        3296(R8)(R12*1), Z28
 	VPSLLW           $0x04, Z26, Z29
 	VPANDD           Z1, Z29, Z29
 	VPTERNLOGD       $0xd8, Z0, Z27, Z29
@@ -9694,93 +10191,93 @@ s4block:
 	VPSRLW           $0x04, Z28, Z28
 	VPTERNLOGD       $0xd8, Z0, Z28, Z26
 	VPDPBUSD.BCST    252(AX), Z26, Z25
-	VPMOVSXBD        144(R13), Z26
+	VPMOVSXBD        144(R8), Z26
 	VPMULLD          Z26, Z10, Z10
 	VPADDD           Z10, Z6, Z6
-	VPMOVSXBD        176(R13), Z10
+	VPMOVSXBD        176(R8), Z10
 	VPMULLD          Z10, Z11, Z11
 	VPADDD           Z11, Z6, Z6
-	VPMOVSXBD        208(R13), Z10
+	VPMOVSXBD        208(R8), Z10
 	VPMULLD          Z10, Z12, Z12
 	VPADDD           Z12, Z6, Z6
-	VPMOVSXBD        240(R13), Z10
+	VPMOVSXBD        240(R8), Z10
 	VPMULLD          Z10, Z13, Z13
 	VPADDD           Z13, Z6, Z6
-	VPMOVSXBD        144(R13)(R9*1), Z10
+	VPMOVSXBD        144(R8)(R10*1), Z10
 	VPMULLD          Z10, Z14, Z14
 	VPADDD           Z14, Z7, Z7
-	VPMOVSXBD        176(R13)(R9*1), Z10
+	VPMOVSXBD        176(R8)(R10*1), Z10
 	VPMULLD          Z10, Z15, Z15
 	VPADDD           Z15, Z7, Z7
-	VPMOVSXBD        208(R13)(R9*1), Z10
+	VPMOVSXBD        208(R8)(R10*1), Z10
 	VPMULLD          Z10, Z16, Z16
 	VPADDD           Z16, Z7, Z7
-	VPMOVSXBD        240(R13)(R9*1), Z10
+	VPMOVSXBD        240(R8)(R10*1), Z10
 	VPMULLD          Z10, Z17, Z17
 	VPADDD           Z17, Z7, Z7
-	VPMOVSXBD        144(R13)(R9*2), Z10
+	VPMOVSXBD        144(R8)(R10*2), Z10
 	VPMULLD          Z10, Z18, Z18
 	VPADDD           Z18, Z8, Z8
-	VPMOVSXBD        176(R13)(R9*2), Z10
+	VPMOVSXBD        176(R8)(R10*2), Z10
 	VPMULLD          Z10, Z19, Z19
 	VPADDD           Z19, Z8, Z8
-	VPMOVSXBD        208(R13)(R9*2), Z10
+	VPMOVSXBD        208(R8)(R10*2), Z10
 	VPMULLD          Z10, Z20, Z20
 	VPADDD           Z20, Z8, Z8
-	VPMOVSXBD        240(R13)(R9*2), Z10
+	VPMOVSXBD        240(R8)(R10*2), Z10
 	VPMULLD          Z10, Z21, Z21
 	VPADDD           Z21, Z8, Z8
-	VPMOVSXBD        144(R13)(R11*1), Z10
+	VPMOVSXBD        144(R8)(R12*1), Z10
 	VPMULLD          Z10, Z22, Z22
 	VPADDD           Z22, Z9, Z9
-	VPMOVSXBD        176(R13)(R11*1), Z10
+	VPMOVSXBD        176(R8)(R12*1), Z10
 	VPMULLD          Z10, Z23, Z23
 	VPADDD           Z23, Z9, Z9
-	VPMOVSXBD        208(R13)(R11*1), Z10
+	VPMOVSXBD        208(R8)(R12*1), Z10
 	VPMULLD          Z10, Z24, Z24
 	VPADDD           Z24, Z9, Z9
-	VPMOVSXBD        240(R13)(R11*1), Z10
+	VPMOVSXBD        240(R8)(R12*1), Z10
 	VPMULLD          Z10, Z25, Z25
 	VPADDD           Z25, Z9, Z9
-	VCVTPH2PS        256(R13), Z10
+	VCVTPH2PS        256(R8), Z10
 	VCVTDQ2PS        Z6, Z6
 	VMULPS           Z10, Z6, Z6
 	VFMADD231PS.BCST 64(CX), Z6, Z2
-	VCVTPH2PS        256(R13)(R9*1), Z6
+	VCVTPH2PS        256(R8)(R10*1), Z6
 	VCVTDQ2PS        Z7, Z7
 	VMULPS           Z6, Z7, Z7
 	VFMADD231PS.BCST 64(CX), Z7, Z3
-	VCVTPH2PS        256(R13)(R9*2), Z6
+	VCVTPH2PS        256(R8)(R10*2), Z6
 	VCVTDQ2PS        Z8, Z8
 	VMULPS           Z6, Z8, Z8
 	VFMADD231PS.BCST 64(CX), Z8, Z4
-	VCVTPH2PS        256(R13)(R11*1), Z6
+	VCVTPH2PS        256(R8)(R12*1), Z6
 	VCVTDQ2PS        Z9, Z9
 	VMULPS           Z6, Z9, Z9
 	VFMADD231PS.BCST 64(CX), Z9, Z5
-	ADDQ             $0x00000d20, R13
+	ADDQ             $0x00000d20, R8
 	ADDQ             $0x00000100, AX
 	ADDQ             $0x00000080, CX
 	DECQ             DX
 	JNZ              s4block
 	VMOVUPS          Z2, (DI)
-	VMOVUPS          Z3, (DI)(R10*1)
-	VMOVUPS          Z4, (DI)(R10*2)
-	VMOVUPS          Z5, (DI)(R12*1)
-	MOVQ             R13, AX
+	VMOVUPS          Z3, (DI)(R11*1)
+	VMOVUPS          Z4, (DI)(R11*2)
+	VMOVUPS          Z5, (DI)(R13*1)
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
-	DECQ             R8
+	DECQ             R9
 	JNZ              s4panel
 
 s4end:
 	// The last panels%4, from panel 4q.
 	ANDQ $0x03, SI
 	JZ   s1end
-	ADDQ R11, AX
-	ADDQ R12, DI
+	ADDQ R12, AX
+	ADDQ R13, DI
 
 s1panel:
-	MOVQ   AX, R13
+	MOVQ   AX, R8
 	MOVQ   xq_base+48(FP), AX
 	MOVQ   aux_base+72(FP), CX
 	MOVQ   xq_len+56(FP), DX
@@ -9789,7 +10286,7 @@ s1panel:
 
 s1block:
 	MOVQ             pf+96(FP), BX
-	ADDQ             R13, BX
+	ADDQ             R8, BX
 	VPBROADCASTD     (CX), Z3
 	VPBROADCASTD     8(CX), Z4
 	VPBROADCASTD     16(CX), Z5
@@ -9798,9 +10295,9 @@ s1block:
 	PREFETCHT0       320(BX)
 	PREFETCHT0       384(BX)
 	PREFETCHT0       (BX)
-	VMOVDQU64        288(R13), Z7
-	VMOVDQU64        352(R13), Z8
-	VMOVDQU64        416(R13), Z9
+	VMOVDQU64        288(R8), Z7
+	VMOVDQU64        352(R8), Z8
+	VMOVDQU64        416(R8), Z9
 	VPSLLW           $0x04, Z7, Z10
 	VPANDD           Z1, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z8, Z10
@@ -9823,9 +10320,9 @@ s1block:
 	PREFETCHT0       512(BX)
 	PREFETCHT0       576(BX)
 	PREFETCHT0       64(BX)
-	VMOVDQU64        480(R13), Z7
-	VMOVDQU64        544(R13), Z8
-	VMOVDQU64        608(R13), Z9
+	VMOVDQU64        480(R8), Z7
+	VMOVDQU64        544(R8), Z8
+	VMOVDQU64        608(R8), Z9
 	VPSLLW           $0x04, Z7, Z10
 	VPANDD           Z1, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z8, Z10
@@ -9848,9 +10345,9 @@ s1block:
 	PREFETCHT0       704(BX)
 	PREFETCHT0       768(BX)
 	PREFETCHT0       128(BX)
-	VMOVDQU64        672(R13), Z7
-	VMOVDQU64        736(R13), Z8
-	VMOVDQU64        800(R13), Z9
+	VMOVDQU64        672(R8), Z7
+	VMOVDQU64        736(R8), Z8
+	VMOVDQU64        800(R8), Z9
 	VPSLLW           $0x04, Z7, Z10
 	VPANDD           Z1, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z8, Z10
@@ -9873,9 +10370,9 @@ s1block:
 	PREFETCHT0       896(BX)
 	PREFETCHT0       960(BX)
 	PREFETCHT0       192(BX)
-	VMOVDQU64        864(R13), Z7
-	VMOVDQU64        928(R13), Z8
-	VMOVDQU64        992(R13), Z9
+	VMOVDQU64        864(R8), Z7
+	VMOVDQU64        928(R8), Z8
+	VMOVDQU64        992(R8), Z9
 	VPSLLW           $0x04, Z7, Z10
 	VPANDD           Z1, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z8, Z10
@@ -9894,15 +10391,15 @@ s1block:
 	VPSRLW           $0x04, Z9, Z9
 	VPTERNLOGD       $0xd8, Z0, Z9, Z7
 	VPDPBUSD.BCST    108(AX), Z7, Z6
-	VPMOVSXBD        (R13), Z7
+	VPMOVSXBD        (R8), Z7
 	VPMULLD          Z7, Z3, Z3
-	VPMOVSXBD        32(R13), Z7
+	VPMOVSXBD        32(R8), Z7
 	VPMULLD          Z7, Z4, Z4
 	VPADDD           Z4, Z3, Z3
-	VPMOVSXBD        64(R13), Z4
+	VPMOVSXBD        64(R8), Z4
 	VPMULLD          Z4, Z5, Z5
 	VPADDD           Z5, Z3, Z3
-	VPMOVSXBD        96(R13), Z4
+	VPMOVSXBD        96(R8), Z4
 	VPMULLD          Z4, Z6, Z6
 	VPADDD           Z6, Z3, Z3
 	VPBROADCASTD     4(CX), Z4
@@ -9913,9 +10410,9 @@ s1block:
 	PREFETCHT0       1088(BX)
 	PREFETCHT0       1152(BX)
 	PREFETCHT0       256(BX)
-	VMOVDQU64        1056(R13), Z8
-	VMOVDQU64        1120(R13), Z9
-	VMOVDQU64        1184(R13), Z10
+	VMOVDQU64        1056(R8), Z8
+	VMOVDQU64        1120(R8), Z9
+	VMOVDQU64        1184(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -9937,9 +10434,9 @@ s1block:
 	PREFETCHT0       1216(BX)
 	PREFETCHT0       1280(BX)
 	PREFETCHT0       1344(BX)
-	VMOVDQU64        1248(R13), Z8
-	VMOVDQU64        1312(R13), Z9
-	VMOVDQU64        1376(R13), Z10
+	VMOVDQU64        1248(R8), Z8
+	VMOVDQU64        1312(R8), Z9
+	VMOVDQU64        1376(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -9961,9 +10458,9 @@ s1block:
 	PREFETCHT0       1408(BX)
 	PREFETCHT0       1472(BX)
 	PREFETCHT0       1536(BX)
-	VMOVDQU64        1440(R13), Z8
-	VMOVDQU64        1504(R13), Z9
-	VMOVDQU64        1568(R13), Z10
+	VMOVDQU64        1440(R8), Z8
+	VMOVDQU64        1504(R8), Z9
+	VMOVDQU64        1568(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -9985,9 +10482,9 @@ s1block:
 	PREFETCHT0       1600(BX)
 	PREFETCHT0       1664(BX)
 	PREFETCHT0       1728(BX)
-	VMOVDQU64        1632(R13), Z8
-	VMOVDQU64        1696(R13), Z9
-	VMOVDQU64        1760(R13), Z10
+	VMOVDQU64        1632(R8), Z8
+	VMOVDQU64        1696(R8), Z9
+	VMOVDQU64        1760(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10006,16 +10503,16 @@ s1block:
 	VPSRLW           $0x04, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z10, Z8
 	VPDPBUSD.BCST    124(AX), Z8, Z7
-	VPMOVSXBD        16(R13), Z8
+	VPMOVSXBD        16(R8), Z8
 	VPMULLD          Z8, Z4, Z4
 	VPADDD           Z4, Z3, Z3
-	VPMOVSXBD        48(R13), Z4
+	VPMOVSXBD        48(R8), Z4
 	VPMULLD          Z4, Z5, Z5
 	VPADDD           Z5, Z3, Z3
-	VPMOVSXBD        80(R13), Z4
+	VPMOVSXBD        80(R8), Z4
 	VPMULLD          Z4, Z6, Z6
 	VPADDD           Z6, Z3, Z3
-	VPMOVSXBD        112(R13), Z4
+	VPMOVSXBD        112(R8), Z4
 	VPMULLD          Z4, Z7, Z7
 	VPADDD           Z7, Z3, Z3
 	VPBROADCASTD     32(CX), Z4
@@ -10025,9 +10522,9 @@ s1block:
 	PREFETCHT0       1792(BX)
 	PREFETCHT0       1856(BX)
 	PREFETCHT0       1920(BX)
-	VMOVDQU64        1824(R13), Z8
-	VMOVDQU64        1888(R13), Z9
-	VMOVDQU64        1952(R13), Z10
+	VMOVDQU64        1824(R8), Z8
+	VMOVDQU64        1888(R8), Z9
+	VMOVDQU64        1952(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10049,9 +10546,9 @@ s1block:
 	PREFETCHT0       1984(BX)
 	PREFETCHT0       2048(BX)
 	PREFETCHT0       2112(BX)
-	VMOVDQU64        2016(R13), Z8
-	VMOVDQU64        2080(R13), Z9
-	VMOVDQU64        2144(R13), Z10
+	VMOVDQU64        2016(R8), Z8
+	VMOVDQU64        2080(R8), Z9
+	VMOVDQU64        2144(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10073,9 +10570,9 @@ s1block:
 	PREFETCHT0       2176(BX)
 	PREFETCHT0       2240(BX)
 	PREFETCHT0       2304(BX)
-	VMOVDQU64        2208(R13), Z8
-	VMOVDQU64        2272(R13), Z9
-	VMOVDQU64        2336(R13), Z10
+	VMOVDQU64        2208(R8), Z8
+	VMOVDQU64        2272(R8), Z9
+	VMOVDQU64        2336(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10097,9 +10594,9 @@ s1block:
 	PREFETCHT0       2368(BX)
 	PREFETCHT0       2432(BX)
 	PREFETCHT0       2496(BX)
-	VMOVDQU64        2400(R13), Z8
-	VMOVDQU64        2464(R13), Z9
-	VMOVDQU64        2528(R13), Z10
+	VMOVDQU64        2400(R8), Z8
+	VMOVDQU64        2464(R8), Z9
+	VMOVDQU64        2528(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10118,16 +10615,16 @@ s1block:
 	VPSRLW           $0x04, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z10, Z8
 	VPDPBUSD.BCST    236(AX), Z8, Z7
-	VPMOVSXBD        128(R13), Z8
+	VPMOVSXBD        128(R8), Z8
 	VPMULLD          Z8, Z4, Z4
 	VPADDD           Z4, Z3, Z3
-	VPMOVSXBD        160(R13), Z4
+	VPMOVSXBD        160(R8), Z4
 	VPMULLD          Z4, Z5, Z5
 	VPADDD           Z5, Z3, Z3
-	VPMOVSXBD        192(R13), Z4
+	VPMOVSXBD        192(R8), Z4
 	VPMULLD          Z4, Z6, Z6
 	VPADDD           Z6, Z3, Z3
-	VPMOVSXBD        224(R13), Z4
+	VPMOVSXBD        224(R8), Z4
 	VPMULLD          Z4, Z7, Z7
 	VPADDD           Z7, Z3, Z3
 	VPBROADCASTD     36(CX), Z4
@@ -10137,9 +10634,9 @@ s1block:
 	PREFETCHT0       2560(BX)
 	PREFETCHT0       2624(BX)
 	PREFETCHT0       2688(BX)
-	VMOVDQU64        2592(R13), Z8
-	VMOVDQU64        2656(R13), Z9
-	VMOVDQU64        2720(R13), Z10
+	VMOVDQU64        2592(R8), Z8
+	VMOVDQU64        2656(R8), Z9
+	VMOVDQU64        2720(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10161,9 +10658,9 @@ s1block:
 	PREFETCHT0       2752(BX)
 	PREFETCHT0       2816(BX)
 	PREFETCHT0       2880(BX)
-	VMOVDQU64        2784(R13), Z8
-	VMOVDQU64        2848(R13), Z9
-	VMOVDQU64        2912(R13), Z10
+	VMOVDQU64        2784(R8), Z8
+	VMOVDQU64        2848(R8), Z9
+	VMOVDQU64        2912(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10185,9 +10682,9 @@ s1block:
 	PREFETCHT0       2944(BX)
 	PREFETCHT0       3008(BX)
 	PREFETCHT0       3072(BX)
-	VMOVDQU64        2976(R13), Z8
-	VMOVDQU64        3040(R13), Z9
-	VMOVDQU64        3104(R13), Z10
+	VMOVDQU64        2976(R8), Z8
+	VMOVDQU64        3040(R8), Z9
+	VMOVDQU64        3104(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10209,9 +10706,9 @@ s1block:
 	PREFETCHT0       3136(BX)
 	PREFETCHT0       3200(BX)
 	PREFETCHT0       3264(BX)
-	VMOVDQU64        3168(R13), Z8
-	VMOVDQU64        3232(R13), Z9
-	VMOVDQU64        3296(R13), Z10
+	VMOVDQU64        3168(R8), Z8
+	VMOVDQU64        3232(R8), Z9
+	VMOVDQU64        3296(R8), Z10
 	VPSLLW           $0x04, Z8, Z11
 	VPANDD           Z1, Z11, Z11
 	VPTERNLOGD       $0xd8, Z0, Z9, Z11
@@ -10230,34 +10727,526 @@ s1block:
 	VPSRLW           $0x04, Z10, Z10
 	VPTERNLOGD       $0xd8, Z0, Z10, Z8
 	VPDPBUSD.BCST    252(AX), Z8, Z7
-	VPMOVSXBD        144(R13), Z8
+	VPMOVSXBD        144(R8), Z8
 	VPMULLD          Z8, Z4, Z4
 	VPADDD           Z4, Z3, Z3
-	VPMOVSXBD        176(R13), Z4
+	VPMOVSXBD        176(R8), Z4
 	VPMULLD          Z4, Z5, Z5
 	VPADDD           Z5, Z3, Z3
-	VPMOVSXBD        208(R13), Z4
+	VPMOVSXBD        208(R8), Z4
 	VPMULLD          Z4, Z6, Z6
 	VPADDD           Z6, Z3, Z3
-	VPMOVSXBD        240(R13), Z4
+	VPMOVSXBD        240(R8), Z4
 	VPMULLD          Z4, Z7, Z7
 	VPADDD           Z7, Z3, Z3
-	VCVTPH2PS        256(R13), Z4
+	VCVTPH2PS        256(R8), Z4
 	VCVTDQ2PS        Z3, Z3
 	VMULPS           Z4, Z3, Z3
 	VFMADD231PS.BCST 64(CX), Z3, Z2
-	ADDQ             $0x00000d20, R13
+	ADDQ             $0x00000d20, R8
 	ADDQ             $0x00000100, AX
 	ADDQ             $0x00000080, CX
 	DECQ             DX
 	JNZ              s1block
 	VMOVUPS          Z2, (DI)
-	MOVQ             R13, AX
+	MOVQ             R8, AX
 	ADDQ             $0x40, DI
 	DECQ             SI
 	JNZ              s1panel
 
 s1end:
+	VZEROUPPER
+	RET
+
+// func matVecPanelQ6_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512_VNNI, MMX+
+TEXT ·matVecPanelQ6_KSeqVNNI(SB), NOSPLIT, $0-104
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z0
+	MOVL         $0x30303030, AX
+	VPBROADCASTD AX, Z1
+	MOVQ         out_len+8(FP), SI
+	SHRQ         $0x04, SI
+	MOVQ         out_base+0(FP), DI
+	MOVQ         p_base+24(FP), AX
+
+panel:
+	MOVQ   AX, R8
+	MOVQ   xq_base+48(FP), AX
+	MOVQ   aux_base+72(FP), CX
+	MOVQ   xq_len+56(FP), DX
+	SHRQ   $0x08, DX
+	VPXORD Z2, Z2, Z2
+
+block:
+	MOVQ             pf+96(FP), BX
+	ADDQ             R8, BX
+	VPBROADCASTD     (CX), Z3
+	VPBROADCASTD     8(CX), Z4
+	VPBROADCASTD     16(CX), Z5
+	VPBROADCASTD     24(CX), Z6
+	PREFETCHT0       256(BX)
+	PREFETCHT0       320(BX)
+	PREFETCHT0       384(BX)
+	PREFETCHT0       (BX)
+	VMOVDQU64        288(R8), Z7
+	VMOVDQU64        352(R8), Z8
+	VMOVDQU64        416(R8), Z9
+	VPSLLW           $0x04, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    (AX), Z10, Z3
+	VPSLLW           $0x02, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z9, Z10
+	VPDPBUSD.BCST    32(AX), Z10, Z4
+	VMOVDQA64        Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPSRLW           $0x04, Z8, Z8
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    64(AX), Z10, Z5
+	VPSRLW           $0x02, Z7, Z7
+	VPANDD           Z1, Z7, Z7
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z7
+	VPDPBUSD.BCST    96(AX), Z7, Z6
+	PREFETCHT0       448(BX)
+	PREFETCHT0       512(BX)
+	PREFETCHT0       576(BX)
+	PREFETCHT0       64(BX)
+	VMOVDQU64        480(R8), Z7
+	VMOVDQU64        544(R8), Z8
+	VMOVDQU64        608(R8), Z9
+	VPSLLW           $0x04, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    4(AX), Z10, Z3
+	VPSLLW           $0x02, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z9, Z10
+	VPDPBUSD.BCST    36(AX), Z10, Z4
+	VMOVDQA64        Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPSRLW           $0x04, Z8, Z8
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    68(AX), Z10, Z5
+	VPSRLW           $0x02, Z7, Z7
+	VPANDD           Z1, Z7, Z7
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z7
+	VPDPBUSD.BCST    100(AX), Z7, Z6
+	PREFETCHT0       640(BX)
+	PREFETCHT0       704(BX)
+	PREFETCHT0       768(BX)
+	PREFETCHT0       128(BX)
+	VMOVDQU64        672(R8), Z7
+	VMOVDQU64        736(R8), Z8
+	VMOVDQU64        800(R8), Z9
+	VPSLLW           $0x04, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    8(AX), Z10, Z3
+	VPSLLW           $0x02, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z9, Z10
+	VPDPBUSD.BCST    40(AX), Z10, Z4
+	VMOVDQA64        Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPSRLW           $0x04, Z8, Z8
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    72(AX), Z10, Z5
+	VPSRLW           $0x02, Z7, Z7
+	VPANDD           Z1, Z7, Z7
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z7
+	VPDPBUSD.BCST    104(AX), Z7, Z6
+	PREFETCHT0       832(BX)
+	PREFETCHT0       896(BX)
+	PREFETCHT0       960(BX)
+	PREFETCHT0       192(BX)
+	VMOVDQU64        864(R8), Z7
+	VMOVDQU64        928(R8), Z8
+	VMOVDQU64        992(R8), Z9
+	VPSLLW           $0x04, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    12(AX), Z10, Z3
+	VPSLLW           $0x02, Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z9, Z10
+	VPDPBUSD.BCST    44(AX), Z10, Z4
+	VMOVDQA64        Z7, Z10
+	VPANDD           Z1, Z10, Z10
+	VPSRLW           $0x04, Z8, Z8
+	VPTERNLOGD       $0xd8, Z0, Z8, Z10
+	VPDPBUSD.BCST    76(AX), Z10, Z5
+	VPSRLW           $0x02, Z7, Z7
+	VPANDD           Z1, Z7, Z7
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z7
+	VPDPBUSD.BCST    108(AX), Z7, Z6
+	VPMOVSXBD        (R8), Z7
+	VPMULLD          Z7, Z3, Z3
+	VPMOVSXBD        32(R8), Z7
+	VPMULLD          Z7, Z4, Z4
+	VPADDD           Z4, Z3, Z3
+	VPMOVSXBD        64(R8), Z4
+	VPMULLD          Z4, Z5, Z5
+	VPADDD           Z5, Z3, Z3
+	VPMOVSXBD        96(R8), Z4
+	VPMULLD          Z4, Z6, Z6
+	VPADDD           Z6, Z3, Z3
+	VPBROADCASTD     4(CX), Z4
+	VPBROADCASTD     12(CX), Z5
+	VPBROADCASTD     20(CX), Z6
+	VPBROADCASTD     28(CX), Z7
+	PREFETCHT0       1024(BX)
+	PREFETCHT0       1088(BX)
+	PREFETCHT0       1152(BX)
+	PREFETCHT0       256(BX)
+	VMOVDQU64        1056(R8), Z8
+	VMOVDQU64        1120(R8), Z9
+	VMOVDQU64        1184(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    16(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    48(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    80(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    112(AX), Z8, Z7
+	PREFETCHT0       1216(BX)
+	PREFETCHT0       1280(BX)
+	PREFETCHT0       1344(BX)
+	VMOVDQU64        1248(R8), Z8
+	VMOVDQU64        1312(R8), Z9
+	VMOVDQU64        1376(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    20(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    52(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    84(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    116(AX), Z8, Z7
+	PREFETCHT0       1408(BX)
+	PREFETCHT0       1472(BX)
+	PREFETCHT0       1536(BX)
+	VMOVDQU64        1440(R8), Z8
+	VMOVDQU64        1504(R8), Z9
+	VMOVDQU64        1568(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    24(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    56(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    88(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    120(AX), Z8, Z7
+	PREFETCHT0       1600(BX)
+	PREFETCHT0       1664(BX)
+	PREFETCHT0       1728(BX)
+	VMOVDQU64        1632(R8), Z8
+	VMOVDQU64        1696(R8), Z9
+	VMOVDQU64        1760(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    28(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    60(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    92(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    124(AX), Z8, Z7
+	VPMOVSXBD        16(R8), Z8
+	VPMULLD          Z8, Z4, Z4
+	VPADDD           Z4, Z3, Z3
+	VPMOVSXBD        48(R8), Z4
+	VPMULLD          Z4, Z5, Z5
+	VPADDD           Z5, Z3, Z3
+	VPMOVSXBD        80(R8), Z4
+	VPMULLD          Z4, Z6, Z6
+	VPADDD           Z6, Z3, Z3
+	VPMOVSXBD        112(R8), Z4
+	VPMULLD          Z4, Z7, Z7
+	VPADDD           Z7, Z3, Z3
+	VPBROADCASTD     32(CX), Z4
+	VPBROADCASTD     40(CX), Z5
+	VPBROADCASTD     48(CX), Z6
+	VPBROADCASTD     56(CX), Z7
+	PREFETCHT0       1792(BX)
+	PREFETCHT0       1856(BX)
+	PREFETCHT0       1920(BX)
+	VMOVDQU64        1824(R8), Z8
+	VMOVDQU64        1888(R8), Z9
+	VMOVDQU64        1952(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    128(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    160(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    192(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    224(AX), Z8, Z7
+	PREFETCHT0       1984(BX)
+	PREFETCHT0       2048(BX)
+	PREFETCHT0       2112(BX)
+	VMOVDQU64        2016(R8), Z8
+	VMOVDQU64        2080(R8), Z9
+	VMOVDQU64        2144(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    132(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    164(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    196(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    228(AX), Z8, Z7
+	PREFETCHT0       2176(BX)
+	PREFETCHT0       2240(BX)
+	PREFETCHT0       2304(BX)
+	VMOVDQU64        2208(R8), Z8
+	VMOVDQU64        2272(R8), Z9
+	VMOVDQU64        2336(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    136(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    168(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    200(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    232(AX), Z8, Z7
+	PREFETCHT0       2368(BX)
+	PREFETCHT0       2432(BX)
+	PREFETCHT0       2496(BX)
+	VMOVDQU64        2400(R8), Z8
+	VMOVDQU64        2464(R8), Z9
+	VMOVDQU64        2528(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    140(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    172(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    204(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    236(AX), Z8, Z7
+	VPMOVSXBD        128(R8), Z8
+	VPMULLD          Z8, Z4, Z4
+	VPADDD           Z4, Z3, Z3
+	VPMOVSXBD        160(R8), Z4
+	VPMULLD          Z4, Z5, Z5
+	VPADDD           Z5, Z3, Z3
+	VPMOVSXBD        192(R8), Z4
+	VPMULLD          Z4, Z6, Z6
+	VPADDD           Z6, Z3, Z3
+	VPMOVSXBD        224(R8), Z4
+	VPMULLD          Z4, Z7, Z7
+	VPADDD           Z7, Z3, Z3
+	VPBROADCASTD     36(CX), Z4
+	VPBROADCASTD     44(CX), Z5
+	VPBROADCASTD     52(CX), Z6
+	VPBROADCASTD     60(CX), Z7
+	PREFETCHT0       2560(BX)
+	PREFETCHT0       2624(BX)
+	PREFETCHT0       2688(BX)
+	VMOVDQU64        2592(R8), Z8
+	VMOVDQU64        2656(R8), Z9
+	VMOVDQU64        2720(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    144(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    176(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    208(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    240(AX), Z8, Z7
+	PREFETCHT0       2752(BX)
+	PREFETCHT0       2816(BX)
+	PREFETCHT0       2880(BX)
+	VMOVDQU64        2784(R8), Z8
+	VMOVDQU64        2848(R8), Z9
+	VMOVDQU64        2912(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    148(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    180(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    212(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    244(AX), Z8, Z7
+	PREFETCHT0       2944(BX)
+	PREFETCHT0       3008(BX)
+	PREFETCHT0       3072(BX)
+	VMOVDQU64        2976(R8), Z8
+	VMOVDQU64        3040(R8), Z9
+	VMOVDQU64        3104(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    152(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    184(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    216(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    248(AX), Z8, Z7
+	PREFETCHT0       3136(BX)
+	PREFETCHT0       3200(BX)
+	PREFETCHT0       3264(BX)
+	VMOVDQU64        3168(R8), Z8
+	VMOVDQU64        3232(R8), Z9
+	VMOVDQU64        3296(R8), Z10
+	VPSLLW           $0x04, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    156(AX), Z11, Z4
+	VPSLLW           $0x02, Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPTERNLOGD       $0xd8, Z0, Z10, Z11
+	VPDPBUSD.BCST    188(AX), Z11, Z5
+	VMOVDQA64        Z8, Z11
+	VPANDD           Z1, Z11, Z11
+	VPSRLW           $0x04, Z9, Z9
+	VPTERNLOGD       $0xd8, Z0, Z9, Z11
+	VPDPBUSD.BCST    220(AX), Z11, Z6
+	VPSRLW           $0x02, Z8, Z8
+	VPANDD           Z1, Z8, Z8
+	VPSRLW           $0x04, Z10, Z10
+	VPTERNLOGD       $0xd8, Z0, Z10, Z8
+	VPDPBUSD.BCST    252(AX), Z8, Z7
+	VPMOVSXBD        144(R8), Z8
+	VPMULLD          Z8, Z4, Z4
+	VPADDD           Z4, Z3, Z3
+	VPMOVSXBD        176(R8), Z4
+	VPMULLD          Z4, Z5, Z5
+	VPADDD           Z5, Z3, Z3
+	VPMOVSXBD        208(R8), Z4
+	VPMULLD          Z4, Z6, Z6
+	VPADDD           Z6, Z3, Z3
+	VPMOVSXBD        240(R8), Z4
+	VPMULLD          Z4, Z7, Z7
+	VPADDD           Z7, Z3, Z3
+	VCVTPH2PS        256(R8), Z4
+	VCVTDQ2PS        Z3, Z3
+	VMULPS           Z4, Z3, Z3
+	VFMADD231PS.BCST 64(CX), Z3, Z2
+	ADDQ             $0x00000d20, R8
+	ADDQ             $0x00000100, AX
+	ADDQ             $0x00000080, CX
+	DECQ             DX
+	JNZ              block
+	VMOVUPS          Z2, (DI)
+	MOVQ             R8, AX
+	ADDQ             $0x40, DI
+	DECQ             SI
+	JNZ              panel
 	VZEROUPPER
 	RET
 

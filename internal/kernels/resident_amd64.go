@@ -14,11 +14,11 @@ var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p [
 }
 
 func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ8_0, matVecPanelQ8_0VNNI, tuning.ResidentPrefetch, out, p, xq, xs, xsum)
+	matVecResident(residentQ8_0, inOrder(matVecPanelQ8_0VNNI, matVecPanelQ8_0SeqVNNI, tuning.ResidentInOrder), tuning.ResidentPrefetch, out, p, xq, xs, xsum)
 }
 
 func matVecResidentQ4_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ4_0, matVecPanelQ4_0VNNI, tuning.ResidentQ4Prefetch, out, p, xq, xs, xsum)
+	matVecResident(residentQ4_0, inOrder(matVecPanelQ4_0VNNI, matVecPanelQ4_0SeqVNNI, tuning.ResidentQ4InOrder), tuning.ResidentQ4Prefetch, out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
@@ -43,6 +43,16 @@ func matVecResident(l *residentLayout, asm residentKernel, pf int, out []float32
 		return
 	}
 	asm(out, p[:len(out)/ResidentRows*nb*l.blockBytes], xq, xs[:nb], xsum[:nb], pf)
+}
+
+// inOrder returns apart, the kernel that reads 4 panels a quarter of the
+// rows apart, or seq, the one that reads them in order, as the per-CPU
+// table says (tuning.go).
+func inOrder[K any](apart, seq K, ordered bool) K {
+	if ordered {
+		return seq
+	}
+	return apart
 }
 
 // residentKernel is the shape of the resident matrix-vector kernels.
@@ -102,6 +112,18 @@ func matVecPanelQ8_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum 
 //
 //go:noescape
 func matVecPanelQ4_0VNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
+
+// matVecPanelQ8_0SeqVNNI is matVecPanelQ8_0VNNI reading the panels one
+// after another.
+//
+//go:noescape
+func matVecPanelQ8_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
+
+// matVecPanelQ4_0SeqVNNI is matVecPanelQ4_0VNNI reading the panels one
+// after another.
+//
+//go:noescape
+func matVecPanelQ4_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 
 // matMatPanelH8VNNI is matMatPanel8VNNI for a resident Q8_0 panel (float16
 // d, 544 bytes a block).

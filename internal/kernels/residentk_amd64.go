@@ -14,7 +14,7 @@ import "math"
 type kResident struct {
 	blockBytes, auxDwords, maxV int
 	aux                         func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int)
-	vec                         func(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+	vec, vecSeq                 func(out []float32, p []byte, xq []int8, aux []uint32, pf int)
 	panel                       [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
 }
 
@@ -23,7 +23,7 @@ var kResQ4_K = &kResident{
 	aux: func(aux []uint32, _ []int8, xs []float32, xsum []int32, batch, nsb int) {
 		kAux(aux, xs, xsum, batch, nsb)
 	},
-	vec: matVecPanelQ4_KVNNI,
+	vec: matVecPanelQ4_KVNNI, vecSeq: matVecPanelQ4_KSeqVNNI,
 	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
 		1: matMatPanelK1VNNI, 2: matMatPanelK2VNNI, 4: matMatPanelK4VNNI, 8: matMatPanelK8VNNI,
 	},
@@ -45,8 +45,8 @@ func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float
 	kResQ4_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
-// matVec runs the matrix-vector kernel, prefetching as the per-CPU table
-// says (tuning.go).
+// matVec runs the matrix-vector kernel, reading the panels in order or
+// apart and prefetching as the per-CPU table says (tuning.go).
 func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
 	nsb := len(xq) / qkK
 	if len(out) == 0 || nsb == 0 {
@@ -57,7 +57,8 @@ func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsu
 	defer panelScratchPool.Put(sc)
 	aux := grow(&sc.kAux, k.auxDwords*nsb)
 	k.aux(aux, xq, xs, xsum, 1, nsb)
-	k.vec(out, p[:len(out)/ResidentRows*nsb*k.blockBytes], xq, aux, tuning.ResidentKPrefetch)
+	vec := inOrder(k.vec, k.vecSeq, tuning.ResidentKInOrder)
+	vec(out, p[:len(out)/ResidentRows*nsb*k.blockBytes], xq, aux, tuning.ResidentKPrefetch)
 }
 
 // matMat runs each resident panel against the whole batch, maxV vectors
@@ -138,6 +139,12 @@ func kAux(aux []uint32, xs []float32, xsum []int32, batch, nsb int) {
 //
 //go:noescape
 func matVecPanelQ4_KVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+
+// matVecPanelQ4_KSeqVNNI is matVecPanelQ4_KVNNI reading the panels one
+// after another.
+//
+//go:noescape
+func matVecPanelQ4_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
 
 // matMatPanelK8VNNI computes one resident Q4_K panel (16 rows) times 8
 // vectors n apart in x: out[v*m+r] = row r · vector v, each in the

@@ -13,7 +13,7 @@ var kResQ6_K = &kResident{
 	aux: func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int) {
 		q6Aux(aux, xq, xs, xsum, batch, nsb, 4)
 	},
-	vec: matVecPanelQ6_KVNNI,
+	vec: matVecPanelQ6_KVNNI, vecSeq: matVecPanelQ6_KSeqVNNI,
 	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
 		1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
 	},
@@ -84,6 +84,12 @@ func q6Aux(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb, max 
 //
 //go:noescape
 func matVecPanelQ6_KVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+
+// matVecPanelQ6_KSeqVNNI is matVecPanelQ6_KVNNI reading the panels one
+// after another.
+//
+//go:noescape
+func matVecPanelQ6_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
 
 // matMatPanelQ6_4VNNI computes one resident Q6_K panel (16 rows) times 4
 // vectors n apart in x: out[v*m+r] = row r · vector v, each in the

@@ -46,6 +46,14 @@ import (
 // BenchmarkMatVecQ8DRAM (gs 64, 1 thread): none 29.2, 512 28.4, 1024 21.7,
 // 2048 21.0.
 //
+// Resident panels in order or 4 a quarter apart (a quarter apart was
+// chosen on Zen 5 for Q8_0: see ../asm/gguf/resident.go). Zen 4,
+// TinyLlama-shaped tg64 tok/s at 1 / 2 threads, apart -> in order:
+// Q4_K_M (Q4_K and Q6_K), medians of 6 alternated rounds, 36.6 / 49.4 ->
+// 38.8 / 53.4 (bandwidth share at 1 thread 74% -> 80%); Q8_0, 3 rounds,
+// 24.5 / 27.9 -> 25.6 / 29.5; Q4_0, 3 rounds, 44.4 / 50.8 -> 39.8 / 54.7
+// (kept apart: the 2-thread cell is the noisier).
+//
 // The default row is Zen 5's (the distances the kernels had before the
 // table): nothing was measured on other CPUs.
 
@@ -63,6 +71,11 @@ type Tuning struct {
 	// matrix-vector kernels and of llama2.c's Q8_0 (VNNI) ones: one of
 	// the distances they are generated for (2048 or 0, none).
 	F32Prefetch, Q8Prefetch int
+	// ResidentInOrder, ResidentQ4InOrder and ResidentKInOrder: the
+	// matrix-vector kernels of resident Q8_0 panels (of Q4_0; of Q4_K and
+	// Q6_K) read the panels one after another, instead of 4 a quarter of
+	// them apart.
+	ResidentInOrder, ResidentQ4InOrder, ResidentKInOrder bool
 }
 
 // tunings is the table. match says whether a CPU (CPUID's vendor, family,
@@ -71,9 +84,9 @@ var tunings = []struct {
 	Tuning
 	match func(vendor string, family, model int) bool
 }{
-	{Tuning{"zen4", 256, 256, 256, 0, 0}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
-	{Tuning{"zen5", 1024, 1024, 1024, 2048, 2048}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
-	{Tuning{"default", 1024, 1024, 1024, 2048, 2048}, func(string, int, int) bool { return true }},
+	{Tuning{"zen4", 256, 256, 256, 0, 0, true, false, true}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
+	{Tuning{"zen5", 1024, 1024, 1024, 2048, 2048, false, false, false}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
+	{Tuning{"default", 1024, 1024, 1024, 2048, 2048, false, false, false}, func(string, int, int) bool { return true }},
 }
 
 // tuning is this process's row: LLAMA2_CPU_TABLE's, else the CPU's.

@@ -17,44 +17,51 @@ func requireGenerated(t *testing.T, row Tuning) {
 	require.Contains(t, q8ByPrefetch, row.Q8Prefetch, row.Name)
 }
 
-// TestResidentPrefetchDistances: the prefetch distance changes no value,
-// down to none and past the end of the panels.
+// TestResidentPrefetchDistances: the resident matrix-vector kernels give
+// the same values, bit for bit, reading the panels apart or in order (the
+// per-CPU table's choice), at every prefetch distance, down to none and
+// past the end of the panels.
 func TestResidentPrefetchDistances(t *testing.T) {
 	if !ResidentKernels {
 		t.Skip("no resident kernels in this build")
 	}
 	r := rand.New(rand.NewPCG(49, 50))
-	for _, rt := range residentTypes {
-		const rows, nb = 80, 7
-		_, res := residentCase(r, rt.res, rt.bc, rows, nb)
-		xq, xs, xsum := randActivation(r, nb*QBlock, 1)
-		want := make([]float32, rows)
-		rt.res.MatVec(want, res, xq, xs, xsum)
-		asm := map[*BlockType]residentKernel{Q8_0Resident: matVecPanelQ8_0VNNI, Q4_0Resident: matVecPanelQ4_0VNNI}[rt.res]
-		for _, pf := range []int{0, 64, 256, 1024, 1 << 20} {
-			got := make([]float32, rows)
-			asm(got, res, xq, xs, xsum, pf)
-			require.Equal(t, want, got, "%s pf=%d", rt.bc.name, pf)
-		}
-	}
-	const rows, nsb = 80, 3
-	for _, rt := range residentKTypes {
-		_, res := residentKCase(r, rt.res, rows, nsb)
-		xq, xs, xsum := kqRandActivation(r, nsb*qkK, 1)
-		want := make([]float32, rows)
-		rt.res.MatVec(want, res, xq, xs, xsum)
-		for _, pf := range []int{0, 64, 256, 1024, 1 << 20} {
-			got := make([]float32, rows)
-			if rt.res == Q4_KResident {
-				aux := make([]uint32, 16*nsb)
-				kAux(aux, xs, xsum, 1, nsb)
-				matVecPanelQ4_KVNNI(got, res, xq, aux, pf)
-			} else {
-				aux := make([]uint32, 32*nsb)
-				q6Aux(aux, xq, xs, xsum, 1, nsb, 1)
-				matVecPanelQ6_KVNNI(got, res, xq, aux, pf)
+	pfs := []int{0, 64, 256, 1024, 1 << 20}
+	for _, rows := range []int{16, 80, 176} { // 1 panel; 4 apart and 1; 8 apart and 3
+		for _, rt := range residentTypes {
+			const nb = 7
+			_, res := residentCase(r, rt.res, rt.bc, rows, nb)
+			xq, xs, xsum := randActivation(r, nb*QBlock, 1)
+			want := make([]float32, rows)
+			rt.res.MatVec(want, res, xq, xs, xsum)
+			variants := map[*BlockType][2]residentKernel{
+				Q8_0Resident: {matVecPanelQ8_0VNNI, matVecPanelQ8_0SeqVNNI},
+				Q4_0Resident: {matVecPanelQ4_0VNNI, matVecPanelQ4_0SeqVNNI},
+			}[rt.res]
+			for i, asm := range variants {
+				for _, pf := range pfs {
+					got := make([]float32, rows)
+					asm(got, res, xq, xs, xsum, pf)
+					require.Equal(t, want, got, "%s rows=%d in order=%v pf=%d", rt.bc.name, rows, i == 1, pf)
+				}
 			}
-			require.Equal(t, want, got, "%s pf=%d", rt.typ.name, pf)
+		}
+		for _, rt := range residentKTypes {
+			const nsb = 3
+			_, res := residentKCase(r, rt.res, rows, nsb)
+			xq, xs, xsum := kqRandActivation(r, nsb*qkK, 1)
+			want := make([]float32, rows)
+			rt.res.MatVec(want, res, xq, xs, xsum)
+			k := map[*BlockType]*kResident{Q4_KResident: kResQ4_K, Q6_KResident: kResQ6_K}[rt.res]
+			aux := make([]uint32, k.auxDwords*nsb)
+			k.aux(aux, xq, xs, xsum, 1, nsb)
+			for i, asm := range []func([]float32, []byte, []int8, []uint32, int){k.vec, k.vecSeq} {
+				for _, pf := range pfs {
+					got := make([]float32, rows)
+					asm(got, res, xq, aux, pf)
+					require.Equal(t, want, got, "%s rows=%d in order=%v pf=%d", rt.typ.name, rows, i == 1, pf)
+				}
+			}
 		}
 	}
 }
