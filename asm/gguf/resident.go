@@ -164,7 +164,9 @@ func matVecName(name string, apart bool) string {
 // 25.2, 4 in turn 26.8, 8 in turn 25.3 (the file's kernel 28.1 in a
 // noisier spell; 27.2 and 24.8 against 28.9 and 26.9 later). From L2
 // (BenchmarkMatVecResidentL2) the kernel reads 150 GB/s against the
-// file kernel's 67.
+// file kernel's 67. On Zen 4 one panel after another was faster for
+// Q8_0 (matVecPanelQ8_0SeqVNNI; internal/kernels/tuning.go has the
+// figures and the choice per CPU).
 func residentMatVec(rl residentLayout, apart bool) {
 	name := matVecName(rl.name, apart)
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)")

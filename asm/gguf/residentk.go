@@ -263,8 +263,9 @@ func (l kLayout) act(x func(v, off int) Mem, ap Register) kAct {
 
 // residentKMatVec generates matVecPanel{Q4_K,Q6_K}VNNI: resident panels
 // times one vector, 4 panels a quarter of the rows apart at a time (then
-// the last panels%4 one at a time) as residentMatVec does, each line
-// prefetched pf bytes ahead.
+// the last panels%4 one at a time) as residentMatVec does, or in order
+// (matVecPanel{Q4_K,Q6_K}SeqVNNI, Zen 4's choice), each line prefetched pf
+// bytes ahead.
 func residentKMatVec(rl kLayout, apart bool) {
 	name := matVecName(rl.name, apart)
 	TEXT(name, NOSPLIT, "func(out []float32, p []byte, xq []int8, aux []uint32, pf int)")
