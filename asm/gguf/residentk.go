@@ -34,8 +34,9 @@ import (
 // sub-block sums (at most 32*15*128, exact in int32). Each sub-block sum
 // is multiplied by the rows' scale (VPMULLD; the scales are unpacked lane
 // by lane: VPMOVZXBD, a mask, or a shift and a VPTERNLOGD bit select for
-// the last four) and added into the rows' integer super-block sum, and the
-// mins' sum Σ m_j*xsum_j likewise, so that per row and super-block
+// the last four) and added into the rows' integer super-block sum; the
+// mins' sum Σ m_j*xsum_j is 4 VPDPWSSD of the mins as word pairs with the
+// block sums' pairs; so that per row and super-block
 //
 //	f = float(Σ sc_j*A_j)*d - float(Σ m_j*xsum_j)*dmin   (one FMA)
 //	total += f * xs                                       (one FMA)
@@ -43,9 +44,11 @@ import (
 // in the same order in the matrix-vector and the panel kernels, so a row's
 // value does not depend on the batch. The file layout's kernels (../kquant)
 // sum 4 products per lane, pack them to words and fold 16 lanes a row at
-// the end: about 70 instructions per row and super-block, where this
-// spends about 20 (16 rows: 32 loads, 96 unpacking, 64 VPDPBUSD, about
-// 100 for scales, mins and floats), and generation was compute-bound.
+// the end: 147 instructions per 4 rows and super-block (37 a row), where
+// the matrix-vector kernel here spends 329 per 16 rows (21 a row: 32
+// loads, 96 unpacking, 64 VPDPBUSD, the rest scales, mins, floats and
+// prefetches), and the file's kernels were compute-bound on Zen 4 (29-30
+// GB/s from L2, against 62 here).
 const (
 	kResBlockBytes = 16 * 144
 	kScOff         = 0

@@ -66,7 +66,10 @@ func TestResidentKernels(t *testing.T) {
 				for _, nb := range blockCounts {
 					n := nb * QBlock
 					// 1-3 panels one at a time; 4 and more 4 streams apart, then the rest.
-					for _, rows := range []int{16, 32, 48, 64, 80, 112, 176} {
+					// (Fewer shapes for the race detector's and qemu's time:
+					// 30 s and 39 s with 7 row counts and 6 batches, 12 s
+					// under the race detector now.)
+					for _, rows := range []int{16, 48, 80, 176} {
 						raw, res := residentCase(r, rt.res, rt.bc, rows, nb)
 						xq, xs, xsum := randActivation(r, n, 1)
 						want, tol := blockWant(rt.bc, rows, raw, xq, xs, xsum)
@@ -80,7 +83,7 @@ func TestResidentKernels(t *testing.T) {
 							require.Equal(t, file, out, "%s: resident and file layouts", msg)
 						}
 
-						for _, batch := range []int{1, 2, 3, 7, 8, 13} {
+						for _, batch := range []int{1, 3, 7, 13} { // groups of 8, 4, 2, 1
 							xq, xs, xsum := randActivation(r, n, batch)
 							out, check := guarded(t, batch*rows, batch%4)
 							k.MatMat(out, res, rows, xq, xs, xsum, batch)
