@@ -62,16 +62,8 @@ func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsu
 }
 
 // matMat runs each resident panel against the whole batch, maxV vectors
-// at a time then fewer (forGroupsMax); a vector's values are matVec's. A
-// batch of one (a decode step of one sequence) is matVec, the kernel of a
-// Session's step, which prefetches (BenchmarkBatchStep, 1 sequence of
-// the TinyLlama-shaped Q4_K_M, Zen 4, medians of 6 alternated rounds:
-// 50.7 -> 51.2 tok/s, within the noise).
+// at a time then fewer (forGroupsMax); a vector's values are matVec's.
 func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	if batch == 1 {
-		k.matVec(out[:rows], p, xq, xs, xsum)
-		return
-	}
 	n := len(xq) / batch
 	nsb := n / qkK
 	if nsb == 0 {
