@@ -14,11 +14,11 @@ var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p [
 }
 
 func matVecResidentQ8_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ8_0, inOrder(matVecPanelQ8_0VNNI, matVecPanelQ8_0SeqVNNI, tuning.ResidentInOrder), tuning.ResidentPrefetch, out, p, xq, xs, xsum)
+	matVecResident(residentQ8_0, inOrder(matVecPanelQ8_0VNNI, matVecPanelQ8_0SeqVNNI, tuning.Q8_0Panels), tuning.Q8_0Panels.Prefetch, out, p, xq, xs, xsum)
 }
 
 func matVecResidentQ4_0(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	matVecResident(residentQ4_0, inOrder(matVecPanelQ4_0VNNI, matVecPanelQ4_0SeqVNNI, tuning.ResidentQ4InOrder), tuning.ResidentQ4Prefetch, out, p, xq, xs, xsum)
+	matVecResident(residentQ4_0, inOrder(matVecPanelQ4_0VNNI, matVecPanelQ4_0SeqVNNI, tuning.Q4_0Panels), tuning.Q4_0Panels.Prefetch, out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ8_0(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
@@ -48,8 +48,8 @@ func matVecResident(l *residentLayout, asm residentKernel, pf int, out []float32
 // inOrder returns apart, the kernel that reads 4 panels a quarter of the
 // rows apart, or seq, the one that reads them in order, as the per-CPU
 // table says (tuning.go).
-func inOrder[K any](apart, seq K, ordered bool) K {
-	if ordered {
+func inOrder[K any](apart, seq K, p Panels) K {
+	if p.InOrder {
 		return seq
 	}
 	return apart

@@ -57,8 +57,8 @@ func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsu
 	defer panelScratchPool.Put(sc)
 	aux := grow(&sc.kAux, k.auxDwords*nsb)
 	k.aux(aux, xq, xs, xsum, 1, nsb)
-	vec := inOrder(k.vec, k.vecSeq, tuning.ResidentKInOrder)
-	vec(out, p[:len(out)/ResidentRows*nsb*k.blockBytes], xq, aux, tuning.ResidentKPrefetch)
+	vec := inOrder(k.vec, k.vecSeq, tuning.KPanels)
+	vec(out, p[:len(out)/ResidentRows*nsb*k.blockBytes], xq, aux, tuning.KPanels.Prefetch)
 }
 
 // matMat runs each resident panel against the whole batch, maxV vectors

@@ -60,22 +60,20 @@ import (
 // Tuning is one row of the per-CPU table.
 type Tuning struct {
 	Name string // the row: "zen4", "zen5", "default"
-	// ResidentPrefetch and ResidentQ4Prefetch are how far ahead (bytes)
-	// the matrix-vector kernels of resident Q8_0 and Q4_0 panels
-	// prefetch.
-	ResidentPrefetch, ResidentQ4Prefetch int
-	// ResidentKPrefetch is the distance of resident Q4_K and Q6_K
-	// panels'.
-	ResidentKPrefetch int
+	// Q8_0Panels, Q4_0Panels and KPanels are how the matrix-vector
+	// kernels of resident Q8_0, Q4_0 and K-quant (Q4_K, Q6_K) panels read
+	// them.
+	Q8_0Panels, Q4_0Panels, KPanels Panels
 	// F32Prefetch and Q8Prefetch are the distances of the AVX-512 float32
 	// matrix-vector kernels and of llama2.c's Q8_0 (VNNI) ones: one of
 	// the distances they are generated for (2048 or 0, none).
 	F32Prefetch, Q8Prefetch int
-	// ResidentInOrder, ResidentQ4InOrder and ResidentKInOrder: the
-	// matrix-vector kernels of resident Q8_0 panels (of Q4_0; of Q4_K and
-	// Q6_K) read the panels one after another, instead of 4 a quarter of
-	// them apart.
-	ResidentInOrder, ResidentQ4InOrder, ResidentKInOrder bool
+}
+
+// Panels is how a resident matrix-vector kernel reads its panels.
+type Panels struct {
+	Prefetch int  // how far ahead (bytes) each stream is prefetched
+	InOrder  bool // one panel after another, not 4 a quarter of them apart
 }
 
 // tunings is the table. match says whether a CPU (CPUID's vendor, family,
@@ -84,9 +82,12 @@ var tunings = []struct {
 	Tuning
 	match func(vendor string, family, model int) bool
 }{
-	{Tuning{"zen4", 256, 256, 256, 0, 0, true, false, true}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
-	{Tuning{"zen5", 1024, 1024, 1024, 2048, 2048, false, false, false}, func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
-	{Tuning{"default", 1024, 1024, 1024, 2048, 2048, false, false, false}, func(string, int, int) bool { return true }},
+	{Tuning{Name: "zen4", Q8_0Panels: Panels{256, true}, Q4_0Panels: Panels{256, false}, KPanels: Panels{256, true}},
+		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
+	{Tuning{Name: "zen5", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, F32Prefetch: 2048, Q8Prefetch: 2048},
+		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
+	{Tuning{Name: "default", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, F32Prefetch: 2048, Q8Prefetch: 2048},
+		func(string, int, int) bool { return true }},
 }
 
 // tuning is this process's row: LLAMA2_CPU_TABLE's, else the CPU's.

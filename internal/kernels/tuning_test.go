@@ -54,9 +54,9 @@ func TestChooseTuning(t *testing.T) {
 	require.ErrorContains(t, err, "zen4, zen5, default")
 	require.Equal(t, "zen4", tu.Name, "the CPU's row stays in use")
 	for _, r := range tunings {
-		require.GreaterOrEqual(t, r.ResidentPrefetch, 0, r.Name)
-		require.GreaterOrEqual(t, r.ResidentQ4Prefetch, 0, r.Name)
-		require.GreaterOrEqual(t, r.ResidentKPrefetch, 0, r.Name)
+		require.GreaterOrEqual(t, r.Q8_0Panels.Prefetch, 0, r.Name)
+		require.GreaterOrEqual(t, r.Q4_0Panels.Prefetch, 0, r.Name)
+		require.GreaterOrEqual(t, r.KPanels.Prefetch, 0, r.Name)
 		requireGenerated(t, r.Tuning)
 	}
 	require.Equal(t, "default", tunings[len(tunings)-1].Name, "the last row matches every CPU")
