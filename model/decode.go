@@ -49,6 +49,8 @@ type Batch struct {
 	// The current step.
 	entries     []BatchEntry
 	stepEntries []BatchEntry // Step's entries, kept so a step allocates nothing
+	stepSeqs    []*Sequence  // Step's sequences, while they sample
+	stepLogits  []float32    // their logits
 	n           int
 	layer       int
 
@@ -61,7 +63,9 @@ type Batch struct {
 
 	xbIn, hbIn, xIn []activation // (size) rows of xb, hb and x, with their int8 forms
 
-	qkvBody, attnBody, woBody, ffnUpBody, w2Body, clsBody func(lo, hi int)
+	phase int // what eachBody runs
+
+	qkvBody, attnBody, woBody, ffnUpBody, w2Body, clsBody, eachBody, acceptBody func(lo, hi int)
 }
 
 // DefaultBatchSize is the number of sequences a batch advances together
@@ -110,6 +114,7 @@ func newBatch(m *Model, p *pool, size int, ownPool bool) *Batch {
 	newActivations(b.xIn, b.x, c.Dim, xForm)
 	b.qkvBody, b.attnBody, b.woBody = b.qkvRows, b.attention, b.woRows
 	b.ffnUpBody, b.w2Body, b.clsBody = b.ffnUpRows, b.w2Rows, b.classifierRows
+	b.eachBody, b.acceptBody = b.eachEntry, b.acceptRange
 	return b
 }
 
@@ -259,47 +264,83 @@ func (b *Batch) forward() {
 		w.tokenEmbedding.rowTo(b.x[i*dim:(i+1)*dim], e.Token)
 		w.rope.angles(b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], e.Pos)
 	}
+	// The steps of each sequence alone (norms, its int8 forms, rotating q
+	// and k into its cache) run on the pool too, a sequence to a worker:
+	// one after another they were 4% of a step of 8 (TinyLlama Q4_K_M, 2
+	// threads, Zen 4 family 25 model 17).
 	for l := range w.layers {
 		b.layer = l
-		lw := &w.layers[l]
-		for i := range n {
-			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], lw.rmsAtt, b.eps)
-		}
-		quantizeRows(b.xbIn[:n])
+		b.each(phaseAttnIn)
 		b.pool.run(qkvDim, rowGrain, b.qkvBody)
-		for i, e := range b.entries {
+		b.each(phaseKV)
+		b.pool.run(n*c.Heads, c.KVMul(), b.attnBody)
+		b.each(phaseAttnOut)
+		b.pool.run(dim, rowGrain, b.woBody)
+		b.each(phaseFFNIn)
+		b.pool.run(c.HiddenDim, rowGrain, b.ffnUpBody)
+		b.each(phaseFFNOut)
+		b.pool.run(dim, rowGrain, b.w2Body)
+	}
+	b.each(phaseFinal)
+	b.pool.run(c.VocabSize, rowGrain, b.clsBody)
+}
+
+// The per-sequence steps of a layer, in forward's order.
+const (
+	phaseAttnIn  = iota // the residual of the layer before, the attention's norm, its int8 form
+	phaseKV             // q and k rotated, k and v into the sequence's cache
+	phaseAttnOut        // the attention's output in int8
+	phaseFFNIn          // the attention's residual, the FFN's norm, its int8 form
+	phaseFFNOut         // the FFN's hidden activation in int8
+	phaseFinal          // the last residual, the final norm, its int8 form
+)
+
+// each runs phase for every entry of the step, split between the workers.
+func (b *Batch) each(phase int) {
+	b.phase = phase
+	b.pool.run(b.n, 1, b.eachBody)
+}
+
+// eachEntry runs b.phase for the entries [lo, hi).
+func (b *Batch) eachEntry(lo, hi int) {
+	c, w := &b.cfg, &b.m.w
+	dim, kvDim, hs := c.Dim, c.KVDim(), c.HeadSize()
+	half, qkvDim := hs/2, dim+2*kvDim
+	lw := &w.layers[b.layer]
+	for i := lo; i < hi; i++ {
+		x, xb, xb2 := b.x[i*dim:(i+1)*dim], b.xb[i*dim:(i+1)*dim], b.xb2[i*dim:(i+1)*dim]
+		switch b.phase {
+		case phaseAttnIn:
+			if b.layer > 0 {
+				addInPlace(x, xb) // the FFN's output of the layer before
+			}
+			rmsnorm(xb, x, lw.rmsAtt, b.eps)
+			b.xbIn[i].quantize()
+		case phaseKV:
+			e := b.entries[i]
 			s := e.Session
-			s.layer = l
+			s.layer = b.layer
 			row := b.qkv[i*qkvDim : (i+1)*qkvDim]
-			k, v := s.kvRow(l, e.Pos)
+			k, v := s.kvRow(b.layer, e.Pos)
 			copy(k, row[dim:dim+kvDim])
 			copy(v, row[dim+kvDim:])
 			lw.qkvEnd(row[:dim], k, v, &w.rope, b.cos[i*half:(i+1)*half], b.sin[i*half:(i+1)*half], hs)
-			s.kvPut(l, e.Pos, k, v)
-		}
-		b.pool.run(n*c.Heads, c.KVMul(), b.attnBody)
-		quantizeRows(b.xbIn[:n])
-		b.pool.run(dim, rowGrain, b.woBody)
-		for i := range n {
-			x := b.x[i*dim : (i+1)*dim]
-			addBias(b.xb2[i*dim:(i+1)*dim], lw.bo)
-			addInPlace(x, b.xb2[i*dim:(i+1)*dim])
-			rmsnorm(b.xb[i*dim:(i+1)*dim], x, lw.rmsFFN, b.eps)
-		}
-		quantizeRows(b.xbIn[:n])
-		b.pool.run(c.HiddenDim, rowGrain, b.ffnUpBody)
-		quantizeRows(b.hbIn[:n])
-		b.pool.run(dim, rowGrain, b.w2Body)
-		for i := range n {
-			addInPlace(b.x[i*dim:(i+1)*dim], b.xb[i*dim:(i+1)*dim])
+			s.kvPut(b.layer, e.Pos, k, v)
+		case phaseAttnOut:
+			b.xbIn[i].quantize()
+		case phaseFFNIn:
+			addBias(xb2, lw.bo)
+			addInPlace(x, xb2)
+			rmsnorm(xb, x, lw.rmsFFN, b.eps)
+			b.xbIn[i].quantize()
+		case phaseFFNOut:
+			b.hbIn[i].quantize()
+		case phaseFinal:
+			addInPlace(x, xb)
+			rmsnorm(x, x, w.rmsFinal, b.eps)
+			b.xIn[i].quantize()
 		}
 	}
-	for i := range n {
-		x := b.x[i*dim : (i+1)*dim]
-		rmsnorm(x, x, w.rmsFinal, b.eps)
-	}
-	quantizeRows(b.xIn[:n])
-	b.pool.run(c.VocabSize, rowGrain, b.clsBody)
 }
 
 // rows computes the part of rows [lo, hi) of a stacked product (whose

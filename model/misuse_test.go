@@ -214,6 +214,27 @@ func TestStepNilSequence(t *testing.T) {
 	require.ErrorContains(t, err, "entry 0 has no session")
 }
 
+// TestStepSharedSampler: a step's sequences sample at once, so two of them
+// holding one sampler is an error, not a race.
+func TestStepSharedSampler(t *testing.T) {
+	m, _ := stories260K(t)
+	b, err := m.NewBatch(BatchOptions{Size: 2, Threads: 2})
+	require.NoError(t, err)
+	defer b.Close()
+	sampler := sample.New(m.Config.VocabSize, 1, 0.9, 7)
+	var seqs []*Sequence
+	for range 2 {
+		q, err := newSession(t, m, 1).Start([]int{1}, GenerateOptions{MaxTokens: 4, Sampler: sampler})
+		require.NoError(t, err)
+		_, err = q.Prefill(1)
+		require.NoError(t, err)
+		seqs = append(seqs, q)
+	}
+	require.ErrorContains(t, b.Step(seqs), "sequences 0 and 1 share a sampler")
+	seqs[1].sampler = sample.New(m.Config.VocabSize, 1, 0.9, 7)
+	require.NoError(t, b.Step(seqs))
+}
+
 // TestPositionsFollow: a call may feed the next position or go back (the
 // positions after it are then dropped), never skip one.
 func TestPositionsFollow(t *testing.T) {

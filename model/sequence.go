@@ -323,6 +323,11 @@ func (b *Batch) Step(seqs []*Sequence) error {
 		case !q.Ready():
 			return fmt.Errorf("%w: sequence %d is not ready (prompt tokens pending: %d, ended: %v)", errStepArgs, i, q.Pending(), q.Done())
 		}
+		for j, p := range seqs[:i] {
+			if q.sampler != nil && p.sampler == q.sampler { // they draw at once
+				return fmt.Errorf("%w: sequences %d and %d share a sampler (one a generation)", errStepArgs, j, i)
+			}
+		}
 		entries = append(entries, BatchEntry{Session: q.s, Token: q.next, Pos: q.pos})
 	}
 	b.stepEntries = entries
@@ -334,10 +339,20 @@ func (b *Batch) Step(seqs []*Sequence) error {
 		return fmt.Errorf("%w: %w", errStepArgs, err)
 	}
 	defer b.letGo(entries)
-	logits := b.run(entries)
-	vocab := b.cfg.VocabSize
-	for i, q := range seqs {
-		q.accept(logits[i*vocab : (i+1)*vocab])
-	}
+	b.stepLogits, b.stepSeqs = b.run(entries), seqs
+	defer func() { b.stepLogits, b.stepSeqs = nil, nil }()
+	// Each sequence samples on its own state, so the workers share them:
+	// one after another the draws were 10% of a step of 8 at 2 threads
+	// (TinyLlama Q4_K_M's flat random logits, 0.7 ms a draw; Zen 4,
+	// family 25 model 17).
+	b.pool.run(len(seqs), 1, b.acceptBody)
 	return nil
+}
+
+// acceptRange samples the next token of the step's sequences [lo, hi).
+func (b *Batch) acceptRange(lo, hi int) {
+	vocab := b.cfg.VocabSize
+	for i := lo; i < hi; i++ {
+		b.stepSeqs[i].accept(b.stepLogits[i*vocab : (i+1)*vocab])
+	}
 }
