@@ -2,7 +2,10 @@
 
 package kernels
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // Resident Q6_K panels (residentq6.go) on amd64: the AVX-512 VNNI kernels
 // of ../asm/gguf/residentq6.go, driven as Q4_K's (residentk_amd64.go). A
@@ -51,10 +54,7 @@ func q6Aux(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb, max 
 				x := xq[(v0+v)*n+qkK*sb:][:qkK]
 				sums := xsum[(v0+v)*nsb*8+8*sb:][:8]
 				for b := range 8 {
-					var s int32
-					for _, q := range x[32*b : 32*b+16] {
-						s += int32(q)
-					}
+					s := sum16(x[32*b:])
 					a[2*b], a[2*b+1] = uint32(-32*s), uint32(-32*(sums[b]-s))
 				}
 				a[16] = math.Float32bits(xs[(v0+v)*nsb*8+8*sb])
@@ -108,3 +108,19 @@ func matMatPanelQ6_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32,
 //
 //go:noescape
 func matMatPanelQ6_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// sum16 returns the sum of x[:16], eight bytes at a time: each value plus
+// 128 is a byte in 0..255, pairs of bytes add up in four 16-bit lanes,
+// and a multiply gathers the lanes in the top 16 bits. The loop of 16
+// additions it replaces was 2.8% of a TinyLlama-shaped Q4_K_M decode step
+// of 8 sequences at 2 threads (Zen 4, family 25 model 17): q6Aux runs
+// for every block of rows a step multiplies (model's decodeBlockBytes).
+func sum16(x []int8) int32 {
+	x = x[:16]
+	p := unsafe.Pointer(unsafe.SliceData(x))
+	a := *(*uint64)(p) ^ 0x8080808080808080
+	b := *(*uint64)(unsafe.Add(p, 8)) ^ 0x8080808080808080
+	const lanes = 0x00ff00ff00ff00ff
+	s := a&lanes + a>>8&lanes + b&lanes + b>>8&lanes // each lane <= 4*255
+	return int32(s*0x0001000100010001>>48) - 16*128
+}

@@ -65,3 +65,29 @@ func TestResidentPrefetchDistances(t *testing.T) {
 		}
 	}
 }
+
+// TestSum16: q6Aux's byte-lane sum equals the loop of additions, at the
+// extremes and at random, at every offset.
+func TestSum16(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	x := make([]int8, 64)
+	for trial := range 200 {
+		for i := range x {
+			switch trial {
+			case 0:
+				x[i] = -128
+			case 1:
+				x[i] = 127
+			default:
+				x[i] = int8(r.IntN(256) - 128)
+			}
+		}
+		for off := range 48 {
+			var want int32
+			for _, q := range x[off : off+16] {
+				want += int32(q)
+			}
+			require.Equal(t, want, sum16(x[off:]), "trial %d offset %d", trial, off)
+		}
+	}
+}
