@@ -195,7 +195,7 @@ func TestBatchInvariantResidentK(t *testing.T) {
 func BenchmarkResidentK(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, rt := range residentKTypes {
-		for _, s := range []struct{ rows, cols int }{{512, 2048}, {5632, 2048}} {
+		for _, s := range []struct{ rows, cols int }{{512, 2048}, {5632, 2048}, {2048, 5632}} {
 			raw, res := residentKCase(r, rt.res, s.rows, s.cols/qkK)
 			for _, batch := range []int{1, 8} {
 				xq, xs, xsum := kqRandActivation(r, s.cols, batch)
