@@ -17,10 +17,10 @@ import (
 )
 
 // randBlocks returns n random blocks of bt's type: random bytes with
-// finite float16 scales (Q4_K: d and dmin; Q6_K: d, at its end).
+// finite float16 scales (Q4_K, Q5_K: d and dmin; Q6_K: d, at its end).
 func randBlocks(r *rand.Rand, bt *kernels.BlockType, n int) []byte {
 	sz := bt.BlockBytes
-	offs := map[gguf.Type][]int{gguf.TypeQ4_K: {0, 2}, gguf.TypeQ6_K: {208}}[bt.Type]
+	offs := map[gguf.Type][]int{gguf.TypeQ4_K: {0, 2}, gguf.TypeQ5_K: {0, 2}, gguf.TypeQ6_K: {208}}[bt.Type]
 	if offs == nil {
 		offs = []int{0}
 	}
@@ -51,7 +51,7 @@ func residentCase(t testing.TB, r *rand.Rand, typ gguf.Type, rows, nb int) (raw 
 // use: rows cut anywhere (mulRows), row views on panels, and dequantized
 // rows equal to the file's.
 func TestResidentRows(t *testing.T) {
-	for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
+	for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K} {
 		t.Run(typ.String(), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(43, 44))
 			const rows, nb = 64, 5
@@ -172,8 +172,8 @@ func benchResidentDRAM(b *testing.B, typ gguf.Type, mrows, cols, mats int) {
 	}
 }
 
-// TestResidentModes opens the Q8_0, Q4_0, Q6_K and Q4_K_M twins of
-// randk.bin mapped and read: read, their Q8_0, Q4_0, Q4_K and Q6_K
+// TestResidentModes opens the Q8_0, Q4_0, Q6_K, Q4_K_M and Q5_K_M twins
+// of randk.bin mapped and read: read, their Q8_0, Q4_0, Q4_K, Q5_K and Q6_K
 // matrices become resident panels (where this build has their kernels),
 // the memory is read-only again, and both give llama.cpp's logits; Q8_0's,
 // bit for bit, each other's (its resident kernels compute the file
@@ -185,7 +185,7 @@ func TestResidentModes(t *testing.T) {
 		file, types string // types: those made resident, as Format lists them
 		all         bool   // every matrix is resident
 		bitwise     bool   // mapped and read give the same logits, bit for bit
-	}{{"Q8_0", "Q8_0", true, true}, {"Q4_0", "Q4_0, Q6_K", true, false}, {"Q6_K", "Q6_K", true, false}, {"Q4_K_M", "Q4_K, Q6_K", false, false}} {
+	}{{"Q8_0", "Q8_0", true, true}, {"Q4_0", "Q4_0, Q6_K", true, false}, {"Q6_K", "Q6_K", true, false}, {"Q4_K_M", "Q4_K, Q6_K", false, false}, {"Q5_K_M", "Q5_K, Q6_K", false, false}} {
 		t.Run(c.file, func(t *testing.T) {
 			path := fixture(t, "gguf/randk-"+c.file+".gguf")
 			tokens := readInts(t, fixture(t, "golden/gguf/teacher-tokens.txt"))

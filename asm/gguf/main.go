@@ -117,13 +117,14 @@ func main() {
 		residentMatVec(residentQ4_0, apart)
 	}
 	residentKData()
-	for _, rl := range []kLayout{residentQ4_K, residentQ6_K} {
+	for _, rl := range []kLayout{residentQ4_K, residentQ5_K, residentQ6_K} {
 		for _, apart := range []bool{true, false} {
 			residentKMatVec(rl, apart)
 		}
 	}
 	for _, v := range panelVectors {
 		residentKMatMat(residentQ4_K, v)
+		residentKMatMat(residentQ5_K, v)
 	}
 	for _, v := range []int{4, 2, 1} { // 4 sub-blocks' sums a vector in registers
 		residentKMatMat(residentQ6_K, v)

@@ -128,11 +128,41 @@ func vpdpwssdBcst(m Mem, a, acc Op) {
 	})
 }
 
+// # Resident Q5_K panels
+//
+// A Q5_K super-block of 16 rows (2816 bytes) is Q4_K's with 8 chunks of
+// qh among the quants, each before the first chunk of nibbles that uses
+// it (q5QhAt, q5QsAt: the panels are read in order, as memory streams
+// best): dword r of qh chunk k is row r's qh bytes 4k..4k+3, whose bit j
+// is the fifth bit of values 4k.. of sub-block j. For each chunk of
+// nibbles the qh chunk is shifted so that bit j lands on bit 4, masked
+// (0x10) and bit-selected under the nibble (VPTERNLOGD): 5-bit values for
+// the same VPDPBUSD, and the rest is Q4_K's.
+const q5ResBlockBytes = 16 * 176
+
+// q5QhAt and q5QsAt are the offsets of qh chunk k and of nibble chunk c
+// in a resident Q5_K super-block: qh k, nibbles k for k < 8, then
+// nibbles 8-31.
+func q5QhAt(k int) int { return kQsOff + 128*k }
+
+func q5QsAt(c int) int {
+	if c < 8 {
+		return kQsOff + 128*c + 64
+	}
+	return kQsOff + 1024 + 64*(c-8)
+}
+
 // kSuperBlock emits one resident super-block of S panels (blk(s, off)
 // addresses panel s's) by V vectors: f (see above) times the vector's
 // scale is added into facc(s, v), a register or memory. prefetch(s, line),
-// if not nil, is called once per 64-byte line of a super-block.
-func kSuperBlock(S, V int, blk func(s, off int) Mem, act kAct, lo VecVirtual, prefetch func(s, line int), facc func(s, v int) Op) {
+// if not nil, is called once per 64-byte line of a super-block. With hb
+// (bytes 0x10) it is a Q5_K super-block, else Q4_K's.
+func kSuperBlock(S, V int, blk func(s, off int) Mem, act kAct, lo, hb VecVirtual, prefetch func(s, line int), facc func(s, v int) Op) {
+	q5 := hb != nil
+	qsAt := func(c int) int { return kQsOff + 64*c }
+	if q5 {
+		qsAt = q5QsAt
+	}
 	sumi := make([][]VecVirtual, S)
 	for s := range sumi {
 		sumi[s] = make([]VecVirtual, V)
@@ -155,13 +185,43 @@ func kSuperBlock(S, V int, blk func(s, off int) Mem, act kAct, lo VecVirtual, pr
 					if c < 4 {
 						prefetch(s, c) // scales, d and dmin
 					}
-					prefetch(s, 4+c)
+					switch {
+					case !q5:
+						prefetch(s, 4+c)
+					case c < 8: // qh and nibbles
+						prefetch(s, 4+2*c)
+						prefetch(s, 5+2*c)
+					default:
+						prefetch(s, 12+c)
+					}
 				}
 				w, hi := ZMM(), ZMM()
-				VMOVDQU64(blk(s, kQsOff+64*c), w)
+				VMOVDQU64(blk(s, qsAt(c)), w)
 				VPSRLW(U8(4), w, hi)
-				VPANDD(lo, w, w)
-				VPANDD(lo, hi, hi)
+				if q5 {
+					// Bits 2g and 2g+1 of the qh bytes to bit 4 (word
+					// shifts: each bit stays in its byte), under the
+					// nibbles.
+					qh := ZMM()
+					VMOVDQU64(blk(s, q5QhAt(k)), qh)
+					for j, x := range []*VecVirtual{&w, &hi} {
+						t := ZMM()
+						switch b := 2*g + j; {
+						case b < 4:
+							VPSLLW(U8(4-b), qh, t)
+						case b == 4:
+							VMOVDQA64(qh, t)
+						default:
+							VPSRLW(U8(b-4), qh, t)
+						}
+						VPANDD(hb, t, t)
+						VPTERNLOGD(U8(0xd8), lo, *x, t) // lo ? x : t, bit by bit
+						*x = t
+					}
+				} else {
+					VPANDD(lo, w, w)
+					VPANDD(lo, hi, hi)
+				}
 				for v := range V {
 					vpdpbusdBcst(act.x(v, 64*g+4*k), w, acc[s][v][0])
 					vpdpbusdBcst(act.x(v, 64*g+32+4*k), hi, acc[s][v][1])
@@ -242,7 +302,13 @@ var (
 	residentQ4_K = kLayout{"Q4_K", "K", kResBlockBytes, 64, "residentk_amd64.go", func() func(int, int, func(int, int) Mem, kAct, func(int, int), func(int, int) Op) {
 		lo := broadcastByte(0x0f, true)
 		return func(S, V int, blk func(s, off int) Mem, act kAct, prefetch func(s, line int), facc func(s, v int) Op) {
-			kSuperBlock(S, V, blk, act, lo, prefetch, facc)
+			kSuperBlock(S, V, blk, act, lo, nil, prefetch, facc)
+		}
+	}}
+	residentQ5_K = kLayout{"Q5_K", "Q5_", q5ResBlockBytes, 64, "residentk_amd64.go", func() func(int, int, func(int, int) Mem, kAct, func(int, int), func(int, int) Op) {
+		lo, hb := broadcastByte(0x0f, true), broadcastByte(0x10, true)
+		return func(S, V int, blk func(s, off int) Mem, act kAct, prefetch func(s, line int), facc func(s, v int) Op) {
+			kSuperBlock(S, V, blk, act, lo, hb, prefetch, facc)
 		}
 	}}
 	residentQ6_K = kLayout{"Q6_K", "Q6_", q6ResBlockBytes, 128, "residentq6_amd64.go", func() func(int, int, func(int, int) Mem, kAct, func(int, int), func(int, int) Op) {

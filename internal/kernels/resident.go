@@ -137,6 +137,8 @@ func ResidentOf(bt *BlockType) *BlockType {
 		return Q4_0Resident
 	case Block(gguf.TypeQ4_K):
 		return Q4_KResident
+	case Block(gguf.TypeQ5_K):
+		return Q5_KResident
 	case Block(gguf.TypeQ6_K):
 		return Q6_KResident
 	}

@@ -37,3 +37,11 @@ func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum [
 func matMatResidentQ6_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	matMatResidentQ6_KGo(out, p, rows, xq, xs, xsum, batch)
 }
+
+func matVecResidentQ5_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	matVecResidentQ5_KGo(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ5_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	matMatResidentQ5_KGo(out, p, rows, xq, xs, xsum, batch)
+}

@@ -130,7 +130,8 @@ func TestResidentOf(t *testing.T) {
 	require.Same(t, Q4_0Resident, ResidentOf(Block(gguf.TypeQ4_0)))
 	require.Same(t, Q4_KResident, ResidentOf(Block(gguf.TypeQ4_K)))
 	require.Same(t, Q6_KResident, ResidentOf(Block(gguf.TypeQ6_K)))
-	require.Nil(t, ResidentOf(Block(gguf.TypeQ5_K)))
+	require.Same(t, Q5_KResident, ResidentOf(Block(gguf.TypeQ5_K)))
+	require.Nil(t, ResidentOf(Block(gguf.TypeQ5_0)))
 	require.Nil(t, ResidentOf(Q8_0Resident))
 }
 

@@ -29,6 +29,15 @@ var kResQ4_K = &kResident{
 	},
 }
 
+var kResQ5_K = &kResident{
+	blockBytes: q5ResBlockBytes, auxDwords: 16, maxV: 8,
+	aux: kResQ4_K.aux,
+	vec: matVecPanelQ5_KVNNI, vecSeq: matVecPanelQ5_KSeqVNNI,
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+		1: matMatPanelQ5_1VNNI, 2: matMatPanelQ5_2VNNI, 4: matMatPanelQ5_4VNNI, 8: matMatPanelQ5_8VNNI,
+	},
+}
+
 func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
 	if !hasVNNI {
 		matVecResidentQ4_KGo(out, p, xq, xs, xsum)
@@ -43,6 +52,22 @@ func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float
 		return
 	}
 	kResQ4_K.matMat(out, p, rows, xq, xs, xsum, batch)
+}
+
+func matVecResidentQ5_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	if !hasVNNI {
+		matVecResidentQ5_KGo(out, p, xq, xs, xsum)
+		return
+	}
+	kResQ5_K.matVec(out, p, xq, xs, xsum)
+}
+
+func matMatResidentQ5_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	if !hasVNNI {
+		matMatResidentQ5_KGo(out, p, rows, xq, xs, xsum, batch)
+		return
+	}
+	kResQ5_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
 // matVec runs the matrix-vector kernel, reading the panels in order or
@@ -168,3 +193,35 @@ func matMatPanelK2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n
 //
 //go:noescape
 func matMatPanelK1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matVecPanelQ5_KVNNI is matVecPanelQ4_KVNNI for resident Q5_K panels
+// (residentk.go; q the 5-bit values, len(p) >= len(out)*n/256*176).
+//
+//go:noescape
+func matVecPanelQ5_KVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+
+// matVecPanelQ5_KSeqVNNI is matVecPanelQ5_KVNNI reading the panels one
+// after another.
+//
+//go:noescape
+func matVecPanelQ5_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf int)
+
+// matMatPanelQ5_8VNNI is matMatPanelK8VNNI for a resident Q5_K panel.
+//
+//go:noescape
+func matMatPanelQ5_8VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matMatPanelQ5_4VNNI is matMatPanelQ5_8VNNI for 4 vectors.
+//
+//go:noescape
+func matMatPanelQ5_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matMatPanelQ5_2VNNI is matMatPanelQ5_8VNNI for 2 vectors.
+//
+//go:noescape
+func matMatPanelQ5_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+
+// matMatPanelQ5_1VNNI is matMatPanelQ5_8VNNI for 1 vector.
+//
+//go:noescape
+func matMatPanelQ5_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)

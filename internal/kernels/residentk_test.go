@@ -17,6 +17,7 @@ var residentKTypes = []struct {
 	MatMat func([]float32, []byte, int, []int8, []float32, []int32, int)
 }{
 	{Q4_KResident, kqTypes()[0], matVecResidentQ4_KGo, matMatResidentQ4_KGo},
+	{Q5_KResident, kqTypes()[1], matVecResidentQ5_KGo, matMatResidentQ5_KGo},
 	{Q6_KResident, kqTypes()[2], matVecResidentQ6_KGo, matMatResidentQ6_KGo},
 }
 
@@ -24,8 +25,10 @@ var residentKTypes = []struct {
 // the same rows repacked into resident panels.
 func residentKCase(r *rand.Rand, res *BlockType, rows, nsb int) (raw, packed []byte) {
 	typ := kqTypes()[0]
-	if res == Q6_KResident {
-		typ = kqTypes()[2]
+	for _, rt := range residentKTypes {
+		if rt.res == res {
+			typ = rt.typ
+		}
 	}
 	raw = randKBlocks(r, typ, rows*nsb)
 	packed = make([]byte, len(raw))
@@ -100,40 +103,44 @@ func testResidentK(t *testing.T, bt *BlockType, typ kqType, matVec func([]float3
 	}
 }
 
-// TestResidentQ4_KExtremes: the largest sums (every nibble 15, every
-// scale and min 63, activations ±127 or -128) stay exact in int32.
-func TestResidentQ4_KExtremes(t *testing.T) {
+// TestResidentQ45KExtremes: the largest sums (every value 15, or 31 with
+// Q5_K's fifth bit, every scale and min 63, activations ±127 or -128)
+// stay exact in int32.
+func TestResidentQ45KExtremes(t *testing.T) {
 	const rows, nsb = 32, 8
 	n := nsb * qkK
-	raw := make([]byte, rows*nsb*q4KBytes)
-	for i := range raw {
-		raw[i] = 0xff
-	}
-	for b := 0; b < len(raw); b += q4KBytes {
-		raw[b], raw[b+1] = 0x00, 0x1c   // d = 0.00390625
-		raw[b+2], raw[b+3] = 0x00, 0x18 // dmin = 0.001953125
-	}
-	res := make([]byte, len(raw))
-	rb := nsb * q4KBytes
-	for p := 0; p < rows; p += ResidentRows {
-		PackResident(Q4_KResident, res[p*rb:(p+ResidentRows)*rb], raw[p*rb:(p+ResidentRows)*rb], nsb)
-	}
-	for _, xv := range []int8{127, -127, -128} {
-		xq := make([]int8, n)
-		for i := range xq {
-			xq[i] = xv
+	for _, rt := range residentKTypes[:2] { // Q4_K, Q5_K
+		bb := rt.res.BlockBytes
+		raw := make([]byte, rows*nsb*bb)
+		for i := range raw {
+			raw[i] = 0xff
 		}
-		xs := make([]float32, n/QBlock)
-		for i := range xs {
-			xs[i] = 0.01
+		for b := 0; b < len(raw); b += bb {
+			raw[b], raw[b+1] = 0x00, 0x1c   // d = 0.00390625
+			raw[b+2], raw[b+3] = 0x00, 0x18 // dmin = 0.001953125
 		}
-		xsum := make([]int32, len(xs))
-		blockSums(xsum, xq)
-		want, abs := refMatVecK(kqTypes()[0], raw, rows, xq, xs)
-		out := make([]float32, rows)
-		Q4_KResident.MatVec(out, res, xq, xs, xsum)
-		for i := range out {
-			kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("x=%d row %d", xv, i))
+		res := make([]byte, len(raw))
+		rb := nsb * bb
+		for p := 0; p < rows; p += ResidentRows {
+			PackResident(rt.res, res[p*rb:(p+ResidentRows)*rb], raw[p*rb:(p+ResidentRows)*rb], nsb)
+		}
+		for _, xv := range []int8{127, -127, -128} {
+			xq := make([]int8, n)
+			for i := range xq {
+				xq[i] = xv
+			}
+			xs := make([]float32, n/QBlock)
+			for i := range xs {
+				xs[i] = 0.01
+			}
+			xsum := make([]int32, len(xs))
+			blockSums(xsum, xq)
+			want, abs := refMatVecK(rt.typ, raw, rows, xq, xs)
+			out := make([]float32, rows)
+			rt.res.MatVec(out, res, xq, xs, xsum)
+			for i := range out {
+				kqCheckClose(t, out[i], want[i], abs[i], kqTolerance(n), fmt.Sprintf("%s x=%d row %d", rt.typ.name, xv, i))
+			}
 		}
 	}
 }

@@ -52,7 +52,7 @@ func TestResidentPrefetchDistances(t *testing.T) {
 			xq, xs, xsum := kqRandActivation(r, nsb*qkK, 1)
 			want := make([]float32, rows)
 			rt.res.MatVec(want, res, xq, xs, xsum)
-			k := map[*BlockType]*kResident{Q4_KResident: kResQ4_K, Q6_KResident: kResQ6_K}[rt.res]
+			k := map[*BlockType]*kResident{Q4_KResident: kResQ4_K, Q5_KResident: kResQ5_K, Q6_KResident: kResQ6_K}[rt.res]
 			aux := make([]uint32, k.auxDwords*nsb)
 			k.aux(aux, xq, xs, xsum, 1, nsb)
 			for i, asm := range []func([]float32, []byte, []int8, []uint32, int){k.vec, k.vecSeq} {
