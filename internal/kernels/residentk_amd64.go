@@ -8,14 +8,16 @@ import "math"
 // of ../asm/gguf/residentk.go.
 
 // kResident is what the drivers of resident K-quant panels need of a
-// type: its kernels (panel kernels for up to maxV vectors at a time) and
-// how it lays out aux, the vectors' scales and sums (auxDwords a vector
-// and super-block).
+// type: its kernels (panel kernels for up to maxV vectors at a time), how
+// it lays out aux, the vectors' scales and sums (auxDwords a vector and
+// super-block), and its Go kernels, for CPUs without AVX-512 VNNI.
 type kResident struct {
 	blockBytes, auxDwords, maxV int
 	aux                         func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int)
 	vec, vecSeq                 func(out []float32, p []byte, xq []int8, aux []uint32, pf int)
 	panel                       [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+	goVec                       func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
+	goMat                       func(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int)
 }
 
 var kResQ4_K = &kResident{
@@ -27,6 +29,7 @@ var kResQ4_K = &kResident{
 	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
 		1: matMatPanelK1VNNI, 2: matMatPanelK2VNNI, 4: matMatPanelK4VNNI, 8: matMatPanelK8VNNI,
 	},
+	goVec: matVecResidentQ4_KGo, goMat: matMatResidentQ4_KGo,
 }
 
 var kResQ5_K = &kResident{
@@ -36,43 +39,32 @@ var kResQ5_K = &kResident{
 	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
 		1: matMatPanelQ5_1VNNI, 2: matMatPanelQ5_2VNNI, 4: matMatPanelQ5_4VNNI, 8: matMatPanelQ5_8VNNI,
 	},
+	goVec: matVecResidentQ5_KGo, goMat: matMatResidentQ5_KGo,
 }
 
 func matVecResidentQ4_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	if !hasVNNI {
-		matVecResidentQ4_KGo(out, p, xq, xs, xsum)
-		return
-	}
 	kResQ4_K.matVec(out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ4_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	if !hasVNNI {
-		matMatResidentQ4_KGo(out, p, rows, xq, xs, xsum, batch)
-		return
-	}
 	kResQ4_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
 func matVecResidentQ5_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	if !hasVNNI {
-		matVecResidentQ5_KGo(out, p, xq, xs, xsum)
-		return
-	}
 	kResQ5_K.matVec(out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ5_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	if !hasVNNI {
-		matMatResidentQ5_KGo(out, p, rows, xq, xs, xsum, batch)
-		return
-	}
 	kResQ5_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
 // matVec runs the matrix-vector kernel, reading the panels in order or
 // apart and prefetching as the per-CPU table says (tuning.go).
 func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
+	if !hasVNNI {
+		k.goVec(out, p, xq, xs, xsum)
+		return
+	}
 	nsb := len(xq) / qkK
 	if len(out) == 0 || nsb == 0 {
 		clear(out)
@@ -89,6 +81,10 @@ func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsu
 // matMat runs each resident panel against the whole batch, maxV vectors
 // at a time then fewer (forGroupsMax); a vector's values are matVec's.
 func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
+	if !hasVNNI {
+		k.goMat(out, p, rows, xq, xs, xsum, batch)
+		return
+	}
 	n := len(xq) / batch
 	nsb := n / qkK
 	if nsb == 0 {

@@ -20,21 +20,14 @@ var kResQ6_K = &kResident{
 	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
 		1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
 	},
+	goVec: matVecResidentQ6_KGo, goMat: matMatResidentQ6_KGo,
 }
 
 func matVecResidentQ6_K(out []float32, p []byte, xq []int8, xs []float32, xsum []int32) {
-	if !hasVNNI {
-		matVecResidentQ6_KGo(out, p, xq, xs, xsum)
-		return
-	}
 	kResQ6_K.matVec(out, p, xq, xs, xsum)
 }
 
 func matMatResidentQ6_K(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	if !hasVNNI {
-		matMatResidentQ6_KGo(out, p, rows, xq, xs, xsum, batch)
-		return
-	}
 	kResQ6_K.matMat(out, p, rows, xq, xs, xsum, batch)
 }
 
