@@ -330,10 +330,10 @@ func (l kLayout) act(x func(v, off int) Mem, ap Register) kAct {
 	}
 }
 
-// residentKMatVec generates matVecPanel{Q4_K,Q6_K}VNNI: resident panels
+// residentKMatVec generates matVecPanel{Q4_K,Q5_K,Q6_K}VNNI: resident panels
 // times one vector, 4 panels a quarter of the rows apart at a time (then
 // the last panels%4 one at a time) as residentMatVec does, or in order
-// (matVecPanel{Q4_K,Q6_K}SeqVNNI, Zen 4's choice), each line prefetched pf
+// (matVecPanel{Q4_K,Q5_K,Q6_K}SeqVNNI, Zen 4's choice), each line prefetched pf
 // bytes ahead.
 func residentKMatVec(rl kLayout, apart bool) {
 	name := matVecName(rl.name, apart)
@@ -369,7 +369,7 @@ func residentKMatVec(rl kLayout, apart bool) {
 	RET()
 }
 
-// residentKMatMat generates matMatPanel{K,Q6_}{V}VNNI: a resident panel by
+// residentKMatMat generates matMatPanel{K,Q5_,Q6_}{V}VNNI: a resident panel by
 // V vectors (n apart in x), their scales and sums in aux (auxBytes a
 // vector and super-block), the sums kept on the stack.
 func residentKMatMat(rl kLayout, V int) {

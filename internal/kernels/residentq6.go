@@ -106,9 +106,5 @@ func matVecResidentQ6_KGo(out []float32, p []byte, xq []int8, xs []float32, _ []
 // matMatResidentQ6_KGo is MatMat for resident Q6_K panels in Go: one
 // vector at a time.
 func matMatResidentQ6_KGo(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
-	n := len(xq) / batch
-	nb := n / QBlock
-	for v := range batch {
-		matVecResidentQ6_KGo(out[v*rows:(v+1)*rows], p, xq[v*n:(v+1)*n], xs[v*nb:(v+1)*nb], nil)
-	}
+	matMatByVector(matVecResidentQ6_KGo, out, rows, p, xq, xs, xsum, batch)
 }
