@@ -14,7 +14,9 @@ import (
 // their activations go through each weight matrix together, as the rows of
 // a matrix-matrix product (tensor.mulBatch, the kernels of batched
 // prompts), so each weight is read from memory once per step instead of
-// once per sequence. Attention stays per sequence, over its own cache.
+// once per sequence; a step of one sequence takes the matrix-vector
+// kernels, as a token alone does. Attention stays per sequence, over its
+// own cache.
 //
 // The work of a product is split between the cores by weight rows (each
 // core reads its share of the weights once, for every sequence); a
@@ -355,6 +357,17 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 		return
 	}
 	n := b.n
+	if n == 1 {
+		// One sequence: the matrix-vector kernel over the whole range,
+		// as a Session's token takes it, with the same values (batch
+		// invariance). The panel kernels a batch takes do not prefetch
+		// and a block of rows gains nothing from one vector: on an
+		// Intel Xeon (family 6 model 207) a 1-client step of the
+		// TinyLlama-shaped Q4_K_M file took 33 ms through them, bench's
+		// tg 21.6 ms (docs/performance.md, fifth session).
+		t.mulRows(out[base+r0:base+r1], r0, &acts[0])
+		return
+	}
 	// Blocks of rows that stay in L2, each multiplied by every sequence of
 	// the step before the next is read, so that the weights come from
 	// memory once per step.
