@@ -371,10 +371,14 @@ func residentKMatVec(rl kLayout, apart bool) {
 
 // residentKMatMat generates matMatPanel{K,Q5_,Q6_}{V}VNNI: a resident panel by
 // V vectors (n apart in x), their scales and sums in aux (auxBytes a
-// vector and super-block), the sums kept on the stack.
+// vector and super-block), the sums kept on the stack, each line of the
+// panel prefetched pf bytes ahead (past the panel's end, the next panel's
+// lines: the caller takes the panels in order). Without prefetches, 8
+// vectors of the TinyLlama-shaped Q4_K_M file read from memory ran at
+// half their speed from L3 on an Intel Xeon (family 6 model 207).
 func residentKMatMat(rl kLayout, V int) {
 	name := fmt.Sprintf("matMatPanel%s%dVNNI", rl.short, V)
-	TEXT(name, 0, "func(out []float32, m int, p []byte, x []int8, aux []uint32, n int)") // 64*V bytes of frame
+	TEXT(name, 0, "func(out []float32, m int, p []byte, x []int8, aux []uint32, n int, pf int)") // 64*V bytes of frame
 	Doc(name + " multiplies a resident " + rl.name + " panel by vectors; see internal/kernels/" + rl.goFile + ".")
 	sums := AllocLocal(64 * V)
 	pp := Load(Param("p").Base(), GP64())
@@ -396,6 +400,7 @@ func residentKMatMat(rl kLayout, V int) {
 		}
 		return rowAt(xp4, n, n3, v-4, off)
 	}, ap)
+	pf := Load(Param("pf"), GP64())
 	body := rl.setup()
 	{
 		z := ZMM()
@@ -405,7 +410,8 @@ func residentKMatMat(rl kLayout, V int) {
 		}
 	}
 	Label("block")
-	body(1, V, func(_, off int) Mem { return Mem{Base: pp, Disp: off} }, act, nil,
+	body(1, V, func(_, off int) Mem { return Mem{Base: pp, Disp: off} }, act,
+		func(_, line int) { PREFETCHT0(Mem{Base: pp, Index: pf, Scale: 1, Disp: 64 * line}) },
 		func(_, v int) Op { return sums.Offset(64 * v) })
 	ADDQ(U32(rl.blockBytes), pp)
 	ADDQ(U32(256), xp)

@@ -15,7 +15,7 @@ type kResident struct {
 	blockBytes, auxDwords, maxV int
 	aux                         func(aux []uint32, xq []int8, xs []float32, xsum []int32, batch, nsb int)
 	vec, vecSeq                 func(out []float32, p []byte, xq []int8, aux []uint32, pf int)
-	panel                       [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+	panel                       [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 	goVec                       func(out []float32, p []byte, xq []int8, xs []float32, xsum []int32)
 	goMat                       func(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int)
 }
@@ -26,7 +26,7 @@ var kResQ4_K = &kResident{
 		kAux(aux, xs, xsum, batch, nsb)
 	},
 	vec: matVecPanelQ4_KVNNI, vecSeq: matVecPanelQ4_KSeqVNNI,
-	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int){
 		1: matMatPanelK1VNNI, 2: matMatPanelK2VNNI, 4: matMatPanelK4VNNI, 8: matMatPanelK8VNNI,
 	},
 	goVec: matVecResidentQ4_KGo, goMat: matMatResidentQ4_KGo,
@@ -36,7 +36,7 @@ var kResQ5_K = &kResident{
 	blockBytes: q5ResBlockBytes, auxDwords: 16, maxV: 8,
 	aux: kResQ4_K.aux,
 	vec: matVecPanelQ5_KVNNI, vecSeq: matVecPanelQ5_KSeqVNNI,
-	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int){
 		1: matMatPanelQ5_1VNNI, 2: matMatPanelQ5_2VNNI, 4: matMatPanelQ5_4VNNI, 8: matMatPanelQ5_8VNNI,
 	},
 	goVec: matVecResidentQ5_KGo, goMat: matMatResidentQ5_KGo,
@@ -79,7 +79,8 @@ func (k *kResident) matVec(out []float32, p []byte, xq []int8, xs []float32, xsu
 }
 
 // matMat runs each resident panel against the whole batch, maxV vectors
-// at a time then fewer (forGroupsMax); a vector's values are matVec's.
+// at a time then fewer (forGroupsMax), prefetching as the per-CPU table
+// says; a vector's values are matVec's.
 func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	if !hasVNNI {
 		k.goMat(out, p, rows, xq, xs, xsum, batch)
@@ -99,7 +100,7 @@ func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []fl
 	for r := 0; r < rows; r += ResidentRows {
 		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
 		forGroupsMax(batch, k.maxV, func(v0, V int) {
-			k.panel[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[k.auxDwords*v0*nsb:k.auxDwords*(v0+V)*nsb], n)
+			k.panel[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[k.auxDwords*v0*nsb:k.auxDwords*(v0+V)*nsb], n, tuning.KBatchPrefetch)
 		})
 	}
 }
@@ -170,25 +171,26 @@ func matVecPanelQ4_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf
 // matMatPanelK8VNNI computes one resident Q4_K panel (16 rows) times 8
 // vectors n apart in x: out[v*m+r] = row r · vector v, each in the
 // arithmetic of matVecPanelQ4_KVNNI, with the vectors' block sums and
-// scales in aux as kAux lays them out for the group.
+// scales in aux as kAux lays them out for the group, prefetching each line
+// of the panel pf bytes ahead (pf >= 0; prefetches never fault).
 //
 //go:noescape
-func matMatPanelK8VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelK8VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelK4VNNI is matMatPanelK8VNNI for 4 vectors.
 //
 //go:noescape
-func matMatPanelK4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelK4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelK2VNNI is matMatPanelK8VNNI for 2 vectors.
 //
 //go:noescape
-func matMatPanelK2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelK2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelK1VNNI is matMatPanelK8VNNI for 1 vector.
 //
 //go:noescape
-func matMatPanelK1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelK1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matVecPanelQ5_KVNNI is matVecPanelQ4_KVNNI for resident Q5_K panels
 // (residentk.go; q the 5-bit values, len(p) >= len(out)*n/256*176).
@@ -205,19 +207,19 @@ func matVecPanelQ5_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf
 // matMatPanelQ5_8VNNI is matMatPanelK8VNNI for a resident Q5_K panel.
 //
 //go:noescape
-func matMatPanelQ5_8VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ5_8VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelQ5_4VNNI is matMatPanelQ5_8VNNI for 4 vectors.
 //
 //go:noescape
-func matMatPanelQ5_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ5_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelQ5_2VNNI is matMatPanelQ5_8VNNI for 2 vectors.
 //
 //go:noescape
-func matMatPanelQ5_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ5_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelQ5_1VNNI is matMatPanelQ5_8VNNI for 1 vector.
 //
 //go:noescape
-func matMatPanelQ5_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ5_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)

@@ -17,7 +17,7 @@ var kResQ6_K = &kResident{
 		q6Aux(aux, xq, xs, xsum, batch, nsb, 4)
 	},
 	vec: matVecPanelQ6_KVNNI, vecSeq: matVecPanelQ6_KSeqVNNI,
-	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n int){
+	panel: [9]func(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int){
 		1: matMatPanelQ6_1VNNI, 2: matMatPanelQ6_2VNNI, 4: matMatPanelQ6_4VNNI,
 	},
 	goVec: matVecResidentQ6_KGo, goMat: matMatResidentQ6_KGo,
@@ -87,20 +87,20 @@ func matVecPanelQ6_KSeqVNNI(out []float32, p []byte, xq []int8, aux []uint32, pf
 // matMatPanelQ6_4VNNI computes one resident Q6_K panel (16 rows) times 4
 // vectors n apart in x: out[v*m+r] = row r · vector v, each in the
 // arithmetic of matVecPanelQ6_KVNNI, with aux as q6Aux lays it out for
-// the group.
+// the group, prefetching each line of the panel pf bytes ahead (pf >= 0).
 //
 //go:noescape
-func matMatPanelQ6_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ6_4VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelQ6_2VNNI is matMatPanelQ6_4VNNI for 2 vectors.
 //
 //go:noescape
-func matMatPanelQ6_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ6_2VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // matMatPanelQ6_1VNNI is matMatPanelQ6_4VNNI for 1 vector.
 //
 //go:noescape
-func matMatPanelQ6_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n int)
+func matMatPanelQ6_1VNNI(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)
 
 // sum16 returns the sum of x[:16], eight bytes at a time: each value plus
 // 128 is a byte in 0..255, pairs of bytes add up in four 16-bit lanes,

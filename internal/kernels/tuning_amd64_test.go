@@ -62,6 +62,30 @@ func TestResidentPrefetchDistances(t *testing.T) {
 					require.Equal(t, want, got, "%s rows=%d in order=%v pf=%d", rt.typ.name, rows, i == 1, pf)
 				}
 			}
+			// The panel kernels for a batch (KBatchPrefetch): every
+			// group size, each panel against its vectors as matMat
+			// takes them, the same values at every distance.
+			for V, panel := range k.panel {
+				if panel == nil {
+					continue
+				}
+				n := nsb * qkK
+				bq, bs, bsum := kqRandActivation(r, n, V)
+				baux := make([]uint32, k.auxDwords*V*nsb)
+				k.aux(baux, bq, bs, bsum, V, nsb)
+				want := make([]float32, rows*V)
+				for v := range V {
+					rt.res.MatVec(want[v*rows:(v+1)*rows], res, bq[v*n:(v+1)*n], bs[v*nsb*8:(v+1)*nsb*8], bsum[v*nsb*8:(v+1)*nsb*8])
+				}
+				for _, pf := range pfs {
+					got := make([]float32, rows*V)
+					pb := len(res) / (rows / ResidentRows)
+					for r0 := 0; r0 < rows; r0 += ResidentRows {
+						panel(got[r0:], rows, res[r0/ResidentRows*pb:], bq, baux, n, pf)
+					}
+					require.Equal(t, want, got, "%s rows=%d %d vectors pf=%d", rt.typ.name, rows, V, pf)
+				}
+			}
 		}
 	}
 }
