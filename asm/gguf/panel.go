@@ -254,9 +254,21 @@ func panelMatMat(V int, rl *residentLayout) {
 	if rl != nil {
 		blockBytes, loads = rl.blockBytes, rl.loads()
 	}
-	TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)")
-	Doc(name + " multiplies a packed panel by vectors; see internal/kernels/blocks_tile_amd64.go.")
+	if rl == nil {
+		TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)")
+		Doc(name + " multiplies a packed panel by vectors; see internal/kernels/blocks_tile_amd64.go.")
+	} else {
+		TEXT(name, NOSPLIT, "func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)")
+		Doc(name + " multiplies a resident panel by vectors; see internal/kernels/resident_amd64.go.")
+	}
 	pp := Load(Param("p").Base(), GP64())
+	// A resident panel is read from memory: each line is prefetched pf
+	// bytes ahead (the next panel's lines past the end; the caller takes
+	// the panels in order). A packed one was just written and is in L2.
+	var pf Register
+	if rl != nil {
+		pf = Load(Param("pf"), GP64())
+	}
 	n := Load(Param("n"), GP64())
 	n3 := times3(n)
 	cnt := GP64()
@@ -307,6 +319,11 @@ func panelMatMat(V int, rl *residentLayout) {
 			for v := range acc {
 				vpdpbusdBcst(xv(v, 4*j), ws[k], acc[v])
 			}
+		}
+	}
+	if rl != nil {
+		for i := range (blockBytes + 63) / 64 {
+			PREFETCHT0(Mem{Base: pp, Index: pf, Scale: 1, Disp: 64 * i})
 		}
 	}
 	d := ZMM()

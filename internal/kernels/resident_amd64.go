@@ -8,7 +8,7 @@ var ResidentKernels = hasVNNI
 
 // residentPanelKernels are the panel kernels for resident panels by width:
 // Q8_0's (H: float16 d) and Q4_0's (N: nibbles).
-var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int){
+var residentPanelKernels = map[*residentLayout][9]func(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int){
 	residentQ8_0: {1: matMatPanelH1VNNI, 2: matMatPanelH2VNNI, 4: matMatPanelH4VNNI, 8: matMatPanelH8VNNI},
 	residentQ4_0: {1: matMatPanelN1VNNI, 2: matMatPanelN2VNNI, 4: matMatPanelN4VNNI, 8: matMatPanelN8VNNI},
 }
@@ -60,7 +60,8 @@ type residentKernel func(out []float32, p []byte, xq []int8, xs []float32, xsum 
 
 // matMatResident runs each resident panel of layout l against the whole
 // batch, 8 vectors at a time then 4, 2, 1, as matMatPanels does without
-// packing. A vector's values are those of matVecResident.
+// packing, prefetching as the per-CPU table says. A vector's values are
+// those of matVecResident.
 func matMatResident(l *residentLayout, out []float32, p []byte, rows int, xq []int8, xs []float32, xsum []int32, batch int) {
 	if !hasVNNI {
 		matMatResidentGo(l, out, p, rows, xq, xs, xsum, batch)
@@ -80,7 +81,7 @@ func matMatResident(l *residentLayout, out []float32, p []byte, rows int, xq []i
 	for r := 0; r < rows; r += ResidentRows {
 		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
 		forGroups(batch, func(v0, V int) {
-			kernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], xsT[v0*nb:(v0+V)*nb], xcT[v0*nb:(v0+V)*nb], n)
+			kernels[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], xsT[v0*nb:(v0+V)*nb], xcT[v0*nb:(v0+V)*nb], n, tuning.BatchPrefetch)
 		})
 	}
 }
@@ -126,43 +127,43 @@ func matVecPanelQ8_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xs
 func matVecPanelQ4_0SeqVNNI(out []float32, p []byte, xq []int8, xs []float32, xsum []int32, pf int)
 
 // matMatPanelH8VNNI is matMatPanel8VNNI for a resident Q8_0 panel (float16
-// d, 544 bytes a block).
+// d, 544 bytes a block), prefetching each line pf bytes ahead (pf >= 0).
 //
 //go:noescape
-func matMatPanelH8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelH8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelH4VNNI is matMatPanelH8VNNI for 4 vectors.
 //
 //go:noescape
-func matMatPanelH4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelH4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelH2VNNI is matMatPanelH8VNNI for 2 vectors.
 //
 //go:noescape
-func matMatPanelH2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelH2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelH1VNNI is matMatPanelH8VNNI for 1 vector.
 //
 //go:noescape
-func matMatPanelH1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelH1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelN8VNNI is matMatPanel8VNNI for a resident Q4_0 panel (4
 // chunks of two steps' nibbles, float16 d, 288 bytes a block).
 //
 //go:noescape
-func matMatPanelN8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelN8VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelN4VNNI is matMatPanelN8VNNI for 4 vectors.
 //
 //go:noescape
-func matMatPanelN4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelN4VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelN2VNNI is matMatPanelN8VNNI for 2 vectors.
 //
 //go:noescape
-func matMatPanelN2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelN2VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)
 
 // matMatPanelN1VNNI is matMatPanelN8VNNI for 1 vector.
 //
 //go:noescape
-func matMatPanelN1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n int)
+func matMatPanelN1VNNI(out []float32, m int, p []byte, x []int8, xsT []float32, xcT []int32, n, pf int)

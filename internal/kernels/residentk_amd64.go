@@ -100,7 +100,7 @@ func (k *kResident) matMat(out []float32, p []byte, rows int, xq []int8, xs []fl
 	for r := 0; r < rows; r += ResidentRows {
 		panel := p[r/ResidentRows*pb : (r/ResidentRows+1)*pb]
 		forGroupsMax(batch, k.maxV, func(v0, V int) {
-			k.panel[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[k.auxDwords*v0*nsb:k.auxDwords*(v0+V)*nsb], n, tuning.KBatchPrefetch)
+			k.panel[V](out[v0*rows+r:], rows, panel, xq[v0*n:(v0+V)*n], aux[k.auxDwords*v0*nsb:k.auxDwords*(v0+V)*nsb], n, tuning.BatchPrefetch)
 		})
 	}
 }

@@ -71,14 +71,15 @@ import (
 // a 512-bit operation at once, as Zen 5's do, and take the same choices:
 // 1024 bytes ahead, 4 panels apart (in order loses 10-25%).
 //
-// The K-quant panel kernels for a batch (KBatchPrefetch) prefetched
+// The resident panel kernels for a batch (BatchPrefetch) prefetched
 // nothing until the same Xeon's profile of `serve` with 8 clients
 // (TinyLlama-shaped Q4_K_M) had 85% of a step in them, at half the speed
-// they reach from L3. With 1024 bytes, 3 alternated rounds: 8 clients 98
-// -> 158 tok/s median (a step 75 -> 47 ms), pp128 at 2 threads 240 ->
-// 278. Zen 4 and Zen 5 were not measured: Zen 4 keeps 0 (the line being
-// read: no change there), Zen 5 takes Intel's distance, as its other
-// rows do.
+// they reach from L3. With 1024 bytes, `serve` with 8 clients, 3
+// alternated rounds, tok/s medians: Q4_K_M 98 -> 158 (a step 75 -> 47
+// ms), Q4_0 126 -> 154, Q8_0 86 -> 99; pp128 at 2 threads moved up by
+// 5-15% (2-3 rounds, noisy). Zen 4 and Zen 5 were not measured: Zen 4
+// keeps 0 (the line being read: no change there), Zen 5 takes Intel's
+// distance, as its other rows do.
 
 // Tuning is one row of the per-CPU table.
 type Tuning struct {
@@ -87,10 +88,10 @@ type Tuning struct {
 	// kernels of resident Q8_0, Q4_0 and K-quant (Q4_K, Q6_K) panels read
 	// them.
 	Q8_0Panels, Q4_0Panels, KPanels Panels
-	// KBatchPrefetch is how far ahead (bytes) the K-quant panel kernels
+	// BatchPrefetch is how far ahead (bytes) the resident panel kernels
 	// for a batch of vectors (prompts, decode steps of several
 	// sequences) prefetch the panel they read.
-	KBatchPrefetch int
+	BatchPrefetch int
 	// F32Prefetch and Q8Prefetch are the distances of the AVX-512 float32
 	// matrix-vector kernels and of llama2.c's Q8_0 (VNNI) ones: one of
 	// the distances they are generated for (2048 or 0, none).
@@ -109,11 +110,11 @@ var tunings = []struct {
 	Tuning
 	match func(vendor string, family, model int) bool
 }{
-	{Tuning{Name: "zen4", Q8_0Panels: Panels{256, true}, Q4_0Panels: Panels{256, false}, KPanels: Panels{256, true}, KBatchPrefetch: 0},
+	{Tuning{Name: "zen4", Q8_0Panels: Panels{256, true}, Q4_0Panels: Panels{256, false}, KPanels: Panels{256, true}, BatchPrefetch: 0},
 		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
-	{Tuning{Name: "zen5", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, KBatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
+	{Tuning{Name: "zen5", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, BatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
 		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
-	{Tuning{Name: "default", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, KBatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
+	{Tuning{Name: "default", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, BatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
 		func(string, int, int) bool { return true }},
 }
 

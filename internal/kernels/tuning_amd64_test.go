@@ -45,6 +45,30 @@ func TestResidentPrefetchDistances(t *testing.T) {
 					require.Equal(t, want, got, "%s rows=%d in order=%v pf=%d", rt.bc.name, rows, i == 1, pf)
 				}
 			}
+			// The panel kernels for a batch (BatchPrefetch), each group
+			// size against MatVec, at every distance.
+			l := map[*BlockType]*residentLayout{Q8_0Resident: residentQ8_0, Q4_0Resident: residentQ4_0}[rt.res]
+			for V, panel := range residentPanelKernels[l] {
+				if panel == nil {
+					continue
+				}
+				n := nb * QBlock
+				bq, bs, bsum := randActivation(r, n, V)
+				var sc panelScratch
+				xsT, xcT := sc.transposeScales(bs, bsum, V, nb, l.c)
+				want := make([]float32, rows*V)
+				for v := range V {
+					rt.res.MatVec(want[v*rows:(v+1)*rows], res, bq[v*n:(v+1)*n], bs[v*nb:(v+1)*nb], bsum[v*nb:(v+1)*nb])
+				}
+				for _, pf := range pfs {
+					got := make([]float32, rows*V)
+					pb := len(res) / (rows / ResidentRows)
+					for r0 := 0; r0 < rows; r0 += ResidentRows {
+						panel(got[r0:], rows, res[r0/ResidentRows*pb:], bq, xsT, xcT, n, pf)
+					}
+					require.Equal(t, want, got, "%s rows=%d %d vectors pf=%d", rt.bc.name, rows, V, pf)
+				}
+			}
 		}
 		for _, rt := range residentKTypes {
 			const nsb = 3
@@ -62,7 +86,7 @@ func TestResidentPrefetchDistances(t *testing.T) {
 					require.Equal(t, want, got, "%s rows=%d in order=%v pf=%d", rt.typ.name, rows, i == 1, pf)
 				}
 			}
-			// The panel kernels for a batch (KBatchPrefetch): every
+			// The panel kernels for a batch (BatchPrefetch): every
 			// group size, each panel against its vectors as matMat
 			// takes them, the same values at every distance.
 			for V, panel := range k.panel {
