@@ -360,11 +360,11 @@ func (b *Batch) rows(out []float32, stride int, t *tensor, base, lo, hi int, x [
 	if n == 1 {
 		// One sequence: the matrix-vector kernel over the whole range,
 		// as a Session's token takes it, with the same values (batch
-		// invariance). The panel kernels a batch takes do not prefetch
-		// and a block of rows gains nothing from one vector: on an
-		// Intel Xeon (family 6 model 207) a 1-client step of the
-		// TinyLlama-shaped Q4_K_M file took 33 ms through them, bench's
-		// tg 21.6 ms (docs/performance.md, fifth session).
+		// invariance). A block of rows gains nothing from one vector,
+		// and the panel kernels then did not prefetch: on an Intel Xeon
+		// (family 6 model 207) a 1-client step of the TinyLlama-shaped
+		// Q4_K_M file took 33 ms through them, bench's tg 21.6 ms
+		// (docs/performance.md, fifth session).
 		t.mulRows(out[base+r0:base+r1], r0, &acts[0])
 		return
 	}
