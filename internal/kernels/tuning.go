@@ -28,12 +28,12 @@ import (
 // of 3-4 rounds: none 41.5 / 52.1, 256 42.0 / 52.9, 512 37.6 / 52.0, 1024
 // 32.9 / 52.1, 2048 34.6 / 47.2. Zen 4 splits each 512-bit operation in
 // two, so a block takes about twice as long there and a shorter distance
-// is as far ahead in time. Q4_0 on Zen 5 was not measured: it takes Q8_0's
-// distance. Resident Q4_K and Q6_K (one distance for both,
+// is as far ahead in time. Q4_0 on Zen 5: the table below. Resident Q4_K
+// and Q6_K (one distance for both,
 // ../asm/gguf/residentk.go) on Zen 4, TinyLlama-shaped Q4_K_M tg64 tok/s
 // at 1 / 2 threads, medians of 3 alternated rounds in one quiet spell:
 // none 41.9 / 52.3, 256 42.9 / 64.0, 512 36.9 / 51.3, 1024 30.6 / 45.6,
-// 2048 28.6 / 44.9. Not measured on Zen 5, which takes its Q8_0 distance.
+// 2048 28.6 / 44.9. Zen 5: the table below.
 //
 // The float32 and llama2.c Q8_0 matrix-vector kernels' prefetch distance
 // (../asm/matvec.go, ../asm/q8): they are generated for 2048 bytes ahead
@@ -55,7 +55,7 @@ import (
 // (kept apart: the 2-thread cell is the noisier).
 //
 // The default row is Zen 5's (the distances the kernels had before the
-// table). It is also Intel's: on a Xeon VM (family 6 model 207, Emerald
+// table), but for the batch panels' distance (below). It is also Intel's: on a Xeon VM (family 6 model 207, Emerald
 // Rapids), 2026-12-07, TinyLlama-shaped tg64 tok/s at 1 / 2 threads (and
 // stories110M fp32), medians of 4 samples in 2 alternated rounds, every
 // resident distance together, apart unless "in order":
@@ -77,9 +77,47 @@ import (
 // they reach from L3. With 1024 bytes, `serve` with 8 clients, 3
 // alternated rounds, tok/s medians: Q4_K_M 98 -> 158 (a step 75 -> 47
 // ms), Q4_0 126 -> 154, Q8_0 86 -> 99; pp128 at 2 threads moved up by
-// 5-15% (2-3 rounds, noisy). Zen 4 and Zen 5 were not measured: Zen 4
-// keeps 0 (the line being read: no change there), Zen 5 takes Intel's
-// distance, as its other rows do.
+// 5-15% (2-3 rounds, noisy). Zen 4 was not measured and keeps 0 (the
+// line being read: no change there).
+//
+// Zen 5 VM (family 26 model 2), 2026-12-08, the same runs as Intel's
+// table above (tg64, 1 / 2 threads, medians of 4 samples in 2 alternated
+// rounds, every row together):
+//
+//	            none        256         512         1024        2048        256 in order 1024 in order
+//	Q4_K_M      44.2 / 80.6 47.5 / 85.3 48.0 / 86.0 50.9 / 92.7 50.5 / 87.2 31.7 / 55.2  36.4 / 66.3
+//	Q4_0        53.2 / 98.4 48.9 / 95.8 42.3 / 72.9 49.6 / 91.3 50.0 / 93.2 38.1 / 67.7  34.6 / 61.5
+//	Q8_0        24.3 / 44.2 27.8 / 48.6 28.6 / 49.3 33.4 / 60.3 31.4 / 55.6 25.6 / 47.0  22.9 / 41.5
+//
+// Q4_0's "none" was the noise's: 4 more alternated rounds gave none 45.2 /
+// 75.4, 256 47.3 / 78.9, 1024 53.8 / 78.5, 2048 51.7 / 80.1. The batch
+// panels' distance (BatchPrefetch), pp128 tok/s at 1 / 2 threads, 2
+// alternated rounds:
+//
+//	            0             256           512           1024          2048
+//	Q4_K_M      240.0 / 355.3 245.1 / 441.5 249.7 / 479.8 258.5 / 499.9 261.4 / 504.3
+//	Q4_0        252.9 / 445.2 250.3 / 459.2 255.8 / 470.7 256.5 / 481.4 264.7 / 493.9
+//	Q8_0        220.9 / 388.9 227.9 / 392.4 229.6 / 375.7 231.7 / 410.1 235.0 / 430.5
+//
+// Zen 5 keeps the default row's panel choices: 1024 bytes ahead, 4
+// panels apart (in order loses 25-45%). For a batch, prompts cannot tell
+// 1024 from 2048 (none loses up to 29%), but decode steps can: a panel
+// kernel for 8 sequences reads 17-19 GB/s on a thread from L2
+// (BenchmarkResidentK), so 1024 bytes are 55 ns ahead, less than the
+// memory's latency, and a CPU profile of `serve` with 8 clients had the
+// Q4_K one reading 11.7 GB/s. `serve -threads 2 -parallel 8`, 8 clients,
+// 64-token completions, tok/s medians of alternated rounds:
+//
+//	                  1024   2048   4096   8192   16384
+//	Q4_K_M, 2 rounds  199.8  247.5  274.0  280.0  -
+//	Q4_K_M, 4 rounds  208.9  -      270.7  274.4  271.3
+//	Q4_0, 2 rounds    254.9  -      311.3  314.4  -
+//	Q8_0, 2 rounds    146.9  -      203.4  228.2  -
+//
+// and pp128 at 1 / 2 threads did not move (Q4_K_M 245.4 / 403.1 at 1024,
+// 251.0 / 401.3 at 8192; Q4_0 255.2 / 436.2, 269.7 / 439.3; Q8_0 236.1 /
+// 384.7, 237.6 / 393.1). Zen 5 takes 8192. Intel's row keeps the 1024 it
+// was measured at (against none); a longer distance was not tried there.
 
 // Tuning is one row of the per-CPU table.
 type Tuning struct {
@@ -112,7 +150,7 @@ var tunings = []struct {
 }{
 	{Tuning{Name: "zen4", Q8_0Panels: Panels{256, true}, Q4_0Panels: Panels{256, false}, KPanels: Panels{256, true}, BatchPrefetch: 0},
 		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 25 }},
-	{Tuning{Name: "zen5", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, BatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
+	{Tuning{Name: "zen5", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, BatchPrefetch: 8192, F32Prefetch: 2048, Q8Prefetch: 2048},
 		func(v string, f, _ int) bool { return v == "AuthenticAMD" && f == 26 }},
 	{Tuning{Name: "default", Q8_0Panels: Panels{1024, false}, Q4_0Panels: Panels{1024, false}, KPanels: Panels{1024, false}, BatchPrefetch: 1024, F32Prefetch: 2048, Q8Prefetch: 2048},
 		func(string, int, int) bool { return true }},

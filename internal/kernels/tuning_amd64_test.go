@@ -27,6 +27,9 @@ func TestResidentPrefetchDistances(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(49, 50))
 	pfs := []int{0, 64, 256, 1024, 1 << 20}
+	for _, row := range tunings { // and every distance the table chooses
+		pfs = append(pfs, row.Q8_0Panels.Prefetch, row.Q4_0Panels.Prefetch, row.KPanels.Prefetch, row.BatchPrefetch)
+	}
 	for _, rows := range []int{16, 80, 176} { // 1 panel; 4 apart and 1; 8 apart and 3
 		for _, rt := range residentTypes {
 			const nb = 7
