@@ -378,7 +378,7 @@ func residentKMatVec(rl kLayout, apart bool) {
 // half their speed from L3 on an Intel Xeon (family 6 model 207).
 func residentKMatMat(rl kLayout, V int) {
 	name := fmt.Sprintf("matMatPanel%s%dVNNI", rl.short, V)
-	TEXT(name, 0, "func(out []float32, m int, p []byte, x []int8, aux []uint32, n int, pf int)") // 64*V bytes of frame
+	TEXT(name, 0, "func(out []float32, m int, p []byte, x []int8, aux []uint32, n, pf int)") // 64*V bytes of frame
 	Doc(name + " multiplies a resident " + rl.name + " panel by vectors; see internal/kernels/" + rl.goFile + ".")
 	sums := AllocLocal(64 * V)
 	pp := Load(Param("p").Base(), GP64())

@@ -55,8 +55,9 @@ import (
 // (kept apart: the 2-thread cell is the noisier).
 //
 // The default row is Zen 5's (the distances the kernels had before the
-// table), but for the batch panels' distance (below). It is also Intel's: on a Xeon VM (family 6 model 207, Emerald
-// Rapids), 2026-12-07, TinyLlama-shaped tg64 tok/s at 1 / 2 threads (and
+// table), but for the batch panels' distance (below). It is also Intel's:
+// on a Xeon VM (family 6 model 207, Emerald Rapids), 2026-12-07,
+// TinyLlama-shaped tg64 tok/s at 1 / 2 threads (and
 // stories110M fp32), medians of 4 samples in 2 alternated rounds, every
 // resident distance together, apart unless "in order":
 //
